@@ -1,0 +1,58 @@
+"""Forward models ``y = A x``: one :class:`LinearOperator` contract for all."""
+
+from rimkit.operators.base import (
+    Adjoint,
+    ComplexAsChannels,
+    Composition,
+    Identity,
+    LinearOperator,
+    channels_to_complex,
+    check_image,
+    complex_to_channels,
+)
+from rimkit.operators.bicubic import BicubicDownsample, bicubic_upsample, imresize_matrix
+from rimkit.operators.blur import BOUNDARIES, Blur, box_kernel, gaussian_kernel, motion_kernel
+from rimkit.operators.inpaint import Inpainting, random_mask
+from rimkit.operators.mri import (
+    CartesianMRI,
+    fft2c,
+    gaussian_2d_mask,
+    ifft2c,
+    variable_density_mask,
+)
+from rimkit.operators.projection import (
+    PROJECTION_KINDS,
+    FourierProjection,
+    MatrixProjection,
+    random_projection,
+)
+
+__all__ = [
+    "BOUNDARIES",
+    "PROJECTION_KINDS",
+    "Adjoint",
+    "BicubicDownsample",
+    "Blur",
+    "CartesianMRI",
+    "ComplexAsChannels",
+    "Composition",
+    "FourierProjection",
+    "Identity",
+    "Inpainting",
+    "LinearOperator",
+    "MatrixProjection",
+    "bicubic_upsample",
+    "box_kernel",
+    "channels_to_complex",
+    "check_image",
+    "complex_to_channels",
+    "fft2c",
+    "gaussian_2d_mask",
+    "gaussian_kernel",
+    "ifft2c",
+    "imresize_matrix",
+    "motion_kernel",
+    "random_mask",
+    "random_projection",
+    "variable_density_mask",
+]

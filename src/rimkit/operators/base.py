@@ -1,0 +1,219 @@
+"""The one contract every forward model follows: a linear operator A with its adjoint.
+
+A :class:`LinearOperator` maps a batch of images ``x`` of shape ``(B, C, H, W)`` to
+measurements ``y = A x`` and back with the adjoint ``A^H y``. Operators know nothing of
+networks; a RIM only ever sees them through a likelihood gradient.
+
+Example:
+    >>> import torch
+    >>> from rimkit.operators import Identity
+    >>> op = Identity()
+    >>> x = torch.rand(2, 1, 8, 8)
+    >>> bool(torch.equal(op.H.H(x), op(x)))
+    True
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+REAL_DTYPES = (torch.float32, torch.float64)
+COMPLEX_DTYPES = (torch.complex64, torch.complex128)
+
+
+def check_image(
+    x: Tensor,
+    name: str = "x",
+    *,
+    channels: int | None = None,
+    allow_complex: bool = False,
+    min_size: tuple[int, int] = (1, 1),
+) -> None:
+    """Raise a ``ValueError`` that says what is wrong unless ``x`` is a batch of images.
+
+    Accepted: a tensor of shape ``(B, C, H, W)``, float32 or float64 (complex64 or
+    complex128 where ``allow_complex``), with ``channels`` channels when given and at least
+    ``min_size`` pixels in height and width.
+    """
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x)}")
+    if x.ndim != 4:
+        raise ValueError(
+            f"{name} must have 4 dimensions (B, C, H, W), got shape {tuple(x.shape)}; "
+            "add batch and channel axes with x[None, None] for a single gray image"
+        )
+    accepted = REAL_DTYPES + (COMPLEX_DTYPES if allow_complex else ())
+    if x.dtype not in accepted:
+        names = ", ".join(str(d).removeprefix("torch.") for d in accepted)
+        raise ValueError(f"{name} has dtype {x.dtype}; accepted: {names}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(
+            f"{name} has {x.shape[1]} channels; this operator was built for {channels}"
+        )
+    if x.shape[-2] < min_size[0] or x.shape[-1] < min_size[1]:
+        raise ValueError(
+            f"{name} is {x.shape[-2]}x{x.shape[-1]} pixels; this operation needs at least "
+            f"{min_size[0]}x{min_size[1]}"
+        )
+
+
+def per_sample(value: Tensor | float, batch: int, like: Tensor, name: str) -> Tensor:
+    """Broadcast a scalar or a per-sample ``(B,)`` value to ``(B, 1, 1, 1)`` on ``like``'s device."""
+    v = torch.as_tensor(value, dtype=like.real.dtype, device=like.device)
+    if v.ndim == 0:
+        v = v.expand(batch)
+    v = v.reshape(-1)
+    if v.numel() not in (1, batch):
+        raise ValueError(f"{name} has {v.numel()} values for a batch of {batch}; give 1 or {batch}")
+    return v.expand(batch).reshape(batch, 1, 1, 1)
+
+
+def inner(a: Tensor, b: Tensor) -> Tensor:
+    """Real inner product Re <a, b> per sample over all non-batch axes; shape ``(B,)``."""
+    prod = a * b.conj() if a.is_complex() or b.is_complex() else a * b
+    return prod.real.reshape(a.shape[0], -1).sum(dim=1)
+
+
+class LinearOperator(nn.Module):
+    """A linear forward model ``y = A x`` on batches of images.
+
+    Subclasses implement :meth:`forward` and :meth:`adjoint`; :meth:`normal` (``A^H A x``)
+    defaults to their composition and may be overridden where cheaper. Parameters (a kernel,
+    a mask, a matrix) are fixed at construction and never changed by a call.
+
+    Operators compose with ``@`` (``(A @ B)(x) == A(B(x))``) and ``op.H`` is the adjoint as
+    an operator, with ``op.H.H is op``.
+
+    Example:
+        >>> import torch
+        >>> from rimkit.operators import Blur, gaussian_kernel, Inpainting
+        >>> blur = Blur(gaussian_kernel(1.0))
+        >>> mask = torch.ones(1, 1, 16, 16)
+        >>> op = Inpainting(mask) @ blur
+        >>> op(torch.rand(1, 1, 16, 16)).shape
+        torch.Size([1, 1, 16, 16])
+    """
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> measurement
+        raise NotImplementedError
+
+    def adjoint(self, y: Tensor) -> Tensor:  # measurement -> (B, C, H, W)
+        raise NotImplementedError
+
+    def normal(self, x: Tensor) -> Tensor:
+        """``A^H A x``."""
+        return self.adjoint(self.forward(x))
+
+    @property
+    def H(self) -> LinearOperator:
+        """The adjoint ``A^H`` as an operator; ``op.H.H`` is ``op``."""
+        return Adjoint(self)
+
+    def __matmul__(self, other: LinearOperator) -> LinearOperator:
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        return Composition(self, other)
+
+
+class Adjoint(LinearOperator):
+    """The adjoint of an operator: ``forward`` is ``op.adjoint`` and vice versa."""
+
+    def __init__(self, op: LinearOperator) -> None:
+        super().__init__()
+        self.op = op
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.op.adjoint(x)
+
+    def adjoint(self, y: Tensor) -> Tensor:
+        return self.op.forward(y)
+
+    @property
+    def H(self) -> LinearOperator:
+        return self.op
+
+
+class Composition(LinearOperator):
+    """``(outer @ inner)(x) = outer(inner(x))`` with adjoint ``inner^H outer^H``."""
+
+    def __init__(self, outer: LinearOperator, inner: LinearOperator) -> None:
+        super().__init__()
+        self.outer = outer
+        self.inner = inner
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.outer(self.inner(x))
+
+    def adjoint(self, y: Tensor) -> Tensor:
+        return self.inner.adjoint(self.outer.adjoint(y))
+
+
+class Identity(LinearOperator):
+    """``A = I``: denoising.
+
+    Example:
+        >>> import torch
+        >>> Identity()(torch.zeros(1, 3, 4, 4)).shape
+        torch.Size([1, 3, 4, 4])
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_image(x, allow_complex=True)
+        return x
+
+    def adjoint(self, y: Tensor) -> Tensor:
+        check_image(y, "y", allow_complex=True)
+        return y
+
+    def normal(self, x: Tensor) -> Tensor:
+        return self.forward(x)
+
+
+class ComplexAsChannels(LinearOperator):
+    """Present a complex-valued operator to real networks: the image is real ``(B, 2C, H, W)``.
+
+    The first ``C`` channels hold the real part and the last ``C`` the imaginary part. The
+    wrapped operator is linear over the reals, so its adjoint under the real inner product is
+    ``channels(op.adjoint(y))``.
+
+    Example:
+        >>> import torch
+        >>> from rimkit.operators import CartesianMRI
+        >>> op = ComplexAsChannels(CartesianMRI(torch.ones(1, 1, 8, 8)))
+        >>> op.adjoint(op(torch.rand(1, 2, 8, 8))).shape
+        torch.Size([1, 2, 8, 8])
+    """
+
+    def __init__(self, op: LinearOperator) -> None:
+        super().__init__()
+        self.op = op
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.op(channels_to_complex(x))
+
+    def adjoint(self, y: Tensor) -> Tensor:
+        return complex_to_channels(self.op.adjoint(y))
+
+    def normal(self, x: Tensor) -> Tensor:
+        return complex_to_channels(self.op.normal(channels_to_complex(x)))
+
+
+def complex_to_channels(z: Tensor) -> Tensor:
+    """Complex ``(B, C, H, W)`` to real ``(B, 2C, H, W)`` (real parts, then imaginary parts)."""
+    check_image(z, "z", allow_complex=True)
+    if not z.is_complex():
+        raise ValueError(f"expected a complex tensor, got {z.dtype}")
+    return torch.cat([z.real, z.imag], dim=1)
+
+
+def channels_to_complex(x: Tensor) -> Tensor:
+    """Real ``(B, 2C, H, W)`` to complex ``(B, C, H, W)``: the inverse of complex_to_channels."""
+    check_image(x)
+    if x.shape[1] % 2:
+        raise ValueError(
+            f"a complex image as channels needs an even channel count (real, imaginary); "
+            f"got {x.shape[1]}"
+        )
+    re, im = x.chunk(2, dim=1)
+    return torch.complex(re, im)

@@ -1,0 +1,162 @@
+"""Blur: convolution of each channel with a kernel, ``y = k * x``, computed with the FFT.
+
+Two boundary conditions:
+
+- ``circular``: the image wraps around (periodic); ``A`` is diagonal in the Fourier domain,
+  ``A = F^H diag(K) F``, and ``A^H = F^H diag(conj K) F``.
+- ``zero``: pixels outside the image are zero; the output has the size of the input. It is
+  computed as a circular convolution of the zero-padded image, cropped back.
+
+The kernel's centre is its pixel ``(kh // 2, kw // 2)``.
+
+Example:
+    >>> import torch
+    >>> op = Blur(gaussian_kernel(1.6), boundary="circular")
+    >>> x = torch.ones(1, 1, 16, 16)
+    >>> torch.allclose(op(x), x)    # a normalised kernel keeps a constant image
+    True
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from rimkit.operators.base import LinearOperator, check_image
+
+BOUNDARIES = ("circular", "zero")
+
+
+def gaussian_kernel(std: float, size: int | None = None) -> Tensor:
+    """Isotropic Gaussian kernel of standard deviation ``std`` pixels, summing to one.
+
+    ``size`` defaults to the odd integer ``2 * ceil(3 * std) + 1``.
+
+    Example:
+        >>> gaussian_kernel(1.0).shape
+        torch.Size([7, 7])
+    """
+    if not (math.isfinite(std) and std > 0):
+        raise ValueError(f"the Gaussian kernel's std must be finite and > 0, got {std}")
+    size = 2 * math.ceil(3 * std) + 1 if size is None else _check_size(size)
+    r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(r**2) / (2 * std**2))
+    k = g[:, None] * g[None, :]
+    return (k / k.sum()).float()
+
+
+def box_kernel(size: int) -> Tensor:
+    """Uniform ``size x size`` kernel summing to one.
+
+    Example:
+        >>> round(box_kernel(3)[0, 0].item(), 6)
+        0.111111
+    """
+    size = _check_size(size)
+    return torch.full((size, size), 1.0 / size**2)
+
+
+def motion_kernel(length: float, angle: float = 0.0, size: int | None = None) -> Tensor:
+    """Linear motion blur: a line segment of ``length`` pixels at ``angle`` degrees.
+
+    The segment, centred on the kernel's centre, is rasterised by sampling it densely and
+    splatting each sample bilinearly; the kernel sums to one.
+
+    Example:
+        >>> k = motion_kernel(5, angle=0.0)
+        >>> k.shape, k.sum(dim=1).argmax().item()   # horizontal: all weight in the middle row
+        (torch.Size([5, 5]), 2)
+    """
+    if not (math.isfinite(length) and length >= 1):
+        raise ValueError(f"the motion length must be finite and >= 1 pixel, got {length}")
+    if not math.isfinite(angle):
+        raise ValueError(f"the motion angle must be finite, got {angle}")
+    size = 2 * math.ceil((length - 1) / 2) + 1 if size is None else _check_size(size)
+    c = (size - 1) / 2
+    t = torch.linspace(-(length - 1) / 2, (length - 1) / 2, max(2, int(8 * length)))
+    theta = math.radians(angle)
+    cols = c + t * math.cos(theta)
+    rows = c - t * math.sin(theta)
+    k = torch.zeros(size, size, dtype=torch.float64)
+    r0, c0 = rows.floor().long(), cols.floor().long()
+    fr, fc = (rows - r0).double(), (cols - c0).double()
+    corners = [
+        (0, 0, (1 - fr) * (1 - fc)),
+        (0, 1, (1 - fr) * fc),
+        (1, 0, fr * (1 - fc)),
+        (1, 1, fr * fc),
+    ]
+    for dr, dc, w in corners:
+        rr, cc = r0 + dr, c0 + dc
+        ok = (rr >= 0) & (rr < size) & (cc >= 0) & (cc < size)
+        k.index_put_((rr[ok], cc[ok]), w[ok], accumulate=True)
+    return (k / k.sum()).float()
+
+
+def _check_size(size: int) -> int:
+    if isinstance(size, bool) or int(size) != size or size < 1:
+        raise ValueError(f"kernel size must be a positive integer, got {size}")
+    return int(size)
+
+
+class Blur(LinearOperator):
+    """Convolve every channel with ``kernel`` (``(kh, kw)``, or ``(B, kh, kw)`` per sample).
+
+    Example:
+        >>> import torch
+        >>> op = Blur(box_kernel(3), boundary="zero")
+        >>> op(torch.ones(1, 1, 4, 4))[0, 0, 0, 0].item()   # a corner sees 4 of 9 pixels
+        0.4444444477558136
+    """
+
+    def __init__(self, kernel: Tensor, boundary: str = "circular") -> None:
+        super().__init__()
+        kernel = torch.as_tensor(kernel)
+        if kernel.ndim not in (2, 3) or kernel.numel() == 0:
+            raise ValueError(f"kernel must be (kh, kw) or (B, kh, kw), got {tuple(kernel.shape)}")
+        if not torch.isfinite(kernel).all():
+            raise ValueError("kernel contains NaN or Inf")
+        if boundary not in BOUNDARIES:
+            raise ValueError(f"unknown boundary {boundary!r}; known: {', '.join(BOUNDARIES)}")
+        self.boundary = boundary
+        self.register_buffer("kernel", kernel if kernel.ndim == 3 else kernel[None], False)
+
+    def _pad(self) -> tuple[int, int]:
+        kh, kw = self.kernel.shape[-2:]
+        return (kh // 2, kw // 2) if self.boundary == "zero" else (0, 0)
+
+    def _transfer(self, x: Tensor) -> Tensor:
+        """The kernel's FFT on the grid of ``x``: ``(B or 1, 1, H, W)``, centre at (0, 0)."""
+        kb, kh, kw = self.kernel.shape
+        h, w = x.shape[-2:]
+        if kb not in (1, x.shape[0]):
+            raise ValueError(f"the operator holds {kb} kernels for a batch of {x.shape[0]}")
+        if kh > h or kw > w:
+            raise ValueError(f"the {kh}x{kw} kernel is larger than the {h}x{w} image")
+        k = self.kernel.to(x.real.dtype)
+        padded = F.pad(k, (0, w - kw, 0, h - kh))  # (kb, H, W)
+        padded = torch.roll(padded, shifts=(-(kh // 2), -(kw // 2)), dims=(-2, -1))
+        return torch.fft.fft2(padded)[:, None]  # (kb, 1, H, W)
+
+    def _convolve(self, x: Tensor, conjugate: bool) -> Tensor:
+        otf = self._transfer(x)
+        otf = otf.conj() if conjugate else otf
+        out = torch.fft.ifft2(torch.fft.fft2(x) * otf)
+        return out if x.is_complex() else out.real
+
+    def _blur(self, x: Tensor, name: str, conjugate: bool) -> Tensor:
+        check_image(x, name, allow_complex=True)
+        ph, pw = self._pad()
+        if ph == pw == 0:
+            return self._convolve(x, conjugate)
+        padded = F.pad(x, (pw, pw, ph, ph))  # (B, C, H + 2ph, W + 2pw)
+        return self._convolve(padded, conjugate)[..., ph : ph + x.shape[-2], pw : pw + x.shape[-1]]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._blur(x, "x", conjugate=False)
+
+    def adjoint(self, y: Tensor) -> Tensor:
+        return self._blur(y, "y", conjugate=True)

@@ -1,0 +1,168 @@
+"""Random projections of the flattened image: ``y = A vec(x)`` with ``m = ratio * n`` rows.
+
+Three ensembles, as in the RIM paper's compressed-sensing experiment:
+
+- ``gaussian``: entries ``N(0, 1/m)``,
+- ``bernoulli``: entries ``+-1/sqrt(m)`` with equal probability,
+- ``fourier``: ``m`` random rows of the orthonormal 2-D DFT of each channel; the output is real,
+  the real parts of the ``m`` coefficients followed by their imaginary parts (``2m`` values).
+
+With these scalings ``E ||A x||^2 = ||x||^2`` for the matrix ensembles, and the Fourier rows
+are orthonormal. For a real image the DFT is conjugate-symmetric, so two drawn rows may carry
+the same information; the rows are drawn uniformly, as the paper describes.
+
+Example:
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> op = random_projection("bernoulli", (1, 8, 8), ratio=0.5, generator=g)
+    >>> op(torch.rand(1, 1, 8, 8)).shape
+    torch.Size([1, 32])
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from rimkit.operators.base import LinearOperator, check_image
+
+PROJECTION_KINDS = ("gaussian", "bernoulli", "fourier")
+
+
+def _check_image_shape(image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    if len(image_shape) != 3 or any(int(d) < 1 for d in image_shape):
+        raise ValueError(f"image_shape must be (C, H, W) with positive sizes, got {image_shape}")
+    return tuple(int(d) for d in image_shape)  # type: ignore[return-value]
+
+
+def _check_measurement(y: Tensor, width: int) -> None:
+    if not isinstance(y, Tensor) or y.ndim != 2 or y.shape[1] != width:
+        shape = tuple(y.shape) if isinstance(y, Tensor) else type(y)
+        raise ValueError(f"y must have shape (B, {width}), got {shape}")
+
+
+class MatrixProjection(LinearOperator):
+    """``y = M vec(x)`` for a matrix ``(m, n)`` shared by the batch or ``(B, m, n)`` per sample.
+
+    Example:
+        >>> import torch
+        >>> op = MatrixProjection(torch.eye(4), (1, 2, 2))
+        >>> op.adjoint(op(torch.ones(1, 1, 2, 2))).shape
+        torch.Size([1, 1, 2, 2])
+    """
+
+    def __init__(self, matrix: Tensor, image_shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.image_shape = _check_image_shape(image_shape)
+        n = math.prod(self.image_shape)
+        if matrix.ndim not in (2, 3) or matrix.shape[-1] != n:
+            raise ValueError(
+                f"matrix must be (m, {n}) or (B, m, {n}) for images of shape {self.image_shape}, "
+                f"got {tuple(matrix.shape)}"
+            )
+        self.register_buffer("matrix", matrix, persistent=False)
+
+    def _batched(self, batch: int, dtype: torch.dtype) -> Tensor:
+        m = self.matrix.to(dtype)
+        m = m if m.ndim == 3 else m.unsqueeze(0)
+        if m.shape[0] not in (1, batch):
+            raise ValueError(f"the operator holds {m.shape[0]} matrices for a batch of {batch}")
+        return m.expand(batch, -1, -1)  # (B, m, n)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_image(x)
+        if tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"x has shape {tuple(x.shape[1:])}, the operator {self.image_shape}")
+        flat = x.reshape(x.shape[0], -1, 1)  # (B, n, 1)
+        return torch.bmm(self._batched(x.shape[0], x.dtype), flat).squeeze(-1)  # (B, m)
+
+    def adjoint(self, y: Tensor) -> Tensor:
+        _check_measurement(y, self.matrix.shape[-2])
+        mat = self._batched(y.shape[0], y.dtype)
+        flat = torch.bmm(mat.transpose(1, 2), y.unsqueeze(-1))  # (B, n, 1)
+        return flat.reshape(y.shape[0], *self.image_shape)
+
+
+class FourierProjection(LinearOperator):
+    """``m`` rows of the orthonormal 2-D DFT; output ``[Re F x[rows], Im F x[rows]]``.
+
+    ``rows`` holds indices into the flattened ``(C, H, W)`` array of per-channel DFT
+    coefficients, shape ``(m,)`` shared or ``(B, m)`` per sample.
+
+    Example:
+        >>> import torch
+        >>> op = FourierProjection(torch.tensor([0]), (1, 2, 2))
+        >>> op(torch.ones(1, 1, 2, 2)).tolist()   # the DC coefficient, 4 / sqrt(4)
+        [[2.0, 0.0]]
+    """
+
+    def __init__(self, rows: Tensor, image_shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.image_shape = _check_image_shape(image_shape)
+        n = math.prod(self.image_shape)
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        if rows.ndim not in (1, 2) or rows.numel() == 0:
+            raise ValueError(f"rows must be (m,) or (B, m), got {tuple(rows.shape)}")
+        if rows.min() < 0 or rows.max() >= n:
+            raise ValueError(f"row indices must lie in [0, {n}) for images {self.image_shape}")
+        self.register_buffer("rows", rows if rows.ndim == 2 else rows[None], persistent=False)
+
+    def _rows(self, batch: int) -> Tensor:
+        if self.rows.shape[0] not in (1, batch):
+            raise ValueError(
+                f"the operator holds {self.rows.shape[0]} row sets for {batch} samples"
+            )
+        return self.rows.expand(batch, -1)  # (B, m)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_image(x)
+        if tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"x has shape {tuple(x.shape[1:])}, the operator {self.image_shape}")
+        coeffs = torch.fft.fft2(x, norm="ortho").reshape(x.shape[0], -1)  # (B, n) complex
+        picked = torch.gather(coeffs, 1, self._rows(x.shape[0]))  # (B, m)
+        return torch.cat([picked.real, picked.imag], dim=1)  # (B, 2m)
+
+    def adjoint(self, y: Tensor) -> Tensor:
+        m = self.rows.shape[1]
+        _check_measurement(y, 2 * m)
+        b = y.shape[0]
+        picked = torch.complex(y[:, :m], y[:, m:])  # (B, m)
+        coeffs = torch.zeros(b, math.prod(self.image_shape), dtype=picked.dtype, device=y.device)
+        coeffs = coeffs.scatter_add(1, self._rows(b), picked)
+        image = torch.fft.ifft2(coeffs.reshape(b, *self.image_shape), norm="ortho")
+        return image.real
+
+
+def random_projection(
+    kind: str,
+    image_shape: tuple[int, int, int],
+    ratio: float,
+    batch: int = 1,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> LinearOperator:
+    """Draw a random projection of ``kind`` (gaussian, bernoulli, fourier) for ``batch`` samples.
+
+    ``m = max(1, round(ratio * n))`` rows for ``n = C * H * W`` and ``0 < ratio <= 1``; with
+    ``batch > 1`` each sample gets its own draw. Deterministic for a seeded ``generator``.
+    """
+    if kind not in PROJECTION_KINDS:
+        raise ValueError(f"unknown projection {kind!r}; known: {', '.join(PROJECTION_KINDS)}")
+    if not 0.0 < float(ratio) <= 1.0:
+        raise ValueError(f"ratio must lie in (0, 1], got {ratio}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    image_shape = _check_image_shape(image_shape)
+    n = math.prod(image_shape)
+    m = max(1, round(float(ratio) * n))
+    if kind == "fourier":
+        rows = torch.rand(batch, n, generator=generator).argsort(dim=1)[:, :m]
+        return FourierProjection(rows, image_shape)
+    if kind == "gaussian":
+        matrix = torch.randn(batch, m, n, generator=generator, dtype=dtype) / math.sqrt(m)
+    else:
+        signs = torch.randint(0, 2, (batch, m, n), generator=generator).to(dtype) * 2 - 1
+        matrix = signs / math.sqrt(m)
+    return MatrixProjection(matrix, image_shape)
