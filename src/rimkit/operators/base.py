@@ -59,7 +59,7 @@ def check_image(
 
 
 def per_sample(value: Tensor | float, batch: int, like: Tensor, name: str) -> Tensor:
-    """Broadcast a scalar or a per-sample ``(B,)`` value to ``(B, 1, 1, 1)`` on ``like``'s device."""
+    """Broadcast a scalar or per-sample ``(B,)`` value to ``(B, 1, 1, 1)`` on ``like``'s device."""
     v = torch.as_tensor(value, dtype=like.real.dtype, device=like.device)
     if v.ndim == 0:
         v = v.expand(batch)
