@@ -1,0 +1,5 @@
+import sys
+
+from rimkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,126 @@
+"""Degrade one image with a named task: the library side of ``rimkit degrade``.
+
+Example:
+    >>> import numpy as np
+    >>> result = degrade(np.full((12, 12), 0.5), "sr", scale=3)
+    >>> result.measurement.shape
+    (4, 4)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rimkit.io import from_tensor, to_tensor
+from rimkit.noise import GaussianNoise, simulate
+from rimkit.operators import (
+    BicubicDownsample,
+    Blur,
+    CartesianMRI,
+    Identity,
+    Inpainting,
+    LinearOperator,
+    gaussian_kernel,
+    random_mask,
+    variable_density_mask,
+)
+
+TASKS = ("denoise", "blur", "sr", "inpaint", "mri")
+DEFAULT_BLUR_STD = 1.6
+
+
+@dataclass
+class Degraded:
+    """A measurement ``y``, the operator that made it and, for inpaint and mri, the mask."""
+
+    measurement: np.ndarray
+    operator: LinearOperator
+    mask: np.ndarray | None = None
+
+
+def degrade(
+    image: np.ndarray,
+    task: str,
+    *,
+    sigma: float | None = None,
+    scale: int = 2,
+    fraction: float = 0.5,
+    acceleration: float = 4.0,
+    kernel: np.ndarray | None = None,
+    boundary: str = "circular",
+    quantize: bool = False,
+    seed: int = 0,
+) -> Degraded:
+    """Apply the forward model of ``task`` and Gaussian noise to an ``(H, W[, C])`` image.
+
+    ``sigma`` is on the 0-255 scale (required for ``denoise``, 0 otherwise by default).
+    ``sr`` crops the image to a multiple of ``scale`` first, as the SR protocol does, so the
+    result equals MATLAB ``imresize(hr, 1/scale, 'bicubic')``. ``mri`` returns complex
+    centred k-space of a gray (or complex) image with a variable-density column mask.
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    if sigma is None:
+        if task == "denoise":
+            raise ValueError("denoise needs a noise level: give --sigma (0-255 scale), e.g. 25")
+        sigma = 0.0
+    if not (math.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"sigma must be a finite number >= 0 on the 0-255 scale, got {sigma}")
+    if task == "sr":
+        scale = _check_scale(scale)
+        image = _crop_to_multiple(image, scale)
+    x = to_tensor(image, torch.float64)
+    generator = torch.Generator().manual_seed(seed)
+    operator, mask = _operator(task, x, scale, fraction, acceleration, kernel, boundary, generator)
+    if quantize and x.is_complex():
+        raise ValueError("8-bit quantisation applies to real measurements, not MRI k-space")
+    noise = GaussianNoise(sigma / 255.0, quantize=quantize)
+    y = simulate(x, operator, noise, generator)
+    mask_array = None if mask is None else mask[0, 0].numpy()
+    return Degraded(from_tensor(y), operator, mask_array)
+
+
+def _check_scale(scale: int) -> int:
+    if isinstance(scale, bool) or not float(scale).is_integer() or scale < 1:
+        raise ValueError(f"scale must be an integer >= 1 (2, 3, 4, ...), got {scale}")
+    return int(scale)
+
+
+def _crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
+    h, w = image.shape[0] - image.shape[0] % scale, image.shape[1] - image.shape[1] % scale
+    if h == 0 or w == 0:
+        raise ValueError(
+            f"the image is {image.shape[0]}x{image.shape[1]} pixels, too small for scale {scale}"
+        )
+    return image[:h, :w]
+
+
+def _operator(
+    task: str,
+    x: torch.Tensor,
+    scale: int,
+    fraction: float,
+    acceleration: float,
+    kernel: np.ndarray | None,
+    boundary: str,
+    generator: torch.Generator,
+) -> tuple[LinearOperator, torch.Tensor | None]:
+    _, c, h, w = x.shape
+    if task == "denoise":
+        return Identity(), None
+    if task == "blur":
+        k = gaussian_kernel(DEFAULT_BLUR_STD) if kernel is None else torch.as_tensor(kernel)
+        return Blur(k.double(), boundary=boundary), None
+    if task == "sr":
+        return BicubicDownsample(scale), None
+    if task == "inpaint":
+        mask = random_mask((1, 1, h, w), fraction, generator, dtype=torch.float64)
+        return Inpainting(mask), mask
+    if c != 1:
+        raise ValueError(f"mri needs a gray or complex single-channel image, got {c} channels")
+    mask = variable_density_mask((h, w), acceleration, generator=generator).double()
+    return CartesianMRI(mask), mask

@@ -1,0 +1,165 @@
+"""Reading and writing images: PNG, JPEG, TIFF (8 or 16 bit) and ``.npy``, written atomically.
+
+Images come back as float64 numpy arrays of shape ``(H, W)`` (gray) or ``(H, W, C)``, with
+8- and 16-bit files scaled to ``[0, 1]``; ``.npy`` arrays come back as stored (real or
+complex). ``example:NAME`` reads an image bundled with scikit-image (``example:camera``,
+``example:astronaut``, ...), so examples need no data of their own.
+
+Example:
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "ramp.png")
+    >>> write_image(path, np.linspace(0, 1, 12).reshape(3, 4))
+    >>> read_image(path).shape
+    (3, 4)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+EXAMPLE_PREFIX = "example:"
+EXAMPLES = ("camera", "astronaut", "coffee", "moon", "brick", "grass", "gravel", "chelsea")
+
+
+def read_image(path: str | os.PathLike, gray: bool | None = None) -> np.ndarray:
+    """Read an image file (or ``example:NAME``) as float64 ``(H, W)`` or ``(H, W, C)``.
+
+    ``gray=True`` converts RGB to luminance (ITU-R 601, as Pillow's ``L`` mode), ``gray=False``
+    converts gray to RGB, ``None`` keeps what the file holds. Alpha channels are dropped.
+    """
+    name = str(path)
+    if name.startswith(EXAMPLE_PREFIX):
+        array = _example(name.removeprefix(EXAMPLE_PREFIX))
+    else:
+        array = _read_file(Path(path))
+    return _convert_channels(array, gray, name)
+
+
+def _example(name: str) -> np.ndarray:
+    if name not in EXAMPLES:
+        raise ValueError(f"unknown example image {name!r}; known: {', '.join(EXAMPLES)}")
+    from skimage import data
+
+    return _scale_integers(np.asarray(getattr(data, name)()))
+
+
+def _read_file(path: Path) -> np.ndarray:
+    if not path.exists():
+        raise ValueError(f"input file {str(path)!r} does not exist")
+    if path.is_dir():
+        raise ValueError(f"input {str(path)!r} is a folder; give an image file")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise ValueError(f"cannot read {str(path)!r} as a .npy array: {err}") from None
+        return _check_array(array, str(path))
+    if suffix not in IMAGE_SUFFIXES:
+        known = ", ".join((*IMAGE_SUFFIXES, ".npy"))
+        raise ValueError(f"unsupported file type {suffix!r} for {str(path)!r}; known: {known}")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            array = np.asarray(img.convert("RGB") if img.mode in ("P", "CMYK", "YCbCr") else img)
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"{str(path)!r} is not a readable image: {err}") from None
+    return _scale_integers(array)
+
+
+def _scale_integers(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.bool_:
+        return array.astype(np.float64)
+    if np.issubdtype(array.dtype, np.integer):
+        return array.astype(np.float64) / np.iinfo(array.dtype).max
+    return array.astype(np.float64)
+
+
+def _check_array(array: np.ndarray, name: str) -> np.ndarray:
+    if array.ndim not in (2, 3):
+        raise ValueError(
+            f"{name} holds an array of shape {array.shape}; expected (H, W) or (H, W, C)"
+        )
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise ValueError(f"{name} holds {array.dtype} values; expected numbers")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or Inf values; replace them before use")
+    if np.iscomplexobj(array):
+        return array.astype(np.complex128)
+    return _scale_integers(array)
+
+
+def _convert_channels(array: np.ndarray, gray: bool | None, name: str) -> np.ndarray:
+    if array.ndim == 3 and array.shape[2] in (2, 4):  # drop alpha
+        array = array[..., :-1]
+    if gray is True and array.ndim == 3:
+        if array.shape[2] != 3:
+            raise ValueError(f"{name} has {array.shape[2]} channels; cannot convert to gray")
+        array = array @ np.array([0.299, 0.587, 0.114])
+    elif gray is False and array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    return array
+
+
+def to_tensor(array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``(H, W)`` or ``(H, W, C)`` array to a ``(1, C, H, W)`` tensor (complex stays complex)."""
+    chw = array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
+    if np.iscomplexobj(chw):
+        dtype = torch.complex64 if dtype == torch.float32 else torch.complex128
+    return torch.from_numpy(np.ascontiguousarray(chw)).to(dtype)[None]
+
+
+def from_tensor(x: torch.Tensor) -> np.ndarray:
+    """``(1, C, H, W)`` tensor to an ``(H, W)`` or ``(H, W, C)`` float64/complex128 array."""
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise ValueError(f"expected one image of shape (1, C, H, W), got {tuple(x.shape)}")
+    chw = x[0].detach().cpu()
+    chw = chw.to(torch.complex128 if chw.is_complex() else torch.float64).numpy()
+    return chw[0] if chw.shape[0] == 1 else np.moveaxis(chw, 0, -1)
+
+
+def to_uint8(array: np.ndarray) -> np.ndarray:
+    """Clip to ``[0, 1]`` and round to 8 bits."""
+    return np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def write_image(path: str | os.PathLike, array: np.ndarray, force: bool = False) -> None:
+    """Write an image atomically: a temporary file in the same folder, then a rename.
+
+    ``.npy`` stores the array exactly; image formats store it clipped and rounded to 8 bits
+    (gray or RGB). An existing file is kept unless ``force``; a failed write leaves no file.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix != ".npy" and suffix not in IMAGE_SUFFIXES:
+        known = ", ".join((*IMAGE_SUFFIXES, ".npy"))
+        raise ValueError(f"unsupported output type {suffix!r} for {str(path)!r}; known: {known}")
+    if path.exists() and not force:
+        raise ValueError(f"output {str(path)!r} exists; pass --force to overwrite it")
+    if not path.parent.exists():
+        raise ValueError(f"the folder of output {str(path)!r} does not exist")
+    if suffix != ".npy" and np.iscomplexobj(array):
+        raise ValueError(f"complex data cannot be stored as {suffix}; write a .npy file")
+    if suffix != ".npy" and not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
+        raise ValueError(f"an image file holds gray or RGB; got an array of shape {array.shape}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if suffix == ".npy":
+                np.save(handle, array)
+            else:
+                fmt = Image.registered_extensions()[suffix]
+                Image.fromarray(to_uint8(array)).save(handle, format=fmt)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,78 @@
+"""The RIM paper's ablations, built from the same RIM loop and cells (composition, no copy).
+
+- **GDN**, gradient-descent network: the cell sees only the likelihood gradient (and its own
+  state), not the current estimate: ``eta_{t+1}, s_{t+1} = eta_t + g(grad_t, s_t)``.
+  A :class:`~rimkit.models.rim.RIM` with ``uses_estimate=False``.
+- **FFN**, feed-forward network: the same inputs as the RIM, but each GRU is replaced by a
+  conv + ReLU layer of the same width, so there is no hidden state:
+  ``eta_{t+1} = eta_t + g(grad_t, eta_t)``. Cells built with ``recurrent=False``.
+
+Both run under the RIM's ``forward(likelihood, x0, steps)`` and return a ``Trajectory``.
+
+Example:
+    >>> import torch
+    >>> from rimkit.likelihood import GaussianLikelihood
+    >>> from rimkit.operators import Identity
+    >>> gdn = build_gdn(features=8, hidden=8, train_steps=3)
+    >>> y = torch.rand(1, 1, 16, 16)
+    >>> len(gdn(GaussianLikelihood(Identity(), y, 0.1), x0=y))
+    3
+"""
+
+from __future__ import annotations
+
+from rimkit.models.rim import RIM, build_rim
+
+
+def build_gdn(
+    cell: str = "restoration",
+    channels: int = 1,
+    *,
+    link: str = "sigmoid",
+    features: int | None = None,
+    hidden: int | None = None,
+    train_steps: int = 20,
+    noise_floor: float = 1e-3,
+    checkpoint: bool = False,
+    check_finite: bool = True,
+) -> RIM:
+    """The GDN ablation: ``build_rim(..., variant="gdn")`` (no estimate as cell input)."""
+    return build_rim(
+        cell,
+        channels,
+        variant="gdn",
+        link=link,
+        features=features,
+        hidden=hidden,
+        train_steps=train_steps,
+        noise_floor=noise_floor,
+        checkpoint=checkpoint,
+        check_finite=check_finite,
+    )
+
+
+def build_ffn(
+    cell: str = "restoration",
+    channels: int = 1,
+    *,
+    link: str = "sigmoid",
+    features: int | None = None,
+    hidden: int | None = None,
+    train_steps: int = 20,
+    noise_floor: float = 1e-3,
+    checkpoint: bool = False,
+    check_finite: bool = True,
+) -> RIM:
+    """The FFN ablation: ``build_rim(..., variant="ffn")`` (GRUs replaced by conv + ReLU)."""
+    return build_rim(
+        cell,
+        channels,
+        variant="ffn",
+        link=link,
+        features=features,
+        hidden=hidden,
+        train_steps=train_steps,
+        noise_floor=noise_floor,
+        checkpoint=checkpoint,
+        check_finite=check_finite,
+    )

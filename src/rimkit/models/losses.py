@@ -1,0 +1,169 @@
+"""Losses over a RIM trajectory: ``sum_t w_t L(x_t, x)``.
+
+The paper trains on the sum over all steps of the MSE with weights 1. Here the weights are
+normalised to sum to 1 by default (``normalize=True``): the uniform loss is then the mean
+over steps, a constant factor ``1/T`` from the paper's sum that keeps the loss scale (and
+learning rate) independent of ``T``; pass ``normalize=False`` for the paper's weights of 1.
+
+==========  ====================================  =============================
+weights     ``w_t`` before normalising (t=1..T)   T=4, normalised
+==========  ====================================  =============================
+uniform     1                                     .25 .25 .25 .25
+final       1 if t == T else 0                    0 0 0 1
+linear      t / T                                 .1 .2 .3 .4
+log         10 ** ((t - T) / (T - 1)), 0.1 .. 1   log-spaced, last 10x first
+==========  ====================================  =============================
+
+Losses ``L``: ``mse``, ``l1`` (means over all pixels) and ``ssim`` (``1 - SSIM`` with an
+11 x 11 Gaussian window, sigma 1.5, as :func:`skimage.metrics.structural_similarity` with
+``gaussian_weights=True, use_sample_covariance=False``).
+
+Example:
+    >>> import torch
+    >>> from rimkit.models.rim import Trajectory
+    >>> x = torch.zeros(1, 1, 16, 16)
+    >>> trajectory = Trajectory([x + 1.0, x + 0.5])
+    >>> trajectory_loss(trajectory, x, weights="final").item()
+    0.25
+    >>> trajectory_loss(trajectory, x, weights="uniform").item()
+    0.625
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from rimkit.models.rim import Trajectory
+
+WEIGHT_SCHEMES = ("uniform", "final", "linear", "log")
+
+
+def step_weights(name: str, steps: int, normalize: bool = True) -> Tensor:
+    """The weights ``w_1 .. w_T`` of scheme ``name`` as a float64 tensor ``(T,)``.
+
+    Example:
+        >>> step_weights("linear", 4).tolist()
+        [0.1, 0.2, 0.3, 0.4]
+        >>> step_weights("uniform", 3, normalize=False).tolist()
+        [1.0, 1.0, 1.0]
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    t = torch.arange(1, steps + 1, dtype=torch.float64)
+    if name == "uniform":
+        w = torch.ones(steps, dtype=torch.float64)
+    elif name == "final":
+        w = (t == steps).to(torch.float64)
+    elif name == "linear":
+        w = t / steps
+    elif name == "log":
+        w = 10.0 ** ((t - steps) / (steps - 1)) if steps > 1 else torch.ones(1, dtype=torch.float64)
+    else:
+        raise ValueError(f"unknown weight scheme {name!r}; known: {', '.join(WEIGHT_SCHEMES)}")
+    return w / w.sum() if normalize else w
+
+
+def gaussian_window(
+    size: int = 11,
+    sigma: float = 1.5,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | None = None,
+) -> Tensor:
+    """A normalised 1-D Gaussian ``(size,)``, centred, ``exp(-d^2 / (2 sigma^2))``."""
+    d = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(d**2) / (2 * sigma**2))
+    return (g / g.sum()).to(dtype=dtype, device=device)
+
+
+def ssim(
+    x: Tensor,
+    y: Tensor,
+    data_range: float = 1.0,
+    window_size: int = 11,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> Tensor:
+    """Mean structural similarity per sample, ``(B,)``; differentiable.
+
+    Local statistics under a Gaussian window (population covariances), averaged over the
+    channels and the pixels whose window lies inside the image, as scikit-image does.
+
+    Example:
+        >>> import torch
+        >>> x = torch.rand(2, 1, 16, 16)
+        >>> ssim(x, x).tolist()
+        [1.0, 1.0]
+    """
+    if x.shape != y.shape or x.ndim != 4:
+        raise ValueError(
+            f"ssim needs two tensors (B, C, H, W) of one shape, got "
+            f"{tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    if min(x.shape[-2:]) < window_size:
+        raise ValueError(
+            f"ssim needs images of at least {window_size}x{window_size} pixels, got "
+            f"{x.shape[-2]}x{x.shape[-1]}"
+        )
+    c = x.shape[1]
+    g = gaussian_window(window_size, sigma, x.dtype, x.device)
+    stats = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (B, 5C, H, W)
+    stats = F.conv2d(stats, g.view(1, 1, 1, -1).expand(5 * c, 1, 1, -1), groups=5 * c)
+    stats = F.conv2d(stats, g.view(1, 1, -1, 1).expand(5 * c, 1, -1, 1), groups=5 * c)
+    mx, my, mxx, myy, mxy = stats.chunk(5, dim=1)  # (B, C, H', W') each
+    vx, vy, cxy = mxx - mx * mx, myy - my * my, mxy - mx * my
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return s.flatten(1).mean(dim=1)
+
+
+def ssim_loss(x: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
+    """``1 - SSIM``, averaged over the batch."""
+    return 1.0 - ssim(x, target, data_range).mean()
+
+
+LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "mse": F.mse_loss,
+    "l1": F.l1_loss,
+    "ssim": ssim_loss,
+}
+
+
+def trajectory_loss(
+    trajectory: Trajectory | Sequence[Tensor],
+    target: Tensor,
+    weights: str | Sequence[float] | Tensor = "uniform",
+    loss: str = "mse",
+    normalize: bool = True,
+) -> Tensor:
+    """``sum_t w_t L(x_t, target)`` over the estimates of a trajectory.
+
+    ``weights`` is a scheme name (see :func:`step_weights`) or explicit ``T`` weights;
+    ``loss`` is a name in :data:`LOSSES`. Steps with weight 0 are not evaluated.
+    """
+    estimates = trajectory.estimates if isinstance(trajectory, Trajectory) else list(trajectory)
+    if not estimates:
+        raise ValueError("the trajectory has no estimates")
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
+    if estimates[0].shape != target.shape:
+        raise ValueError(
+            f"the estimates have shape {tuple(estimates[0].shape)} but the target "
+            f"{tuple(target.shape)}"
+        )
+    if isinstance(weights, str):
+        w = step_weights(weights, len(estimates), normalize).tolist()
+    else:
+        w = [float(v) for v in weights]
+        if len(w) != len(estimates) or not all(math.isfinite(v) for v in w):
+            raise ValueError(
+                f"give {len(estimates)} finite weights, one per step, got {len(w)}: {w}"
+            )
+    fn = LOSSES[loss]
+    terms = [wt * fn(xt, target) for wt, xt in zip(w, estimates, strict=True) if wt != 0.0]
+    return torch.stack(terms).sum() if terms else target.new_zeros(())

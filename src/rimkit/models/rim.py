@@ -1,0 +1,345 @@
+"""The Recurrent Inference Machine (Putzky & Welling, 2017).
+
+A RIM never sees the physics, only the gradient of the log-likelihood. With ``x_t = link(eta_t)``
+and a cell ``g`` with state ``s``:
+
+    grad_t = link'(eta_t) * grad_x log p(y | x_t)          (chain rule through the link)
+    eta_{t+1}, s_{t+1} = eta_t + g(concat(grad_t, eta_t), s_t)
+
+The likelihood is any object with ``grad(x, eps)`` (:class:`rimkit.likelihood.Likelihood`),
+so the same weights run on denoising, inpainting, random projections or MRI. Its noise floor
+``eps`` is trained and lives in the model (:class:`rimkit.likelihood.NoiseFloor`).
+
+Example:
+    >>> import torch
+    >>> from rimkit.likelihood import GaussianLikelihood
+    >>> from rimkit.operators import Identity
+    >>> rim = build_rim("restoration", channels=1, features=8, hidden=16, train_steps=4)
+    >>> y = torch.rand(2, 1, 17, 23)
+    >>> trajectory = rim(GaussianLikelihood(Identity(), y, sigma=0.1), x0=y)
+    >>> len(trajectory.estimates), trajectory.final.shape
+    (4, torch.Size([2, 1, 17, 23]))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint as _checkpoint
+
+from rimkit.likelihood import Likelihood, NoiseFloor
+from rimkit.models.cells import CELLS, State
+from rimkit.models.links import LINKS, Link, SigmoidLink
+from rimkit.models.utils import count_parameters
+
+
+@dataclass
+class Trajectory:
+    """The estimates ``x_1 .. x_T`` of one RIM run, in image space (``link(eta_t)``)."""
+
+    estimates: list[Tensor]
+
+    @property
+    def final(self) -> Tensor:
+        """The last estimate ``x_T``."""
+        return self.estimates[-1]
+
+    def __len__(self) -> int:
+        return len(self.estimates)
+
+    def stacked(self) -> Tensor:
+        """All estimates as one tensor ``(T, B, C, H, W)``."""
+        return torch.stack(self.estimates)
+
+
+def _check_steps(steps: object, name: str = "steps") -> int:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {steps!r}")
+    return steps
+
+
+class RIM(nn.Module):
+    """A Recurrent Inference Machine: a cell, a link and a trainable noise floor.
+
+    ``forward(likelihood, x0=None, steps=None, *, shape=None)`` runs ``steps`` updates
+    (default ``train_steps``, any ``steps >= 1`` at inference) and returns the
+    :class:`Trajectory` of estimates ``x_1 .. x_T``.
+
+    - ``x0`` (``(B, C, H, W)``, real, in image space) is the initial estimate, e.g. the adjoint
+      ``A^T y`` or an upsampled image; it enters as ``eta_0 = link.inverse(x0)`` (clamped into
+      the link's range). Without ``x0``, ``eta_0 = 0`` with ``shape`` ``(B, C, H, W)``, or the
+      shape of ``likelihood.y`` where that is an image with ``C`` channels.
+    - ``uses_estimate=False`` is the GDN ablation: the cell sees only ``grad_t`` (``C``
+      channels) instead of ``concat(grad_t, eta_t)`` (``2C``).
+    - ``checkpoint=True`` recomputes each step's cell activations in the backward pass
+      (``torch.utils.checkpoint``, non-reentrant), so training memory holds only the
+      per-step inputs and states instead of all activations of all steps.
+    - ``check_finite=True`` raises a ``ValueError`` naming the step at which the likelihood
+      gradient turned NaN or Inf. On CPU it checks after every step and stops there; on an
+      accelerator it records a flag per step on the device and checks them once after the
+      loop (one host-device sync per run, not per step).
+
+    Example:
+        >>> import torch
+        >>> from rimkit.likelihood import GaussianLikelihood
+        >>> from rimkit.models import RestorationCell
+        >>> from rimkit.operators import Inpainting, random_mask
+        >>> rim = RIM(RestorationCell(2, 1, features=8, hidden=8), train_steps=3)
+        >>> x = torch.rand(1, 1, 16, 16)
+        >>> op = Inpainting(random_mask(x.shape, 0.5, torch.Generator().manual_seed(0)))
+        >>> out = rim(GaussianLikelihood(op, op(x), sigma=0.05), steps=5, shape=x.shape)
+        >>> len(out), out.final.shape
+        (5, torch.Size([1, 1, 16, 16]))
+    """
+
+    def __init__(
+        self,
+        cell: nn.Module,
+        link: Link | None = None,
+        *,
+        uses_estimate: bool = True,
+        train_steps: int = 20,
+        noise_floor: float = 1e-3,
+        checkpoint: bool = False,
+        check_finite: bool = True,
+    ) -> None:
+        super().__init__()
+        if not isinstance(cell, nn.Module):
+            raise ValueError(f"cell must be an nn.Module, got {type(cell).__name__}")
+        for attr in ("in_channels", "out_channels", "initial_state"):
+            if not hasattr(cell, attr):
+                raise ValueError(
+                    f"cell {type(cell).__name__} has no {attr!r}; see rimkit.models.cells"
+                )
+        link = SigmoidLink() if link is None else link
+        if not isinstance(link, Link):
+            raise ValueError(f"link must be a rimkit Link (see LINKS), got {type(link).__name__}")
+        channels = cell.out_channels
+        expected = channels * (2 if uses_estimate else 1)
+        if cell.in_channels != expected:
+            what = "concat(grad, estimate)" if uses_estimate else "the gradient alone"
+            raise ValueError(
+                f"the cell reads {cell.in_channels} channels but {what} has {expected} for "
+                f"{channels} image channels; build the cell with in_channels={expected}"
+            )
+        self.cell = cell
+        self.link = link
+        self.noise_floor = NoiseFloor(noise_floor)
+        self.channels = channels
+        self.uses_estimate = uses_estimate
+        self.train_steps = _check_steps(train_steps, "train_steps")
+        self.checkpoint = checkpoint
+        self.check_finite = check_finite
+
+    @classmethod
+    def paper_denoiser(cls, channels: int = 1, train_steps: int = 20) -> RIM:
+        """The paper's image-restoration RIM: RestorationCell(64, 256), sigmoid link, T=20."""
+        return build_rim("restoration", channels, features=64, hidden=256, train_steps=train_steps)
+
+    def extra_repr(self) -> str:
+        return (
+            f"channels={self.channels}, train_steps={self.train_steps}, "
+            f"uses_estimate={self.uses_estimate}, checkpoint={self.checkpoint}, "
+            f"parameters={count_parameters(self):,}"
+        )
+
+    def _initial_eta(
+        self, likelihood: Likelihood, x0: Tensor | None, shape: tuple[int, ...] | None
+    ) -> Tensor:
+        ref = self.noise_floor.raw
+        if x0 is not None:
+            if not isinstance(x0, Tensor) or x0.ndim != 4:
+                got = tuple(x0.shape) if isinstance(x0, Tensor) else type(x0).__name__
+                raise ValueError(f"x0 must be a tensor (B, C, H, W), got {got}")
+            if x0.is_complex():
+                raise ValueError(
+                    "x0 is complex; give complex images as real channels "
+                    "(rimkit.operators.complex_to_channels) with a ComplexAsChannels operator"
+                )
+            if x0.shape[1] != self.channels:
+                raise ValueError(
+                    f"x0 has {x0.shape[1]} channels; this RIM was built for {self.channels}"
+                )
+            if x0.dtype != ref.dtype:
+                raise ValueError(
+                    f"x0 is {x0.dtype} but the model is {ref.dtype}; convert one, e.g. "
+                    f"model.to({x0.dtype})"
+                )
+            return self.link.inverse(x0)  # (B, C, H, W)
+        if shape is None:
+            y = getattr(likelihood, "y", None)
+            if isinstance(y, Tensor) and y.ndim == 4 and y.shape[1] == self.channels:
+                shape = tuple(y.shape)
+            else:
+                raise ValueError(
+                    "give x0 (e.g. the adjoint A^T y) or shape=(B, C, H, W); the image shape "
+                    "cannot be derived from this likelihood"
+                )
+        shape = tuple(int(s) for s in shape)
+        if len(shape) != 4 or min(shape) < 1:
+            raise ValueError(f"shape must be (B, C, H, W) with positive sizes, got {shape}")
+        if shape[1] != self.channels:
+            raise ValueError(
+                f"shape has {shape[1]} channels; this RIM was built for {self.channels}"
+            )
+        return torch.zeros(shape, dtype=ref.dtype, device=ref.device)
+
+    def forward(
+        self,
+        likelihood: Likelihood,
+        x0: Tensor | None = None,
+        steps: int | None = None,
+        *,
+        shape: tuple[int, int, int, int] | None = None,
+    ) -> Trajectory:
+        steps = self.train_steps if steps is None else _check_steps(steps)
+        if not callable(getattr(likelihood, "grad", None)):
+            raise ValueError(
+                f"the RIM takes a likelihood with .grad(x, eps) (e.g. GaussianLikelihood("
+                f"operator, y, sigma)), got {type(likelihood).__name__}"
+            )
+        eta = self._initial_eta(likelihood, x0, shape)  # (B, C, H, W)
+        eps = self.noise_floor()
+        x = self.link(eta)  # (B, C, H, W)
+        check_now = self.check_finite and eta.device.type == "cpu"
+        finite_flags: list[Tensor] = []
+        state: State | None = None
+        estimates: list[Tensor] = []
+        for t in range(1, steps + 1):
+            grad_x = likelihood.grad(x, eps)  # (B, C, H, W)
+            if not isinstance(grad_x, Tensor) or grad_x.shape != eta.shape:
+                got = tuple(grad_x.shape) if isinstance(grad_x, Tensor) else type(grad_x)
+                raise ValueError(
+                    f"the likelihood gradient at step {t} has shape {got} but the estimate has "
+                    f"shape {tuple(eta.shape)}; likelihood and x0/shape do not belong together"
+                )
+            if grad_x.dtype != eta.dtype:
+                raise ValueError(
+                    f"the likelihood gradient is {grad_x.dtype}, the estimate {eta.dtype}; "
+                    "wrap a complex operator in ComplexAsChannels"
+                )
+            if check_now and not bool(torch.isfinite(grad_x).all()):
+                raise ValueError(_not_finite_message(t, steps))
+            if self.check_finite and not check_now:
+                finite_flags.append(torch.isfinite(grad_x).all())
+            grad = self.link.chain(grad_x, eta)  # (B, C, H, W)
+            inputs = grad  # (B, C, H, W)
+            if self.uses_estimate:
+                inputs = torch.cat([grad, eta], dim=1)  # (B, 2C, H, W)
+            if state is None:
+                state = self.cell.initial_state(inputs)
+            if self.checkpoint and torch.is_grad_enabled():
+                update, state = _checkpoint(self.cell, inputs, state, use_reentrant=False)
+            else:
+                update, state = self.cell(inputs, state)
+            eta = eta + update  # (B, C, H, W)
+            x = self.link(eta)  # (B, C, H, W)
+            estimates.append(x)
+        if finite_flags:
+            ok = torch.stack(finite_flags)
+            if not bool(ok.all()):
+                raise ValueError(_not_finite_message(int((~ok).nonzero()[0, 0]) + 1, steps))
+        return Trajectory(estimates)
+
+
+def _not_finite_message(step: int, steps: int) -> str:
+    return (
+        f"the likelihood gradient is not finite (NaN or Inf) at step {step} of {steps}; "
+        "check the measurement, sigma and the noise floor"
+    )
+
+
+VARIANTS: dict[str, tuple[bool, bool]] = {
+    "rim": (True, True),
+    "gdn": (False, True),
+    "ffn": (True, False),
+}
+"""name -> (uses_estimate, recurrent): the RIM and the paper's two ablations."""
+
+
+@dataclass(frozen=True)
+class RIMConfig:
+    """Everything :func:`build_rim` needs; ``None`` widths take the cell's defaults.
+
+    Example:
+        >>> cfg = RIMConfig(cell="super_resolution", features=8, hidden=8, train_steps=5)
+        >>> cfg.build().train_steps
+        5
+        >>> RIMConfig.from_dict({"cell": "mri", "channels": 2}).link
+        'sigmoid'
+    """
+
+    cell: str = "restoration"
+    channels: int = 1
+    variant: str = "rim"
+    link: str = "sigmoid"
+    features: int | None = None
+    hidden: int | None = None
+    train_steps: int = 20
+    noise_floor: float = 1e-3
+    checkpoint: bool = False
+    check_finite: bool = True
+
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> RIMConfig:
+        """A config from a plain dict (e.g. YAML); unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown RIM config keys {unknown}; known: {sorted(known)}")
+        return cls(**values)  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    def build(self) -> RIM:
+        return build_rim(**self.to_dict())  # type: ignore[arg-type]
+
+
+def _pick(table: dict[str, object], name: str, what: str) -> object:
+    if name not in table:
+        raise ValueError(f"unknown {what} {name!r}; known: {', '.join(table)}")
+    return table[name]
+
+
+def build_rim(
+    cell: str = "restoration",
+    channels: int = 1,
+    *,
+    variant: str = "rim",
+    link: str = "sigmoid",
+    features: int | None = None,
+    hidden: int | None = None,
+    train_steps: int = 20,
+    noise_floor: float = 1e-3,
+    checkpoint: bool = False,
+    check_finite: bool = True,
+) -> RIM:
+    """Build a RIM (or a GDN / FFN ablation) by names from :data:`CELLS`, :data:`LINKS` and
+    :data:`VARIANTS`.
+
+    Example:
+        >>> rim = build_rim("restoration", channels=3, features=8, hidden=8)
+        >>> rim.cell.in_channels, rim.channels
+        (6, 3)
+    """
+    cell_cls = _pick(CELLS, cell, "cell")
+    link_cls = _pick(LINKS, link, "link")
+    uses_estimate, recurrent = _pick(VARIANTS, variant, "variant")  # type: ignore[misc]
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise ValueError(f"channels must be a positive int, got {channels!r}")
+    widths = {k: v for k, v in (("features", features), ("hidden", hidden)) if v is not None}
+    in_channels = channels * (2 if uses_estimate else 1)
+    network = cell_cls(in_channels, channels, recurrent=recurrent, **widths)  # type: ignore[operator]
+    return RIM(
+        network,
+        link_cls(),  # type: ignore[operator]
+        uses_estimate=uses_estimate,
+        train_steps=train_steps,
+        noise_floor=noise_floor,
+        checkpoint=checkpoint,
+        check_finite=check_finite,
+    )
