@@ -29,6 +29,16 @@ INPUT is a PNG/JPEG/TIFF/.npy file or example:NAME (a scikit-image image: camera
 and mri also write the mask as OUTPUT-STEM-mask.png (white = observed)."""
 
 
+TRAIN_EXAMPLE = """examples:
+  rimkit train configs/denoise-gray-cpu.yaml --out runs/denoise-gray
+  rimkit train configs/denoise-gray-cpu.yaml --set optim.lr=0.0005 --set optim.batch_size=16
+  rimkit train --resume runs/denoise-gray                 # continue where it stopped
+  rimkit train configs/3task-cpu.yaml --nproc 2           # DistributedDataParallel on 2 CPUs
+  torchrun --nproc_per_node 2 -m rimkit train configs/3task-cpu.yaml --out runs/3task
+
+Training images are read from data.root (default $RIMKIT_DATA or ../shared/data)."""
+
+
 class UsageError(ValueError):
     """Bad usage or input: reported in one line with exit status 2."""
 
@@ -72,6 +82,29 @@ def build_parser() -> argparse.ArgumentParser:
     deg.add_argument("--gray", action="store_true", help="convert an RGB input to gray first")
     deg.add_argument("--seed", type=int, default=0, help="seed of the noise and mask draws")
     deg.set_defaults(run=_run_degrade)
+
+    tr = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train a RIM from a YAML recipe",
+        description="Train a RIM (or an ablation) by back-propagation through time.",
+        epilog=TRAIN_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tr.add_argument("config", nargs="?", help="YAML recipe (optional with --resume)")
+    tr.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. optim.lr=0.0005 (repeatable)",
+    )
+    tr.add_argument(
+        "--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint"
+    )
+    tr.add_argument("--out", metavar="DIR", help="run folder (default runs/CONFIG-NAME)")
+    tr.add_argument("--nproc", type=int, default=1, help="processes for distributed training")
+    tr.set_defaults(run=_run_train)
     return parser
 
 
@@ -125,6 +158,36 @@ def _run_degrade(args: argparse.Namespace) -> None:
         print(f"wrote the {args.task} measurement ({shape}) to {output}{extra}")
 
 
+def _run_train(args: argparse.Namespace) -> None:
+    from rimkit.train import load_config
+    from rimkit.train.launch import launch
+
+    if args.resume:
+        out = Path(args.resume)
+        if args.out and Path(args.out).resolve() != out.resolve():
+            raise UsageError("--out and --resume name different folders; give one of them")
+        if not (out / "last.safetensors").is_file():
+            raise UsageError(f"nothing to resume in {str(out)!r}: it has no last.safetensors")
+        config = args.config or out / "config.yaml"
+    elif args.config is None:
+        raise UsageError("give a CONFIG file, or --resume DIR to continue a run")
+    else:
+        config = args.config
+        out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+        if (out / "last.safetensors").exists() and not args.force:
+            raise UsageError(
+                f"{str(out)!r} holds a run; continue it with --resume {out}, "
+                "or pass --force to start over in it"
+            )
+    cfg = load_config(config, args.set)
+    if args.nproc < 1:
+        raise UsageError(f"--nproc must be >= 1, got {args.nproc}")
+    meta = launch(cfg, out, resume=bool(args.resume), nproc=args.nproc, progress=not args.quiet)
+    if not args.quiet:
+        score = meta.get("val_psnr_final") if meta else None
+        print(f"trained to iteration {meta.get('iteration')} in {out}; validation PSNR {score}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
@@ -136,6 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"rimkit {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except _training_errors() as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"rimkit {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_INTERNAL
     except KeyboardInterrupt:
         print("rimkit: interrupted", file=sys.stderr)
         return 130
@@ -149,6 +217,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_INTERNAL
     return EXIT_OK
+
+
+def _training_errors() -> tuple[type[Exception], ...]:
+    from rimkit.train.loop import TrainingDiverged
+
+    return (TrainingDiverged,)
 
 
 if __name__ == "__main__":

@@ -163,10 +163,10 @@ class RIM(nn.Module):
                 raise ValueError(
                     f"x0 has {x0.shape[1]} channels; this RIM was built for {self.channels}"
                 )
-            if x0.dtype != ref.dtype:
+            if x0.dtype != ref.dtype or x0.device != ref.device:
                 raise ValueError(
-                    f"x0 is {x0.dtype} but the model is {ref.dtype}; convert one, e.g. "
-                    f"model.to({x0.dtype})"
+                    f"x0 is {x0.dtype} on {x0.device} but the model is {ref.dtype} on "
+                    f"{ref.device}; move one, e.g. model.to(x0.device, x0.dtype)"
                 )
             return self.link.inverse(x0)  # (B, C, H, W)
         if shape is None:
@@ -204,7 +204,7 @@ class RIM(nn.Module):
         eta = self._initial_eta(likelihood, x0, shape)  # (B, C, H, W)
         eps = self.noise_floor()
         x = self.link(eta)  # (B, C, H, W)
-        check_now = self.check_finite and eta.device.type == "cpu"
+        check_now = self.check_finite and _syncs_cheaply(eta.device)
         finite_flags: list[Tensor] = []
         state: State | None = None
         estimates: list[Tensor] = []
@@ -243,6 +243,11 @@ class RIM(nn.Module):
             if not bool(ok.all()):
                 raise ValueError(_not_finite_message(int((~ok).nonzero()[0, 0]) + 1, steps))
         return Trajectory(estimates)
+
+
+def _syncs_cheaply(device: torch.device) -> bool:
+    """Whether reading a flag back each step costs nothing (CPU: no host-device sync)."""
+    return device.type == "cpu"
 
 
 def _not_finite_message(step: int, steps: int) -> str:

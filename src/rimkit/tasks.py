@@ -1,0 +1,239 @@
+"""Task distributions: every batch draws its forward model and a noise level per sample.
+
+A task turns a batch of clean patches ``x`` into a :class:`Measurement`: the operator, the
+noisy measurement ``y``, the per-sample ``sigma``, the initial estimate ``x0`` and the target
+the model should reconstruct (``x`` itself, or ``x`` as complex channels for MRI). Noise
+levels are given on the 0-255 scale and drawn uniformly per sample. Everything is drawn from
+the generator passed in, so a seeded generator gives the same batch every time.
+
+Example:
+    >>> import torch
+    >>> task = TaskMixture([DenoiseTask(sigma=(0, 55)), SuperResolutionTask(scales=(2, 3, 4))])
+    >>> m = task.sample(torch.rand(4, 1, 32, 32), torch.Generator().manual_seed(0))
+    >>> m.sigma.shape, m.x0.shape
+    (torch.Size([4]), torch.Size([4, 1, 32, 32]))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from rimkit.likelihood import GaussianLikelihood
+from rimkit.noise import GaussianNoise, simulate
+from rimkit.operators import (
+    PROJECTION_KINDS,
+    BicubicDownsample,
+    CartesianMRI,
+    ComplexAsChannels,
+    Identity,
+    Inpainting,
+    LinearOperator,
+    bicubic_upsample,
+    gaussian_2d_mask,
+    random_mask,
+    random_projection,
+    variable_density_mask,
+)
+
+
+@dataclass
+class Measurement:
+    """One batch of a task: ``y = A(target) + n`` with per-sample ``sigma`` (data units)."""
+
+    operator: LinearOperator
+    y: Tensor
+    sigma: Tensor  # (B,)
+    target: Tensor  # (B, C, H, W)
+    x0: Tensor  # (B, C, H, W)
+    name: str
+
+    def likelihood(self) -> GaussianLikelihood:
+        return GaussianLikelihood(self.operator, self.y, self.sigma)
+
+
+class Task(Protocol):
+    """Anything that draws a measurement of a clean batch."""
+
+    def sample(self, x: Tensor, generator: torch.Generator) -> Measurement: ...
+
+
+def _uniform(bounds: Sequence[float], n: int, gen: torch.Generator) -> Tensor:
+    low, high = float(bounds[0]), float(bounds[1])
+    return low + (high - low) * torch.rand(n, generator=gen, dtype=torch.float64)
+
+
+def _check_range(bounds: Sequence[float], name: str, low: float, high: float) -> None:
+    if len(bounds) != 2 or not (low <= bounds[0] <= bounds[1] <= high):
+        raise ValueError(
+            f"{name} must be a range [a, b] with {low} <= a <= b <= {high}, got {bounds}"
+        )
+
+
+def _measure(
+    op: LinearOperator,
+    target: Tensor,
+    sigma255: Tensor,
+    gen: torch.Generator,
+    quantize: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Per-sample sigma in data units and the noisy measurement of ``target``."""
+    sigma = (sigma255 / 255.0).to(target.dtype)  # (B,)
+    y = simulate(target, op, GaussianNoise(sigma, quantize=quantize), gen)
+    return sigma, y
+
+
+@dataclass
+class DenoiseTask:
+    """``y = x + n``, ``sigma ~ U(sigma[0], sigma[1])`` per sample (0-255 scale); ``x0 = y``."""
+
+    sigma: tuple[float, float] = (0.0, 55.0)
+    quantize: bool = False
+
+    def __post_init__(self) -> None:
+        _check_range(self.sigma, "sigma", 0.0, 255.0)
+
+    def sample(self, x: Tensor, generator: torch.Generator) -> Measurement:
+        op = Identity()
+        sigma, y = _measure(
+            op, x, _uniform(self.sigma, len(x), generator), generator, self.quantize
+        )
+        return Measurement(op, y, sigma, x, y, "denoise")
+
+
+@dataclass
+class SuperResolutionTask:
+    """MATLAB-bicubic down-sampling by a scale drawn per batch; ``x0`` = bicubic up-sampling."""
+
+    scales: tuple[int, ...] = (2, 3, 4)
+    sigma: tuple[float, float] = (0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        if not self.scales or any(int(s) != s or s < 1 for s in self.scales):
+            raise ValueError(f"scales must be integers >= 1, got {self.scales}")
+        _check_range(self.sigma, "sigma", 0.0, 255.0)
+
+    def sample(self, x: Tensor, generator: torch.Generator) -> Measurement:
+        pick = int(torch.randint(len(self.scales), (1,), generator=generator))
+        scale = int(self.scales[pick])
+        op = BicubicDownsample(scale, in_size=tuple(x.shape[-2:]))
+        sigma, y = _measure(op, x, _uniform(self.sigma, len(x), generator), generator)
+        x0 = bicubic_upsample(y, scale, out_size=tuple(x.shape[-2:])).clamp(0, 1)
+        return Measurement(op, y, sigma, x, x0, f"sr-x{scale}")
+
+
+@dataclass
+class InpaintTask:
+    """Random pixel masks with a missing fraction drawn per sample; missing pixels of ``x0``
+    are filled with the mean of the observed ones."""
+
+    fraction: tuple[float, float] = (0.3, 0.9)
+    sigma: tuple[float, float] = (0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        _check_range(self.fraction, "fraction", 0.0, 0.99)
+        _check_range(self.sigma, "sigma", 0.0, 255.0)
+
+    def sample(self, x: Tensor, generator: torch.Generator) -> Measurement:
+        b, c, h, w = x.shape
+        fractions = _uniform(self.fraction, b, generator)
+        masks = [random_mask((1, c, h, w), float(f), generator, x.dtype) for f in fractions]
+        mask = torch.cat(masks).to(x.device)  # (B, C, H, W)
+        op = Inpainting(mask)
+        sigma, y = _measure(op, x, _uniform(self.sigma, b, generator), generator)
+        mean = (y * mask).sum(dim=(1, 2, 3), keepdim=True) / mask.sum(dim=(1, 2, 3), keepdim=True)
+        x0 = (y * mask + mean * (1 - mask)).clamp(0, 1)
+        return Measurement(op, y, sigma, x, x0, "inpaint")
+
+
+@dataclass
+class ProjectionTask:
+    """Random projections of the flattened patch, ensemble drawn per batch (weights
+    ``kind_weights``), ratio ``m / n`` drawn per batch; each sample has its own matrix.
+    The estimate starts at ``x0 = 0.5``."""
+
+    kinds: tuple[str, ...] = PROJECTION_KINDS
+    ratio: tuple[float, float] = (0.1, 0.5)
+    sigma: tuple[float, float] = (0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        unknown = [k for k in self.kinds if k not in PROJECTION_KINDS]
+        if not self.kinds or unknown:
+            raise ValueError(f"unknown projections {unknown}; known: {', '.join(PROJECTION_KINDS)}")
+        _check_range(self.ratio, "ratio", 1e-6, 1.0)
+        _check_range(self.sigma, "sigma", 0.0, 255.0)
+
+    def sample(self, x: Tensor, generator: torch.Generator) -> Measurement:
+        kind = self.kinds[int(torch.randint(len(self.kinds), (1,), generator=generator))]
+        ratio = float(_uniform(self.ratio, 1, generator))
+        op = random_projection(kind, tuple(x.shape[1:]), ratio, len(x), generator, x.dtype)
+        op = op.to(device=x.device)
+        sigma, y = _measure(op, x, _uniform(self.sigma, len(x), generator), generator)
+        return Measurement(op, y, sigma, x, torch.full_like(x, 0.5), kind)
+
+
+@dataclass
+class MRITask:
+    """Single-coil Cartesian MRI of gray patches seen as complex images (2 real channels).
+
+    Acceleration ``~ U(acceleration)`` per sample (the MRI RIMs use ``U(1.5, 5.2)``); masks are
+    1-D variable-density columns or 2-D Gaussian points; ``x0`` is the zero-filled image.
+    """
+
+    acceleration: tuple[float, float] = (1.5, 5.2)
+    sigma: tuple[float, float] = (0.0, 0.0)
+    mask: str = "columns"
+
+    def __post_init__(self) -> None:
+        _check_range(self.acceleration, "acceleration", 1.0, 1e6)
+        _check_range(self.sigma, "sigma", 0.0, 255.0)
+        if self.mask not in ("columns", "points"):
+            raise ValueError(f"unknown MRI mask {self.mask!r}; known: columns, points")
+
+    def sample(self, x: Tensor, generator: torch.Generator) -> Measurement:
+        b, c, h, w = x.shape
+        if c != 1:
+            raise ValueError(f"MRI tasks take gray patches, got {c} channels")
+        draw = variable_density_mask if self.mask == "columns" else gaussian_2d_mask
+        rates = _uniform(self.acceleration, b, generator)
+        masks = torch.cat([draw((h, w), float(r), generator=generator) for r in rates])
+        op = ComplexAsChannels(CartesianMRI(masks.to(device=x.device, dtype=x.dtype)))
+        target = torch.cat([x, torch.zeros_like(x)], dim=1)  # (B, 2, H, W): real, imaginary
+        sigma, y = _measure(op, target, _uniform(self.sigma, b, generator), generator)
+        return Measurement(op, y, sigma, target, op.adjoint(y), "mri")
+
+
+@dataclass
+class TaskMixture:
+    """Draw one of ``tasks`` per batch with probabilities proportional to ``weights``."""
+
+    tasks: list[Task]
+    weights: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            raise ValueError("a task mixture needs at least one task")
+        self.weights = list(self.weights) or [1.0] * len(self.tasks)
+        if len(self.weights) != len(self.tasks) or min(self.weights) < 0 or sum(self.weights) <= 0:
+            raise ValueError(f"weights must be {len(self.tasks)} non-negative numbers, not all 0")
+
+    def sample(self, x: Tensor, generator: torch.Generator) -> Measurement:
+        if len(self.tasks) == 1:
+            return self.tasks[0].sample(x, generator)
+        probs = torch.tensor(self.weights, dtype=torch.float64)
+        pick = int(torch.multinomial(probs, 1, generator=generator))
+        return self.tasks[pick].sample(x, generator)
+
+
+TASKS: dict[str, type] = {
+    "denoise": DenoiseTask,
+    "sr": SuperResolutionTask,
+    "inpaint": InpaintTask,
+    "projection": ProjectionTask,
+    "mri": MRITask,
+}
+"""Task name -> class, for configs."""

@@ -1,0 +1,30 @@
+"""Training: typed configs, the BPTT loop, checkpoints and distributed runs."""
+
+from rimkit.train.checkpoint import export_weights, load_checkpoint, read_meta, save_checkpoint
+from rimkit.train.config import (
+    DataConfig,
+    ExperimentConfig,
+    OptimConfig,
+    apply_overrides,
+    build_tasks,
+    load_config,
+)
+from rimkit.train.loop import TrainingDiverged, lr_at, psnr_per_step, train, validate
+
+__all__ = [
+    "DataConfig",
+    "ExperimentConfig",
+    "OptimConfig",
+    "TrainingDiverged",
+    "apply_overrides",
+    "build_tasks",
+    "export_weights",
+    "load_checkpoint",
+    "load_config",
+    "lr_at",
+    "psnr_per_step",
+    "read_meta",
+    "save_checkpoint",
+    "train",
+    "validate",
+]

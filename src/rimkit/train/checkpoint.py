@@ -1,0 +1,134 @@
+"""Checkpoints: one safetensors file per checkpoint, written atomically, with a JSON beside it.
+
+``NAME.safetensors`` holds the model weights (``model/...``), each Adam moment
+(``optim/exp_avg/...``, ``optim/exp_avg_sq/...``) and, in its metadata, the resolved config,
+the iteration, the validation scores and the optimizer's step counts. ``NAME.json`` repeats
+the metadata for people. The file is written to a temporary name and renamed, so a kill at any
+moment leaves the previous checkpoint intact. :func:`export_weights` writes the weights alone
+for shipping.
+
+Example:
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> model = torch.nn.Linear(2, 2)
+    >>> opt = torch.optim.Adam(model.parameters())
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> save_checkpoint(folder / "last", model, opt, {"iteration": 3})
+    >>> load_checkpoint(folder / "last", model, opt)["iteration"]
+    3
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+MOMENTS = ("exp_avg", "exp_avg_sq")
+
+
+def _atomic(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _param_names(model: nn.Module) -> dict[int, str]:
+    return {id(p): name for name, p in model.named_parameters()}
+
+
+def save_checkpoint(
+    stem: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    meta: dict[str, Any],
+) -> None:
+    """Write ``stem.safetensors`` (weights, Adam moments, metadata) and ``stem.json``."""
+    stem = Path(stem)
+    tensors = {f"model/{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    steps: dict[str, float] = {}
+    if optimizer is not None:
+        names = _param_names(model)
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                state = optimizer.state.get(p, {})
+                name = names[id(p)]
+                for moment in MOMENTS:
+                    if moment in state:
+                        tensors[f"optim/{moment}/{name}"] = state[moment].detach().contiguous()
+                if "step" in state:
+                    steps[name] = float(state["step"])
+    meta = {**meta, "optimizer_steps": steps}
+    if optimizer is not None:
+        meta["optimizer_lr"] = [g["lr"] for g in optimizer.param_groups]
+    text = json.dumps(meta, indent=2, sort_keys=True)
+    _atomic(stem.with_suffix(".safetensors"), lambda tmp: save_file(tensors, tmp, {"meta": text}))
+    _atomic(stem.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text + "\n"))
+
+
+def read_meta(stem: Path) -> dict[str, Any]:
+    """The metadata of a checkpoint, from its safetensors file (the JSON is for people)."""
+    path = Path(stem).with_suffix(".safetensors")
+    if not path.is_file():
+        raise ValueError(f"checkpoint {str(path)!r} is missing")
+    try:
+        with safe_open(str(path), "pt") as handle:
+            return json.loads((handle.metadata() or {})["meta"])
+    except (SafetensorError, KeyError, json.JSONDecodeError, OSError) as err:
+        msg = f"checkpoint {str(path)!r} is corrupt or not a rimkit checkpoint: {err}"
+        raise ValueError(msg) from None
+
+
+def load_checkpoint(
+    stem: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None
+) -> dict[str, Any]:
+    """Restore weights (and Adam state when ``optimizer`` is given); returns the metadata."""
+    meta = read_meta(stem)
+    path = Path(stem).with_suffix(".safetensors")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"checkpoint {str(path)!r} is corrupt: {err}") from None
+    weights = {k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")}
+    missing = set(model.state_dict()) - set(weights)
+    unexpected = set(weights) - set(model.state_dict())
+    if missing or unexpected:
+        raise ValueError(
+            f"checkpoint {str(path)!r} does not fit this model (missing {sorted(missing)[:3]}, "
+            f"unexpected {sorted(unexpected)[:3]}); was it made with another model config?"
+        )
+    model.load_state_dict(weights)
+    if optimizer is not None:
+        names = _param_names(model)
+        steps = meta.get("optimizer_steps", {})
+        for group, lr in zip(optimizer.param_groups, meta.get("optimizer_lr", []), strict=False):
+            group["lr"] = lr
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                name = names[id(p)]
+                if name not in steps:
+                    continue
+                state = optimizer.state[p]
+                state["step"] = torch.tensor(steps[name])
+                for moment in MOMENTS:
+                    state[moment] = tensors[f"optim/{moment}/{name}"].to(p.device).clone()
+    return meta
+
+
+def export_weights(path: Path, model: nn.Module, meta: dict[str, Any]) -> None:
+    """Write the model weights alone (for shipping), with ``meta`` as safetensors metadata."""
+    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    text = json.dumps(meta, sort_keys=True)
+    _atomic(Path(path), lambda tmp: save_file(tensors, tmp, {"meta": text}))

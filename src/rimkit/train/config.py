@@ -1,0 +1,271 @@
+"""Typed training configuration read from YAML; unknown keys and wrong types are errors.
+
+A config has four sections: ``model`` (:class:`rimkit.models.RIMConfig`), ``data``
+(:class:`DataConfig`), ``tasks`` (a list of task entries, each ``name`` plus the fields of that
+task class in :data:`rimkit.tasks.TASKS`, plus a ``weight``) and ``optim``
+(:class:`OptimConfig`). ``--set section.key=value`` overrides are applied before validation.
+
+Example:
+    >>> cfg = ExperimentConfig.from_dict({
+    ...     "model": {"features": 8, "hidden": 8, "train_steps": 4},
+    ...     "tasks": [{"name": "denoise", "sigma": [0, 55]}],
+    ...     "optim": {"iterations": 10},
+    ... })
+    >>> cfg.optim.iterations, cfg.tasks[0]["sigma"]
+    (10, [0, 55])
+    >>> apply_overrides(cfg.to_dict(), ["optim.lr=0.0005"])["optim"]["lr"]
+    0.0005
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rimkit.models import RIMConfig
+from rimkit.tasks import TASKS, Task, TaskMixture
+
+SHARED_DATA_CANDIDATES = ("../shared/data", "shared/data")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the patches come from.
+
+    ``train`` is a folder of images (absolute, or relative to ``root``); the last
+    ``val_images`` of its sorted files are held out and ``val_patches`` validation patches are
+    drawn from them, unless ``val`` names another folder. ``root`` defaults to
+    ``$RIMKIT_DATA`` or ``../shared/data``.
+    """
+
+    train: str = "train/BSDS300-train"
+    val: str | None = None
+    root: str | None = None
+    gray: bool = True
+    patch_size: int = 32
+    stride: int = 4
+    val_images: int = 10
+    val_patches: int = 1000
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam, a learning-rate schedule, clipping, loss over time, and the run's rhythm."""
+
+    iterations: int = 10000
+    batch_size: int = 32
+    lr: float = 1e-3
+    schedule: str = "cosine"
+    warmup: int = 0
+    min_lr_ratio: float = 0.05
+    clip_grad: float = 1.0
+    weight_decay: float = 0.0
+    loss: str = "mse"
+    step_weights: str = "uniform"
+    val_every: int = 500
+    val_steps: int | None = None
+    checkpoint_every: int = 500
+    max_nonfinite: int = 20
+    seed: int = 0
+    threads: int | None = None
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """The whole recipe: model, data, tasks and optimisation."""
+
+    model: RIMConfig = field(default_factory=RIMConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    tasks: list[dict[str, Any]] = field(default_factory=lambda: [{"name": "denoise"}])
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ExperimentConfig:
+        if not isinstance(values, dict):
+            raise ValueError(f"a config is a mapping of sections, got {type(values).__name__}")
+        _reject_unknown(values, cls, "config")
+        tasks = values.get("tasks", [{"name": "denoise"}])
+        if not isinstance(tasks, list) or not tasks:
+            raise ValueError("tasks must be a non-empty list of {name: ..., ...} entries")
+        cfg = cls(
+            model=typed(RIMConfig, values.get("model", {}), "model"),
+            data=typed(DataConfig, values.get("data", {}), "data"),
+            tasks=[dict(t) if isinstance(t, dict) else t for t in tasks],
+            optim=typed(OptimConfig, values.get("optim", {}), "optim"),
+        )
+        build_tasks(cfg.tasks)  # validates every task entry now, not mid-run
+        _check_optim(cfg.optim)
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": dataclasses.asdict(self.model),
+            "data": dataclasses.asdict(self.data),
+            "tasks": [dict(t) for t in self.tasks],
+            "optim": dataclasses.asdict(self.optim),
+        }
+
+
+SCHEDULES = ("constant", "cosine", "step")
+
+
+def _check_optim(optim: OptimConfig) -> None:
+    positive = ("iterations", "batch_size", "val_every", "checkpoint_every", "max_nonfinite")
+    for name in positive:
+        if getattr(optim, name) < 1:
+            raise ValueError(f"optim.{name} must be >= 1, got {getattr(optim, name)}")
+    if not optim.lr > 0:
+        raise ValueError(f"optim.lr must be > 0, got {optim.lr}")
+    if optim.schedule not in SCHEDULES:
+        raise ValueError(f"unknown optim.schedule {optim.schedule!r}; known: {SCHEDULES}")
+
+
+def _reject_unknown(values: dict[str, Any], cls: type, where: str) -> None:
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in {where}; known: {', '.join(known)}")
+
+
+def typed(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Build dataclass ``cls`` from ``values``, checking keys and types against its fields."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{where} must be a mapping, got {type(values).__name__}")
+    _reject_unknown(values, cls, where)
+    hints = typing.get_type_hints(cls)
+    converted = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    return cls(**converted)
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _check_type(value, option, where)
+            except ValueError as err:
+                errors.append(str(err))
+        raise ValueError(errors[0])
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where} must be a list, got {value!r}")
+        inner = args[0] if args else Any
+        items = [_check_type(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        if (
+            origin is tuple
+            and len(args) >= 2
+            and args[1] is not Ellipsis
+            and len(items) != len(args)
+        ):
+            raise ValueError(f"{where} must have {len(args)} items, got {len(items)}")
+        return tuple(items) if origin is tuple else items
+    if hint is Any or hint is dict or origin is dict:
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{where} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def build_tasks(entries: list[dict[str, Any]]) -> Task:
+    """A :class:`TaskMixture` from config entries ``{name, weight, <task fields>}``."""
+    tasks, weights = [], []
+    for i, entry in enumerate(entries):
+        where = f"tasks[{i}]"
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise ValueError(f"{where} must be a mapping with a name ({', '.join(TASKS)})")
+        fields = dict(entry)
+        name = fields.pop("name")
+        weight = _check_type(fields.pop("weight", 1.0), float, f"{where}.weight")
+        if name not in TASKS:
+            raise ValueError(f"unknown task {name!r} in {where}; known: {', '.join(TASKS)}")
+        tasks.append(typed(TASKS[name], fields, f"{where} ({name})"))
+        weights.append(weight)
+    return TaskMixture(tasks, weights)
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML recipe, apply ``section.key=value`` overrides, validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {str(path)!r} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"config {str(path)!r} is not valid YAML: {err}") from None
+    return ExperimentConfig.from_dict(apply_overrides(values, overrides or []))
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set ``a.b.c=value`` (value parsed as YAML) in a nested dict; returns a new dict."""
+    result = yaml.safe_load(yaml.safe_dump(values))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes key=value (e.g. optim.lr=0.0005), got {item!r}")
+        parts = key.split(".")
+        node = result
+        for part in parts[:-1]:
+            if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+                continue
+            node = node.setdefault(part, {}) if isinstance(node, dict) else None
+            if node is None:
+                raise ValueError(f"--set {key}: {part!r} is not a section")
+        last = parts[-1]
+        value = yaml.safe_load(raw)
+        if isinstance(node, list) and last.isdigit() and int(last) < len(node):
+            node[int(last)] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise ValueError(f"--set {key}: cannot set {last!r} here")
+    return result
+
+
+def resolve_data_root(data: DataConfig) -> Path:
+    """The data root: ``data.root``, else ``$RIMKIT_DATA``, else ``../shared/data``."""
+    candidates = [data.root] if data.root else []
+    candidates += [os.environ["RIMKIT_DATA"]] if os.environ.get("RIMKIT_DATA") else []
+    candidates += [] if data.root else list(SHARED_DATA_CANDIDATES)
+    for candidate in candidates:
+        if Path(candidate).is_dir():
+            return Path(candidate)
+    raise ValueError(
+        "no data folder found (tried "
+        + ", ".join(repr(c) for c in candidates)
+        + "); set data.root (or $RIMKIT_DATA) to a folder holding train/BSDS300-train/*.jpg, "
+        "or set data.train to an absolute folder of images"
+    )
+
+
+def resolve_folder(data: DataConfig, folder: str) -> Path:
+    """``folder`` if absolute or existing, else ``folder`` inside the data root."""
+    path = Path(folder)
+    if path.is_absolute() or path.is_dir():
+        return path
+    return resolve_data_root(data) / path

@@ -1,0 +1,57 @@
+"""Start a training run in this process, under torchrun, or in ``nproc`` spawned processes.
+
+Example:
+    >>> free_port() > 0
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import torch.multiprocessing as mp
+
+from rimkit.train.config import ExperimentConfig
+from rimkit.train.loop import train
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface for the process group's rendezvous."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _worker(
+    rank: int, world: int, port: int, cfg: ExperimentConfig, out: Path, resume: bool, progress: bool
+) -> None:
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+    )
+    train(cfg, out, resume=resume, progress=progress)
+
+
+def launch(
+    cfg: ExperimentConfig,
+    out: str | os.PathLike,
+    resume: bool = False,
+    nproc: int = 1,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train in this process (``nproc == 1``, or already under torchrun) or spawn ``nproc``."""
+    if nproc == 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return train(cfg, out, resume=resume, progress=progress)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    mp.spawn(_worker, args=(nproc, free_port(), cfg, Path(out), resume, progress), nprocs=nproc)
+    from rimkit.train.checkpoint import read_meta
+
+    return read_meta(Path(out) / "last")

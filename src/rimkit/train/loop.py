@@ -1,0 +1,318 @@
+"""The training loop: back-propagation through time on patches, validation, checkpoints.
+
+Each iteration ``i`` draws its batch and its measurement from generators seeded by
+``(seed, i, rank)`` only, so a resumed run repeats exactly the batches and noise draws it
+would have seen without the stop. Under ``torchrun`` (or ``rimkit train --nproc N``) the model
+is wrapped in DistributedDataParallel (gloo on CPU, nccl on GPU); each process trains on its
+own shard of every global batch and only rank 0 validates, logs and writes checkpoints.
+
+Files in the run folder: ``config.yaml`` (the resolved config), ``log.csv`` (every metric of
+every iteration), ``last.safetensors``/``last.json`` and ``best.safetensors``/``best.json``
+(see :mod:`rimkit.train.checkpoint`) and, at the end, ``model.safetensors`` (weights alone).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import Tensor, nn
+
+from rimkit.data import ImageFolder, PatchSampler, PatchSet, list_images, seeded, validation_patches
+from rimkit.models import RIM, trajectory_loss
+from rimkit.tasks import Task
+from rimkit.train.checkpoint import export_weights, load_checkpoint, read_meta, save_checkpoint
+from rimkit.train.config import ExperimentConfig, OptimConfig, build_tasks, resolve_folder
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many iterations had a non-finite loss or gradient."""
+
+
+def lr_at(optim: OptimConfig, iteration: int) -> float:
+    """Learning rate at ``iteration``: linear warm-up, then constant, cosine or step decay."""
+    if iteration < optim.warmup:
+        return optim.lr * (iteration + 1) / optim.warmup
+    progress = (iteration - optim.warmup) / max(1, optim.iterations - optim.warmup)
+    floor = optim.min_lr_ratio
+    if optim.schedule == "cosine":
+        return optim.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1))))
+    if optim.schedule == "step":
+        return optim.lr * (0.1 ** int(progress * 3 // 1) if progress < 1 else 0.001)
+    return optim.lr
+
+
+def psnr_per_step(estimates: list[Tensor], target: Tensor) -> Tensor:
+    """PSNR (peak 1) of every estimate, per sample: ``(T, B)``; estimates clipped to [0, 1]."""
+    mse = torch.stack([(x.clamp(0, 1) - target).pow(2).flatten(1).mean(1) for x in estimates])
+    return -10 * torch.log10(mse.clamp_min(1e-12))
+
+
+@torch.no_grad()
+def validate(
+    model: RIM, patches: Tensor, task: Task, seed: int, steps: int, batch_size: int
+) -> Tensor:
+    """Mean PSNR at every step ``t`` over fixed validation patches and fixed task draws."""
+    was_training = model.training
+    model.eval()
+    scores = []
+    for k, start in enumerate(range(0, len(patches), batch_size)):
+        x = patches[start : start + batch_size]
+        m = task.sample(x, seeded(seed, 10**9 + k))
+        traj = model(m.likelihood(), x0=m.x0, steps=steps)
+        scores.append(psnr_per_step(traj.estimates, m.target))
+    model.train(was_training)
+    return torch.cat(scores, dim=1).mean(dim=1)  # (T,)
+
+
+@dataclasses.dataclass
+class Distributed:
+    """This process's place in a distributed run (rank 0 of 1 when not distributed)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> Distributed:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        return cls(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _load_patches(cfg: ExperimentConfig) -> tuple[PatchSet, Tensor]:
+    data = cfg.data
+    files = list_images(resolve_folder(data, data.train))
+    if data.val is not None:
+        train_files, val_files = files, list_images(resolve_folder(data, data.val))
+    else:
+        if len(files) <= data.val_images or data.val_images < 1:
+            raise ValueError(
+                f"{len(files)} image(s) in {data.train!r}: too few to hold out "
+                f"data.val_images={data.val_images} for validation and train on the rest"
+            )
+        train_files, val_files = files[: -data.val_images], files[-data.val_images :]
+    root = files[0].parent
+    train = ImageFolder(root, gray=data.gray, files=train_files)
+    val = ImageFolder(root, gray=data.gray, files=val_files)
+    if train.channels != cfg.model.channels and not _is_mri(cfg):
+        raise ValueError(
+            f"the images have {train.channels} channel(s) but model.channels is "
+            f"{cfg.model.channels}; set data.gray accordingly"
+        )
+    patches = PatchSet(train.images, data.patch_size, data.stride)
+    val_set = PatchSet(val.images, data.patch_size, data.patch_size)
+    return patches, validation_patches(val_set, data.val_patches, cfg.optim.seed)
+
+
+def _is_mri(cfg: ExperimentConfig) -> bool:
+    return any(t.get("name") == "mri" for t in cfg.tasks)
+
+
+class CsvLog:
+    """Append rows of metrics to a CSV file; the header is fixed by the first row."""
+
+    def __init__(self, path: Path, columns: list[str]) -> None:
+        self.path = path
+        self.columns = columns
+        if not path.exists():
+            with path.open("w", newline="") as handle:
+                csv.writer(handle).writerow(columns)
+
+    def write(self, row: dict[str, Any]) -> None:
+        with self.path.open("a", newline="") as handle:
+            csv.writer(handle).writerow([_fmt(row.get(c)) for c in self.columns])
+
+    def truncate_after(self, iteration: int) -> None:
+        """Drop rows past ``iteration`` (written after the checkpoint a resume starts from)."""
+        with self.path.open(newline="") as handle:
+            rows = list(csv.reader(handle))
+        kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= iteration]
+        with self.path.open("w", newline="") as handle:
+            csv.writer(handle).writerows(kept)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def train(
+    cfg: ExperimentConfig,
+    out_dir: str | os.PathLike,
+    resume: bool = False,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train ``cfg`` into ``out_dir``; with ``resume`` continue from ``out_dir/last``.
+
+    ``stop_after`` ends the run (with a checkpoint) after that many iterations in total, as a
+    kill right after a checkpoint would. Returns the final metadata.
+    """
+    dist = Distributed.from_env()
+    out = Path(out_dir)
+    optim_cfg = cfg.optim
+    if optim_cfg.threads:
+        torch.set_num_threads(optim_cfg.threads)
+    device = torch.device(optim_cfg.device if dist.world == 1 else _ddp_device(optim_cfg, dist))
+    if dist.world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        torch.distributed.init_process_group(backend, rank=dist.rank, world_size=dist.world)
+
+    torch.manual_seed(optim_cfg.seed)
+    model_cfg = dataclasses.replace(cfg.model, check_finite=False)
+    model = model_cfg.build().to(device)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay
+    )
+    task = build_tasks(cfg.tasks)
+    patches, val_x = _load_patches(cfg)
+    sampler = PatchSampler(
+        patches, optim_cfg.batch_size, optim_cfg.seed, rank=dist.rank, world=dist.world
+    )
+    val_steps = optim_cfg.val_steps or cfg.model.train_steps
+
+    start, best, skipped = 0, -math.inf, 0
+    val_scores: list[float] = []
+    if resume:
+        meta = load_checkpoint(out / "last", model, optimizer)
+        if meta.get("config", {}).get("model") != dataclasses.asdict(cfg.model):
+            raise ValueError(
+                f"the checkpoint in {str(out)!r} was made with another model config; "
+                "resume with the run's own config.yaml"
+            )
+        start, skipped = meta["iteration"], meta.get("skipped", 0)
+        val_scores = list(meta.get("val_psnr_per_step") or [])
+        best = (
+            read_meta(out / "best")["val_psnr_final"]
+            if (out / "best.safetensors").exists()
+            else best
+        )
+    elif dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+    net: nn.Module = model
+    if dist.world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    columns = ["iteration", "epoch", "loss", "grad_norm", "lr", "patches_per_s", "skipped"]
+    columns += ["val_psnr_final"] + [f"val_psnr_t{t}" for t in range(1, val_steps + 1)]
+    log = CsvLog(out / "log.csv", columns) if dist.main else None
+    if log is not None and resume:
+        log.truncate_after(start)
+
+    end = optim_cfg.iterations if stop_after is None else min(stop_after, optim_cfg.iterations)
+    bar = _progress(start, optim_cfg.iterations, progress and dist.main)
+    meta: dict[str, Any] = {}
+    model.train()
+    for it in range(start, end):
+        tic = time.perf_counter()
+        lr = lr_at(optim_cfg, it)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x = sampler.batch(it).to(device)  # (B, C, P, P)
+        m = task.sample(x, seeded(optim_cfg.seed, it, dist.rank, 2))
+        traj = net(m.likelihood(), x0=m.x0, steps=cfg.model.train_steps)
+        loss = trajectory_loss(traj, m.target, optim_cfg.step_weights, optim_cfg.loss)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), optim_cfg.clip_grad)
+        finite = torch.isfinite(loss) & torch.isfinite(grad_norm)
+        if dist.world > 1:  # every process must agree to skip
+            flag = finite.float().to(device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+            finite = flag.bool()
+        if bool(finite):
+            optimizer.step()
+        else:
+            skipped += 1
+            if skipped > optim_cfg.max_nonfinite:
+                raise TrainingDiverged(
+                    f"{skipped} iterations had a non-finite loss or gradient (the last at "
+                    f"iteration {it + 1}); lower optim.lr or optim.clip_grad, or check the data"
+                )
+        done = it + 1
+        row: dict[str, Any] = {
+            "iteration": done,
+            "epoch": sampler.epoch_of(done),
+            "loss": float(loss.detach()),
+            "grad_norm": float(grad_norm),
+            "lr": lr,
+            "patches_per_s": optim_cfg.batch_size * dist.world / (time.perf_counter() - tic),
+            "skipped": skipped,
+        }
+        at_val = done % optim_cfg.val_every == 0 or done == optim_cfg.iterations
+        at_ckpt = done % optim_cfg.checkpoint_every == 0 or done == end
+        if dist.main and at_val:
+            curve = validate(
+                model, val_x, task, optim_cfg.seed, val_steps, optim_cfg.batch_size * 4
+            )
+            val_scores = [round(float(v), 4) for v in curve]
+            row["val_psnr_final"] = val_scores[-1]
+            row.update({f"val_psnr_t{t}": v for t, v in enumerate(val_scores, 1)})
+        meta = {
+            "iteration": done,
+            "skipped": skipped,
+            "config": cfg.to_dict(),
+            "val_psnr_per_step": val_scores,
+            "val_psnr_final": val_scores[-1] if val_scores else None,
+            "world_size": dist.world,
+        }
+        if dist.main:
+            log.write(row)
+            if at_val and val_scores and val_scores[-1] > best:
+                best = val_scores[-1]
+                save_checkpoint(out / "best", model, None, meta)
+            if at_ckpt:
+                save_checkpoint(out / "last", model, optimizer, meta)
+            bar.set_postfix(
+                loss=f"{row['loss']:.4g}",
+                val=meta["val_psnr_final"],
+                pps=f"{row['patches_per_s']:.0f}",
+            )
+            bar.update(1)
+    bar.close()
+    if meta:
+        meta["weights_sha256"] = weights_digest(model)
+    if dist.main and end == optim_cfg.iterations and meta:
+        export_weights(out / "model.safetensors", model, {"config": cfg.to_dict(), **meta})
+    return meta
+
+
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 of all weights, to compare models bit for bit."""
+    digest = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _ddp_device(optim: OptimConfig, dist: Distributed) -> str:
+    if optim.device.startswith("cuda"):
+        torch.cuda.set_device(dist.local_rank)
+        return f"cuda:{dist.local_rank}"
+    return "cpu"
+
+
+def _progress(start: int, total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, disable=not enabled, unit="it", dynamic_ncols=True)

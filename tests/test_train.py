@@ -1,0 +1,246 @@
+"""Training: configs, resumable deterministic runs, checkpoints, non-finite steps, DDP, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from rimkit.cli import main
+from rimkit.train import (
+    ExperimentConfig,
+    TrainingDiverged,
+    apply_overrides,
+    load_checkpoint,
+    load_config,
+    lr_at,
+    train,
+)
+from rimkit.train.launch import launch
+from rimkit.train.loop import weights_digest
+
+
+def tiny_config(folder, **optim) -> ExperimentConfig:
+    return ExperimentConfig.from_dict(
+        {
+            "model": {"features": 4, "hidden": 4, "train_steps": 2},
+            "data": {
+                "train": str(folder),
+                "val_images": 2,
+                "val_patches": 8,
+                "patch_size": 16,
+                "stride": 8,
+            },
+            "tasks": [{"name": "denoise", "sigma": [5, 50]}, {"name": "sr", "scales": [2]}],
+            "optim": {
+                "iterations": 6,
+                "batch_size": 4,
+                "val_every": 3,
+                "checkpoint_every": 3,
+                **optim,
+            },
+        }
+    )
+
+
+def test_n_iterations_equal_two_halves_with_a_stop_between(image_folder, tmp_path):
+    cfg = tiny_config(image_folder)
+    whole = train(cfg, tmp_path / "whole", progress=False)
+    first = train(cfg, tmp_path / "halves", stop_after=3, progress=False)
+    assert first["iteration"] == 3
+    second = train(cfg, tmp_path / "halves", resume=True, progress=False)
+    assert second["iteration"] == 6
+    assert whole["weights_sha256"] == second["weights_sha256"]
+    assert whole["val_psnr_per_step"] == second["val_psnr_per_step"]
+    log = (tmp_path / "halves" / "log.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in log[1:]] == ["1", "2", "3", "4", "5", "6"]
+
+
+def test_run_folder_holds_config_log_and_checkpoints(image_folder, tmp_path):
+    cfg = tiny_config(image_folder)
+    meta = train(cfg, tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    for name in ("config.yaml", "log.csv", "last.safetensors", "last.json", "best.json"):
+        assert (run / name).is_file(), name
+    assert ExperimentConfig.from_dict(yaml.safe_load((run / "config.yaml").read_text())) == cfg
+    saved = json.loads((run / "last.json").read_text())
+    assert saved["iteration"] == 6 and len(saved["val_psnr_per_step"]) == 2
+    assert all(10 < v < 60 for v in meta["val_psnr_per_step"])
+    model = cfg.model.build()
+    load_checkpoint(run / "last", model)
+    assert weights_digest(model) == meta["weights_sha256"]
+
+
+def test_a_corrupt_checkpoint_is_named_and_kept(image_folder, tmp_path):
+    cfg = tiny_config(image_folder)
+    train(cfg, tmp_path / "run", stop_after=3, progress=False)
+    last = tmp_path / "run" / "last.safetensors"
+    last.write_bytes(b"garbage" * 10)
+    with pytest.raises(ValueError, match="corrupt"):
+        train(cfg, tmp_path / "run", resume=True, progress=False)
+    assert last.read_bytes() == b"garbage" * 10
+
+
+def test_non_finite_steps_are_skipped_then_stop_the_run(image_folder, tmp_path, monkeypatch):
+    import rimkit.train.loop as loop
+
+    real = loop.trajectory_loss
+    calls = {"n": 0}
+
+    def sometimes_nan(*args, **kwargs):
+        calls["n"] += 1
+        value = real(*args, **kwargs)
+        return value * float("nan") if calls["n"] in (2, 4, 5) else value
+
+    monkeypatch.setattr(loop, "trajectory_loss", sometimes_nan)
+    meta = train(tiny_config(image_folder, max_nonfinite=3), tmp_path / "a", progress=False)
+    assert meta["skipped"] == 3
+    calls["n"] = 0
+    with pytest.raises(TrainingDiverged, match="non-finite"):
+        train(tiny_config(image_folder, max_nonfinite=2), tmp_path / "b", progress=False)
+
+
+def test_two_processes_train_in_step(image_folder, tmp_path):
+    cfg = tiny_config(image_folder, iterations=3, batch_size=2)
+    meta = launch(cfg, tmp_path / "ddp", nproc=2, progress=False)
+    assert meta["world_size"] == 2 and meta["iteration"] == 3
+    digests = _rank_digests(cfg, tmp_path / "ddp2")
+    assert len(set(digests)) == 1  # every rank holds the same weights after every step
+    assert digests[0] == weights_digest(_load(cfg, tmp_path / "ddp"))  # and runs repeat
+
+
+def _load(cfg, run):
+    model = cfg.model.build()
+    load_checkpoint(run / "last", model)
+    return model
+
+
+def _rank_digests(cfg, out):
+    import torch.multiprocessing as mp
+
+    from rimkit.train.launch import free_port
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    port = free_port()
+    procs = [ctx.Process(target=_digest_worker, args=(r, port, cfg, out, queue)) for r in (0, 1)]
+    for p in procs:
+        p.start()
+    digests = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return digests
+
+
+def _digest_worker(rank, port, cfg, out, queue):
+    import os
+
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE="2",
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    queue.put(train(cfg, out, progress=False)["weights_sha256"])
+
+
+def test_learning_rate_schedules():
+    from rimkit.train import OptimConfig
+
+    cosine = OptimConfig(lr=1.0, iterations=100, warmup=10, min_lr_ratio=0.0)
+    assert lr_at(cosine, 0) == pytest.approx(0.1)
+    assert lr_at(cosine, 10) == pytest.approx(1.0)
+    assert lr_at(cosine, 55) == pytest.approx(0.5)
+    assert lr_at(cosine, 100) == pytest.approx(0.0, abs=1e-12)
+    assert lr_at(OptimConfig(lr=0.3, schedule="constant"), 500) == 0.3
+
+
+def test_configs_reject_unknown_keys_and_wrong_types(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['lr'\] in config"):
+        ExperimentConfig.from_dict({"lr": 1})
+    with pytest.raises(ValueError, match=r"optim\.iterations must be an integer"):
+        ExperimentConfig.from_dict({"optim": {"iterations": "many"}})
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \[.widht.\] in model"):
+        ExperimentConfig.from_dict({"model": {"widht": 3}})
+    with pytest.raises(ValueError, match="unknown task 'paint'"):
+        ExperimentConfig.from_dict({"tasks": [{"name": "paint"}]})
+    with pytest.raises(ValueError, match=r"tasks\[0\] \(denoise\).sigma"):
+        ExperimentConfig.from_dict({"tasks": [{"name": "denoise", "sigma": "loud"}]})
+    with pytest.raises(ValueError, match="unknown key"):
+        ExperimentConfig.from_dict({"tasks": [{"name": "denoise", "scale": 2}]})
+    with pytest.raises(ValueError, match="key=value"):
+        apply_overrides({}, ["optim.lr"])
+    path = tmp_path / "c.yaml"
+    path.write_text("optim: {iterations: 5}\n")
+    assert load_config(path, ["optim.batch_size=8"]).optim.batch_size == 8
+
+
+def test_every_shipped_recipe_is_a_valid_config():
+    from pathlib import Path
+
+    recipes = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert recipes, "configs/ holds no recipes"
+    for path in recipes:
+        load_config(path)
+
+
+def test_data_folder_too_small_for_validation_is_named(image_folder, tmp_path):
+    cfg = tiny_config(image_folder)
+    cfg = ExperimentConfig.from_dict(apply_overrides(cfg.to_dict(), ["data.val_images=6"]))
+    with pytest.raises(ValueError, match="too few to hold out"):
+        train(cfg, tmp_path / "run", progress=False)
+
+
+def _cli(capsys, *argv):
+    status = main([str(a) for a in argv])
+    return status, capsys.readouterr().err
+
+
+def test_cli_train_and_resume(image_folder, tmp_path, capsys):
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(tiny_config(image_folder).to_dict()))
+    out = tmp_path / "run"
+    args = ("train", cfg_path, "--out", out, "-q", "--set", "optim.iterations=3")
+    assert _cli(capsys, *args)[0] == 0
+    status, err = _cli(capsys, *args)
+    assert status == 2 and "--resume" in err
+    status, _ = _cli(capsys, "train", "--resume", out, "-q", "--set", "optim.iterations=4")
+    assert status == 0
+    assert json.loads((out / "last.json").read_text())["iteration"] == 4
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train"], "give a CONFIG"),
+        (["train", "{missing}"], "does not exist"),
+        (["train", "{bad}"], "unknown key"),
+        (["train", "--resume", "{empty}"], "nothing to resume"),
+        (["train", "{good}", "--set", "data.train={empty}", "--out", "{out}"], "no images"),
+    ],
+)
+def test_cli_train_bad_input_exits_2(tmp_path, capsys, argv, message):
+    (tmp_path / "bad.yaml").write_text("optim: {iterations: 2, speed: 9}\n")
+    (tmp_path / "good.yaml").write_text("optim: {iterations: 2}\n")
+    (tmp_path / "empty").mkdir()
+    names = {
+        "missing": tmp_path / "missing.yaml",
+        "bad": tmp_path / "bad.yaml",
+        "good": tmp_path / "good.yaml",
+        "empty": tmp_path / "empty",
+        "out": tmp_path / "out",
+    }
+    status, err = _cli(capsys, *[a.format(**names) for a in argv])
+    assert status == 2 and message in err and "Traceback" not in err
+
+
+def test_model_weights_change_and_loss_is_logged(image_folder, tmp_path):
+    cfg = tiny_config(image_folder)
+    torch.manual_seed(cfg.optim.seed)
+    before = weights_digest(cfg.model.build())
+    meta = train(cfg, tmp_path / "run", progress=False)
+    assert meta["weights_sha256"] != before
