@@ -39,6 +39,26 @@ TRAIN_EXAMPLE = """examples:
 Training images are read from data.root (default $RIMKIT_DATA or ../shared/data)."""
 
 
+RECONSTRUCT_EXAMPLE = """examples:
+  rimkit reconstruct noisy.png clean.png --task denoise --sigma 25
+  rimkit reconstruct lr.png sr.png --task sr --scale 3 --trajectory steps.gif
+  rimkit reconstruct holes.png filled.png --task inpaint --mask holes-mask.png
+  rimkit reconstruct noisy.png out.png --task denoise --sigma 25 --model runs/denoise-gray
+
+Measurements as written by `rimkit degrade` (the same --task, --sigma, --scale, mask and
+kernel). --model takes a shipped model name (see `rimkit models`), a run folder of `rimkit
+train` or a .safetensors file; by default the shipped model for the task."""
+
+DEFAULT_MODELS: dict[str, dict[int, str]] = {
+    "denoise": {1: "denoise-gray", 3: "denoise-rgb"},
+    "sr": {1: "sr", 3: "sr"},
+    "inpaint": {1: "3task", 3: "3task"},
+    "blur": {1: "3task", 3: "3task"},
+    "mri": {1: "mri", 3: "mri"},
+}
+"""task -> image channels -> the shipped model used when --model is not given."""
+
+
 class UsageError(ValueError):
     """Bad usage or input: reported in one line with exit status 2."""
 
@@ -82,6 +102,37 @@ def build_parser() -> argparse.ArgumentParser:
     deg.add_argument("--gray", action="store_true", help="convert an RGB input to gray first")
     deg.add_argument("--seed", type=int, default=0, help="seed of the noise and mask draws")
     deg.set_defaults(run=_run_degrade)
+
+    rec = sub.add_parser(
+        "reconstruct",
+        parents=[common],
+        help="reconstruct an image from its measurement with a RIM",
+        description="Reconstruct x from y = A x + n with a trained RIM.",
+        epilog=RECONSTRUCT_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rec.add_argument("input", help="measurement: PNG/JPEG/TIFF/.npy (MRI: complex k-space .npy)")
+    rec.add_argument("output", help="restored image (.png, .jpg, .tif or .npy)")
+    rec.add_argument("--task", required=True, choices=["denoise", "sr", "inpaint", "blur", "mri"])
+    rec.add_argument("--sigma", type=float, help="noise std on the 0-255 scale (denoise: required)")
+    rec.add_argument("--scale", type=float, default=2, help="sr: the up-sampling factor")
+    rec.add_argument("--mask", help="inpaint/mri: the mask image (white = observed)")
+    rec.add_argument("--kernel", help="blur: kernel as .npy (default Gaussian, std 1.6 px)")
+    rec.add_argument("--boundary", default="circular", choices=["circular", "zero"])
+    rec.add_argument("--model", help="shipped model name, run folder or .safetensors file")
+    rec.add_argument("--steps", type=int, help="RIM steps (default: the trained T)")
+    rec.add_argument("--tile", type=int, help="reconstruct in overlapping tiles of this size")
+    rec.add_argument("--trajectory", metavar="FILE.gif|DIR", help="also write x_1..x_T")
+    rec.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    rec.set_defaults(run=_run_reconstruct)
+
+    models = sub.add_parser(
+        "models",
+        help="list the shipped pretrained models",
+        description="List the shipped models with their task, channels, T, data and scores.",
+    )
+    models.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    models.set_defaults(run=_run_models)
 
     tr = sub.add_parser(
         "train",
@@ -156,6 +207,105 @@ def _run_degrade(args: argparse.Namespace) -> None:
         shape = "x".join(str(s) for s in np.shape(result.measurement))
         extra = f" and its mask to {mask_path}" if result.mask is not None else ""
         print(f"wrote the {args.task} measurement ({shape}) to {output}{extra}")
+
+
+def _run_reconstruct(args: argparse.Namespace) -> None:
+    from rimkit.io import read_image, write_image
+    from rimkit.pipeline import restore
+    from rimkit.zoo import load_model
+
+    _check_paths(args.input, args.output)
+    output = Path(args.output)
+    if output.exists() and not args.force:
+        raise UsageError(f"output {str(output)!r} exists; pass --force to overwrite it")
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device is available here; use --device cpu")
+    image = read_image(args.input)
+    mask = None if args.mask is None else read_image(args.mask, gray=True)
+    kernel = None if args.kernel is None else read_image(args.kernel)
+    name = args.model or _default_model(args.task, image)
+    loaded = load_model(name, device=args.device)
+    result = restore(
+        image,
+        args.task,
+        loaded.model,
+        sigma=args.sigma,
+        scale=args.scale,
+        mask=mask,
+        kernel=kernel,
+        boundary=args.boundary,
+        steps=args.steps,
+        tile=args.tile,
+    )
+    write_image(output, result.image, force=args.force)
+    if args.trajectory:
+        write_trajectory(Path(args.trajectory), result.frames, force=args.force)
+    if not args.quiet:
+        shape = "x".join(str(s) for s in result.image.shape)
+        print(f"wrote {output} ({shape}) after {len(result.frames)} steps of {name}")
+
+
+def _default_model(task: str, image: np.ndarray) -> str:
+    from rimkit.zoo import list_models
+
+    channels = 3 if image.ndim == 3 and image.shape[2] == 3 else 1
+    name = DEFAULT_MODELS[task][channels]
+    shipped = [card.name for card in list_models()]
+    if name not in shipped:
+        raise UsageError(
+            f"no shipped model for {task} yet (wanted {name!r}; shipped: "
+            f"{', '.join(shipped) or 'none'}); give --model with a run folder of rimkit train"
+        )
+    return name
+
+
+def write_trajectory(target: Path, frames: list[np.ndarray], force: bool = False) -> None:
+    """Write x_1..x_T as an animated GIF (``.gif``) or as numbered PNGs in a folder."""
+    from rimkit.io import to_uint8, write_image
+
+    if target.suffix.lower() == ".gif":
+        import os
+        import tempfile
+
+        from PIL import Image
+
+        if target.exists() and not force:
+            raise UsageError(f"trajectory {str(target)!r} exists; pass --force to overwrite it")
+        images = [Image.fromarray(to_uint8(f)) for f in frames]
+        fd, tmp = tempfile.mkstemp(suffix=".gif", dir=target.parent)
+        os.close(fd)
+        try:
+            images[0].save(tmp, save_all=True, append_images=images[1:], duration=150, loop=0)
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return
+    if target.suffix:
+        raise UsageError(f"--trajectory takes a .gif file or a folder, got {str(target)!r}")
+    target.mkdir(parents=True, exist_ok=True)
+    for t, frame in enumerate(frames, 1):
+        write_image(target / f"step-{t:03d}.png", frame, force=force)
+
+
+def _run_models(args: argparse.Namespace) -> None:
+    from rimkit.zoo import list_models
+
+    cards = list_models()
+    if not cards:
+        print("no pretrained models are shipped yet; train one with `rimkit train`")
+        return
+    print(f"{'name':<16} {'task':<12} {'ch':>2} {'T':>3}  {'hardware':<10} scores")
+    for card in cards:
+        scores = ", ".join(f"{k} {v}" for k, v in card.scores.items())
+        print(
+            f"{card.name:<16} {card.task:<12} {card.channels:>2} {card.train_steps:>3}  "
+            f"{card.hardware:<10} {scores}"
+        )
 
 
 def _run_train(args: argparse.Namespace) -> None:

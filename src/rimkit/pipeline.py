@@ -1,0 +1,171 @@
+"""Restore one image array with a trained model: the library side of ``rimkit reconstruct``.
+
+The model's channels decide how an image is handled: a gray model restores each channel of a
+colour image separately, except for super-resolution, where it restores the Y channel and
+Cb/Cr are up-sampled bicubically (the usual practice and the published protocol); a colour
+model needs a colour image.
+
+Example:
+    >>> import numpy as np
+    >>> from rimkit.models import build_rim
+    >>> model = build_rim(features=4, hidden=4, train_steps=2)
+    >>> out = restore(np.full((8, 8), 0.5), "denoise", model, sigma=10)
+    >>> out.image.shape, len(out.frames)
+    ((8, 8), 2)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rimkit.color import rgb_to_ycbcr, ycbcr_to_rgb
+from rimkit.io import from_tensor, to_tensor
+from rimkit.models import RIM
+from rimkit.operators import (
+    BicubicDownsample,
+    Blur,
+    CartesianMRI,
+    ComplexAsChannels,
+    Identity,
+    Inpainting,
+    LinearOperator,
+    bicubic_upsample,
+    channels_to_complex,
+    gaussian_kernel,
+)
+from rimkit.reconstruct import RIMReconstructor
+
+TASKS = ("denoise", "sr", "inpaint", "blur", "mri")
+SIGMA_MAX = 255.0
+AUTO_TILE_PIXELS = 2048 * 2048
+DEFAULT_TILE = 512
+
+
+@dataclass
+class Restored:
+    """The restored image ``(H, W[, C])`` and every step ``x_1 .. x_T`` of its trajectory."""
+
+    image: np.ndarray
+    frames: list[np.ndarray]
+
+
+def check_sigma(task: str, sigma: float | None) -> float:
+    """The noise level on the 0-255 scale: required for denoising, 0 by default otherwise."""
+    if sigma is None:
+        if task == "denoise":
+            raise ValueError("denoise needs the noise level: give --sigma (0-255 scale), e.g. 25")
+        return 0.0
+    if not (math.isfinite(sigma) and 0 <= sigma <= SIGMA_MAX):
+        raise ValueError(f"sigma must lie in [0, {SIGMA_MAX:g}] on the 0-255 scale, got {sigma}")
+    return float(sigma)
+
+
+def _operator(
+    task: str,
+    shape: tuple[int, int],
+    scale: int,
+    mask: np.ndarray | None,
+    kernel: np.ndarray | None,
+    boundary: str,
+) -> LinearOperator:
+    if task == "denoise":
+        return Identity()
+    if task == "sr":
+        return BicubicDownsample(scale)
+    if task == "blur":
+        k = gaussian_kernel(1.6) if kernel is None else torch.as_tensor(kernel, dtype=torch.float32)
+        return Blur(k, boundary)
+    if mask is None:
+        raise ValueError(f"{task} needs the sampling mask: give --mask FILE (white = observed)")
+    if mask.shape != shape:
+        raise ValueError(
+            f"the mask is {mask.shape[0]}x{mask.shape[1]} but the image is "
+            f"{shape[0]}x{shape[1]}; give the mask written with this measurement"
+        )
+    binary = torch.from_numpy((mask > 0.5).astype(np.float32))[None, None]
+    if task == "inpaint":
+        return Inpainting(binary)
+    return ComplexAsChannels(CartesianMRI(binary))
+
+
+def restore(
+    image: np.ndarray,
+    task: str,
+    model: RIM,
+    *,
+    sigma: float | None = None,
+    scale: int = 2,
+    mask: np.ndarray | None = None,
+    kernel: np.ndarray | None = None,
+    boundary: str = "circular",
+    steps: int | None = None,
+    tile: int | None = None,
+) -> Restored:
+    """Reconstruct ``x`` from the measurement ``image`` (``(H, W[, C])``; complex k-space for
+    MRI) with ``model``; ``sigma`` on the 0-255 scale."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    sigma255 = check_sigma(task, sigma)
+    if task == "sr" and (isinstance(scale, bool) or int(scale) != scale or scale < 2):
+        raise ValueError(f"scale must be an integer >= 2, got {scale}")
+    if task == "mri":
+        return _restore_mri(image, model, sigma255, mask, steps)
+    if np.iscomplexobj(image):
+        raise ValueError(f"complex input is k-space; use --task mri, not {task}")
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if model.channels not in (1, channels):
+        raise ValueError(
+            f"the model restores {model.channels}-channel images but the input has {channels}; "
+            "choose a model for this kind of image (rimkit models)"
+        )
+    h, w = image.shape[:2]
+    if task == "sr" and min(h, w) * scale < 8:
+        raise ValueError(f"the image is {h}x{w}; too small to up-sample by {scale}")
+    if tile is None and h * w * (scale**2 if task == "sr" else 1) > AUTO_TILE_PIXELS:
+        tile = DEFAULT_TILE
+    operator = _operator(task, (h, w), int(scale), mask, kernel, boundary)
+    method = RIMReconstructor(model, steps, tile=tile)
+    run = lambda y: method(to_tensor(y), operator, sigma255 / 255.0)  # noqa: E731
+    if task == "sr" and channels == 3 and model.channels == 1:
+        return _restore_luma(image, run, int(scale))
+    if channels > 1 and model.channels == 1:
+        parts = [_frames(run(image[..., c])) for c in range(channels)]
+        frames = [np.stack(f, axis=-1) for f in zip(*parts, strict=True)]
+        return Restored(frames[-1], frames)
+    frames = _frames(run(image))
+    return Restored(frames[-1], frames)
+
+
+def _frames(trajectory) -> list[np.ndarray]:
+    return [np.clip(from_tensor(x), 0, 1) for x in trajectory.estimates]
+
+
+def _restore_luma(image: np.ndarray, run, scale: int) -> Restored:
+    ycbcr = rgb_to_ycbcr(image)
+    chroma = to_tensor(ycbcr[..., 1:], torch.float64)
+    up = from_tensor(bicubic_upsample(chroma, scale))  # (sH, sW, 2)
+    frames = []
+    for luma in _frames(run(ycbcr[..., 0])):
+        frames.append(np.clip(ycbcr_to_rgb(np.concatenate([luma[..., None], up], -1)), 0, 1))
+    return Restored(frames[-1], frames)
+
+
+def _restore_mri(image, model, sigma255, mask, steps) -> Restored:
+    if image.ndim != 2:
+        raise ValueError(f"MRI k-space must be one 2-D complex array, got shape {image.shape}")
+    if model.channels != 2:
+        raise ValueError(
+            f"MRI needs a model for complex images (2 channels: real, imaginary); this one has "
+            f"{model.channels}"
+        )
+    operator = _operator("mri", image.shape, 1, mask, None, "circular")
+    k = torch.from_numpy(np.asarray(image, dtype=np.complex64))[None, None]
+    trajectory = RIMReconstructor(model, steps)(k, operator, sigma255 / 255.0)
+    frames = [
+        channels_to_complex(x)[0, 0].abs().numpy().astype(np.float64) for x in trajectory.estimates
+    ]
+    return Restored(frames[-1], frames)

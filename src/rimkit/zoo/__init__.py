@@ -1,0 +1,154 @@
+"""Shipped pretrained models and loading any trained model by name or path.
+
+A shipped model is ``weights/NAME.safetensors`` (weights, with the training config in its
+metadata) plus ``weights/NAME.json`` (its model card: task, channels, trained steps, data,
+recipe, hardware and measured scores) and ``weights/NAME.md`` (the card for people).
+
+``load_model`` also takes a training run folder (``model.safetensors``, else ``best``, else
+``last``) or a ``.safetensors`` file written by ``rimkit train``.
+
+Example:
+    >>> [card.name for card in list_models()] == sorted(c.name for c in list_models())
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+
+from rimkit.models import RIM, RIMConfig
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a shipped model is for and how well it does, from ``weights/NAME.json``."""
+
+    name: str
+    task: str
+    channels: int
+    train_steps: int
+    description: str = ""
+    hardware: str = ""
+    data: str = ""
+    recipe: str = ""
+    scales: tuple[int, ...] = ()
+    sigma_range: tuple[float, float] | None = None
+    scores: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path) -> ModelCard:
+        values = json.loads(path.read_text())
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        if "scales" in known:
+            known["scales"] = tuple(known["scales"])
+        if known.get("sigma_range") is not None:
+            known["sigma_range"] = tuple(known["sigma_range"])
+        return cls(**known)
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to run, its training config, and its card when it is a shipped one."""
+
+    model: RIM
+    config: dict[str, Any]
+    source: Path
+    card: ModelCard | None = None
+
+
+def list_models() -> list[ModelCard]:
+    """The shipped models' cards, sorted by name."""
+    if not WEIGHTS_DIR.is_dir():
+        return []
+    cards = [ModelCard.read(p) for p in sorted(WEIGHTS_DIR.glob("*.json"))]
+    return [c for c in cards if (WEIGHTS_DIR / f"{c.name}.safetensors").is_file()]
+
+
+def _resolve(name_or_path: str | os.PathLike) -> tuple[Path, ModelCard | None]:
+    shipped = {card.name: card for card in list_models()}
+    key = str(name_or_path)
+    if key in shipped:
+        return WEIGHTS_DIR / f"{key}.safetensors", shipped[key]
+    path = Path(name_or_path)
+    if path.is_dir():
+        for stem in ("model", "best", "last"):
+            if (path / f"{stem}.safetensors").is_file():
+                return path / f"{stem}.safetensors", None
+        raise ValueError(f"{key!r} is a folder without model/best/last.safetensors")
+    if path.is_file():
+        return path, None
+    known = ", ".join(shipped) or "none shipped yet"
+    raise ValueError(
+        f"unknown model {key!r}: not a shipped model ({known}) nor a run folder or "
+        ".safetensors file"
+    )
+
+
+def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a shipped model by name, a run folder, or a ``.safetensors`` file.
+
+    Example:
+        >>> load_model("no-such-model")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown model 'no-such-model': ...
+    """
+    path, card = _resolve(name_or_path)
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as handle:
+            meta = json.loads((handle.metadata() or {}).get("meta", "{}"))
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read model weights from {str(path)!r}: {err}") from None
+    config = meta.get("config", {})
+    if "model" not in config:
+        raise ValueError(f"{str(path)!r} has no model config in its metadata; not a rimkit model")
+    model = RIMConfig.from_dict(config["model"]).build()
+    weights = {
+        k.removeprefix("model/"): v for k, v in tensors.items() if not k.startswith("optim/")
+    }
+    _load_weights(model, weights, path)
+    model.eval()
+    return LoadedModel(model.to(device), config, path, card)
+
+
+def _load_weights(model: nn.Module, weights: dict[str, torch.Tensor], path: Path) -> None:
+    expected = set(model.state_dict())
+    if set(weights) != expected:
+        raise ValueError(
+            f"the weights in {str(path)!r} do not fit the model built from its own config "
+            f"(missing {sorted(expected - set(weights))[:3]}, "
+            f"unexpected {sorted(set(weights) - expected)[:3]})"
+        )
+    model.load_state_dict(weights)
+
+
+def load_pretrained(name: str, device: str | torch.device = "cpu") -> RIM:
+    """The shipped model ``name``, ready for inference (see :func:`list_models`)."""
+    if name not in {card.name for card in list_models()}:
+        known = ", ".join(c.name for c in list_models()) or "none shipped yet"
+        raise ValueError(f"unknown pretrained model {name!r}; known: {known}")
+    return load_model(name, device).model
+
+
+__all__ = [
+    "WEIGHTS_DIR",
+    "LoadedModel",
+    "ModelCard",
+    "list_models",
+    "load_model",
+    "load_pretrained",
+]

@@ -1,0 +1,250 @@
+"""Reconstruction: one call for a RIM, tiles without seams, loading models, `rimkit reconstruct`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rimkit.cli import main
+from rimkit.color import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
+from rimkit.models import RIMConfig
+from rimkit.operators import (
+    BicubicDownsample,
+    CartesianMRI,
+    ComplexAsChannels,
+    Identity,
+    Inpainting,
+    bicubic_upsample,
+    random_mask,
+    random_projection,
+)
+from rimkit.pipeline import restore
+from rimkit.reconstruct import RIMReconstructor, initial_estimate
+from rimkit.train.checkpoint import export_weights
+from rimkit.zoo import load_model
+
+
+def busy_model(channels: int = 1, steps: int = 3):
+    """A small RIM whose output layer is non-zero, so it changes its input."""
+    torch.manual_seed(0)
+    model = RIMConfig(channels=channels, features=6, hidden=6, train_steps=steps).build()
+    with torch.no_grad():
+        model.cell.out.weight.normal_(0, 0.05)
+    return model.eval()
+
+
+def saved_model(tmp_path, channels: int = 1):
+    model = busy_model(channels)
+    path = tmp_path / f"model{channels}.safetensors"
+    cfg = RIMConfig(channels=channels, features=6, hidden=6, train_steps=3)
+    export_weights(path, model, {"config": {"model": cfg.to_dict()}})
+    return path, model
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(-10 * torch.log10(((a - b) ** 2).mean()))
+
+
+@pytest.mark.parametrize("kind", ["denoise", "inpaint", "sr"])
+def test_tiles_blend_without_seams(kind):
+    torch.manual_seed(1)
+    x = torch.rand(1, 1, 90, 100)
+    if kind == "denoise":
+        op, y = Identity(), x
+    elif kind == "inpaint":
+        op = Inpainting(random_mask((1, 1, 90, 100), 0.5, torch.Generator().manual_seed(0)))
+        y = op(x)
+    else:
+        op, y = BicubicDownsample(2), BicubicDownsample(2)(torch.rand(1, 1, 180, 200))
+    model = busy_model()
+    whole = RIMReconstructor(model)(y, op, 0.1)
+    tiled = RIMReconstructor(model, tile=48, overlap=16)(y, op, 0.1)
+    assert len(tiled.estimates) == len(whole.estimates)
+    assert tiled.final.shape == whole.final.shape
+    assert _psnr(tiled.final, whole.final) > 45
+    # no seams: the error along tile borders is no larger than the error elsewhere
+    err = (tiled.final - whole.final).abs()[0, 0]
+    assert err.max() < 0.05
+
+
+def test_tiles_reject_operators_that_do_not_act_locally():
+    op = random_projection("gaussian", (1, 8, 8), 0.5)
+    with pytest.raises(ValueError, match="tiled reconstruction supports"):
+        RIMReconstructor(busy_model(), tile=4, overlap=1)(op(torch.rand(1, 1, 8, 8)), op, 0.1)
+
+
+def test_initial_estimates_follow_the_operator():
+    y = torch.rand(1, 1, 8, 8)
+    assert torch.equal(initial_estimate(Identity(), y), y)
+    lr = torch.rand(1, 1, 4, 4)
+    torch.testing.assert_close(
+        initial_estimate(BicubicDownsample(2), lr), bicubic_upsample(lr, 2).clamp(0, 1)
+    )
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., ::2] = 1
+    filled = initial_estimate(Inpainting(mask), y * mask)
+    assert torch.allclose(filled[..., 1::2], (y * mask).sum() / mask.sum())
+    mri = ComplexAsChannels(CartesianMRI(torch.ones(1, 1, 8, 8)))
+    k = mri(torch.cat([y, torch.zeros_like(y)], 1))
+    torch.testing.assert_close(initial_estimate(mri, k)[:, :1], y, atol=1e-6, rtol=0)
+
+
+def test_load_model_round_trips_weights_and_names_bad_sources(tmp_path):
+    path, model = saved_model(tmp_path)
+    loaded = load_model(path)
+    restored = loaded.model.state_dict()
+    for name, a in model.state_dict().items():
+        b = restored[name]
+        assert torch.equal(a, b), name
+    assert loaded.config["model"]["features"] == 6
+    with pytest.raises(ValueError, match="unknown model"):
+        load_model(tmp_path / "nothing")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="cannot read"):
+        load_model(bad)
+
+
+def test_gray_model_restores_colour_super_resolution_on_y():
+    rgb = 0.4 + 0.2 * np.random.default_rng(0).random((10, 12, 3))  # no clipping after SR
+    out = restore(rgb, "sr", busy_model(), scale=2)
+    assert out.image.shape == (20, 24, 3) and len(out.frames) == 3
+    chroma = bicubic_upsample(torch.from_numpy(np.moveaxis(rgb_to_ycbcr(rgb), -1, 0))[None], 2)
+    np.testing.assert_allclose(
+        rgb_to_ycbcr(out.image)[..., 1:],
+        np.moveaxis(chroma[0].numpy(), 0, -1)[..., 1:],
+        atol=1e-6,
+    )
+
+
+def test_gray_model_denoises_colour_per_channel():
+    rgb = np.random.default_rng(1).random((9, 11, 3))
+    model = busy_model()
+    out = restore(rgb, "denoise", model, sigma=20)
+    alone = restore(rgb[..., 1], "denoise", model, sigma=20)
+    np.testing.assert_allclose(out.image[..., 1], alone.image, atol=1e-6)
+
+
+def test_mri_restores_a_magnitude_image():
+    model = RIMConfig(cell="mri", channels=2, link="identity", features=4, hidden=4, train_steps=2)
+    x = np.random.default_rng(2).random((16, 16))
+    mask = np.ones((16, 16))
+    op = CartesianMRI(torch.ones(1, 1, 16, 16))
+    k = op(torch.from_numpy(x)[None, None])[0, 0].numpy()
+    out = restore(k, "mri", model.build(), mask=mask)
+    np.testing.assert_allclose(out.image, x, atol=1e-5)  # untrained: the zero-filled image
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"task": "denoise"}, "needs the noise level"),
+        ({"task": "denoise", "sigma": 300}, r"\[0, 255\]"),
+        ({"task": "inpaint"}, "needs the sampling mask"),
+        ({"task": "inpaint", "mask": np.ones((3, 3))}, "give the mask written"),
+        ({"task": "sr", "scale": 1}, "integer >= 2"),
+        ({"task": "paint"}, "unknown task"),
+    ],
+)
+def test_restore_bad_input(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        restore(np.zeros((8, 8)), model=busy_model(), **kwargs)
+
+
+def test_colour_model_refuses_gray_input():
+    with pytest.raises(ValueError, match="3-channel images but the input has 1"):
+        restore(np.zeros((8, 8)), "denoise", busy_model(channels=3), sigma=5)
+
+
+def test_ycbcr_matches_scikit_image_and_inverts():
+    from skimage.color import rgb2ycbcr
+
+    rgb = np.random.default_rng(3).random((5, 6, 3))
+    np.testing.assert_allclose(rgb_to_ycbcr(rgb) * 255, rgb2ycbcr(rgb), atol=1e-10)
+    np.testing.assert_allclose(rgb_to_y(rgb), rgb_to_ycbcr(rgb)[..., 0])
+    np.testing.assert_allclose(ycbcr_to_rgb(rgb_to_ycbcr(rgb)), rgb, atol=1e-12)
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def measurement(tmp_path):
+    rng = np.random.default_rng(4)
+    pixels = (rng.random((24, 20)) * 255).astype(np.uint8)
+    path = tmp_path / "noisy.png"
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _run(capsys, *argv):
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cli_reconstruct_writes_output_and_trajectory(tmp_path, measurement, capsys):
+    model, _ = saved_model(tmp_path)
+    out, gif = tmp_path / "clean.png", tmp_path / "steps.gif"
+    args = ("reconstruct", measurement, out, "--task", "denoise", "--sigma", 25, "--model", model)
+    status, stdout, _ = _run(capsys, *args, "--trajectory", gif)
+    assert status == 0 and "3 steps" in stdout
+    assert np.asarray(Image.open(out)).shape == (24, 20)
+    assert Image.open(gif).n_frames == 3
+    status, _, err = _run(capsys, *args)
+    assert status == 2 and "--force" in err
+    frames = tmp_path / "frames"
+    assert _run(capsys, *args, "--force", "--trajectory", frames, "--steps", 5)[0] == 0
+    assert sorted(p.name for p in frames.iterdir())[-1] == "step-005.png"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--task", "denoise"], "needs the noise level"),
+        (["--task", "denoise", "--sigma", "-4"], r"\[0, 255\]"),
+        (["--task", "denoise", "--sigma", "5", "--model", "nope"], "unknown model 'nope'"),
+        (["--task", "sr", "--scale", "2.5"], "integer >= 2"),
+        (["--task", "inpaint", "--mask", "{small}"], "give the mask written"),
+        (["--task", "denoise", "--sigma", "5", "--steps", "0"], "--steps must be >= 1"),
+    ],
+)
+def test_cli_reconstruct_bad_input(tmp_path, measurement, capsys, extra, message):
+    model, _ = saved_model(tmp_path)
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(tmp_path / "small.png")
+    extra = [e.format(small=tmp_path / "small.png") for e in extra]
+    if "--model" not in extra:
+        extra += ["--model", str(model)]
+    status, _, err = _run(capsys, "reconstruct", measurement, tmp_path / "o.png", *extra)
+    assert status == 2, err
+    assert __import__("re").search(message, err) and "Traceback" not in err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_cli_reconstruct_refuses_nan_input_and_same_output(tmp_path, capsys):
+    np.save(tmp_path / "nan.npy", np.array([[0.1, np.nan], [0.2, 0.3]]))
+    status, _, err = _run(
+        capsys,
+        "reconstruct",
+        tmp_path / "nan.npy",
+        tmp_path / "o.npy",
+        "--task",
+        "denoise",
+        "--sigma",
+        5,
+        "--model",
+        saved_model(tmp_path)[0],
+    )
+    assert status == 2 and "NaN or Inf" in err
+    status, _, err = _run(
+        capsys, "reconstruct", tmp_path / "nan.npy", tmp_path / "nan.npy", "--task", "denoise"
+    )
+    assert status == 2 and "is the INPUT" in err
+
+
+def test_cli_models_lists_or_says_none(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "name" in out or "no pretrained models" in out
