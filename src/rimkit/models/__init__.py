@@ -1,4 +1,5 @@
-"""RIM models: the recurrent loop, its cells, links, ablations and losses over time.
+"""RIM models: the recurrent loop, its cells, links, ablations, losses over time, and the
+learned unrolled baseline (:mod:`rimkit.models.unrolled`).
 
 Example:
     >>> import torch
@@ -18,6 +19,12 @@ from rimkit.models.convgru import ConvFeedForward, ConvGRU
 from rimkit.models.links import LINKS, IdentityLink, Link, SigmoidLink, SoftplusLink
 from rimkit.models.losses import LOSSES, WEIGHT_SCHEMES, ssim, step_weights, trajectory_loss
 from rimkit.models.rim import RIM, VARIANTS, RIMConfig, Trajectory, build_rim
+from rimkit.models.unrolled import (
+    UNROLLED_VARIANTS,
+    ProximalCNN,
+    UnrolledProximalGradient,
+    build_unrolled,
+)
 from rimkit.models.utils import count_parameters
 
 __all__ = [
@@ -25,6 +32,7 @@ __all__ = [
     "LINKS",
     "LOSSES",
     "RIM",
+    "UNROLLED_VARIANTS",
     "VARIANTS",
     "WEIGHT_SCHEMES",
     "Cell",
@@ -33,15 +41,18 @@ __all__ = [
     "IdentityLink",
     "Link",
     "MRICell",
+    "ProximalCNN",
     "RIMConfig",
     "RestorationCell",
     "SigmoidLink",
     "SoftplusLink",
     "SuperResolutionCell",
     "Trajectory",
+    "UnrolledProximalGradient",
     "build_ffn",
     "build_gdn",
     "build_rim",
+    "build_unrolled",
     "count_parameters",
     "ssim",
     "step_weights",

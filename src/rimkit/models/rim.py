@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -34,6 +35,9 @@ from rimkit.likelihood import Likelihood, NoiseFloor
 from rimkit.models.cells import CELLS, State
 from rimkit.models.links import LINKS, Link, SigmoidLink
 from rimkit.models.utils import count_parameters
+
+if TYPE_CHECKING:
+    from rimkit.models.unrolled import UnrolledProximalGradient
 
 
 @dataclass
@@ -262,12 +266,20 @@ VARIANTS: dict[str, tuple[bool, bool]] = {
     "gdn": (False, True),
     "ffn": (True, False),
 }
-"""name -> (uses_estimate, recurrent): the RIM and the paper's two ablations."""
+"""name -> (uses_estimate, recurrent): the RIM and the paper's two ablations.
+
+A config's ``variant`` may also name a learned unrolled baseline, a key of
+:data:`rimkit.models.unrolled.UNROLLED_VARIANTS` (``unrolled``, ``unrolled-shared``)."""
 
 
 @dataclass(frozen=True)
 class RIMConfig:
     """Everything :func:`build_rim` needs; ``None`` widths take the cell's defaults.
+
+    ``variant: unrolled`` (or ``unrolled-shared``) builds the learned unrolled baseline
+    :class:`~rimkit.models.unrolled.UnrolledProximalGradient` instead, with ``train_steps``
+    iterations, ``features`` the width of its proximal CNNs (default 32) and ``hidden`` their
+    number of convolution layers (default 4); ``cell`` and ``link`` are then checked but unused.
 
     Example:
         >>> cfg = RIMConfig(cell="super_resolution", features=8, hidden=8, train_steps=5)
@@ -275,6 +287,8 @@ class RIMConfig:
         5
         >>> RIMConfig.from_dict({"cell": "mri", "channels": 2}).link
         'sigmoid'
+        >>> type(RIMConfig(variant="unrolled", features=8, hidden=3, train_steps=4).build())
+        <class 'rimkit.models.unrolled.UnrolledProximalGradient'>
     """
 
     cell: str = "restoration"
@@ -300,7 +314,7 @@ class RIMConfig:
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
 
-    def build(self) -> RIM:
+    def build(self) -> RIM | UnrolledProximalGradient:
         return build_rim(**self.to_dict())  # type: ignore[arg-type]
 
 
@@ -322,18 +336,33 @@ def build_rim(
     noise_floor: float = 1e-3,
     checkpoint: bool = False,
     check_finite: bool = True,
-) -> RIM:
+) -> RIM | UnrolledProximalGradient:
     """Build a RIM (or a GDN / FFN ablation) by names from :data:`CELLS`, :data:`LINKS` and
-    :data:`VARIANTS`.
+    :data:`VARIANTS`; a variant in :data:`~rimkit.models.unrolled.UNROLLED_VARIANTS` builds the
+    learned unrolled baseline (:func:`~rimkit.models.unrolled.build_unrolled`).
 
     Example:
         >>> rim = build_rim("restoration", channels=3, features=8, hidden=8)
         >>> rim.cell.in_channels, rim.channels
         (6, 3)
     """
+    from rimkit.models import unrolled  # imported here: it builds on this module
+
     cell_cls = _pick(CELLS, cell, "cell")
     link_cls = _pick(LINKS, link, "link")
-    uses_estimate, recurrent = _pick(VARIANTS, variant, "variant")  # type: ignore[misc]
+    _pick({**VARIANTS, **unrolled.UNROLLED_VARIANTS}, variant, "variant")
+    if variant in unrolled.UNROLLED_VARIANTS:
+        return unrolled.build_unrolled(
+            channels,
+            variant=variant,
+            features=features,
+            hidden=hidden,
+            train_steps=train_steps,
+            noise_floor=noise_floor,
+            checkpoint=checkpoint,
+            check_finite=check_finite,
+        )
+    uses_estimate, recurrent = VARIANTS[variant]
     if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
         raise ValueError(f"channels must be a positive int, got {channels!r}")
     widths = {k: v for k, v in (("features", features), ("hidden", hidden)) if v is not None}

@@ -21,6 +21,11 @@ name               method                                                      o
 with ``Tikhonov: 1/2 ||A x - y||^2 + lambda/2 ||x||^2``, ``wavelet l1: 1/2 ||A x - y||^2 +
 lambda ||W x||_1`` and ``isotropic TV: 1/2 ||A x - y||^2 + lambda TV(x)`` over real images.
 
+The class defaults of ``weight`` are generic. Weights tuned on training images per task and
+noise level (:mod:`rimkit.solvers.tuning`, table ``defaults.json``) come from
+``default_weight(name, task, level)``, and ``tuned_baseline(name, task, level)`` builds the
+baseline with them, e.g. ``tuned_baseline("tv", "denoise", 25)``.
+
 Example:
     >>> import torch
     >>> from rimkit.operators import Identity
@@ -67,6 +72,16 @@ BASELINES: dict[str, type[Reconstructor]] = {
 }
 
 
+def __getattr__(name: str) -> object:
+    """``default_weight`` and ``tuned_baseline``, imported from :mod:`rimkit.solvers.tuning`
+    on first use (so ``python -m rimkit.solvers.tuning`` does not import itself twice)."""
+    if name in ("default_weight", "tuned_baseline"):
+        from rimkit.solvers import tuning
+
+        return getattr(tuning, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def baseline(name: str, **options: object) -> Reconstructor:
     """The baseline ``BASELINES[name](**options)``; an unknown name is a ``ValueError``.
 
@@ -103,6 +118,7 @@ __all__ = [
     "baseline",
     "check_iterations",
     "check_weight",
+    "default_weight",
     "estimate_lipschitz",
     "gradient",
     "gradient_adjoint",
@@ -110,4 +126,5 @@ __all__ = [
     "soft_threshold",
     "tikhonov_objective",
     "total_variation",
+    "tuned_baseline",
 ]

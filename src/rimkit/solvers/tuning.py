@@ -1,0 +1,558 @@
+"""Regularisation weights of the variational baselines, tuned on training images only.
+
+For each baseline ``b`` (``gd-tikhonov``, ``cg-tikhonov``, ``ista-wavelet``, ``fista-wavelet``,
+``tv``) and each task setting ``s`` (a forward model and a noise level), the weight is the
+grid value with the highest mean PSNR over a few training crops ``x_i``:
+
+    lambda*(b, s) = argmax_{lambda in grid} 1/N sum_i PSNR(clip(x_hat_i(lambda), 0, 1), x_i)
+    x_hat_i(lambda) = b_lambda(y_i, A_i, sigma; start x0_i),    y_i = A_i x_i + n_i
+
+with a log-spaced grid and a fixed iteration count per baseline. The results and how they
+were found (grid, images, iterations, seed, date, PSNR at every grid value) are saved as
+``defaults.json`` next to this module; :func:`default_weight` reads them, and
+:func:`tuned_baseline` builds a baseline with its tuned weight.
+
+Task settings (``level`` units): ``denoise`` (sigma on the 0-255 scale), ``sr`` (scale),
+``inpaint`` (missing fraction), ``gaussian`` / ``bernoulli`` / ``fourier`` (random projections,
+ratio ``m / n``). Only denoising is noisy; the others are noiseless, as in the training tasks.
+
+Regenerate the shipped table (a few minutes on one CPU core)::
+
+    python -m rimkit.solvers.tuning --data ../shared/data --out src/rimkit/solvers/defaults.json
+
+Example:
+    >>> default_weight("tv", "denoise", 25) > 0
+    True
+    >>> from rimkit.solvers import TotalVariation
+    >>> default_weight("tv", "mri", 4.0) == TotalVariation().weight   # not tuned: class default
+    True
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "DEFAULTS_PATH",
+    "DENOISE_GRID",
+    "ITERATIONS",
+    "NOISELESS_GRID",
+    "SETTINGS",
+    "TUNED_BASELINES",
+    "GridResult",
+    "Setting",
+    "default_weight",
+    "grid_search",
+    "load_training_crops",
+    "main",
+    "psnr",
+    "report",
+    "tune",
+    "tuned_baseline",
+    "tuned_entry",
+]
+
+DEFAULTS_PATH = Path(__file__).with_name("defaults.json")
+
+TUNED_BASELINES: tuple[str, ...] = (
+    "gd-tikhonov",
+    "cg-tikhonov",
+    "ista-wavelet",
+    "fista-wavelet",
+    "tv",
+)
+
+ITERATIONS: dict[str, int] = {
+    "gd-tikhonov": 100,
+    "cg-tikhonov": 30,
+    "ista-wavelet": 50,
+    "fista-wavelet": 50,
+    "tv": 100,
+}
+"""Iterations per baseline while tuning (modest, to keep the tuning run to minutes); the
+weights are tuned for these counts and :func:`tuned_baseline` uses them by default."""
+
+
+def _logspace(start: float, stop: float, count: int) -> tuple[float, ...]:
+    step = (stop - start) / (count - 1)
+    return tuple(float(f"{10 ** (start + step * k):.3g}") for k in range(count))
+
+
+DENOISE_GRID: tuple[float, ...] = _logspace(-3, 0, 10)
+"""Weights tried for denoising: 10 from ``10^-3`` to ``1``, a factor ``10^(1/3) ~ 2.15`` apart."""
+
+NOISELESS_GRID: tuple[float, ...] = _logspace(-5, -0.5, 10)
+"""Weights tried for the noiseless tasks: 10 from ``10^-5`` to ``10^-0.5``, half a decade apart."""
+
+PROJECTIONS = ("gaussian", "bernoulli", "fourier")
+TASK_NAMES = ("denoise", "sr", "inpaint", *PROJECTIONS)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One task setting: ``task`` (a name of :data:`TASK_NAMES`), its ``level`` and the side of
+    the square training crops it is tuned on.
+
+    Example:
+        >>> import torch
+        >>> m = Setting("sr", 3, crop=24).measure(torch.rand(2, 1, 24, 24), torch.Generator())
+        >>> m.y.shape, m.name
+        (torch.Size([2, 1, 8, 8]), 'sr-x3')
+    """
+
+    task: str
+    level: float
+    crop: int = 64
+
+    def __post_init__(self) -> None:
+        if self.task not in TASK_NAMES:
+            raise ValueError(f"unknown task {self.task!r}; known: {', '.join(TASK_NAMES)}")
+        if not (isinstance(self.crop, int) and self.crop >= 8):
+            raise ValueError(f"crop must be an int >= 8, got {self.crop!r}")
+
+    @property
+    def grid(self) -> tuple[float, ...]:
+        """The weights tried: :data:`DENOISE_GRID` or :data:`NOISELESS_GRID`."""
+        return DENOISE_GRID if self.task == "denoise" else NOISELESS_GRID
+
+    def measure(self, x: Tensor, generator: torch.Generator):  # -> rimkit.tasks.Measurement
+        """A measurement of the clean batch ``x`` ``(B, C, H, W)`` with the tasks' samplers."""
+        from rimkit import tasks
+
+        level = float(self.level)
+        if self.task == "denoise":
+            task: Any = tasks.DenoiseTask(sigma=(level, level))
+        elif self.task == "sr":
+            task = tasks.SuperResolutionTask(scales=(int(level),))
+        elif self.task == "inpaint":
+            task = tasks.InpaintTask(fraction=(level, level))
+        else:
+            task = tasks.ProjectionTask(kinds=(self.task,), ratio=(level, level))
+        return task.sample(x, generator)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("denoise", 15),
+    Setting("denoise", 25),
+    Setting("denoise", 50),
+    Setting("sr", 2),
+    Setting("sr", 3),
+    Setting("sr", 4),
+    Setting("inpaint", 0.5),
+    Setting("inpaint", 0.8),
+    Setting("gaussian", 0.25, crop=32),
+    Setting("bernoulli", 0.25, crop=32),
+    Setting("fourier", 0.25, crop=32),
+)
+"""The tuned settings: 64x64 crops, 32x32 for random projections (the paper's patch size)."""
+
+
+def psnr(estimate: Tensor, target: Tensor) -> Tensor:
+    """PSNR (peak 1) per sample of ``clip(estimate, 0, 1)``; shape ``(B,)``.
+
+    ``PSNR = -10 log10(mean((clip(x_hat, 0, 1) - x)^2))``.
+
+    Example:
+        >>> import torch
+        >>> psnr(torch.full((1, 1, 4, 4), 0.6), torch.full((1, 1, 4, 4), 0.5)).round().tolist()
+        [20.0]
+    """
+    err = (estimate.clamp(0, 1) - target).pow(2).flatten(1).mean(dim=1)
+    return -10 * torch.log10(err.clamp_min(1e-12))
+
+
+@dataclass(frozen=True)
+class GridResult:
+    """Mean PSNR of one baseline at every grid weight, for one task setting."""
+
+    baseline: str
+    task: str
+    level: float
+    grid: tuple[float, ...]
+    psnr: tuple[float, ...]
+    iterations: int
+
+    @property
+    def best_index(self) -> int:
+        """The index of the best grid value (the smaller weight on ties)."""
+        return max(range(len(self.psnr)), key=lambda i: (self.psnr[i], -i))
+
+    @property
+    def weight(self) -> float:
+        """The chosen weight ``argmax_lambda PSNR``."""
+        return self.grid[self.best_index]
+
+    @property
+    def best_psnr(self) -> float:
+        return self.psnr[self.best_index]
+
+    @property
+    def at_edge(self) -> bool:
+        """Whether the best value is the first or last of the grid (the grid may be too short)."""
+        return self.best_index in (0, len(self.grid) - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline,
+            "task": self.task,
+            "level": self.level,
+            "weight": self.weight,
+            "psnr": round(self.best_psnr, 3),
+            "at_edge": self.at_edge,
+            "iterations": self.iterations,
+            "grid": list(self.grid),
+            "psnr_grid": [round(p, 3) for p in self.psnr],
+        }
+
+
+def grid_search(
+    name: str,
+    measurement: Any,
+    grid: Sequence[float],
+    iterations: int | None = None,
+    level: float = math.nan,
+) -> GridResult:
+    """Run baseline ``name`` at every weight of ``grid`` on one batch ``measurement``
+    (a :class:`rimkit.tasks.Measurement`) and record the mean PSNR of its final estimate.
+
+    The baseline starts where the RIM does, at the task's ``measurement.x0`` (``y`` for
+    denoising, bicubic up-sampling, the mean-filled image for inpainting, 0.5 for random
+    projections; see :func:`rimkit.reconstruct.initial_estimate`). ``iterations`` defaults
+    to :data:`ITERATIONS`.
+
+    Example:
+        >>> import torch
+        >>> from rimkit.tasks import DenoiseTask
+        >>> m = DenoiseTask(sigma=(25, 25)).sample(torch.rand(2, 1, 16, 16),
+        ...                                        torch.Generator().manual_seed(0))
+        >>> r = grid_search("cg-tikhonov", m, grid=[0.01, 0.1, 1.0], iterations=10)
+        >>> r.weight in (0.01, 0.1, 1.0), r.best_psnr == max(r.psnr)
+        (True, True)
+    """
+    from rimkit.solvers import baseline
+
+    if name not in ITERATIONS:
+        raise ValueError(f"baseline {name!r} is not tuned; tuned: {', '.join(TUNED_BASELINES)}")
+    grid = tuple(float(w) for w in grid)
+    if not grid or any(not (w > 0 and math.isfinite(w)) for w in grid):
+        raise ValueError(f"the grid must hold finite weights > 0, got {grid}")
+    iterations = ITERATIONS[name] if iterations is None else iterations
+    scores = []
+    for weight in grid:
+        solver = baseline(name, weight=weight, iterations=iterations, keep_estimates=False)
+        result = solver(measurement.y, measurement.operator, measurement.sigma, x0=measurement.x0)
+        scores.append(float(psnr(result.final, measurement.target).mean()))
+    task = _canonical_task(measurement.name)
+    return GridResult(name, task, float(level), grid, tuple(scores), iterations)
+
+
+def load_training_crops(
+    folder: str | os.PathLike, count: int, seed: int = 0
+) -> tuple[list[Tensor], list[Path]]:
+    """``count`` gray images ``(1, H, W)`` picked at random (seeded) from ``folder``.
+
+    Refuses any folder inside an ``eval`` directory: the weights are tuned on training images.
+    """
+    from rimkit.data import ImageFolder, list_images
+
+    folder = Path(folder)
+    if "eval" in folder.resolve().parts:
+        raise ValueError(
+            f"{str(folder)!r} is an evaluation folder; tune on training images only "
+            "(e.g. train/Train400 or train/BSDS500-test)"
+        )
+    files = list_images(folder)
+    if not 1 <= count <= len(files):
+        raise ValueError(f"asked for {count} images but {str(folder)!r} holds {len(files)}")
+    order = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))
+    chosen = sorted(files[int(i)] for i in order[:count])
+    images = ImageFolder(folder, gray=True, files=chosen)
+    return [images[i] for i in range(len(images))], chosen
+
+
+def _crops(images: list[Tensor], size: int, generator: torch.Generator) -> Tensor:
+    """One random ``size x size`` crop per image: ``(N, 1, size, size)``."""
+    crops = []
+    for img in images:
+        h, w = img.shape[-2:]
+        if h < size or w < size:
+            raise ValueError(f"an image of {h}x{w} pixels is smaller than the {size}px crop")
+        top = int(torch.randint(h - size + 1, (1,), generator=generator))
+        left = int(torch.randint(w - size + 1, (1,), generator=generator))
+        crops.append(img[..., top : top + size, left : left + size])
+    return torch.stack(crops)
+
+
+def tune(
+    images: list[Tensor],
+    settings: Sequence[Setting] = SETTINGS,
+    baselines: Sequence[str] = TUNED_BASELINES,
+    grid: Sequence[float] | None = None,
+    iterations: dict[str, int] | None = None,
+    seed: int = 0,
+    thin: int = 1,
+    progress: bool = False,
+) -> list[GridResult]:
+    """Grid-search every baseline on every setting over crops of ``images`` (``(1, H, W)``).
+
+    ``grid`` defaults to each setting's own (:attr:`Setting.grid`), of which every ``thin``-th
+    value is tried. Each setting draws its crops and measurement from generators seeded by
+    ``(seed, setting index)``, so the result does not depend on which baselines run.
+    """
+    from rimkit.data import seeded
+
+    iterations = {**ITERATIONS, **(iterations or {})}
+    results = []
+    for index, setting in enumerate(settings):
+        x = _crops(images, setting.crop, seeded(seed, index, 0))  # (N, 1, S, S)
+        measurement = setting.measure(x, seeded(seed, index, 1))
+        weights = tuple(setting.grid if grid is None else grid)[::thin]
+        for name in baselines:
+            tic = time.perf_counter()
+            r = grid_search(name, measurement, weights, iterations[name], float(setting.level))
+            results.append(r)
+            if progress:
+                print(
+                    f"{name:14s} {setting.task:9s} {setting.level:<5g} weight {r.weight:<8.3g} "
+                    f"PSNR {r.best_psnr:6.2f}{' (grid edge)' if r.at_edge else ''} "
+                    f"[{time.perf_counter() - tic:.1f}s]",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    return results
+
+
+def report(
+    results: list[GridResult],
+    files: Sequence[Path],
+    data_root: Path,
+    settings: Sequence[Setting],
+    seed: int,
+    quick: bool,
+    wall_time_s: float,
+) -> dict[str, Any]:
+    """The JSON-ready table: the results and how they were found."""
+    import rimkit
+
+    def rel(p: Path) -> str:
+        try:
+            return p.resolve().relative_to(data_root.resolve()).as_posix()
+        except ValueError:
+            return p.name
+
+    grids: dict[str, list[float]] = {}
+    for r in results:
+        grids.setdefault(r.task, list(r.grid))
+    return {
+        "format": 1,
+        "provenance": {
+            "method": (
+                "grid search: for each baseline and task setting, the grid weight with the "
+                "highest mean PSNR (peak 1, estimate clipped to [0, 1]) of the final estimate "
+                "over one random crop of each training image; every solver starts at the "
+                "task's x0 (rimkit.tasks; y for denoising, bicubic for sr, mean-filled for "
+                "inpainting, 0.5 for projections); denoising is noisy, the other tasks noiseless"
+            ),
+            "date": datetime.date.today().isoformat(),
+            "command": "python -m rimkit.solvers.tuning " + " ".join(sys.argv[1:]),
+            "images": [rel(f) for f in files],
+            "settings": [dataclasses.asdict(s) for s in settings],
+            "levels": "denoise: sigma (0-255); sr: scale; inpaint: missing fraction; "
+            "gaussian/bernoulli/fourier: ratio m/n",
+            "grid": grids,
+            "iterations": {r.baseline: r.iterations for r in results},
+            "seed": seed,
+            "quick": quick,
+            "wall_time_s": round(wall_time_s, 1),
+            "threads": torch.get_num_threads(),
+            "rimkit_version": rimkit.__version__,
+            "torch_version": torch.__version__,
+        },
+        "results": [r.to_dict() for r in results],
+    }
+
+
+@lru_cache(maxsize=8)
+def _load(path: str, mtime: float) -> tuple[dict[str, Any], ...]:
+    try:
+        return tuple(json.loads(Path(path).read_text())["results"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"cannot read tuned weights from {path!r}: {err}") from None
+
+
+def _class_default(name: str) -> float:
+    from rimkit.solvers import BASELINES
+
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+    fields = {f.name: f for f in dataclasses.fields(BASELINES[name])}  # type: ignore[arg-type]
+    if "weight" not in fields:
+        raise ValueError(f"baseline {name!r} has no regularisation weight")
+    return float(fields["weight"].default)
+
+
+def _canonical_task(task: str) -> str:
+    task = task.removeprefix("projection-").removeprefix("projection:")
+    return task.split("-x")[0]  # "sr-x2" (a measurement's name) -> "sr"
+
+
+def tuned_entry(
+    baseline_name: str, task: str, level: float, path: str | os.PathLike | None = None
+) -> dict[str, Any] | None:
+    """The row of the table nearest to ``(baseline_name, task, level)``, or ``None``.
+
+    Among the tuned levels of that baseline and task, the nearest on a log scale (``level <= 0``
+    picks the lowest; ties go to the lower level).
+    """
+    path = Path(DEFAULTS_PATH if path is None else path)
+    if not path.is_file():
+        return None
+    task = _canonical_task(task)
+    rows = [
+        r
+        for r in _load(str(path), path.stat().st_mtime)
+        if r["baseline"] == baseline_name and r["task"] == task
+    ]
+    if not rows:
+        return None
+    if not level > 0:
+        return min(rows, key=lambda r: r["level"])
+    return min(rows, key=lambda r: (abs(math.log(level / r["level"])), r["level"]))
+
+
+def default_weight(
+    baseline_name: str, task: str, level: float, path: str | os.PathLike | None = None
+) -> float:
+    """The tuned weight of ``baseline_name`` for ``task`` at ``level``, or its class default.
+
+    The nearest tuned level of that baseline and task is used (on a log scale; see
+    :func:`tuned_entry`). Without a tuned entry for the baseline and task (or without the
+    table) the class default ``weight`` is returned. ``task`` is one of ``denoise``, ``sr``,
+    ``inpaint``, ``gaussian``, ``bernoulli``, ``fourier`` (also accepted: ``projection-<kind>``
+    and measurement names such as ``sr-x2``); ``path`` defaults to the shipped
+    ``defaults.json``.
+
+    Example:
+        >>> default_weight("cg-tikhonov", "denoise", 20) in (
+        ...     default_weight("cg-tikhonov", "denoise", 15),
+        ...     default_weight("cg-tikhonov", "denoise", 25))
+        True
+        >>> default_weight("bm3d", "denoise", 25)
+        Traceback (most recent call last):
+        ...
+        ValueError: baseline 'bm3d' has no regularisation weight
+    """
+    fallback = _class_default(baseline_name)
+    entry = tuned_entry(baseline_name, task, level, path)
+    return fallback if entry is None else float(entry["weight"])
+
+
+def tuned_baseline(
+    name: str, task: str, level: float, path: str | os.PathLike | None = None, **options: object
+):
+    """``baseline(name, **options)`` with the tuned ``weight`` and ``iterations`` unless given.
+
+    Without a tuned entry the class defaults stay. Baselines without a weight (``bm3d``,
+    ``zero-filled``, ``bicubic``) are built as they are. Start the solver where the tuning
+    did, at the task's ``x0`` (:func:`rimkit.reconstruct.initial_estimate`).
+
+    Example:
+        >>> solver = tuned_baseline("tv", "denoise", 25)
+        >>> solver.weight == default_weight("tv", "denoise", 25)
+        True
+    """
+    from rimkit.solvers import baseline
+
+    try:
+        _class_default(name)
+    except ValueError as err:
+        if "no regularisation weight" not in str(err):
+            raise
+        return baseline(name, **options)
+    entry = tuned_entry(name, task, level, path)
+    if entry is not None:
+        options.setdefault("weight", float(entry["weight"]))
+        options.setdefault("iterations", int(entry["iterations"]))
+    return baseline(name, **options)
+
+
+def _dumps(table: dict[str, Any]) -> str:
+    """JSON with the provenance indented and one line per result."""
+    head = json.dumps({k: v for k, v in table.items() if k != "results"}, indent=1)
+    rows = ",\n".join("  " + json.dumps(r) for r in table["results"])
+    return head[:-2] + ',\n "results": [\n' + rows + "\n ]\n}\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line: tune and write the table; see ``--help``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m rimkit.solvers.tuning",
+        description="Tune the baselines' regularisation weights on training images.",
+    )
+    parser.add_argument("--data", default="../shared/data", help="data root (../shared/data)")
+    parser.add_argument("--folder", default="train/Train400", help="training images, inside --data")
+    parser.add_argument("--out", default=str(DEFAULTS_PATH), help="the JSON file to write")
+    parser.add_argument("--images", type=int, default=4, help="number of training images")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    parser.add_argument("--baselines", nargs="+", default=list(TUNED_BASELINES))
+    parser.add_argument("--tasks", nargs="+", default=None, help="only these task names")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke test: every other weight, 1/5 of the iterations"
+    )
+    args = parser.parse_args(argv)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, args.threads))
+    try:
+        unknown = sorted(set(args.baselines) - set(TUNED_BASELINES))
+        if unknown:
+            raise ValueError(f"cannot tune {unknown}; tunable: {', '.join(TUNED_BASELINES)}")
+        settings = [s for s in SETTINGS if args.tasks is None or s.task in args.tasks]
+        if not settings:
+            raise ValueError(f"no settings for tasks {args.tasks}; known: {', '.join(TASK_NAMES)}")
+        iterations = {k: max(1, v // 5) for k, v in ITERATIONS.items()} if args.quick else None
+        root = Path(args.data)
+        folder = Path(args.folder) if Path(args.folder).is_absolute() else root / args.folder
+        tic = time.perf_counter()
+        images, files = load_training_crops(folder, args.images, args.seed)
+        results = tune(
+            images,
+            settings,
+            args.baselines,
+            iterations=iterations,
+            seed=args.seed,
+            thin=2 if args.quick else 1,
+            progress=True,
+        )
+        table = report(
+            results, files, root, settings, args.seed, args.quick, time.perf_counter() - tic
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        torch.set_num_threads(threads)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(_dumps(table))
+    print(f"wrote {out} ({table['provenance']['wall_time_s']} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

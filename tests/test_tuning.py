@@ -1,0 +1,173 @@
+"""Tuned regularisation weights: argmax correctness, monotone in noise, fallbacks, provenance.
+
+Everything runs on generated images; nothing here reads ../shared.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import Tensor
+
+from rimkit.solvers import BASELINES, ISTAWavelet, TotalVariation, baseline
+from rimkit.solvers.tuning import (
+    DEFAULTS_PATH,
+    SETTINGS,
+    TUNED_BASELINES,
+    Setting,
+    default_weight,
+    grid_search,
+    load_training_crops,
+    main,
+    psnr,
+    tune,
+    tuned_baseline,
+)
+
+
+def blocky_images(n: int, size: int, seed: int = 0) -> list[Tensor]:
+    """Piecewise-constant rectangles on a gentle gradient, lightly blurred: ``(1, H, W)`` each."""
+    g = torch.Generator().manual_seed(seed)
+    images = []
+    for _ in range(n):
+        img = torch.linspace(0.2, 0.5, size).expand(size, size).clone()
+        for _ in range(5):
+            top, left = torch.randint(0, size - 4, (2,), generator=g).tolist()
+            h, w = torch.randint(4, size // 2, (2,), generator=g).tolist()
+            img[top : top + h, left : left + w] = 0.1 + 0.8 * torch.rand(1, generator=g)
+        img = torch.nn.functional.avg_pool2d(
+            img[None, None], 3, stride=1, padding=1, count_include_pad=False
+        )
+        images.append(img[0])
+    return images
+
+
+@pytest.mark.parametrize("name", TUNED_BASELINES)
+def test_grid_search_picks_the_best_grid_value(name):
+    x = torch.stack(blocky_images(2, 24))
+    m = Setting("denoise", 30, crop=24).measure(x, torch.Generator().manual_seed(1))
+    grid = [0.003, 0.01, 0.03, 0.1, 0.3]
+    result = grid_search(name, m, grid, iterations=15, level=30)
+    expected = []  # every grid value rerun by hand
+    for weight in grid:
+        estimate = baseline(name, weight=weight, iterations=15)(m.y, m.operator, m.sigma).final
+        expected.append(float(psnr(estimate, x).mean()))
+    np.testing.assert_allclose(result.psnr, expected, rtol=0, atol=1e-4)
+    assert all(result.best_psnr >= p for p in result.psnr)
+    assert result.weight == grid[int(np.argmax(expected))]
+    assert (result.baseline, result.task, result.level) == (name, "denoise", 30.0)
+    assert len(set(np.round(result.psnr, 3))) > 1  # the weight matters
+
+
+def test_the_chosen_tv_weight_grows_with_the_noise_level():
+    images = blocky_images(3, 32, seed=2)
+    levels = (5, 20, 60)
+    settings = [Setting("denoise", s, crop=32) for s in levels]
+    grid = [float(w) for w in np.logspace(-3, 0, 13)]
+    results = tune(images, settings, ["tv"], grid, {"tv": 60})
+    weights = [r.weight for r in results]
+    assert [r.level for r in results] == list(map(float, levels))
+    assert weights == sorted(weights) and weights[0] < weights[-1], weights
+    assert not any(r.at_edge for r in results), weights
+
+
+def write_table(path, rows):
+    path.write_text(json.dumps({"format": 1, "provenance": {}, "results": rows}))
+    return path
+
+
+def test_default_weight_takes_the_nearest_level_and_falls_back(tmp_path):
+    table = write_table(
+        tmp_path / "defaults.json",
+        [
+            {"baseline": "tv", "task": "denoise", "level": 15.0, "weight": 0.03},
+            {"baseline": "tv", "task": "denoise", "level": 50.0, "weight": 0.2},
+            {"baseline": "tv", "task": "sr", "level": 2.0, "weight": 0.001},
+            {"baseline": "tv", "task": "gaussian", "level": 0.25, "weight": 0.002},
+        ],
+    )
+    assert default_weight("tv", "denoise", 15, table) == 0.03
+    assert default_weight("tv", "denoise", 20, table) == 0.03  # nearest on a log scale
+    assert default_weight("tv", "denoise", 40, table) == 0.2
+    assert default_weight("tv", "denoise", 0, table) == 0.03  # noiseless: the lowest level
+    assert default_weight("tv", "sr-x4", 4, table) == 0.001  # a measurement's name works
+    assert default_weight("tv", "projection-gaussian", 0.1, table) == 0.002
+    # not tuned: the class default
+    assert default_weight("tv", "mri", 4.0, table) == TotalVariation().weight
+    assert default_weight("tv", "bernoulli", 0.25, table) == TotalVariation().weight
+    assert default_weight("ista-wavelet", "denoise", 25, table) == ISTAWavelet().weight
+    assert default_weight("tv", "denoise", 25, tmp_path / "absent.json") == TotalVariation().weight
+    with pytest.raises(ValueError, match="no regularisation weight"):
+        default_weight("zero-filled", "denoise", 25, table)
+    with pytest.raises(ValueError, match="unknown baseline 'tvv'"):
+        default_weight("tvv", "denoise", 25, table)
+
+
+def test_tuned_baseline_uses_the_tuned_weight_unless_given():
+    solver = tuned_baseline("fista-wavelet", "inpaint", 0.5, iterations=7)
+    assert solver.weight == default_weight("fista-wavelet", "inpaint", 0.5)
+    assert solver.iterations == 7
+    assert tuned_baseline("tv", "denoise", 25, weight=0.5).weight == 0.5
+    assert type(tuned_baseline("zero-filled", "denoise", 25)) is BASELINES["zero-filled"]
+
+
+@pytest.fixture
+def training_folder(tmp_path):
+    folder = tmp_path / "data" / "train" / "gen"
+    folder.mkdir(parents=True)
+    for i, img in enumerate(blocky_images(3, 80, seed=4)):
+        Image.fromarray((img[0].numpy() * 255).round().astype(np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def test_the_command_line_writes_weights_with_their_provenance(training_folder, tmp_path):
+    out = tmp_path / "defaults.json"
+    argv = ["--data", str(tmp_path / "data"), "--folder", "train/gen", "--out", str(out)]
+    argv += ["--images", "2", "--quick", "--tasks", "denoise", "fourier"]
+    argv += ["--baselines", "tv", "cg-tikhonov"]
+    assert main(argv) == 0
+    table = json.loads(out.read_text())
+    prov = table["provenance"]
+    for key in ("method", "date", "images", "grid", "iterations", "seed", "settings", "quick"):
+        assert key in prov, key
+    assert len(prov["images"]) == 2 and all(p.startswith("train/gen/") for p in prov["images"])
+    assert prov["quick"] is True and prov["seed"] == 0
+    assert set(prov["iterations"]) == {"tv", "cg-tikhonov"}
+    rows = table["results"]
+    assert len(rows) == 4 * 2  # 3 noise levels + fourier, two baselines
+    for row in rows:
+        assert row["grid"] == prov["grid"][row["task"]] and row["weight"] in row["grid"]
+        assert row["psnr"] == pytest.approx(max(row["psnr_grid"]), abs=1e-3)
+        assert len(row["psnr_grid"]) == len(row["grid"]) == 5  # --quick: every other weight
+        assert row["iterations"] == prov["iterations"][row["baseline"]]
+    assert default_weight("tv", "denoise", 25, out) == next(
+        r["weight"] for r in rows if r["baseline"] == "tv" and r["level"] == 25
+    )
+
+
+def test_evaluation_images_are_refused(tmp_path, capsys):
+    folder = tmp_path / "eval" / "Set12"
+    folder.mkdir(parents=True)
+    Image.fromarray(np.zeros((80, 80), np.uint8)).save(folder / "0.png")
+    with pytest.raises(ValueError, match="evaluation folder"):
+        load_training_crops(folder, 1)
+    argv = ["--data", str(tmp_path), "--folder", "eval/Set12", "--out", str(tmp_path / "o.json")]
+    assert main(argv) == 2
+    assert "training images only" in capsys.readouterr().err
+
+
+def test_the_shipped_table_covers_every_baseline_and_setting():
+    if not DEFAULTS_PATH.is_file():
+        pytest.skip("defaults.json not generated yet")
+    table = json.loads(DEFAULTS_PATH.read_text())
+    assert table["provenance"]["quick"] is False
+    assert not any("eval" in p.split("/") for p in table["provenance"]["images"])
+    tuned = {(r["baseline"], r["task"], r["level"]) for r in table["results"]}
+    assert tuned == {(b, s.task, float(s.level)) for b in TUNED_BASELINES for s in SETTINGS}
+    row = next(r for r in table["results"] if (r["baseline"], r["task"]) == ("tv", "sr"))
+    solver = tuned_baseline("tv", "sr", row["level"])  # the tuned weight and iteration count
+    assert (solver.weight, solver.iterations) == (row["weight"], row["iterations"])
