@@ -81,7 +81,7 @@ class MatrixProjection(LinearOperator):
     def adjoint(self, y: Tensor) -> Tensor:
         _check_measurement(y, self.matrix.shape[-2])
         mat = self._batched(y.shape[0], y.dtype)
-        flat = torch.bmm(mat.transpose(1, 2), y.unsqueeze(-1))  # (B, n, 1)
+        flat = torch.bmm(y.unsqueeze(1), mat)  # (B, 1, n): row vector times M, no transpose copy
         return flat.reshape(y.shape[0], *self.image_shape)
 
 
