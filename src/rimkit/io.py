@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -151,15 +152,44 @@ def write_image(path: str | os.PathLike, array: np.ndarray, force: bool = False)
         raise ValueError(f"complex data cannot be stored as {suffix}; write a .npy file")
     if suffix != ".npy" and not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
         raise ValueError(f"an image file holds gray or RGB; got an array of shape {array.shape}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if suffix == ".npy":
+
+    def save(tmp: str) -> None:
+        if suffix == ".npy":
+            with open(tmp, "wb") as handle:
                 np.save(handle, array)
-            else:
-                fmt = Image.registered_extensions()[suffix]
-                Image.fromarray(to_uint8(array)).save(handle, format=fmt)
+        else:
+            fmt = Image.registered_extensions()[suffix]
+            Image.fromarray(to_uint8(array)).save(tmp, format=fmt)
+
+    atomic_write(path, save)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    A failure or a kill leaves ``path`` as it was and no temporary file behind (short of a
+    kill between the write and the rename). The file gets the permissions an ordinary new
+    file would (``mkstemp`` alone makes it readable by its owner only), or those of the file
+    it replaces.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ValueError(f"the folder of {str(path)!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, _mode(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def _mode(path: Path) -> int:
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask

@@ -21,8 +21,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +29,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from rimkit.io import atomic_write
+
 MOMENTS = ("exp_avg", "exp_avg_sq")
-
-
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _param_names(model: nn.Module) -> dict[int, str]:
@@ -74,8 +63,10 @@ def save_checkpoint(
     if optimizer is not None:
         meta["optimizer_lr"] = [g["lr"] for g in optimizer.param_groups]
     text = json.dumps(meta, indent=2, sort_keys=True)
-    _atomic(stem.with_suffix(".safetensors"), lambda tmp: save_file(tensors, tmp, {"meta": text}))
-    _atomic(stem.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text + "\n"))
+    atomic_write(
+        stem.with_suffix(".safetensors"), lambda tmp: save_file(tensors, tmp, {"meta": text})
+    )
+    atomic_write(stem.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text + "\n"))
 
 
 def read_meta(stem: Path) -> dict[str, Any]:
@@ -131,4 +122,4 @@ def export_weights(path: Path, model: nn.Module, meta: dict[str, Any]) -> None:
     """Write the model weights alone (for shipping), with ``meta`` as safetensors metadata."""
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     text = json.dumps(meta, sort_keys=True)
-    _atomic(Path(path), lambda tmp: save_file(tensors, tmp, {"meta": text}))
+    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, {"meta": text}))

@@ -1,0 +1,194 @@
+"""What the benchmark scripts share: arguments, model loading, tables beside published numbers.
+
+Each script regenerates one section of BENCHMARKS.md from scratch (between
+``<!-- begin: NAME -->`` and ``<!-- end: NAME -->``, see
+:func:`rimkit.evaluate.benchmarking.replace_section`), stating machine, date, command and seed.
+A model that cannot be loaded (not shipped or trained yet) becomes a row marked missing, never
+a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rimkit.evaluate import Evaluation, Method, baseline_method, evaluate, load_images, rim_method
+from rimkit.evaluate.benchmarking import machine_info, provenance, replace_section
+from rimkit.evaluate.report import markdown_table
+
+DEFAULT_DATA = os.environ.get("RIMKIT_DATA", "../shared/data")
+BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+MISSING = "missing"
+
+
+def machine_line() -> str:
+    """One line: CPU model, cores, torch threads and version, date (for any section)."""
+    info = machine_info()
+    return (
+        f"Machine: {info['cpu']}, {info['cores']} cores ({info['threads']} torch threads), "
+        f"torch {info['torch']}, Python {info['python']}; {info['date']}."
+    )
+
+
+def write_section(name: str, text: str, path: str | os.PathLike = BENCHMARKS_MD) -> Path:
+    """Replace section ``name`` of BENCHMARKS.md (repository root by default) with ``text``."""
+    return replace_section(path, name, text)
+
+
+def parser(description: str, models: Sequence[str], baselines: str) -> argparse.ArgumentParser:
+    """The options every script takes."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--data", default=DEFAULT_DATA, help="data root (default ../shared/data)")
+    p.add_argument("--limit", type=int, help="first N images of each set (quick checks)")
+    p.add_argument(
+        "--model",
+        action="append",
+        metavar="LABEL=NAME_OR_PATH",
+        help=f"a RIM to measure (repeatable); default: {' '.join(models) or 'none'}",
+    )
+    p.add_argument("--baselines", default=baselines, help=f"comma list (default {baselines})")
+    p.add_argument(
+        "--output", default=str(BENCHMARKS_MD), help="the Markdown file to update (repo root)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="base seed (image i: seed + i)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    p.add_argument(
+        "--tolerance", type=float, default=0.3, help="dB from a published number that is 'far'"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(default_models=list(models))
+    return p
+
+
+def setup(args: argparse.Namespace) -> None:
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.limit is not None and args.limit < 1:
+        sys.exit(f"--limit must be >= 1, got {args.limit}")
+
+
+@dataclass
+class ModelEntry:
+    label: str
+    source: str
+    method: Method | None
+    why: str = ""
+
+
+def parse_models(items: Sequence[str] | None, defaults: Sequence[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for item in items if items else defaults:
+        label, sep, source = item.partition("=")
+        pairs.append((label, source) if sep else (Path(item).stem, item))
+    return pairs
+
+
+def load_models(
+    args: argparse.Namespace,
+    steps: int | None = None,
+    curve_factor: float | None = None,
+    channels: int | None = None,
+) -> list[ModelEntry]:
+    """Each ``--model`` as a RIM method, or a missing entry saying why it is not available."""
+    from rimkit.zoo import load_model
+
+    out = []
+    for label, source in parse_models(args.model, args.default_models):
+        try:
+            loaded = load_model(source)
+        except ValueError as err:
+            out.append(ModelEntry(label, source, None, str(err).split(";")[0]))
+            continue
+        model = loaded.model
+        if channels is not None and model.channels != channels:
+            why = f"has {model.channels} channels, this benchmark needs {channels}"
+            out.append(ModelEntry(label, source, None, why))
+            continue
+        curve = round(curve_factor * model.train_steps) if curve_factor else None
+        out.append(ModelEntry(label, source, rim_method(model, label, steps, curve)))
+    return out
+
+
+def order(models: Sequence[ModelEntry], bases: Sequence[Method]) -> list[tuple[str, bool]]:
+    """Table order: the models (present or missing), then the baselines."""
+    return [(e.label, e.method is not None) for e in models] + [(m.name, True) for m in bases]
+
+
+def baselines(args: argparse.Namespace, task: str, keep_estimates: bool = True) -> list[Method]:
+    names = [n.strip() for n in args.baselines.split(",") if n.strip() and n.strip() != "none"]
+    from rimkit.evaluate.runner import check_baselines
+
+    check_baselines(names, task)
+    return [baseline_method(n, task, keep_estimates=keep_estimates) for n in names]
+
+
+def run(
+    args: argparse.Namespace,
+    folder: str,
+    protocols: Sequence,
+    methods: Sequence[Method],
+    channels: int | None = None,
+    curves: bool = True,
+) -> tuple[Evaluation, int]:
+    """Evaluate ``methods`` on the images in ``DATA/folder``; returns the result and count."""
+    images = load_images(Path(args.data) / folder, args.limit, channels)
+    result = evaluate(
+        images, protocols, methods, curves=curves, progress=not args.quiet, examples=False
+    )
+    return result, len(images)
+
+
+def cell(value: float, digits: int = 2) -> str:
+    return (
+        "-"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else (f"{value:.{digits}f}")
+    )
+
+
+def versus(ours: float, published: float | None, tolerance: float) -> str:
+    """``ours`` with its difference to a published number, flagged when far from it."""
+    if ours is None or math.isnan(ours):
+        return "-"
+    if published is None:
+        return f"{ours:.2f}"
+    delta = ours - published
+    flag = f" **far: {delta:+.2f} dB**" if abs(delta) > tolerance else f" ({delta:+.2f})"
+    return f"{ours:.2f}{flag}"
+
+
+def command() -> str:
+    return " ".join(["python", *sys.argv])
+
+
+def write(args: argparse.Namespace, section: str, title: str, parts: Sequence[str]) -> Path:
+    """Replace ``section`` of ``--output`` with a title, the provenance and ``parts``."""
+    head = [f"## {title}", provenance(args.seed, command())]
+    if args.limit:
+        head.append(
+            f"**Quick check on the first {args.limit} image(s) of each set (--limit): the means "
+            "are not comparable with the published numbers.**"
+        )
+    body = "\n\n".join([*head, *parts])
+    path = replace_section(args.output, section, body)
+    if not args.quiet:
+        print(f"updated section {section!r} of {path}")
+    return path
+
+
+def table(rows: list[list[object]]) -> str:
+    return markdown_table(rows)
+
+
+def missing_note(entries: Sequence[ModelEntry]) -> str:
+    lines = [f"- `{e.label}` ({e.source}): {MISSING}: {e.why}" for e in entries if e.method is None]
+    return (
+        "Models not measured (no numbers are shown for them):\n" + "\n".join(lines) if lines else ""
+    )

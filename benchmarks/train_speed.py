@@ -1,0 +1,175 @@
+"""Training throughput and memory of the RIM cells on this machine (issue: training).
+
+Throughput: patches per second of one training step (forward through T steps, backward,
+Adam) for the ``cpu`` and ``paper`` denoising cells, the FLOPs of that step counted by
+``torch.utils.flop_counter``, and the achieved GFLOP/s as a fraction of the machine's fp32
+matrix-multiply GFLOP/s measured in the same process.
+
+Memory: for T in 5, 10, 20, 40, the bytes autograd keeps for the backward pass (counted
+exactly with saved-tensor hooks) and the peak resident memory of a fresh process running
+one training step, with and without gradient checkpointing across RIM steps.
+
+    python benchmarks/train_speed.py            # writes the 'training' section of BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import machine_line, write_section
+
+from rimkit.likelihood import GaussianLikelihood
+from rimkit.models import RIMConfig, count_parameters, trajectory_loss
+from rimkit.operators import Identity
+
+CELLS = {
+    "cpu (32/64, T=8)": RIMConfig(features=32, hidden=64, train_steps=8),
+    "paper (64/256, T=20)": RIMConfig(features=64, hidden=256, train_steps=20),
+}
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - tic)
+    return 2 * n**3 / best / 1e9
+
+
+def train_step(model, x, y, opt) -> torch.Tensor:
+    loss = trajectory_loss(model(GaussianLikelihood(Identity(), y, 0.1), x0=y), x)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def throughput(cfg: RIMConfig, batch: int, repeats: int) -> dict:
+    torch.manual_seed(0)
+    model = cfg.build()
+    opt = torch.optim.Adam(model.parameters())
+    x = torch.rand(batch, 1, 32, 32)
+    y = x + 0.1 * torch.randn_like(x)
+    with FlopCounterMode(display=False) as counter:
+        train_step(model, x, y, opt)
+    flops = counter.get_total_flops()
+    times = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        train_step(model, x, y, opt)
+        times.append(time.perf_counter() - tic)
+    best = min(times)
+    return {
+        "params": count_parameters(model),
+        "patches_per_s": batch / best,
+        "gflop_per_step": flops / 1e9,
+        "gflops": flops / best / 1e9,
+    }
+
+
+def saved_bytes(steps: int, checkpoint: bool) -> int:
+    cfg = RIMConfig(features=32, hidden=64, train_steps=steps, checkpoint=checkpoint)
+    torch.manual_seed(0)
+    model = cfg.build()
+    x = torch.rand(32, 1, 32, 32)
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = trajectory_loss(model(GaussianLikelihood(Identity(), x, 0.1), x0=x), x)
+    loss.backward()
+    return total
+
+
+def peak_rss_child(steps: int, checkpoint: bool) -> float:
+    """Peak resident MB of a fresh process running one training step."""
+    code = (
+        "import resource, torch, sys;"
+        "sys.argv=['x'];"
+        "from rimkit.models import RIMConfig, trajectory_loss;"
+        "from rimkit.likelihood import GaussianLikelihood;"
+        "from rimkit.operators import Identity;"
+        f"m=RIMConfig(features=32, hidden=64, train_steps={steps}, "
+        f"checkpoint={checkpoint}).build();"
+        "x=torch.rand(32,1,32,32);"
+        "base=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+        "trajectory_loss(m(GaussianLikelihood(Identity(),x,0.1),x0=x),x).backward();"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss-base)/1024)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    peak = matmul_gflops()
+    rows = [
+        "| cell | parameters | patches/s | GFLOP per step | achieved GFLOP/s | of matmul peak |",
+        "|---|---|---|---|---|---|",
+    ]
+    results = {}
+    for name, cfg in CELLS.items():
+        r = throughput(cfg, args.batch, args.repeats if "cpu" in name else 1)
+        results[name] = r
+        rows.append(
+            f"| {name} | {r['params']:,} | {r['patches_per_s']:.1f} | {r['gflop_per_step']:.1f} "
+            f"| {r['gflops']:.0f} | {r['gflops'] / peak:.0%} |"
+        )
+    mem = [
+        "| T | saved for backward (MB) | with checkpointing (MB) | peak RSS (MB) | "
+        "peak RSS with checkpointing (MB) |",
+        "|---|---|---|---|---|",
+    ]
+    for steps in (5, 10, 20, 40):
+        plain, ckpt = saved_bytes(steps, False) / 2**20, saved_bytes(steps, True) / 2**20
+        rss, rss_ckpt = peak_rss_child(steps, False), peak_rss_child(steps, True)
+        mem.append(f"| {steps} | {plain:.0f} | {ckpt:.0f} | {rss:.0f} | {rss_ckpt:.0f} |")
+    text = "\n".join(
+        [
+            "## Training throughput and memory",
+            "",
+            machine_line(),
+            f"Command: `python benchmarks/train_speed.py` (batch {args.batch} of 32x32 gray "
+            f"patches, denoising, Adam; best of {args.repeats} steps for the cpu cell, one "
+            f"for the paper cell). fp32 matrix-multiply peak measured in the same process "
+            f"(2048x2048, best of 10): **{peak:.0f} GFLOP/s**.",
+            "",
+            *rows,
+            "",
+            "Memory of one training step of the cpu cell (batch 32, 32x32) against the number of "
+            "RIM steps T. 'Saved for backward' counts every tensor autograd keeps (exact); peak "
+            "RSS is the growth of a fresh process's resident memory during the step.",
+            "",
+            *mem,
+        ]
+    )
+    print(text)
+    print(json.dumps(results, indent=1), file=sys.stderr)
+    if not args.no_write:
+        write_section("training", text)
+
+
+if __name__ == "__main__":
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    main()

@@ -1,0 +1,272 @@
+"""``rimkit eval``: the command-line side of :func:`rimkit.evaluate.runner.run_eval`.
+
+:func:`register` adds the ``eval`` sub-command to rimkit's parser, so ``rimkit.cli`` wires it
+with two lines::
+
+    from rimkit.evaluate.cli import register as register_eval
+    register_eval(sub, [common])
+
+Errors in the request (a missing or empty data folder, an unreadable image, a scale the model
+was not trained for, a baseline whose extra is missing, an output folder that exists) are
+``ValueError``\\ s, which ``rimkit`` reports in one line with exit status 2. :func:`main` runs
+the command on its own with the same exit codes (``python -m rimkit.evaluate.cli``).
+
+Example:
+    >>> parser = build_parser()
+    >>> args = parser.parse_args(["eval", "--task", "sr", "--data", "x", "--scale", "2", "4"])
+    >>> args.scale, args.baselines
+    ([2, 4], None)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_parser", "common_parent", "main", "parse_baseline_options", "register"]
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+PROJECTION_KINDS = ("gaussian", "bernoulli", "fourier")  # rimkit.operators', without torch
+
+EXAMPLES = """examples:
+  rimkit eval --model runs/denoise-gray --task denoise --data ../shared/data/eval/BSD68
+  rimkit eval --model denoise-gray --task denoise --data ../shared/data/eval/BSD68 \\
+      --sigma 25 --quantize --baselines bm3d,tv,fista-wavelet --out evals/bsd68-q
+  rimkit eval --model runs/sr --task sr --data ../shared/data/eval/Set5 --scale 2 3 4
+  rimkit eval --task denoise --data ../shared/data/eval/Set12 --baselines tv \\
+      --baseline-option tv.iterations=50 --limit 2          # baselines only
+  rimkit eval --model runs/3task --task projection --data ../shared/data/eval/BSD68 \\
+      --kinds gaussian fourier --ratio 0.1 0.5 --curve-steps 40
+
+Writes into --out (default evals/LABEL-TASK): results.csv (per image), summary.md and
+summary.json (means), convergence.csv (+ convergence.png with matplotlib: rimkit[plot]), a
+crop grid per setting (grid-*.png) and report.html (self-contained). An existing result
+folder is kept unless --force."""
+
+
+def common_parent() -> argparse.ArgumentParser:
+    """The flags every rimkit command shares (``--quiet``, ``--debug``, ``--force``), for
+    parsers built outside ``rimkit.cli``."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    common.add_argument("--force", action="store_true", help="overwrite an existing OUTPUT")
+    return common
+
+
+def _has_option(parents: Sequence[argparse.ArgumentParser], option: str) -> bool:
+    return any(option in action.option_strings for p in parents for action in p._actions)
+
+
+def register(
+    subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser] = ()
+) -> argparse.ArgumentParser:
+    """Add the ``eval`` sub-command (``set_defaults(run=...)``) and return its parser.
+
+    ``parents`` are rimkit's shared flag parsers; ``--quiet``, ``--debug`` and ``--force`` are
+    added here when they do not provide them.
+    """
+    parser = subparsers.add_parser(
+        "eval",
+        parents=list(parents),
+        help="evaluate a model and baselines under a published protocol",
+        description=(
+            "Evaluate a RIM and classical baselines on a folder of images under a published "
+            "protocol (denoising: DnCNN / RIM paper; super-resolution: Y channel, MATLAB "
+            "bicubic; inpainting; random projections of 32x32 patches)."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if not _has_option(parents, "--quiet"):
+        parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or text")
+    if not _has_option(parents, "--debug"):
+        parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    if not _has_option(parents, "--force"):
+        parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    parser.add_argument(
+        "--model", metavar="NAME_OR_PATH", help="shipped model, run folder or .safetensors"
+    )
+    parser.add_argument("--label", help="the model's name in tables (default: its name or rim)")
+    parser.add_argument("--task", required=True, choices=["denoise", "sr", "inpaint", "projection"])
+    parser.add_argument("--data", required=True, metavar="DIR", help="folder of images")
+    parser.add_argument(
+        "--sigma", type=float, nargs="+", help="noise std, 0-255 (denoise: 15 25 50; else 0)"
+    )
+    parser.add_argument("--scale", type=int, nargs="+", default=[2, 3, 4], help="sr factors")
+    parser.add_argument(
+        "--quantize", action="store_true", help="denoise: y rounded to 8 bits (RIM paper)"
+    )
+    parser.add_argument(
+        "--fraction", type=float, nargs="+", default=[0.5], help="inpaint: missing fractions"
+    )
+    parser.add_argument(
+        "--kinds",
+        nargs="+",
+        choices=PROJECTION_KINDS,
+        default=list(PROJECTION_KINDS),
+        help="projection ensembles",
+    )
+    parser.add_argument(
+        "--ratio", type=float, nargs="+", default=[0.1, 0.3, 0.5], help="projection m/n"
+    )
+    parser.add_argument(
+        "--patches",
+        type=int,
+        help="patches per image (projection: default 4; inpaint: whole images unless given)",
+    )
+    parser.add_argument("--patch", type=int, default=32, help="patch size (default 32)")
+    parser.add_argument(
+        "--baselines",
+        metavar="LIST",
+        help="comma-separated baselines (bm3d,tv,fista-wavelet,bicubic,...) or none; "
+        "default: tv (sr: bicubic)",
+    )
+    parser.add_argument(
+        "--baseline-option",
+        action="append",
+        default=[],
+        metavar="NAME.KEY=VALUE",
+        help="a baseline constructor option, e.g. tv.iterations=50 (repeatable)",
+    )
+    parser.add_argument("--steps", type=int, help="RIM steps reported (default: trained T)")
+    parser.add_argument(
+        "--curve-steps", type=int, help="run the RIM this far for the PSNR-vs-t curve"
+    )
+    parser.add_argument("--limit", type=int, metavar="N", help="only the first N images")
+    parser.add_argument("--seed", type=int, default=0, help="base seed (image i: seed + i)")
+    parser.add_argument("--tile", type=int, help="RIM: reconstruct in tiles of this many px")
+    parser.add_argument("--crop", type=int, default=96, help="crop size of the figure grids")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--out", metavar="DIR", help="result folder (default evals/LABEL-TASK)")
+    parser.set_defaults(run=run_command, command="eval")
+    return parser
+
+
+def parse_baseline_options(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``["tv.iterations=50", "tv.weight=0.1"]`` -> ``{"tv": {"iterations": 50, ...}}``;
+    values are read as YAML scalars.
+
+    Example:
+        >>> parse_baseline_options(["tv.iterations=50", "fista-wavelet.wavelet=haar"])
+        {'tv': {'iterations': 50}, 'fista-wavelet': {'wavelet': 'haar'}}
+    """
+    import yaml
+
+    options: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        name, dot, option = key.partition(".")
+        if not (sep and dot and name and option):
+            raise ValueError(
+                f"--baseline-option takes NAME.KEY=VALUE (e.g. tv.iterations=50), got {item!r}"
+            )
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        options.setdefault(name, {})[option] = value
+    return options
+
+
+def _baselines(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    if text.strip().lower() in ("", "none"):
+        return ()
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def spec_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~rimkit.evaluate.runner.EvalSpec` of parsed ``rimkit eval`` arguments."""
+    from rimkit.evaluate.runner import EvalSpec
+
+    for name in ("steps", "curve_steps", "patches", "tile", "limit", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    return EvalSpec(
+        task=args.task,
+        data=Path(args.data),
+        out=Path(args.out) if args.out else None,
+        model=args.model,
+        label=args.label,
+        sigmas=tuple(args.sigma) if args.sigma is not None else None,
+        scales=tuple(args.scale),
+        fractions=tuple(args.fraction),
+        kinds=tuple(args.kinds),
+        ratios=tuple(args.ratio),
+        patch=args.patch,
+        patches=args.patches,
+        quantize=args.quantize,
+        baselines=_baselines(args.baselines),
+        baseline_options=parse_baseline_options(args.baseline_option),
+        steps=args.steps,
+        curve_steps=args.curve_steps,
+        limit=args.limit,
+        seed=args.seed,
+        tile=args.tile,
+        crop=args.crop,
+        force=args.force,
+        quiet=args.quiet,
+    )
+
+
+def run_command(args: argparse.Namespace) -> None:
+    """Run ``rimkit eval`` for parsed arguments; warnings go to stderr as one line each."""
+    from rimkit.evaluate.runner import run_eval
+
+    spec = spec_from_args(args)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = run_eval(spec)
+    if not args.quiet:
+        for warning in caught:
+            print(f"rimkit eval: warning: {warning.message}", file=sys.stderr)
+        print((out / "summary.md").read_text(), end="")
+        print(f"\nwrote results.csv, summary.md/json, figures and report.html to {out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A stand-alone parser holding only ``eval`` (rimkit's own parser adds it too)."""
+    parser = argparse.ArgumentParser(prog="rimkit")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub, [common_parent()])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``rimkit eval`` on its own, with rimkit's exit codes (2: bad input, one line)."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (ValueError, OSError) as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"rimkit eval: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as err:
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"rimkit eval: internal error: {type(err).__name__}: {err} "
+            "(rerun with --debug for details)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,418 @@
+"""Evaluation protocols: for one image, the ``(truth, operator, y, sigma)`` a table is made of.
+
+Each protocol is a small frozen dataclass whose :meth:`cases` turns an image (``(H, W)`` or
+``(H, W, C)`` in ``[0, 1]``) and its index in the sorted evaluation set into one or more
+:class:`Case` objects, reproducibly: every random draw comes from a generator seeded with
+``seed + index``. :meth:`Case.score` measures an estimate as the published tables do.
+
+=========================  ================================================================
+protocol                   what
+=========================  ================================================================
+:class:`DenoiseProtocol`   DnCNN / FFDNet / DRUNet: ``y = x + sigma/255 N(0, 1)`` in float, no
+                           clipping of ``y``; ``quantize=True``: the RIM paper's column, ``y``
+                           clipped and rounded to 8 bits
+:class:`SuperResolution    HR cropped to a multiple of ``s``, LR = MATLAB ``imresize(HR, 1/s,
+Protocol`                  'bicubic')`` rounded to 8 bits; RGB images: the Y channel of
+                           MATLAB ``rgb2ycbcr`` (rounded, as for ``uint8``) is reconstructed
+                           and measured, after shaving ``s`` pixels
+:class:`InpaintProtocol`   a random pixel mask with a fixed missing fraction
+:class:`ProjectionProtocol` 32 x 32 patches at seeded positions, one random projection each
+=========================  ================================================================
+
+Scores: the estimate is clipped to ``[0, 1]`` and rounded to 8 bits, then PSNR (peak 1 on
+``[0, 1]``, the same number as peak 255 on ``uint8``) and SSIM (11 x 11 Gaussian window,
+:func:`rimkit.evaluate.metrics.ssim`) against the truth, with ``shave`` border pixels removed.
+
+Example:
+    >>> import numpy as np
+    >>> image = np.full((24, 24), 128 / 255)          # an 8-bit gray level
+    >>> case = DenoiseProtocol(sigma=25, seed=0).cases(image, index=3, name="flat")[0]
+    >>> case.setting, case.y.shape, round(case.sigma * 255, 6)
+    ('sigma=25', torch.Size([1, 1, 24, 24]), 25.0)
+    >>> case.score(case.truth)["psnr"]
+    inf
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Protocol as TypingProtocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rimkit.evaluate.metrics import as_image, crop_to_multiple, psnr, quantize, rgb_to_y, shave
+from rimkit.evaluate.metrics import ssim as ssim_metric
+from rimkit.io import from_tensor, to_tensor
+from rimkit.noise import GaussianNoise, quantize_8bit, simulate
+from rimkit.operators import (
+    PROJECTION_KINDS,
+    BicubicDownsample,
+    Identity,
+    Inpainting,
+    LinearOperator,
+    random_mask,
+    random_projection,
+)
+
+__all__ = [
+    "Case",
+    "DenoiseProtocol",
+    "InpaintProtocol",
+    "ProjectionProtocol",
+    "Protocol",
+    "SuperResolutionProtocol",
+    "add_noise",
+    "psnr_curve",
+    "score",
+    "sr_measurement",
+]
+
+SSIM_WINDOW = 11
+
+
+def score(estimate: np.ndarray | Tensor, truth: np.ndarray | Tensor, border: int = 0) -> dict:
+    """PSNR and SSIM of ``estimate`` clipped and rounded to 8 bits, ``border`` pixels shaved.
+
+    SSIM is NaN when the shaved image is smaller than its 11 x 11 window.
+
+    Example:
+        >>> x = np.linspace(0, 1, 400).reshape(20, 20)
+        >>> s = score(x + 0.3, x, border=2)
+        >>> round(s["psnr"], 2) < 20, 0 < s["ssim"] < 1
+        (True, True)
+    """
+    est = shave(quantize(estimate), border)
+    ref = shave(as_image(truth), border)
+    value = psnr(est, ref, 1.0)
+    small = min(ref.shape[:2]) < SSIM_WINDOW
+    return {"psnr": value, "ssim": math.nan if small else ssim_metric(est, ref, 1.0)}
+
+
+@dataclass
+class Case:
+    """One evaluation item: reconstruct ``truth`` from ``y = A truth + n``.
+
+    ``truth`` and ``y`` are float64 tensors ``(1, C, H, W)`` (``y`` as the operator gives
+    it), ``sigma`` the noise standard deviation in data units (``[0, 1]`` scale), ``shave``
+    the border left out of the scores, ``display`` the measurement drawn at the size of
+    ``truth`` for figures and ``task`` the protocol's task (denoise, sr, inpaint, projection).
+    """
+
+    image: str
+    setting: str
+    truth: Tensor
+    operator: LinearOperator
+    y: Tensor
+    sigma: float
+    shave: int = 0
+    display: np.ndarray | None = field(default=None, repr=False)
+    task: str = ""
+
+    def score(self, estimate: np.ndarray | Tensor) -> dict:
+        """PSNR and SSIM of an estimate of ``truth`` under this protocol (see :func:`score`)."""
+        return score(estimate, self.truth, self.shave)
+
+    def psnr(self, estimate: np.ndarray | Tensor) -> float:
+        """PSNR only (cheaper): for convergence curves."""
+        est = shave(quantize(estimate), self.shave)
+        return psnr(est, shave(as_image(self.truth), self.shave), 1.0)
+
+
+def psnr_curve(estimates: list[Tensor], case: Case) -> list[float]:
+    """PSNR of every step ``x_1 .. x_T`` of a trajectory or an iterative baseline."""
+    return [case.psnr(x) for x in estimates]
+
+
+class Protocol(TypingProtocol):
+    """What the runner needs of a protocol."""
+
+    task: str
+
+    @property
+    def setting(self) -> str: ...
+
+    def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]: ...
+
+    def describe(self) -> dict: ...
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed))
+
+
+def _check_seed(seed: object) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+
+
+def _display(x: Tensor) -> np.ndarray:
+    return np.clip(from_tensor(x), 0.0, 1.0)
+
+
+def add_noise(x: Tensor, sigma: float, seed: int, quantize: bool = False) -> Tensor:
+    """The DnCNN measurement ``y = x + sigma/255 N(0, 1)`` (float64, not clipped), drawn from
+    a generator seeded with ``seed``; ``quantize=True`` clips and rounds ``y`` to 8 bits.
+
+    Example:
+        >>> x = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
+        >>> bool(torch.equal(add_noise(x, 25, seed=1), add_noise(x, 25, seed=1)))
+        True
+        >>> bool((add_noise(x, 25, seed=1) < 0).any())    # no clipping
+        True
+    """
+    if not (math.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"sigma must be a finite number >= 0 on the 0-255 scale, got {sigma}")
+    noise = torch.randn(x.shape, generator=_generator(seed), dtype=torch.float64)
+    y = x.to(torch.float64) + sigma / 255.0 * noise
+    return quantize_8bit(y) if quantize else y
+
+
+@dataclass(frozen=True)
+class DenoiseProtocol:
+    """Gaussian denoising at ``sigma`` (0-255 scale), the DnCNN protocol.
+
+    ``y = x + sigma/255 N(0, 1)`` in float with the seed ``seed + index``, not clipped;
+    ``quantize=True`` is the RIM paper's variant, ``y`` clipped and rounded to 8 bits.
+
+    Example:
+        >>> case = DenoiseProtocol(25, quantize=True).cases(np.zeros((12, 12)), 0, "black")[0]
+        >>> case.setting, bool(torch.equal(case.y * 255, (case.y * 255).round()))
+        ('sigma=25,q8', True)
+    """
+
+    sigma: float
+    quantize: bool = False
+    seed: int = 0
+    task = "denoise"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.sigma) and self.sigma >= 0):
+            raise ValueError(f"sigma must be a finite number >= 0 (0-255 scale), got {self.sigma}")
+        _check_seed(self.seed)
+
+    @property
+    def setting(self) -> str:
+        return f"sigma={self.sigma:g}" + (",q8" if self.quantize else "")
+
+    def describe(self) -> dict:
+        return {"protocol": "denoise", **asdict(self)}
+
+    def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
+        x = to_tensor(as_image(image), torch.float64)  # (1, C, H, W)
+        y = add_noise(x, self.sigma, self.seed + index, self.quantize)
+        shown = _display(y)
+        return [Case(name, self.setting, x, Identity(), y, self.sigma / 255.0, 0, shown, "denoise")]
+
+
+def sr_measurement(image: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """The super-resolution pair ``(truth, lr)`` of the published protocol, as arrays.
+
+    HR cropped to a multiple of ``scale``; LR = MATLAB ``imresize(HR, 1/scale, 'bicubic')``
+    rounded to 8 bits (MATLAB's result for ``uint8`` images). For RGB, both become the Y
+    channel of ``rgb2ycbcr`` rounded to 8 bits (divided by 255); gray images stay as they are.
+
+    Example:
+        >>> truth, lr = sr_measurement(np.ones((10, 11, 3)), 3)
+        >>> truth.shape, lr.shape, round(float(lr[0, 0]) * 255)
+        ((9, 9), (3, 3), 235)
+    """
+    hr = crop_to_multiple(as_image(image), scale)
+    op = BicubicDownsample(scale, in_size=(hr.shape[0], hr.shape[1]))
+    lr = quantize(from_tensor(op(to_tensor(hr, torch.float64))))
+    if hr.ndim == 3:
+        if hr.shape[2] != 3:
+            raise ValueError(
+                f"super-resolution takes gray or RGB images, got {hr.shape[2]} channels"
+            )
+        return quantize(rgb_to_y(hr)), quantize(rgb_to_y(lr))
+    return hr, lr
+
+
+@dataclass(frozen=True)
+class SuperResolutionProtocol:
+    """Super-resolution by ``scale`` on the Y channel, the SRCNN / A+ / Huang et al. protocol.
+
+    The model reconstructs the Y channel (gray images: the image) of the HR image from the
+    8-bit LR Y channel (:func:`sr_measurement`) with ``BicubicDownsample(scale)``; scores on
+    Y after shaving ``scale`` pixels from every border. ``sigma`` is 0 (8-bit rounding only).
+
+    Example:
+        >>> case = SuperResolutionProtocol(2).cases(np.random.rand(16, 17, 3), 0, "img")[0]
+        >>> case.truth.shape, case.y.shape, case.shave
+        (torch.Size([1, 1, 16, 16]), torch.Size([1, 1, 8, 8]), 2)
+    """
+
+    scale: int
+    seed: int = 0
+    task = "sr"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale < 2:
+            raise ValueError(f"scale must be an int >= 2, got {self.scale!r}")
+        _check_seed(self.seed)
+
+    @property
+    def setting(self) -> str:
+        return f"x{self.scale}"
+
+    def describe(self) -> dict:
+        return {"protocol": "sr", **asdict(self)}
+
+    def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
+        truth, lr = sr_measurement(image, self.scale)
+        h, w = truth.shape[:2]
+        if min(h, w) <= 2 * self.scale:
+            raise ValueError(f"image {name!r} ({h}x{w}) is too small for scale {self.scale}")
+        op = BicubicDownsample(self.scale, in_size=(h, w))
+        shown = np.repeat(np.repeat(lr, self.scale, axis=0), self.scale, axis=1)[:h, :w]
+        return [
+            Case(
+                name,
+                self.setting,
+                to_tensor(truth, torch.float64),
+                op,
+                to_tensor(lr, torch.float64),
+                0.0,
+                self.scale,
+                shown,
+                "sr",
+            )
+        ]
+
+
+def _patches(
+    image: np.ndarray, patch: int, count: int, gen: torch.Generator
+) -> list[tuple[int, int, np.ndarray]]:
+    """``count`` patches ``patch x patch`` at positions drawn uniformly from ``gen``."""
+    h, w = image.shape[:2]
+    if h < patch or w < patch:
+        raise ValueError(f"the image is {h}x{w}, smaller than the {patch}x{patch} patches")
+    out = []
+    for _ in range(count):
+        top = int(torch.randint(h - patch + 1, (1,), generator=gen))
+        left = int(torch.randint(w - patch + 1, (1,), generator=gen))
+        out.append((top, left, image[top : top + patch, left : left + patch]))
+    return out
+
+
+def _check_patching(patch: int | None, patches: int) -> None:
+    if patch is not None and (isinstance(patch, bool) or not isinstance(patch, int) or patch < 1):
+        raise ValueError(f"patch must be a positive int or None, got {patch!r}")
+    if isinstance(patches, bool) or not isinstance(patches, int) or patches < 1:
+        raise ValueError(f"patches must be an int >= 1, got {patches!r}")
+
+
+@dataclass(frozen=True)
+class InpaintProtocol:
+    """Inpainting: ``round(fraction H W)`` pixels missing (same in every channel), drawn with
+    the seed ``seed + index``, plus noise of ``sigma`` (0-255 scale) on the observed pixels.
+
+    ``patch`` (e.g. 32) evaluates ``patches`` seeded patches per image instead of the whole
+    image, as in the RIM paper's transfer experiment.
+
+    Example:
+        >>> case = InpaintProtocol(0.75).cases(np.ones((8, 8)), 0, "white")[0]
+        >>> int((case.y == 0).sum())
+        48
+    """
+
+    fraction: float
+    sigma: float = 0.0
+    seed: int = 0
+    patch: int | None = None
+    patches: int = 1
+    task = "inpaint"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.fraction) < 1.0:
+            raise ValueError(f"the missing fraction must lie in [0, 1), got {self.fraction}")
+        if not (math.isfinite(self.sigma) and self.sigma >= 0):
+            raise ValueError(f"sigma must be a finite number >= 0, got {self.sigma}")
+        _check_seed(self.seed)
+        _check_patching(self.patch, self.patches)
+
+    @property
+    def setting(self) -> str:
+        noise = f",sigma={self.sigma:g}" if self.sigma else ""
+        return f"missing={self.fraction:g}{noise}"
+
+    def describe(self) -> dict:
+        return {"protocol": "inpaint", **asdict(self)}
+
+    def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
+        gen = _generator(self.seed + index)
+        image = as_image(image)
+        if self.patch is None:
+            crops = [(0, 0, image)]
+        else:
+            crops = _patches(image, self.patch, self.patches, gen)
+        out = []
+        for top, left, crop in crops:
+            x = to_tensor(crop, torch.float64)  # (1, C, H, W)
+            mask = random_mask((1, 1, *x.shape[-2:]), self.fraction, gen, torch.float64)
+            op = Inpainting(mask)
+            y = simulate(x, op, GaussianNoise(self.sigma / 255.0), gen) * mask
+            label = name if self.patch is None else f"{name}@{top},{left}"
+            sigma = self.sigma / 255.0
+            out.append(Case(label, self.setting, x, op, y, sigma, 0, _display(y), "inpaint"))
+        return out
+
+
+@dataclass(frozen=True)
+class ProjectionProtocol:
+    """Random projections (``kind`` in gaussian, bernoulli, fourier) of ``patch x patch``
+    patches with ``m = ratio * n`` measurements and noise ``sigma`` (0-255 scale).
+
+    ``patches`` patches per image at positions drawn from the seed ``seed + index``; each gets
+    its own projection drawn from the same generator. ``display`` is ``clip(A^T y)``.
+
+    Example:
+        >>> p = ProjectionProtocol("fourier", 0.25, patches=2)
+        >>> cases = p.cases(np.random.rand(40, 40), 0, "img")
+        >>> len(cases), cases[0].setting, cases[0].y.shape
+        (2, 'fourier,m/n=0.25', torch.Size([1, 512]))
+    """
+
+    kind: str
+    ratio: float
+    sigma: float = 0.0
+    seed: int = 0
+    patch: int = 32
+    patches: int = 4
+    task = "projection"
+
+    def __post_init__(self) -> None:
+        if self.kind not in PROJECTION_KINDS:
+            raise ValueError(
+                f"unknown projection {self.kind!r}; known: {', '.join(PROJECTION_KINDS)}"
+            )
+        if not 0.0 < float(self.ratio) <= 1.0:
+            raise ValueError(f"ratio must lie in (0, 1], got {self.ratio}")
+        if not (math.isfinite(self.sigma) and self.sigma >= 0):
+            raise ValueError(f"sigma must be a finite number >= 0, got {self.sigma}")
+        _check_seed(self.seed)
+        _check_patching(self.patch, self.patches)
+
+    @property
+    def setting(self) -> str:
+        noise = f",sigma={self.sigma:g}" if self.sigma else ""
+        return f"{self.kind},m/n={self.ratio:g}{noise}"
+
+    def describe(self) -> dict:
+        return {"protocol": "projection", **asdict(self)}
+
+    def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
+        gen = _generator(self.seed + index)
+        out = []
+        for top, left, crop in _patches(as_image(image), self.patch, self.patches, gen):
+            x = to_tensor(crop, torch.float64)  # (1, C, p, p)
+            op = random_projection(self.kind, tuple(x.shape[1:]), self.ratio, 1, gen, torch.float64)
+            y = simulate(x, op, GaussianNoise(self.sigma / 255.0), gen)  # (1, m)
+            shown = _display(op.adjoint(y))
+            label = f"{name}@{top},{left}"
+            sigma = self.sigma / 255.0
+            out.append(Case(label, self.setting, x, op, y, sigma, 0, shown, "projection"))
+        return out

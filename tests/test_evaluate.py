@@ -1,0 +1,410 @@
+"""rimkit.evaluate: metrics against scikit-image, the protocols, reports and `rimkit eval`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import metrics as skm
+from skimage.color import rgb2ycbcr
+
+from rimkit.evaluate import figures, metrics, runner
+from rimkit.evaluate.benchmarking import provenance, replace_section
+from rimkit.evaluate.protocols import (
+    DenoiseProtocol,
+    InpaintProtocol,
+    ProjectionProtocol,
+    SuperResolutionProtocol,
+    add_noise,
+    psnr_curve,
+    sr_measurement,
+)
+from rimkit.evaluate.report import markdown_table, parse_markdown_table, write_report
+from rimkit.io import to_tensor
+from rimkit.models import RIMConfig, build_rim
+from rimkit.operators import BicubicDownsample
+from rimkit.reconstruct import RIMReconstructor
+from rimkit.train.checkpoint import export_weights
+
+
+def _rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _smooth(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """A smooth-ish 8-bit image in [0, 1] (structure for SSIM, not white noise)."""
+    rng = _rng(seed)
+    h, w = shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    base = 0.5 + 0.3 * np.sin(6 * xx + 3 * yy + seed)
+    if len(shape) == 3:
+        base = np.stack([base, np.roll(base, 3, 0), np.roll(base, 5, 1)], axis=-1)
+    return np.round(np.clip(base + 0.05 * rng.random(shape), 0, 1) * 255) / 255
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+@pytest.mark.parametrize("peak", [1.0, 255.0])
+def test_psnr_matches_skimage(peak):
+    ref = _rng(1).random((20, 17)) * peak
+    est = np.clip(ref + _rng(2).normal(0, 0.05 * peak, ref.shape), 0, peak)
+    expected = skm.peak_signal_noise_ratio(ref, est, data_range=peak)
+    assert metrics.psnr(est, ref, peak) == pytest.approx(expected, abs=1e-10)
+    assert math.isinf(metrics.psnr(ref, ref, peak))
+
+
+@pytest.mark.parametrize("shape", [(32, 27), (24, 30, 3)])
+@pytest.mark.parametrize("data_range", [1.0, 255.0])
+def test_ssim_matches_skimage_gaussian(shape, data_range):
+    ref = _smooth(shape, 3) * data_range
+    est = np.clip(ref + _rng(4).normal(0, 0.08 * data_range, shape), 0, data_range)
+    expected = skm.structural_similarity(
+        ref,
+        est,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=data_range,
+        channel_axis=-1 if len(shape) == 3 else None,
+    )
+    assert metrics.ssim(est, ref, data_range) == pytest.approx(expected, abs=1e-10)
+
+
+def test_ssim_uniform_window_matches_skimage_default():
+    ref, est = _smooth((25, 25), 5), _smooth((25, 25), 6)
+    expected = skm.structural_similarity(ref, est, data_range=1.0)
+    assert metrics.ssim(est, ref, 1.0, gaussian=False) == pytest.approx(expected, abs=1e-10)
+
+
+def test_metrics_accept_a_tensor_like_the_array():
+    ref = _smooth((16, 16, 3), 7)
+    est = _smooth((16, 16, 3), 8)
+    t_est = to_tensor(est, torch.float64)
+    assert metrics.psnr(t_est, ref) == pytest.approx(metrics.psnr(est, ref), abs=1e-12)
+    assert metrics.ssim(t_est, ref) == pytest.approx(metrics.ssim(est, ref), abs=1e-12)
+
+
+def test_y_channel_known_values_and_skimage():
+    white, black = np.ones((2, 2, 3)), np.zeros((2, 2, 3))
+    np.testing.assert_allclose(metrics.rgb_to_y(white) * 255, 235.0, atol=1e-9)
+    np.testing.assert_allclose(metrics.rgb_to_y(black) * 255, 16.0, atol=1e-9)
+    rgb = _rng(9).random((5, 6, 3))
+    np.testing.assert_allclose(metrics.rgb_to_y(rgb) * 255, rgb2ycbcr(rgb)[..., 0], atol=1e-9)
+    gray = _rng(10).random((4, 4))
+    assert metrics.y_channel(gray) is not None and np.array_equal(metrics.y_channel(gray), gray)
+    with pytest.raises(ValueError, match="RGB"):
+        metrics.rgb_to_y(gray)
+
+
+@pytest.mark.parametrize("border", [0, 1, 3])
+def test_shave_removes_exactly_border_pixels_per_side(border):
+    image = np.arange(10 * 12 * 3, dtype=float).reshape(10, 12, 3)
+    out = metrics.shave(image, border)
+    assert out.shape == (10 - 2 * border, 12 - 2 * border, 3)
+    assert np.array_equal(out, image[border : 10 - border, border : 12 - border])
+    with pytest.raises(ValueError, match="cannot shave"):
+        metrics.shave(image, 5)
+
+
+def test_crop_to_multiple_and_quantize():
+    assert metrics.crop_to_multiple(np.zeros((10, 14)), 4).shape == (8, 12)
+    q = metrics.quantize(np.array([[-0.5, 0.1234, 0.5, 1.7]]))
+    assert np.array_equal(q * 255, np.round(q * 255)) and q.min() == 0 and q.max() == 1
+    assert metrics.to_8bit(np.array([[0.5, 1.2]])).tolist() == [[128, 255]]
+
+
+def test_mri_metrics_follow_fastmri():
+    ref = _smooth((24, 24), 11) * 3.0
+    est = (ref + _rng(12).normal(0, 0.1, ref.shape)) * np.exp(0.3j)  # complex: magnitude counts
+    m = metrics.mri_metrics(est, ref)
+    mag = np.abs(est)
+    assert m["nmse"] == pytest.approx(np.sum((ref - mag) ** 2) / np.sum(ref**2), rel=1e-12)
+    peak = ref.max()
+    assert m["psnr"] == pytest.approx(skm.peak_signal_noise_ratio(ref, mag, data_range=peak))
+    assert m["ssim"] == pytest.approx(skm.structural_similarity(ref, mag, data_range=peak))
+
+
+# ----------------------------------------------------------------------------- protocols
+
+
+def test_dncnn_protocol_is_deterministic_per_seed_and_does_not_clip():
+    white = np.ones((16, 16))
+    protocol = DenoiseProtocol(50, seed=7)
+    a = protocol.cases(white, 2, "w")[0]
+    b = protocol.cases(white, 2, "w")[0]
+    c = protocol.cases(white, 3, "w")[0]
+    assert torch.equal(a.y, b.y) and not torch.equal(a.y, c.y)
+    noise = torch.randn((1, 1, 16, 16), generator=torch.Generator().manual_seed(9), dtype=float)
+    torch.testing.assert_close(a.y, 1.0 + 50 / 255 * noise, rtol=0, atol=1e-12)
+    assert a.y.max() > 1.0 and a.y.dtype == torch.float64  # no clipping, float
+    assert a.sigma == pytest.approx(50 / 255) and a.setting == "sigma=50"
+
+
+def test_quantised_variant_is_on_the_8bit_grid():
+    case = DenoiseProtocol(25, quantize=True).cases(_smooth((16, 16)), 0, "x")[0]
+    levels = case.y * 255
+    assert torch.equal(levels, levels.round()) and case.y.min() >= 0 and case.y.max() <= 1
+    plain = add_noise(case.truth, 25, 0)
+    torch.testing.assert_close(case.y, (plain.clamp(0, 1) * 255).round() / 255)
+
+
+def test_sr_protocol_crops_rounds_and_uses_y():
+    rgb = _smooth((19, 22, 3), 13)
+    case = SuperResolutionProtocol(3).cases(rgb, 0, "img")[0]
+    assert case.truth.shape == (1, 1, 18, 21) and case.y.shape == (1, 1, 6, 7)
+    assert case.shave == 3 and case.setting == "x3"
+    hr = rgb[:18, :21]
+    lr = BicubicDownsample(3)(to_tensor(hr, torch.float64))
+    lr8 = np.round(np.clip(lr[0].permute(1, 2, 0).numpy(), 0, 1) * 255) / 255
+    expected_y = np.round(metrics.rgb_to_y(lr8) * 255) / 255
+    np.testing.assert_allclose(case.y[0, 0].numpy(), expected_y, atol=1e-12)
+    truth, lr_gray = sr_measurement(_smooth((12, 12), 1), 2)
+    assert truth.shape == (12, 12) and lr_gray.shape == (6, 6)
+    assert math.isinf(case.score(case.truth)["psnr"])
+
+
+def test_inpaint_and_projection_protocols_are_reproducible():
+    image = _smooth((40, 48), 14)
+    inpaint = InpaintProtocol(0.75, seed=1)
+    case = inpaint.cases(image, 0, "img")[0]
+    assert int((case.operator.mask == 0).sum()) == round(0.75 * 40 * 48)
+    assert torch.equal(case.y, inpaint.cases(image, 0, "img")[0].y)
+    patches = InpaintProtocol(0.5, patch=16, patches=3).cases(image, 0, "img")
+    assert len(patches) == 3 and patches[0].truth.shape == (1, 1, 16, 16)
+    proj = ProjectionProtocol("bernoulli", 0.25, patches=2, patch=16)
+    first, second = proj.cases(image, 4, "img"), proj.cases(image, 4, "img")
+    assert [c.image for c in first] == [c.image for c in second]
+    assert all(torch.equal(a.y, b.y) for a, b in zip(first, second, strict=True))
+    assert first[0].y.shape == (1, 64) and first[0].setting == "bernoulli,m/n=0.25"
+
+
+def test_convergence_curve_runs_past_the_trained_steps():
+    model = build_rim(features=4, hidden=4, train_steps=2)
+    case = DenoiseProtocol(25).cases(_smooth((16, 16)), 0, "x")[0]
+    traj = RIMReconstructor(model, steps=5)(case.y, case.operator, case.sigma)
+    curve = psnr_curve(traj.estimates, case)
+    assert len(curve) == 5 and all(np.isfinite(curve))
+    method = runner.rim_method(model, curve_steps=5)
+    result = runner.evaluate([("x", _smooth((16, 16)))], [DenoiseProtocol(25)], [method])
+    assert len(result.curves["sigma=25"]["rim"]) == 5
+    assert result.rows[0]["psnr"] == pytest.approx(curve[1])  # reported at the trained T = 2
+
+
+# ----------------------------------------------------------------------------- reports
+
+
+def test_report_embeds_figures_and_tables(tmp_path):
+    png = tmp_path / "f.png"
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(png)
+    table = [["method", "PSNR"], ["tv", 27.123], ["a<b", None]]
+    out = write_report(tmp_path / "r.html", "T & co", [("Scores", table)], [("fig", png)])
+    text = out.read_text()
+    assert "<td>27.12</td>" in text and "a&lt;b" in text and "T &amp; co" in text
+    assert text.count('src="data:image/png;base64,') == 1 and "http" not in text
+    md = markdown_table(table)
+    assert parse_markdown_table(md) == [["method", "PSNR"], ["tv", "27.12"], ["a<b", "-"]]
+
+
+def test_replace_section_keeps_other_sections(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    replace_section(path, "a", "alpha 1")
+    replace_section(path, "b", "beta")
+    replace_section(path, "a", "alpha 2")
+    text = path.read_text()
+    assert "alpha 2" in text and "alpha 1" not in text and "beta" in text
+    assert text.index("<!-- begin: a -->") < text.index("<!-- begin: b -->")
+    assert "seed 3" in provenance(3, "cmd") and "torch" in provenance(3, "cmd")
+
+
+# ----------------------------------------------------------------------------- rimkit eval
+
+
+def _main():
+    """rimkit.cli.main when it has `eval` wired in, else the stand-alone evaluate main."""
+    from rimkit import cli as rimkit_cli
+
+    parser = rimkit_cli.build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    if "eval" in sub.choices:
+        return rimkit_cli.main
+    from rimkit.evaluate.cli import main
+
+    return main
+
+
+def run_eval(capsys, *argv):
+    status = _main()(["eval", *(str(a) for a in argv)])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "images"
+    root.mkdir()
+    for i, shape in enumerate([(24, 28), (26, 24), (24, 24, 3)]):
+        Image.fromarray((_smooth(shape, i) * 255).astype(np.uint8)).save(root / f"im{i}.png")
+    return root
+
+
+def _model(tmp_path, tasks=None, name="rim.safetensors"):
+    cfg = RIMConfig(features=4, hidden=4, train_steps=2)
+    config = {"model": cfg.to_dict(), **({"tasks": tasks} if tasks is not None else {})}
+    torch.manual_seed(0)
+    path = tmp_path / name
+    export_weights(path, cfg.build(), {"config": config})
+    return path
+
+
+def test_eval_end_to_end_writes_every_file(tmp_path, folder, capsys):
+    out = tmp_path / "out"
+    model = _model(tmp_path, [{"name": "denoise", "sigma": [0, 55]}])
+    status, stdout, err = run_eval(
+        capsys, "--model", model, "--task", "denoise", "--data", folder, "--sigma", 15, 25,
+        "--baselines", "tv", "--baseline-option", "tv.iterations=3", "--curve-steps", 4,
+        "--out", out, "--quiet",
+    )  # fmt: skip
+    assert status == 0, err
+    assert stdout == ""
+    with open(out / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 * 2 * 2  # images x sigmas x methods
+    assert {r["method"] for r in rows} == {"rim", "tv"}
+    assert all(float(r["psnr"]) > 0 for r in rows)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"] == ["sigma=15", "sigma=25"] and summary["trained_steps"] == 2
+    assert len(summary["summary"]) == 4 and summary["images"] == 3
+    md = (out / "summary.md").read_text()
+    assert "| rim |" in md and "| tv |" in md and "seed: 0" in md
+    with open(out / "convergence.csv") as handle:
+        curve = list(csv.DictReader(handle))
+    rim_steps = [
+        int(r["step"]) for r in curve if r["method"] == "rim" and r["setting"] == "sigma=15"
+    ]
+    assert rim_steps == [1, 2, 3, 4]  # past the trained T = 2
+    figures_written = sorted(p.name for p in out.glob("*.png"))
+    assert figures_written == ["convergence.png", "grid-sigma=15.png", "grid-sigma=25.png"]
+    for name in figures_written:
+        with Image.open(out / name) as img:
+            img.verify()
+    html = (out / "report.html").read_text()
+    assert "<table>" in html and "Mean PSNR" in html and "<td>rim</td>" in html
+    assert len(re.findall(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]+"', html)) == 3
+
+
+def test_eval_rgb_images_become_gray_for_a_gray_model_and_baselines_only(tmp_path, folder, capsys):
+    status, _, err = run_eval(
+        capsys, "--task", "sr", "--data", folder, "--scale", 2, "--baselines", "bicubic,tv",
+        "--baseline-option", "tv.iterations=2", "--out", tmp_path / "sr", "-q",
+    )  # fmt: skip
+    assert status == 0, err
+    summary = json.loads((tmp_path / "sr" / "summary.json").read_text())
+    assert summary["methods"] == ["bicubic", "tv"] and summary["model"] is None
+
+
+def test_eval_without_matplotlib_skips_the_plot_and_says_so(tmp_path, folder, capsys, monkeypatch):
+    monkeypatch.setattr(figures, "have_matplotlib", lambda: False)
+    out = tmp_path / "noplot"
+    status, _, err = run_eval(
+        capsys, "--task", "denoise", "--data", folder, "--sigma", 25, "--baselines", "tv",
+        "--baseline-option", "tv.iterations=2", "--limit", 1, "--out", out, "-q",
+    )  # fmt: skip
+    assert status == 0, err
+    assert (out / "convergence.csv").is_file() and not (out / "convergence.png").exists()
+    assert "matplotlib is not installed" in (out / "summary.md").read_text()
+
+
+def test_eval_bad_input_is_one_line_and_exit_2(tmp_path, folder, capsys, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    common = ["--baselines", "tv", "--baseline-option", "tv.iterations=2", "-q"]
+    status, _, err = run_eval(capsys, "--task", "denoise", "--data", empty, *common)
+    assert status == 2 and "no images" in err and len(err.strip().splitlines()) == 1
+    status, _, err = run_eval(capsys, "--task", "denoise", "--data", tmp_path / "nope", *common)
+    assert status == 2 and "does not exist" in err
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "bad.png").write_bytes(b"not a png")
+    out = tmp_path / "o1"
+    status, _, err = run_eval(capsys, "--task", "denoise", "--data", broken, "--out", out, *common)
+    assert status == 2 and "bad.png" in err and "not a readable image" in err
+
+    sr_model = _model(tmp_path, [{"name": "sr", "scales": [2, 4]}], "sr.safetensors")
+    status, _, err = run_eval(
+        capsys, "--model", sr_model, "--task", "sr", "--data", folder, "--scale", 3,
+        "--out", tmp_path / "o2", *common,
+    )  # fmt: skip
+    assert status == 2 and "trained for scales 2, 4" in err and "3" in err
+
+    from rimkit.solvers import bm3d_adapter
+
+    def missing():
+        raise ImportError("no bm3d")
+
+    monkeypatch.setattr(bm3d_adapter, "import_bm3d", missing)
+    status, _, err = run_eval(
+        capsys, "--task", "denoise", "--data", folder, "--baselines", "bm3d",
+        "--out", tmp_path / "o3", "-q",
+    )  # fmt: skip
+    assert status == 2 and "rimkit[bm3d]" in err and "'bm3d'" in err
+    status, _, err = run_eval(
+        capsys, "--task", "sr", "--data", folder, "--baselines", "bm3d", "--out", tmp_path / "o4"
+    )
+    assert status == 2 and "denoise only" in err
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "results.csv").write_text("old")
+    (taken / "grid-sigma=99.png").write_bytes(b"stale figure of an earlier run")
+    argv = ["--task", "denoise", "--data", folder, "--sigma", 25, "--limit", 1, "--out", taken]
+    status, _, err = run_eval(capsys, *argv, *common)
+    assert status == 2 and "--force" in err and (taken / "results.csv").read_text() == "old"
+    status, _, err = run_eval(capsys, *argv, *common, "--force")
+    assert status == 0, err
+    assert (taken / "results.csv").read_text() != "old"
+    assert sorted(p.name for p in taken.glob("grid-*")) == ["grid-sigma=25.png"]
+
+
+def test_eval_warns_when_the_model_does_not_record_its_scales(tmp_path, folder, capsys):
+    model = _model(tmp_path)  # no tasks in its config
+    status, out, err = run_eval(
+        capsys, "--model", model, "--task", "sr", "--data", folder, "--scale", 2, "--limit", 1,
+        "--baselines", "none", "--out", tmp_path / "w",
+    )  # fmt: skip
+    assert status == 0, err
+    assert "warning" in err and "no record of its scales" in err and "| rim |" in out
+
+
+def test_cli_module_is_light_and_knows_the_projection_kinds():
+    import subprocess
+    import sys
+
+    from rimkit.evaluate import cli
+    from rimkit.operators import PROJECTION_KINDS
+
+    assert cli.PROJECTION_KINDS == PROJECTION_KINDS
+    code = "import sys, rimkit.evaluate.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    from rimkit.evaluate.report import atomic_write_text
+
+    path = atomic_write_text(tmp_path / "a.md", "x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    os.chmod(path, 0o640)
+    assert stat.S_IMODE(atomic_write_text(path, "y").stat().st_mode) == 0o640
