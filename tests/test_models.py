@@ -360,9 +360,9 @@ def test_steps_below_one_raise(steps, image: Tensor):
 def test_wrong_channel_count_raises(image: Tensor):
     rim = build_rim("restoration", 1, **SMALL)
     rgb = image.expand(2, 3, 16, 16)
-    with pytest.raises(ValueError, match="3 channels; this RIM was built for 1"):
+    with pytest.raises(ValueError, match="3 channels; this model was built for 1"):
         rim(GaussianLikelihood(Identity(), rgb, 0.1), x0=rgb)
-    with pytest.raises(ValueError, match="3 channels; this RIM was built for 1"):
+    with pytest.raises(ValueError, match="3 channels; this model was built for 1"):
         rim(GaussianLikelihood(Identity(), rgb, 0.1), shape=(2, 3, 16, 16))
     with pytest.raises(ValueError, match="build the cell with in_channels=2"):
         RIM(RestorationCell(3, 1, **SMALL))

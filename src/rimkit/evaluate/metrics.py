@@ -35,11 +35,10 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from rimkit import color
 from rimkit.models.losses import ssim as _ssim_torch
 
 __all__ = [
-    "Y_OFFSET",
-    "Y_WEIGHTS",
     "as_image",
     "crop_to_multiple",
     "mri_metrics",
@@ -53,9 +52,6 @@ __all__ = [
     "y_channel",
 ]
 
-Y_WEIGHTS = np.array([65.481, 128.553, 24.966])
-"""MATLAB ``rgb2ycbcr`` weights of R, G, B in ``[0, 1]`` for Y on the 0-255 scale."""
-Y_OFFSET = 16.0
 
 
 def as_image(x: np.ndarray | Tensor) -> np.ndarray:
@@ -177,7 +173,7 @@ def rgb_to_y(rgb: np.ndarray | Tensor) -> np.ndarray:
     image = as_image(rgb)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"rgb_to_y needs an RGB image (H, W, 3), got shape {image.shape}")
-    return (Y_OFFSET + image @ Y_WEIGHTS) / 255.0
+    return color.rgb_to_y(image)
 
 
 def y_channel(image: np.ndarray | Tensor) -> np.ndarray:

@@ -21,58 +21,18 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 from rimkit.models.rim import RIM, build_rim
 
 
-def build_gdn(
-    cell: str = "restoration",
-    channels: int = 1,
-    *,
-    link: str = "sigmoid",
-    features: int | None = None,
-    hidden: int | None = None,
-    train_steps: int = 20,
-    noise_floor: float = 1e-3,
-    checkpoint: bool = False,
-    check_finite: bool = True,
-) -> RIM:
-    """The GDN ablation: ``build_rim(..., variant="gdn")`` (no estimate as cell input)."""
-    return build_rim(
-        cell,
-        channels,
-        variant="gdn",
-        link=link,
-        features=features,
-        hidden=hidden,
-        train_steps=train_steps,
-        noise_floor=noise_floor,
-        checkpoint=checkpoint,
-        check_finite=check_finite,
-    )
+def build_gdn(*args: Any, **kwargs: Any) -> RIM:
+    """The GDN ablation: ``build_rim(..., variant="gdn")`` (no estimate as cell input); takes
+    the arguments of :func:`~rimkit.models.rim.build_rim` but ``variant``."""
+    return build_rim(*args, variant="gdn", **kwargs)
 
 
-def build_ffn(
-    cell: str = "restoration",
-    channels: int = 1,
-    *,
-    link: str = "sigmoid",
-    features: int | None = None,
-    hidden: int | None = None,
-    train_steps: int = 20,
-    noise_floor: float = 1e-3,
-    checkpoint: bool = False,
-    check_finite: bool = True,
-) -> RIM:
-    """The FFN ablation: ``build_rim(..., variant="ffn")`` (GRUs replaced by conv + ReLU)."""
-    return build_rim(
-        cell,
-        channels,
-        variant="ffn",
-        link=link,
-        features=features,
-        hidden=hidden,
-        train_steps=train_steps,
-        noise_floor=noise_floor,
-        checkpoint=checkpoint,
-        check_finite=check_finite,
-    )
+def build_ffn(*args: Any, **kwargs: Any) -> RIM:
+    """The FFN ablation: ``build_rim(..., variant="ffn")`` (GRUs replaced by conv + ReLU);
+    takes the arguments of :func:`~rimkit.models.rim.build_rim` but ``variant``."""
+    return build_rim(*args, variant="ffn", **kwargs)

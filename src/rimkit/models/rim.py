@@ -65,6 +65,49 @@ def _check_steps(steps: object, name: str = "steps") -> int:
     return steps
 
 
+def check_start(
+    likelihood: Likelihood,
+    x0: Tensor | None,
+    shape: tuple[int, ...] | None,
+    channels: int,
+    ref: Tensor,
+) -> Tensor:
+    """The validated initial image ``x0``, or zeros of ``shape`` (or of ``likelihood.y``'s
+    shape when that is an image with ``channels`` channels), on ``ref``'s dtype and device."""
+    if x0 is not None:
+        if not isinstance(x0, Tensor) or x0.ndim != 4:
+            got = tuple(x0.shape) if isinstance(x0, Tensor) else type(x0).__name__
+            raise ValueError(f"x0 must be a tensor (B, C, H, W), got {got}")
+        if x0.is_complex():
+            raise ValueError(
+                "x0 is complex; give complex images as real channels "
+                "(rimkit.operators.complex_to_channels) with a ComplexAsChannels operator"
+            )
+        if x0.shape[1] != channels:
+            raise ValueError(f"x0 has {x0.shape[1]} channels; this model was built for {channels}")
+        if x0.dtype != ref.dtype or x0.device != ref.device:
+            raise ValueError(
+                f"x0 is {x0.dtype} on {x0.device} but the model is {ref.dtype} on "
+                f"{ref.device}; move one, e.g. model.to(x0.device, x0.dtype)"
+            )
+        return x0
+    if shape is None:
+        y = getattr(likelihood, "y", None)
+        if isinstance(y, Tensor) and y.ndim == 4 and y.shape[1] == channels:
+            shape = tuple(y.shape)
+        else:
+            raise ValueError(
+                "give x0 (e.g. the adjoint A^T y) or shape=(B, C, H, W); the image shape "
+                "cannot be derived from this likelihood"
+            )
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 4 or min(shape) < 1:
+        raise ValueError(f"shape must be (B, C, H, W) with positive sizes, got {shape}")
+    if shape[1] != channels:
+        raise ValueError(f"shape has {shape[1]} channels; this model was built for {channels}")
+    return torch.zeros(shape, dtype=ref.dtype, device=ref.device)
+
+
 class RIM(nn.Module):
     """A Recurrent Inference Machine: a cell, a link and a trainable noise floor.
 
@@ -153,43 +196,8 @@ class RIM(nn.Module):
     def _initial_eta(
         self, likelihood: Likelihood, x0: Tensor | None, shape: tuple[int, ...] | None
     ) -> Tensor:
-        ref = self.noise_floor.raw
-        if x0 is not None:
-            if not isinstance(x0, Tensor) or x0.ndim != 4:
-                got = tuple(x0.shape) if isinstance(x0, Tensor) else type(x0).__name__
-                raise ValueError(f"x0 must be a tensor (B, C, H, W), got {got}")
-            if x0.is_complex():
-                raise ValueError(
-                    "x0 is complex; give complex images as real channels "
-                    "(rimkit.operators.complex_to_channels) with a ComplexAsChannels operator"
-                )
-            if x0.shape[1] != self.channels:
-                raise ValueError(
-                    f"x0 has {x0.shape[1]} channels; this RIM was built for {self.channels}"
-                )
-            if x0.dtype != ref.dtype or x0.device != ref.device:
-                raise ValueError(
-                    f"x0 is {x0.dtype} on {x0.device} but the model is {ref.dtype} on "
-                    f"{ref.device}; move one, e.g. model.to(x0.device, x0.dtype)"
-                )
-            return self.link.inverse(x0)  # (B, C, H, W)
-        if shape is None:
-            y = getattr(likelihood, "y", None)
-            if isinstance(y, Tensor) and y.ndim == 4 and y.shape[1] == self.channels:
-                shape = tuple(y.shape)
-            else:
-                raise ValueError(
-                    "give x0 (e.g. the adjoint A^T y) or shape=(B, C, H, W); the image shape "
-                    "cannot be derived from this likelihood"
-                )
-        shape = tuple(int(s) for s in shape)
-        if len(shape) != 4 or min(shape) < 1:
-            raise ValueError(f"shape must be (B, C, H, W) with positive sizes, got {shape}")
-        if shape[1] != self.channels:
-            raise ValueError(
-                f"shape has {shape[1]} channels; this RIM was built for {self.channels}"
-            )
-        return torch.zeros(shape, dtype=ref.dtype, device=ref.device)
+        start = check_start(likelihood, x0, shape, self.channels, self.noise_floor.raw)
+        return self.link.inverse(start) if x0 is not None else start  # (B, C, H, W)
 
     def forward(
         self,
