@@ -53,7 +53,6 @@ __all__ = [
 ]
 
 
-
 def as_image(x: np.ndarray | Tensor) -> np.ndarray:
     """A float64 ``(H, W)`` or ``(H, W, C)`` array from an array or a ``(1, C, H, W)`` tensor."""
     if isinstance(x, Tensor):

@@ -11,9 +11,9 @@ Two layers:
   ``summary.md``, ``summary.json``, ``convergence.csv`` (+ ``convergence.png`` with
   matplotlib), one crop grid per setting (``grid-SETTING.png``) and ``report.html``.
 
-Baselines get per-task default weights (:func:`default_baseline_options`): fixed rules of
-thumb (a multiple of ``sigma`` for denoising), not tuned per image; override them with
-``baseline_options``.
+Baselines get the weights and iteration counts tuned on training images for the nearest task
+setting (:func:`tuned_setting`, :mod:`rimkit.solvers.tuning`) and start at the task's usual
+initial estimate; override them with ``baseline_options``.
 
 Example:
     >>> import numpy as np
@@ -58,7 +58,14 @@ from rimkit.evaluate.protocols import (
 )
 from rimkit.evaluate.report import atomic_write_bytes, atomic_write_text, markdown_table
 from rimkit.evaluate.report import write_report as _write_report
-from rimkit.operators import PROJECTION_KINDS
+from rimkit.operators import (
+    PROJECTION_KINDS,
+    BicubicDownsample,
+    FourierProjection,
+    Inpainting,
+    MatrixProjection,
+)
+from rimkit.reconstruct import initial_estimate
 
 __all__ = [
     "BASELINE_EXTRAS",
@@ -70,7 +77,6 @@ __all__ = [
     "baseline_method",
     "check_baselines",
     "convert_channels",
-    "default_baseline_options",
     "evaluate",
     "load_images",
     "make_protocols",
@@ -78,6 +84,7 @@ __all__ = [
     "run_eval",
     "trained_scales",
     "trained_sigma_range",
+    "tuned_setting",
 ]
 
 TASKS = ("denoise", "sr", "inpaint", "projection")
@@ -141,25 +148,31 @@ def rim_method(
     return Method(name, run, report, trained)
 
 
-def default_baseline_options(name: str, task: str, sigma: float) -> dict[str, Any]:
-    """Default weights of the variational baselines for a task and noise level (0-255 scale).
-
-    Rules of thumb checked on one Set12 image, not tuned per image: TV ``0.8 sigma`` and
-    wavelet ``1.4 sigma`` for denoising (``sigma`` in data units); without noise small fixed
-    weights per task (super-resolution 0.001, inpainting 0.02 / 0.005, projections 0.01).
+def tuned_setting(case: Case) -> tuple[str, float]:
+    """The tuning table's ``(task, level)`` nearest to a case, read off its operator:
+    denoising sigma (0-255), super-resolution scale, inpainting missing fraction, projection
+    ensemble and ratio ``m / n``.
 
     Example:
-        >>> round(default_baseline_options("tv", "denoise", 25)["weight"], 4)
-        0.0784
+        >>> import torch
+        >>> from rimkit.operators import BicubicDownsample
+        >>> case = Case("a", "x3", torch.zeros(1, 1, 6, 6), BicubicDownsample(3), None, 0.0)
+        >>> tuned_setting(case)
+        ('sr', 3.0)
     """
-    s = sigma / 255.0
-    if name == "tv":
-        base = {"denoise": 0.0, "sr": 0.001, "inpaint": 0.02, "projection": 0.01}[task]
-        return {"weight": max(base, 0.8 * s) or 0.01}
-    if name in ("fista-wavelet", "ista-wavelet"):
-        base = {"denoise": 0.0, "sr": 0.001, "inpaint": 0.005, "projection": 0.01}[task]
-        return {"weight": max(base, 1.4 * s) or 0.01}
-    return {}
+    op = case.operator
+    if isinstance(op, BicubicDownsample):
+        return "sr", float(op.scale)
+    if isinstance(op, Inpainting):
+        return "inpaint", float(1 - op.mask.float().mean())
+    n = case.truth[0].numel()
+    if isinstance(op, FourierProjection):
+        return "fourier", op.rows.shape[1] / n
+    if isinstance(op, MatrixProjection):
+        magnitudes = op.matrix.abs()
+        kind = "bernoulli" if torch.allclose(magnitudes, magnitudes.flatten()[0]) else "gaussian"
+        return kind, op.matrix.shape[-2] / n
+    return "denoise", case.sigma * 255.0
 
 
 def baseline_method(
@@ -168,13 +181,13 @@ def baseline_method(
     options: dict[str, Any] | None = None,
     keep_estimates: bool = True,
 ) -> Method:
-    """A baseline from :data:`rimkit.solvers.BASELINES` as a :class:`Method`, with
-    :func:`default_baseline_options` for each case's task (``task`` when the case has none)
-    and ``sigma``, updated by ``options``.
+    """A baseline from :data:`rimkit.solvers.BASELINES` as a :class:`Method`, with the tuned
+    weight and iterations of each case's setting (:func:`tuned_setting`), updated by
+    ``options``.
 
     ``keep_estimates=False`` keeps only the last iterate (no convergence curve, less memory).
     """
-    from rimkit.solvers import BASELINES, baseline
+    from rimkit.solvers import BASELINES, baseline, tuned_baseline
 
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
@@ -182,13 +195,16 @@ def baseline_method(
     extra = dict(options or {})
     if "keep_estimates" in fields and "keep_estimates" not in extra:
         extra["keep_estimates"] = keep_estimates
-    baseline(name, **{**default_baseline_options(name, task, 0.0), **extra})  # check options
+    baseline(name, **extra)  # check the options now, not at the first image
 
     def run(case: Case) -> list[Tensor]:
-        defaults = default_baseline_options(name, case.task or task, case.sigma * 255.0)
-        opts = {**defaults, **extra}
+        setting, level = tuned_setting(case)
         y = case.y.to(torch.float32)
-        return baseline(name, **opts)(y, case.operator, case.sigma).estimates
+        solver = tuned_baseline(name, setting, level, **extra)
+        x0 = None
+        if "keep_estimates" in fields:  # iterative: start where the tuning did
+            x0 = initial_estimate(case.operator, y, like=case.truth.to(torch.float32))
+        return solver(y, case.operator, case.sigma, **({} if x0 is None else {"x0": x0})).estimates
 
     return Method(name, run)
 
