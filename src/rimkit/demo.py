@@ -91,13 +91,19 @@ def run_demo(
     force: bool = False,
     seed: int = 0,
     progress: bool = True,
+    crop: int = CROP,
 ) -> dict[str, Any]:
-    """Run every setting, write the outputs into ``out`` and return the results."""
+    """Run every setting on a centre crop of ``image`` (``crop`` pixels, a multiple of 12 so
+    every scale divides it), write the outputs into ``out`` and return the results."""
+    if crop < 24 or crop % 12:
+        raise ValueError(f"crop must be a multiple of 12 and at least 24, got {crop}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{str(out)!r} is a file; give a folder for the demo's outputs")
     if out.exists() and any(out.iterdir()) and not force:
         raise ValueError(f"{str(out)!r} exists and is not empty; pass --force to overwrite")
     out.mkdir(parents=True, exist_ok=True)
-    truth = _crop(read_image(image, gray=True))
+    truth = _crop(read_image(image, gray=True), crop)
     x = torch.from_numpy(truth).float()[None, None]  # (1, 1, H, W)
     shipped = {card.name for card in list_models()}
     rows, curves, panels, notes = [], {}, [], []
@@ -133,13 +139,16 @@ def run_demo(
                 ]
             if progress:
                 print(f"  {setting.name:<17} {label:<20} {rows[-1]['psnr']:>6} dB", flush=True)
-        panels.append(crop_grid([(f"{setting.name}\n{k}", v) for k, v in shown], crop=96))
-    return _write(out, rows, curves, panels, notes, image)
+        grid = [(f"{setting.name}\n{k}", v) for k, v in shown]
+        panels.append(crop_grid(grid, crop=min(96, len(truth))))
+    return _write(out, rows, curves, panels, notes, f"{image}, centre crop {len(truth)}")
 
 
-def _crop(image: np.ndarray) -> np.ndarray:
+def _crop(image: np.ndarray, crop: int) -> np.ndarray:
     h, w = image.shape
-    size = min(CROP, h, w)
+    size = min(crop, h - h % 12, w - w % 12)
+    if size < 24:
+        raise ValueError(f"the image is {h}x{w}; the demo needs at least 24x24 pixels")
     top, left = (h - size) // 2, (w - size) // 2
     return image[top : top + size, left : left + size]
 
@@ -201,6 +210,6 @@ def _write(out: Path, rows, curves, panels, notes, image: str) -> dict[str, Any]
         [("PSNR (8-bit output, peak 255) and SSIM on the truth", table)],
         images,
         notes=notes,
-        intro=f"Image: {image}, centre crop {CROP}x{CROP}.",
+        intro=f"Image: {image} pixels.",
     )
     return {"rows": rows, "notes": notes, "markdown": markdown}
