@@ -14,6 +14,7 @@ from PIL import Image
 from skimage import metrics as skm
 from skimage.color import rgb2ycbcr
 
+from rimkit.cli import main
 from rimkit.evaluate import figures, metrics, runner
 from rimkit.evaluate.benchmarking import provenance, replace_section
 from rimkit.evaluate.protocols import (
@@ -226,21 +227,8 @@ def test_replace_section_keeps_other_sections(tmp_path):
 # ----------------------------------------------------------------------------- rimkit eval
 
 
-def _main():
-    """rimkit.cli.main when it has `eval` wired in, else the stand-alone evaluate main."""
-    from rimkit import cli as rimkit_cli
-
-    parser = rimkit_cli.build_parser()
-    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    if "eval" in sub.choices:
-        return rimkit_cli.main
-    from rimkit.evaluate.cli import main
-
-    return main
-
-
 def run_eval(capsys, *argv):
-    status = _main()(["eval", *(str(a) for a in argv)])
+    status = main(["eval", *(str(a) for a in argv)])
     out, err = capsys.readouterr()
     return status, out, err
 

@@ -8,10 +8,10 @@ with two lines::
 
 Errors in the request (a missing or empty data folder, an unreadable image, a scale the model
 was not trained for, a baseline whose extra is missing, an output folder that exists) are
-``ValueError``\\ s, which ``rimkit`` reports in one line with exit status 2. :func:`main` runs
-the command on its own with the same exit codes (``python -m rimkit.evaluate.cli``).
+``ValueError``\\ s, which ``rimkit`` reports in one line with exit status 2.
 
 Example:
+    >>> from rimkit.cli import build_parser
     >>> parser = build_parser()
     >>> args = parser.parse_args(["eval", "--task", "sr", "--data", "x", "--scale", "2", "4"])
     >>> args.scale, args.baselines
@@ -22,15 +22,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_parser", "common_parent", "main", "parse_baseline_options", "register"]
+__all__ = ["parse_baseline_options", "register"]
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 PROJECTION_KINDS = ("gaussian", "bernoulli", "fourier")  # rimkit.operators', without torch
 
 EXAMPLES = """examples:
@@ -49,27 +47,12 @@ crop grid per setting (grid-*.png) and report.html (self-contained). An existing
 folder is kept unless --force."""
 
 
-def common_parent() -> argparse.ArgumentParser:
-    """The flags every rimkit command shares (``--quiet``, ``--debug``, ``--force``), for
-    parsers built outside ``rimkit.cli``."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
-    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    common.add_argument("--force", action="store_true", help="overwrite an existing OUTPUT")
-    return common
-
-
-def _has_option(parents: Sequence[argparse.ArgumentParser], option: str) -> bool:
-    return any(option in action.option_strings for p in parents for action in p._actions)
-
-
 def register(
-    subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser] = ()
+    subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser]
 ) -> argparse.ArgumentParser:
     """Add the ``eval`` sub-command (``set_defaults(run=...)``) and return its parser.
 
-    ``parents`` are rimkit's shared flag parsers; ``--quiet``, ``--debug`` and ``--force`` are
-    added here when they do not provide them.
+    ``parents`` are rimkit's shared flag parsers (``--quiet``, ``--debug``, ``--force``).
     """
     parser = subparsers.add_parser(
         "eval",
@@ -83,12 +66,6 @@ def register(
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    if not _has_option(parents, "--quiet"):
-        parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or text")
-    if not _has_option(parents, "--debug"):
-        parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    if not _has_option(parents, "--force"):
-        parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
     parser.add_argument(
         "--model", metavar="NAME_OR_PATH", help="shipped model, run folder or .safetensors"
     )
@@ -236,37 +213,3 @@ def run_command(args: argparse.Namespace) -> None:
             print(f"rimkit eval: warning: {warning.message}", file=sys.stderr)
         print((out / "summary.md").read_text(), end="")
         print(f"\nwrote results.csv, summary.md/json, figures and report.html to {out}")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """A stand-alone parser holding only ``eval`` (rimkit's own parser adds it too)."""
-    parser = argparse.ArgumentParser(prog="rimkit")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub, [common_parent()])
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``rimkit eval`` on its own, with rimkit's exit codes (2: bad input, one line)."""
-    args = build_parser().parse_args(argv)
-    try:
-        args.run(args)
-    except (ValueError, OSError) as err:
-        if args.debug:
-            traceback.print_exc()
-        print(f"rimkit eval: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except Exception as err:
-        if args.debug:
-            traceback.print_exc()
-        print(
-            f"rimkit eval: internal error: {type(err).__name__}: {err} "
-            "(rerun with --debug for details)",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
-    return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -216,27 +216,11 @@ class RIM(nn.Module):
         eta = self._initial_eta(likelihood, x0, shape)  # (B, C, H, W)
         eps = self.noise_floor()
         x = self.link(eta)  # (B, C, H, W)
-        check_now = self.check_finite and _syncs_cheaply(eta.device)
-        finite_flags: list[Tensor] = []
+        guard = GradientGuard(eta, steps, self.check_finite)
         state: State | None = None
         estimates: list[Tensor] = []
         for t in range(1, steps + 1):
-            grad_x = likelihood.grad(x, eps)  # (B, C, H, W)
-            if not isinstance(grad_x, Tensor) or grad_x.shape != eta.shape:
-                got = tuple(grad_x.shape) if isinstance(grad_x, Tensor) else type(grad_x)
-                raise ValueError(
-                    f"the likelihood gradient at step {t} has shape {got} but the estimate has "
-                    f"shape {tuple(eta.shape)}; likelihood and x0/shape do not belong together"
-                )
-            if grad_x.dtype != eta.dtype:
-                raise ValueError(
-                    f"the likelihood gradient is {grad_x.dtype}, the estimate {eta.dtype}; "
-                    "wrap a complex operator in ComplexAsChannels"
-                )
-            if check_now and not bool(torch.isfinite(grad_x).all()):
-                raise ValueError(_not_finite_message(t, steps))
-            if self.check_finite and not check_now:
-                finite_flags.append(torch.isfinite(grad_x).all())
+            grad_x = guard(likelihood.grad(x, eps), t)  # (B, C, H, W)
             grad = self.link.chain(grad_x, eta)  # (B, C, H, W)
             inputs = grad  # (B, C, H, W)
             if self.uses_estimate:
@@ -250,11 +234,47 @@ class RIM(nn.Module):
             eta = eta + update  # (B, C, H, W)
             x = self.link(eta)  # (B, C, H, W)
             estimates.append(x)
-        if finite_flags:
-            ok = torch.stack(finite_flags)
-            if not bool(ok.all()):
-                raise ValueError(_not_finite_message(int((~ok).nonzero()[0, 0]) + 1, steps))
+        guard.finish()
         return Trajectory(estimates)
+
+
+class GradientGuard:
+    """Checks each step's likelihood gradient against the estimate: shape, dtype, finiteness.
+
+    A non-finite gradient raises a ``ValueError`` naming the step. Where a host-device sync is
+    cheap (CPU) that happens at once; elsewhere a flag per step stays on the device and
+    :meth:`finish` checks them all with one sync after the loop.
+    """
+
+    def __init__(self, estimate: Tensor, steps: int, check_finite: bool) -> None:
+        self.shape, self.dtype, self.steps = estimate.shape, estimate.dtype, steps
+        self.check_now = check_finite and _syncs_cheaply(estimate.device)
+        self.deferred = check_finite and not self.check_now
+        self.flags: list[Tensor] = []
+
+    def __call__(self, grad: Tensor, step: int) -> Tensor:
+        if not isinstance(grad, Tensor) or grad.shape != self.shape:
+            got = tuple(grad.shape) if isinstance(grad, Tensor) else type(grad)
+            raise ValueError(
+                f"the likelihood gradient at step {step} has shape {got} but the estimate has "
+                f"shape {tuple(self.shape)}; likelihood and x0/shape do not belong together"
+            )
+        if grad.dtype != self.dtype:
+            raise ValueError(
+                f"the likelihood gradient is {grad.dtype}, the estimate {self.dtype}; "
+                "wrap a complex operator in ComplexAsChannels"
+            )
+        if self.check_now and not bool(torch.isfinite(grad).all()):
+            raise ValueError(_not_finite_message(step, self.steps))
+        if self.deferred:
+            self.flags.append(torch.isfinite(grad).all())
+        return grad
+
+    def finish(self) -> None:
+        if self.flags:
+            ok = torch.stack(self.flags)
+            if not bool(ok.all()):
+                raise ValueError(_not_finite_message(int((~ok).nonzero()[0, 0]) + 1, self.steps))
 
 
 def _syncs_cheaply(device: torch.device) -> bool:

@@ -46,10 +46,9 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from rimkit.likelihood import Likelihood, NoiseFloor
 from rimkit.models.rim import (
+    GradientGuard,
     Trajectory,
     _check_steps,
-    _not_finite_message,
-    _syncs_cheaply,
     check_start,
 )
 from rimkit.models.utils import count_parameters
@@ -230,26 +229,10 @@ class UnrolledProximalGradient(nn.Module):
         x = self._initial_estimate(likelihood, x0, shape)  # (B, C, H, W)
         eps = self.noise_floor()
         alphas = self.step_sizes()  # (K,)
-        check_now = self.check_finite and _syncs_cheaply(x.device)
-        finite_flags: list[Tensor] = []
+        guard = GradientGuard(x, steps, self.check_finite)
         estimates: list[Tensor] = []
         for k in range(steps):
-            grad = likelihood.grad(x, eps)  # (B, C, H, W)
-            if not isinstance(grad, Tensor) or grad.shape != x.shape:
-                got = tuple(grad.shape) if isinstance(grad, Tensor) else type(grad)
-                raise ValueError(
-                    f"the likelihood gradient at step {k + 1} has shape {got} but the estimate "
-                    f"has shape {tuple(x.shape)}; likelihood and x0/shape do not belong together"
-                )
-            if grad.dtype != x.dtype:
-                raise ValueError(
-                    f"the likelihood gradient is {grad.dtype}, the estimate {x.dtype}; "
-                    "wrap a complex operator in ComplexAsChannels"
-                )
-            if check_now and not bool(torch.isfinite(grad).all()):
-                raise ValueError(_not_finite_message(k + 1, steps))
-            if self.check_finite and not check_now:
-                finite_flags.append(torch.isfinite(grad).all())
+            grad = guard(likelihood.grad(x, eps), k + 1)  # (B, C, H, W)
             z = x + alphas[k] * grad  # (B, C, H, W)
             prox = self.prox_at(k)
             if self.checkpoint and torch.is_grad_enabled():
@@ -257,10 +240,7 @@ class UnrolledProximalGradient(nn.Module):
             else:
                 x = prox(z)  # (B, C, H, W)
             estimates.append(x)
-        if finite_flags:
-            ok = torch.stack(finite_flags)
-            if not bool(ok.all()):
-                raise ValueError(_not_finite_message(int((~ok).nonzero()[0, 0]) + 1, steps))
+        guard.finish()
         return Trajectory(estimates)
 
 

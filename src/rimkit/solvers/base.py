@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from rimkit.models.rim import Trajectory
 from rimkit.operators.base import LinearOperator
 
 __all__ = [
@@ -48,8 +49,9 @@ __all__ = [
 
 
 @dataclass
-class SolverResult:
-    """The estimates ``x_1 .. x_K`` of a baseline and its objective ``f(x_k)`` per sample.
+class SolverResult(Trajectory):
+    """The estimates ``x_1 .. x_K`` of a baseline and its objective ``f(x_k)`` per sample: a
+    :class:`~rimkit.models.Trajectory` (``final``, ``stacked``) with the objective added.
 
     ``objective[k]`` has shape ``(B,)`` and belongs to ``estimates[k]``; it is empty for the
     direct (non-iterative) baselines. ``initial_objective`` is ``f(x_0)`` at the starting point,
@@ -63,21 +65,8 @@ class SolverResult:
         (2, 4.0, torch.Size([2, 1, 1, 2, 2]))
     """
 
-    estimates: list[Tensor]
     objective: list[Tensor] = field(default_factory=list)
     initial_objective: Tensor | None = None
-
-    @property
-    def final(self) -> Tensor:
-        """The last estimate ``x_K``."""
-        return self.estimates[-1]
-
-    def __len__(self) -> int:
-        return len(self.estimates)
-
-    def stacked(self) -> Tensor:
-        """All estimates as one tensor ``(K, B, C, H, W)``."""
-        return torch.stack(self.estimates)
 
     def objective_stacked(self) -> Tensor:
         """The objective as one tensor ``(K, B)``."""
