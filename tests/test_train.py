@@ -244,3 +244,11 @@ def test_model_weights_change_and_loss_is_logged(image_folder, tmp_path):
     before = weights_digest(cfg.model.build())
     meta = train(cfg, tmp_path / "run", progress=False)
     assert meta["weights_sha256"] != before
+
+
+def test_tensorboard_scalars_are_written_when_asked(image_folder, tmp_path):
+    pytest.importorskip("torch.utils.tensorboard", reason="the tensorboard extra is absent")
+    cfg = tiny_config(image_folder, iterations=3, tensorboard=True)
+    train(cfg, tmp_path / "run", progress=False)
+    events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 100

@@ -57,7 +57,11 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Adam, a learning-rate schedule, clipping, loss over time, and the run's rhythm."""
+    """Adam, a learning-rate schedule, clipping, loss over time, and the run's rhythm.
+
+    ``tensorboard: true`` also writes every metric as TensorBoard scalars into the run folder
+    (the optional extra ``rimkit[tensorboard]``).
+    """
 
     iterations: int = 10000
     batch_size: int = 32
@@ -76,6 +80,7 @@ class OptimConfig:
     seed: int = 0
     threads: int | None = None
     device: str = "cpu"
+    tensorboard: bool = False
 
 
 @dataclass(frozen=True)

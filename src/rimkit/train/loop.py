@@ -123,18 +123,25 @@ def _is_mri(cfg: ExperimentConfig) -> bool:
 
 
 class CsvLog:
-    """Append rows of metrics to a CSV file; the header is fixed by the first row."""
+    """Append rows of metrics to a CSV file (the header is fixed by the first row) and, with
+    ``tensorboard``, to TensorBoard scalars in the same folder."""
 
-    def __init__(self, path: Path, columns: list[str]) -> None:
+    def __init__(self, path: Path, columns: list[str], tensorboard: bool = False) -> None:
         self.path = path
         self.columns = columns
         if not path.exists():
             with path.open("w", newline="") as handle:
                 csv.writer(handle).writerow(columns)
+        self.board = _tensorboard(path.parent) if tensorboard else None
 
     def write(self, row: dict[str, Any]) -> None:
         with self.path.open("a", newline="") as handle:
             csv.writer(handle).writerow([_fmt(row.get(c)) for c in self.columns])
+        if self.board is not None:
+            for name, value in row.items():
+                if name != "iteration" and isinstance(value, (int, float)):
+                    self.board.add_scalar(name, value, row["iteration"])
+            self.board.flush()
 
     def truncate_after(self, iteration: int) -> None:
         """Drop rows past ``iteration`` (written after the checkpoint a resume starts from)."""
@@ -143,6 +150,16 @@ class CsvLog:
         kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= iteration]
         with self.path.open("w", newline="") as handle:
             csv.writer(handle).writerows(kept)
+
+
+def _tensorboard(folder: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ValueError(
+            "optim.tensorboard needs TensorBoard: pip install 'rimkit[tensorboard]'"
+        ) from None
+    return SummaryWriter(str(folder / "tensorboard"))
 
 
 def _fmt(value: Any) -> str:
@@ -214,7 +231,7 @@ def train(
 
     columns = ["iteration", "epoch", "loss", "grad_norm", "lr", "patches_per_s", "skipped"]
     columns += ["val_psnr_final"] + [f"val_psnr_t{t}" for t in range(1, val_steps + 1)]
-    log = CsvLog(out / "log.csv", columns) if dist.main else None
+    log = CsvLog(out / "log.csv", columns, optim_cfg.tensorboard) if dist.main else None
     if log is not None and resume:
         log.truncate_after(start)
 
