@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from rimkit.data import ImageFolder, PatchSampler, PatchSet, list_images, seeded, validation_patches
 from rimkit.models import RIM, trajectory_loss
-from rimkit.tasks import Task
+from rimkit.tasks import Measurement, Task
 from rimkit.train.checkpoint import export_weights, load_checkpoint, read_meta, save_checkpoint
 from rimkit.train.config import ExperimentConfig, OptimConfig, build_tasks, resolve_folder
 
@@ -183,13 +183,7 @@ def train(
     dist = Distributed.from_env()
     out = Path(out_dir)
     optim_cfg = cfg.optim
-    if optim_cfg.threads:
-        torch.set_num_threads(optim_cfg.threads)
-    device = torch.device(optim_cfg.device if dist.world == 1 else _ddp_device(optim_cfg, dist))
-    if dist.world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        torch.distributed.init_process_group(backend, rank=dist.rank, world_size=dist.world)
-
+    device = _setup_process(optim_cfg, dist)
     torch.manual_seed(optim_cfg.seed)
     model_cfg = dataclasses.replace(cfg.model, check_finite=False)
     model = model_cfg.build().to(device)
@@ -206,19 +200,7 @@ def train(
     start, best, skipped = 0, -math.inf, 0
     val_scores: list[float] = []
     if resume:
-        meta = load_checkpoint(out / "last", model, optimizer)
-        if meta.get("config", {}).get("model") != dataclasses.asdict(cfg.model):
-            raise ValueError(
-                f"the checkpoint in {str(out)!r} was made with another model config; "
-                "resume with the run's own config.yaml"
-            )
-        start, skipped = meta["iteration"], meta.get("skipped", 0)
-        val_scores = list(meta.get("val_psnr_per_step") or [])
-        best = (
-            read_meta(out / "best")["val_psnr_final"]
-            if (out / "best.safetensors").exists()
-            else best
-        )
+        start, skipped, val_scores, best = _restore(out, model, optimizer, cfg)
     elif dist.main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
@@ -246,17 +228,8 @@ def train(
             group["lr"] = lr
         x = sampler.batch(it).to(device)  # (B, C, P, P)
         m = task.sample(x, seeded(optim_cfg.seed, it, dist.rank, 2))
-        traj = net(m.likelihood(), x0=m.x0, steps=cfg.model.train_steps)
-        loss = trajectory_loss(traj, m.target, optim_cfg.step_weights, optim_cfg.loss)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), optim_cfg.clip_grad)
-        finite = torch.isfinite(loss) & torch.isfinite(grad_norm)
-        if dist.world > 1:  # every process must agree to skip
-            flag = finite.float().to(device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
-            finite = flag.bool()
-        if bool(finite):
+        loss, grad_norm, finite = _backward(net, model, optimizer, m, cfg, dist.world > 1)
+        if finite:
             optimizer.step()
         else:
             skipped += 1
@@ -320,6 +293,57 @@ def weights_digest(model: nn.Module) -> str:
         digest.update(name.encode())
         digest.update(value.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def _setup_process(optim: OptimConfig, dist: Distributed) -> torch.device:
+    """Threads, the device, and the process group of a distributed run."""
+    if optim.threads:
+        torch.set_num_threads(optim.threads)
+    device = torch.device(optim.device if dist.world == 1 else _ddp_device(optim, dist))
+    if dist.world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        torch.distributed.init_process_group(backend, rank=dist.rank, world_size=dist.world)
+    return device
+
+
+def _restore(
+    out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: ExperimentConfig
+) -> tuple[int, int, list[float], float]:
+    """Load ``out/last``; returns the iteration, skipped count, scores and best score."""
+    meta = load_checkpoint(out / "last", model, optimizer)
+    if meta.get("config", {}).get("model") != dataclasses.asdict(cfg.model):
+        raise ValueError(
+            f"the checkpoint in {str(out)!r} was made with another model config; "
+            "resume with the run's own config.yaml"
+        )
+    best_file = out / "best.safetensors"
+    best = read_meta(out / "best")["val_psnr_final"] if best_file.exists() else -math.inf
+    scores = list(meta.get("val_psnr_per_step") or [])
+    return meta["iteration"], meta.get("skipped", 0), scores, best
+
+
+def _backward(
+    net: nn.Module,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    m: Measurement,
+    cfg: ExperimentConfig,
+    distributed: bool,
+) -> tuple[Tensor, Tensor, bool]:
+    """Loss over the trajectory, its gradients (clipped), and whether all are finite (on every
+    process of a distributed run, so they all skip together)."""
+    optim = cfg.optim
+    traj = net(m.likelihood(), x0=m.x0, steps=cfg.model.train_steps)
+    loss = trajectory_loss(traj, m.target, optim.step_weights, optim.loss)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), optim.clip_grad)
+    finite = torch.isfinite(loss) & torch.isfinite(grad_norm)
+    if distributed:
+        flag = finite.float().to(loss.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+        finite = flag.bool()
+    return loss, grad_norm, bool(finite)
 
 
 def _ddp_device(optim: OptimConfig, dist: Distributed) -> str:
