@@ -181,7 +181,11 @@ def _stack(pngs: list[bytes]) -> bytes:
 def _write(out: Path, rows, curves, panels, notes, image: str) -> dict[str, Any]:
     header = ["setting", "method", "psnr", "ssim", "seconds"]
     table = [["setting", "method", "PSNR (dB)", "SSIM", "seconds"]]
-    table += [[str(r[k]) for k in header] for r in rows]
+    digits = {"psnr": 2, "ssim": 4, "seconds": 2}
+    table += [
+        [f"{r[k]:.{digits[k]}f}" if isinstance(r[k], float) else str(r[k]) for k in header]
+        for r in rows
+    ]
     markdown = "\n".join(
         ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(header)]
         + ["| " + " | ".join(r) + " |" for r in table[1:]]
