@@ -248,3 +248,47 @@ def test_cli_models_lists_or_says_none(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "name" in out or "no pretrained models" in out
+
+
+def test_cli_reconstruct_refuses_a_scale_the_model_was_not_trained_for(tmp_path, capsys):
+    model = RIMConfig(features=4, hidden=4, train_steps=2)
+    path = tmp_path / "sr.safetensors"
+    config = {"model": model.to_dict(), "tasks": [{"name": "sr", "scales": [2, 4]}]}
+    export_weights(path, model.build(), {"config": config})
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(tmp_path / "lr.png")
+    argv = ("reconstruct", tmp_path / "lr.png", tmp_path / "o.png", "--task", "sr")
+    status, _, err = _run(capsys, *argv, "--scale", 3, "--model", path)
+    assert status == 2 and "trained for scales 2, 4, not 3" in err
+    assert _run(capsys, *argv, "--scale", 4, "--model", path, "-q")[0] == 0
+
+
+def test_cli_reconstruct_names_a_missing_or_broken_input(tmp_path, capsys):
+    model, _ = saved_model(tmp_path)
+    (tmp_path / "fake.png").write_text("not an image")
+    for name, message in (("missing.png", "does not exist"), ("fake.png", "not a readable image")):
+        argv = ("reconstruct", tmp_path / name, tmp_path / "o.png", "--task", "denoise")
+        status, _, err = _run(capsys, *argv, "--sigma", 5, "--model", model)
+        assert status == 2 and message in err
+
+
+def test_progress_ticks_once_per_step():
+    from rimkit.likelihood import GaussianLikelihood
+    from rimkit.reconstruct import CountingLikelihood
+
+    class Counter:
+        n = 0
+
+        def update(self, k):
+            self.n += k
+
+    y, counter = torch.rand(1, 1, 8, 8), Counter()
+    busy_model()(CountingLikelihood(GaussianLikelihood(Identity(), y, 0.1), counter), x0=y, steps=6)
+    assert counter.n == 6
+
+
+def test_pretrained_models_are_reachable_from_the_package():
+    import rimkit
+
+    assert rimkit.list_models() == __import__("rimkit.zoo").zoo.list_models()
+    with pytest.raises(ValueError, match="unknown pretrained model"):
+        rimkit.load_pretrained("no-such-model")

@@ -230,6 +230,7 @@ def _run_degrade(args: argparse.Namespace) -> None:
 
 
 def _run_reconstruct(args: argparse.Namespace) -> None:
+    from rimkit.evaluate.runner import trained_scales
     from rimkit.io import read_image, write_image
     from rimkit.pipeline import restore
     from rimkit.zoo import load_model
@@ -261,6 +262,8 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
         boundary=args.boundary,
         steps=args.steps,
         tile=args.tile,
+        progress=not args.quiet,
+        scales=trained_scales(loaded.config, loaded.card),
     )
     write_image(output, result.image, force=args.force)
     if args.trajectory:
@@ -332,13 +335,14 @@ def _run_models(args: argparse.Namespace) -> None:
     if not cards:
         print("no pretrained models are shipped yet; train one with `rimkit train`")
         return
-    print(f"{'name':<16} {'task':<12} {'ch':>2} {'T':>3}  {'hardware':<10} scores")
     for card in cards:
-        scores = ", ".join(f"{k} {v}" for k, v in card.scores.items())
         print(
-            f"{card.name:<16} {card.task:<12} {card.channels:>2} {card.train_steps:>3}  "
-            f"{card.hardware:<10} {scores}"
+            f"{card.name}: {card.task}, {card.channels} channel(s), trained T = {card.train_steps}"
         )
+        print(f"  {card.description}")
+        print(f"  made for: {card.hardware}; trained on: {card.data}")
+        for key, value in card.scores.items():
+            print(f"  {key}: {value}")
 
 
 def _run_train(args: argparse.Namespace) -> None:

@@ -104,14 +104,20 @@ def restore(
     boundary: str = "circular",
     steps: int | None = None,
     tile: int | None = None,
+    progress: bool = False,
+    scales: tuple[int, ...] | None = None,
 ) -> Restored:
     """Reconstruct ``x`` from the measurement ``image`` (``(H, W[, C])``; complex k-space for
-    MRI) with ``model``; ``sigma`` on the 0-255 scale."""
+    MRI) with ``model``; ``sigma`` on the 0-255 scale. ``scales`` are the super-resolution
+    factors the model was trained for (others are refused); ``progress`` shows a bar."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     sigma255 = check_sigma(task, sigma)
     if task == "sr" and (isinstance(scale, bool) or int(scale) != scale or scale < 2):
         raise ValueError(f"scale must be an integer >= 2, got {scale}")
+    if task == "sr" and scales and int(scale) not in scales:
+        known = ", ".join(str(s) for s in scales)
+        raise ValueError(f"the model was trained for scales {known}, not {int(scale)}")
     if task == "mri":
         return _restore_mri(image, model, sigma255, mask, steps)
     if np.iscomplexobj(image):
@@ -128,7 +134,7 @@ def restore(
     if tile is None and h * w * (scale**2 if task == "sr" else 1) > AUTO_TILE_PIXELS:
         tile = DEFAULT_TILE
     operator = _operator(task, (h, w), int(scale), mask, kernel, boundary)
-    method = RIMReconstructor(model, steps, tile=tile)
+    method = RIMReconstructor(model, steps, tile=tile, progress=progress)
     run = lambda y: method(to_tensor(y), operator, sigma255 / 255.0)  # noqa: E731
     if task == "sr" and channels == 3 and model.channels == 1:
         return _restore_luma(image, run, int(scale))

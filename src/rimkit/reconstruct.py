@@ -79,12 +79,18 @@ class RIMReconstructor:
     name = "rim"
 
     def __init__(
-        self, model: RIM, steps: int | None = None, tile: int | None = None, overlap: int = 32
+        self,
+        model: RIM,
+        steps: int | None = None,
+        tile: int | None = None,
+        overlap: int = 32,
+        progress: bool = False,
     ) -> None:
         self.model = model
         self.steps = steps
         self.tile = tile
         self.overlap = overlap
+        self.progress = progress
 
     def reconstruct(
         self,
@@ -99,10 +105,34 @@ class RIMReconstructor:
         param = next(self.model.parameters())
         y = y.to(device=param.device, dtype=param.dtype if not y.is_complex() else y.dtype)
         x0 = initial_estimate(operator, y) if x0 is None else x0
-        with torch.no_grad():
-            return self.model(GaussianLikelihood(operator, y, sigma), x0=x0, steps=self.steps)
+        likelihood = GaussianLikelihood(operator, y, sigma)
+        steps = self.steps or self.model.train_steps
+        with torch.no_grad(), _bar(steps, "steps", self.progress) as bar:
+            return self.model(CountingLikelihood(likelihood, bar), x0=x0, steps=self.steps)
 
     __call__ = reconstruct
+
+
+class CountingLikelihood:
+    """Forwards a likelihood and ticks a progress bar at every gradient: once per RIM step."""
+
+    def __init__(self, likelihood: GaussianLikelihood, bar) -> None:
+        self.likelihood = likelihood
+        self.y = likelihood.y
+        self.bar = bar
+
+    def grad(self, x: Tensor, eps: Tensor | float = 0.0) -> Tensor:
+        self.bar.update(1)
+        return self.likelihood.grad(x, eps)
+
+    def log_prob(self, x: Tensor, eps: Tensor | float = 0.0) -> Tensor:
+        return self.likelihood.log_prob(x, eps)
+
+
+def _bar(total: int, unit: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, disable=not enabled, leave=False, delay=1.0)
 
 
 def _starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -163,8 +193,10 @@ def reconstruct_tiled(
     whole = RIMReconstructor(method.model, method.steps)
     out: list[Tensor] | None = None
     total = None
+    bar = _bar(len(rows) * len(cols), "tiles", method.progress)
     for i, r in enumerate(rows):
         for j, c in enumerate(cols):
+            bar.update(1)
             window = (slice(r, min(r + t_lr, h)), slice(c, min(c + t_lr, w)))
             op = _tile_operator(operator, window)
             traj = whole(y[..., window[0], window[1]], op, sigma)
@@ -183,4 +215,5 @@ def reconstruct_tiled(
             for acc, x in zip(out, traj.estimates, strict=True):
                 acc[..., rs, cs] += x * weight
             total[rs, cs] += weight
+    bar.close()
     return Trajectory([acc / total for acc in out])
