@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -64,9 +66,10 @@ def test_tiles_blend_without_seams(kind):
     assert len(tiled.estimates) == len(whole.estimates)
     assert tiled.final.shape == whole.final.shape
     assert _psnr(tiled.final, whole.final) > 45
-    # no seams: the error along tile borders is no larger than the error elsewhere
-    err = (tiled.final - whole.final).abs()[0, 0]
-    assert err.max() < 0.05
+    # no seams: the difference to the whole-image result is small and has no steps
+    err = (tiled.final - whole.final)[0, 0]
+    assert err.abs().max() < 0.05
+    assert (err[1:] - err[:-1]).abs().max() < 0.02 and (err[:, 1:] - err[:, :-1]).abs().max() < 0.02
 
 
 def test_tiles_reject_operators_that_do_not_act_locally():
@@ -244,10 +247,17 @@ def test_cli_reconstruct_refuses_nan_input_and_same_output(tmp_path, capsys):
     assert status == 2 and "is the INPUT" in err
 
 
-def test_cli_models_lists_or_says_none(capsys):
+def test_cli_models_lists_every_shipped_card_or_says_none(capsys):
+    from rimkit.zoo import WEIGHTS_DIR
+
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "name" in out or "no pretrained models" in out
+    cards = [json.loads(p.read_text()) for p in sorted(WEIGHTS_DIR.glob("*.json"))]
+    if not cards:
+        assert "no pretrained models" in out
+    for card in cards:
+        assert f"{card['name']}: {card['task']}" in out
+        assert all(f"{key}: {value}" in out for key, value in card["scores"].items())
 
 
 def test_cli_reconstruct_refuses_a_scale_the_model_was_not_trained_for(tmp_path, capsys):
@@ -288,7 +298,28 @@ def test_progress_ticks_once_per_step():
 
 def test_pretrained_models_are_reachable_from_the_package():
     import rimkit
+    from rimkit.zoo import WEIGHTS_DIR
 
-    assert rimkit.list_models() == __import__("rimkit.zoo").zoo.list_models()
+    on_disk = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+    assert [card.name for card in rimkit.list_models()] == on_disk
+    for name in on_disk:
+        assert rimkit.load_pretrained(name).channels >= 1
     with pytest.raises(ValueError, match="unknown pretrained model"):
         rimkit.load_pretrained("no-such-model")
+
+
+def test_tiles_round_to_the_scale():
+    op = BicubicDownsample(3)
+    y = op(torch.rand(1, 1, 150, 120))
+    model = busy_model()
+    tiled = RIMReconstructor(model, tile=50, overlap=10)(y, op, 0.0)  # 48 and 12 pixels
+    assert _psnr(tiled.final, RIMReconstructor(model)(y, op, 0.0).final) > 40
+
+
+def test_real_estimate_gets_a_real_gradient_from_a_complex_operator():
+    from rimkit.likelihood import GaussianLikelihood
+
+    op = CartesianMRI(torch.ones(1, 1, 8, 8))
+    x = torch.rand(1, 1, 8, 8)
+    grad = GaussianLikelihood(op, op(torch.rand(1, 1, 8, 8)), 0.1).grad(x)
+    assert grad.dtype == x.dtype

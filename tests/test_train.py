@@ -252,3 +252,28 @@ def test_tensorboard_scalars_are_written_when_asked(image_folder, tmp_path):
     train(cfg, tmp_path / "run", progress=False)
     events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 100
+
+
+def test_resume_refuses_another_recipe_but_may_train_longer(image_folder, tmp_path):
+    cfg = tiny_config(image_folder)
+    train(cfg, tmp_path / "run", stop_after=3, progress=False)
+    other = ExperimentConfig.from_dict(apply_overrides(cfg.to_dict(), ["optim.lr=0.01"]))
+    with pytest.raises(ValueError, match=r"optim\.lr differ"):
+        train(other, tmp_path / "run", resume=True, progress=False)
+    longer = ExperimentConfig.from_dict(apply_overrides(cfg.to_dict(), ["optim.iterations=7"]))
+    assert train(longer, tmp_path / "run", resume=True, progress=False)["iteration"] == 7
+
+
+def test_a_fresh_start_clears_the_old_run(image_folder, tmp_path, capsys):
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(tiny_config(image_folder).to_dict()))
+    out = tmp_path / "run"
+    assert _cli(capsys, "train", cfg_path, "--out", out, "-q")[0] == 0
+    args = ("train", cfg_path, "--out", out, "-q", "--force", "--set", "optim.iterations=3")
+    assert _cli(capsys, *args)[0] == 0
+    rows = (out / "log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
+    assert (
+        not (out / "model.safetensors").exists()
+        or json.loads((out / "last.json").read_text())["iteration"] == 3
+    )

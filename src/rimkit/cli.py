@@ -195,6 +195,7 @@ def _run_degrade(args: argparse.Namespace) -> None:
     output = Path(args.output)
     mask_path = output.with_name(f"{output.stem}-mask.png")
     targets = [output] + ([mask_path] if args.task in ("inpaint", "mri") else [])
+    _check_paths(args.input, str(mask_path))
     for path in targets:
         if path.exists() and not args.force:
             raise UsageError(f"output {str(path)!r} exists; pass --force to overwrite it")
@@ -239,6 +240,10 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
     output = Path(args.output)
     if output.exists() and not args.force:
         raise UsageError(f"output {str(output)!r} exists; pass --force to overwrite it")
+    if args.trajectory:
+        check_trajectory_target(Path(args.trajectory), args.force)
+    if args.mask and Path(args.mask).resolve() == output.resolve():
+        raise UsageError(f"OUTPUT {args.output!r} is the --mask file; choose another output path")
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
     if args.device == "cuda":
@@ -267,7 +272,7 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
     )
     write_image(output, result.image, force=args.force)
     if args.trajectory:
-        write_trajectory(Path(args.trajectory), result.frames, force=args.force)
+        write_trajectory(Path(args.trajectory), result.frames)
     if not args.quiet:
         shape = "x".join(str(s) for s in result.image.shape)
         print(f"wrote {output} ({shape}) after {len(result.frames)} steps of {name}")
@@ -287,32 +292,36 @@ def _default_model(task: str, image: np.ndarray) -> str:
     return name
 
 
-def write_trajectory(target: Path, frames: list[np.ndarray], force: bool = False) -> None:
+def check_trajectory_target(target: Path, force: bool) -> None:
+    """Refuse a ``--trajectory`` target before any work: wrong kind, or one that exists."""
+    if target.suffix and target.suffix.lower() != ".gif":
+        raise UsageError(f"--trajectory takes a .gif file or a folder, got {str(target)!r}")
+    if target.suffix and target.exists() and not force:
+        raise UsageError(f"trajectory {str(target)!r} exists; pass --force to overwrite it")
+    if not target.suffix and target.is_dir() and any(target.iterdir()) and not force:
+        raise UsageError(f"trajectory folder {str(target)!r} is not empty; pass --force")
+    if not target.parent.is_dir():
+        raise UsageError(f"the folder of {str(target)!r} does not exist")
+
+
+def write_trajectory(target: Path, frames: list[np.ndarray]) -> None:
     """Write x_1..x_T as an animated GIF (``.gif``) or as numbered PNGs in a folder."""
-    from rimkit.io import to_uint8, write_image
+    from PIL import Image
+
+    from rimkit.io import atomic_write, to_uint8, write_image
 
     if target.suffix.lower() == ".gif":
-        import os
-        import tempfile
-
-        from PIL import Image
-
-        if target.exists() and not force:
-            raise UsageError(f"trajectory {str(target)!r} exists; pass --force to overwrite it")
         images = [Image.fromarray(to_uint8(f)) for f in frames]
-        fd, tmp = tempfile.mkstemp(suffix=".gif", dir=target.parent)
-        os.close(fd)
-        try:
-            images[0].save(tmp, save_all=True, append_images=images[1:], duration=150, loop=0)
-            os.replace(tmp, target)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        atomic_write(
+            target,
+            lambda tmp: images[0].save(
+                tmp, format="GIF", save_all=True, append_images=images[1:], duration=150, loop=0
+            ),
+        )
         return
-    if target.suffix:
-        raise UsageError(f"--trajectory takes a .gif file or a folder, got {str(target)!r}")
-    target.mkdir(parents=True, exist_ok=True)
+    target.mkdir(exist_ok=True)
     for t, frame in enumerate(frames, 1):
-        write_image(target / f"step-{t:03d}.png", frame, force=force)
+        write_image(target / f"step-{t:03d}.png", frame, force=True)
 
 
 def _run_demo(args: argparse.Namespace) -> None:

@@ -109,7 +109,10 @@ class GaussianLikelihood(_GaussianBase):
 
     def grad(self, x: Tensor, eps: Tensor | float = 0.0) -> Tensor:
         residual = self._residual(self.operator(x))
-        return self.operator.adjoint(residual) / self.variance(x, eps)
+        grad = self.operator.adjoint(residual)
+        if grad.is_complex() and not x.is_complex():  # a real image: the real part is its gradient
+            grad = grad.real
+        return grad / self.variance(x, eps)
 
     def log_prob(self, x: Tensor, eps: Tensor | float = 0.0) -> Tensor:
         return self._log_prob_from(self._residual(self.operator(x)), eps)

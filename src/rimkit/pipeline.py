@@ -172,6 +172,6 @@ def _restore_mri(image, model, sigma255, mask, steps) -> Restored:
     k = torch.from_numpy(np.asarray(image, dtype=np.complex64))[None, None]
     trajectory = RIMReconstructor(model, steps)(k, operator, sigma255 / 255.0)
     frames = [
-        channels_to_complex(x)[0, 0].abs().numpy().astype(np.float64) for x in trajectory.estimates
+        channels_to_complex(x)[0, 0].abs().cpu().double().numpy() for x in trajectory.estimates
     ]
     return Restored(frames[-1], frames)

@@ -104,6 +104,7 @@ class RIMReconstructor:
             return reconstruct_tiled(self, y, operator, sigma, self.tile, self.overlap)
         param = next(self.model.parameters())
         y = y.to(device=param.device, dtype=param.dtype if not y.is_complex() else y.dtype)
+        operator = operator.to(param.device)
         x0 = initial_estimate(operator, y) if x0 is None else x0
         likelihood = GaussianLikelihood(operator, y, sigma)
         steps = self.steps or self.model.train_steps
@@ -177,16 +178,16 @@ def reconstruct_tiled(
 ) -> Trajectory:
     """Reconstruct in overlapping tiles of ``tile`` output pixels and blend them smoothly.
 
+    ``tile`` is rounded down and ``overlap`` up to multiples of the super-resolution scale.
+
     Every step ``x_t`` of the trajectory is blended with the same weights, so the result is a
     full trajectory. For super-resolution the tiles are cut from the low-resolution ``y``
     (``tile / scale`` pixels) and placed at ``scale`` times their position.
     """
     scale = operator.scale if isinstance(operator, BicubicDownsample) else 1
-    if tile % scale or overlap % scale or overlap < 0 or tile <= 2 * overlap:
-        raise ValueError(
-            f"tile ({tile}) must exceed twice the overlap ({overlap}); both multiples of the "
-            f"scale ({scale})"
-        )
+    tile, overlap = tile - tile % scale, -(-overlap // scale) * scale  # multiples of the scale
+    if overlap < 0 or tile <= 2 * overlap:
+        raise ValueError(f"the tile ({tile} pixels) must exceed twice the overlap ({overlap})")
     h, w = y.shape[-2:]
     t_lr, o_lr = tile // scale, overlap // scale
     rows, cols = _starts(h, t_lr, o_lr), _starts(w, t_lr, o_lr)

@@ -2,7 +2,8 @@
 
 A task turns a batch of clean patches ``x`` into a :class:`Measurement`: the operator, the
 noisy measurement ``y``, the per-sample ``sigma``, the initial estimate ``x0`` and the target
-the model should reconstruct (``x`` itself, or ``x`` as complex channels for MRI). Noise
+the model should reconstruct (``x`` itself, or ``x`` as complex channels for MRI). The
+initial estimate is :func:`rimkit.reconstruct.initial_estimate`, the one inference uses. Noise
 levels are given on the 0-255 scale and drawn uniformly per sample. Everything is drawn from
 the generator passed in, so a seeded generator gives the same batch every time.
 
@@ -33,12 +34,12 @@ from rimkit.operators import (
     Identity,
     Inpainting,
     LinearOperator,
-    bicubic_upsample,
     gaussian_2d_mask,
     random_mask,
     random_projection,
     variable_density_mask,
 )
+from rimkit.reconstruct import initial_estimate
 
 
 @dataclass
@@ -102,7 +103,7 @@ class DenoiseTask:
         sigma, y = _measure(
             op, x, _uniform(self.sigma, len(x), generator), generator, self.quantize
         )
-        return Measurement(op, y, sigma, x, y, "denoise")
+        return Measurement(op, y, sigma, x, initial_estimate(op, y), "denoise")
 
 
 @dataclass
@@ -122,8 +123,7 @@ class SuperResolutionTask:
         scale = int(self.scales[pick])
         op = BicubicDownsample(scale, in_size=tuple(x.shape[-2:]))
         sigma, y = _measure(op, x, _uniform(self.sigma, len(x), generator), generator)
-        x0 = bicubic_upsample(y, scale, out_size=tuple(x.shape[-2:])).clamp(0, 1)
-        return Measurement(op, y, sigma, x, x0, f"sr-x{scale}")
+        return Measurement(op, y, sigma, x, initial_estimate(op, y), f"sr-x{scale}")
 
 
 @dataclass
@@ -145,15 +145,13 @@ class InpaintTask:
         mask = torch.cat(masks).to(x.device)  # (B, C, H, W)
         op = Inpainting(mask)
         sigma, y = _measure(op, x, _uniform(self.sigma, b, generator), generator)
-        mean = (y * mask).sum(dim=(1, 2, 3), keepdim=True) / mask.sum(dim=(1, 2, 3), keepdim=True)
-        x0 = (y * mask + mean * (1 - mask)).clamp(0, 1)
-        return Measurement(op, y, sigma, x, x0, "inpaint")
+        return Measurement(op, y, sigma, x, initial_estimate(op, y), "inpaint")
 
 
 @dataclass
 class ProjectionTask:
-    """Random projections of the flattened patch, ensemble drawn per batch (weights
-    ``kind_weights``), ratio ``m / n`` drawn per batch; each sample has its own matrix.
+    """Random projections of the flattened patch, ensemble drawn uniformly per batch, ratio
+    ``m / n`` drawn per batch; each sample has its own matrix.
     The estimate starts at ``x0 = 0.5``."""
 
     kinds: tuple[str, ...] = PROJECTION_KINDS
@@ -173,7 +171,7 @@ class ProjectionTask:
         op = random_projection(kind, tuple(x.shape[1:]), ratio, len(x), generator, x.dtype)
         op = op.to(device=x.device)
         sigma, y = _measure(op, x, _uniform(self.sigma, len(x), generator), generator)
-        return Measurement(op, y, sigma, x, torch.full_like(x, 0.5), kind)
+        return Measurement(op, y, sigma, x, initial_estimate(op, y, like=x), kind)
 
 
 @dataclass
@@ -204,7 +202,7 @@ class MRITask:
         op = ComplexAsChannels(CartesianMRI(masks.to(device=x.device, dtype=x.dtype)))
         target = torch.cat([x, torch.zeros_like(x)], dim=1)  # (B, 2, H, W): real, imaginary
         sigma, y = _measure(op, target, _uniform(self.sigma, b, generator), generator)
-        return Measurement(op, y, sigma, target, op.adjoint(y), "mri")
+        return Measurement(op, y, sigma, target, initial_estimate(op, y), "mri")
 
 
 @dataclass

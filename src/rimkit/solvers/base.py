@@ -232,7 +232,7 @@ class Reconstructor:
         raise NotImplementedError
 
 
-def initial_estimate(y: Tensor, operator: LinearOperator, x0: Tensor | None) -> Tensor:
+def solver_start(y: Tensor, operator: LinearOperator, x0: Tensor | None) -> Tensor:
     """``x0`` checked against the image shape of ``A^H y``, or ``Re(A^H y)`` by default."""
     start = adjoint_real(operator, y)  # (B, C, H, W)
     if x0 is None:

@@ -52,7 +52,7 @@ from rimkit.solvers.base import (
     check_iterations,
     check_weight,
     estimate_lipschitz,
-    initial_estimate,
+    solver_start,
     sq_norm,
 )
 from rimkit.solvers.tikhonov import _check_safety
@@ -116,7 +116,7 @@ class _WaveletProximalGradient(Reconstructor):
     def _solve(
         self, y: Tensor, operator: LinearOperator, sigma: Tensor, x0: Tensor | None
     ) -> SolverResult:
-        start = initial_estimate(y, operator, x0)  # (B, C, H, W)
+        start = solver_start(y, operator, x0)  # (B, C, H, W)
         size = (start.shape[-2], start.shape[-1])
         levels = max_levels(size, self.levels)
         padded = padded_size(size, levels)

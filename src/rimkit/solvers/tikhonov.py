@@ -36,7 +36,7 @@ from rimkit.solvers.base import (
     check_weight,
     dot,
     estimate_lipschitz,
-    initial_estimate,
+    solver_start,
     sq_norm,
 )
 
@@ -89,7 +89,7 @@ class GradientDescentTikhonov(Reconstructor):
         self, y: Tensor, operator: LinearOperator, sigma: Tensor, x0: Tensor | None
     ) -> SolverResult:
         lam = self.weight
-        x = initial_estimate(y, operator, x0)  # (B, C, H, W)
+        x = solver_start(y, operator, x0)  # (B, C, H, W)
         lipschitz = estimate_lipschitz(operator, x, self.power_iterations) * self.safety + lam
         step = bcast(1.0 / lipschitz, x)  # (B, 1, 1, 1)
         ax = operator(x)  # measurement shape
@@ -146,7 +146,7 @@ class ConjugateGradientTikhonov(Reconstructor):
     ) -> SolverResult:
         lam = self.weight
         b = adjoint_real(operator, y)  # (B, C, H, W) right-hand side A^H y
-        x = initial_estimate(y, operator, x0)
+        x = solver_start(y, operator, x0)
         ax = operator(x)  # tracked as A x_k = A x_0 + sum alpha_j A p_j
         r = b - adjoint_real(operator, ax) - lam * x  # (B, C, H, W) residual b - M x
         p = r

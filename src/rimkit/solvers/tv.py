@@ -47,7 +47,7 @@ from rimkit.solvers.base import (
     check_iterations,
     check_weight,
     estimate_lipschitz,
-    initial_estimate,
+    solver_start,
     sq_norm,
 )
 from rimkit.solvers.tikhonov import _check_safety
@@ -131,7 +131,7 @@ class TotalVariation(Reconstructor):
         self, y: Tensor, operator: LinearOperator, sigma: Tensor, x0: Tensor | None
     ) -> SolverResult:
         lam = self.weight
-        x = initial_estimate(y, operator, x0)  # (B, C, H, W)
+        x = solver_start(y, operator, x0)  # (B, C, H, W)
         norm_k = (estimate_lipschitz(operator, x, self.power_iterations) * self.safety + 8).sqrt()
         tau = 0.99 / norm_k  # (B,) primal step
         s = tau  # (B,) dual step, tau * s * ||K||^2 < 1

@@ -15,7 +15,7 @@ from typing import Any
 import torch.multiprocessing as mp
 
 from rimkit.train.config import ExperimentConfig
-from rimkit.train.loop import train
+from rimkit.train.loop import TrainingDiverged, check_data, train
 
 
 def free_port() -> int:
@@ -50,8 +50,14 @@ def launch(
     """Train in this process (``nproc == 1``, or already under torchrun) or spawn ``nproc``."""
     if nproc == 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return train(cfg, out, resume=resume, progress=progress)
+    check_data(cfg)
     Path(out).mkdir(parents=True, exist_ok=True)
-    mp.spawn(_worker, args=(nproc, free_port(), cfg, Path(out), resume, progress), nprocs=nproc)
+    try:
+        mp.spawn(_worker, args=(nproc, free_port(), cfg, Path(out), resume, progress), nprocs=nproc)
+    except mp.ProcessRaisedException as err:  # the worker's own message, not its traceback
+        last = str(err).strip().splitlines()[-1]
+        kind, _, message = last.partition(": ")
+        raise (ValueError if kind.endswith("ValueError") else TrainingDiverged)(message) from None
     from rimkit.train.checkpoint import read_meta
 
     return read_meta(Path(out) / "last")

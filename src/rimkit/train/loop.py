@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import yaml
 from torch import Tensor, nn
 
 from rimkit.data import ImageFolder, PatchSampler, PatchSet, list_images, seeded, validation_patches
+from rimkit.io import atomic_write
 from rimkit.models import RIM, trajectory_loss
 from rimkit.tasks import Measurement, Task
 from rimkit.train.checkpoint import export_weights, load_checkpoint, read_meta, save_checkpoint
@@ -93,6 +95,13 @@ class Distributed:
         return self.rank == 0
 
 
+def check_data(cfg: ExperimentConfig) -> None:
+    """Fail early, with the usual message, when a data folder is missing or empty."""
+    list_images(resolve_folder(cfg.data, cfg.data.train))
+    if cfg.data.val is not None:
+        list_images(resolve_folder(cfg.data, cfg.data.val))
+
+
 def _load_patches(cfg: ExperimentConfig) -> tuple[PatchSet, Tensor]:
     data = cfg.data
     files = list_images(resolve_folder(data, data.train))
@@ -148,8 +157,12 @@ class CsvLog:
         with self.path.open(newline="") as handle:
             rows = list(csv.reader(handle))
         kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= iteration]
-        with self.path.open("w", newline="") as handle:
-            csv.writer(handle).writerows(kept)
+
+        def rewrite(tmp: str) -> None:
+            with open(tmp, "w", newline="") as handle:
+                csv.writer(handle).writerows(kept)
+
+        atomic_write(self.path, rewrite)
 
 
 def _tensorboard(folder: Path):
@@ -203,7 +216,9 @@ def train(
         start, skipped, val_scores, best = _restore(out, model, optimizer, cfg)
     elif dist.main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        _clear_run(out)
+        text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+        atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(text))
 
     net: nn.Module = model
     if dist.world > 1:
@@ -311,15 +326,52 @@ def _restore(
 ) -> tuple[int, int, list[float], float]:
     """Load ``out/last``; returns the iteration, skipped count, scores and best score."""
     meta = load_checkpoint(out / "last", model, optimizer)
-    if meta.get("config", {}).get("model") != dataclasses.asdict(cfg.model):
+    changed = _changed_keys(meta.get("config", {}), cfg.to_dict())
+    if changed:
         raise ValueError(
-            f"the checkpoint in {str(out)!r} was made with another model config; "
-            "resume with the run's own config.yaml"
+            f"the run in {str(out)!r} was made with another config ({', '.join(changed)} "
+            "differ); a resumed run must repeat the same recipe (only optim.iterations may grow)"
+        )
+    if meta.get("world_size", 1) != dist_world():
+        raise ValueError(
+            f"the run in {str(out)!r} used {meta.get('world_size')} process(es), this one "
+            f"{dist_world()}; resume with the same number so batches repeat"
         )
     best_file = out / "best.safetensors"
     best = read_meta(out / "best")["val_psnr_final"] if best_file.exists() else -math.inf
     scores = list(meta.get("val_psnr_per_step") or [])
     return meta["iteration"], meta.get("skipped", 0), scores, best
+
+
+def dist_world() -> int:
+    return Distributed.from_env().world
+
+
+RESUMABLE_CHANGES = {"optim.iterations", "optim.threads", "optim.tensorboard"}
+"""Config keys a resumed run may change: how long, how many threads, what it logs."""
+
+
+def _changed_keys(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(saved) | set(now)):
+        name = f"{prefix}{key}"
+        a, b = saved.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _changed_keys(a, b, f"{name}.")
+        elif a != b and name not in RESUMABLE_CHANGES:
+            keys.append(name)
+    return keys
+
+
+RUN_FILES = ("log.csv", "model.safetensors", "last.safetensors", "last.json", "best.safetensors")
+
+
+def _clear_run(out: Path) -> None:
+    """A fresh start in a run folder (``--force``) removes the old run's outputs first."""
+    for name in (*RUN_FILES, "best.json"):
+        (out / name).unlink(missing_ok=True)
+    if (out / "tensorboard").is_dir():
+        shutil.rmtree(out / "tensorboard")
 
 
 def _backward(
