@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -99,19 +98,21 @@ def saved_bytes(steps: int, checkpoint: bool) -> int:
 
 
 def peak_rss_child(steps: int, checkpoint: bool) -> float:
-    """Peak resident MB of a fresh process running one training step."""
+    """Growth of the peak resident memory (MB, ``VmHWM``) of a fresh process during one
+    training step. (``getrusage``'s maxrss would start at the parent's size after exec.)"""
     code = (
-        "import resource, torch, sys;"
-        "sys.argv=['x'];"
+        "import torch;"
         "from rimkit.models import RIMConfig, trajectory_loss;"
         "from rimkit.likelihood import GaussianLikelihood;"
         "from rimkit.operators import Identity;"
+        "hwm=lambda: int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]"
+        ".split()[1]);"
         f"m=RIMConfig(features=32, hidden=64, train_steps={steps}, "
         f"checkpoint={checkpoint}).build();"
         "x=torch.rand(32,1,32,32);"
-        "base=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+        "base=hwm();"
         "trajectory_loss(m(GaussianLikelihood(Identity(),x,0.1),x0=x),x).backward();"
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss-base)/1024)"
+        "print((hwm()-base)/1024)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip())
@@ -122,7 +123,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     peak = matmul_gflops()
     rows = [
         "| cell | parameters | patches/s | GFLOP per step | achieved GFLOP/s | of matmul peak |",
@@ -145,12 +149,13 @@ def main() -> None:
         plain, ckpt = saved_bytes(steps, False) / 2**20, saved_bytes(steps, True) / 2**20
         rss, rss_ckpt = peak_rss_child(steps, False), peak_rss_child(steps, True)
         mem.append(f"| {steps} | {plain:.0f} | {ckpt:.0f} | {rss:.0f} | {rss_ckpt:.0f} |")
+    flags = f" --threads {args.threads}" if args.threads else ""
     text = "\n".join(
         [
             "## Training throughput and memory",
             "",
             machine_line(),
-            f"Command: `python benchmarks/train_speed.py` (batch {args.batch} of 32x32 gray "
+            f"Command: `python benchmarks/train_speed.py{flags}` (batch {args.batch} of 32x32 gray "
             f"patches, denoising, Adam; best of {args.repeats} steps for the cpu cell, one "
             f"for the paper cell). fp32 matrix-multiply peak measured in the same process "
             f"(2048x2048, best of 10): **{peak:.0f} GFLOP/s**.",
@@ -171,5 +176,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     main()
