@@ -63,8 +63,9 @@ def main() -> None:
     notes = (
         f"{len(images)} BSD68 images ({', '.join(shapes)}{'; --limit' if args.limit else ''}), "
         f"gray, sigma {args.sigma:g}. Ratio: median seconds over BM3D's median in this run "
-        "(below 1 is faster). TV: 200 Chambolle-Pock iterations, FISTA-wavelet: 100 "
-        "iterations (rimkit defaults); BM3D: the `bm3d` package, profile np."
+        "(below 1 is faster). TV and FISTA-wavelet: the weight and iteration count tuned on "
+        "training images (src/rimkit/solvers/defaults.json); BM3D: the `bm3d` package, "
+        "profile np."
     )
     parts = [notes, C.table(rows), C.missing_note(models)]
     C.write(args, "speed", "Reconstruction speed (CPU)", [p for p in parts if p])

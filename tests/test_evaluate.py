@@ -396,3 +396,14 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
     os.chmod(path, 0o640)
     assert stat.S_IMODE(atomic_write_text(path, "y").stat().st_mode) == 0o640
+
+
+def test_eval_refuses_an_output_folder_inside_the_data(tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(folder / "a.png")
+    status, _, err = run_eval(
+        capsys, "--task", "denoise", "--data", folder, "--baselines", "tv", "--out", folder / "r"
+    )
+    assert status == 2 and "inside --data" in err
+    assert not (folder / "r").exists()

@@ -572,6 +572,9 @@ def _check_out(spec: EvalSpec) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} is a file; give a folder")
+    data = Path(spec.data).resolve()
+    if out.resolve() == data or data in out.resolve().parents:
+        raise ValueError(f"--out {str(out)!r} lies inside --data; write the results elsewhere")
     if out.is_dir() and any(out.iterdir()) and not spec.force:
         raise ValueError(
             f"output folder {str(out)!r} exists and holds results; pass --force to overwrite "
