@@ -80,8 +80,8 @@ def main() -> None:
         f"projections drawn from seed + image index), noise sigma {args.sigma:g}/255. PSNR "
         "(dB) of 8-bit outputs at each model's trained T, averaged over patches. The models "
         "were trained on random projections only; inpainting (missing fraction, 32x32 "
-        "patches) is a transfer test. TV uses rimkit's default weights (0.01 projections, "
-        "0.02 inpainting). The RIM paper shows this experiment as figures, so no published "
+        "patches) is a transfer test. TV uses the weights tuned on training images for the "
+        "nearest setting. The RIM paper shows this experiment as figures, so no published "
         "numbers are quoted."
     )
     parts = [
