@@ -54,7 +54,8 @@ def test_grid_search_picks_the_best_grid_value(name):
     result = grid_search(name, m, grid, iterations=15, level=30)
     expected = []  # every grid value rerun by hand
     for weight in grid:
-        estimate = baseline(name, weight=weight, iterations=15)(m.y, m.operator, m.sigma).final
+        solver = baseline(name, weight=weight, iterations=15)
+        estimate = solver(m.y, m.operator, m.sigma, x0=m.x0).final
         expected.append(float(psnr(estimate, x).mean()))
     np.testing.assert_allclose(result.psnr, expected, rtol=0, atol=1e-4)
     assert all(result.best_psnr >= p for p in result.psnr)

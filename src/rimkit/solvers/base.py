@@ -263,3 +263,24 @@ class Recorder:
 
     def result(self, initial_objective: Tensor | None = None) -> SolverResult:
         return SolverResult(self.estimates, self.objective, initial_objective)
+
+
+@dataclass(frozen=True)
+class VariationalSolver(Reconstructor):
+    """What the iterative MAP baselines share: the weight ``lambda`` of the prior, the number
+    of iterations, the power iterations (and safety factor) behind the step size from
+    ``||A||^2``, and whether to keep every iterate. Checked at construction."""
+
+    weight: float = 0.01
+    iterations: int = 100
+    power_iterations: int = 50
+    safety: float = 1.01
+    keep_estimates: bool = True
+
+    def __post_init__(self) -> None:
+        check_weight(self.weight)
+        check_iterations(self.iterations)
+        check_iterations(self.power_iterations, "power_iterations")
+        s = self.safety
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not 1 <= s < 10:
+            raise ValueError(f"safety must be a number in [1, 10), got {s!r}")

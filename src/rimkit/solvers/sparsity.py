@@ -44,18 +44,15 @@ from torch.nn import functional as F
 
 from rimkit.operators.base import LinearOperator
 from rimkit.solvers.base import (
-    Reconstructor,
     Recorder,
     SolverResult,
+    VariationalSolver,
     adjoint_real,
     bcast,
-    check_iterations,
-    check_weight,
     estimate_lipschitz,
     solver_start,
     sq_norm,
 )
-from rimkit.solvers.tikhonov import _check_safety
 from rimkit.solvers.wavelets import WaveletTransform, max_levels, padded_size
 
 __all__ = ["FISTAWavelet", "ISTAWavelet", "soft_threshold"]
@@ -91,7 +88,7 @@ class _Extended(LinearOperator):
 
 
 @dataclass(frozen=True)
-class _WaveletProximalGradient(Reconstructor):
+class _WaveletProximalGradient(VariationalSolver):
     """Shared parts of :class:`ISTAWavelet` and :class:`FISTAWavelet`."""
 
     weight: float = 0.05
@@ -99,15 +96,9 @@ class _WaveletProximalGradient(Reconstructor):
     wavelet: str = "db4"
     levels: int = 4
     penalize_approximation: bool = False
-    power_iterations: int = 50
-    safety: float = 1.01
-    keep_estimates: bool = True
 
     def __post_init__(self) -> None:
-        check_weight(self.weight)
-        check_iterations(self.iterations)
-        check_iterations(self.power_iterations, "power_iterations")
-        _check_safety(self.safety)
+        super().__post_init__()
         WaveletTransform(self.wavelet, self.levels)  # checks the name and the levels
 
     def _acceleration(self) -> str:

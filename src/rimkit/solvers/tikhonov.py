@@ -30,6 +30,7 @@ from rimkit.solvers.base import (
     Reconstructor,
     Recorder,
     SolverResult,
+    VariationalSolver,
     adjoint_real,
     bcast,
     check_iterations,
@@ -49,7 +50,7 @@ def tikhonov_objective(ax: Tensor, y: Tensor, x: Tensor, weight: float) -> Tenso
 
 
 @dataclass(frozen=True)
-class GradientDescentTikhonov(Reconstructor):
+class GradientDescentTikhonov(VariationalSolver):
     """Gradient descent on ``1/2 ||A x - y||^2 + lambda/2 ||x||^2`` with step ``1 / L``.
 
     ``L = ||A||^2 + lambda`` is the Lipschitz constant of the gradient, with ``||A||^2`` from
@@ -72,18 +73,7 @@ class GradientDescentTikhonov(Reconstructor):
         (0.5, True)
     """
 
-    weight: float = 0.01
-    iterations: int = 100
-    power_iterations: int = 50
-    safety: float = 1.01
-    keep_estimates: bool = True
     name = "gd-tikhonov"
-
-    def __post_init__(self) -> None:
-        check_weight(self.weight)
-        check_iterations(self.iterations)
-        check_iterations(self.power_iterations, "power_iterations")
-        _check_safety(self.safety)
 
     def _solve(
         self, y: Tensor, operator: LinearOperator, sigma: Tensor, x0: Tensor | None
@@ -170,8 +160,3 @@ class ConjugateGradientTikhonov(Reconstructor):
             rr = torch.where(active, rr_new, rr)
             record(x, tikhonov_objective(ax, y, x, lam))
         return record.result(initial)
-
-
-def _check_safety(safety: object) -> None:
-    if isinstance(safety, bool) or not isinstance(safety, (int, float)) or not 1 <= safety < 10:
-        raise ValueError(f"safety must be a number in [1, 10), got {safety!r}")

@@ -39,18 +39,15 @@ from torch.nn import functional as F
 
 from rimkit.operators.base import LinearOperator
 from rimkit.solvers.base import (
-    Reconstructor,
     Recorder,
     SolverResult,
+    VariationalSolver,
     adjoint_real,
     bcast,
-    check_iterations,
-    check_weight,
     estimate_lipschitz,
     solver_start,
     sq_norm,
 )
-from rimkit.solvers.tikhonov import _check_safety
 
 __all__ = ["TotalVariation", "gradient", "gradient_adjoint", "total_variation"]
 
@@ -95,7 +92,7 @@ def total_variation(x: Tensor) -> Tensor:
 
 
 @dataclass(frozen=True)
-class TotalVariation(Reconstructor):
+class TotalVariation(VariationalSolver):
     """Chambolle-Pock on ``1/2 ||A x - y||^2 + lambda TV(x)`` for any linear ``A``.
 
     Args:
@@ -116,16 +113,7 @@ class TotalVariation(Reconstructor):
 
     weight: float = 0.05
     iterations: int = 200
-    power_iterations: int = 50
-    safety: float = 1.01
-    keep_estimates: bool = True
     name = "tv"
-
-    def __post_init__(self) -> None:
-        check_weight(self.weight)
-        check_iterations(self.iterations)
-        check_iterations(self.power_iterations, "power_iterations")
-        _check_safety(self.safety)
 
     def _solve(
         self, y: Tensor, operator: LinearOperator, sigma: Tensor, x0: Tensor | None
