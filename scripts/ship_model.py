@@ -1,0 +1,124 @@
+"""Ship a trained run as a zoo model: weights, a JSON card and a Markdown card.
+
+    python scripts/ship_model.py runs/denoise-gray-cpu denoise-gray --task denoise \\
+        --hardware "CPU (2 cores)" --recipe configs/denoise-gray-cpu.yaml \\
+        --score "BSD68 s=25 PSNR=28.1" --score-command "python benchmarks/denoise_gray.py ..."
+
+Takes the run's ``best`` checkpoint (else ``model``), stores its weights alone (float32, with
+the training config in the metadata) as ``src/rimkit/zoo/weights/NAME.safetensors`` and writes
+``NAME.json`` (read by ``rimkit models`` and ``rimkit.zoo``) and ``NAME.md``. Scores are only
+what you pass with ``--score``: numbers measured by a benchmark command, given with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import yaml
+
+from rimkit.evaluate.report import atomic_write_text
+from rimkit.models import RIMConfig, count_parameters
+from rimkit.train.checkpoint import export_weights, load_checkpoint, read_meta
+from rimkit.zoo import WEIGHTS_DIR
+
+
+def _wall_time(run: Path) -> float:
+    end = max(p.stat().st_mtime for p in run.glob("last.safetensors"))
+    return end - (run / "config.yaml").stat().st_mtime
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", type=Path, help="run folder of rimkit train")
+    p.add_argument("name", help="model name, e.g. denoise-gray")
+    p.add_argument("--task", required=True)
+    p.add_argument("--description", default="")
+    p.add_argument("--hardware", required=True, help="what the model is made to run on")
+    p.add_argument("--recipe", required=True, help="the config the run was started from")
+    p.add_argument("--trained-on", default="", help="hardware the training ran on")
+    p.add_argument("--score", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--score-command", default="", help="the command that measured the scores")
+    p.add_argument("--notes", default="")
+    args = p.parse_args()
+
+    config = yaml.safe_load((args.run / "config.yaml").read_text())
+    model_cfg = RIMConfig.from_dict(config["model"])
+    model = model_cfg.build()
+    stem = args.run / ("best" if (args.run / "best.safetensors").exists() else "last")
+    meta = load_checkpoint(stem, model)
+    last = read_meta(args.run / "last")
+    WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+    export_weights(WEIGHTS_DIR / f"{args.name}.safetensors", model, {"config": config})
+    scores = dict(item.split("=", 1) for item in args.score)
+    sigma = next((t.get("sigma") for t in config["tasks"] if t.get("name") == "denoise"), None)
+    card = {
+        "name": args.name,
+        "task": args.task,
+        "channels": model_cfg.channels,
+        "train_steps": model_cfg.train_steps,
+        "description": args.description,
+        "hardware": args.hardware,
+        "data": config["data"]["train"] + f" ({'gray' if config['data']['gray'] else 'RGB'})",
+        "recipe": args.recipe,
+        "architecture": {**config["model"], "parameters": count_parameters(model)},
+        "tasks": config["tasks"],
+        "sigma_range": sigma,
+        "iterations": last["iteration"],
+        "checkpoint": f"{stem.name} (iteration {meta['iteration']})",
+        "batch_size": config["optim"]["batch_size"],
+        "patches_seen": last["iteration"] * config["optim"]["batch_size"],
+        "wall_time_hours": round(_wall_time(args.run) / 3600, 2),
+        "trained_on": args.trained_on,
+        "validation_psnr_per_step": meta.get("val_psnr_per_step"),
+        "scores": scores,
+        "score_command": args.score_command,
+        "notes": args.notes,
+        "shipped": time.strftime("%Y-%m-%d"),
+    }
+    atomic_write_text(WEIGHTS_DIR / f"{args.name}.json", json.dumps(card, indent=2) + "\n")
+    atomic_write_text(WEIGHTS_DIR / f"{args.name}.md", _markdown(card))
+    print(f"shipped {args.name}: {count_parameters(model):,} parameters, scores {scores}")
+
+
+def _markdown(card: dict) -> str:
+    arch = card["architecture"]
+    lines = [
+        f"# {card['name']}",
+        "",
+        card["description"],
+        "",
+        "| | |",
+        "|---|---|",
+        f"| task | {card['task']} |",
+        f"| made to run on | {card['hardware']} |",
+        f"| architecture | {arch['variant']} with the {arch['cell']} cell, features "
+        f"{arch['features']}, hidden {arch['hidden']}, link {arch['link']}, "
+        f"{arch['parameters']:,} parameters |",
+        f"| channels | {card['channels']} |",
+        f"| trained steps T | {card['train_steps']} |",
+        f"| training data | {card['data']}, 32x32 patches |",
+        f"| tasks | {json.dumps(card['tasks'])} |",
+        f"| recipe | `{card['recipe']}` |",
+        f"| iterations | {card['iterations']} x batch {card['batch_size']} = "
+        f"{card['patches_seen']:,} patches; shipped weights: {card['checkpoint']} |",
+        f"| wall time | {card['wall_time_hours']} h on {card['trained_on']} |",
+        f"| validation PSNR per step (held-out patches) | {card['validation_psnr_per_step']} |",
+        "",
+        "## Measured scores",
+        "",
+    ]
+    if card["scores"]:
+        lines += [f"- {k}: {v}" for k, v in card["scores"].items()]
+        lines += ["", f"Measured with: `{card['score_command']}`"]
+    else:
+        lines.append("None measured yet.")
+    if card["notes"]:
+        lines += ["", "## Notes", "", card["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
