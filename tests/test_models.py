@@ -172,7 +172,7 @@ def test_short_training_lowers_the_loss(build):
 
 
 def test_short_training_denoises_beyond_the_noisy_input():
-    rim = build_rim("mri", 1, train_steps=4, features=8, hidden=8)
+    rim = build_rim("mri", 1, link="sigmoid", train_steps=4, features=8, hidden=8)
     initial, final = train(rim, iters=40, x0_noisy=True)
     assert initial == pytest.approx(0.01, rel=0.1)  # starts at the noisy input, MSE ~ sigma^2
     assert final < 0.7 * initial, (initial, final)
@@ -292,6 +292,18 @@ def test_config_round_trip_and_unknown_keys():
         build_rim("unet")
     with pytest.raises(ValueError, match="unknown link"):
         build_rim(link="tanh")
+
+
+@pytest.mark.parametrize(
+    ("cell", "channels", "link"),
+    [("restoration", 1, "sigmoid"), ("super_resolution", 1, "sigmoid"), ("mri", 2, "identity")],
+)
+def test_each_cell_gets_its_default_link(cell: str, channels: int, link: str):
+    cfg = RIMConfig(cell=cell, channels=channels, **SMALL)
+    assert cfg.link == link
+    assert type(cfg.build().link).__name__.lower().startswith(link)
+    assert type(build_rim(cell, channels, **SMALL).link) is type(cfg.build().link)
+    assert RIMConfig(cell=cell, channels=channels, link="softplus", **SMALL).link == "softplus"
 
 
 def test_trajectory_is_a_plain_dataclass(image: Tensor):

@@ -314,7 +314,7 @@ class RIMConfig:
         >>> cfg.build().train_steps
         5
         >>> RIMConfig.from_dict({"cell": "mri", "channels": 2}).link
-        'sigmoid'
+        'identity'
         >>> type(RIMConfig(variant="unrolled", features=8, hidden=3, train_steps=4).build())
         <class 'rimkit.models.unrolled.UnrolledProximalGradient'>
     """
@@ -322,13 +322,17 @@ class RIMConfig:
     cell: str = "restoration"
     channels: int = 1
     variant: str = "rim"
-    link: str = "sigmoid"
+    link: str | None = None
     features: int | None = None
     hidden: int | None = None
     train_steps: int = 20
     noise_floor: float = 1e-3
     checkpoint: bool = False
     check_finite: bool = True
+
+    def __post_init__(self) -> None:
+        if self.link is None:
+            object.__setattr__(self, "link", default_link(self.cell))
 
     @classmethod
     def from_dict(cls, values: dict[str, object]) -> RIMConfig:
@@ -346,6 +350,16 @@ class RIMConfig:
         return build_rim(**self.to_dict())  # type: ignore[arg-type]
 
 
+DEFAULT_LINKS = {"restoration": "sigmoid", "super_resolution": "sigmoid", "mri": "identity"}
+"""cell -> its link when none is named: images in [0, 1] go through a sigmoid; complex MRI
+images (real and imaginary parts as channels) are signed and unbounded: identity."""
+
+
+def default_link(cell: str) -> str:
+    """The link a cell gets when none is named (:data:`DEFAULT_LINKS`; sigmoid for others)."""
+    return DEFAULT_LINKS.get(cell, "sigmoid")
+
+
 def _pick(table: dict[str, object], name: str, what: str) -> object:
     if name not in table:
         raise ValueError(f"unknown {what} {name!r}; known: {', '.join(table)}")
@@ -357,7 +371,7 @@ def build_rim(
     channels: int = 1,
     *,
     variant: str = "rim",
-    link: str = "sigmoid",
+    link: str | None = None,
     features: int | None = None,
     hidden: int | None = None,
     train_steps: int = 20,
@@ -367,7 +381,8 @@ def build_rim(
 ) -> RIM | UnrolledProximalGradient:
     """Build a RIM (or a GDN / FFN ablation) by names from :data:`CELLS`, :data:`LINKS` and
     :data:`VARIANTS`; a variant in :data:`~rimkit.models.unrolled.UNROLLED_VARIANTS` builds the
-    learned unrolled baseline (:func:`~rimkit.models.unrolled.build_unrolled`).
+    learned unrolled baseline (:func:`~rimkit.models.unrolled.build_unrolled`). Without a
+    ``link`` the cell's default is used (:data:`DEFAULT_LINKS`).
 
     Example:
         >>> rim = build_rim("restoration", channels=3, features=8, hidden=8)
@@ -377,7 +392,7 @@ def build_rim(
     from rimkit.models import unrolled  # imported here: it builds on this module
 
     cell_cls = _pick(CELLS, cell, "cell")
-    link_cls = _pick(LINKS, link, "link")
+    link_cls = _pick(LINKS, default_link(cell) if link is None else link, "link")
     _pick({**VARIANTS, **unrolled.UNROLLED_VARIANTS}, variant, "variant")
     if variant in unrolled.UNROLLED_VARIANTS:
         return unrolled.build_unrolled(
