@@ -36,6 +36,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from rimkit import color
+from rimkit.io import to_uint8
 from rimkit.models.losses import ssim as _ssim_torch
 
 __all__ = [
@@ -80,7 +81,7 @@ def quantize(x: np.ndarray | Tensor) -> np.ndarray:
         >>> quantize(np.array([[-0.2, 0.5, 1.3]])).tolist() == [[0.0, 128 / 255, 1.0]]
         True
     """
-    return np.round(np.clip(as_image(x), 0.0, 1.0) * 255.0) / 255.0
+    return to_8bit(x) / 255.0
 
 
 def to_8bit(x: np.ndarray | Tensor) -> np.ndarray:
@@ -90,7 +91,7 @@ def to_8bit(x: np.ndarray | Tensor) -> np.ndarray:
         >>> to_8bit(np.array([[0.0, 0.5, 2.0]])).tolist()
         [[0, 128, 255]]
     """
-    return np.round(np.clip(as_image(x), 0.0, 1.0) * 255.0).astype(np.uint8)
+    return to_uint8(as_image(x))
 
 
 def psnr(estimate: np.ndarray | Tensor, reference: np.ndarray | Tensor, peak: float = 1.0) -> float:
