@@ -29,3 +29,13 @@ def image_folder(tmp_path):
     for i, img in enumerate(smooth_images(6, (40, 48))):
         Image.fromarray(img).save(folder / f"{i:02d}.png")
     return folder
+
+
+@pytest.fixture
+def image():
+    """Two smooth 16x16 gray images as a ``(2, 1, 16, 16)`` tensor."""
+    import torch
+
+    from blobs import smooth_images
+
+    return smooth_images(2, 16, torch.Generator().manual_seed(0))

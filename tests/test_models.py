@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from blobs import denoising, smooth_images
 from rimkit.likelihood import GaussianLikelihood
 from rimkit.models import (
     CELLS,
@@ -35,22 +36,6 @@ from rimkit.operators import (
 SMALL = {"features": 6, "hidden": 8}
 
 
-def smooth_images(n: int, size: int, generator: torch.Generator, channels: int = 1) -> Tensor:
-    """Sums of four Gaussian blobs, scaled per image to [0.1, 0.9]."""
-    grid = torch.arange(size, dtype=torch.float32)
-    yy, xx = torch.meshgrid(grid, grid, indexing="ij")
-    img = torch.zeros(n, channels, size, size)
-    for _ in range(4):
-        centre = torch.rand(n, channels, 2, generator=generator) * size
-        width = 2 + 3 * torch.rand(n, channels, 1, 1, generator=generator)
-        amp = torch.randn(n, channels, 1, 1, generator=generator)
-        d2 = (yy - centre[..., 0, None, None]) ** 2 + (xx - centre[..., 1, None, None]) ** 2
-        img += amp * torch.exp(-d2 / (2 * width**2))
-    lo = img.amin(dim=(1, 2, 3), keepdim=True)
-    hi = img.amax(dim=(1, 2, 3), keepdim=True)
-    return 0.1 + 0.8 * (img - lo) / (hi - lo)
-
-
 def perturb_output(rim: RIM, scale: float = 0.05, seed: int = 0) -> RIM:
     """Give the zero-initialised output layer random weights so the RIM is not trivial."""
     g = torch.Generator().manual_seed(seed)
@@ -58,17 +43,6 @@ def perturb_output(rim: RIM, scale: float = 0.05, seed: int = 0) -> RIM:
         for p in rim.cell.out.parameters():
             p.copy_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
     return rim
-
-
-def denoising(x: Tensor, sigma: float = 0.1, seed: int = 1) -> tuple[GaussianLikelihood, Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    y = x + sigma * torch.randn(x.shape, generator=g, dtype=x.dtype)
-    return GaussianLikelihood(Identity(), y, sigma), y
-
-
-@pytest.fixture
-def image() -> Tensor:
-    return smooth_images(2, 16, torch.Generator().manual_seed(0))
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
