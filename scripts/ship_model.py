@@ -13,6 +13,7 @@ what you pass with ``--score``: numbers measured by a benchmark command, given w
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import time
 from pathlib import Path
@@ -25,9 +26,17 @@ from rimkit.train.checkpoint import export_weights, load_checkpoint, read_meta
 from rimkit.zoo import WEIGHTS_DIR
 
 
-def _wall_time(run: Path) -> float:
-    end = max(p.stat().st_mtime for p in run.glob("last.safetensors"))
-    return end - (run / "config.yaml").stat().st_mtime
+def _wall_time(run: Path, patches_per_iteration: int) -> float:
+    """Seconds spent in training iterations (validation excluded), summed from ``log.csv``.
+
+    Summing per-iteration times, rather than first-to-last file times, keeps the pauses between
+    resumed sessions out; an iteration logged twice (a resume repeats it) counts once.
+    """
+    seconds: dict[int, float] = {}
+    with open(run / "log.csv", newline="") as log:
+        for row in csv.DictReader(log):
+            seconds[int(row["iteration"])] = patches_per_iteration / float(row["patches_per_s"])
+    return sum(seconds.values())
 
 
 def main() -> None:
@@ -53,6 +62,7 @@ def main() -> None:
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     export_weights(WEIGHTS_DIR / f"{args.name}.safetensors", model, {"config": config})
     scores = dict(item.split("=", 1) for item in args.score)
+    patches_per_iteration = config["optim"]["batch_size"] * last.get("world_size", 1)
     sigma = next((t.get("sigma") for t in config["tasks"] if t.get("name") == "denoise"), None)
     card = {
         "name": args.name,
@@ -70,7 +80,7 @@ def main() -> None:
         "checkpoint": f"{stem.name} (iteration {meta['iteration']})",
         "batch_size": config["optim"]["batch_size"],
         "patches_seen": last["iteration"] * config["optim"]["batch_size"],
-        "wall_time_hours": round(_wall_time(args.run) / 3600, 2),
+        "wall_time_hours": round(_wall_time(args.run, patches_per_iteration) / 3600, 2),
         "trained_on": args.trained_on,
         "validation_psnr_per_step": meta.get("val_psnr_per_step"),
         "scores": scores,
