@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
 import yaml
 
 from rimkit.cli import main
+from rimkit.likelihood import GaussianLikelihood
+from rimkit.operators import Identity
 from rimkit.train import (
     ExperimentConfig,
     TrainingDiverged,
@@ -262,6 +265,32 @@ def test_resume_refuses_another_recipe_but_may_train_longer(image_folder, tmp_pa
         train(other, tmp_path / "run", resume=True, progress=False)
     longer = ExperimentConfig.from_dict(apply_overrides(cfg.to_dict(), ["optim.iterations=7"]))
     assert train(longer, tmp_path / "run", resume=True, progress=False)["iteration"] == 7
+
+
+def test_resume_fills_keys_a_saved_config_predates(image_folder, tmp_path):
+    cfg = tiny_config(image_folder)
+    train(cfg, tmp_path / "run", stop_after=3, progress=False)
+    meta_path = tmp_path / "run" / "last.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["optim"]["precision"]  # as written before the key existed
+    meta_path.write_text(json.dumps(meta))
+    assert train(cfg, tmp_path / "run", resume=True, progress=False)["iteration"] == 6
+
+
+def test_bf16_precision_autocasts_the_cell_and_keeps_the_estimate_float32(image_folder, tmp_path):
+    cfg = tiny_config(image_folder, precision="bf16", iterations=2, val_every=2)
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert all(math.isfinite(v) for v in result["val_psnr_per_step"])
+    rim = cfg.model.build()
+    rim.cell_dtype = torch.bfloat16
+    seen = []
+    rim.cell.register_forward_hook(lambda cell, args, out: seen.append(out[0].dtype))
+    x = torch.rand(1, 1, 8, 8)
+    out = rim(GaussianLikelihood(Identity(), x, 0.1), x0=x)
+    assert seen == [torch.bfloat16] * rim.train_steps
+    assert out.final.dtype == torch.float32
+    with pytest.raises(ValueError, match=r"unknown optim\.precision"):
+        tiny_config(image_folder, precision="fp16")
 
 
 def test_a_fresh_start_clears_the_old_run(image_folder, tmp_path, capsys):

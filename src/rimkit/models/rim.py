@@ -128,6 +128,9 @@ class RIM(nn.Module):
       gradient turned NaN or Inf. On CPU it checks after every step and stops there; on an
       accelerator it records a flag per step on the device and checks them once after the
       loop (one host-device sync per run, not per step).
+    - ``cell_dtype`` (attribute, default ``None``): run the cell under autocast to this dtype,
+      e.g. ``torch.bfloat16`` on a GPU; ``eta``, the link and the likelihood gradient stay in
+      the estimate's dtype.
 
     Example:
         >>> import torch
@@ -180,6 +183,7 @@ class RIM(nn.Module):
         self.train_steps = _check_steps(train_steps, "train_steps")
         self.checkpoint = checkpoint
         self.check_finite = check_finite
+        self.cell_dtype: torch.dtype | None = None  # e.g. torch.bfloat16: autocast the cell
 
     @classmethod
     def paper_denoiser(cls, channels: int = 1, train_steps: int = 20) -> RIM:
@@ -227,15 +231,21 @@ class RIM(nn.Module):
                 inputs = torch.cat([grad, eta], dim=1)  # (B, 2C, H, W)
             if state is None:
                 state = self.cell.initial_state(inputs)
-            if self.checkpoint and torch.is_grad_enabled():
-                update, state = _checkpoint(self.cell, inputs, state, use_reentrant=False)
-            else:
-                update, state = self.cell(inputs, state)
-            eta = eta + update  # (B, C, H, W)
+            with _autocast(eta.device, self.cell_dtype):
+                if self.checkpoint and torch.is_grad_enabled():
+                    update, state = _checkpoint(self.cell, inputs, state, use_reentrant=False)
+                else:
+                    update, state = self.cell(inputs, state)
+            eta = eta + update.to(eta.dtype)  # (B, C, H, W), the estimate stays in its dtype
             x = self.link(eta)  # (B, C, H, W)
             estimates.append(x)
         guard.finish()
         return Trajectory(estimates)
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """Autocast of the cell to ``dtype`` (``None``: off)."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
 class GradientGuard:

@@ -60,7 +60,8 @@ class OptimConfig:
     """Adam, a learning-rate schedule, clipping, loss over time, and the run's rhythm.
 
     ``tensorboard: true`` also writes every metric as TensorBoard scalars into the run folder
-    (the optional extra ``rimkit[tensorboard]``).
+    (the optional extra ``rimkit[tensorboard]``). ``precision: bf16`` runs the RIM's cell under
+    bfloat16 autocast (for GPUs; the estimate, the likelihood gradient and the loss stay float32).
     """
 
     iterations: int = 10000
@@ -80,6 +81,7 @@ class OptimConfig:
     seed: int = 0
     threads: int | None = None
     device: str = "cpu"
+    precision: str = "fp32"
     tensorboard: bool = False
 
 
@@ -120,6 +122,7 @@ class ExperimentConfig:
 
 
 SCHEDULES = ("constant", "cosine", "step")
+PRECISIONS = ("fp32", "bf16")
 
 
 def _check_optim(optim: OptimConfig) -> None:
@@ -131,6 +134,8 @@ def _check_optim(optim: OptimConfig) -> None:
         raise ValueError(f"optim.lr must be > 0, got {optim.lr}")
     if optim.schedule not in SCHEDULES:
         raise ValueError(f"unknown optim.schedule {optim.schedule!r}; known: {SCHEDULES}")
+    if optim.precision not in PRECISIONS:
+        raise ValueError(f"unknown optim.precision {optim.precision!r}; known: {PRECISIONS}")
 
 
 def _reject_unknown(values: dict[str, Any], cls: type, where: str) -> None:

@@ -200,6 +200,10 @@ def train(
     torch.manual_seed(optim_cfg.seed)
     model_cfg = dataclasses.replace(cfg.model, check_finite=False)
     model = model_cfg.build().to(device)
+    if optim_cfg.precision == "bf16":
+        if not isinstance(model, RIM):
+            raise ValueError("optim.precision bf16 is for RIMs; train this model in fp32")
+        model.cell_dtype = torch.bfloat16
     optimizer = torch.optim.Adam(
         model.parameters(), lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay
     )
@@ -326,7 +330,12 @@ def _restore(
 ) -> tuple[int, int, list[float], float]:
     """Load ``out/last``; returns the iteration, skipped count, scores and best score."""
     meta = load_checkpoint(out / "last", model, optimizer)
-    changed = _changed_keys(meta.get("config", {}), cfg.to_dict())
+    saved = meta.get("config", {})
+    try:  # a run saved before a config key existed gets that key's default
+        saved = ExperimentConfig.from_dict(saved).to_dict()
+    except ValueError:
+        pass  # an unreadable saved config: compare it as stored, which names what differs
+    changed = _changed_keys(saved, cfg.to_dict())
     if changed:
         raise ValueError(
             f"the run in {str(out)!r} was made with another config ({', '.join(changed)} "
