@@ -16,9 +16,11 @@ from rimkit.train import (
     ExperimentConfig,
     TrainingDiverged,
     apply_overrides,
+    join_checkpoint,
     load_checkpoint,
     load_config,
     lr_at,
+    split_checkpoint,
     train,
 )
 from rimkit.train.launch import launch
@@ -291,6 +293,29 @@ def test_bf16_precision_autocasts_the_cell_and_keeps_the_estimate_float32(image_
     assert out.final.dtype == torch.float32
     with pytest.raises(ValueError, match=r"unknown optim\.precision"):
         tiny_config(image_folder, precision="fp16")
+
+
+def test_checkpoint_split_into_pieces_and_joined_resumes_identically(image_folder, tmp_path):
+    cfg = tiny_config(image_folder)
+    whole = train(cfg, tmp_path / "whole", progress=False)
+    train(cfg, tmp_path / "run", stop_after=3, progress=False)
+    pieces = split_checkpoint(tmp_path / "run" / "last", tmp_path / "pieces")
+    assert [p.name for p in pieces] == [
+        "last.model.safetensors",
+        "last.optim.exp_avg.safetensors",
+        "last.optim.exp_avg_sq.safetensors",
+    ]
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for name in ("config.yaml", "log.csv"):
+        (moved / name).write_bytes((tmp_path / "run" / name).read_bytes())
+    join_checkpoint(tmp_path / "pieces", "last", moved / "last")
+    assert (
+        train(cfg, moved, resume=True, progress=False)["weights_sha256"]
+        == (whole["weights_sha256"])
+    )
+    with pytest.raises(ValueError, match="no checkpoint pieces"):
+        join_checkpoint(tmp_path / "pieces", "best", moved / "best")
 
 
 def test_a_fresh_start_clears_the_old_run(image_folder, tmp_path, capsys):

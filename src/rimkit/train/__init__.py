@@ -1,6 +1,13 @@
 """Training: typed configs, the BPTT loop, checkpoints and distributed runs."""
 
-from rimkit.train.checkpoint import export_weights, load_checkpoint, read_meta, save_checkpoint
+from rimkit.train.checkpoint import (
+    export_weights,
+    join_checkpoint,
+    load_checkpoint,
+    read_meta,
+    save_checkpoint,
+    split_checkpoint,
+)
 from rimkit.train.config import (
     DataConfig,
     ExperimentConfig,
@@ -19,12 +26,14 @@ __all__ = [
     "apply_overrides",
     "build_tasks",
     "export_weights",
+    "join_checkpoint",
     "load_checkpoint",
     "load_config",
     "lr_at",
     "psnr_per_step",
     "read_meta",
     "save_checkpoint",
+    "split_checkpoint",
     "train",
     "validate",
 ]
