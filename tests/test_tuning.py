@@ -5,6 +5,7 @@ Everything runs on generated images; nothing here reads ../shared.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -19,6 +20,7 @@ from rimkit.solvers.tuning import (
     SETTINGS,
     TUNED_BASELINES,
     Setting,
+    _crops,
     default_weight,
     grid_search,
     load_training_crops,
@@ -150,6 +152,17 @@ def test_the_command_line_writes_weights_with_their_provenance(training_folder, 
     )
 
 
+def test_several_crops_per_image_are_drawn_where_a_setting_asks():
+    images = blocky_images(2, 48)
+    x = _crops(images, 16, torch.Generator().manual_seed(0), per_image=3)
+    assert x.shape == (6, 1, 16, 16)
+    assert not torch.equal(x[0], x[1])  # distinct positions in the same image
+    one = _crops(images, 16, torch.Generator().manual_seed(0))
+    assert torch.equal(one[0], x[0])  # the first crop is the one a single-crop setting takes
+    with pytest.raises(ValueError, match="crops_per_image"):
+        Setting("gaussian", 0.25, crop=32, crops_per_image=0)
+
+
 def test_evaluation_images_are_refused(tmp_path, capsys):
     folder = tmp_path / "eval" / "Set12"
     folder.mkdir(parents=True)
@@ -167,6 +180,7 @@ def test_the_shipped_table_covers_every_baseline_and_setting():
     table = json.loads(DEFAULTS_PATH.read_text())
     assert table["provenance"]["quick"] is False
     assert not any("eval" in p.split("/") for p in table["provenance"]["images"])
+    assert table["provenance"]["settings"] == [dataclasses.asdict(s) for s in SETTINGS]
     tuned = {(r["baseline"], r["task"], r["level"]) for r in table["results"]}
     assert tuned == {(b, s.task, float(s.level)) for b in TUNED_BASELINES for s in SETTINGS}
     row = next(r for r in table["results"] if (r["baseline"], r["task"]) == ("tv", "sr"))
