@@ -53,7 +53,8 @@ def main() -> None:
         "from every border, averaged over images. In brackets our bicubic minus the published "
         f"bicubic, and each RIM minus SRCNN (the paper's RIM is ahead of SRCNN at every "
         f"scale); **far** marks a bicubic more than {args.tolerance} dB from the published one. "
-        "TV uses rimkit's default weight for super-resolution (0.001), not tuned."
+        "TV uses the weight and iteration count tuned per scale on training images "
+        "(src/rimkit/solvers/defaults.json)."
     ]
     for name in args.sets:
         result, n = C.run(args, SETS[name], protocols, methods, channels=None, curves=False)
