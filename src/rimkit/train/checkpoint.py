@@ -63,6 +63,11 @@ def save_checkpoint(
     meta = {**meta, "optimizer_steps": steps}
     if optimizer is not None:
         meta["optimizer_lr"] = [g["lr"] for g in optimizer.param_groups]
+    _write(stem, tensors, meta)
+
+
+def _write(stem: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """``stem.safetensors`` (tensors, ``meta`` as metadata) and ``stem.json``, atomically."""
     text = json.dumps(meta, indent=2, sort_keys=True)
     atomic_write(
         stem.with_suffix(".safetensors"), lambda tmp: save_file(tensors, tmp, {"meta": text})
@@ -174,9 +179,4 @@ def join_checkpoint(folder: Path, name: str, stem: Path) -> None:
             if _meta_of(path) != meta:
                 raise ValueError(f"{path.name} is from another checkpoint than {model_piece.name}")
             tensors.update(load_file(str(path)))
-    text = json.dumps(meta, indent=2, sort_keys=True)
-    stem = Path(stem)
-    atomic_write(
-        stem.with_suffix(".safetensors"), lambda tmp: save_file(tensors, tmp, {"meta": text})
-    )
-    atomic_write(stem.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text + "\n"))
+    _write(Path(stem), tensors, meta)
