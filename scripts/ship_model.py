@@ -72,6 +72,7 @@ def main() -> None:
         "description": args.description,
         "hardware": args.hardware,
         "data": config["data"]["train"] + f" ({'gray' if config['data']['gray'] else 'RGB'})",
+        "patch_size": config["data"]["patch_size"],
         "recipe": args.recipe,
         "architecture": {**config["model"], "parameters": count_parameters(model)},
         "tasks": config["tasks"],
@@ -109,7 +110,7 @@ def _markdown(card: dict) -> str:
         f"{arch['parameters']:,} parameters |",
         f"| channels | {card['channels']} |",
         f"| trained steps T | {card['train_steps']} |",
-        f"| training data | {card['data']}, 32x32 patches |",
+        f"| training data | {card['data']}, {card['patch_size']}x{card['patch_size']} patches |",
         f"| tasks | {json.dumps(card['tasks'])} |",
         f"| recipe | `{card['recipe']}` |",
         f"| iterations | {card['iterations']} x batch {card['batch_size']} = "

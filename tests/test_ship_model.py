@@ -1,0 +1,44 @@
+"""scripts/ship_model.py: a trained run becomes zoo weights and a card that loads."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+from rimkit.train import train
+from test_train import tiny_config
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("ship_model", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_run_ships_as_weights_and_cards_with_its_facts(image_folder, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    train(tiny_config(image_folder), run, progress=False)
+    ship = _script()
+    monkeypatch.setattr(ship, "WEIGHTS_DIR", tmp_path / "zoo")
+    argv = ["ship_model.py", str(run), "tiny", "--task", "denoise", "--hardware", "CPU"]
+    argv += ["--recipe", "configs/x.yaml", "--score", "BSD68 sigma 25=20.00 dB"]
+    monkeypatch.setattr(sys, "argv", argv)
+    ship.main()
+
+    card = json.loads((tmp_path / "zoo" / "tiny.json").read_text())
+    assert card["iterations"] == 6 and card["patches_seen"] == 6 * 4
+    assert card["patch_size"] == 16 and card["scores"] == {"BSD68 sigma 25": "20.00 dB"}
+    assert card["wall_time_hours"] == round(ship._wall_time(run, 4) / 3600, 2)
+    assert ship._wall_time(run, 4) > 0
+    text = (tmp_path / "zoo" / "tiny.md").read_text()
+    assert "16x16 patches" in text and "`configs/x.yaml`" in text
+
+    from rimkit.zoo import load_model
+
+    loaded = load_model(str(tmp_path / "zoo" / "tiny.safetensors"))
+    assert loaded.model.train_steps == 2
