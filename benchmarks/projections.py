@@ -1,10 +1,10 @@
-"""Random projections and transfer to inpainting: RIM, GDN and FFN on 32x32 patches.
+"""Random projections and transfer to inpainting and denoising: RIM, GDN, FFN on 32x32 patches.
 
 Regenerates the ``projections`` section of BENCHMARKS.md, the RIM paper's compressed-sensing
 experiment: 32x32 gray patches drawn at seeded positions from the BSD68 images (``--patches``
 per image), one random projection each (Gaussian, +-1 Bernoulli, random Fourier rows) at each
-ratio m/n; then the same models on inpainting, a task they never saw. PSNR of 8-bit outputs at
-the trained T, and PSNR against step t up to 2T.
+ratio m/n; then the same models on inpainting and denoising, tasks they never saw. PSNR of
+8-bit outputs at the trained T, and PSNR against step t up to 2T.
 
     python benchmarks/projections.py --model rim=runs/3task --model gdn=runs/gdn-3task \\
         --model ffn=runs/ffn-3task
@@ -16,7 +16,7 @@ from __future__ import annotations
 import _common as C
 import numpy as np
 
-from rimkit.evaluate import InpaintProtocol, ProjectionProtocol
+from rimkit.evaluate import DenoiseProtocol, InpaintProtocol, ProjectionProtocol
 from rimkit.operators import PROJECTION_KINDS
 
 # The RIM paper shows this experiment as figures only (no table to quote): RIM above FFN and
@@ -38,6 +38,10 @@ def main() -> None:
     p.add_argument("--ratios", type=float, nargs="+", default=[0.1, 0.3, 0.5])
     p.add_argument("--fractions", type=float, nargs="+", default=[0.5, 0.8])
     p.add_argument("--sigma", type=float, default=0.0, help="noise std, 0-255 scale")
+    p.add_argument(
+        "--denoise-sigmas", type=float, nargs="+", default=[25.0],
+        help="noise levels (0-255) of the transfer to denoising",
+    )  # fmt: skip
     p.add_argument("--patches", type=int, default=8, help="32x32 patches per image")
     args = p.parse_args()
     C.setup(args)
@@ -50,20 +54,25 @@ def main() -> None:
         for r in args.ratios
     ]
     inpaint = [InpaintProtocol(f, args.sigma, args.seed, 32, args.patches) for f in args.fractions]
-    result, n = C.run(args, args.set, projection + inpaint, methods, channels=1)
+    denoise = [
+        DenoiseProtocol(s, seed=args.seed, patch=32, patches=args.patches)
+        for s in args.denoise_sigmas
+    ]
+    result, n = C.run(args, args.set, projection + inpaint + denoise, methods, channels=1)
 
     header = ["setting", *(name for name, _ in C.order(models, bases))]
-    tables = {"projection": [header], "inpaint": [header]}
-    for proto in projection + inpaint:
+    tables = {"projection": [header], "inpaint": [header], "denoise": [header]}
+    for proto in projection + inpaint + denoise:
         row = [proto.setting]
         for method, present in C.order(models, bases):
             row.append(C.cell(result.mean(proto.setting, method)) if present else C.MISSING)
-        tables["projection" if proto.task == "projection" else "inpaint"].append(row)
+        tables[proto.task].append(row)
 
     trained = {m.name: m.trained_steps for m in methods if m.trained_steps}
     curve_rows = [["method", "task", "t=1", "t=T/2", "t=T", "t=1.5T", "t=2T", "T"]]
     groups = [(k, [p.setting for p in projection if p.kind == k]) for k in PROJECTION_KINDS]
     groups.append(("inpaint", [p.setting for p in inpaint]))
+    groups.append(("denoise", [p.setting for p in denoise]))
     for method, steps in trained.items():
         for group, settings in groups:
             curves = [result.curves.get(s, {}).get(method) for s in settings]
@@ -80,7 +89,9 @@ def main() -> None:
         f"projections drawn from seed + image index), noise sigma {args.sigma:g}/255. PSNR "
         "(dB) of 8-bit outputs at each model's trained T, averaged over patches. The models "
         "were trained on random projections only; inpainting (missing fraction, 32x32 "
-        "patches) is a transfer test. TV uses the weights tuned on training images for the "
+        "patches) and denoising (the same patch positions, the noise level in each row) are "
+        "transfer tests. TV "
+        "uses the weights tuned on training images for the "
         "nearest setting. The RIM paper shows this experiment as figures, so no published "
         "numbers are quoted."
     )
@@ -88,6 +99,7 @@ def main() -> None:
         notes,
         "### Random projections, PSNR (dB)\n\n" + C.table(tables["projection"]),
         "### Transfer to inpainting, PSNR (dB)\n\n" + C.table(tables["inpaint"]),
+        "### Transfer to denoising, PSNR (dB)\n\n" + C.table(tables["denoise"]),
         "### PSNR against step t (mean over ratios / fractions), up to 2T\n\n"
         + C.table(curve_rows),
         C.missing_note(models),

@@ -148,6 +148,25 @@ def test_dncnn_protocol_is_deterministic_per_seed_and_does_not_clip():
     assert a.sigma == pytest.approx(50 / 255) and a.setting == "sigma=50"
 
 
+def test_denoise_patches_are_seeded_crops_each_with_its_own_noise():
+    image = _smooth((40, 48))
+    protocol = DenoiseProtocol(25, seed=3, patch=16, patches=4)
+    cases = protocol.cases(image, 1, "img")
+    again = protocol.cases(image, 1, "img")
+    assert len(cases) == 4 and len({c.image for c in cases}) == 4
+    for case, same in zip(cases, again, strict=True):
+        top, left = (int(v) for v in case.image.split("@")[1].split(","))
+        crop = torch.as_tensor(image[top : top + 16, left : left + 16], dtype=torch.float64)
+        torch.testing.assert_close(case.truth[0, 0], crop)
+        assert torch.equal(case.y, same.y) and case.setting == "sigma=25"
+    noises = [(c.y - c.truth).flatten() for c in cases]
+    assert not torch.allclose(noises[0], noises[1])
+    with pytest.raises(ValueError, match="smaller than"):
+        DenoiseProtocol(25, patch=64).cases(image, 0, "img")
+    with pytest.raises(ValueError, match="patches must be"):
+        DenoiseProtocol(25, patch=16, patches=0)
+
+
 def test_quantised_variant_is_on_the_8bit_grid():
     case = DenoiseProtocol(25, quantize=True).cases(_smooth((16, 16)), 0, "x")[0]
     levels = case.y * 255

@@ -165,7 +165,11 @@ def add_noise(x: Tensor, sigma: float, seed: int, quantize: bool = False) -> Ten
     """
     if not (math.isfinite(sigma) and sigma >= 0):
         raise ValueError(f"sigma must be a finite number >= 0 on the 0-255 scale, got {sigma}")
-    noise = torch.randn(x.shape, generator=_generator(seed), dtype=torch.float64)
+    return _noisy(x, sigma, _generator(seed), quantize)
+
+
+def _noisy(x: Tensor, sigma: float, gen: torch.Generator, quantize: bool) -> Tensor:
+    noise = torch.randn(x.shape, generator=gen, dtype=torch.float64)
     y = x.to(torch.float64) + sigma / 255.0 * noise
     return quantize_8bit(y) if quantize else y
 
@@ -176,22 +180,31 @@ class DenoiseProtocol:
 
     ``y = x + sigma/255 N(0, 1)`` in float with the seed ``seed + index``, not clipped;
     ``quantize=True`` is the RIM paper's variant, ``y`` clipped and rounded to 8 bits.
+    ``patch`` (e.g. 32) evaluates ``patches`` seeded patches per image instead of the whole
+    image (positions, then each patch's noise, drawn from the seed ``seed + index``), as in
+    the RIM paper's transfer experiment.
 
     Example:
         >>> case = DenoiseProtocol(25, quantize=True).cases(np.zeros((12, 12)), 0, "black")[0]
         >>> case.setting, bool(torch.equal(case.y * 255, (case.y * 255).round()))
         ('sigma=25,q8', True)
+        >>> [c.y.shape[-1] for c in DenoiseProtocol(25, patch=8, patches=3).cases(
+        ...     np.zeros((12, 12)), 0, "black")]
+        [8, 8, 8]
     """
 
     sigma: float
     quantize: bool = False
     seed: int = 0
+    patch: int | None = None
+    patches: int = 1
     task = "denoise"
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.sigma) and self.sigma >= 0):
             raise ValueError(f"sigma must be a finite number >= 0 (0-255 scale), got {self.sigma}")
         _check_seed(self.seed)
+        _check_patching(self.patch, self.patches)
 
     @property
     def setting(self) -> str:
@@ -201,10 +214,16 @@ class DenoiseProtocol:
         return {"protocol": "denoise", **asdict(self)}
 
     def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
-        x = to_tensor(as_image(image), torch.float64)  # (1, C, H, W)
-        y = add_noise(x, self.sigma, self.seed + index, self.quantize)
-        shown = _display(y)
-        return [Case(name, self.setting, x, Identity(), y, self.sigma / 255.0, 0, shown, "denoise")]
+        gen = _generator(self.seed + index)
+        out = []
+        for label, crop in _crops(as_image(image), name, self.patch, self.patches, gen):
+            x = to_tensor(crop, torch.float64)  # (1, C, H, W)
+            y = _noisy(x, self.sigma, gen, self.quantize)
+            sigma = self.sigma / 255.0
+            out.append(
+                Case(label, self.setting, x, Identity(), y, sigma, 0, _display(y), "denoise")
+            )
+        return out
 
 
 def sr_measurement(image: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
@@ -298,6 +317,17 @@ def _patches(
     return out
 
 
+def _crops(
+    image: np.ndarray, name: str, patch: int | None, patches: int, gen: torch.Generator
+) -> list[tuple[str, np.ndarray]]:
+    """The whole image (``patch=None``) or its seeded patches, each with its case label."""
+    if patch is None:
+        return [(name, image)]
+    return [
+        (f"{name}@{top},{left}", crop) for top, left, crop in _patches(image, patch, patches, gen)
+    ]
+
+
 def _check_patching(patch: int | None, patches: int) -> None:
     if patch is not None and (isinstance(patch, bool) or not isinstance(patch, int) or patch < 1):
         raise ValueError(f"patch must be a positive int or None, got {patch!r}")
@@ -344,18 +374,12 @@ class InpaintProtocol:
 
     def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
         gen = _generator(self.seed + index)
-        image = as_image(image)
-        if self.patch is None:
-            crops = [(0, 0, image)]
-        else:
-            crops = _patches(image, self.patch, self.patches, gen)
         out = []
-        for top, left, crop in crops:
+        for label, crop in _crops(as_image(image), name, self.patch, self.patches, gen):
             x = to_tensor(crop, torch.float64)  # (1, C, H, W)
             mask = random_mask((1, 1, *x.shape[-2:]), self.fraction, gen, torch.float64)
             op = Inpainting(mask)
             y = simulate(x, op, GaussianNoise(self.sigma / 255.0), gen) * mask
-            label = name if self.patch is None else f"{name}@{top},{left}"
             sigma = self.sigma / 255.0
             out.append(Case(label, self.setting, x, op, y, sigma, 0, _display(y), "inpaint"))
         return out
@@ -407,12 +431,11 @@ class ProjectionProtocol:
     def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
         gen = _generator(self.seed + index)
         out = []
-        for top, left, crop in _patches(as_image(image), self.patch, self.patches, gen):
+        for label, crop in _crops(as_image(image), name, self.patch, self.patches, gen):
             x = to_tensor(crop, torch.float64)  # (1, C, p, p)
             op = random_projection(self.kind, tuple(x.shape[1:]), self.ratio, 1, gen, torch.float64)
             y = simulate(x, op, GaussianNoise(self.sigma / 255.0), gen)  # (1, m)
             shown = _display(op.adjoint(y))
-            label = f"{name}@{top},{left}"
             sigma = self.sigma / 255.0
             out.append(Case(label, self.setting, x, op, y, sigma, 0, shown, "projection"))
         return out
