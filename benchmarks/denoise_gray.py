@@ -47,6 +47,12 @@ def main() -> None:
     p.add_argument("--set", default="eval/BSD68", help="image folder inside --data")
     p.add_argument("--plain-only", action="store_true", help="skip the quantised column")
     p.add_argument(
+        "--section",
+        default="denoise-gray",
+        help="BENCHMARKS.md section to write (another name adds a table beside the main one)",
+    )
+    p.add_argument("--title", default="Gray denoising, BSD68", help="the section's heading")
+    p.add_argument(
         "--sigmas", type=int, nargs="+", default=list(SIGMAS), help="noise levels (0-255 scale)"
     )
     p.add_argument(
@@ -101,7 +107,7 @@ def main() -> None:
         "### SSIM (ours)\n\n" + C.table(ssim),
         C.missing_note(models),
     ]
-    C.write(args, "denoise-gray", "Gray denoising, BSD68", [p for p in parts if p])
+    C.write(args, args.section, args.title, [p for p in parts if p])
 
 
 if __name__ == "__main__":
