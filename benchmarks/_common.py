@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -165,7 +166,7 @@ def versus(ours: float, published: float | None, tolerance: float) -> str:
 
 
 def command() -> str:
-    return " ".join(["python", *sys.argv])
+    return shlex.join(["python", *sys.argv])
 
 
 def write(args: argparse.Namespace, section: str, title: str, parts: Sequence[str]) -> Path:
