@@ -94,6 +94,17 @@ def main() -> None:
     print(f"shipped {args.name}: {count_parameters(model):,} parameters, scores {scores}")
 
 
+def _architecture(arch: dict) -> str:
+    """One line: the variant, its widths and parameter count (an unrolled net has no link and
+    its ``hidden`` counts conv layers per proximal CNN)."""
+    if arch["variant"] == "unrolled":
+        widths = f"features {arch['features']}, hidden {arch['hidden']} (conv layers per prox)"
+    else:
+        widths = f"features {arch['features']}, hidden {arch['hidden']}, link {arch['link']}"
+    size = f"{arch['parameters']:,} parameters"
+    return f"{arch['variant']} with the {arch['cell']} cell, {widths}, {size}"
+
+
 def _markdown(card: dict) -> str:
     arch = card["architecture"]
     lines = [
@@ -105,9 +116,7 @@ def _markdown(card: dict) -> str:
         "|---|---|",
         f"| task | {card['task']} |",
         f"| made to run on | {card['hardware']} |",
-        f"| architecture | {arch['variant']} with the {arch['cell']} cell, features "
-        f"{arch['features']}, hidden {arch['hidden']}, link {arch['link']}, "
-        f"{arch['parameters']:,} parameters |",
+        f"| architecture | {_architecture(arch)} |",
         f"| channels | {card['channels']} |",
         f"| trained steps T | {card['train_steps']} |",
         f"| training data | {card['data']}, {card['patch_size']}x{card['patch_size']} patches |",
