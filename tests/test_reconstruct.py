@@ -323,3 +323,31 @@ def test_real_estimate_gets_a_real_gradient_from_a_complex_operator():
     x = torch.rand(1, 1, 8, 8)
     grad = GaussianLikelihood(op, op(torch.rand(1, 1, 8, 8)), 0.1).grad(x)
     assert grad.dtype == x.dtype
+
+
+@pytest.mark.parametrize(
+    ("tasks", "start"),
+    [
+        ([{"name": "projection", "kinds": ["gaussian"], "ratio": [0.3, 0.5]}], "flat"),
+        ([{"name": "denoise", "sigma": [5, 50]}], "task"),
+    ],
+)
+def test_a_model_starts_where_its_training_started(image_folder, tmp_path, tasks, start):
+    from rimkit.likelihood import GaussianLikelihood
+    from rimkit.train import ExperimentConfig, train
+
+    config = {
+        "model": {"features": 4, "hidden": 4, "train_steps": 2},
+        "data": {"train": str(image_folder), "val_images": 2, "val_patches": 4, "patch_size": 16},
+        "tasks": tasks,
+        "optim": {"iterations": 1, "batch_size": 2, "val_every": 1, "checkpoint_every": 1},
+    }
+    train(ExperimentConfig.from_dict(config), tmp_path / "run", progress=False)
+    model = load_model(tmp_path / "run").model
+    assert model.start == start
+
+    y = torch.rand(1, 1, 16, 16)
+    x0 = torch.full_like(y, 0.5) if start == "flat" else y
+    with torch.no_grad():
+        expected = model(GaussianLikelihood(Identity(), y, 0.1), x0=x0).final
+    torch.testing.assert_close(RIMReconstructor(model)(y, Identity(), 0.1).final, expected)

@@ -19,7 +19,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor
@@ -57,11 +57,26 @@ INITIAL_ESTIMATES: dict[type, Callable[[LinearOperator, Tensor], Tensor]] = {
 """Operator type -> the initial estimate its training tasks use; others start at 0.5."""
 
 
-def initial_estimate(operator: LinearOperator, y: Tensor, like: Tensor | None = None) -> Tensor:
+FLAT_START_TASKS = frozenset({"projection"})
+"""Training tasks whose operators have no entry in :data:`INITIAL_ESTIMATES` (flat start)."""
+
+
+def initial_estimate(
+    operator: LinearOperator, y: Tensor, like: Tensor | None = None, flat: bool = False
+) -> Tensor:
     """The initial image for ``operator``: ``y`` (denoising), bicubic up-sampling (SR), the
-    observed mean in the holes (inpainting), zero-filled (MRI); else a constant 0.5 image of
-    the shape of ``like`` (or of ``A^T y``). Clipped to ``[0, 1]`` for real images."""
-    start = INITIAL_ESTIMATES.get(type(operator))
+    observed mean in the holes (inpainting), zero-filled (MRI); else (or with ``flat=True``)
+    a constant 0.5 image of the shape of ``like`` (or of ``A^T y``). Clipped to ``[0, 1]`` for
+    real images.
+
+    Example:
+        >>> y = torch.rand(1, 1, 4, 4)
+        >>> bool(torch.equal(initial_estimate(Identity(), y), y))
+        True
+        >>> initial_estimate(Identity(), y, flat=True).unique().tolist()
+        [0.5]
+    """
+    start = None if flat else INITIAL_ESTIMATES.get(type(operator))
     if start is not None:
         x0 = start(operator, y)
         return x0 if isinstance(operator, ComplexAsChannels) else x0.clamp(0, 1)
@@ -69,11 +84,27 @@ def initial_estimate(operator: LinearOperator, y: Tensor, like: Tensor | None = 
     return torch.full_like(shape_of, 0.5)
 
 
+def trained_start(task_names: Iterable[str]) -> str:
+    """How a model trained on ``task_names`` starts: ``"flat"`` when every one of them starts
+    from the constant 0.5 image (a model trained only on random projections has never seen
+    another start, so it keeps it on every task it is transferred to), else ``"task"``: each
+    operator's own :func:`initial_estimate`.
+
+    Example:
+        >>> trained_start(["projection"]), trained_start(["denoise", "projection"])
+        ('flat', 'task')
+    """
+    names = set(task_names)
+    return "flat" if names and names <= FLAT_START_TASKS else "task"
+
+
 class RIMReconstructor:
     """A RIM behind the baselines' call: ``method(y, operator, sigma, x0=None) -> Trajectory``.
 
     ``steps`` defaults to the model's trained ``T``; ``tile`` (pixels of the output image)
-    turns on tiled reconstruction for images larger than a tile.
+    turns on tiled reconstruction for images larger than a tile. A model whose ``start``
+    attribute is ``"flat"`` (set by :func:`rimkit.zoo.load_model`, see :func:`trained_start`)
+    starts from the constant 0.5 image on every task.
     """
 
     name = "rim"
@@ -105,7 +136,8 @@ class RIMReconstructor:
         param = next(self.model.parameters())
         y = y.to(device=param.device, dtype=param.dtype if not y.is_complex() else y.dtype)
         operator = operator.to(param.device)
-        x0 = initial_estimate(operator, y) if x0 is None else x0
+        if x0 is None:
+            x0 = initial_estimate(operator, y, flat=getattr(self.model, "start", "task") == "flat")
         likelihood = GaussianLikelihood(operator, y, sigma)
         steps = self.steps or self.model.train_steps
         with torch.no_grad(), _bar(steps, "steps", self.progress) as bar:

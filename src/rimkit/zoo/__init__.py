@@ -26,6 +26,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from rimkit.models import RIM, RIMConfig
+from rimkit.reconstruct import trained_start
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -98,6 +99,10 @@ def _resolve(name_or_path: str | os.PathLike) -> tuple[Path, ModelCard | None]:
 def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
     """Load a shipped model by name, a run folder, or a ``.safetensors`` file.
 
+    The model's ``start`` attribute says where reconstruction starts: ``"flat"`` for a model
+    trained only on random projections, ``"task"`` otherwise
+    (:func:`rimkit.reconstruct.trained_start`).
+
     Example:
         >>> load_model("no-such-model")
         Traceback (most recent call last):
@@ -121,6 +126,7 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
         k.removeprefix("model/"): v for k, v in tensors.items() if not k.startswith("optim/")
     }
     _load_weights(model, weights, path)
+    model.start = trained_start(t.get("name", "") for t in config.get("tasks", []))
     model.eval()
     return LoadedModel(model.to(device), config, path, card)
 
