@@ -90,10 +90,9 @@ def main() -> None:
         "(dB) of 8-bit outputs at each model's trained T, averaged over patches. The models "
         "were trained on random projections only; inpainting (missing fraction, 32x32 "
         "patches) and denoising (the same patch positions, the noise level in each row) are "
-        "transfer tests. TV "
-        "uses the weights tuned on training images for the "
-        "nearest setting. The RIM paper shows this experiment as figures, so no published "
-        "numbers are quoted."
+        "transfer tests. TV uses the weights tuned on training images for the nearest "
+        "setting. The RIM paper shows this experiment as figures, so no published numbers "
+        "are quoted."
     )
     parts = [
         notes,
