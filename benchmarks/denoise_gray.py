@@ -45,7 +45,11 @@ def main() -> None:
         baselines="bm3d,tv,fista-wavelet",
     )
     p.add_argument("--set", default="eval/BSD68", help="image folder inside --data")
-    p.add_argument("--plain-only", action="store_true", help="skip the quantised column")
+    only = p.add_mutually_exclusive_group()
+    only.add_argument("--plain-only", action="store_true", help="skip the quantised columns")
+    only.add_argument(
+        "--quantised-only", action="store_true", help="only the quantised (8-bit input) columns"
+    )
     p.add_argument(
         "--section",
         default="denoise-gray",
@@ -62,7 +66,7 @@ def main() -> None:
     args = p.parse_args()
     C.setup(args)
     compare = dict(COMPARE, **dict(item.split("=", 1) for item in args.compare))
-    variants = (False,) if args.plain_only else (False, True)
+    variants = (False,) if args.plain_only else (True,) if args.quantised_only else (False, True)
     protocols = [DenoiseProtocol(s, q, args.seed) for q in variants for s in args.sigmas]
     models = C.load_models(args, channels=1)
     bases = C.baselines(args, "denoise", keep_estimates=False)

@@ -25,37 +25,43 @@ PUBLISHED = {
     "DRUNet": {15: 34.30, 25: 31.69, 50: 28.51},
 }
 COMPARE = {"bm3d": "CBM3D", "rim-rgb": "RIM"}
-KEYS = [(15, False), (25, False), (50, False), (25, True)]
+KEYS = {"s=15": (15, False), "s=25": (25, False), "s=50": (50, False), "qs=25": (25, True)}
 
 
 def main() -> None:
     p = C.parser(__doc__.splitlines()[0], models=["rim-rgb=denoise-rgb"], baselines="bm3d")
     p.add_argument("--set", default="eval/CBSD68", help="image folder inside --data")
+    p.add_argument(
+        "--columns", nargs="+", choices=list(KEYS), default=list(KEYS),
+        help="which noise settings to measure (CBM3D costs ~20 s per image and setting)",
+    )  # fmt: skip
     args = p.parse_args()
     C.setup(args)
-    protocols = [DenoiseProtocol(s, q, args.seed) for s, q in KEYS]
+    keys = [KEYS[name] for name in args.columns]
+    protocols = [DenoiseProtocol(s, q, args.seed) for s, q in keys]
     models = C.load_models(args, channels=3)
     bases = C.baselines(args, "denoise", keep_estimates=False)
     methods = [m.method for m in models if m.method] + bases
     result, n = C.run(args, args.set, protocols, methods, channels=3, curves=False)
 
-    names = [f"{'q' if q else ''}s={s}" for s, q in KEYS]
+    names = list(args.columns)
     psnr, ssim = [["method", *names]], [["method", *names]]
     for method, present in C.order(models, bases):
         label = f"{'CBM3D' if method == 'bm3d' else method} (ours)"
         if not present:
-            psnr.append([label, *[C.MISSING] * len(KEYS)])
+            psnr.append([label, *[C.MISSING] * len(keys)])
+            ssim.append([label, *[C.MISSING] * len(keys)])
             continue
         paper = PUBLISHED.get(COMPARE.get(method, ""), {})
         row, srow = [label], [label]
-        for (s, q), proto in zip(KEYS, protocols, strict=True):
+        for (s, q), proto in zip(keys, protocols, strict=True):
             ours = result.mean(proto.setting, method)
             row.append(C.versus(ours, paper.get(f"q{s}" if q else s), args.tolerance))
             srow.append(C.cell(result.mean(proto.setting, method, "ssim"), 4))
         psnr.append(row)
         ssim.append(srow)
     for name, values in PUBLISHED.items():
-        cells = [values.get(f"q{s}" if q else s) for s, q in KEYS]
+        cells = [values.get(f"q{s}" if q else s) for s, q in keys]
         psnr.append([f"{name} (published)", *[C.cell(v) if v else "" for v in cells]])
     notes = (
         f"CBSD68 ({n} images{'; --limit' if args.limit else ''}). `s=`: DnCNN protocol (float "

@@ -1,0 +1,67 @@
+"""The benchmark scripts end to end on a tiny generated image folder (no ../shared needed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "data" / "images"
+    folder.mkdir(parents=True)
+    ramp = np.linspace(0, 255, 40)[None, :, None] * np.ones((40, 1, 3))
+    image = np.clip(ramp + rng.normal(0, 10, ramp.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(image).save(folder / "a.png")
+    return tmp_path / "data"
+
+
+def run_script(name: str, data: Path, out: Path, *extra: str) -> str:
+    out.write_text("# Benchmarks\n")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / name), "--data", str(data), "--set", "images"]
+    cmd += ["--baselines", "tv", "--model", "absent=no-such-model", "--quiet", "--threads", "1"]
+    cmd += ["--output", str(out), *extra]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return out.read_text()
+
+
+def header(text: str) -> str:
+    """The column header of the section's first table."""
+    return next(line for line in text.splitlines() if line.startswith("| method"))
+
+
+def test_denoise_gray_quantised_only_writes_only_quantised_columns(data, tmp_path):
+    text = run_script(
+        "denoise_gray.py", data, tmp_path / "B.md", "--quantised-only", "--sigmas", "25"
+    )
+    assert header(text) == "| method | qs=25 |"
+    assert "| absent (ours) | missing |" in text
+    tv_row = next(line for line in text.splitlines() if line.startswith("| tv (ours)"))
+    assert float(tv_row.split("|")[2]) > 20
+
+
+def test_denoise_gray_only_flags_exclude_each_other(data, tmp_path):
+    out = tmp_path / "B.md"
+    out.write_text("")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "denoise_gray.py"), "--plain-only"]
+    cmd += ["--quantised-only", "--output", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert "not allowed with argument" in done.stderr
+
+
+def test_denoise_rgb_columns_choose_the_settings(data, tmp_path):
+    text = run_script("denoise_rgb.py", data, tmp_path / "B.md", "--columns", "s=25", "qs=25")
+    assert header(text) == "| method | s=25 | qs=25 |"
+    assert text.count("| absent (ours) | missing | missing |") == 2  # PSNR and SSIM tables
+    published = next(line for line in text.splitlines() if line.startswith("| RIM (published)"))
+    assert [c.strip() for c in published.split("|")[2:4]] == ["", "30.84"]
