@@ -42,3 +42,10 @@ def test_a_run_ships_as_weights_and_cards_with_its_facts(image_folder, tmp_path,
 
     loaded = load_model(str(tmp_path / "zoo" / "tiny.safetensors"))
     assert loaded.model.train_steps == 2
+
+
+def test_wall_time_sums_iterations_once_and_skips_pauses(tmp_path):
+    # Iteration 2 is logged twice (a resume repeats it); the gap between sessions is not logged.
+    rows = ["iteration,loss,patches_per_s", "1,0.1,8", "2,0.1,4", "2,0.1,4", "3,0.1,2"]
+    (tmp_path / "log.csv").write_text("\n".join(rows) + "\n")
+    assert _script()._wall_time(tmp_path, 8) == 8 / 8 + 8 / 4 + 8 / 2
