@@ -51,12 +51,18 @@ def main() -> None:
     p.add_argument("--score", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--score-command", default="", help="the command that measured the scores")
     p.add_argument("--notes", default="")
+    p.add_argument(
+        "--checkpoint", choices=["best", "last"], default="best",
+        help="ship the best-validation checkpoint (default) or the last one, e.g. the weights "
+        "a benchmark measured through the run folder's model.safetensors",
+    )  # fmt: skip
     args = p.parse_args()
 
     config = yaml.safe_load((args.run / "config.yaml").read_text())
     model_cfg = RIMConfig.from_dict(config["model"])
     model = model_cfg.build()
-    stem = args.run / ("best" if (args.run / "best.safetensors").exists() else "last")
+    best = args.checkpoint == "best" and (args.run / "best.safetensors").exists()
+    stem = args.run / ("best" if best else "last")
     meta = load_checkpoint(stem, model)
     last = read_meta(args.run / "last")
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)

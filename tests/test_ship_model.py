@@ -49,3 +49,21 @@ def test_wall_time_sums_iterations_once_and_skips_pauses(tmp_path):
     rows = ["iteration,loss,patches_per_s", "1,0.1,8", "2,0.1,4", "2,0.1,4", "3,0.1,2"]
     (tmp_path / "log.csv").write_text("\n".join(rows) + "\n")
     assert _script()._wall_time(tmp_path, 8) == 8 / 8 + 8 / 4 + 8 / 2
+
+
+def test_last_ships_the_weights_a_run_folder_loads(image_folder, tmp_path, monkeypatch):
+    from rimkit.train.loop import weights_digest
+    from rimkit.zoo import load_model
+
+    run = tmp_path / "run"
+    train(tiny_config(image_folder), run, progress=False)
+    ship = _script()
+    monkeypatch.setattr(ship, "WEIGHTS_DIR", tmp_path / "zoo")
+    argv = ["ship_model.py", str(run), "tiny", "--task", "denoise", "--hardware", "CPU"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--recipe", "x.yaml", "--checkpoint", "last"])
+    ship.main()
+
+    card = json.loads((tmp_path / "zoo" / "tiny.json").read_text())
+    assert card["checkpoint"] == "last (iteration 6)"
+    shipped = load_model(str(tmp_path / "zoo" / "tiny.safetensors")).model
+    assert weights_digest(shipped) == weights_digest(load_model(str(run)).model)
