@@ -20,15 +20,21 @@ def _script():
     return module
 
 
-def test_a_run_ships_as_weights_and_cards_with_its_facts(image_folder, tmp_path, monkeypatch):
+def _train_and_ship(image_folder, tmp_path, monkeypatch, *options: str):
+    """Train the tiny run into ``tmp_path/run`` and ship it as ``tmp_path/zoo/tiny``."""
     run = tmp_path / "run"
     train(tiny_config(image_folder), run, progress=False)
     ship = _script()
     monkeypatch.setattr(ship, "WEIGHTS_DIR", tmp_path / "zoo")
     argv = ["ship_model.py", str(run), "tiny", "--task", "denoise", "--hardware", "CPU"]
-    argv += ["--recipe", "configs/x.yaml", "--score", "BSD68 sigma 25=20.00 dB"]
-    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setattr(sys, "argv", [*argv, *options])
     ship.main()
+    return ship, run
+
+
+def test_a_run_ships_as_weights_and_cards_with_its_facts(image_folder, tmp_path, monkeypatch):
+    options = ["--recipe", "configs/x.yaml", "--score", "BSD68 sigma 25=20.00 dB"]
+    ship, run = _train_and_ship(image_folder, tmp_path, monkeypatch, *options)
 
     card = json.loads((tmp_path / "zoo" / "tiny.json").read_text())
     assert card["iterations"] == 6 and card["patches_seen"] == 6 * 4
@@ -55,13 +61,8 @@ def test_last_ships_the_weights_a_run_folder_loads(image_folder, tmp_path, monke
     from rimkit.train.loop import weights_digest
     from rimkit.zoo import load_model
 
-    run = tmp_path / "run"
-    train(tiny_config(image_folder), run, progress=False)
-    ship = _script()
-    monkeypatch.setattr(ship, "WEIGHTS_DIR", tmp_path / "zoo")
-    argv = ["ship_model.py", str(run), "tiny", "--task", "denoise", "--hardware", "CPU"]
-    monkeypatch.setattr(sys, "argv", [*argv, "--recipe", "x.yaml", "--checkpoint", "last"])
-    ship.main()
+    options = ["--recipe", "x.yaml", "--checkpoint", "last"]
+    _, run = _train_and_ship(image_folder, tmp_path, monkeypatch, *options)
 
     card = json.loads((tmp_path / "zoo" / "tiny.json").read_text())
     assert card["checkpoint"] == "last (iteration 6)"
