@@ -43,8 +43,11 @@ def write_section(name: str, text: str, path: str | os.PathLike = BENCHMARKS_MD)
     return replace_section(path, name, text)
 
 
-def parser(description: str, models: Sequence[str], baselines: str) -> argparse.ArgumentParser:
-    """The options every script takes."""
+def parser(
+    description: str, models: Sequence[str], baselines: str, journal: bool = True
+) -> argparse.ArgumentParser:
+    """The options every script takes; ``journal=False`` leaves out ``--journal`` (for
+    timings, which must come from one process)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--data", default=DEFAULT_DATA, help="data root (default ../shared/data)")
     p.add_argument("--limit", type=int, help="first N images of each set (quick checks)")
@@ -64,7 +67,14 @@ def parser(description: str, models: Sequence[str], baselines: str) -> argparse.
         "--tolerance", type=float, default=0.3, help="dB from a published number that is 'far'"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(default_models=list(models))
+    if journal:
+        p.add_argument(
+            "--journal",
+            metavar="FILE",
+            help="record each finished image in FILE; run the same command again to resume a "
+            "stopped run (FILE is deleted once the section is written)",
+        )
+    p.set_defaults(default_models=list(models), journal=None, journals=[])
     return p
 
 
@@ -137,12 +147,30 @@ def run(
     methods: Sequence[Method],
     channels: int | None = None,
     curves: bool = True,
+    part: str = "",
 ) -> tuple[Evaluation, int]:
-    """Evaluate ``methods`` on the images in ``DATA/folder``; returns the result and count."""
+    """Evaluate ``methods`` on the images in ``DATA/folder``; returns the result and count.
+
+    With ``--journal FILE`` each finished image is recorded in FILE (``FILE.PART`` for a
+    script that runs several evaluations), and a stopped run resumes from it.
+    """
     images = load_images(Path(args.data) / folder, args.limit, channels)
-    result = evaluate(
-        images, protocols, methods, curves=curves, progress=not args.quiet, examples=False
-    )
+    journal = None
+    if args.journal:
+        journal = f"{args.journal}.{part}" if part else args.journal
+        args.journals.append(journal)
+    try:
+        result = evaluate(
+            images,
+            protocols,
+            methods,
+            curves=curves,
+            progress=not args.quiet,
+            examples=False,
+            journal=journal,
+        )
+    except ValueError as err:
+        sys.exit(f"error: {err}")
     return result, len(images)
 
 
@@ -179,6 +207,8 @@ def write(args: argparse.Namespace, section: str, title: str, parts: Sequence[st
         )
     body = "\n\n".join([*head, *parts])
     path = replace_section(args.output, section, body)
+    for journal in args.journals:
+        Path(journal).unlink(missing_ok=True)
     if not args.quiet:
         print(f"updated section {section!r} of {path}")
     return path

@@ -25,6 +25,7 @@ def main() -> None:
         __doc__.splitlines()[0],
         models=["rim-denoise=denoise-gray"],
         baselines="bm3d,tv,fista-wavelet",
+        journal=False,
     )
     p.add_argument("--set", default="eval/BSD68", help="image folder inside --data")
     p.add_argument("--sigma", type=float, default=25.0, help="noise std, 0-255 scale")

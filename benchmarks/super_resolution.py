@@ -57,7 +57,9 @@ def main() -> None:
         "(src/rimkit/solvers/defaults.json)."
     ]
     for name in args.sets:
-        result, n = C.run(args, SETS[name], protocols, methods, channels=None, curves=False)
+        result, n = C.run(
+            args, SETS[name], protocols, methods, channels=None, curves=False, part=name
+        )
         header = ["method", *(f"x{s}" for s in SCALES)]
         rows = [header]
         for method, present in C.order(models, bases):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,31 @@ def test_denoise_rgb_columns_choose_the_settings(data, tmp_path):
     assert text.count("| absent (ours) | missing | missing |") == 2  # PSNR and SSIM tables
     published = next(line for line in text.splitlines() if line.startswith("| RIM (published)"))
     assert [c.strip() for c in published.split("|")[2:4]] == ["", "30.84"]
+
+
+def test_a_journal_resumes_a_stopped_benchmark_and_is_deleted_at_the_end(data, tmp_path):
+    out, journal = tmp_path / "B.md", tmp_path / "run.jsonl"
+    args = ["--quantised-only", "--sigmas", "25", "--journal", str(journal)]
+    twice = "<!-- begin: denoise-gray -->\n<!-- end: denoise-gray -->\n"
+    out.write_text(twice * 2)  # writing the section fails after the evaluation
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "denoise_gray.py"), "--data", str(data)]
+    cmd += ["--set", "images", "--baselines", "tv", "--model", "absent=no-such-model"]
+    cmd += ["--quiet", "--output", str(out), *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "more than once" in done.stderr
+    header_line, entry = journal.read_text().splitlines()
+    row = json.loads(entry)["rows"][0]
+    assert row["method"] == "tv" and row["psnr"] > 20
+    row["psnr"] = 99.0  # the rerun must read this image from the journal, not recompute it
+    journal.write_text(header_line + "\n" + json.dumps({**json.loads(entry), "rows": [row]}) + "\n")
+
+    text = run_script("denoise_gray.py", data, out, *args)
+    tv_row = next(line for line in text.splitlines() if line.startswith("| tv (ours)"))
+    assert float(tv_row.split("|")[2]) == 99.0
+    assert not journal.exists()
+
+    journal.write_text(header_line + "\n")  # a journal of sigma 25, given to a run at 50
+    cmd[cmd.index("--sigmas") + 1] = "50"
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and done.stderr.startswith("error: journal")
+    assert "different evaluation" in done.stderr

@@ -44,7 +44,9 @@ EXAMPLES = """examples:
 Writes into --out (default evals/LABEL-TASK): results.csv (per image), summary.md and
 summary.json (means), convergence.csv (+ convergence.png with matplotlib: rimkit[plot]), a
 crop grid per setting (grid-*.png) and report.html (self-contained). An existing result
-folder is kept unless --force."""
+folder is kept unless --force. While it runs, --out/journal.jsonl records each finished
+image; a stopped run continues where it stopped with --resume (the same command plus
+--resume)."""
 
 
 def register(
@@ -121,6 +123,11 @@ def register(
     parser.add_argument("--crop", type=int, default=96, help="crop size of the figure grids")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--out", metavar="DIR", help="result folder (default evals/LABEL-TASK)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a stopped run of the same command from --out/journal.jsonl",
+    )
     parser.set_defaults(run=run_command, command="eval")
     return parser
 
@@ -192,6 +199,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         tile=args.tile,
         crop=args.crop,
         force=args.force,
+        resume=args.resume,
         quiet=args.quiet,
     )
 

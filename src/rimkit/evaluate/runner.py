@@ -99,6 +99,9 @@ DEFAULT_BASELINES: dict[str, tuple[str, ...]] = {
 BASELINE_TASKS: dict[str, tuple[str, ...]] = {"bm3d": ("denoise",), "bicubic": ("sr",)}
 """Baselines that apply to some tasks only; the others accept any operator."""
 
+JOURNAL = "journal.jsonl"
+"""``rimkit eval`` records finished images in ``OUT/journal.jsonl`` until it writes results."""
+
 BASELINE_EXTRAS: dict[str, str] = {"bm3d": "bm3d"}
 """Baseline name -> the optional extra it needs (``pip install 'rimkit[EXTRA]'``)."""
 
@@ -299,25 +302,54 @@ def evaluate(
     curves: bool = True,
     progress: bool = False,
     examples: bool = True,
+    journal: str | Path | None = None,
 ) -> Evaluation:
     """Run every method on every case of every protocol; see :class:`Evaluation`.
 
     ``images`` are ``(name, array)`` pairs in a fixed order: the index of an image seeds its
     noise and masks. ``progress`` shows a tqdm bar over the (setting, image) pairs.
+    ``journal``: a file that records each finished (setting, image) at once and, when it
+    exists, supplies those already finished (:mod:`rimkit.evaluate.journal`), so that a run
+    stopped part-way resumes where it stopped with the same result. The caller deletes it once
+    the result is written out.
     """
+    from rimkit.evaluate.journal import Journal
+
     if not methods:
         raise ValueError("nothing to evaluate: give a model and/or baselines")
     if not images:
         raise ValueError("no images to evaluate")
     result = Evaluation(settings=[p.setting for p in protocols], methods=[m.name for m in methods])
+    identity = {
+        "settings": result.settings,
+        "methods": result.methods,
+        "images": [name for name, _ in images],
+        "curves": curves,
+    }
+    log = Journal(journal, identity) if journal is not None else None
     sums: dict[tuple[str, str], list[np.ndarray]] = {}
     bar = _progress(len(protocols) * len(images), progress)
     for protocol in protocols:
         for index, (name, image) in enumerate(images):
-            for case in protocol.cases(image, index, name):
-                _run_case(case, methods, result, sums, curves, examples)
+            done = log.get(protocol.setting, name) if log is not None else None
+            if done:
+                result.rows += done["rows"]
+                for method, curve in done["curves"]:
+                    sums.setdefault((protocol.setting, method), []).append(np.array(curve))
+                if examples and protocol.setting not in result.examples:
+                    case = protocol.cases(image, index, name)[0]
+                    _run_case(case, methods, result, {}, False, True)
+                    del result.rows[-len(methods) :]  # the example's rows are in the journal
+            else:
+                rows, added = len(result.rows), []
+                for case in protocol.cases(image, index, name):
+                    added += _run_case(case, methods, result, sums, curves, examples)
+                if log is not None:
+                    log.record(protocol.setting, name, result.rows[rows:], added)
             bar.update(1)
     bar.close()
+    if log is not None:
+        log.close()
     for (setting, method), values in sums.items():
         result.curves.setdefault(setting, {})[method] = list(np.mean(values, axis=0))
     return result
@@ -346,7 +378,10 @@ def _run_case(
     sums: dict[tuple[str, str], list[np.ndarray]],
     curves: bool,
     examples: bool,
-) -> None:
+) -> list[list[Any]]:
+    """Run the methods on one case; record its rows (and example). Returns the
+    ``[method, curve]`` pairs it added to ``sums``."""
+    added: list[list[Any]] = []
     example = None
     if examples and case.setting not in result.examples:
         example = {"case": case, "results": {}}
@@ -373,8 +408,10 @@ def _run_case(
         if curves and len(estimates) > 1:
             curve = np.array([case.psnr(x) for x in estimates])
             sums.setdefault((case.setting, method.name), []).append(curve)
+            added.append([method.name, curve.tolist()])
         if example is not None:
             example["results"][method.name] = (quantize(final), scores["psnr"])
+    return added
 
 
 # ----------------------------------------------------------------------------- rimkit eval
@@ -412,6 +449,7 @@ class EvalSpec:
     tile: int | None = None
     crop: int = 96
     force: bool = False
+    resume: bool = False
     quiet: bool = False
 
     def command_line(self) -> str:
@@ -575,11 +613,21 @@ def _check_out(spec: EvalSpec) -> Path:
     data = Path(spec.data).resolve()
     if out.resolve() == data or data in out.resolve().parents:
         raise ValueError(f"--out {str(out)!r} lies inside --data; write the results elsewhere")
-    if out.is_dir() and any(out.iterdir()) and not spec.force:
-        raise ValueError(
-            f"output folder {str(out)!r} exists and holds results; pass --force to overwrite "
-            "them or choose another --out"
-        )
+    journal = out / JOURNAL
+    if spec.resume:
+        if not journal.is_file():
+            raise ValueError(
+                f"nothing to resume: {str(journal)!r} does not exist (it is kept only while a "
+                "run is unfinished); run without --resume"
+            )
+    elif out.is_dir() and any(out.iterdir()):
+        if not spec.force:
+            hint = " or --resume to continue the stopped run" if journal.is_file() else ""
+            raise ValueError(
+                f"output folder {str(out)!r} exists and holds results; pass --force to "
+                f"overwrite them{hint}, or choose another --out"
+            )
+        journal.unlink(missing_ok=True)
     return out
 
 
@@ -675,9 +723,11 @@ def run_eval(spec: EvalSpec) -> Path:
         what = "gray (ITU-R 601 luma, 8 bits)" if channels == 1 else "RGB"
         notes.append(f"images were converted to {what} for the {channels}-channel model")
         images = [(n, convert_channels(a, channels)) for n, a in images]
-    result = evaluate(images, protocols, methods, progress=not spec.quiet)
     out.mkdir(parents=True, exist_ok=True)
+    journal = out / JOURNAL
+    result = evaluate(images, protocols, methods, progress=not spec.quiet, journal=journal)
     write_outputs(result, out, spec, protocols, trained, notes, len(images))
+    journal.unlink()
     return out
 
 
