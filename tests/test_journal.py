@@ -78,6 +78,12 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert resumed.curves == reference.curves  # averaged in the same order: bit-identical
     assert len(path.read_text().splitlines()) == 1 + 3 + 3
 
+    other = _methods()
+    torch.manual_seed(1)
+    other[0] = runner.rim_method(build_rim(features=4, hidden=4, train_steps=2), curve_steps=3)
+    with pytest.raises(ValueError, match="different evaluation"):  # same name, other weights
+        runner.evaluate(images, PROTOCOLS, other, examples=False, journal=path)
+
 
 def test_resumed_examples_are_recomputed_for_the_figures(tmp_path):
     images = _images(2)

@@ -112,12 +112,15 @@ BASELINE_EXTRAS: dict[str, str] = {"bm3d": "bm3d"}
 @dataclass
 class Method:
     """A named method: ``run(case)`` returns its estimates ``x_1 .. x_K`` (tensors
-    ``(1, C, H, W)``); the result is estimate ``report_step`` (1-based; default the last)."""
+    ``(1, C, H, W)``); the result is estimate ``report_step`` (1-based; default the last).
+    ``fingerprint``: what its results depend on besides its name (a RIM's weights and steps,
+    a baseline's options), so that a journal is never resumed with another model."""
 
     name: str
     run: Callable[[Case], list[Tensor]]
     report_step: int | None = None
     trained_steps: int | None = None
+    fingerprint: str = ""
 
 
 def rim_method(
@@ -148,7 +151,10 @@ def rim_method(
     def run(case: Case) -> list[Tensor]:
         return method(case.y, case.operator, case.sigma).estimates
 
-    return Method(name, run, report, trained)
+    from rimkit.train.loop import weights_digest
+
+    fingerprint = f"weights {weights_digest(model)[:16]}, steps {report}/{total}, tile {tile}"
+    return Method(name, run, report, trained, fingerprint)
 
 
 def tuned_setting(case: Case) -> tuple[str, float]:
@@ -209,7 +215,7 @@ def baseline_method(
             x0 = initial_estimate(case.operator, y, like=case.truth.to(torch.float32))
         return solver(y, case.operator, case.sigma, **({} if x0 is None else {"x0": x0})).estimates
 
-    return Method(name, run)
+    return Method(name, run, fingerprint=repr(sorted(extra.items())))
 
 
 def check_baselines(names: Sequence[str], task: str) -> None:
@@ -322,7 +328,7 @@ def evaluate(
     result = Evaluation(settings=[p.setting for p in protocols], methods=[m.name for m in methods])
     identity = {
         "settings": result.settings,
-        "methods": result.methods,
+        "methods": [[m.name, m.fingerprint] for m in methods],
         "images": [name for name, _ in images],
         "curves": curves,
     }
