@@ -401,3 +401,27 @@ def test_checkpointing_saves_less_for_backward(image: Tensor):
     plain = _saved_numel(rim, likelihood, y)
     rim.checkpoint = True
     assert _saved_numel(rim, likelihood, y) < 0.5 * plain
+
+
+@pytest.mark.parametrize("cell", ["restoration", "super_resolution", "mri"])
+def test_cells_compute_channels_last_and_match_the_plain_layout(cell):
+    from rimkit.models.cells import CELLS
+    from rimkit.models.utils import cell_layout
+
+    torch.manual_seed(0)
+    module = CELLS[cell](6, 3, features=8, hidden=8)
+    torch.nn.init.normal_(module.out.weight, std=0.1)  # it starts at zero
+    inputs = torch.rand(2, 6, 11, 14, requires_grad=True)
+    results = {}
+    for layout in (torch.channels_last, torch.contiguous_format):
+        with cell_layout(layout):
+            state = module.initial_state(inputs)
+            update, state = module(inputs, state)
+            update, state = module(inputs, state)  # a second step, from a computed state
+            (grad,) = torch.autograd.grad(update.square().sum(), inputs)
+        assert update.is_contiguous()  # the estimate keeps the usual layout
+        assert state[0].is_contiguous(memory_format=layout)
+        results[layout] = (update, grad)
+    (u1, g1), (u2, g2) = results.values()
+    torch.testing.assert_close(u1, u2)
+    torch.testing.assert_close(g1, g2)

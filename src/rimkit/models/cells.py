@@ -12,7 +12,9 @@ Every cell is an ``nn.Module`` with
 The last convolution of every cell starts at zero, so an untrained RIM leaves its initial
 estimate unchanged. ``recurrent=False`` swaps each GRU for a conv + ReLU layer of the same
 width (the paper's FFN ablation). Any image size works: the strided cell pads to even size
-(replicate) and crops back; the others keep full resolution throughout.
+(replicate) and crops back; the others keep full resolution throughout. Activations and states
+are kept channels-last in memory (:func:`~rimkit.models.utils.to_cell_layout`); the update is
+returned in the usual layout.
 
 Example:
     >>> import torch
@@ -31,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from rimkit.models.convgru import memory_unit
-from rimkit.models.utils import count_parameters, pad_to_multiple
+from rimkit.models.utils import count_parameters, pad_to_multiple, to_cell_layout
 
 State = tuple[Tensor | None, ...]
 
@@ -121,16 +123,18 @@ class RestorationCell(_CellBase):
         if not self.memory.stateful:
             return (None,)
         b, _, h, w = inputs.shape
-        return (inputs.new_zeros(b, self.memory.hidden_channels, -(-h // 2), -(-w // 2)),)
+        size = (b, self.memory.hidden_channels, -(-h // 2), -(-w // 2))
+        return (to_cell_layout(inputs.new_zeros(size)),)
 
     def forward(self, inputs: Tensor, state: State) -> tuple[Tensor, State]:
         _check_inputs(self, inputs)
         h, w = inputs.shape[-2:]
         x = pad_to_multiple(inputs, 2, self.pad_mode)  # (B, C_in, H', W'), H', W' even
+        x = to_cell_layout(x)
         x = torch.tanh(self.down(x))  # (B, features, H'/2, W'/2)
         s = self.memory(x, state[0])  # (B, hidden, H'/2, W'/2)
         x = torch.tanh(self.up(s))  # (B, features, H', W')
-        update = self.out(x)[..., :h, :w]  # (B, C_out, H, W)
+        update = self.out(x)[..., :h, :w].contiguous()  # (B, C_out, H, W)
         return update, (s if self.memory.stateful else None,)
 
 
@@ -179,9 +183,9 @@ class SuperResolutionCell(_CellBase):
 
     def forward(self, inputs: Tensor, state: State) -> tuple[Tensor, State]:
         _check_inputs(self, inputs)
-        x = self.head(inputs)  # (B, features, H, W)
+        x = self.head(to_cell_layout(inputs))  # (B, features, H, W)
         s = self.memory(x, state[0])  # (B, hidden, H, W)
-        update = self.out(self.tail(s))  # (B, C_out, H, W)
+        update = self.out(self.tail(s)).contiguous()  # (B, C_out, H, W)
         return update, (s if self.memory.stateful else None,)
 
 
@@ -224,11 +228,11 @@ class MRICell(_CellBase):
 
     def forward(self, inputs: Tensor, state: State) -> tuple[Tensor, State]:
         _check_inputs(self, inputs)
-        x = torch.relu(self.conv1(inputs))  # (B, features, H, W)
+        x = torch.relu(self.conv1(to_cell_layout(inputs)))  # (B, features, H, W)
         s1 = self.memory1(x, state[0])  # (B, hidden, H, W)
         x = torch.relu(self.conv2(s1))  # (B, features, H, W)
         s2 = self.memory2(x, state[1])  # (B, hidden, H, W)
-        update = self.out(s2)  # (B, C_out, H, W)
+        update = self.out(s2).contiguous()  # (B, C_out, H, W)
         stateful = self.memory1.stateful
         return update, (s1 if stateful else None, s2 if stateful else None)
 

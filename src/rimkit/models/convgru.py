@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from rimkit.models.utils import to_cell_layout
+
 
 def _check_conv_args(in_channels: int, hidden_channels: int, kernel_size: int, dilation: int):
     for name, value in (
@@ -67,9 +69,10 @@ class ConvGRU(nn.Module):
             nn.init.orthogonal_(self.candidate_conv.weight)
 
     def initial_state(self, x: Tensor) -> Tensor:
-        """Zeros ``(B, hidden, H, W)`` for an input ``x`` of shape ``(B, C_in, H, W)``."""
+        """Zeros ``(B, hidden, H, W)`` (in the cells' memory layout) for an input ``x`` of
+        shape ``(B, C_in, H, W)``."""
         b, _, h, w = x.shape
-        return x.new_zeros(b, self.hidden_channels, h, w)
+        return to_cell_layout(x.new_zeros(b, self.hidden_channels, h, w))
 
     def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
         if h is None:
