@@ -79,6 +79,10 @@ def parser(
 
 
 def setup(args: argparse.Namespace) -> None:
+    """Threads, and the allocator setting the ``rimkit`` command uses too."""
+    from rimkit.runtime import reuse_freed_memory
+
+    reuse_freed_memory()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.limit is not None and args.limit < 1:

@@ -388,6 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from rimkit.runtime import reuse_freed_memory
+
+    reuse_freed_memory()
     try:
         args.run(args)
     except (ValueError, OSError) as err:
