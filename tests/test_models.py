@@ -425,3 +425,20 @@ def test_cells_compute_channels_last_and_match_the_plain_layout(cell):
     (u1, g1), (u2, g2) = results.values()
     torch.testing.assert_close(u1, u2)
     torch.testing.assert_close(g1, g2)
+
+
+def test_gru_first_step_skips_the_recurrent_convs_with_the_same_result():
+    from rimkit.models.convgru import ConvGRU
+
+    torch.manual_seed(0)
+    gru = ConvGRU(4, 6)
+    x = torch.rand(2, 4, 9, 7)
+    zero = gru.initial_state(x)
+    calls = []
+    gru.gate_conv.register_forward_hook(lambda *a: calls.append("gate"))
+    fast = gru(x, zero)
+    assert calls == []  # the zero first state: no convolution of the state
+    general = gru(x, zero.clone().requires_grad_())  # a state in autograd takes the full path
+    assert calls == ["gate"]
+    assert torch.equal(fast, general)
+    assert torch.equal(gru(x, None), fast)

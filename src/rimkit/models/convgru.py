@@ -7,7 +7,9 @@ For input ``x`` and hidden state ``h`` (convolutions ``W`` on the input, ``U`` o
     n = tanh(W_n x + U_n (r * h))            candidate
     h' = (1 - z) * h + z * n
 
-The recurrent weights ``U`` are initialised orthogonal (per gate), the biases zero.
+The recurrent weights ``U`` are initialised orthogonal (per gate), the biases zero. From the
+zero first state ``h = 0`` the recurrent convolutions give zero (they have no bias), so that
+step computes ``h' = z * n`` alone.
 
 Example:
     >>> import torch
@@ -75,9 +77,9 @@ class ConvGRU(nn.Module):
         return to_cell_layout(x.new_zeros(b, self.hidden_channels, h, w))
 
     def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
-        if h is None:
-            h = self.initial_state(x)
         xz, xr, xn = self.input_conv(x).chunk(3, dim=1)  # (B, hidden, H, W) each
+        if h is None or _is_zero_state(h):  # U h = 0 (no biases): h' = z * n, exactly
+            return torch.sigmoid(xz) * torch.tanh(xn)  # (B, hidden, H, W)
         hz, hr = self.gate_conv(h).chunk(2, dim=1)  # (B, hidden, H, W) each
         z = torch.sigmoid(xz + hz)
         r = torch.sigmoid(xr + hr)
@@ -88,6 +90,12 @@ class ConvGRU(nn.Module):
         k = self.input_conv.kernel_size[0]
         d = self.input_conv.dilation[0]
         return f"{self.in_channels}, {self.hidden_channels}, kernel_size={k}, dilation={d}"
+
+
+def _is_zero_state(h: Tensor) -> bool:
+    """Whether ``h`` is the all-zero first state, checked where that costs no device sync (CPU)
+    and only for a state outside autograd (the first one; later states in training need it)."""
+    return h.device.type == "cpu" and not h.requires_grad and not bool(h.any())
 
 
 class ConvFeedForward(nn.Module):
