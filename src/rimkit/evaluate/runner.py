@@ -335,30 +335,48 @@ def evaluate(
     log = Journal(journal, identity) if journal is not None else None
     sums: dict[tuple[str, str], list[np.ndarray]] = {}
     bar = _progress(len(protocols) * len(images), progress)
-    for protocol in protocols:
-        for index, (name, image) in enumerate(images):
-            done = log.get(protocol.setting, name) if log is not None else None
-            if done:
-                result.rows += done["rows"]
-                for method, curve in done["curves"]:
-                    sums.setdefault((protocol.setting, method), []).append(np.array(curve))
-                if examples and protocol.setting not in result.examples:
-                    case = protocol.cases(image, index, name)[0]
-                    _run_case(case, methods, result, {}, False, True)
-                    del result.rows[-len(methods) :]  # the example's rows are in the journal
-            else:
-                rows, added = len(result.rows), []
-                for case in protocol.cases(image, index, name):
-                    added += _run_case(case, methods, result, sums, curves, examples)
-                if log is not None:
-                    log.record(protocol.setting, name, result.rows[rows:], added)
-            bar.update(1)
-    bar.close()
-    if log is not None:
-        log.close()
+    try:
+        for protocol in protocols:
+            for index, (name, image) in enumerate(images):
+                done = log.get(protocol.setting, name) if log is not None else None
+                if done:
+                    _resume(done, protocol, index, image, name, methods, result, sums, examples)
+                else:
+                    rows, added = len(result.rows), []
+                    for case in protocol.cases(image, index, name):
+                        added += _run_case(case, methods, result, sums, curves, examples)
+                    if log is not None:
+                        log.record(protocol.setting, name, result.rows[rows:], added)
+                bar.update(1)
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
     for (setting, method), values in sums.items():
         result.curves.setdefault(setting, {})[method] = list(np.mean(values, axis=0))
     return result
+
+
+def _resume(
+    done: dict[str, Any],
+    protocol: Protocol,
+    index: int,
+    image: np.ndarray,
+    name: str,
+    methods: Sequence[Method],
+    result: Evaluation,
+    sums: dict[tuple[str, str], list[np.ndarray]],
+    examples: bool,
+) -> None:
+    """Take a finished (setting, image) from the journal; run its first case again only when
+    it is the setting's example for the figures (its rows are in the journal already)."""
+    result.rows += done["rows"]
+    for method, curve in done["curves"]:
+        sums.setdefault((protocol.setting, method), []).append(np.array(curve))
+    if examples and protocol.setting not in result.examples:
+        case = protocol.cases(image, index, name)[0]
+        _run_case(case, methods, result, {}, False, True)
+        del result.rows[-len(methods) :]
 
 
 def _progress(total: int, enabled: bool) -> Any:
