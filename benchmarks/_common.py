@@ -44,11 +44,23 @@ def write_section(name: str, text: str, path: str | os.PathLike = BENCHMARKS_MD)
 
 
 def parser(
-    description: str, models: Sequence[str], baselines: str, journal: bool = True
+    description: str,
+    models: Sequence[str],
+    baselines: str,
+    journal: bool = True,
+    section: tuple[str, str] | None = None,
 ) -> argparse.ArgumentParser:
     """The options every script takes; ``journal=False`` leaves out ``--journal`` (for
-    timings, which must come from one process)."""
+    timings, which must come from one process); ``section=(NAME, TITLE)`` adds ``--section``
+    and ``--title`` with those defaults."""
     p = argparse.ArgumentParser(description=description)
+    if section is not None:
+        p.add_argument(
+            "--section",
+            default=section[0],
+            help="BENCHMARKS.md section to write (another name adds a table beside the main one)",
+        )
+        p.add_argument("--title", default=section[1], help="the section's heading")
     p.add_argument("--data", default=DEFAULT_DATA, help="data root (default ../shared/data)")
     p.add_argument("--limit", type=int, help="first N images of each set (quick checks)")
     p.add_argument(

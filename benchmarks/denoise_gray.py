@@ -43,6 +43,7 @@ def main() -> None:
         __doc__.splitlines()[0],
         models=["rim-denoise=denoise-gray", "rim-3task=3task"],
         baselines="bm3d,tv,fista-wavelet",
+        section=("denoise-gray", "Gray denoising, BSD68"),
     )
     p.add_argument("--set", default="eval/BSD68", help="image folder inside --data")
     only = p.add_mutually_exclusive_group()
@@ -50,12 +51,6 @@ def main() -> None:
     only.add_argument(
         "--quantised-only", action="store_true", help="only the quantised (8-bit input) columns"
     )
-    p.add_argument(
-        "--section",
-        default="denoise-gray",
-        help="BENCHMARKS.md section to write (another name adds a table beside the main one)",
-    )
-    p.add_argument("--title", default="Gray denoising, BSD68", help="the section's heading")
     p.add_argument(
         "--sigmas", type=int, nargs="+", default=list(SIGMAS), help="noise levels (0-255 scale)"
     )

@@ -29,7 +29,12 @@ KEYS = {"s=15": (15, False), "s=25": (25, False), "s=50": (50, False), "qs=25": 
 
 
 def main() -> None:
-    p = C.parser(__doc__.splitlines()[0], models=["rim-rgb=denoise-rgb"], baselines="bm3d")
+    p = C.parser(
+        __doc__.splitlines()[0],
+        models=["rim-rgb=denoise-rgb"],
+        baselines="bm3d",
+        section=("denoise-rgb", "Color denoising, CBSD68"),
+    )
     p.add_argument("--set", default="eval/CBSD68", help="image folder inside --data")
     p.add_argument(
         "--columns", nargs="+", choices=list(KEYS), default=list(KEYS),
@@ -76,7 +81,7 @@ def main() -> None:
         "### SSIM (ours)\n\n" + C.table(ssim),
         C.missing_note(models),
     ]
-    C.write(args, "denoise-rgb", "Color denoising, CBSD68", [p for p in parts if p])
+    C.write(args, args.section, args.title, [p for p in parts if p])
 
 
 if __name__ == "__main__":

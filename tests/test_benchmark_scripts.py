@@ -61,7 +61,11 @@ def test_denoise_gray_only_flags_exclude_each_other(data, tmp_path):
 
 
 def test_denoise_rgb_columns_choose_the_settings(data, tmp_path):
-    text = run_script("denoise_rgb.py", data, tmp_path / "B.md", "--columns", "s=25", "qs=25")
+    text = run_script(
+        "denoise_rgb.py", data, tmp_path / "B.md", "--columns", "s=25", "qs=25",
+        "--section", "rgb-extra", "--title", "Colour, more",
+    )  # fmt: skip
+    assert "<!-- begin: rgb-extra -->\n## Colour, more" in text
     assert header(text) == "| method | s=25 | qs=25 |"
     assert text.count("| absent (ours) | missing | missing |") == 2  # PSNR and SSIM tables
     published = next(line for line in text.splitlines() if line.startswith("| RIM (published)"))
