@@ -205,6 +205,16 @@ def test_inpaint_and_projection_protocols_are_reproducible():
     assert first[0].y.shape == (1, 64) and first[0].setting == "bernoulli,m/n=0.25"
 
 
+def test_constant_patches_are_drawn_again_unless_the_image_is_flat():
+    image = np.ones((64, 64))  # saturated white, like the sky of some BSD68 images
+    image[:, 48:] = _smooth((64, 16), 3)  # structure in a strip a quarter wide
+    cases = ProjectionProtocol("gaussian", 0.5, patch=16, patches=20).cases(image, 0, "im")
+    assert all(float(c.truth.max()) > float(c.truth.min()) for c in cases)
+    assert all(math.isfinite(c.score(c.y.new_ones(c.truth.shape))["psnr"]) for c in cases)
+    flat = ProjectionProtocol("gaussian", 0.5, patch=16, patches=2).cases(np.ones((20, 20)), 0, "f")
+    assert len(flat) == 2  # nothing else to draw: kept after FLAT_REDRAWS tries
+
+
 def test_convergence_curve_runs_past_the_trained_steps():
     model = build_rim(features=4, hidden=4, train_steps=2)
     case = DenoiseProtocol(25).cases(_smooth((16, 16)), 0, "x")[0]

@@ -16,7 +16,8 @@ Protocol`                  'bicubic')`` rounded to 8 bits; RGB images: the Y cha
                            MATLAB ``rgb2ycbcr`` (rounded, as for ``uint8``) is reconstructed
                            and measured, after shaving ``s`` pixels
 :class:`InpaintProtocol`   a random pixel mask with a fixed missing fraction
-:class:`ProjectionProtocol` 32 x 32 patches at seeded positions, one random projection each
+:class:`ProjectionProtocol` 32 x 32 patches at seeded positions (constant ones drawn again),
+                           one random projection each
 =========================  ================================================================
 
 Scores: the estimate is clipped to ``[0, 1]`` and rounded to 8 bits, then PSNR (peak 1 on
@@ -71,6 +72,8 @@ __all__ = [
 ]
 
 SSIM_WINDOW = 11
+FLAT_REDRAWS = 20
+"""How often a constant patch is drawn again before it is kept (an image may be flat)."""
 
 
 def score(estimate: np.ndarray | Tensor, truth: np.ndarray | Tensor, border: int = 0) -> dict:
@@ -305,15 +308,24 @@ class SuperResolutionProtocol:
 def _patches(
     image: np.ndarray, patch: int, count: int, gen: torch.Generator
 ) -> list[tuple[int, int, np.ndarray]]:
-    """``count`` patches ``patch x patch`` at positions drawn uniformly from ``gen``."""
+    """``count`` patches ``patch x patch`` at positions drawn uniformly from ``gen``.
+
+    A constant patch (every pixel equal, e.g. saturated sky) is drawn again, up to
+    :data:`FLAT_REDRAWS` times: a method that keeps constants recovers it exactly, and its
+    infinite PSNR would leave the mean over patches infinite.
+    """
     h, w = image.shape[:2]
     if h < patch or w < patch:
         raise ValueError(f"the image is {h}x{w}, smaller than the {patch}x{patch} patches")
     out = []
     for _ in range(count):
-        top = int(torch.randint(h - patch + 1, (1,), generator=gen))
-        left = int(torch.randint(w - patch + 1, (1,), generator=gen))
-        out.append((top, left, image[top : top + patch, left : left + patch]))
+        for _ in range(FLAT_REDRAWS + 1):
+            top = int(torch.randint(h - patch + 1, (1,), generator=gen))
+            left = int(torch.randint(w - patch + 1, (1,), generator=gen))
+            crop = image[top : top + patch, left : left + patch]
+            if crop.max() > crop.min():
+                break
+        out.append((top, left, crop))
     return out
 
 
