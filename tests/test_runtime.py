@@ -17,6 +17,7 @@ cell = RestorationCell(2, 1, features=32, hidden=64)
 x = torch.rand(1, 2, 256, 256)
 with torch.no_grad():
     update, state = cell(x, cell.initial_state(x))
+    update, state = cell(x, state)  # the first step skips the state's convolutions
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(5):
         update, state = cell(x, state)
