@@ -11,6 +11,7 @@ from skimage.metrics import structural_similarity
 from torch.nn import functional as F
 
 from rimkit.models import Trajectory, ssim, step_weights, trajectory_loss
+from rimkit.models.losses import psnr_loss
 
 
 def _estimates(steps: int = 4, seed: int = 0) -> tuple[Trajectory, torch.Tensor]:
@@ -114,3 +115,24 @@ def test_ssim_is_differentiable_and_checks_size():
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="at least 11x11"):
         ssim(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8))
+
+
+def test_psnr_loss_is_minus_the_mean_psnr_of_the_samples():
+    target = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    errors = torch.tensor([0.01, 0.05, 0.2]).view(3, 1, 1, 1)
+    x = target + errors
+    psnr = [10 * math.log10(1 / (e * e + 1e-4)) for e in errors.flatten().tolist()]
+    torch.testing.assert_close(psnr_loss(x, target), torch.tensor(-sum(psnr) / 3))
+    assert trajectory_loss([x, x], target, loss="psnr").item() == pytest.approx(-sum(psnr) / 3)
+
+
+def test_psnr_loss_weighs_every_sample_s_decibels_alike():
+    """The MSE's gradient grows with a sample's error; the PSNR loss's is inversely scaled."""
+    target = torch.zeros(2, 1, 8, 8)
+    x = (target + torch.tensor([0.02, 0.2]).view(2, 1, 1, 1)).requires_grad_()
+    psnr_loss(x, target).backward()
+    small, large = x.grad[0].abs().mean().item(), x.grad[1].abs().mean().item()
+    assert small > 5 * large
+    x.grad = None
+    F.mse_loss(x, target).backward()
+    assert x.grad[1].abs().mean().item() > 5 * x.grad[0].abs().mean().item()

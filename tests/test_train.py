@@ -24,7 +24,8 @@ from rimkit.train import (
     train,
 )
 from rimkit.train.launch import launch
-from rimkit.train.loop import weights_digest
+from rimkit.train.loop import start_from, weights_digest
+from rimkit.zoo import load_model
 
 
 def tiny_config(folder, **optim) -> ExperimentConfig:
@@ -177,6 +178,12 @@ def test_configs_reject_unknown_keys_and_wrong_types(tmp_path):
         ExperimentConfig.from_dict({"tasks": [{"name": "denoise", "sigma": "loud"}]})
     with pytest.raises(ValueError, match="unknown key"):
         ExperimentConfig.from_dict({"tasks": [{"name": "denoise", "scale": 2}]})
+    with pytest.raises(
+        ValueError, match=r"unknown optim\.loss 'huber'; known: mse, l1, ssim, psnr"
+    ):
+        ExperimentConfig.from_dict({"optim": {"loss": "huber"}})
+    with pytest.raises(ValueError, match=r"unknown optim\.step_weights 'last'"):
+        ExperimentConfig.from_dict({"optim": {"step_weights": "last"}})
     with pytest.raises(ValueError, match="key=value"):
         apply_overrides({}, ["optim.lr"])
     path = tmp_path / "c.yaml"
@@ -330,3 +337,43 @@ def test_a_fresh_start_clears_the_old_run(image_folder, tmp_path, capsys):
     assert json.loads((out / "last.json").read_text())["iteration"] == 3
     train(tiny_config(image_folder), out, stop_after=2, progress=False)  # stopped early
     assert not (out / "model.safetensors").exists()  # the finished run's weights are gone
+
+
+def test_init_fine_tunes_from_the_weights_of_another_run(image_folder, tmp_path):
+    base = tiny_config(image_folder, iterations=3)
+    train(base, tmp_path / "base", progress=False)
+    tuned = tiny_config(image_folder, iterations=3, init=str(tmp_path / "base"), loss="psnr")
+    model = tuned.model.build()
+    start_from(model, tuned.optim.init, tuned.model)
+    base_weights = load_model(tmp_path / "base").model.state_dict()
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, base_weights[key]), key
+    meta = train(tuned, tmp_path / "tuned", progress=False)
+    scratch = train(
+        tiny_config(image_folder, iterations=3, loss="psnr"), tmp_path / "scratch", progress=False
+    )
+    assert meta["weights_sha256"] != scratch["weights_sha256"]
+    saved = yaml.safe_load((tmp_path / "tuned" / "config.yaml").read_text())
+    assert saved["optim"]["init"] == str(tmp_path / "base")
+    assert math.isfinite(meta["val_psnr_final"])
+
+
+def test_init_from_another_architecture_is_refused(image_folder, tmp_path):
+    train(tiny_config(image_folder, iterations=3), tmp_path / "base", progress=False)
+    wider = ExperimentConfig.from_dict(
+        apply_overrides(
+            tiny_config(image_folder, init=str(tmp_path / "base")).to_dict(), ["model.hidden=6"]
+        )
+    )
+    with pytest.raises(ValueError, match=r"another architecture.*hidden 4 there"):
+        train(wider, tmp_path / "wider", progress=False)
+    color = ExperimentConfig.from_dict(
+        apply_overrides(
+            tiny_config(image_folder, init=str(tmp_path / "base")).to_dict(),
+            ["model.channels=3", "data.gray=false"],
+        )
+    )
+    with pytest.raises(ValueError, match="channels 1 there, 3 here"):
+        train(color, tmp_path / "color", progress=False)
+    with pytest.raises(ValueError, match="unknown model"):
+        start_from(wider.model.build(), str(tmp_path / "nowhere"), wider.model)

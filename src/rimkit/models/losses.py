@@ -14,9 +14,10 @@ linear      t / T                                 .1 .2 .3 .4
 log         10 ** ((t - T) / (T - 1)), 0.1 .. 1   log-spaced, last 10x first
 ==========  ====================================  =============================
 
-Losses ``L``: ``mse``, ``l1`` (means over all pixels) and ``ssim`` (``1 - SSIM`` with an
+Losses ``L``: ``mse``, ``l1`` (means over all pixels), ``ssim`` (``1 - SSIM`` with an
 11 x 11 Gaussian window, sigma 1.5, as :func:`skimage.metrics.structural_similarity` with
-``gaussian_weights=True, use_sample_covariance=False``).
+``gaussian_weights=True, use_sample_covariance=False``) and ``psnr`` (minus the mean PSNR over
+the batch, see :func:`psnr_loss`).
 
 Example:
     >>> import torch
@@ -127,10 +128,34 @@ def ssim_loss(x: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
     return 1.0 - ssim(x, target, data_range).mean()
 
 
+PSNR_LOSS_FLOOR = 1e-4
+"""The MSE added in :func:`psnr_loss`: a sample's PSNR term saturates near 40 dB (peak 1)."""
+
+
+def psnr_loss(x: Tensor, target: Tensor) -> Tensor:
+    """Minus the mean PSNR over the batch (peak 1), in dB.
+
+    ``L = mean_b 10 log10(MSE_b + 1e-4)``. The MSE loss weighs each sample by its error, so a
+    model trained on many noise levels serves the noisiest most; this loss weighs every
+    sample's dB alike (its gradient is the MSE's divided by ``MSE_b + 1e-4``), as the mean
+    PSNR of an evaluation does. The ``1e-4`` keeps near-noiseless samples (PSNR above ~40 dB)
+    from dominating.
+
+    Example:
+        >>> import torch
+        >>> x = torch.zeros(2, 1, 4, 4)
+        >>> round(psnr_loss(x + 0.1, x).item(), 2)  # 10 log10(0.01 + 1e-4)
+        -19.96
+    """
+    mse = (x - target).pow(2).flatten(1).mean(dim=1)  # (B,)
+    return 10.0 * torch.log10(mse + PSNR_LOSS_FLOOR).mean()
+
+
 LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "mse": F.mse_loss,
     "l1": F.l1_loss,
     "ssim": ssim_loss,
+    "psnr": psnr_loss,
 }
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from rimkit.models import RIMConfig
+from rimkit.models import LOSSES, WEIGHT_SCHEMES, RIMConfig
 from rimkit.tasks import TASKS, Task, TaskMixture
 
 SHARED_DATA_CANDIDATES = ("../shared/data", "shared/data")
@@ -62,6 +62,9 @@ class OptimConfig:
     ``tensorboard: true`` also writes every metric as TensorBoard scalars into the run folder
     (the optional extra ``rimkit[tensorboard]``). ``precision: bf16`` runs the RIM's cell under
     bfloat16 autocast (for GPUs; the estimate, the likelihood gradient and the loss stay float32).
+    ``init`` fine-tunes: the run starts from those weights (a shipped model's name, a run folder
+    or a ``.safetensors`` file, of the architecture the ``model`` section describes) with a fresh
+    optimiser and schedule, instead of a random initialisation.
     """
 
     iterations: int = 10000
@@ -83,6 +86,7 @@ class OptimConfig:
     device: str = "cpu"
     precision: str = "fp32"
     tensorboard: bool = False
+    init: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,12 @@ def _check_optim(optim: OptimConfig) -> None:
         raise ValueError(f"unknown optim.schedule {optim.schedule!r}; known: {SCHEDULES}")
     if optim.precision not in PRECISIONS:
         raise ValueError(f"unknown optim.precision {optim.precision!r}; known: {PRECISIONS}")
+    if optim.loss not in LOSSES:
+        raise ValueError(f"unknown optim.loss {optim.loss!r}; known: {', '.join(LOSSES)}")
+    if optim.step_weights not in WEIGHT_SCHEMES:
+        raise ValueError(
+            f"unknown optim.step_weights {optim.step_weights!r}; known: {', '.join(WEIGHT_SCHEMES)}"
+        )
 
 
 def _reject_unknown(values: dict[str, Any], cls: type, where: str) -> None:

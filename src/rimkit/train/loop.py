@@ -29,10 +29,11 @@ from torch import Tensor, nn
 
 from rimkit.data import ImageFolder, PatchSampler, PatchSet, list_images, seeded, validation_patches
 from rimkit.io import atomic_write
-from rimkit.models import RIM, trajectory_loss
+from rimkit.models import RIM, RIMConfig, trajectory_loss
 from rimkit.tasks import Measurement, Task
 from rimkit.train.checkpoint import export_weights, load_checkpoint, read_meta, save_checkpoint
 from rimkit.train.config import ExperimentConfig, OptimConfig, build_tasks, resolve_folder
+from rimkit.zoo import load_model
 
 
 class TrainingDiverged(RuntimeError):
@@ -200,6 +201,8 @@ def train(
     torch.manual_seed(optim_cfg.seed)
     model_cfg = dataclasses.replace(cfg.model, check_finite=False)
     model = model_cfg.build().to(device)
+    if optim_cfg.init and not resume:
+        start_from(model, optim_cfg.init, cfg.model)
     if optim_cfg.precision == "bf16":
         if not isinstance(model, RIM):
             raise ValueError("optim.precision bf16 is for RIMs; train this model in fp32")
@@ -350,6 +353,30 @@ def _restore(
     best = read_meta(out / "best")["val_psnr_final"] if best_file.exists() else -math.inf
     scores = list(meta.get("val_psnr_per_step") or [])
     return meta["iteration"], meta.get("skipped", 0), scores, best
+
+
+ARCHITECTURE_KEYS = ("variant", "cell", "channels", "link")
+
+
+def start_from(model: nn.Module, init: str, model_cfg: RIMConfig) -> None:
+    """Copy the weights of ``init`` (a shipped name, run folder or file) into ``model``."""
+    source = load_model(init)
+    theirs = RIMConfig.from_dict(source.config["model"])
+    differ = [
+        f"{key} {getattr(theirs, key)!r} there, {getattr(model_cfg, key)!r} here"
+        for key in ARCHITECTURE_KEYS
+        if getattr(theirs, key) != getattr(model_cfg, key)
+    ]
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    their_shapes = {k: tuple(v.shape) for k, v in source.model.state_dict().items()}
+    if not differ and shapes != their_shapes:
+        differ = [f"features {theirs.features} / hidden {theirs.hidden} there"]
+    if differ:
+        raise ValueError(
+            f"optim.init {init!r} is another architecture ({'; '.join(differ)}); give the model "
+            "section of the run it came from"
+        )
+    model.load_state_dict(source.model.state_dict())
 
 
 def dist_world() -> int:
