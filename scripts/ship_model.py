@@ -39,6 +39,35 @@ def _wall_time(run: Path, patches_per_iteration: int) -> float:
     return sum(seconds.values())
 
 
+def _run_of(init: str) -> Path | None:
+    """The run folder an ``optim.init`` came from (a run folder, or a file inside one)."""
+    path = Path(init)
+    folder = path if path.is_dir() else path.parent
+    return folder if (folder / "log.csv").is_file() and (folder / "config.yaml").is_file() else None
+
+
+def _lineage(config: dict) -> list[dict]:
+    """The runs a fine-tuned run started from, nearest first: each one's init, iterations,
+    batch and wall time (a shipped model's name as init ends the chain with what is known)."""
+    chain: list[dict] = []
+    init = config["optim"].get("init")
+    while init and len(chain) < 10:
+        run = _run_of(init)
+        if run is None:
+            chain.append({"init": init})
+            break
+        parent = yaml.safe_load((run / "config.yaml").read_text())
+        last = read_meta(run / "last")
+        batch = parent["optim"]["batch_size"] * last.get("world_size", 1)
+        hours = round(_wall_time(run, batch) / 3600, 2)
+        chain.append(
+            {"init": init, "iterations": last["iteration"], "batch_size": batch,
+             "wall_time_hours": hours}
+        )  # fmt: skip
+        init = parent["optim"].get("init")
+    return chain
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path, help="run folder of rimkit train")
@@ -89,6 +118,7 @@ def main() -> None:
         "patches_seen": last["iteration"] * config["optim"]["batch_size"],
         "wall_time_hours": round(_wall_time(args.run, patches_per_iteration) / 3600, 2),
         "trained_on": args.trained_on,
+        "fine_tuned_from": _lineage(config),
         "validation_psnr_per_step": meta.get("val_psnr_per_step"),
         "scores": scores,
         "score_command": args.score_command,
@@ -111,6 +141,15 @@ def _architecture(arch: dict) -> str:
     return f"{arch['variant']} with the {arch['cell']} cell, {widths}, {size}"
 
 
+def _origin(step: dict) -> str:
+    if "iterations" not in step:
+        return f"`{step['init']}`"
+    return (
+        f"`{step['init']}`: {step['iterations']} x batch {step['batch_size']}, "
+        f"{step['wall_time_hours']} h"
+    )
+
+
 def _markdown(card: dict) -> str:
     arch = card["architecture"]
     lines = [
@@ -131,6 +170,7 @@ def _markdown(card: dict) -> str:
         f"| iterations | {card['iterations']} x batch {card['batch_size']} = "
         f"{card['patches_seen']:,} patches; shipped weights: {card['checkpoint']} |",
         f"| wall time | {card['wall_time_hours']} h on {card['trained_on']} |",
+        *[f"| fine-tuned from | {_origin(step)} |" for step in card["fine_tuned_from"]],
         f"| validation PSNR per step (held-out patches) | {card['validation_psnr_per_step']} |",
         "",
         "## Measured scores",

@@ -68,3 +68,25 @@ def test_last_ships_the_weights_a_run_folder_loads(image_folder, tmp_path, monke
     assert card["checkpoint"] == "last (iteration 6)"
     shipped = load_model(str(tmp_path / "zoo" / "tiny.safetensors")).model
     assert weights_digest(shipped) == weights_digest(load_model(str(run)).model)
+
+
+def test_a_fine_tuned_run_names_the_run_it_started_from(image_folder, tmp_path, monkeypatch):
+    base = tmp_path / "base"
+    train(tiny_config(image_folder, iterations=3), base, progress=False)
+    run = tmp_path / "tuned"
+    cfg = tiny_config(image_folder, iterations=3, init=str(base / "best.safetensors"))
+    train(cfg, run, progress=False)
+    ship = _script()
+    monkeypatch.setattr(ship, "WEIGHTS_DIR", tmp_path / "zoo")
+    argv = ["ship_model.py", str(run), "tuned", "--task", "denoise", "--hardware", "CPU"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--recipe", "x.yaml"])
+    ship.main()
+
+    card = json.loads((tmp_path / "zoo" / "tuned.json").read_text())
+    (origin,) = card["fine_tuned_from"]
+    assert origin["init"] == str(base / "best.safetensors")
+    assert origin["iterations"] == 3 and origin["batch_size"] == 4
+    assert origin["wall_time_hours"] == round(ship._wall_time(base, 4) / 3600, 2)
+    text = (tmp_path / "zoo" / "tuned.md").read_text()
+    assert f"| fine-tuned from | `{base / 'best.safetensors'}`: 3 x batch 4" in text
+    assert ship._lineage({"optim": {"init": "denoise-gray"}}) == [{"init": "denoise-gray"}]
