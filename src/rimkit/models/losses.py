@@ -128,7 +128,7 @@ def ssim_loss(x: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
     return 1.0 - ssim(x, target, data_range).mean()
 
 
-PSNR_LOSS_FLOOR = 1e-4
+PSNR_LOSS_OFFSET = 1e-4
 """The MSE added in :func:`psnr_loss`: a sample's PSNR term saturates near 40 dB (peak 1)."""
 
 
@@ -148,7 +148,7 @@ def psnr_loss(x: Tensor, target: Tensor) -> Tensor:
         -19.96
     """
     mse = (x - target).pow(2).flatten(1).mean(dim=1)  # (B,)
-    return 10.0 * torch.log10(mse + PSNR_LOSS_FLOOR).mean()
+    return 10.0 * torch.log10(mse + PSNR_LOSS_OFFSET).mean()
 
 
 LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
