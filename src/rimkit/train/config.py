@@ -62,9 +62,9 @@ class OptimConfig:
     ``tensorboard: true`` also writes every metric as TensorBoard scalars into the run folder
     (the optional extra ``rimkit[tensorboard]``). ``precision: bf16`` runs the RIM's cell under
     bfloat16 autocast (for GPUs; the estimate, the likelihood gradient and the loss stay float32).
-    ``init`` fine-tunes: the run starts from those weights (a shipped model's name, a run folder
-    or a ``.safetensors`` file, of the architecture the ``model`` section describes) with a fresh
-    optimiser and schedule, instead of a random initialisation.
+    ``init`` fine-tunes: the run starts from those weights (a shipped model's name, or a run folder
+    or ``.safetensors`` file relative to the working directory, of the architecture the ``model``
+    section describes) with a fresh optimiser and schedule, instead of a random initialisation.
     """
 
     iterations: int = 10000
