@@ -442,3 +442,46 @@ def test_gru_first_step_skips_the_recurrent_convs_with_the_same_result():
     assert calls == ["gate"]
     assert torch.equal(fast, general)
     assert torch.equal(gru(x, None), fast)
+    with torch.no_grad():  # inference computes in place; the same skip
+        torch.testing.assert_close(gru(x, zero), fast.detach(), atol=1e-6, rtol=0)
+    assert calls == ["gate"]
+
+
+def test_tanh_in_place_matches_torch_tanh_and_keeps_autograd_out_of_place():
+    from rimkit.models.utils import tanh, tanh_
+
+    x = torch.cat([torch.linspace(-60, 60, 1001), torch.tensor([0.0, -0.0, 1e-8])])
+    out = tanh_(x.clone())
+    torch.testing.assert_close(out, torch.tanh(x), atol=1e-6, rtol=0)
+    assert out.abs().max() <= 1
+    leaf = x.clone().requires_grad_()
+    (tanh(leaf) * 2).sum().backward()  # in autograd: torch.tanh, not the in-place form
+    torch.testing.assert_close(leaf.grad, 2 * (1 - torch.tanh(x) ** 2))
+
+
+@pytest.mark.parametrize("zero_first", [True, False])
+def test_gru_inference_in_place_matches_the_autograd_step(zero_first: bool):
+    torch.manual_seed(0)
+    gru = ConvGRU(4, 6)
+    x = torch.rand(2, 4, 9, 7).contiguous(memory_format=torch.channels_last)
+    h = gru.initial_state(x) if zero_first else torch.rand_like(gru.initial_state(x)) - 0.5
+    h_before, x_before = h.clone(), x.clone()
+    reference = gru(x, h.clone().requires_grad_())  # the out-of-place path
+    with torch.no_grad():
+        fast = gru(x, h)
+    torch.testing.assert_close(fast, reference.detach(), atol=1e-6, rtol=0)
+    assert torch.equal(h, h_before) and torch.equal(x, x_before)  # inputs untouched
+    assert fast.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_rim_inference_matches_its_training_forward(cell: str, variant: str, image: Tensor):
+    torch.manual_seed(0)
+    rim = perturb_output(build_rim(cell, 1, variant=variant, train_steps=4, **SMALL))
+    likelihood, y = denoising(image)
+    trained = rim(likelihood).stacked()  # grad enabled: the autograd path
+    with torch.no_grad():
+        inferred = rim(likelihood).stacked()
+    assert trained.requires_grad
+    torch.testing.assert_close(inferred, trained.detach(), atol=1e-5, rtol=0)

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from rimkit.models.convgru import memory_unit
-from rimkit.models.utils import count_parameters, pad_to_multiple, to_cell_layout
+from rimkit.models.utils import Tanh, count_parameters, pad_to_multiple, tanh, to_cell_layout
 
 State = tuple[Tensor | None, ...]
 
@@ -131,9 +131,9 @@ class RestorationCell(_CellBase):
         h, w = inputs.shape[-2:]
         x = pad_to_multiple(inputs, 2, self.pad_mode)  # (B, C_in, H', W'), H', W' even
         x = to_cell_layout(x)
-        x = torch.tanh(self.down(x))  # (B, features, H'/2, W'/2)
+        x = tanh(self.down(x))  # (B, features, H'/2, W'/2)
         s = self.memory(x, state[0])  # (B, hidden, H'/2, W'/2)
-        x = torch.tanh(self.up(s))  # (B, features, H', W')
+        x = tanh(self.up(s))  # (B, features, H', W')
         update = self.out(x)[..., :h, :w].contiguous()  # (B, C_out, H, W)
         return update, (s if self.memory.stateful else None,)
 
@@ -169,12 +169,12 @@ class SuperResolutionCell(_CellBase):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.head = nn.Sequential(
             nn.Conv2d(in_channels, features, 3, padding=1),
-            nn.Tanh(),
+            Tanh(),
             nn.Conv2d(features, features, 3, padding=2, dilation=2),
-            nn.Tanh(),
+            Tanh(),
         )
         self.memory = memory_unit(features, hidden, 3, recurrent=recurrent)
-        self.tail = nn.Sequential(nn.Conv2d(hidden, features, 3, padding=4, dilation=4), nn.Tanh())
+        self.tail = nn.Sequential(nn.Conv2d(hidden, features, 3, padding=4, dilation=4), Tanh())
         self.out = _zero_(nn.Conv2d(features, out_channels, 3, padding=1))
 
     def initial_state(self, inputs: Tensor) -> State:

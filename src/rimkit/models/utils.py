@@ -43,6 +43,44 @@ def cell_layout(memory_format: torch.memory_format) -> Iterator[None]:
         _LAYOUT["memory_format"] = previous
 
 
+def needs_grad(*tensors: Tensor | None) -> bool:
+    """Whether autograd records an op on ``tensors`` (so it must not overwrite them in place);
+    ``None`` entries are skipped."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def tanh_(x: Tensor) -> Tensor:
+    """``tanh(x)`` written into ``x``, as ``2 sigmoid(2x) - 1`` on CPU.
+
+    PyTorch's vectorised ``tanh`` runs about three times slower on CPU than its ``sigmoid``
+    (AVX2, one thread: 3.5 vs 1 ns per element), so four in-place passes built on ``sigmoid``
+    take half the time of one ``tanh``; the two agree to ~2e-7. For a freshly computed ``x``
+    outside autograd (:func:`needs_grad`); elsewhere use :func:`tanh`.
+
+    Example:
+        >>> x = torch.linspace(-4, 4, 9)
+        >>> bool(torch.allclose(tanh_(x.clone()), torch.tanh(x), atol=1e-6))
+        True
+    """
+    if x.device.type != "cpu":
+        return x.tanh_()
+    return x.mul_(2).sigmoid_().mul_(2).sub_(1)
+
+
+def tanh(x: Tensor) -> Tensor:
+    """``tanh`` of a freshly computed ``x`` (one nothing else reads): in place with
+    :func:`tanh_` where autograd does not record it, ``torch.tanh`` where it does."""
+    return torch.tanh(x) if needs_grad(x) else tanh_(x)
+
+
+class Tanh(nn.Module):
+    """:func:`tanh` as a module, for the cells' ``nn.Sequential`` blocks (after a layer whose
+    output nothing else reads)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return tanh(x)
+
+
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
     """The number of (trainable) scalar parameters of ``module``.
 
