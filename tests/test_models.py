@@ -479,7 +479,7 @@ def test_gru_inference_in_place_matches_the_autograd_step(zero_first: bool):
 def test_rim_inference_matches_its_training_forward(cell: str, variant: str, image: Tensor):
     torch.manual_seed(0)
     rim = perturb_output(build_rim(cell, 1, variant=variant, train_steps=4, **SMALL))
-    likelihood, y = denoising(image)
+    likelihood, _ = denoising(image)
     trained = rim(likelihood).stacked()  # grad enabled: the autograd path
     with torch.no_grad():
         inferred = rim(likelihood).stacked()
