@@ -74,7 +74,9 @@ def parser(
         "--output", default=str(BENCHMARKS_MD), help="the Markdown file to update (repo root)"
     )
     p.add_argument("--seed", type=int, default=0, help="base seed (image i: seed + i)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    p.add_argument(
+        "--threads", type=int, help="CPU threads for torch and BM3D alike (default: torch's)"
+    )
     p.add_argument(
         "--tolerance", type=float, default=0.3, help="dB from a published number that is 'far'"
     )

@@ -365,6 +365,26 @@ def test_bm3d_rejects_other_operators_and_bad_input():
         BM3D()(torch.rand(1, 2, 8, 8), Identity(), 0.1)
     with pytest.raises(ValueError, match="unknown BM3D profile"):
         BM3D(profile="fast")
+    for threads in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="threads must be None or an int >= 0"):
+            BM3D(threads=threads)
+
+
+def test_bm3d_runs_on_torchs_thread_count_unless_told(monkeypatch):
+    bm3d = pytest.importorskip("bm3d", reason="the optional extra rimkit[bm3d] is not installed")
+    seen = []
+    monkeypatch.setattr(bm3d, "bm3d", lambda z, s, profile: seen.append(profile) or z)
+    y = torch.rand(1, 1, 8, 8)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        BM3D()(y, Identity(), 0.1)
+        BM3D(profile="refilter", threads=0)(y, Identity(), 0.1)
+    finally:
+        torch.set_num_threads(previous)
+    assert [p.num_threads for p in seen] == [1, 0]
+    assert type(seen[0]) is bm3d.profiles.BM3DProfile
+    assert type(seen[1]) is bm3d.profiles.BM3DProfileRefilter
 
 
 # ---------------------------------------------------------------- interface and bad input

@@ -121,7 +121,9 @@ def register(
     parser.add_argument("--seed", type=int, default=0, help="base seed (image i: seed + i)")
     parser.add_argument("--tile", type=int, help="RIM: reconstruct in tiles of this many px")
     parser.add_argument("--crop", type=int, default=96, help="crop size of the figure grids")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--threads", type=int, help="CPU threads for torch and BM3D alike (default: torch's)"
+    )
     parser.add_argument("--out", metavar="DIR", help="result folder (default evals/LABEL-TASK)")
     parser.add_argument(
         "--resume",

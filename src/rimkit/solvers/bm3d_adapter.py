@@ -27,7 +27,15 @@ from rimkit.solvers.base import Reconstructor, SolverResult
 
 __all__ = ["BM3D", "import_bm3d"]
 
-PROFILES = ("np", "refilter", "vn", "vn_old", "high", "deb")
+PROFILES = {
+    "np": "BM3DProfile",
+    "refilter": "BM3DProfileRefilter",
+    "vn": "BM3DProfileVN",
+    "vn_old": "BM3DProfileVNOld",
+    "high": "BM3DProfileHigh",
+    "deb": "BM3DProfileDeb",
+}
+"""The ``bm3d`` package's profile names and the classes in ``bm3d.profiles`` they stand for."""
 
 
 def import_bm3d() -> ModuleType:
@@ -50,6 +58,12 @@ class BM3D(Reconstructor):
     images). ``y`` is real ``(B, 1 or 3, H, W)``. ``profile`` is the ``bm3d`` package's
     profile name (default ``'np'``). ``objective`` is empty.
 
+    ``threads``: the worker threads of the ``bm3d`` package, which keeps a thread pool of its
+    own; ``None`` (default) takes ``torch.get_num_threads()``, so a run limited with
+    ``torch.set_num_threads`` (``rimkit eval --threads``, the benchmarks' ``--threads``) limits
+    BM3D alike and a speed comparison gives every method the same cores; ``0`` lets the package
+    use every core.
+
     Example (needs ``bm3d``):
         >>> import torch
         >>> from rimkit.operators import Identity
@@ -59,11 +73,22 @@ class BM3D(Reconstructor):
     """
 
     profile: str = "np"
+    threads: int | None = None
     name = "bm3d"
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
             raise ValueError(f"unknown BM3D profile {self.profile!r}; known: {', '.join(PROFILES)}")
+        if self.threads is not None and (
+            not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 0
+        ):
+            raise ValueError(f"BM3D threads must be None or an int >= 0, got {self.threads!r}")
+
+    def package_profile(self, bm3d: ModuleType) -> object:
+        """The ``bm3d`` package's profile object for ``profile``, with ``threads`` set."""
+        profile = getattr(bm3d.profiles, PROFILES[self.profile])()
+        profile.num_threads = torch.get_num_threads() if self.threads is None else self.threads
+        return profile
 
     def _solve(
         self, y: Tensor, operator: LinearOperator, sigma: Tensor, x0: Tensor | None
@@ -82,14 +107,15 @@ class BM3D(Reconstructor):
         if (sigma <= 0).any():
             raise ValueError(f"BM3D needs the noise level sigma > 0 for every sample, got {sigma}")
         bm3d = import_bm3d()
+        profile = self.package_profile(bm3d)
         out = []
         for b in range(y.shape[0]):
             z = y[b].detach().to("cpu", torch.float64).permute(1, 2, 0).numpy()  # (H, W, C)
             s = float(sigma[b])
             if y.shape[1] == 1:
-                d = bm3d.bm3d(z[..., 0], s, profile=self.profile)[..., None]
+                d = bm3d.bm3d(z[..., 0], s, profile=profile)[..., None]
             else:
-                d = bm3d.bm3d_rgb(z, s, profile=self.profile)
+                d = bm3d.bm3d_rgb(z, s, profile=profile)
             out.append(torch.from_numpy(d.reshape(z.shape).copy()).permute(2, 0, 1))
         x = torch.stack(out).to(device=y.device, dtype=y.dtype)  # (B, C, H, W)
         return SolverResult([x])
