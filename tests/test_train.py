@@ -377,3 +377,63 @@ def test_init_from_another_architecture_is_refused(image_folder, tmp_path):
         train(color, tmp_path / "color", progress=False)
     with pytest.raises(ValueError, match="unknown model"):
         start_from(wider.model.build(), str(tmp_path / "nowhere"), wider.model)
+
+
+def test_weight_average_is_what_validates_and_ships_and_resumes_exactly(image_folder, tmp_path):
+    cfg = tiny_config(image_folder, ema=0.9)
+    whole = train(cfg, tmp_path / "whole", progress=False)
+    train(cfg, tmp_path / "halves", stop_after=3, progress=False)
+    pieces = split_checkpoint(tmp_path / "halves" / "last", tmp_path / "pieces")
+    assert pieces[-1].name == "last.ema.safetensors"
+    halves = train(cfg, tmp_path / "halves", resume=True, progress=False)
+    assert halves["weights_sha256"] == whole["weights_sha256"]
+    assert halves["val_psnr_per_step"] == whole["val_psnr_per_step"]
+
+    shipped = load_model(tmp_path / "whole").model
+    assert weights_digest(shipped) == whole["weights_sha256"]
+    raw = cfg.model.build()
+    load_checkpoint(tmp_path / "whole" / "last", raw)
+    assert weights_digest(raw) != whole["weights_sha256"]  # the average, not the last step
+
+
+def test_weight_average_follows_its_formula_and_tiny_decay_is_the_plain_run(image_folder, tmp_path):
+    from rimkit.train.loop import weight_average
+
+    net = torch.nn.Linear(2, 1)
+    average = weight_average(net, 0.75)
+    expected = [p.detach().clone() for p in net.parameters()]
+    for _ in range(4):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))
+        average.update_parameters(net)
+        if average.n_averaged.item() == 1:
+            expected = [p.detach().clone() for p in net.parameters()]
+        else:
+            pairs = zip(expected, net.parameters(), strict=True)
+            expected = [0.75 * e + 0.25 * p.detach() for e, p in pairs]
+    for e, p in zip(expected, average.module.parameters(), strict=True):
+        torch.testing.assert_close(p, e)
+    assert weight_average(net, 0.0) is None
+
+    plain = train(tiny_config(image_folder), tmp_path / "plain", progress=False)
+    tiny = train(tiny_config(image_folder, ema=1e-9), tmp_path / "tiny", progress=False)
+    for a, b in zip(
+        load_model(tmp_path / "plain").model.parameters(),
+        load_model(tmp_path / "tiny").model.parameters(),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b)
+    assert plain["val_psnr_final"] == pytest.approx(tiny["val_psnr_final"], abs=1e-3)
+
+
+@pytest.mark.parametrize("decay", [1.0, -0.1])
+def test_weight_average_decay_outside_its_range_is_refused(image_folder, decay):
+    with pytest.raises(ValueError, match=r"optim\.ema must be in \[0, 1\)"):
+        tiny_config(image_folder, ema=decay)
+
+
+def test_resuming_a_plain_run_with_a_weight_average_names_the_change(image_folder, tmp_path):
+    train(tiny_config(image_folder), tmp_path / "run", stop_after=3, progress=False)
+    with pytest.raises(ValueError, match=r"optim\.ema differ"):
+        train(tiny_config(image_folder, ema=0.9), tmp_path / "run", resume=True, progress=False)

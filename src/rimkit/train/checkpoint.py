@@ -1,7 +1,8 @@
 """Checkpoints: one safetensors file per checkpoint, written atomically, with a JSON beside it.
 
 ``NAME.safetensors`` holds the model weights (``model/...``), each Adam moment
-(``optim/exp_avg/...``, ``optim/exp_avg_sq/...``) and, in its metadata, the resolved config,
+(``optim/exp_avg/...``, ``optim/exp_avg_sq/...``), the weight average of a run with
+``optim.ema`` (``ema/...``) and, in its metadata, the resolved config,
 the iteration, the validation scores and the optimizer's step counts. ``NAME.json`` repeats
 the metadata for people. The file is written to a temporary name and renamed, so a kill at any
 moment leaves the previous checkpoint intact. :func:`export_weights` writes the weights alone
@@ -44,10 +45,14 @@ def save_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer | None,
     meta: dict[str, Any],
+    average: nn.Module | None = None,
 ) -> None:
-    """Write ``stem.safetensors`` (weights, Adam moments, metadata) and ``stem.json``."""
+    """Write ``stem.safetensors`` (weights, Adam moments, the weight ``average`` when given,
+    metadata) and ``stem.json``."""
     stem = Path(stem)
-    tensors = {f"model/{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors = _prefixed("model", model)
+    if average is not None:
+        tensors.update(_prefixed("ema", average))
     steps: dict[str, float] = {}
     if optimizer is not None:
         names = _param_names(model)
@@ -64,6 +69,10 @@ def save_checkpoint(
     if optimizer is not None:
         meta["optimizer_lr"] = [g["lr"] for g in optimizer.param_groups]
     _write(stem, tensors, meta)
+
+
+def _prefixed(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
+    return {f"{prefix}/{k}": v.detach().contiguous() for k, v in module.state_dict().items()}
 
 
 def _write(stem: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -92,24 +101,22 @@ def _meta_of(path: Path) -> dict[str, Any]:
 
 
 def load_checkpoint(
-    stem: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None
+    stem: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    average: nn.Module | None = None,
 ) -> dict[str, Any]:
-    """Restore weights (and Adam state when ``optimizer`` is given); returns the metadata."""
+    """Restore weights (and Adam state when ``optimizer`` is given, the weight average when
+    ``average`` is); returns the metadata."""
     meta = read_meta(stem)
     path = Path(stem).with_suffix(".safetensors")
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as err:
         raise ValueError(f"checkpoint {str(path)!r} is corrupt: {err}") from None
-    weights = {k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")}
-    missing = set(model.state_dict()) - set(weights)
-    unexpected = set(weights) - set(model.state_dict())
-    if missing or unexpected:
-        raise ValueError(
-            f"checkpoint {str(path)!r} does not fit this model (missing {sorted(missing)[:3]}, "
-            f"unexpected {sorted(unexpected)[:3]}); was it made with another model config?"
-        )
-    model.load_state_dict(weights)
+    _load_part(tensors, "model", model, path)
+    if average is not None:
+        _load_part(tensors, "ema", average, path)
     if optimizer is not None:
         names = _param_names(model)
         steps = meta.get("optimizer_steps", {})
@@ -127,6 +134,22 @@ def load_checkpoint(
     return meta
 
 
+def _load_part(
+    tensors: dict[str, torch.Tensor], prefix: str, module: nn.Module, path: Path
+) -> None:
+    head = prefix + "/"
+    weights = {k.removeprefix(head): v for k, v in tensors.items() if k.startswith(head)}
+    missing = set(module.state_dict()) - set(weights)
+    unexpected = set(weights) - set(module.state_dict())
+    if missing or unexpected:
+        raise ValueError(
+            f"checkpoint {str(path)!r} does not fit this model ({prefix}: missing "
+            f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); was it made with "
+            "another model config?"
+        )
+    module.load_state_dict(weights)
+
+
 def export_weights(path: Path, model: nn.Module, meta: dict[str, Any]) -> None:
     """Write the model weights alone (for shipping), with ``meta`` as safetensors metadata."""
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -134,8 +157,9 @@ def export_weights(path: Path, model: nn.Module, meta: dict[str, Any]) -> None:
     atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, {"meta": text}))
 
 
-PARTS = ("model", *(f"optim/{m}" for m in MOMENTS))
-"""The parts :func:`split_checkpoint` writes, one file each: the weights and each Adam moment."""
+PARTS = ("model", *(f"optim/{m}" for m in MOMENTS), "ema")
+"""The parts :func:`split_checkpoint` writes, one file each: the weights, each Adam moment
+and, for a run with ``optim.ema``, the weight average."""
 
 
 def _piece_path(folder: Path, name: str, part: str) -> Path:

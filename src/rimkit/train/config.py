@@ -65,6 +65,9 @@ class OptimConfig:
     ``init`` fine-tunes: the run starts from those weights (a shipped model's name, or a run folder
     or ``.safetensors`` file relative to the working directory, of the architecture the ``model``
     section describes) with a fresh optimiser and schedule, instead of a random initialisation.
+    ``ema`` (e.g. ``0.999``; ``0`` is off) keeps an exponential moving average of the weights,
+    ``w_avg <- ema * w_avg + (1 - ema) * w`` after every step: validation, ``best`` and the
+    exported weights are then the average's, which smooths the noise of small batches.
     """
 
     iterations: int = 10000
@@ -87,6 +90,7 @@ class OptimConfig:
     precision: str = "fp32"
     tensorboard: bool = False
     init: str | None = None
+    ema: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,8 @@ def _check_optim(optim: OptimConfig) -> None:
             raise ValueError(f"optim.{name} must be >= 1, got {getattr(optim, name)}")
     if not optim.lr > 0:
         raise ValueError(f"optim.lr must be > 0, got {optim.lr}")
+    if not 0 <= optim.ema < 1:
+        raise ValueError(f"optim.ema must be in [0, 1) (0 turns it off), got {optim.ema}")
     if optim.schedule not in SCHEDULES:
         raise ValueError(f"unknown optim.schedule {optim.schedule!r}; known: {SCHEDULES}")
     if optim.precision not in PRECISIONS:

@@ -9,6 +9,8 @@ own shard of every global batch and only rank 0 validates, logs and writes check
 Files in the run folder: ``config.yaml`` (the resolved config), ``log.csv`` (every metric of
 every iteration), ``last.safetensors``/``last.json`` and ``best.safetensors``/``best.json``
 (see :mod:`rimkit.train.checkpoint`) and, at the end, ``model.safetensors`` (weights alone).
+With ``optim.ema`` the loop keeps a moving average of the weights beside them: it is what
+validation scores, ``best`` holds and ``model.safetensors`` ships; ``last`` holds both.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import torch
 import yaml
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from rimkit.data import ImageFolder, PatchSampler, PatchSet, list_images, seeded, validation_patches
 from rimkit.io import atomic_write
@@ -217,10 +220,12 @@ def train(
     )
     val_steps = optim_cfg.val_steps or cfg.model.train_steps
 
+    average = weight_average(model, optim_cfg.ema)
+    scored = model if average is None else average.module  # what validates and ships
     start, best, skipped = 0, -math.inf, 0
     val_scores: list[float] = []
     if resume:
-        start, skipped, val_scores, best = _restore(out, model, optimizer, cfg)
+        start, skipped, val_scores, best = _restore(out, model, optimizer, average, cfg)
     elif dist.main:
         out.mkdir(parents=True, exist_ok=True)
         _clear_run(out)
@@ -253,6 +258,8 @@ def train(
         loss, grad_norm, finite = _backward(net, model, optimizer, m, cfg, dist.world > 1)
         if finite:
             optimizer.step()
+            if average is not None:
+                average.update_parameters(model)
         else:
             skipped += 1
             if skipped > optim_cfg.max_nonfinite:
@@ -274,7 +281,7 @@ def train(
         at_ckpt = done % optim_cfg.checkpoint_every == 0 or done == end
         if dist.main and at_val:
             curve = validate(
-                model, val_x, task, optim_cfg.seed, val_steps, optim_cfg.batch_size * 4
+                scored, val_x, task, optim_cfg.seed, val_steps, optim_cfg.batch_size * 4
             )
             val_scores = [round(float(v), 4) for v in curve]
             row["val_psnr_final"] = val_scores[-1]
@@ -291,9 +298,9 @@ def train(
             log.write(row)
             if at_val and val_scores and val_scores[-1] > best:
                 best = val_scores[-1]
-                save_checkpoint(out / "best", model, None, meta)
+                save_checkpoint(out / "best", scored, None, meta)
             if at_ckpt:
-                save_checkpoint(out / "last", model, optimizer, meta)
+                save_checkpoint(out / "last", model, optimizer, meta, average)
             bar.set_postfix(
                 loss=f"{row['loss']:.4g}",
                 val=meta["val_psnr_final"],
@@ -302,10 +309,29 @@ def train(
             bar.update(1)
     bar.close()
     if meta:
-        meta["weights_sha256"] = weights_digest(model)
+        meta["weights_sha256"] = weights_digest(scored)
     if dist.main and end == optim_cfg.iterations and meta:
-        export_weights(out / "model.safetensors", model, {"config": cfg.to_dict(), **meta})
+        export_weights(out / "model.safetensors", scored, {"config": cfg.to_dict(), **meta})
     return meta
+
+
+def weight_average(model: nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of ``model``'s weights (``None`` when ``decay`` is 0).
+
+    Its ``module`` starts as a copy of ``model``; ``update_parameters(model)`` after each step
+    sets ``w_avg <- decay * w_avg + (1 - decay) * w``.
+
+    Example:
+        >>> net = torch.nn.Linear(1, 1, bias=False)
+        >>> avg = weight_average(net, 0.5)
+        >>> _ = net.weight.data.fill_(1.0); avg.update_parameters(net)  # first: a copy
+        >>> _ = net.weight.data.fill_(3.0); avg.update_parameters(net)
+        >>> avg.module.weight.item()
+        2.0
+    """
+    if not decay:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def weights_digest(model: nn.Module) -> str:
@@ -329,10 +355,14 @@ def _setup_process(optim: OptimConfig, dist: Distributed) -> torch.device:
 
 
 def _restore(
-    out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: ExperimentConfig
+    out: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    average: AveragedModel | None,
+    cfg: ExperimentConfig,
 ) -> tuple[int, int, list[float], float]:
     """Load ``out/last``; returns the iteration, skipped count, scores and best score."""
-    meta = load_checkpoint(out / "last", model, optimizer)
+    meta = read_meta(out / "last")
     saved = meta.get("config", {})
     try:  # a run saved before a config key existed gets that key's default
         saved = ExperimentConfig.from_dict(saved).to_dict()
@@ -349,6 +379,7 @@ def _restore(
             f"the run in {str(out)!r} used {meta.get('world_size')} process(es), this one "
             f"{dist_world()}; resume with the same number so batches repeat"
         )
+    load_checkpoint(out / "last", model, optimizer, average)
     best_file = out / "best.safetensors"
     best = read_meta(out / "best")["val_psnr_final"] if best_file.exists() else -math.inf
     scores = list(meta.get("val_psnr_per_step") or [])
