@@ -437,3 +437,29 @@ def test_resuming_a_plain_run_with_a_weight_average_names_the_change(image_folde
     train(tiny_config(image_folder), tmp_path / "run", stop_after=3, progress=False)
     with pytest.raises(ValueError, match=r"optim\.ema differ"):
         train(tiny_config(image_folder, ema=0.9), tmp_path / "run", resume=True, progress=False)
+
+
+def test_max_train_steps_unrolls_a_seeded_number_of_steps_in_its_range(
+    image_folder, tmp_path, monkeypatch
+):
+    import rimkit.train.loop as loop
+
+    cfg = tiny_config(image_folder, max_train_steps=5, iterations=4, val_every=2)
+    draws = [loop.unrolled_steps(cfg, it) for it in range(200)]
+    assert set(draws) == {2, 3, 4, 5}
+    assert draws == [loop.unrolled_steps(cfg, it) for it in range(200)]
+    assert {loop.unrolled_steps(tiny_config(image_folder), it) for it in range(20)} == {2}
+
+    lengths = []
+    real = loop.trajectory_loss
+
+    def record(traj, *args, **kwargs):
+        lengths.append(len(traj.estimates))
+        return real(traj, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "trajectory_loss", record)
+    meta = train(cfg, tmp_path / "run", progress=False)
+    assert lengths == draws[:4]
+    assert len(meta["val_psnr_per_step"]) == 2  # validation runs the model's own T
+    with pytest.raises(ValueError, match=r"max_train_steps \(1\) is below model\.train_steps"):
+        tiny_config(image_folder, max_train_steps=1)

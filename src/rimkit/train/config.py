@@ -68,6 +68,9 @@ class OptimConfig:
     ``ema`` (e.g. ``0.999``; ``0`` is off) keeps an exponential moving average of the weights,
     ``w_avg <- ema * w_avg + (1 - ema) * w`` after every step: validation, ``best`` and the
     exported weights are then the average's, which smooths the noise of small batches.
+    ``max_train_steps`` (``None``: always ``model.train_steps``) unrolls each iteration a number
+    of steps drawn uniformly from ``model.train_steps .. max_train_steps``, with the loss on
+    every step, so the model learns to hold its estimate past the ``T`` it is run with.
     """
 
     iterations: int = 10000
@@ -91,6 +94,7 @@ class OptimConfig:
     tensorboard: bool = False
     init: str | None = None
     ema: float = 0.0
+    max_train_steps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,12 @@ class ExperimentConfig:
         )
         build_tasks(cfg.tasks)  # validates every task entry now, not mid-run
         _check_optim(cfg.optim)
+        most = cfg.optim.max_train_steps
+        if most is not None and most < cfg.model.train_steps:
+            raise ValueError(
+                f"optim.max_train_steps ({most}) is below model.train_steps "
+                f"({cfg.model.train_steps}); give at least that, or leave it out"
+            )
         return cfg
 
     def to_dict(self) -> dict[str, Any]:

@@ -255,7 +255,8 @@ def train(
             group["lr"] = lr
         x = sampler.batch(it).to(device)  # (B, C, P, P)
         m = task.sample(x, seeded(optim_cfg.seed, it, dist.rank, 2))
-        loss, grad_norm, finite = _backward(net, model, optimizer, m, cfg, dist.world > 1)
+        steps = unrolled_steps(cfg, it)
+        loss, grad_norm, finite = _backward(net, model, optimizer, m, steps, cfg, dist.world > 1)
         if finite:
             optimizer.step()
             if average is not None:
@@ -313,6 +314,17 @@ def train(
     if dist.main and end == optim_cfg.iterations and meta:
         export_weights(out / "model.safetensors", scored, {"config": cfg.to_dict(), **meta})
     return meta
+
+
+def unrolled_steps(cfg: ExperimentConfig, iteration: int) -> int:
+    """How many steps iteration ``iteration`` unrolls: ``model.train_steps``, or with
+    ``optim.max_train_steps`` a draw from ``train_steps .. max_train_steps`` that depends only on
+    the seed and the iteration (every process of a distributed run draws the same)."""
+    low, high = cfg.model.train_steps, cfg.optim.max_train_steps
+    if high is None or high == low:
+        return low
+    draw = torch.randint(low, high + 1, (1,), generator=seeded(cfg.optim.seed, iteration, 3))
+    return int(draw)
 
 
 def weight_average(model: nn.Module, decay: float) -> AveragedModel | None:
@@ -446,13 +458,14 @@ def _backward(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     m: Measurement,
+    steps: int,
     cfg: ExperimentConfig,
     distributed: bool,
 ) -> tuple[Tensor, Tensor, bool]:
-    """Loss over the trajectory, its gradients (clipped), and whether all are finite (on every
-    process of a distributed run, so they all skip together)."""
+    """Loss over a trajectory of ``steps``, its gradients (clipped), and whether all are finite
+    (on every process of a distributed run, so they all skip together)."""
     optim = cfg.optim
-    traj = net(m.likelihood(), x0=m.x0, steps=cfg.model.train_steps)
+    traj = net(m.likelihood(), x0=m.x0, steps=steps)
     loss = trajectory_loss(traj, m.target, optim.step_weights, optim.loss)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
