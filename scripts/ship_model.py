@@ -26,8 +26,9 @@ from rimkit.train.checkpoint import export_weights, load_checkpoint, read_meta
 from rimkit.zoo import WEIGHTS_DIR
 
 
-def _wall_time(run: Path, patches_per_iteration: int) -> float:
-    """Seconds spent in training iterations (validation excluded), summed from ``log.csv``.
+def _wall_time(run: Path, patches_per_iteration: int, upto: int | None = None) -> float:
+    """Seconds spent in training iterations (validation excluded) up to iteration ``upto``
+    (default: all), summed from ``log.csv``.
 
     Summing per-iteration times, rather than first-to-last file times, keeps the pauses between
     resumed sessions out; an iteration logged twice (a resume repeats it) counts once.
@@ -35,7 +36,9 @@ def _wall_time(run: Path, patches_per_iteration: int) -> float:
     seconds: dict[int, float] = {}
     with open(run / "log.csv", newline="") as log:
         for row in csv.DictReader(log):
-            seconds[int(row["iteration"])] = patches_per_iteration / float(row["patches_per_s"])
+            it = int(row["iteration"])
+            if upto is None or it <= upto:
+                seconds[it] = patches_per_iteration / float(row["patches_per_s"])
     return sum(seconds.values())
 
 
@@ -46,9 +49,19 @@ def _run_of(init: str) -> Path | None:
     return folder if (folder / "log.csv").is_file() and (folder / "config.yaml").is_file() else None
 
 
+def _checkpoint_of(init: str, run: Path) -> Path:
+    """The checkpoint stem an ``optim.init`` inside ``run`` loaded: the file it names (e.g.
+    ``best``), else the folder's final ``model`` or, for an unfinished run, ``last``."""
+    path = Path(init)
+    if path.is_file():
+        return path.with_suffix("")
+    return run / "model" if (run / "model.safetensors").is_file() else run / "last"
+
+
 def _lineage(config: dict) -> list[dict]:
-    """The runs a fine-tuned run started from, nearest first: each one's init, iterations,
-    batch and wall time (a shipped model's name as init ends the chain with what is known)."""
+    """The runs a fine-tuned run started from, nearest first: each one's init, the iterations
+    of the checkpoint it started from, batch and wall time up to that checkpoint (a shipped
+    model's name as init ends the chain with what is known)."""
     chain: list[dict] = []
     init = config["optim"].get("init")
     while init and len(chain) < 10:
@@ -57,11 +70,11 @@ def _lineage(config: dict) -> list[dict]:
             chain.append({"init": init})
             break
         parent = yaml.safe_load((run / "config.yaml").read_text())
-        last = read_meta(run / "last")
-        batch = parent["optim"]["batch_size"] * last.get("world_size", 1)
-        hours = round(_wall_time(run, batch) / 3600, 2)
+        started = read_meta(_checkpoint_of(init, run))
+        batch = parent["optim"]["batch_size"] * started.get("world_size", 1)
+        hours = round(_wall_time(run, batch, started["iteration"]) / 3600, 2)
         chain.append(
-            {"init": init, "iterations": last["iteration"], "batch_size": batch,
+            {"init": init, "iterations": started["iteration"], "batch_size": batch,
              "wall_time_hours": hours}
         )  # fmt: skip
         init = parent["optim"].get("init")

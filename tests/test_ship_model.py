@@ -90,3 +90,22 @@ def test_a_fine_tuned_run_names_the_run_it_started_from(image_folder, tmp_path, 
     text = (tmp_path / "zoo" / "tuned.md").read_text()
     assert f"| fine-tuned from | `{base / 'best.safetensors'}`: 3 x batch 4" in text
     assert ship._lineage({"optim": {"init": "denoise-gray"}}) == [{"init": "denoise-gray"}]
+
+
+def test_the_lineage_counts_the_iterations_of_the_checkpoint_a_fine_tune_started_from(
+    image_folder, tmp_path
+):
+    base = tmp_path / "base"
+    cfg = tiny_config(image_folder, iterations=6)
+    train(cfg, base, stop_after=3, progress=False)
+    early = base / "early.safetensors"
+    early.write_bytes((base / "last.safetensors").read_bytes())
+    train(cfg, base, resume=True, progress=False)
+    ship = _script()
+
+    (origin,) = ship._lineage({"optim": {"init": str(early)}})
+    assert origin["iterations"] == 3
+    assert origin["wall_time_hours"] == round(ship._wall_time(base, 4, upto=3) / 3600, 2)
+    assert ship._wall_time(base, 4, upto=3) < ship._wall_time(base, 4)
+    (whole,) = ship._lineage({"optim": {"init": str(base)}})
+    assert whole["iterations"] == 6
