@@ -4,7 +4,7 @@ Regenerates the ``projections`` section of BENCHMARKS.md, the RIM paper's compre
 experiment: 32x32 gray patches drawn at seeded positions from the BSD68 images (``--patches``
 per image), one random projection each (Gaussian, +-1 Bernoulli, random Fourier rows) at each
 ratio m/n; then the same models on inpainting and denoising, tasks they never saw. PSNR of
-8-bit outputs at the trained T, and PSNR against step t up to 2T.
+8-bit outputs at the trained T, and PSNR against step t up to 2T (``--curve-factor``).
 
     python benchmarks/projections.py --model rim=runs/3task --model gdn=runs/gdn-3task \\
         --model ffn=runs/ffn-3task
@@ -22,6 +22,14 @@ from rimkit.operators import PROJECTION_KINDS
 # The RIM paper shows this experiment as figures only (no table to quote): RIM above FFN and
 # GDN for all three ensembles, still improving past the 20 trained steps, and transferring to
 # inpainting without retraining. No published numbers are typed in here.
+
+
+CURVE_MULTIPLES = (0.5, 1, 1.5, 2, 3, 4)
+"""The steps, as multiples of T, that the PSNR-against-t table shows (up to --curve-factor)."""
+
+
+def _name(multiple: float) -> str:
+    return {0.5: "T/2", 1: "T"}.get(multiple, f"{multiple:g}T")
 
 
 def _at(curve: list[float], t: int) -> str:
@@ -43,9 +51,16 @@ def main() -> None:
         help="noise levels (0-255) of the transfer to denoising",
     )  # fmt: skip
     p.add_argument("--patches", type=int, default=8, help="32x32 patches per image")
+    p.add_argument(
+        "--curve-factor", type=float, default=2.0,
+        help="run each model to this many times its trained T for the PSNR-against-t table "
+        "(e.g. 4 for a model trained on up to 2T steps)",
+    )  # fmt: skip
     args = p.parse_args()
+    if args.curve_factor < 1:
+        p.error(f"--curve-factor must be at least 1, got {args.curve_factor:g}")
     C.setup(args)
-    models = C.load_models(args, curve_factor=2.0, channels=1)
+    models = C.load_models(args, curve_factor=args.curve_factor, channels=1)
     bases = C.baselines(args, "projection", keep_estimates=False)
     methods = [m.method for m in models if m.method] + bases
     projection = [
@@ -69,7 +84,8 @@ def main() -> None:
         tables[proto.task].append(row)
 
     trained = {m.name: m.trained_steps for m in methods if m.trained_steps}
-    curve_rows = [["method", "task", "t=1", "t=T/2", "t=T", "t=1.5T", "t=2T", "T"]]
+    multiples = [m for m in CURVE_MULTIPLES if m <= args.curve_factor]
+    curve_rows = [["method", "task", "t=1", *(f"t={_name(m)}" for m in multiples), "T"]]
     groups = [(k, [p.setting for p in projection if p.kind == k]) for k in PROJECTION_KINDS]
     groups.append(("inpaint", [p.setting for p in inpaint]))
     groups.append(("denoise", [p.setting for p in denoise]))
@@ -80,7 +96,7 @@ def main() -> None:
             if not curves:
                 continue
             mean = list(np.mean([c[: min(map(len, curves))] for c in curves], axis=0))
-            ts = [1, max(1, steps // 2), steps, round(1.5 * steps), 2 * steps]
+            ts = [1, *(max(1, round(m * steps)) for m in multiples)]
             curve_rows.append([method, group, *(_at(mean, t) for t in ts), str(steps)])
 
     limit = "; --limit" if args.limit else ""
@@ -99,7 +115,7 @@ def main() -> None:
         "### Random projections, PSNR (dB)\n\n" + C.table(tables["projection"]),
         "### Transfer to inpainting, PSNR (dB)\n\n" + C.table(tables["inpaint"]),
         "### Transfer to denoising, PSNR (dB)\n\n" + C.table(tables["denoise"]),
-        "### PSNR against step t (mean over ratios / fractions), up to 2T\n\n"
+        f"### PSNR against step t (mean over ratios / fractions), up to {_name(multiples[-1])}\n\n"
         + C.table(curve_rows),
         C.missing_note(models),
     ]

@@ -98,3 +98,27 @@ def test_a_journal_resumes_a_stopped_benchmark_and_is_deleted_at_the_end(data, t
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1 and done.stderr.startswith("error: journal")
     assert "different evaluation" in done.stderr
+
+
+def test_projections_curve_factor_sets_how_far_past_t_the_curves_go(data, tmp_path):
+    import torch
+
+    from rimkit.models import RIMConfig
+    from rimkit.train.checkpoint import export_weights
+
+    cfg = RIMConfig(features=4, hidden=4, train_steps=2)
+    torch.manual_seed(0)
+    model = tmp_path / "rim.safetensors"
+    export_weights(model, cfg.build(), {"config": {"model": cfg.to_dict()}})
+    common = ("--model", f"tiny={model}", "--patches", "1", "--ratios", "0.5", "--fractions", "0.5")
+    text = run_script("projections.py", data, tmp_path / "B.md", *common, "--curve-factor", "4")
+    assert "up to 4T" in text
+    curve_header = next(line for line in text.splitlines() if line.startswith("| method | task"))
+    assert curve_header == (
+        "| method | task | t=1 | t=T/2 | t=T | t=1.5T | t=2T | t=3T | t=4T | T |"
+    )
+    rows = [line for line in text.splitlines() if line.startswith("| tiny | ")]
+    assert rows and all(len(r.split("|")) == len(curve_header.split("|")) for r in rows)
+    assert all(float(r.split("|")[9]) > 0 for r in rows)  # the t=4T column was measured
+    plain = run_script("projections.py", data, tmp_path / "C.md", *common)
+    assert "| t=2T | T |" in plain and "t=3T" not in plain
