@@ -41,6 +41,7 @@ def main() -> None:
         __doc__.splitlines()[0],
         models=["rim=3task", "gdn=gdn-3task", "ffn=ffn-3task"],
         baselines="tv",
+        section=("projections", "Random projections and transfer"),
     )
     p.add_argument("--set", default="eval/BSD68", help="image folder inside --data")
     p.add_argument("--ratios", type=float, nargs="+", default=[0.1, 0.3, 0.5])
@@ -119,7 +120,7 @@ def main() -> None:
         + C.table(curve_rows),
         C.missing_note(models),
     ]
-    C.write(args, "projections", "Random projections and transfer", [p for p in parts if p])
+    C.write(args, args.section, args.title, [p for p in parts if p])
 
 
 if __name__ == "__main__":

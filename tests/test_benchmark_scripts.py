@@ -111,7 +111,9 @@ def test_projections_curve_factor_sets_how_far_past_t_the_curves_go(data, tmp_pa
     model = tmp_path / "rim.safetensors"
     export_weights(model, cfg.build(), {"config": {"model": cfg.to_dict()}})
     common = ("--model", f"tiny={model}", "--patches", "1", "--ratios", "0.5", "--fractions", "0.5")
-    text = run_script("projections.py", data, tmp_path / "B.md", *common, "--curve-factor", "4")
+    more = ("--curve-factor", "4", "--section", "past-t", "--title", "Past T")
+    text = run_script("projections.py", data, tmp_path / "B.md", *common, *more)
+    assert "<!-- begin: past-t -->\n## Past T" in text
     assert "up to 4T" in text
     curve_header = next(line for line in text.splitlines() if line.startswith("| method | task"))
     assert curve_header == (
