@@ -50,9 +50,9 @@ def save_checkpoint(
     """Write ``stem.safetensors`` (weights, Adam moments, the weight ``average`` when given,
     metadata) and ``stem.json``."""
     stem = Path(stem)
-    tensors = _prefixed("model", model)
+    tensors = _tensors(model, "model/")
     if average is not None:
-        tensors.update(_prefixed("ema", average))
+        tensors.update(_tensors(average, "ema/"))
     steps: dict[str, float] = {}
     if optimizer is not None:
         names = _param_names(model)
@@ -71,8 +71,8 @@ def save_checkpoint(
     _write(stem, tensors, meta)
 
 
-def _prefixed(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
-    return {f"{prefix}/{k}": v.detach().contiguous() for k, v in module.state_dict().items()}
+def _tensors(module: nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
+    return {prefix + k: v.detach().contiguous() for k, v in module.state_dict().items()}
 
 
 def _write(stem: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -152,7 +152,7 @@ def _load_part(
 
 def export_weights(path: Path, model: nn.Module, meta: dict[str, Any]) -> None:
     """Write the model weights alone (for shipping), with ``meta`` as safetensors metadata."""
-    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors = _tensors(model)
     text = json.dumps(meta, sort_keys=True)
     atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, {"meta": text}))
 

@@ -321,7 +321,7 @@ def unrolled_steps(cfg: ExperimentConfig, iteration: int) -> int:
     ``optim.max_train_steps`` a draw from ``train_steps .. max_train_steps`` that depends only on
     the seed and the iteration (every process of a distributed run draws the same)."""
     low, high = cfg.model.train_steps, cfg.optim.max_train_steps
-    if high is None or high == low:
+    if high is None:
         return low
     draw = torch.randint(low, high + 1, (1,), generator=seeded(cfg.optim.seed, iteration, 3))
     return int(draw)
