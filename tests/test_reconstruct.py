@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -11,7 +12,9 @@ from PIL import Image
 
 from rimkit.cli import main
 from rimkit.color import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
+from rimkit.io import to_tensor
 from rimkit.models import RIMConfig
+from rimkit.models.opponent import from_opponent, to_opponent
 from rimkit.operators import (
     BicubicDownsample,
     CartesianMRI,
@@ -122,12 +125,18 @@ def test_gray_model_restores_colour_super_resolution_on_y():
     )
 
 
-def test_gray_model_denoises_colour_per_channel():
+def test_gray_rim_denoises_colour_in_opponent_coordinates():
     rgb = np.random.default_rng(1).random((9, 11, 3))
     model = busy_model()
     out = restore(rgb, "denoise", model, sigma=20)
-    alone = restore(rgb[..., 1], "denoise", model, sigma=20)
-    np.testing.assert_allclose(out.image[..., 1], alone.image, atol=1e-6)
+    z = to_opponent(to_tensor(rgb))  # (1, 3, 9, 11)
+    per_channel = [
+        restore(z[0, c].numpy(), "denoise", model, sigma=20 / math.sqrt(3)).image for c in range(3)
+    ]
+    want = from_opponent(torch.from_numpy(np.stack(per_channel))[None].float())[0]
+    np.testing.assert_allclose(
+        out.image, np.clip(np.moveaxis(want.numpy(), 0, -1), 0, 1), atol=2e-3
+    )
 
 
 def test_mri_restores_a_magnitude_image():

@@ -379,6 +379,21 @@ def test_init_from_another_architecture_is_refused(image_folder, tmp_path):
         start_from(wider.model.build(), str(tmp_path / "nowhere"), wider.model)
 
 
+def test_a_gray_run_starts_an_opponent_colour_run(image_folder, tmp_path):
+    train(tiny_config(image_folder, iterations=3), tmp_path / "gray", progress=False)
+    values = tiny_config(image_folder, iterations=3, init=str(tmp_path / "gray")).to_dict()
+    values["tasks"] = [{"name": "denoise", "sigma": [5, 50]}]
+    overrides = ["model.channels=3", "model.color=opponent", "data.gray=false"]
+    colour = ExperimentConfig.from_dict(apply_overrides(values, overrides))
+    meta = train(colour, tmp_path / "colour", progress=False)
+    assert math.isfinite(meta["val_psnr_final"])
+    loaded = load_model(tmp_path / "colour")
+    assert loaded.model.channels == 3 and loaded.model.cell.out_channels == 1
+    gray = load_model(tmp_path / "gray").model.state_dict()
+    assert gray.keys() == loaded.model.state_dict().keys()
+    assert not torch.equal(gray["noise_floor.raw"], loaded.model.state_dict()["noise_floor.raw"])
+
+
 def test_weight_average_is_what_validates_and_ships_and_resumes_exactly(image_folder, tmp_path):
     cfg = tiny_config(image_folder, ema=0.9)
     whole = train(cfg, tmp_path / "whole", progress=False)

@@ -1,9 +1,11 @@
 """Restore one image array with a trained model: the library side of ``rimkit reconstruct``.
 
-The model's channels decide how an image is handled: a gray model restores each channel of a
-colour image separately, except for super-resolution, where it restores the Y channel and
-Cb/Cr are up-sampled bicubically (the usual practice and the published protocol); a colour
-model needs a colour image.
+The model's channels decide how an image is handled: a gray RIM restores a colour image in
+opponent colour coordinates, a luminance and two chroma channels each with its one-channel cell
+(:class:`~rimkit.models.opponent.OpponentColorRIM`; other gray models restore each RGB channel
+separately), except for super-resolution, where it restores the Y channel and Cb/Cr are
+up-sampled bicubically (the usual practice and the published protocol); a colour model needs a
+colour image.
 
 Example:
     >>> import numpy as np
@@ -25,6 +27,7 @@ import torch
 from rimkit.color import rgb_to_ycbcr, ycbcr_to_rgb
 from rimkit.io import from_tensor, to_tensor
 from rimkit.models import RIM
+from rimkit.models.opponent import OpponentColorRIM
 from rimkit.operators import (
     BicubicDownsample,
     Blur,
@@ -134,6 +137,8 @@ def restore(
     if tile is None and h * w * (scale**2 if task == "sr" else 1) > AUTO_TILE_PIXELS:
         tile = DEFAULT_TILE
     operator = _operator(task, (h, w), int(scale), mask, kernel, boundary)
+    if task != "sr" and channels == 3 and model.channels == 1 and isinstance(model, RIM):
+        model = OpponentColorRIM.from_gray(model)
     method = RIMReconstructor(model, steps, tile=tile, progress=progress)
     run = lambda y: method(to_tensor(y), operator, sigma255 / 255.0)  # noqa: E731
     if task == "sr" and channels == 3 and model.channels == 1:

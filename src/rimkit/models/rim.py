@@ -200,7 +200,8 @@ class RIM(nn.Module):
     def _initial_eta(
         self, likelihood: Likelihood, x0: Tensor | None, shape: tuple[int, ...] | None
     ) -> Tensor:
-        start = check_start(likelihood, x0, shape, self.channels, self.noise_floor.raw)
+        channels = self.cell.out_channels  # the cell's images (self.channels may differ)
+        start = check_start(likelihood, x0, shape, channels, self.noise_floor.raw)
         return self.link.inverse(start) if x0 is not None else start  # (B, C, H, W)
 
     def forward(
@@ -318,6 +319,9 @@ class RIMConfig:
     :class:`~rimkit.models.unrolled.UnrolledProximalGradient` instead, with ``train_steps``
     iterations, ``features`` the width of its proximal CNNs (default 32) and ``hidden`` their
     number of convolution layers (default 4); ``cell`` and ``link`` are then checked but unused.
+    ``color: opponent`` (with ``channels: 3``) restores RGB images with a one-channel cell in
+    opponent colour coordinates (:class:`~rimkit.models.opponent.OpponentColorRIM`); the
+    default ``native`` works on the channels as given.
 
     Example:
         >>> cfg = RIMConfig(cell="super_resolution", features=8, hidden=8, train_steps=5)
@@ -339,6 +343,7 @@ class RIMConfig:
     noise_floor: float = 1e-3
     checkpoint: bool = False
     check_finite: bool = True
+    color: str = "native"
 
     def __post_init__(self) -> None:
         if self.link is None:
@@ -356,13 +361,26 @@ class RIMConfig:
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
 
+    @property
+    def cell_channels(self) -> int:
+        """The image channels the cell restores: 1 for ``color: opponent``, else ``channels``."""
+        return cell_channels(self.channels, self.color)
+
     def build(self) -> RIM | UnrolledProximalGradient:
         return build_rim(**self.to_dict())  # type: ignore[arg-type]
 
 
+COLORS = {"native": "the channels as given", "opponent": "RGB in opponent coordinates"}
+"""The colour handling a config may name (``RIMConfig.color``)."""
+
 DEFAULT_LINKS = {"restoration": "sigmoid", "super_resolution": "sigmoid", "mri": "identity"}
 """cell -> its link when none is named: images in [0, 1] go through a sigmoid; complex MRI
 images (real and imaginary parts as channels) are signed and unbounded: identity."""
+
+
+def cell_channels(channels: int, color: str) -> int:
+    """The channels a cell restores for images of ``channels`` with colour handling ``color``."""
+    return 1 if color == "opponent" else channels
 
 
 def default_link(cell: str) -> str:
@@ -388,22 +406,31 @@ def build_rim(
     noise_floor: float = 1e-3,
     checkpoint: bool = False,
     check_finite: bool = True,
+    color: str = "native",
 ) -> RIM | UnrolledProximalGradient:
     """Build a RIM (or a GDN / FFN ablation) by names from :data:`CELLS`, :data:`LINKS` and
     :data:`VARIANTS`; a variant in :data:`~rimkit.models.unrolled.UNROLLED_VARIANTS` builds the
     learned unrolled baseline (:func:`~rimkit.models.unrolled.build_unrolled`). Without a
-    ``link`` the cell's default is used (:data:`DEFAULT_LINKS`).
+    ``link`` the cell's default is used (:data:`DEFAULT_LINKS`). ``color="opponent"`` builds
+    an :class:`~rimkit.models.opponent.OpponentColorRIM` of RGB images (``channels=3``) around
+    a one-channel cell; ``"native"`` (default) a cell of all ``channels``.
 
     Example:
         >>> rim = build_rim("restoration", channels=3, features=8, hidden=8)
         >>> rim.cell.in_channels, rim.channels
         (6, 3)
     """
-    from rimkit.models import unrolled  # imported here: it builds on this module
+    from rimkit.models import opponent, unrolled  # imported here: they build on this module
 
     cell_cls = _pick(CELLS, cell, "cell")
+    _pick(COLORS, color, "color")
     link_cls = _pick(LINKS, default_link(cell) if link is None else link, "link")
     _pick({**VARIANTS, **unrolled.UNROLLED_VARIANTS}, variant, "variant")
+    if color == "opponent" and (channels != 3 or variant in unrolled.UNROLLED_VARIANTS):
+        raise ValueError(
+            f"color 'opponent' is for RIMs of RGB images: channels 3 and a variant among "
+            f"{', '.join(VARIANTS)}; got channels {channels!r}, variant {variant!r}"
+        )
     if variant in unrolled.UNROLLED_VARIANTS:
         return unrolled.build_unrolled(
             channels,
@@ -419,9 +446,11 @@ def build_rim(
     if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
         raise ValueError(f"channels must be a positive int, got {channels!r}")
     widths = {k: v for k, v in (("features", features), ("hidden", hidden)) if v is not None}
-    in_channels = channels * (2 if uses_estimate else 1)
-    network = cell_cls(in_channels, channels, recurrent=recurrent, **widths)  # type: ignore[operator]
-    return RIM(
+    restored = cell_channels(channels, color)
+    in_channels = restored * (2 if uses_estimate else 1)
+    network = cell_cls(in_channels, restored, recurrent=recurrent, **widths)  # type: ignore[operator]
+    model_cls = opponent.OpponentColorRIM if color == "opponent" else RIM
+    return model_cls(
         network,
         link_cls(),  # type: ignore[operator]
         uses_estimate=uses_estimate,

@@ -398,7 +398,8 @@ def _restore(
     return meta["iteration"], meta.get("skipped", 0), scores, best
 
 
-ARCHITECTURE_KEYS = ("variant", "cell", "channels", "link")
+ARCHITECTURE_KEYS = ("variant", "cell", "cell_channels", "link")
+"""What must match for ``optim.init``: a gray model's weights start an opponent-colour one."""
 
 
 def start_from(model: nn.Module, init: str, model_cfg: RIMConfig) -> None:

@@ -1,0 +1,160 @@
+"""Colour images through a one-channel RIM, in a decorrelated (opponent) colour space.
+
+The estimate is kept in scaled orthonormal opponent coordinates
+
+    z = M x + c,   M = O / sqrt(3),   c = (0, 1/2, 1/2),
+    O = rows (1, 1, 1) / sqrt(3),  (1, 0, -1) / sqrt(2),  (1, -2, 1) / sqrt(6),
+
+which map every RGB image in ``[0, 1]^3`` into ``[0, 1]^3`` (luminance and two centred chroma
+channels) and keep white noise white: noise of variance ``sigma^2`` on ``x`` has variance
+``sigma^2 / 3`` on each channel of ``z``. The likelihood stays that of the RGB image; by the
+chain rule through ``x = M^{-1} (z - c)``
+
+    grad_z log p(y | x(z)) = M^{-T} grad_x log p(y | x) = 3 M grad_x log p(y | x),
+
+so any likelihood of RGB images works unchanged. The model's noise floor ``eps`` is that of
+``z``: the RGB likelihood gets ``3 eps``, so each channel sees the variance ``sigma^2 / 3 + eps``
+a one-channel model sees at noise ``sigma / sqrt(3)``. The three channels of ``z`` are folded into
+the batch and restored by the same one-channel cell: a gray denoiser sees a luminance image and
+two chroma images, each at noise ``sigma / sqrt(3)`` (the colour transform of CBM3D).
+
+Example:
+    >>> import torch
+    >>> from rimkit.likelihood import GaussianLikelihood
+    >>> from rimkit.operators import Identity
+    >>> from rimkit.models import build_rim
+    >>> rim = build_rim("restoration", channels=3, color="opponent", features=8, hidden=8)
+    >>> rim.channels, rim.cell.out_channels
+    (3, 1)
+    >>> y = torch.rand(2, 3, 16, 16)
+    >>> rim(GaussianLikelihood(Identity(), y, 0.1), x0=y, steps=2).final.shape
+    torch.Size([2, 3, 16, 16])
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from rimkit.likelihood import Likelihood
+from rimkit.models.rim import RIM, Trajectory, check_start
+
+_ROWS = ((1.0, 1.0, 1.0), (1.0, 0.0, -1.0), (1.0, -2.0, 1.0))
+_OFFSET = (0.0, 0.5, 0.5)
+
+
+def opponent_matrix(dtype: torch.dtype = torch.float32, device=None) -> Tensor:
+    """``M = O / sqrt(3)``, ``(3, 3)``: RGB to scaled orthonormal opponent coordinates."""
+    rows = torch.tensor(_ROWS, dtype=torch.float64)
+    matrix = rows / rows.norm(dim=1, keepdim=True) / math.sqrt(3.0)
+    return matrix.to(dtype=dtype, device=device)
+
+
+def to_opponent(x: Tensor) -> Tensor:
+    """``(B, 3, H, W)`` RGB to ``z = M x + c`` (``[0, 1]^3`` maps into ``[0, 1]^3``).
+
+    Example:
+        >>> to_opponent(torch.ones(1, 3, 1, 1)).flatten().tolist()
+        [1.0, 0.5, 0.5]
+    """
+    _check_rgb(x)
+    offset = torch.tensor(_OFFSET, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return torch.einsum("ij,bjhw->bihw", opponent_matrix(x.dtype, x.device), x) + offset
+
+
+def from_opponent(z: Tensor) -> Tensor:
+    """The inverse of :func:`to_opponent`: ``x = M^{-1} (z - c) = 3 M^T (z - c)``."""
+    _check_rgb(z)
+    offset = torch.tensor(_OFFSET, dtype=z.dtype, device=z.device).view(1, 3, 1, 1)
+    return 3.0 * torch.einsum("ji,bjhw->bihw", opponent_matrix(z.dtype, z.device), z - offset)
+
+
+def _check_rgb(x: Tensor) -> None:
+    if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != 3:
+        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"expected RGB images (B, 3, H, W), got {got}")
+
+
+def _fold(z: Tensor) -> Tensor:
+    """``(B, 3, H, W) -> (3B, 1, H, W)``: each colour channel its own one-channel image."""
+    b, c, h, w = z.shape
+    return z.reshape(b * c, 1, h, w)
+
+
+def _unfold(z: Tensor) -> Tensor:
+    """``(3B, 1, H, W) -> (B, 3, H, W)``."""
+    n, _, h, w = z.shape
+    return z.reshape(n // 3, 3, h, w)
+
+
+class OpponentLikelihood:
+    """An RGB likelihood seen from folded opponent coordinates ``(3B, 1, H, W)``; ``eps`` is
+    the noise floor in those coordinates (the RGB likelihood gets ``3 eps``)."""
+
+    def __init__(self, likelihood: Likelihood) -> None:
+        self.likelihood = likelihood
+
+    def grad(self, z: Tensor, eps: Tensor | float = 0.0) -> Tensor:
+        x = from_opponent(_unfold(z))  # (B, 3, H, W)
+        grad_x = self.likelihood.grad(x, 3.0 * eps)  # (B, 3, H, W)
+        matrix = opponent_matrix(grad_x.dtype, grad_x.device)
+        return _fold(3.0 * torch.einsum("ij,bjhw->bihw", matrix, grad_x))  # (3B, 1, H, W)
+
+    def log_prob(self, z: Tensor, eps: Tensor | float = 0.0) -> Tensor:
+        return self.likelihood.log_prob(from_opponent(_unfold(z)), 3.0 * eps)
+
+
+class OpponentColorRIM(RIM):
+    """A :class:`~rimkit.models.rim.RIM` of RGB images whose one-channel cell restores each
+    opponent channel (see the module docstring); its weights are those of a gray RIM, so a gray
+    model's weights load into it unchanged (:meth:`from_gray`) and fine-tune on colour.
+
+    ``forward`` takes and returns RGB images ``(B, 3, H, W)`` like any 3-channel RIM.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.cell.out_channels != 1:
+            raise ValueError(
+                f"an opponent-colour RIM restores each colour channel with a one-channel cell; "
+                f"this cell restores {self.cell.out_channels} channels"
+            )
+        self.channels = 3
+
+    @classmethod
+    def from_gray(cls, rim: RIM) -> OpponentColorRIM:
+        """An opponent-colour RIM sharing ``rim``'s cell, link and noise floor (no copy)."""
+        if not isinstance(rim, RIM) or rim.channels != 1:
+            raise ValueError("from_gray takes a one-channel RIM (a gray model)")
+        colour = cls(
+            rim.cell,
+            rim.link,
+            uses_estimate=rim.uses_estimate,
+            train_steps=rim.train_steps,
+            checkpoint=rim.checkpoint,
+            check_finite=rim.check_finite,
+        )
+        colour.noise_floor = rim.noise_floor
+        colour.cell_dtype = rim.cell_dtype
+        return colour
+
+    def forward(
+        self,
+        likelihood: Likelihood,
+        x0: Tensor | None = None,
+        steps: int | None = None,
+        *,
+        shape: tuple[int, int, int, int] | None = None,
+    ) -> Trajectory:
+        start = check_start(likelihood, x0, shape, 3, self.noise_floor.raw)  # (B, 3, H, W)
+        b, _, h, w = start.shape
+        folded = None if x0 is None else _fold(to_opponent(x0))  # (3B, 1, H, W)
+        inner = super().forward(
+            OpponentLikelihood(likelihood), folded, steps, shape=(3 * b, 1, h, w)
+        )
+        return Trajectory([from_opponent(_unfold(z)) for z in inner.estimates])
+
+    def extra_repr(self) -> str:
+        return "opponent colour, " + super().extra_repr()

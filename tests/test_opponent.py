@@ -1,0 +1,112 @@
+"""The opponent-colour RIM: its colour transform, its likelihood gradient, gray weights."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from blobs import denoising, smooth_images
+from rimkit.likelihood import GaussianLikelihood
+from rimkit.models import RIM, RIMConfig, build_rim
+from rimkit.models.opponent import (
+    OpponentColorRIM,
+    OpponentLikelihood,
+    from_opponent,
+    opponent_matrix,
+    to_opponent,
+)
+from rimkit.operators import Identity, Inpainting, random_mask
+
+SMALL = {"features": 6, "hidden": 8}
+
+
+def _perturbed(rim: RIM, seed: int = 0) -> RIM:
+    """Random weights in the zero-initialised output layer, so the RIM changes its input."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in rim.cell.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return rim
+
+
+def test_the_transform_maps_the_rgb_cube_into_itself_and_back():
+    corners = torch.tensor(list(itertools.product([0.0, 1.0], repeat=3))).T  # (3, 8)
+    x = corners.reshape(1, 3, 2, 4)
+    z = to_opponent(x)
+    assert z.min() >= 0 and z.max() <= 1
+    assert torch.allclose(from_opponent(z), x, atol=1e-6)
+    gray = torch.full((1, 3, 1, 1), 0.3)
+    assert torch.allclose(to_opponent(gray).flatten(), torch.tensor([0.3, 0.5, 0.5]))
+
+
+def test_white_noise_stays_white_with_a_third_of_the_variance():
+    m = opponent_matrix(torch.float64)
+    assert torch.allclose(m @ m.T, torch.eye(3, dtype=torch.float64) / 3)
+
+
+def test_the_gradient_is_the_chain_rule_for_any_rgb_likelihood():
+    g = torch.Generator().manual_seed(0)
+    x = smooth_images(2, 8, g, channels=3)
+    op = Inpainting(random_mask(x.shape, 0.6, g))
+    lik = GaussianLikelihood(op, op(x) + 0.05 * torch.randn(x.shape, generator=g), 0.05)
+    z = (to_opponent(torch.rand(2, 3, 8, 8, generator=g))).reshape(6, 1, 8, 8)
+    z.requires_grad_(True)
+    seen = OpponentLikelihood(lik)
+    seen.log_prob(z, 1e-3).sum().backward()
+    assert torch.allclose(seen.grad(z.detach(), 1e-3), z.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_denoising_is_the_gray_rim_on_each_opponent_channel_at_sigma_over_root_three():
+    gray = _perturbed(build_rim("restoration", 1, train_steps=3, noise_floor=0.01, **SMALL))
+    colour = OpponentColorRIM.from_gray(gray)
+    x = smooth_images(2, 16, torch.Generator().manual_seed(1), channels=3)
+    lik, y = denoising(x, sigma=0.1)
+    got = colour(lik, x0=y.clamp(0, 1))
+    z = to_opponent(y).reshape(6, 1, 16, 16)
+    z0 = to_opponent(y.clamp(0, 1)).reshape(6, 1, 16, 16)
+    want = gray(GaussianLikelihood(Identity(), z, 0.1 / math.sqrt(3)), x0=z0)
+    assert len(got) == 3 and got.final.shape == (2, 3, 16, 16)
+    for a, b in zip(got.estimates, want.estimates, strict=True):
+        assert torch.allclose(a, from_opponent(b.reshape(2, 3, 16, 16)), atol=1e-5)
+    assert not torch.allclose(got.final, y.clamp(0, 1), atol=1e-3)
+
+
+def test_without_a_start_it_begins_at_flat_gray():
+    colour = build_rim("restoration", 3, color="opponent", train_steps=1, **SMALL)
+    lik, _ = denoising(torch.full((1, 3, 8, 8), 0.5), sigma=0.0)
+    assert torch.allclose(colour(lik).final, torch.full((1, 3, 8, 8), 0.5), atol=1e-5)
+
+
+def test_a_gray_models_weights_are_an_opponent_models_weights():
+    gray = build_rim("restoration", 1, **SMALL)
+    colour = RIMConfig(channels=3, color="opponent", **SMALL).build()
+    assert isinstance(colour, OpponentColorRIM) and colour.channels == 3
+    colour.load_state_dict(gray.state_dict())
+    assert RIMConfig(channels=3, color="opponent").cell_channels == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"channels": 1, "color": "opponent"}, "channels 3"),
+        ({"channels": 3, "color": "opponent", "variant": "unrolled"}, "channels 3"),
+        ({"channels": 3, "color": "lab"}, "unknown color 'lab'"),
+    ],
+)
+def test_bad_colour_settings_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_rim("restoration", **kwargs)
+
+
+def test_wrong_inputs_are_named():
+    colour = build_rim("restoration", 3, color="opponent", **SMALL)
+    lik, y = denoising(torch.rand(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="3"):
+        colour(lik, x0=y)
+    with pytest.raises(ValueError, match="one-channel cell"):
+        OpponentColorRIM(build_rim("restoration", 3, **SMALL).cell)
+    with pytest.raises(ValueError, match="one-channel RIM"):
+        OpponentColorRIM.from_gray(build_rim("restoration", 3, **SMALL))
