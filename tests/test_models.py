@@ -440,7 +440,9 @@ def test_gru_first_step_skips_the_recurrent_convs_with_the_same_result():
     assert calls == []  # the zero first state: no convolution of the state
     general = gru(x, zero.clone().requires_grad_())  # a state in autograd takes the full path
     assert calls == ["gate"]
-    assert torch.equal(fast, general)
+    # equal up to the last bit: on some CPUs (AVX512) sigmoid / tanh of a strided chunk and of a
+    # fresh tensor take different vector kernels
+    torch.testing.assert_close(fast, general, atol=1e-7, rtol=1e-6)
     assert torch.equal(gru(x, None), fast)
     with torch.no_grad():  # inference computes in place; the same skip
         torch.testing.assert_close(gru(x, zero), fast.detach(), atol=1e-6, rtol=0)
