@@ -151,7 +151,12 @@ def _architecture(arch: dict) -> str:
     else:
         widths = f"features {arch['features']}, hidden {arch['hidden']}, link {arch['link']}"
     size = f"{arch['parameters']:,} parameters"
-    return f"{arch['variant']} with the {arch['cell']} cell, {widths}, {size}"
+    colour = (
+        ", one-channel cell in opponent colour coordinates"
+        if arch.get("color") == "opponent"
+        else ""
+    )
+    return f"{arch['variant']} with the {arch['cell']} cell{colour}, {widths}, {size}"
 
 
 def _origin(step: dict) -> str:

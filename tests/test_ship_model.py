@@ -109,3 +109,12 @@ def test_the_lineage_counts_the_iterations_of_the_checkpoint_a_fine_tune_started
     assert ship._wall_time(base, 4, upto=3) < ship._wall_time(base, 4)
     (whole,) = ship._lineage({"optim": {"init": str(base)}})
     assert whole["iterations"] == 6
+
+
+def test_the_architecture_line_names_an_opponent_colour_model():
+    ship = _script()
+    arch = {"variant": "rim", "cell": "restoration", "features": 32, "hidden": 64}
+    arch |= {"link": "sigmoid", "parameters": 1000}
+    assert "opponent" not in ship._architecture(arch | {"color": "native"})
+    line = ship._architecture(arch | {"color": "opponent"})
+    assert "one-channel cell in opponent colour coordinates" in line and "1,000 parameters" in line
