@@ -74,6 +74,14 @@ def test_denoising_is_the_gray_rim_on_each_opponent_channel_at_sigma_over_root_t
     assert not torch.allclose(got.final, y.clamp(0, 1), atol=1e-3)
 
 
+def test_from_gray_shares_the_weights_and_keeps_how_the_model_starts():
+    gray = build_rim("restoration", 1, **SMALL)
+    gray.start = "flat"
+    colour = OpponentColorRIM.from_gray(gray)
+    assert colour.start == "flat" and colour.cell is gray.cell
+    assert colour.noise_floor is gray.noise_floor
+
+
 def test_without_a_start_it_begins_at_flat_gray():
     colour = build_rim("restoration", 3, color="opponent", train_steps=1, **SMALL)
     lik, _ = denoising(torch.full((1, 3, 8, 8), 0.5), sigma=0.0)

@@ -125,7 +125,8 @@ class OpponentColorRIM(RIM):
 
     @classmethod
     def from_gray(cls, rim: RIM) -> OpponentColorRIM:
-        """An opponent-colour RIM sharing ``rim``'s cell, link and noise floor (no copy)."""
+        """An opponent-colour RIM sharing ``rim``'s cell, link and noise floor (no copy) and
+        starting as it does."""
         if not isinstance(rim, RIM) or rim.channels != 1:
             raise ValueError("from_gray takes a one-channel RIM (a gray model)")
         colour = cls(
@@ -138,6 +139,8 @@ class OpponentColorRIM(RIM):
         )
         colour.noise_floor = rim.noise_floor
         colour.cell_dtype = rim.cell_dtype
+        if hasattr(rim, "start"):  # how a loaded model starts (rimkit.reconstruct.trained_start)
+            colour.start = rim.start
         return colour
 
     def forward(
