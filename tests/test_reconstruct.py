@@ -135,7 +135,7 @@ def test_gray_rim_denoises_colour_in_opponent_coordinates():
     ]
     want = from_opponent(torch.from_numpy(np.stack(per_channel))[None].float())[0]
     np.testing.assert_allclose(
-        out.image, np.clip(np.moveaxis(want.numpy(), 0, -1), 0, 1), atol=2e-3
+        out.image, np.clip(np.moveaxis(want.numpy(), 0, -1), 0, 1), atol=1e-5
     )
 
 
