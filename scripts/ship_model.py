@@ -151,11 +151,11 @@ def _architecture(arch: dict) -> str:
     else:
         widths = f"features {arch['features']}, hidden {arch['hidden']}, link {arch['link']}"
     size = f"{arch['parameters']:,} parameters"
-    colour = (
-        ", one-channel cell in opponent colour coordinates"
-        if arch.get("color") == "opponent"
-        else ""
-    )
+    colour = {
+        "opponent": ", one-channel cell in opponent colour coordinates",
+        "opponent-guided": ", one-channel cell in opponent colour coordinates that also reads "
+        "the luminance estimate",
+    }.get(arch.get("color"), "")
     return f"{arch['variant']} with the {arch['cell']} cell{colour}, {widths}, {size}"
 
 

@@ -1,4 +1,5 @@
-"""The opponent-colour RIM: its colour transform, its likelihood gradient, gray weights."""
+"""The opponent-colour RIM: its colour transform, its likelihood gradient, gray weights, and
+the luminance-guided variant."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from blobs import denoising, smooth_images
 from rimkit.likelihood import GaussianLikelihood
 from rimkit.models import RIM, RIMConfig, build_rim
 from rimkit.models.opponent import (
+    GuidedOpponentColorRIM,
     OpponentColorRIM,
     OpponentLikelihood,
     from_opponent,
     opponent_matrix,
     to_opponent,
 )
+from rimkit.models.utils import load_widened
 from rimkit.operators import Identity, Inpainting, random_mask
 
 SMALL = {"features": 6, "hidden": 8}
@@ -118,3 +121,42 @@ def test_wrong_inputs_are_named():
         OpponentColorRIM(build_rim("restoration", 3, **SMALL).cell)
     with pytest.raises(ValueError, match="one-channel RIM"):
         OpponentColorRIM.from_gray(build_rim("restoration", 3, **SMALL))
+
+
+def test_the_guide_is_each_images_luminance_estimate_for_all_three_channels():
+    rim = build_rim("restoration", 3, color="opponent-guided", **SMALL)
+    assert isinstance(rim, GuidedOpponentColorRIM) and rim.cell.in_channels == 3
+    eta = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(6, 1, 2, 2)  # 2 images, folded
+    guide = rim.guide(eta)
+    assert guide.shape == (6, 1, 2, 2)
+    for image in range(2):
+        for channel in range(3):
+            assert torch.equal(guide[3 * image + channel], eta[3 * image])
+    gdn = build_rim("restoration", 3, color="opponent-guided", variant="gdn", **SMALL)
+    assert gdn.cell.in_channels == 2
+    assert RIMConfig(channels=3, color="opponent-guided").cell_channels == 1
+
+
+def test_widened_opponent_weights_restore_exactly_what_the_opponent_model_did():
+    plain = _perturbed(build_rim("restoration", 3, color="opponent", train_steps=3, **SMALL))
+    guided = build_rim("restoration", 3, color="opponent-guided", train_steps=3, **SMALL)
+    assert load_widened(guided, plain.state_dict()) == ["cell.down.weight"]
+    x = smooth_images(2, 16, torch.Generator().manual_seed(2), channels=3)
+    lik, y = denoising(x, sigma=0.1)
+    want, got = plain(lik, x0=y.clamp(0, 1)).final, guided(lik, x0=y.clamp(0, 1)).final
+    assert torch.allclose(got, want, atol=1e-6)
+    with torch.no_grad():
+        guided.cell.down.weight[:, 2].normal_()  # now the luminance steers the chroma
+    assert not torch.allclose(guided(lik, x0=y.clamp(0, 1)).final, want, atol=1e-4)
+
+
+def test_weights_that_do_not_widen_are_named():
+    guided = build_rim("restoration", 3, color="opponent-guided", **SMALL)
+    with pytest.raises(ValueError, match=r"cell.down.weight is \(6, 6, 3, 3\) there"):
+        load_widened(guided, build_rim("restoration", 3, **SMALL).state_dict())
+    with pytest.raises(ValueError, match="missing"):
+        load_widened(guided, {"noise_floor.raw": torch.zeros(())})
+    with pytest.raises(ValueError, match=r"optim\.init"):
+        GuidedOpponentColorRIM.from_gray(build_rim("restoration", 1, **SMALL))
+    with pytest.raises(ValueError, match="guide channel"):
+        GuidedOpponentColorRIM(build_rim("restoration", 1, **SMALL).cell)

@@ -118,3 +118,5 @@ def test_the_architecture_line_names_an_opponent_colour_model():
     assert "opponent" not in ship._architecture(arch | {"color": "native"})
     line = ship._architecture(arch | {"color": "opponent"})
     assert "one-channel cell in opponent colour coordinates" in line and "1,000 parameters" in line
+    guided = ship._architecture(arch | {"color": "opponent-guided"})
+    assert "opponent colour coordinates that also reads the luminance estimate" in guided

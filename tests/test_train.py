@@ -394,6 +394,29 @@ def test_a_gray_run_starts_an_opponent_colour_run(image_folder, tmp_path):
     assert not torch.equal(gray["noise_floor.raw"], loaded.model.state_dict()["noise_floor.raw"])
 
 
+def test_an_opponent_run_starts_a_guided_run_that_restores_as_it_did(image_folder, tmp_path):
+    def colour(color: str, **optim) -> ExperimentConfig:
+        values = tiny_config(image_folder, iterations=2, **optim).to_dict()
+        values["tasks"] = [{"name": "denoise", "sigma": [5, 50]}]
+        overrides = ["model.channels=3", f"model.color={color}", "data.gray=false"]
+        return ExperimentConfig.from_dict(apply_overrides(values, overrides))
+
+    train(colour("opponent"), tmp_path / "plain", progress=False)
+    plain = load_model(tmp_path / "plain").model
+    guided_cfg = colour("opponent-guided", init=str(tmp_path / "plain"))
+    guided = guided_cfg.model.build()
+    start_from(guided, str(tmp_path / "plain"), guided_cfg.model)
+    y = torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    lik = GaussianLikelihood(Identity(), y, 0.1)
+    assert torch.allclose(guided(lik, x0=y).final, plain(lik, x0=y).final, atol=1e-6)
+
+    meta = train(guided_cfg, tmp_path / "guided", progress=False)
+    assert math.isfinite(meta["val_psnr_final"])
+    assert load_model(tmp_path / "guided").model.cell.in_channels == 3
+    with pytest.raises(ValueError, match="another architecture"):
+        start_from(plain, str(tmp_path / "guided"), colour("opponent").model)
+
+
 def test_weight_average_is_what_validates_and_ships_and_resumes_exactly(image_folder, tmp_path):
     cfg = tiny_config(image_folder, ema=0.9)
     whole = train(cfg, tmp_path / "whole", progress=False)

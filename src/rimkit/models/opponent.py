@@ -18,6 +18,12 @@ a one-channel model sees at noise ``sigma / sqrt(3)``. The three channels of ``z
 the batch and restored by the same one-channel cell: a gray denoiser sees a luminance image and
 two chroma images, each at noise ``sigma / sqrt(3)`` (the colour transform of CBM3D).
 
+:class:`GuidedOpponentColorRIM` lets the channels see each other: its cell reads, beside each
+channel's gradient and estimate, the luminance estimate of the same image (CBM3D likewise
+filters the chroma with the luminance's block matches). Initialised from a gray or opponent
+model (``optim.init``, :func:`rimkit.models.utils.load_widened`), its guide weights start at
+zero, so it starts as that model.
+
 Example:
     >>> import torch
     >>> from rimkit.likelihood import GaussianLikelihood
@@ -161,3 +167,34 @@ class OpponentColorRIM(RIM):
 
     def extra_repr(self) -> str:
         return "opponent colour, " + super().extra_repr()
+
+
+class GuidedOpponentColorRIM(OpponentColorRIM):
+    """An :class:`OpponentColorRIM` whose one-channel cell also reads the luminance estimate:
+    each channel's cell input is ``concat(grad_t, eta_t, eta_t^luminance)`` (3 channels, or 2
+    for the GDN ablation), so chroma is restored knowing where the luminance has its edges.
+
+    Example:
+        >>> import torch
+        >>> from rimkit.models import build_rim
+        >>> rim = build_rim("restoration", 3, color="opponent-guided", features=8, hidden=8)
+        >>> rim.cell.in_channels, rim.cell.out_channels
+        (3, 1)
+    """
+
+    guide_channels = 1
+
+    @classmethod
+    def from_gray(cls, rim: RIM) -> OpponentColorRIM:
+        raise ValueError(
+            "a guided opponent-colour RIM's cell reads one more channel than a gray model's; "
+            "initialise it from a gray or opponent model in training (optim.init) instead"
+        )
+
+    def guide(self, eta: Tensor) -> Tensor:
+        n, _, h, w = eta.shape  # (3B, 1, H, W): luminance, chroma 1, chroma 2 of each image
+        luminance = eta.reshape(n // 3, 3, h, w)[:, :1]  # (B, 1, H, W)
+        return luminance.repeat_interleave(3, dim=0)  # (3B, 1, H, W)
+
+    def extra_repr(self) -> str:
+        return "luminance-guided " + super().extra_repr()

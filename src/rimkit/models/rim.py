@@ -119,6 +119,8 @@ class RIM(nn.Module):
       ``A^T y`` or an upsampled image; it enters as ``eta_0 = link.inverse(x0)`` (clamped into
       the link's range). Without ``x0``, ``eta_0 = 0`` with ``shape`` ``(B, C, H, W)``, or the
       shape of ``likelihood.y`` where that is an image with ``C`` channels.
+    - A subclass may give the cell ``guide_channels`` more input channels, made from the
+      estimate by its ``guide(eta)`` (e.g. :class:`~rimkit.models.opponent.GuidedOpponentColorRIM`).
     - ``uses_estimate=False`` is the GDN ablation: the cell sees only ``grad_t`` (``C``
       channels) instead of ``concat(grad_t, eta_t)`` (``2C``).
     - ``checkpoint=True`` recomputes each step's cell activations in the backward pass
@@ -145,6 +147,9 @@ class RIM(nn.Module):
         (5, torch.Size([1, 1, 16, 16]))
     """
 
+    guide_channels = 0
+    """Input channels the cell reads beyond the gradient and the estimate (see :meth:`guide`)."""
+
     def __init__(
         self,
         cell: nn.Module,
@@ -168,9 +173,11 @@ class RIM(nn.Module):
         if not isinstance(link, Link):
             raise ValueError(f"link must be a rimkit Link (see LINKS), got {type(link).__name__}")
         channels = cell.out_channels
-        expected = channels * (2 if uses_estimate else 1)
+        expected = channels * (2 if uses_estimate else 1) + self.guide_channels
         if cell.in_channels != expected:
             what = "concat(grad, estimate)" if uses_estimate else "the gradient alone"
+            if self.guide_channels:
+                what += f" and {self.guide_channels} guide channel(s)"
             raise ValueError(
                 f"the cell reads {cell.in_channels} channels but {what} has {expected} for "
                 f"{channels} image channels; build the cell with in_channels={expected}"
@@ -196,6 +203,10 @@ class RIM(nn.Module):
             f"uses_estimate={self.uses_estimate}, checkpoint={self.checkpoint}, "
             f"parameters={count_parameters(self):,}"
         )
+
+    def guide(self, eta: Tensor) -> Tensor | None:
+        """Extra cell inputs ``(B, guide_channels, H, W)`` made from ``eta``; none here."""
+        return None
 
     def _initial_eta(
         self, likelihood: Likelihood, x0: Tensor | None, shape: tuple[int, ...] | None
@@ -230,6 +241,9 @@ class RIM(nn.Module):
             inputs = grad  # (B, C, H, W)
             if self.uses_estimate:
                 inputs = torch.cat([grad, eta], dim=1)  # (B, 2C, H, W)
+            guide = self.guide(eta)
+            if guide is not None:
+                inputs = torch.cat([inputs, guide], dim=1)  # (B, 2C + guide_channels, H, W)
             if state is None:
                 state = self.cell.initial_state(inputs)
             with _autocast(eta.device, self.cell_dtype):
@@ -320,8 +334,10 @@ class RIMConfig:
     iterations, ``features`` the width of its proximal CNNs (default 32) and ``hidden`` their
     number of convolution layers (default 4); ``cell`` and ``link`` are then checked but unused.
     ``color: opponent`` (with ``channels: 3``) restores RGB images with a one-channel cell in
-    opponent colour coordinates (:class:`~rimkit.models.opponent.OpponentColorRIM`); the
-    default ``native`` works on the channels as given.
+    opponent colour coordinates (:class:`~rimkit.models.opponent.OpponentColorRIM`);
+    ``opponent-guided`` also gives that cell the luminance estimate as a third input
+    (:class:`~rimkit.models.opponent.GuidedOpponentColorRIM`); the default ``native`` works on
+    the channels as given.
 
     Example:
         >>> cfg = RIMConfig(cell="super_resolution", features=8, hidden=8, train_steps=5)
@@ -363,15 +379,22 @@ class RIMConfig:
 
     @property
     def cell_channels(self) -> int:
-        """The image channels the cell restores: 1 for ``color: opponent``, else ``channels``."""
+        """The image channels the cell restores: 1 for the opponent colours, else ``channels``."""
         return cell_channels(self.channels, self.color)
 
     def build(self) -> RIM | UnrolledProximalGradient:
         return build_rim(**self.to_dict())  # type: ignore[arg-type]
 
 
-COLORS = {"native": "the channels as given", "opponent": "RGB in opponent coordinates"}
+COLORS = {
+    "native": "the channels as given",
+    "opponent": "RGB in opponent coordinates",
+    "opponent-guided": "RGB in opponent coordinates, each channel's cell also reads the luminance",
+}
 """The colour handling a config may name (``RIMConfig.color``)."""
+
+OPPONENT_COLORS = ("opponent", "opponent-guided")
+"""The colour handlings that restore RGB with a one-channel cell in opponent coordinates."""
 
 DEFAULT_LINKS = {"restoration": "sigmoid", "super_resolution": "sigmoid", "mri": "identity"}
 """cell -> its link when none is named: images in [0, 1] go through a sigmoid; complex MRI
@@ -380,7 +403,7 @@ images (real and imaginary parts as channels) are signed and unbounded: identity
 
 def cell_channels(channels: int, color: str) -> int:
     """The channels a cell restores for images of ``channels`` with colour handling ``color``."""
-    return 1 if color == "opponent" else channels
+    return 1 if color in OPPONENT_COLORS else channels
 
 
 def default_link(cell: str) -> str:
@@ -413,7 +436,9 @@ def build_rim(
     learned unrolled baseline (:func:`~rimkit.models.unrolled.build_unrolled`). Without a
     ``link`` the cell's default is used (:data:`DEFAULT_LINKS`). ``color="opponent"`` builds
     an :class:`~rimkit.models.opponent.OpponentColorRIM` of RGB images (``channels=3``) around
-    a one-channel cell; ``"native"`` (default) a cell of all ``channels``.
+    a one-channel cell (``"opponent-guided"``: a
+    :class:`~rimkit.models.opponent.GuidedOpponentColorRIM`); ``"native"`` (default) a cell of
+    all ``channels``.
 
     Example:
         >>> rim = build_rim("restoration", channels=3, features=8, hidden=8)
@@ -426,9 +451,9 @@ def build_rim(
     _pick(COLORS, color, "color")
     link_cls = _pick(LINKS, default_link(cell) if link is None else link, "link")
     _pick({**VARIANTS, **unrolled.UNROLLED_VARIANTS}, variant, "variant")
-    if color == "opponent" and (channels != 3 or variant in unrolled.UNROLLED_VARIANTS):
+    if color in OPPONENT_COLORS and (channels != 3 or variant in unrolled.UNROLLED_VARIANTS):
         raise ValueError(
-            f"color 'opponent' is for RIMs of RGB images: channels 3 and a variant among "
+            f"color {color!r} is for RIMs of RGB images: channels 3 and a variant among "
             f"{', '.join(VARIANTS)}; got channels {channels!r}, variant {variant!r}"
         )
     if variant in unrolled.UNROLLED_VARIANTS:
@@ -447,9 +472,12 @@ def build_rim(
         raise ValueError(f"channels must be a positive int, got {channels!r}")
     widths = {k: v for k, v in (("features", features), ("hidden", hidden)) if v is not None}
     restored = cell_channels(channels, color)
-    in_channels = restored * (2 if uses_estimate else 1)
+    model_cls = {
+        "opponent": opponent.OpponentColorRIM,
+        "opponent-guided": opponent.GuidedOpponentColorRIM,
+    }.get(color, RIM)
+    in_channels = restored * (2 if uses_estimate else 1) + model_cls.guide_channels
     network = cell_cls(in_channels, restored, recurrent=recurrent, **widths)  # type: ignore[operator]
-    model_cls = opponent.OpponentColorRIM if color == "opponent" else RIM
     return model_cls(
         network,
         link_cls(),  # type: ignore[operator]

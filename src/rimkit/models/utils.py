@@ -104,3 +104,44 @@ def pad_to_multiple(x: Tensor, multiple: int, mode: str = "replicate") -> Tensor
     if mode == "reflect" and (ph >= h or pw >= w):
         mode = "replicate"  # reflect needs more pixels than it pads
     return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def load_widened(model: nn.Module, state: dict[str, Tensor]) -> list[str]:
+    """Load ``state`` into ``model`` where the model's convolutions may read more input channels
+    than ``state``'s: those weights are copied into the leading input channels and the new ones
+    start at zero, so the model computes what ``state``'s did. Returns the widened keys; any
+    other difference in keys or shapes is a ``ValueError``.
+
+    Example:
+        >>> wide, narrow = nn.Conv2d(3, 4, 3), nn.Conv2d(2, 4, 3)
+        >>> load_widened(wide, narrow.state_dict())
+        ['weight']
+        >>> bool(wide.weight[:, 2].abs().sum() == 0)
+        True
+    """
+    own = model.state_dict()
+    if set(own) != set(state):
+        missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        raise ValueError(f"the weights do not fit this model: missing {missing}, extra {extra}")
+    merged, widened = {}, []
+    for key, mine in own.items():
+        theirs = state[key]
+        if theirs.shape == mine.shape:
+            merged[key] = theirs
+        elif theirs.ndim == 4 and _wider_inputs(mine.shape, theirs.shape):
+            merged[key] = torch.zeros_like(mine)
+            merged[key][:, : theirs.shape[1]] = theirs
+            widened.append(key)
+        else:
+            raise ValueError(
+                f"the weights do not fit this model: {key} is {tuple(theirs.shape)} there, "
+                f"{tuple(mine.shape)} here"
+            )
+    model.load_state_dict(merged)
+    return widened
+
+
+def _wider_inputs(mine: torch.Size, theirs: torch.Size) -> bool:
+    """Whether a conv weight ``(out, in, k, k)`` of shape ``mine`` reads more inputs than
+    ``theirs`` and is otherwise the same."""
+    return mine[0] == theirs[0] and mine[2:] == theirs[2:] and mine[1] > theirs[1]

@@ -15,6 +15,7 @@ validation scores, ``best`` holds and ``model.safetensors`` ships; ``last`` hold
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -33,6 +34,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from rimkit.data import ImageFolder, PatchSampler, PatchSet, list_images, seeded, validation_patches
 from rimkit.io import atomic_write
 from rimkit.models import RIM, RIMConfig, trajectory_loss
+from rimkit.models.utils import load_widened
 from rimkit.tasks import Measurement, Task
 from rimkit.train.checkpoint import export_weights, load_checkpoint, read_meta, save_checkpoint
 from rimkit.train.config import ExperimentConfig, OptimConfig, build_tasks, resolve_folder
@@ -399,7 +401,8 @@ def _restore(
 
 
 ARCHITECTURE_KEYS = ("variant", "cell", "cell_channels", "link")
-"""What must match for ``optim.init``: a gray model's weights start an opponent-colour one."""
+"""What must match for ``optim.init``: a gray model's weights start an opponent-colour one (and
+a guided one, whose guide inputs then start at zero)."""
 
 
 def start_from(model: nn.Module, init: str, model_cfg: RIMConfig) -> None:
@@ -415,12 +418,20 @@ def start_from(model: nn.Module, init: str, model_cfg: RIMConfig) -> None:
     their_shapes = {k: tuple(v.shape) for k, v in source.model.state_dict().items()}
     if not differ and shapes != their_shapes:
         differ = [f"features {theirs.features} / hidden {theirs.hidden} there"]
+        if _guides(model) > _guides(source.model):  # e.g. opponent -> opponent-guided
+            with contextlib.suppress(ValueError):
+                load_widened(model, source.model.state_dict())
+                return
     if differ:
         raise ValueError(
             f"optim.init {init!r} is another architecture ({'; '.join(differ)}); give the model "
             "section of the run it came from"
         )
     model.load_state_dict(source.model.state_dict())
+
+
+def _guides(model: nn.Module) -> int:
+    return getattr(model, "guide_channels", 0)
 
 
 def dist_world() -> int:
