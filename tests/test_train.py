@@ -406,6 +406,8 @@ def test_an_opponent_run_starts_a_guided_run_that_restores_as_it_did(image_folde
     guided_cfg = colour("opponent-guided", init=str(tmp_path / "plain"))
     guided = guided_cfg.model.build()
     start_from(guided, str(tmp_path / "plain"), guided_cfg.model)
+    assert torch.equal(guided.cell.down.weight[:, :2], plain.cell.down.weight)
+    assert not guided.cell.down.weight[:, 2].any()  # the guide starts at zero
     y = torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(0))
     lik = GaussianLikelihood(Identity(), y, 0.1)
     assert torch.allclose(guided(lik, x0=y).final, plain(lik, x0=y).final, atol=1e-6)
