@@ -69,6 +69,13 @@ def parser(
         metavar="LABEL=NAME_OR_PATH",
         help=f"a RIM to measure (repeatable); default: {' '.join(models) or 'none'}",
     )
+    p.add_argument(
+        "--ensemble",
+        action="append",
+        default=[],
+        metavar="LABEL=K",
+        help="run --model LABEL as a self-ensemble of K = 2, 4 or 8 flips/rotations (repeatable)",
+    )
     p.add_argument("--baselines", default=baselines, help=f"comma list (default {baselines})")
     p.add_argument(
         "--output", default=str(BENCHMARKS_MD), help="the Markdown file to update (repo root)"
@@ -129,7 +136,9 @@ def load_models(
     from rimkit.zoo import load_model
 
     out = []
-    for label, source in parse_models(args.model, args.default_models):
+    pairs = parse_models(args.model, args.default_models)
+    ensembles = parse_ensembles(getattr(args, "ensemble", []), [label for label, _ in pairs])
+    for label, source in pairs:
         try:
             loaded = load_model(source)
         except ValueError as err:
@@ -141,7 +150,23 @@ def load_models(
             out.append(ModelEntry(label, source, None, why))
             continue
         curve = round(curve_factor * model.train_steps) if curve_factor else None
-        out.append(ModelEntry(label, source, rim_method(model, label, steps, curve)))
+        method = rim_method(model, label, steps, curve, ensemble=ensembles.get(label, 1))
+        out.append(ModelEntry(label, source, method))
+    return out
+
+
+def parse_ensembles(items: Sequence[str], labels: Sequence[str]) -> dict[str, int]:
+    """``--ensemble LABEL=K`` items as ``{label: K}``; exits naming a bad item."""
+    from rimkit.self_ensemble import SIZES
+
+    out = {}
+    for item in items:
+        label, _, size = item.partition("=")
+        if label not in labels:
+            sys.exit(f"--ensemble {item}: no --model labelled {label!r} (labels: {labels})")
+        if not size.isdigit() or int(size) not in SIZES:
+            sys.exit(f"--ensemble {item}: K must be one of {SIZES}")
+        out[label] = int(size)
     return out
 
 
@@ -218,6 +243,12 @@ def command() -> str:
 def write(args: argparse.Namespace, section: str, title: str, parts: Sequence[str]) -> Path:
     """Replace ``section`` of ``--output`` with a title, the provenance and ``parts``."""
     head = [f"## {title}", provenance(args.seed, command())]
+    if getattr(args, "ensemble", None):
+        runs = ", ".join(f"`{item.replace('=', '`: ')}" for item in args.ensemble)
+        head.append(
+            f"Self-ensemble rows ({runs} flips/rotations of each measurement, restored and "
+            "averaged; that many times the time): `rimkit reconstruct --ensemble K`."
+        )
     if args.limit:
         head.append(
             f"**Quick check on the first {args.limit} image(s) of each set (--limit): the means "

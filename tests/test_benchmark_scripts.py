@@ -124,3 +124,21 @@ def test_projections_curve_factor_sets_how_far_past_t_the_curves_go(data, tmp_pa
     assert all(float(r.split("|")[9]) > 0 for r in rows)  # the t=4T column was measured
     plain = run_script("projections.py", data, tmp_path / "C.md", *common)
     assert "| t=2T | T |" in plain and "t=3T" not in plain
+
+
+def test_a_self_ensemble_row_beside_the_plain_model(data, tmp_path):
+    text = run_script(
+        "denoise_rgb.py", data, tmp_path / "B.md", "--columns", "s=25",
+        "--model", "rgb=denoise-rgb", "--model", "rgb8=denoise-rgb", "--ensemble", "rgb8=8",
+    )  # fmt: skip
+    assert "Self-ensemble rows (`rgb8`: 8 flips/rotations" in text
+    rows: dict[str, str] = {}  # the first (PSNR) table's cells
+    for line in text.splitlines():
+        if line.startswith("| "):
+            rows.setdefault(line.split("|")[1].strip(), line.split("|")[2])
+    plain, ensemble = float(rows["rgb (ours)"].split()[0]), float(rows["rgb8 (ours)"].split()[0])
+    assert plain > 20 and ensemble > 20 and plain != ensemble
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "denoise_rgb.py"), "--data", str(data)]
+    cmd += ["--set", "images", "--model", "rgb=denoise-rgb", "--ensemble", "nope=8"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "no --model labelled 'nope'" in done.stderr

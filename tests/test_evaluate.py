@@ -271,12 +271,16 @@ def folder(tmp_path):
     return root
 
 
-def _model(tmp_path, tasks=None, name="rim.safetensors"):
+def _model(tmp_path, tasks=None, name="rim.safetensors", busy=False):
+    """A small RIM file; ``busy``: with a random output layer, so that it changes its input."""
     cfg = RIMConfig(features=4, hidden=4, train_steps=2)
     config = {"model": cfg.to_dict(), **({"tasks": tasks} if tasks is not None else {})}
     torch.manual_seed(0)
     path = tmp_path / name
-    export_weights(path, cfg.build(), {"config": config})
+    model = cfg.build()
+    if busy:
+        torch.nn.init.normal_(model.cell.out.weight, 0, 0.1)
+    export_weights(path, model, {"config": config})
     return path
 
 
@@ -436,3 +440,31 @@ def test_eval_refuses_an_output_folder_inside_the_data(tmp_path, capsys):
     )
     assert status == 2 and "inside --data" in err
     assert not (folder / "r").exists()
+
+
+def test_eval_self_ensemble_averages_flips_and_is_refused_for_projections(tmp_path, folder, capsys):
+    model = _model(tmp_path, [{"name": "denoise", "sigma": [0, 55]}], busy=True)
+    common = ["--model", model, "--data", folder, "--baselines", "none", "--quiet", "--limit", 1]
+    psnr = {}
+    for size in (1, 4):
+        out = tmp_path / f"e{size}"
+        argv = ["--task", "denoise", "--sigma", 25, "--ensemble", size, "--out", out, *common]
+        status, _, err = run_eval(capsys, *argv)
+        assert status == 0, err
+        with open(out / "results.csv") as handle:
+            psnr[size] = float(next(csv.DictReader(handle))["psnr"])
+        assert ("--ensemble 4" in (out / "summary.md").read_text()) == (size == 4)
+    assert psnr[1] != psnr[4]
+    status, _, err = run_eval(
+        capsys, "--task", "projection", "--ensemble", 2, "--out", tmp_path / "p", *common
+    )
+    assert status == 2 and "random projections do not" in err and "Traceback" not in err
+    assert not (tmp_path / "p").exists()
+
+
+def test_rim_method_fingerprint_names_the_ensemble():
+    model = build_rim(features=4, hidden=4, train_steps=2)
+    assert "ensemble" not in runner.rim_method(model).fingerprint
+    assert runner.rim_method(model, ensemble=8).fingerprint.endswith("self-ensemble 8")
+    with pytest.raises(ValueError, match="one of"):
+        runner.rim_method(model, ensemble=3)

@@ -44,10 +44,13 @@ RECONSTRUCT_EXAMPLE = """examples:
   rimkit reconstruct lr.png sr.png --task sr --scale 3 --trajectory steps.gif
   rimkit reconstruct holes.png filled.png --task inpaint --mask holes-mask.png
   rimkit reconstruct noisy.png out.png --task denoise --sigma 25 --model runs/denoise-gray
+  rimkit reconstruct noisy.png out.png --task denoise --sigma 25 --ensemble 8
 
 Measurements as written by `rimkit degrade` (the same --task, --sigma, --scale, mask and
 kernel). --model takes a shipped model name (see `rimkit models`), a run folder of `rimkit
-train` or a .safetensors file; by default the shipped model for the task."""
+train` or a .safetensors file; by default the shipped model for the task. --ensemble K
+restores K flips/rotations of the measurement and averages them (denoise, sr, inpaint; K
+times the time; BENCHMARKS.md has what it gains)."""
 
 DEFAULT_MODELS: dict[str, dict[int, str]] = {
     "denoise": {1: "denoise-gray", 3: "denoise-rgb"},
@@ -122,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--model", help="shipped model name, run folder or .safetensors file")
     rec.add_argument("--steps", type=int, help="RIM steps (default: the trained T)")
     rec.add_argument("--tile", type=int, help="reconstruct in overlapping tiles of this size")
+    rec.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        choices=[1, 2, 4, 8],
+        help="denoise/sr/inpaint: average over this many flips/rotations (K times the time)",
+    )
     rec.add_argument("--trajectory", metavar="FILE.gif|DIR", help="also write x_1..x_T")
     rec.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     rec.set_defaults(run=_run_reconstruct)
@@ -269,13 +279,15 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
         tile=args.tile,
         progress=not args.quiet,
         scales=trained_scales(loaded.config, loaded.card),
+        ensemble=args.ensemble,
     )
     write_image(output, result.image, force=args.force)
     if args.trajectory:
         write_trajectory(Path(args.trajectory), result.frames)
     if not args.quiet:
         shape = "x".join(str(s) for s in result.image.shape)
-        print(f"wrote {output} ({shape}) after {len(result.frames)} steps of {name}")
+        runs = f" (mean of {args.ensemble} flips/rotations)" if args.ensemble > 1 else ""
+        print(f"wrote {output} ({shape}) after {len(result.frames)} steps of {name}{runs}")
 
 
 def _default_model(task: str, image: np.ndarray) -> str:

@@ -41,8 +41,11 @@ from rimkit.operators import (
     gaussian_kernel,
 )
 from rimkit.reconstruct import RIMReconstructor
+from rimkit.self_ensemble import SelfEnsemble, check_size
 
 TASKS = ("denoise", "sr", "inpaint", "blur", "mri")
+ENSEMBLE_TASKS = ("denoise", "sr", "inpaint")
+"""Tasks whose operators commute with flips and rotations (:mod:`rimkit.self_ensemble`)."""
 SIGMA_MAX = 255.0
 AUTO_TILE_PIXELS = 2048 * 2048
 DEFAULT_TILE = 512
@@ -109,12 +112,20 @@ def restore(
     tile: int | None = None,
     progress: bool = False,
     scales: tuple[int, ...] | None = None,
+    ensemble: int = 1,
 ) -> Restored:
     """Reconstruct ``x`` from the measurement ``image`` (``(H, W[, C])``; complex k-space for
     MRI) with ``model``; ``sigma`` on the 0-255 scale. ``scales`` are the super-resolution
-    factors the model was trained for (others are refused); ``progress`` shows a bar."""
+    factors the model was trained for (others are refused); ``progress`` shows a bar;
+    ``ensemble`` averages the restorations of that many flips and rotations of the image
+    (1, 2, 4 or 8; :mod:`rimkit.self_ensemble`, tasks in :data:`ENSEMBLE_TASKS`)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    if check_size(ensemble) > 1 and task not in ENSEMBLE_TASKS:
+        raise ValueError(
+            f"a self-ensemble needs an operator that commutes with flips and rotations "
+            f"({', '.join(ENSEMBLE_TASKS)}); {task} has none: use ensemble 1"
+        )
     sigma255 = check_sigma(task, sigma)
     if task == "sr" and (isinstance(scale, bool) or int(scale) != scale or scale < 2):
         raise ValueError(f"scale must be an integer >= 2, got {scale}")
@@ -140,6 +151,8 @@ def restore(
     if task != "sr" and channels == 3 and model.channels == 1 and isinstance(model, RIM):
         model = OpponentColorRIM.from_gray(model)
     method = RIMReconstructor(model, steps, tile=tile, progress=progress)
+    if ensemble > 1:
+        method = SelfEnsemble(method, ensemble)
     run = lambda y: method(to_tensor(y), operator, sigma255 / 255.0)  # noqa: E731
     if task == "sr" and channels == 3 and model.channels == 1:
         return _restore_luma(image, run, int(scale))

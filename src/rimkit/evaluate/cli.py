@@ -120,6 +120,13 @@ def register(
     parser.add_argument("--limit", type=int, metavar="N", help="only the first N images")
     parser.add_argument("--seed", type=int, default=0, help="base seed (image i: seed + i)")
     parser.add_argument("--tile", type=int, help="RIM: reconstruct in tiles of this many px")
+    parser.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        choices=[1, 2, 4, 8],
+        help="RIM: average over this many flips/rotations of each image (K times the time)",
+    )
     parser.add_argument("--crop", type=int, default=96, help="crop size of the figure grids")
     parser.add_argument(
         "--threads", type=int, help="CPU threads for torch and BM3D alike (default: torch's)"
@@ -199,6 +206,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         limit=args.limit,
         seed=args.seed,
         tile=args.tile,
+        ensemble=args.ensemble,
         crop=args.crop,
         force=args.force,
         resume=args.resume,

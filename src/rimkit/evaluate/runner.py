@@ -66,6 +66,7 @@ from rimkit.operators import (
     MatrixProjection,
 )
 from rimkit.reconstruct import initial_estimate
+from rimkit.self_ensemble import SelfEnsemble, check_size
 
 __all__ = [
     "BASELINE_EXTRAS",
@@ -129,9 +130,12 @@ def rim_method(
     steps: int | None = None,
     curve_steps: int | None = None,
     tile: int | None = None,
+    ensemble: int = 1,
 ) -> Method:
     """A RIM as a :class:`Method`: run ``max(steps, curve_steps)`` steps (``steps`` defaults to
     the trained ``T``) and report step ``steps``; the later steps feed the convergence curve.
+    ``ensemble``: average the restorations of that many flips and rotations of each measurement
+    (:class:`rimkit.self_ensemble.SelfEnsemble`; 1, 2, 4 or 8).
 
     Example:
         >>> from rimkit.models import build_rim
@@ -147,6 +151,8 @@ def rim_method(
         raise ValueError(f"steps must be >= 1, got {steps}")
     total = max(report, curve_steps or 0)
     method = RIMReconstructor(model, steps=total, tile=tile)
+    if check_size(ensemble) > 1:
+        method = SelfEnsemble(method, ensemble)
 
     def run(case: Case) -> list[Tensor]:
         return method(case.y, case.operator, case.sigma).estimates
@@ -154,6 +160,8 @@ def rim_method(
     from rimkit.train.loop import weights_digest
 
     fingerprint = f"weights {weights_digest(model)[:16]}, steps {report}/{total}, tile {tile}"
+    if ensemble > 1:
+        fingerprint += f", self-ensemble {ensemble}"
     return Method(name, run, report, trained, fingerprint)
 
 
@@ -449,6 +457,7 @@ class EvalSpec:
     default :data:`DEFAULT_BASELINES`; an empty tuple runs none. ``baseline_options``: name ->
     constructor options. ``steps``: the RIM's reported step (default its trained ``T``);
     ``curve_steps``: run the RIM that far for the convergence curve (default ``steps``).
+    ``ensemble``: average the RIM over that many flips and rotations of each measurement.
     """
 
     task: str
@@ -471,6 +480,7 @@ class EvalSpec:
     limit: int | None = None
     seed: int = 0
     tile: int | None = None
+    ensemble: int = 1
     crop: int = 96
     force: bool = False
     resume: bool = False
@@ -502,6 +512,7 @@ class EvalSpec:
             ("--limit", self.limit),
             ("--tile", self.tile),
             ("--patches", self.patches),
+            ("--ensemble", self.ensemble if self.ensemble != 1 else None),
         ):
             if value is not None:
                 parts += [flag, str(value)]
@@ -710,6 +721,12 @@ def run_eval(spec: EvalSpec) -> Path:
     """Run ``rimkit eval``; returns the output folder (see the module docstring)."""
     if spec.task not in TASKS:
         raise ValueError(f"unknown task {spec.task!r}; known: {', '.join(TASKS)}")
+    check_size(spec.ensemble)
+    if spec.ensemble > 1 and spec.task == "projection":
+        raise ValueError(
+            "--ensemble needs an operator that commutes with flips and rotations (denoise, sr, "
+            "inpaint); random projections do not: leave --ensemble out"
+        )
     out = _check_out(spec)
     protocols = make_protocols(spec)
     names = DEFAULT_BASELINES[spec.task] if spec.baselines is None else spec.baselines
@@ -736,7 +753,7 @@ def run_eval(spec: EvalSpec) -> Path:
         tile = spec.tile if spec.task != "projection" else None
         if spec.tile and spec.task == "projection":
             _note(notes, "--tile is ignored for projections (32x32 patches run whole)")
-        method = rim_method(loaded.model, label, spec.steps, spec.curve_steps, tile)
+        method = rim_method(loaded.model, label, spec.steps, spec.curve_steps, tile, spec.ensemble)
         trained = method.trained_steps
         methods.append(method)
     methods += [baseline_method(n, spec.task, spec.baseline_options.get(n)) for n in names]
