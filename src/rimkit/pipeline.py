@@ -41,11 +41,9 @@ from rimkit.operators import (
     gaussian_kernel,
 )
 from rimkit.reconstruct import RIMReconstructor
-from rimkit.self_ensemble import SelfEnsemble, check_size
+from rimkit.self_ensemble import ENSEMBLE_TASKS, SelfEnsemble, check_size
 
 TASKS = ("denoise", "sr", "inpaint", "blur", "mri")
-ENSEMBLE_TASKS = ("denoise", "sr", "inpaint")
-"""Tasks whose operators commute with flips and rotations (:mod:`rimkit.self_ensemble`)."""
 SIGMA_MAX = 255.0
 AUTO_TILE_PIXELS = 2048 * 2048
 DEFAULT_TILE = 512

@@ -34,6 +34,9 @@ from rimkit.operators import BicubicDownsample, Identity, Inpainting, LinearOper
 SIZES = (1, 2, 4, 8)
 """How many transforms a self-ensemble may average."""
 
+ENSEMBLE_TASKS = ("denoise", "sr", "inpaint")
+"""Tasks whose operators commute with flips and rotations (see :func:`transform_operator`)."""
+
 
 def transform(x: Tensor, k: int) -> Tensor:
     """The ``k``-th symmetry of the pixel grid (0 identity, 1-3 flips, 4-7 transposed ones)."""
@@ -88,7 +91,6 @@ class SelfEnsemble:
     def __init__(self, method: Callable[..., Trajectory], size: int = 8) -> None:
         self.method = method
         self.size = check_size(size)
-        self.name = getattr(method, "name", "method")
 
     def __call__(
         self,

@@ -66,7 +66,7 @@ from rimkit.operators import (
     MatrixProjection,
 )
 from rimkit.reconstruct import initial_estimate
-from rimkit.self_ensemble import SelfEnsemble, check_size
+from rimkit.self_ensemble import ENSEMBLE_TASKS, SelfEnsemble, check_size
 
 __all__ = [
     "BASELINE_EXTRAS",
@@ -722,7 +722,7 @@ def run_eval(spec: EvalSpec) -> Path:
     if spec.task not in TASKS:
         raise ValueError(f"unknown task {spec.task!r}; known: {', '.join(TASKS)}")
     check_size(spec.ensemble)
-    if spec.ensemble > 1 and spec.task == "projection":
+    if spec.ensemble > 1 and spec.task not in ENSEMBLE_TASKS:
         raise ValueError(
             "--ensemble needs an operator that commutes with flips and rotations (denoise, sr, "
             "inpaint); random projections do not: leave --ensemble out"
