@@ -124,6 +124,18 @@ def test_denoise_sigma_is_drawn_per_sample_in_range():
     assert torch.corrcoef(torch.stack([per_sample_std, m.sigma]))[0, 1] > 0.9
 
 
+def test_projection_sigma_in_image_units_scales_by_the_row_norm():
+    x = torch.rand(64, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    task = dict(kinds=("bernoulli",), ratio=(0.25, 0.25), sigma=(5, 50))
+    per_measurement = ProjectionTask(**task).sample(x, seeded(3))
+    image = ProjectionTask(**task, sigma_units="image").sample(x, seeded(3))
+    # same draws; rows of +-1/sqrt(m) have norm sqrt(n / m) = 2
+    torch.testing.assert_close(image.sigma, 2 * per_measurement.sigma)
+    noise = (image.y - image.operator(image.target)).flatten(1).std(dim=1)
+    assert torch.corrcoef(torch.stack([noise, image.sigma]))[0, 1] > 0.9
+    assert (noise / image.sigma).mean().item() == pytest.approx(1.0, abs=0.05)
+
+
 def test_mixture_draws_tasks_by_weight():
     mix = TaskMixture([DenoiseTask(), SuperResolutionTask(scales=(2,))], [3.0, 1.0])
     names = [mix.sample(torch.rand(1, 1, 8, 8), seeded(0, i)).name for i in range(400)]
@@ -143,6 +155,7 @@ def test_mri_task_hits_the_acceleration_range():
         (lambda: DenoiseTask(sigma=(30, 10)), "sigma"),
         (lambda: InpaintTask(fraction=(0.5, 1.0)), "fraction"),
         (lambda: ProjectionTask(kinds=("uniform",)), "known: gaussian"),
+        (lambda: ProjectionTask(sigma_units="pixels"), "known: measurement, image"),
         (lambda: MRITask(acceleration=(0.5, 2)), "acceleration"),
         (lambda: MRITask(mask="radial"), "known: columns"),
         (lambda: SuperResolutionTask(scales=(2.5,)), "integers"),

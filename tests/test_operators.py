@@ -32,6 +32,7 @@ from rimkit.operators import (
     motion_kernel,
     random_mask,
     random_projection,
+    rms_row_norm,
     variable_density_mask,
 )
 from rimkit.operators.base import inner
@@ -335,6 +336,25 @@ def test_fourier_projection_rows_are_orthonormal():
     # each drawn complex row has unit norm: |Re|^2 + |Im|^2 = 1
     norms = gram.diagonal()[:m] + gram.diagonal()[m:]
     torch.testing.assert_close(norms, torch.ones(m, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "bernoulli", "fourier"])
+def test_rms_row_norm_is_that_of_the_dense_matrix(kind):
+    op = random_projection(
+        kind, (1, 6, 6), 0.3, batch=2, generator=torch.Generator().manual_seed(1)
+    )
+    eye = torch.eye(36).reshape(36, 1, 6, 6)
+    for b in range(2):
+        columns = torch.stack([op(eye[j : j + 1].expand(2, -1, -1, -1))[b] for j in range(36)])
+        expected = (columns.pow(2).sum() / columns.shape[1]).sqrt()  # ||A||_F^2 / rows
+        torch.testing.assert_close(rms_row_norm(op, 2)[b], expected)
+    if kind == "bernoulli":
+        torch.testing.assert_close(rms_row_norm(op, 2), torch.full((2,), (36 / 11) ** 0.5))
+
+
+def test_rms_row_norm_refuses_other_operators():
+    with pytest.raises(TypeError, match="random projection"):
+        rms_row_norm(Identity())
 
 
 def test_projections_are_seeded():

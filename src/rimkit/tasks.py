@@ -37,6 +37,7 @@ from rimkit.operators import (
     gaussian_2d_mask,
     random_mask,
     random_projection,
+    rms_row_norm,
     variable_density_mask,
 )
 from rimkit.reconstruct import initial_estimate
@@ -148,15 +149,27 @@ class InpaintTask:
         return Measurement(op, y, sigma, x, initial_estimate(op, y), "inpaint")
 
 
+SIGMA_UNITS = ("measurement", "image")
+"""What a projection task's ``sigma`` measures: each measurement's noise, or image units."""
+
+
 @dataclass
 class ProjectionTask:
     """Random projections of the flattened patch, ensemble drawn uniformly per batch, ratio
     ``m / n`` drawn per batch; each sample has its own matrix.
-    The estimate starts at ``x0 = 0.5``."""
+    The estimate starts at ``x0 = 0.5``.
+
+    ``sigma_units`` says what the drawn ``sigma`` is: ``"measurement"``, the std of each
+    measurement's noise; ``"image"``, the noise in image units along each measured direction,
+    so that each measurement's noise is ``sigma * rms_row_norm(A)`` (``sqrt(n / m)`` times larger
+    for the matrix ensembles, whose rows have norm ``sqrt(n / m)``) and a measurement of a pixel's
+    worth of signal is as noisy as a pixel in denoising at the same ``sigma``.
+    """
 
     kinds: tuple[str, ...] = PROJECTION_KINDS
     ratio: tuple[float, float] = (0.1, 0.5)
     sigma: tuple[float, float] = (0.0, 0.0)
+    sigma_units: str = "measurement"
 
     def __post_init__(self) -> None:
         unknown = [k for k in self.kinds if k not in PROJECTION_KINDS]
@@ -164,13 +177,20 @@ class ProjectionTask:
             raise ValueError(f"unknown projections {unknown}; known: {', '.join(PROJECTION_KINDS)}")
         _check_range(self.ratio, "ratio", 1e-6, 1.0)
         _check_range(self.sigma, "sigma", 0.0, 255.0)
+        if self.sigma_units not in SIGMA_UNITS:
+            raise ValueError(
+                f"unknown sigma_units {self.sigma_units!r}; known: {', '.join(SIGMA_UNITS)}"
+            )
 
     def sample(self, x: Tensor, generator: torch.Generator) -> Measurement:
         kind = self.kinds[int(torch.randint(len(self.kinds), (1,), generator=generator))]
         ratio = float(_uniform(self.ratio, 1, generator))
         op = random_projection(kind, tuple(x.shape[1:]), ratio, len(x), generator, x.dtype)
         op = op.to(device=x.device)
-        sigma, y = _measure(op, x, _uniform(self.sigma, len(x), generator), generator)
+        sigma255 = _uniform(self.sigma, len(x), generator)
+        if self.sigma_units == "image":
+            sigma255 = sigma255 * rms_row_norm(op, len(x)).to(sigma255)
+        sigma, y = _measure(op, x, sigma255, generator)
         return Measurement(op, y, sigma, x, initial_estimate(op, y, like=x), kind)
 
 

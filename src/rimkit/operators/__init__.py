@@ -25,6 +25,7 @@ from rimkit.operators.projection import (
     FourierProjection,
     MatrixProjection,
     random_projection,
+    rms_row_norm,
 )
 
 __all__ = [
@@ -54,5 +55,6 @@ __all__ = [
     "motion_kernel",
     "random_mask",
     "random_projection",
+    "rms_row_norm",
     "variable_density_mask",
 ]

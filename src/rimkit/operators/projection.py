@@ -135,6 +135,28 @@ class FourierProjection(LinearOperator):
         return image.real
 
 
+def rms_row_norm(operator: MatrixProjection | FourierProjection, batch: int = 1) -> Tensor:
+    """Root-mean-square norm of the rows of ``A``, one per sample: ``sqrt(||A||_F^2 / len(y))``.
+
+    ``sqrt(n / m)`` for the matrix ensembles (exactly for Bernoulli); ``1 / sqrt 2`` for the
+    Fourier rows, each complex row of norm 1 giving a real and an imaginary measurement. Noise of
+    std ``sigma * rms_row_norm`` on every measurement is noise ``sigma`` in image units along each
+    measured direction, as in denoising.
+
+    Example:
+        >>> import torch
+        >>> op = random_projection("bernoulli", (1, 8, 8), ratio=0.25, batch=2)
+        >>> rms_row_norm(op, 2).tolist()   # sqrt(64 / 16)
+        [2.0, 2.0]
+    """
+    if isinstance(operator, MatrixProjection):
+        matrix = operator._batched(batch, operator.matrix.dtype)  # (B, m, n)
+        return matrix.pow(2).mean(dim=1).sum(dim=1).sqrt()
+    if isinstance(operator, FourierProjection):
+        return torch.full((batch,), 0.5**0.5)
+    raise TypeError(f"rms_row_norm takes a random projection, got {type(operator).__name__}")
+
+
 def random_projection(
     kind: str,
     image_shape: tuple[int, int, int],
