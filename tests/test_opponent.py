@@ -16,6 +16,7 @@ from rimkit.models.opponent import (
     GuidedOpponentColorRIM,
     OpponentColorRIM,
     OpponentLikelihood,
+    TaggedOpponentColorRIM,
     from_opponent,
     opponent_matrix,
     to_opponent,
@@ -148,6 +149,36 @@ def test_widened_opponent_weights_restore_exactly_what_the_opponent_model_did():
     with torch.no_grad():
         guided.cell.down.weight[:, 2].normal_()  # now the luminance steers the chroma
     assert not torch.allclose(guided(lik, x0=y.clamp(0, 1)).final, want, atol=1e-4)
+
+
+def test_the_tags_name_each_folded_channel_beside_the_luminance_guide():
+    rim = build_rim("restoration", 3, color="opponent-tagged", **SMALL)
+    assert isinstance(rim, TaggedOpponentColorRIM) and rim.cell.in_channels == 5
+    eta = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(6, 1, 2, 2)  # 2 images, folded
+    guide = rim.guide(eta)
+    assert guide.shape == (6, 3, 2, 2)
+    for image in range(2):
+        for channel, tags in enumerate([(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)]):
+            assert torch.equal(guide[3 * image + channel, :1], eta[3 * image])
+            for k, tag in enumerate(tags):
+                assert torch.equal(guide[3 * image + channel, 1 + k], torch.full((2, 2), tag))
+    assert RIMConfig(channels=3, color="opponent-tagged").cell_channels == 1
+
+
+def test_tagged_weights_widened_from_a_guided_model_restore_what_it_did():
+    guided = _perturbed(
+        build_rim("restoration", 3, color="opponent-guided", train_steps=3, **SMALL)
+    )
+    tagged = build_rim("restoration", 3, color="opponent-tagged", train_steps=3, **SMALL)
+    assert load_widened(tagged, guided.state_dict()) == ["cell.down.weight"]
+    x = smooth_images(2, 16, torch.Generator().manual_seed(2), channels=3)
+    lik, y = denoising(x, sigma=0.1)
+    want, got = guided(lik, x0=y.clamp(0, 1)).final, tagged(lik, x0=y.clamp(0, 1)).final
+    assert torch.allclose(got, want, atol=1e-6)
+    with torch.no_grad():
+        tagged.cell.down.weight[:, 4].normal_()  # the second chroma channel now differs
+    changed = tagged(lik, x0=y.clamp(0, 1)).final
+    assert not torch.allclose(changed, want, atol=1e-4)
 
 
 def test_weights_that_do_not_widen_are_named():

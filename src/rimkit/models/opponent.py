@@ -198,3 +198,32 @@ class GuidedOpponentColorRIM(OpponentColorRIM):
 
     def extra_repr(self) -> str:
         return "luminance-guided " + super().extra_repr()
+
+
+class TaggedOpponentColorRIM(GuidedOpponentColorRIM):
+    """A :class:`GuidedOpponentColorRIM` whose cell also reads which channel it restores: its
+    guide is ``concat(eta^luminance, [c == 1], [c == 2])``, two constant maps that are zero for
+    the luminance and pick out each chroma channel, so one cell can restore the smooth chroma
+    differently from the luminance. Initialised from a guided, opponent or gray model
+    (``optim.init``), the tag weights start at zero, so it starts as that model.
+
+    Example:
+        >>> import torch
+        >>> from rimkit.models import build_rim
+        >>> rim = build_rim("restoration", 3, color="opponent-tagged", features=8, hidden=8)
+        >>> rim.cell.in_channels
+        5
+        >>> rim.guide(torch.zeros(3, 1, 2, 2))[:, 1:].amax(dim=(2, 3)).tolist()
+        [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]
+    """
+
+    guide_channels = 3
+
+    def guide(self, eta: Tensor) -> Tensor:
+        n, _, h, w = eta.shape  # (3B, 1, H, W): luminance, chroma 1, chroma 2 of each image
+        tags = torch.eye(3, dtype=eta.dtype, device=eta.device)[:, 1:]  # (3, 2)
+        tags = tags.repeat(n // 3, 1).view(n, 2, 1, 1).expand(n, 2, h, w)  # (3B, 2, H, W)
+        return torch.cat([super().guide(eta), tags], dim=1)  # (3B, 3, H, W)
+
+    def extra_repr(self) -> str:
+        return "channel-tagged " + super().extra_repr()

@@ -390,10 +390,11 @@ COLORS = {
     "native": "the channels as given",
     "opponent": "RGB in opponent coordinates",
     "opponent-guided": "RGB in opponent coordinates, each channel's cell also reads the luminance",
+    "opponent-tagged": "as opponent-guided, and each cell also reads which channel it restores",
 }
 """The colour handling a config may name (``RIMConfig.color``)."""
 
-OPPONENT_COLORS = ("opponent", "opponent-guided")
+OPPONENT_COLORS = ("opponent", "opponent-guided", "opponent-tagged")
 """The colour handlings that restore RGB with a one-channel cell in opponent coordinates."""
 
 DEFAULT_LINKS = {"restoration": "sigmoid", "super_resolution": "sigmoid", "mri": "identity"}
@@ -437,7 +438,8 @@ def build_rim(
     ``link`` the cell's default is used (:data:`DEFAULT_LINKS`). ``color="opponent"`` builds
     an :class:`~rimkit.models.opponent.OpponentColorRIM` of RGB images (``channels=3``) around
     a one-channel cell (``"opponent-guided"``: a
-    :class:`~rimkit.models.opponent.GuidedOpponentColorRIM`); ``"native"`` (default) a cell of
+    :class:`~rimkit.models.opponent.GuidedOpponentColorRIM`; ``"opponent-tagged"``: a
+    :class:`~rimkit.models.opponent.TaggedOpponentColorRIM`); ``"native"`` (default) a cell of
     all ``channels``.
 
     Example:
@@ -475,6 +477,7 @@ def build_rim(
     model_cls = {
         "opponent": opponent.OpponentColorRIM,
         "opponent-guided": opponent.GuidedOpponentColorRIM,
+        "opponent-tagged": opponent.TaggedOpponentColorRIM,
     }.get(color, RIM)
     in_channels = restored * (2 if uses_estimate else 1) + model_cls.guide_channels
     network = cell_cls(in_channels, restored, recurrent=recurrent, **widths)  # type: ignore[operator]
