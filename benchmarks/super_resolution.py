@@ -38,7 +38,12 @@ def _cell(psnr: float, ssim: float, published: tuple[float, float] | None, tol: 
 
 
 def main() -> None:
-    p = C.parser(__doc__.splitlines()[0], models=["rim-sr=sr"], baselines="bicubic,tv")
+    p = C.parser(
+        __doc__.splitlines()[0],
+        models=["rim-sr=sr"],
+        baselines="bicubic,tv",
+        section=("super-resolution", "Super-resolution, Y channel"),
+    )
     p.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     args = p.parse_args()
     C.setup(args)
@@ -90,7 +95,7 @@ def main() -> None:
         limit = "; --limit" if args.limit else ""
         parts.append(f"### {name} ({n} images{limit})\n\n" + C.table(rows))
     parts.append(C.missing_note(models))
-    C.write(args, "super-resolution", "Super-resolution, Y channel", [p for p in parts if p])
+    C.write(args, args.section, args.title, [p for p in parts if p])
 
 
 if __name__ == "__main__":

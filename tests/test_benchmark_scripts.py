@@ -142,3 +142,25 @@ def test_a_self_ensemble_row_beside_the_plain_model(data, tmp_path):
     cmd += ["--set", "images", "--model", "rgb=denoise-rgb", "--ensemble", "nope=8"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "no --model labelled 'nope'" in done.stderr
+
+
+def test_super_resolution_writes_the_section_it_is_given(tmp_path):
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "data" / "eval" / "Set5"
+    folder.mkdir(parents=True)
+    ramp = np.linspace(0, 255, 48)[None, :, None] * np.ones((48, 1, 3))
+    image = np.clip(ramp + rng.normal(0, 10, ramp.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(image).save(folder / "a.png")
+    out = tmp_path / "B.md"
+    out.write_text("# Benchmarks\n")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "super_resolution.py")]
+    cmd += ["--data", str(tmp_path / "data"), "--sets", "Set5", "--baselines", "bicubic"]
+    cmd += ["--model", "absent=no-such-model", "--quiet", "--threads", "1", "--output", str(out)]
+    cmd += ["--section", "sr-extra", "--title", "SR, more"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert "<!-- begin: sr-extra -->\n## SR, more" in text
+    assert "<!-- begin: super-resolution -->" not in text
+    bicubic = next(line for line in text.splitlines() if line.startswith("| bicubic (ours)"))
+    assert all(float(cell.split("/")[0]) > 20 for cell in bicubic.split("|")[2:5])
