@@ -167,6 +167,29 @@ def test_denoise_patches_are_seeded_crops_each_with_its_own_noise():
         DenoiseProtocol(25, patch=16, patches=0)
 
 
+@pytest.mark.parametrize("sigma", [-1.0, math.nan, math.inf])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda s: DenoiseProtocol(s),
+        lambda s: InpaintProtocol(0.5, sigma=s),
+        lambda s: ProjectionProtocol("gaussian", 0.3, sigma=s),
+        lambda s: add_noise(torch.zeros(1, 1, 2, 2), s, seed=0),
+    ],
+    ids=["denoise", "inpaint", "projection", "add_noise"],
+)
+def test_noise_sigma_must_be_finite_and_non_negative(make, sigma):
+    with pytest.raises(ValueError, match="sigma must be a finite number >= 0 on the 0-255 scale"):
+        make(sigma)
+
+
+def test_noisy_settings_name_their_sigma():
+    assert InpaintProtocol(0.5).setting == "missing=0.5"
+    assert InpaintProtocol(0.5, sigma=10).setting == "missing=0.5,sigma=10"
+    assert ProjectionProtocol("fourier", 0.25).setting == "fourier,m/n=0.25"
+    assert ProjectionProtocol("fourier", 0.25, sigma=2.5).setting == "fourier,m/n=0.25,sigma=2.5"
+
+
 def test_quantised_variant_is_on_the_8bit_grid():
     case = DenoiseProtocol(25, quantize=True).cases(_smooth((16, 16)), 0, "x")[0]
     levels = case.y * 255

@@ -151,6 +151,16 @@ def _check_seed(seed: object) -> None:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
 
 
+def _check_sigma(sigma: float) -> None:
+    if not (math.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"sigma must be a finite number >= 0 on the 0-255 scale, got {sigma}")
+
+
+def _noise_suffix(sigma: float) -> str:
+    """``",sigma=S"`` for a setting's label where there is noise, else nothing."""
+    return f",sigma={sigma:g}" if sigma else ""
+
+
 def _display(x: Tensor) -> np.ndarray:
     return np.clip(from_tensor(x), 0.0, 1.0)
 
@@ -166,8 +176,7 @@ def add_noise(x: Tensor, sigma: float, seed: int, quantize: bool = False) -> Ten
         >>> bool((add_noise(x, 25, seed=1) < 0).any())    # no clipping
         True
     """
-    if not (math.isfinite(sigma) and sigma >= 0):
-        raise ValueError(f"sigma must be a finite number >= 0 on the 0-255 scale, got {sigma}")
+    _check_sigma(sigma)
     return _noisy(x, sigma, _generator(seed), quantize)
 
 
@@ -204,8 +213,7 @@ class DenoiseProtocol:
     task = "denoise"
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.sigma) and self.sigma >= 0):
-            raise ValueError(f"sigma must be a finite number >= 0 (0-255 scale), got {self.sigma}")
+        _check_sigma(self.sigma)
         _check_seed(self.seed)
         _check_patching(self.patch, self.patches)
 
@@ -371,15 +379,13 @@ class InpaintProtocol:
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.fraction) < 1.0:
             raise ValueError(f"the missing fraction must lie in [0, 1), got {self.fraction}")
-        if not (math.isfinite(self.sigma) and self.sigma >= 0):
-            raise ValueError(f"sigma must be a finite number >= 0, got {self.sigma}")
+        _check_sigma(self.sigma)
         _check_seed(self.seed)
         _check_patching(self.patch, self.patches)
 
     @property
     def setting(self) -> str:
-        noise = f",sigma={self.sigma:g}" if self.sigma else ""
-        return f"missing={self.fraction:g}{noise}"
+        return f"missing={self.fraction:g}{_noise_suffix(self.sigma)}"
 
     def describe(self) -> dict:
         return {"protocol": "inpaint", **asdict(self)}
@@ -427,15 +433,13 @@ class ProjectionProtocol:
             )
         if not 0.0 < float(self.ratio) <= 1.0:
             raise ValueError(f"ratio must lie in (0, 1], got {self.ratio}")
-        if not (math.isfinite(self.sigma) and self.sigma >= 0):
-            raise ValueError(f"sigma must be a finite number >= 0, got {self.sigma}")
+        _check_sigma(self.sigma)
         _check_seed(self.seed)
         _check_patching(self.patch, self.patches)
 
     @property
     def setting(self) -> str:
-        noise = f",sigma={self.sigma:g}" if self.sigma else ""
-        return f"{self.kind},m/n={self.ratio:g}{noise}"
+        return f"{self.kind},m/n={self.ratio:g}{_noise_suffix(self.sigma)}"
 
     def describe(self) -> dict:
         return {"protocol": "projection", **asdict(self)}
