@@ -120,3 +120,13 @@ def test_the_architecture_line_names_an_opponent_colour_model():
     assert "one-channel cell in opponent colour coordinates" in line and "1,000 parameters" in line
     guided = ship._architecture(arch | {"color": "opponent-guided"})
     assert "opponent colour coordinates that also reads the luminance estimate" in guided
+
+
+def test_each_shipped_card_is_the_writer_rendering_of_its_json():
+    """A card's Markdown never drifts from the facts in its JSON (edit the JSON, re-render)."""
+    ship = _script()
+    cards = sorted((SCRIPT.parents[1] / "src" / "rimkit" / "zoo" / "weights").glob("*.json"))
+    assert cards
+    for path in cards:
+        card = json.loads(path.read_text())
+        assert ship._markdown(card) == path.with_suffix(".md").read_text(), path.name
