@@ -188,7 +188,7 @@ def _markdown(card: dict) -> str:
         f"| iterations | {card['iterations']} x batch {card['batch_size']} = "
         f"{card['patches_seen']:,} patches; shipped weights: {card['checkpoint']} |",
         f"| wall time | {card['wall_time_hours']} h on {card['trained_on']} |",
-        *[f"| fine-tuned from | {_origin(step)} |" for step in card.get("fine_tuned_from", [])],
+        *[f"| fine-tuned from | {_origin(step)} |" for step in card["fine_tuned_from"]],
         f"| validation PSNR per step (held-out patches) | {card['validation_psnr_per_step']} |",
         "",
         "## Measured scores",
