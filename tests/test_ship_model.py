@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from rimkit.train import train
 from test_train import tiny_config
 
@@ -130,3 +132,33 @@ def test_each_shipped_card_is_the_writer_rendering_of_its_json():
     for path in cards:
         card = json.loads(path.read_text())
         assert ship._markdown(card) == path.with_suffix(".md").read_text(), path.name
+
+
+def _render_script():
+    path = SCRIPT.with_name("render_cards.py")
+    spec = importlib.util.spec_from_file_location("render_cards", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_render_cards_rewrites_only_the_markdown_an_edited_json_changed(tmp_path):
+    render = _render_script()
+    source = SCRIPT.parents[1] / "src" / "rimkit" / "zoo" / "weights"
+    for name in ("sr", "3task"):
+        for suffix in (".json", ".md"):
+            (tmp_path / f"{name}{suffix}").write_text((source / f"{name}{suffix}").read_text())
+    assert render.render_cards([], tmp_path) == []
+    card = json.loads((tmp_path / "sr.json").read_text())
+    card["scores"]["a new score"] = "1.00 dB"
+    (tmp_path / "sr.json").write_text(json.dumps(card))
+    assert render.render_cards([], tmp_path) == [tmp_path / "sr.md"]
+    assert "- a new score: 1.00 dB" in (tmp_path / "sr.md").read_text()
+    assert (tmp_path / "3task.md").read_text() == (source / "3task.md").read_text()
+
+
+def test_render_cards_names_a_missing_card_and_the_known_ones(tmp_path):
+    render = _render_script()
+    (tmp_path / "sr.json").write_text("{}")
+    with pytest.raises(SystemExit, match=r"no card named nope .*\(cards: sr\)"):
+        render.render_cards(["nope"], tmp_path)
