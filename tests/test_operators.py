@@ -17,6 +17,7 @@ from scipy import ndimage
 
 from rimkit.likelihood import AutogradLikelihood, GaussianLikelihood
 from rimkit.operators import (
+    SIE,
     BicubicDownsample,
     Blur,
     CartesianMRI,
@@ -24,6 +25,7 @@ from rimkit.operators import (
     FourierProjection,
     Identity,
     Inpainting,
+    Lensing,
     LinearOperator,
     box_kernel,
     fft2c,
@@ -86,6 +88,20 @@ OPERATORS: dict[str, Case] = {
     "mri-as-channels": Case(
         lambda g: ComplexAsChannels(CartesianMRI(variable_density_mask((8, 8), 2.0, generator=g))),
         (2, 2, 8, 8),
+    ),
+    "lensing-sie": Case(
+        lambda g: Lensing.from_lens(
+            SIE(torch.tensor([0.9, 1.2]), torch.tensor([0.6, 1.0]), 0.4, (0.1, -0.2), (0.05, 0.02)),
+            image_size=(9, 10),
+            image_fov=3.0,
+            source_size=(7, 6),
+            source_fov=(1.6, 1.4),
+        ),
+        (2, 1, 7, 6),
+    ),
+    "lensing-psf": Case(
+        lambda g: Blur(gaussian_kernel(0.8)) @ Lensing.from_lens(SIE(1.0, 0.7), 8, 3.0, 6, 2.0),
+        (1, 2, 6, 6),
     ),
     "composition": Case(
         lambda g: Inpainting(random_mask((1, 1, 8, 8), 0.3, g)) @ Blur(box_kernel(3)),

@@ -13,6 +13,7 @@ from rimkit.operators.base import (
 from rimkit.operators.bicubic import BicubicDownsample, bicubic_upsample, imresize_matrix
 from rimkit.operators.blur import BOUNDARIES, Blur, box_kernel, gaussian_kernel, motion_kernel
 from rimkit.operators.inpaint import Inpainting, random_mask
+from rimkit.operators.lensing import SIE, Lensing, angular_grid
 from rimkit.operators.mri import (
     CartesianMRI,
     fft2c,
@@ -31,6 +32,7 @@ from rimkit.operators.projection import (
 __all__ = [
     "BOUNDARIES",
     "PROJECTION_KINDS",
+    "SIE",
     "Adjoint",
     "BicubicDownsample",
     "Blur",
@@ -40,8 +42,10 @@ __all__ = [
     "FourierProjection",
     "Identity",
     "Inpainting",
+    "Lensing",
     "LinearOperator",
     "MatrixProjection",
+    "angular_grid",
     "bicubic_upsample",
     "box_kernel",
     "channels_to_complex",
