@@ -10,6 +10,7 @@ from rimkit.data import ImageFolder, PatchSampler, PatchSet, dihedral, seeded, v
 from rimkit.tasks import (
     DenoiseTask,
     InpaintTask,
+    LensingTask,
     MRITask,
     ProjectionTask,
     SuperResolutionTask,
@@ -97,6 +98,8 @@ TASKS = [
     ProjectionTask(ratio=(0.2, 0.4), sigma=(0, 5)),
     MRITask(acceleration=(1.5, 5.2)),
     MRITask(mask="points"),
+    LensingTask(sigma=(0, 5)),
+    LensingTask(psf=1.0, axis_ratio=(0.3, 0.9)),
 ]
 
 
@@ -149,6 +152,20 @@ def test_mri_task_hits_the_acceleration_range():
     assert rates.min() >= 32 / 16.5 and rates.max() <= 32 / 7.5
 
 
+def test_lensing_task_draws_a_lens_per_sample_within_its_ranges():
+    task = LensingTask(einstein_radius=(0.4, 0.5), axis_ratio=(0.6, 0.8), sigma=(0, 0))
+    x = torch.rand(16, 1, 24, 24, generator=torch.Generator().manual_seed(0))
+    m = task.sample(x, seeded(4))
+    assert m.name == "lensing" and m.x0.unique().tolist() == [0.5]
+    images = m.operator(torch.ones_like(x))  # which image pixels see the source at all
+    assert len({tuple(image.flatten().tolist()) for image in images}) == 16
+    x_img = torch.linspace(-1, 1, 25)[:-1] + 1 / 24  # pixel centres over image_fov 2
+    radius = torch.hypot(*torch.meshgrid(x_img, x_img, indexing="ij"))
+    # pixels near the Einstein ring see the centre of the source, whatever the lens's shape
+    ring = (radius > 0.42) & (radius < 0.48)
+    assert images[:, 0][:, ring].min() > 0.99
+
+
 @pytest.mark.parametrize(
     ("build", "message"),
     [
@@ -159,6 +176,10 @@ def test_mri_task_hits_the_acceleration_range():
         (lambda: MRITask(acceleration=(0.5, 2)), "acceleration"),
         (lambda: MRITask(mask="radial"), "known: columns"),
         (lambda: SuperResolutionTask(scales=(2.5,)), "integers"),
+        (lambda: LensingTask(axis_ratio=(0.0, 1.0)), "axis_ratio"),
+        (lambda: LensingTask(einstein_radius=(0.6, 0.3)), "einstein_radius"),
+        (lambda: LensingTask(image_fov=0.0), "image_fov must be > 0"),
+        (lambda: LensingTask(psf=-1.0), "psf must be >= 0"),
         (lambda: TaskMixture([DenoiseTask()], [-1.0]), "non-negative"),
     ],
 )

@@ -57,7 +57,7 @@ INITIAL_ESTIMATES: dict[type, Callable[[LinearOperator, Tensor], Tensor]] = {
 """Operator type -> the initial estimate its training tasks use; others start at 0.5."""
 
 
-FLAT_START_TASKS = frozenset({"projection"})
+FLAT_START_TASKS = frozenset({"projection", "lensing"})
 """Training tasks whose operators have no entry in :data:`INITIAL_ESTIMATES` (flat start)."""
 
 

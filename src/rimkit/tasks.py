@@ -28,13 +28,17 @@ from rimkit.likelihood import GaussianLikelihood
 from rimkit.noise import GaussianNoise, simulate
 from rimkit.operators import (
     PROJECTION_KINDS,
+    SIE,
     BicubicDownsample,
+    Blur,
     CartesianMRI,
     ComplexAsChannels,
     Identity,
     Inpainting,
+    Lensing,
     LinearOperator,
     gaussian_2d_mask,
+    gaussian_kernel,
     random_mask,
     random_projection,
     rms_row_norm,
@@ -226,6 +230,58 @@ class MRITask:
 
 
 @dataclass
+class LensingTask:
+    """Strong lensing: each patch is a background source behind its own random lens.
+
+    The patch spans ``source_fov`` (angle units) on the source plane; the observed image has
+    the patch's pixel count over ``image_fov``. Per sample: an SIE with Einstein radius and
+    axis ratio drawn from their ranges, a uniform orientation, a centre within ``offset`` of
+    the source's and an external shear of strength up to ``shear`` in a uniform direction;
+    the image is blurred by a Gaussian PSF of ``psf`` image pixels (0: none). The estimate
+    starts at the flat 0.5 source.
+    """
+
+    einstein_radius: tuple[float, float] = (0.3, 0.6)
+    axis_ratio: tuple[float, float] = (0.5, 1.0)
+    offset: float = 0.05
+    shear: float = 0.05
+    source_fov: float = 1.0
+    image_fov: float = 2.0
+    psf: float = 0.0
+    sigma: tuple[float, float] = (0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        _check_range(self.einstein_radius, "einstein_radius", 0.0, 1e6)
+        _check_range(self.axis_ratio, "axis_ratio", 1e-3, 1.0)
+        _check_range(self.sigma, "sigma", 0.0, 255.0)
+        for name in ("offset", "shear", "psf"):
+            if not 0.0 <= getattr(self, name) < 1e6:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("source_fov", "image_fov"):
+            if not 0.0 < getattr(self, name) < 1e6:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+    def sample(self, x: Tensor, generator: torch.Generator) -> Measurement:
+        b, _, h, w = x.shape
+        turn = _uniform((0.0, 2 * torch.pi), 3 * b, generator).reshape(3, b)
+        reach = self.offset * torch.sqrt(_uniform((0.0, 1.0), b, generator))
+        strength = _uniform((0.0, self.shear), b, generator)
+        lens = SIE(
+            einstein_radius=_uniform(self.einstein_radius, b, generator),
+            axis_ratio=_uniform(self.axis_ratio, b, generator),
+            angle=turn[0] / 2,
+            center=(reach * torch.cos(turn[1]), reach * torch.sin(turn[1])),
+            shear=(strength * torch.cos(turn[2]), strength * torch.sin(turn[2])),
+        )
+        op = Lensing.from_lens(lens, (h, w), self.image_fov, (h, w), self.source_fov)
+        if self.psf > 0:
+            op = Blur(gaussian_kernel(self.psf)) @ op
+        op = op.to(device=x.device, dtype=x.dtype)
+        sigma, y = _measure(op, x, _uniform(self.sigma, b, generator), generator)
+        return Measurement(op, y, sigma, x, initial_estimate(op, y, like=x), "lensing")
+
+
+@dataclass
 class TaskMixture:
     """Draw one of ``tasks`` per batch with probabilities proportional to ``weights``."""
 
@@ -253,5 +309,6 @@ TASKS: dict[str, type] = {
     "inpaint": InpaintTask,
     "projection": ProjectionTask,
     "mri": MRITask,
+    "lensing": LensingTask,
 }
 """Task name -> class, for configs."""
