@@ -20,6 +20,7 @@ from rimkit.evaluate.benchmarking import provenance, replace_section
 from rimkit.evaluate.protocols import (
     DenoiseProtocol,
     InpaintProtocol,
+    LensingProtocol,
     ProjectionProtocol,
     SuperResolutionProtocol,
     add_noise,
@@ -174,9 +175,10 @@ def test_denoise_patches_are_seeded_crops_each_with_its_own_noise():
         lambda s: DenoiseProtocol(s),
         lambda s: InpaintProtocol(0.5, sigma=s),
         lambda s: ProjectionProtocol("gaussian", 0.3, sigma=s),
+        lambda s: LensingProtocol(0.45, sigma=s),
         lambda s: add_noise(torch.zeros(1, 1, 2, 2), s, seed=0),
     ],
-    ids=["denoise", "inpaint", "projection", "add_noise"],
+    ids=["denoise", "inpaint", "projection", "lensing", "add_noise"],
 )
 def test_noise_sigma_must_be_finite_and_non_negative(make, sigma):
     with pytest.raises(ValueError, match="sigma must be a finite number >= 0 on the 0-255 scale"):
@@ -188,6 +190,8 @@ def test_noisy_settings_name_their_sigma():
     assert InpaintProtocol(0.5, sigma=10).setting == "missing=0.5,sigma=10"
     assert ProjectionProtocol("fourier", 0.25).setting == "fourier,m/n=0.25"
     assert ProjectionProtocol("fourier", 0.25, sigma=2.5).setting == "fourier,m/n=0.25,sigma=2.5"
+    assert LensingProtocol(0.3).setting == "einstein=0.3"
+    assert LensingProtocol(0.3, sigma=5, psf=1.5).setting == "einstein=0.3,psf=1.5,sigma=5"
 
 
 def test_quantised_variant_is_on_the_8bit_grid():
@@ -226,6 +230,23 @@ def test_inpaint_and_projection_protocols_are_reproducible():
     assert [c.image for c in first] == [c.image for c in second]
     assert all(torch.equal(a.y, b.y) for a, b in zip(first, second, strict=True))
     assert first[0].y.shape == (1, 64) and first[0].setting == "bernoulli,m/n=0.25"
+
+
+def test_lensing_protocol_draws_a_seeded_lens_per_patch():
+    image = _smooth((40, 48), 15)
+    protocol = LensingProtocol(0.4, sigma=5, psf=1.0, patch=16, patches=3, seed=2)
+    first, second = protocol.cases(image, 1, "img"), protocol.cases(image, 1, "img")
+    assert [c.image for c in first] == [c.image for c in second] and len(first) == 3
+    assert all(torch.equal(a.y, b.y) for a, b in zip(first, second, strict=True))
+    ops = [c.operator for c in first]
+    ones = torch.ones(1, 1, 16, 16, dtype=torch.float64)
+    assert not torch.allclose(ops[0](ones), ops[1](ones))  # each patch has its own lens
+    assert first[0].y.shape == (1, 1, 16, 16) and first[0].sigma == pytest.approx(5 / 255)
+    assert runner.tuned_setting(first[0]) == ("lensing", pytest.approx(0.4))
+    with pytest.raises(ValueError, match="einstein_radius must be > 0"):
+        LensingProtocol(0.0)
+    with pytest.raises(ValueError, match="psf must be a width >= 0"):
+        LensingProtocol(0.4, psf=-1.0)
 
 
 def test_constant_patches_are_drawn_again_unless_the_image_is_flat():
@@ -481,8 +502,33 @@ def test_eval_self_ensemble_averages_flips_and_is_refused_for_projections(tmp_pa
     status, _, err = run_eval(
         capsys, "--task", "projection", "--ensemble", 2, "--out", tmp_path / "p", *common
     )
-    assert status == 2 and "random projections do not" in err and "Traceback" not in err
+    assert status == 2 and "projection does not" in err and "Traceback" not in err
     assert not (tmp_path / "p").exists()
+
+
+def test_eval_lensing_runs_a_rim_and_baselines_and_refuses_the_ensemble(tmp_path, folder, capsys):
+    model = _model(tmp_path, [{"name": "projection", "sigma": [0, 55]}], busy=True)
+    out = tmp_path / "lens"
+    status, _, err = run_eval(
+        capsys, "--model", model, "--task", "lensing", "--data", folder, "--patch", 16,
+        "--patches", 2, "--einstein-radius", 0.3, 0.5, "--psf", 1, "--sigma", 5,
+        "--baselines", "tv", "--baseline-option", "tv.iterations=3", "--out", out, "-q",
+    )  # fmt: skip
+    assert status == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    settings = ["einstein=0.3,psf=1,sigma=5", "einstein=0.5,psf=1,sigma=5"]
+    assert summary["settings"] == settings and summary["methods"] == ["rim", "tv"]
+    with open(out / "results.csv") as handle:
+        assert (
+            len(list(csv.DictReader(handle))) == 3 * 2 * 2 * 2
+        )  # images x patches x radii x methods
+    md = (out / "summary.md").read_text()
+    assert "--einstein-radius 0.3 0.5 --psf 1" in md
+    status, _, err = run_eval(
+        capsys, "--task", "lensing", "--data", folder, "--ensemble", 2, "--baselines", "tv",
+        "--out", tmp_path / "e",
+    )  # fmt: skip
+    assert status == 2 and "lensing does not" in err and not (tmp_path / "e").exists()
 
 
 def test_rim_method_fingerprint_names_the_ensemble():

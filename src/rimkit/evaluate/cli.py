@@ -40,6 +40,8 @@ EXAMPLES = """examples:
       --baseline-option tv.iterations=50 --limit 2          # baselines only
   rimkit eval --model runs/3task --task projection --data ../shared/data/eval/BSD68 \\
       --kinds gaussian fourier --ratio 0.1 0.5 --curve-steps 40
+  rimkit eval --model 3task --task lensing --data ../shared/data/eval/BSD68 \\
+      --einstein-radius 0.3 0.45 --psf 1 --sigma 5 --baselines tv,cg-tikhonov
 
 Writes into --out (default evals/LABEL-TASK): results.csv (per image), summary.md and
 summary.json (means), convergence.csv (+ convergence.png with matplotlib: rimkit[plot]), a
@@ -63,7 +65,8 @@ def register(
         description=(
             "Evaluate a RIM and classical baselines on a folder of images under a published "
             "protocol (denoising: DnCNN / RIM paper; super-resolution: Y channel, MATLAB "
-            "bicubic; inpainting; random projections of 32x32 patches)."
+            "bicubic; inpainting; random projections of 32x32 patches; strong lensing of "
+            "patches by random SIE lenses)."
         ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -72,7 +75,9 @@ def register(
         "--model", metavar="NAME_OR_PATH", help="shipped model, run folder or .safetensors"
     )
     parser.add_argument("--label", help="the model's name in tables (default: its name or rim)")
-    parser.add_argument("--task", required=True, choices=["denoise", "sr", "inpaint", "projection"])
+    parser.add_argument(
+        "--task", required=True, choices=["denoise", "sr", "inpaint", "projection", "lensing"]
+    )
     parser.add_argument("--data", required=True, metavar="DIR", help="folder of images")
     parser.add_argument(
         "--sigma", type=float, nargs="+", help="noise std, 0-255 (denoise: 15 25 50; else 0)"
@@ -95,9 +100,20 @@ def register(
         "--ratio", type=float, nargs="+", default=[0.1, 0.3, 0.5], help="projection m/n"
     )
     parser.add_argument(
+        "--einstein-radius",
+        type=float,
+        nargs="+",
+        default=[0.45],
+        help="lensing: Einstein radii, in source-patch widths (default 0.45)",
+    )
+    parser.add_argument(
+        "--psf", type=float, default=0.0, help="lensing: Gaussian PSF width in pixels (0: none)"
+    )
+    parser.add_argument(
         "--patches",
         type=int,
-        help="patches per image (projection: default 4; inpaint: whole images unless given)",
+        help="patches per image (projection, lensing: default 4; inpaint: whole images unless "
+        "given)",
     )
     parser.add_argument("--patch", type=int, default=32, help="patch size (default 32)")
     parser.add_argument(
@@ -196,6 +212,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         fractions=tuple(args.fraction),
         kinds=tuple(args.kinds),
         ratios=tuple(args.ratio),
+        einstein_radii=tuple(args.einstein_radius),
+        psf=args.psf,
         patch=args.patch,
         patches=args.patches,
         quantize=args.quantize,

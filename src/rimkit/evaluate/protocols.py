@@ -18,6 +18,8 @@ Protocol`                  'bicubic')`` rounded to 8 bits; RGB images: the Y cha
 :class:`InpaintProtocol`   a random pixel mask with a fixed missing fraction
 :class:`ProjectionProtocol` 32 x 32 patches at seeded positions (constant ones drawn again),
                            one random projection each
+:class:`LensingProtocol`   patches as background sources, each behind its own seeded SIE lens
+                           (:class:`rimkit.tasks.LensingTask`) of a fixed Einstein radius
 =========================  ================================================================
 
 Scores: the estimate is clipped to ``[0, 1]`` and rounded to 8 bits, then PSNR (peak 1 on
@@ -62,6 +64,7 @@ __all__ = [
     "Case",
     "DenoiseProtocol",
     "InpaintProtocol",
+    "LensingProtocol",
     "ProjectionProtocol",
     "Protocol",
     "SuperResolutionProtocol",
@@ -454,4 +457,61 @@ class ProjectionProtocol:
             shown = _display(op.adjoint(y))
             sigma = self.sigma / 255.0
             out.append(Case(label, self.setting, x, op, y, sigma, 0, shown, "projection"))
+        return out
+
+
+@dataclass(frozen=True)
+class LensingProtocol:
+    """Strong lensing: each ``patch x patch`` patch (at positions drawn from the seed
+    ``seed + index``) is a source behind its own lens, drawn from the same generator by
+    :class:`rimkit.tasks.LensingTask` with the Einstein radius fixed at ``einstein_radius``
+    (in units of the source patch's width; the image spans twice the source's field), a PSF of
+    ``psf`` image pixels and noise ``sigma`` (0-255 scale). ``display`` is the observed image.
+
+    Example:
+        >>> p = LensingProtocol(0.45, patches=2)
+        >>> cases = p.cases(np.random.rand(40, 40), 0, "img")
+        >>> len(cases), cases[0].setting, cases[0].y.shape
+        (2, 'einstein=0.45', torch.Size([1, 1, 32, 32]))
+    """
+
+    einstein_radius: float = 0.45
+    sigma: float = 0.0
+    psf: float = 0.0
+    seed: int = 0
+    patch: int = 32
+    patches: int = 4
+    task = "lensing"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.einstein_radius) and self.einstein_radius > 0):
+            raise ValueError(f"einstein_radius must be > 0, got {self.einstein_radius}")
+        if not (math.isfinite(self.psf) and self.psf >= 0):
+            raise ValueError(f"psf must be a width >= 0 in pixels, got {self.psf}")
+        _check_sigma(self.sigma)
+        _check_seed(self.seed)
+        _check_patching(self.patch, self.patches)
+
+    @property
+    def setting(self) -> str:
+        psf = f",psf={self.psf:g}" if self.psf else ""
+        return f"einstein={self.einstein_radius:g}{psf}{_noise_suffix(self.sigma)}"
+
+    def describe(self) -> dict:
+        return {"protocol": "lensing", **asdict(self)}
+
+    def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
+        from rimkit.tasks import LensingTask
+
+        radius, level = (self.einstein_radius,) * 2, (self.sigma,) * 2
+        task = LensingTask(einstein_radius=radius, psf=self.psf, sigma=level)
+        gen = _generator(self.seed + index)
+        out = []
+        for label, crop in _crops(as_image(image), name, self.patch, self.patches, gen):
+            x = to_tensor(crop, torch.float64)  # (1, C, p, p)
+            m = task.sample(x, gen)
+            sigma = self.sigma / 255.0
+            out.append(
+                Case(label, self.setting, x, m.operator, m.y, sigma, 0, _display(m.y), "lensing")
+            )
         return out

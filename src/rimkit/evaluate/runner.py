@@ -52,6 +52,7 @@ from rimkit.evaluate.protocols import (
     Case,
     DenoiseProtocol,
     InpaintProtocol,
+    LensingProtocol,
     ProjectionProtocol,
     Protocol,
     SuperResolutionProtocol,
@@ -61,8 +62,11 @@ from rimkit.evaluate.report import write_report as _write_report
 from rimkit.operators import (
     PROJECTION_KINDS,
     BicubicDownsample,
+    Composition,
     FourierProjection,
     Inpainting,
+    Lensing,
+    LinearOperator,
     MatrixProjection,
 )
 from rimkit.reconstruct import initial_estimate
@@ -88,12 +92,15 @@ __all__ = [
     "tuned_setting",
 ]
 
-TASKS = ("denoise", "sr", "inpaint", "projection")
+TASKS = ("denoise", "sr", "inpaint", "projection", "lensing")
+PATCH_TASKS = ("projection", "lensing")
+"""Tasks evaluated on small patches with a global operator: run whole, drawn at 4x."""
 DEFAULT_BASELINES: dict[str, tuple[str, ...]] = {
     "denoise": ("tv",),
     "sr": ("bicubic",),
     "inpaint": ("tv",),
     "projection": ("tv",),
+    "lensing": ("tv",),
 }
 """Baselines run when none are named: cheap ones (BM3D takes seconds per image)."""
 
@@ -168,7 +175,7 @@ def rim_method(
 def tuned_setting(case: Case) -> tuple[str, float]:
     """The tuning table's ``(task, level)`` nearest to a case, read off its operator:
     denoising sigma (0-255), super-resolution scale, inpainting missing fraction, projection
-    ensemble and ratio ``m / n``.
+    ensemble and ratio ``m / n``, lensing Einstein radius.
 
     Example:
         >>> import torch
@@ -182,6 +189,9 @@ def tuned_setting(case: Case) -> tuple[str, float]:
         return "sr", float(op.scale)
     if isinstance(op, Inpainting):
         return "inpaint", float(1 - op.mask.float().mean())
+    lensing = _lensing_of(op)
+    if lensing is not None:
+        return "lensing", lensing.einstein_radius
     n = case.truth[0].numel()
     if isinstance(op, FourierProjection):
         return "fourier", op.rows.shape[1] / n
@@ -190,6 +200,15 @@ def tuned_setting(case: Case) -> tuple[str, float]:
         kind = "bernoulli" if torch.allclose(magnitudes, magnitudes.flatten()[0]) else "gaussian"
         return kind, op.matrix.shape[-2] / n
     return "denoise", case.sigma * 255.0
+
+
+def _lensing_of(op: LinearOperator) -> Lensing | None:
+    """The :class:`Lensing` inside ``op`` (itself, or a factor of a composition with a PSF)."""
+    if isinstance(op, Lensing):
+        return op
+    if isinstance(op, Composition):
+        return _lensing_of(op.outer) or _lensing_of(op.inner)
+    return None
 
 
 def baseline_method(
@@ -472,6 +491,8 @@ class EvalSpec:
     ratios: tuple[float, ...] = (0.1, 0.3, 0.5)
     patch: int = 32
     patches: int | None = None
+    einstein_radii: tuple[float, ...] = (0.45,)
+    psf: float = 0.0
     quantize: bool = False
     baselines: tuple[str, ...] | None = None
     baseline_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -499,6 +520,9 @@ class EvalSpec:
             parts += ["--fraction", *(f"{f:g}" for f in self.fractions)]
         if self.task == "projection":
             parts += ["--kinds", *self.kinds, "--ratio", *(f"{r:g}" for r in self.ratios)]
+        if self.task == "lensing":
+            parts += ["--einstein-radius", *(f"{r:g}" for r in self.einstein_radii)]
+            parts += ["--psf", f"{self.psf:g}"]
         if self.quantize:
             parts.append("--quantize")
         if self.baselines is not None:
@@ -551,6 +575,14 @@ def make_protocols(spec: EvalSpec) -> list[Protocol]:
         return [
             InpaintProtocol(float(f), float(s), seed, patch, patches)
             for f in spec.fractions
+            for s in sigmas
+        ]
+    if spec.task == "lensing":
+        return [
+            LensingProtocol(
+                float(r), float(s), float(spec.psf), seed, spec.patch, spec.patches or 4
+            )
+            for r in spec.einstein_radii
             for s in sigmas
         ]
     return [
@@ -725,7 +757,7 @@ def run_eval(spec: EvalSpec) -> Path:
     if spec.ensemble > 1 and spec.task not in ENSEMBLE_TASKS:
         raise ValueError(
             "--ensemble needs an operator that commutes with flips and rotations (denoise, sr, "
-            "inpaint); random projections do not: leave --ensemble out"
+            f"inpaint); {spec.task} does not: leave --ensemble out"
         )
     out = _check_out(spec)
     protocols = make_protocols(spec)
@@ -750,9 +782,10 @@ def run_eval(spec: EvalSpec) -> Path:
         loaded = load_model(spec.model)
         channels = _check_model(spec, loaded, notes)
         label = label or (loaded.card.name if loaded.card else "rim")
-        tile = spec.tile if spec.task != "projection" else None
-        if spec.tile and spec.task == "projection":
-            _note(notes, "--tile is ignored for projections (32x32 patches run whole)")
+        patch_task = spec.task in PATCH_TASKS
+        tile = None if patch_task else spec.tile
+        if spec.tile and patch_task:
+            _note(notes, f"--tile is ignored for {spec.task} (its patches run whole)")
         method = rim_method(loaded.model, label, spec.steps, spec.curve_steps, tile, spec.ensemble)
         trained = method.trained_steps
         methods.append(method)
@@ -854,8 +887,8 @@ def write_outputs(
         panels = [("truth", truth), ("measurement", case.display)]
         for method, (estimate, value) in example["results"].items():
             panels.append((f"{method}\n{value:.2f} dB", estimate))
-        crop = spec.crop if spec.task != "projection" else truth.shape[0]
-        zoom = 2 if spec.task != "projection" else 4
+        crop = truth.shape[0] if spec.task in PATCH_TASKS else spec.crop
+        zoom = 4 if spec.task in PATCH_TASKS else 2
         path = out / f"grid-{_slug(setting)}.png"
         files[f"grid:{setting}"] = atomic_write_bytes(path, crop_grid(panels, crop, zoom))
         images.append((f"{setting}: {case.image} (crop)", path))

@@ -171,6 +171,7 @@ class Lensing(LinearOperator):
         )
         self.source_size = (hs, ws)
         self.image_size = tuple(positions.shape[1:3])
+        self.einstein_radius = math.nan  # the lens's mean theta_E, when built by from_lens
         # continuous source-pixel coordinates of each image pixel: (B, H*W)
         col = (positions[..., 0] + fov_x / 2) * (ws / fov_x) - 0.5
         row = (positions[..., 1] + fov_y / 2) * (hs / fov_y) - 0.5
@@ -203,7 +204,9 @@ class Lensing(LinearOperator):
         )
         x, y = angular_grid(image_size, image_fov, dtype=dtype)
         beta = lens.source_positions(x, y)
-        return cls(beta if beta.ndim == 4 else beta[None], source_size, source_fov)
+        op = cls(beta if beta.ndim == 4 else beta[None], source_size, source_fov)
+        op.einstein_radius = float(torch.as_tensor(lens.einstein_radius).detach().mean())
+        return op
 
     def _batch(self, b: int) -> tuple[Tensor, Tensor]:
         if self.index.shape[0] not in (1, b):

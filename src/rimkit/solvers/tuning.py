@@ -100,7 +100,7 @@ NOISELESS_GRID: tuple[float, ...] = _logspace(-5, -0.5, 10)
 """Weights tried for the noiseless tasks: 10 from ``10^-5`` to ``10^-0.5``, half a decade apart."""
 
 PROJECTIONS = ("gaussian", "bernoulli", "fourier")
-TASK_NAMES = ("denoise", "sr", "inpaint", *PROJECTIONS)
+TASK_NAMES = ("denoise", "sr", "inpaint", *PROJECTIONS, "lensing")
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,8 @@ class Setting:
             task = tasks.SuperResolutionTask(scales=(int(level),))
         elif self.task == "inpaint":
             task = tasks.InpaintTask(fraction=(level, level))
+        elif self.task == "lensing":
+            task = tasks.LensingTask(einstein_radius=(level, level))
         else:
             task = tasks.ProjectionTask(kinds=(self.task,), ratio=(level, level))
         return task.sample(x, generator)
@@ -161,10 +163,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("gaussian", 0.25, crop=32, crops_per_image=8),
     Setting("bernoulli", 0.25, crop=32, crops_per_image=8),
     Setting("fourier", 0.25, crop=32, crops_per_image=8),
+    Setting("lensing", 0.45, crop=32, crops_per_image=8),
 )
 """The tuned settings: one 64x64 crop per image; eight 32x32 crops per image for the random
 projections (the paper's patch size), whose PSNR varies much from crop to crop (a random
-Fourier ensemble of 256 rows misses the mean, the DC coefficient, 3 times in 4)."""
+Fourier ensemble of 256 rows misses the mean, the DC coefficient, 3 times in 4), and for
+lensing, whose lenses differ from crop to crop."""
 
 
 def psnr(estimate: Tensor, target: Tensor) -> Tensor:
@@ -375,14 +379,15 @@ def report(
                 "over random crops of each training image (settings: crops_per_image); "
                 "every solver starts at the "
                 "task's x0 (rimkit.tasks; y for denoising, bicubic for sr, mean-filled for "
-                "inpainting, 0.5 for projections); denoising is noisy, the other tasks noiseless"
+                "inpainting, 0.5 for projections and lensing); denoising is noisy, the other "
+                "tasks noiseless"
             ),
             "date": datetime.date.today().isoformat(),
             "command": "python -m rimkit.solvers.tuning " + " ".join(sys.argv[1:]),
             "images": [rel(f) for f in files],
             "settings": [dataclasses.asdict(s) for s in settings],
             "levels": "denoise: sigma (0-255); sr: scale; inpaint: missing fraction; "
-            "gaussian/bernoulli/fourier: ratio m/n",
+            "gaussian/bernoulli/fourier: ratio m/n; lensing: Einstein radius (source widths)",
             "grid": grids,
             "iterations": {r.baseline: r.iterations for r in results},
             "seed": seed,
@@ -452,9 +457,9 @@ def default_weight(
     The nearest tuned level of that baseline and task is used (on a log scale; see
     :func:`tuned_entry`). Without a tuned entry for the baseline and task (or without the
     table) the class default ``weight`` is returned. ``task`` is one of ``denoise``, ``sr``,
-    ``inpaint``, ``gaussian``, ``bernoulli``, ``fourier`` (also accepted: ``projection-<kind>``
-    and measurement names such as ``sr-x2``); ``path`` defaults to the shipped
-    ``defaults.json``.
+    ``inpaint``, ``gaussian``, ``bernoulli``, ``fourier``, ``lensing`` (also accepted:
+    ``projection-<kind>`` and measurement names such as ``sr-x2``); ``path`` defaults to the
+    shipped ``defaults.json``.
 
     Example:
         >>> default_weight("cg-tikhonov", "denoise", 20) in (
