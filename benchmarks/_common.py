@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from rimkit.evaluate import Evaluation, Method, baseline_method, evaluate, load_images, rim_method
@@ -215,6 +216,40 @@ def run(
     except ValueError as err:
         sys.exit(f"error: {err}")
     return result, len(images)
+
+
+CURVE_MULTIPLES = (0.5, 1, 1.5, 2, 3, 4)
+"""The steps, as multiples of T, that a PSNR-against-t table shows (up to its curve factor)."""
+
+
+def multiple_name(multiple: float) -> str:
+    return {0.5: "T/2", 1: "T"}.get(multiple, f"{multiple:g}T")
+
+
+def curve_table(
+    result: Evaluation,
+    methods: Sequence[Method],
+    groups: Sequence[tuple[str, Sequence[str]]],
+    curve_factor: float,
+) -> list[list[str]]:
+    """PSNR against step t of each RIM (rows: method x group of settings, mean over the group's
+    settings) at t = 1 and the :data:`CURVE_MULTIPLES` of its T up to ``curve_factor``."""
+    multiples = [m for m in CURVE_MULTIPLES if m <= curve_factor]
+    rows = [["method", "task", "t=1", *(f"t={multiple_name(m)}" for m in multiples), "T"]]
+    for method in methods:
+        steps = method.trained_steps
+        if not steps:
+            continue
+        for group, settings in groups:
+            curves = [result.curves.get(s, {}).get(method.name) for s in settings]
+            curves = [c for c in curves if c]
+            if not curves:
+                continue
+            mean = list(np.mean([c[: min(map(len, curves))] for c in curves], axis=0))
+            ts = [1, *(max(1, round(m * steps)) for m in multiples)]
+            cells = [cell(mean[t - 1]) if t <= len(mean) else "-" for t in ts]
+            rows.append([method.name, group, *cells, str(steps)])
+    return rows
 
 
 def cell(value: float, digits: int = 2) -> str:

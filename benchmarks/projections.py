@@ -14,7 +14,6 @@ ratio m/n; then the same models on inpainting and denoising, tasks they never sa
 from __future__ import annotations
 
 import _common as C
-import numpy as np
 
 from rimkit.evaluate import DenoiseProtocol, InpaintProtocol, ProjectionProtocol
 from rimkit.operators import PROJECTION_KINDS
@@ -22,18 +21,6 @@ from rimkit.operators import PROJECTION_KINDS
 # The RIM paper shows this experiment as figures only (no table to quote): RIM above FFN and
 # GDN for all three ensembles, still improving past the 20 trained steps, and transferring to
 # inpainting without retraining. No published numbers are typed in here.
-
-
-CURVE_MULTIPLES = (0.5, 1, 1.5, 2, 3, 4)
-"""The steps, as multiples of T, that the PSNR-against-t table shows (up to --curve-factor)."""
-
-
-def _name(multiple: float) -> str:
-    return {0.5: "T/2", 1: "T"}.get(multiple, f"{multiple:g}T")
-
-
-def _at(curve: list[float], t: int) -> str:
-    return C.cell(curve[t - 1]) if 1 <= t <= len(curve) else "-"
 
 
 def main() -> None:
@@ -84,21 +71,11 @@ def main() -> None:
             row.append(C.cell(result.mean(proto.setting, method)) if present else C.MISSING)
         tables[proto.task].append(row)
 
-    trained = {m.name: m.trained_steps for m in methods if m.trained_steps}
-    multiples = [m for m in CURVE_MULTIPLES if m <= args.curve_factor]
-    curve_rows = [["method", "task", "t=1", *(f"t={_name(m)}" for m in multiples), "T"]]
     groups = [(k, [p.setting for p in projection if p.kind == k]) for k in PROJECTION_KINDS]
     groups.append(("inpaint", [p.setting for p in inpaint]))
     groups.append(("denoise", [p.setting for p in denoise]))
-    for method, steps in trained.items():
-        for group, settings in groups:
-            curves = [result.curves.get(s, {}).get(method) for s in settings]
-            curves = [c for c in curves if c]
-            if not curves:
-                continue
-            mean = list(np.mean([c[: min(map(len, curves))] for c in curves], axis=0))
-            ts = [1, *(max(1, round(m * steps)) for m in multiples)]
-            curve_rows.append([method, group, *(_at(mean, t) for t in ts), str(steps)])
+    curve_rows = C.curve_table(result, methods, groups, args.curve_factor)
+    last = C.multiple_name(max(m for m in C.CURVE_MULTIPLES if m <= args.curve_factor))
 
     limit = "; --limit" if args.limit else ""
     notes = (
@@ -116,7 +93,7 @@ def main() -> None:
         "### Random projections, PSNR (dB)\n\n" + C.table(tables["projection"]),
         "### Transfer to inpainting, PSNR (dB)\n\n" + C.table(tables["inpaint"]),
         "### Transfer to denoising, PSNR (dB)\n\n" + C.table(tables["denoise"]),
-        f"### PSNR against step t (mean over ratios / fractions), up to {_name(multiples[-1])}\n\n"
+        f"### PSNR against step t (mean over ratios / fractions), up to {last}\n\n"
         + C.table(curve_rows),
         C.missing_note(models),
     ]

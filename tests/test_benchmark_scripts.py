@@ -126,6 +126,32 @@ def test_projections_curve_factor_sets_how_far_past_t_the_curves_go(data, tmp_pa
     assert "| t=2T | T |" in plain and "t=3T" not in plain
 
 
+def test_lensing_writes_a_row_per_radius_and_a_curve_per_model(data, tmp_path):
+    import torch
+
+    from rimkit.models import RIMConfig
+    from rimkit.train.checkpoint import export_weights
+
+    cfg = RIMConfig(features=4, hidden=4, train_steps=2)
+    torch.manual_seed(0)
+    model = tmp_path / "rim.safetensors"
+    export_weights(model, cfg.build(), {"config": {"model": cfg.to_dict()}})
+    text = run_script(
+        "lensing.py", data, tmp_path / "B.md", "--model", f"tiny={model}", "--patches", "1",
+        "--radii", "0.3", "0.5", "--psf", "1", "--sigma", "2",
+    )  # fmt: skip
+    assert "<!-- begin: lensing -->" in text
+    rows = [line for line in text.splitlines() if line.startswith("| einstein=")]
+    assert [r.split("|")[1].strip() for r in rows] == [
+        "einstein=0.3,psf=1,sigma=2",
+        "einstein=0.5,psf=1,sigma=2",
+    ]
+    assert all(r.split("|")[2].strip() == "missing" for r in rows)  # the absent model
+    assert all(float(r.split("|")[3]) > 0 and float(r.split("|")[4]) > 0 for r in rows)
+    curve = [line for line in text.splitlines() if line.startswith("| tiny | lensing |")]
+    assert len(curve) == 1 and curve[0].rstrip("| ").endswith("2")
+
+
 def test_a_self_ensemble_row_beside_the_plain_model(data, tmp_path):
     text = run_script(
         "denoise_rgb.py", data, tmp_path / "B.md", "--columns", "s=25",

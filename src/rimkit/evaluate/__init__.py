@@ -52,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "Case": "protocols",
     "DenoiseProtocol": "protocols",
     "InpaintProtocol": "protocols",
+    "LensingProtocol": "protocols",
     "ProjectionProtocol": "protocols",
     "SuperResolutionProtocol": "protocols",
     "add_noise": "protocols",
