@@ -71,6 +71,36 @@ def test_mri_writes_complex_kspace_and_mask(tmp_path, gray_png, capsys):
     assert abs(mask[0].sum() - 31 / 2) <= 0.5
 
 
+def test_lensing_writes_the_lensed_image_of_the_given_lens(tmp_path, gray_png, capsys):
+    from rimkit.operators import SIE, LensingSetup
+
+    path, pixels = gray_png
+    out = tmp_path / "lensed.npy"
+    lens_flags = ["--einstein-radius", 0.4, "--axis-ratio", 0.6, "--angle", 90, "--psf", 0.8]
+    assert run(capsys, "degrade", path, out, "--task", "lensing", *lens_flags)[0] == 0
+    setup = LensingSetup(SIE(0.4, 0.6, np.pi / 2), psf=0.8)
+    expected = setup.operator((26, 31)).double()(torch.from_numpy(pixels / 255.0)[None, None])
+    np.testing.assert_allclose(np.load(out), expected[0, 0].numpy(), atol=1e-12)
+    assert not (tmp_path / "lensed-mask.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--task", "lensing"], "lensing needs the lens: give --einstein-radius"),
+        (["--task", "lensing", "--einstein-radius", -1], "einstein_radius must lie in"),
+        (["--task", "lensing", "--einstein-radius", 0.4, "--axis-ratio", 0], "axis_ratio"),
+        (["--task", "lensing", "--einstein-radius", 0.4, "--image-fov", 0], "image_fov must be"),
+        (["--task", "lensing", "--einstein-radius", 0.4, "--psf", -2], "psf must be"),
+        (["--task", "blur", "--einstein-radius", 0.4], "applies to --task lensing only"),
+    ],
+)
+def test_bad_lens_flags_are_refused_before_any_output(tmp_path, gray_png, capsys, extra, message):
+    status, _, err = run(capsys, "degrade", gray_png[0], tmp_path / "o.png", *extra)
+    assert status == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_rgb_blur_keeps_channels(tmp_path, capsys):
     out = tmp_path / "blurred.png"
     assert run(capsys, "degrade", "example:astronaut", out, "--task", "blur", "-q")[0] == 0

@@ -7,6 +7,7 @@ Exit status 0 on success, 2 on bad usage or input (a one-line message), 1 on an 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import traceback
 from collections.abc import Sequence
@@ -23,6 +24,8 @@ DEGRADE_EXAMPLE = """examples:
   rimkit degrade hr.png lr.png --task sr --scale 3      # = MATLAB imresize(hr, 1/3)
   rimkit degrade photo.png holes.png --task inpaint --fraction 0.8 --seed 1
   rimkit degrade slice.npy kspace.npy --task mri --acceleration 4
+  rimkit degrade example:camera lensed.png --task lensing --einstein-radius 0.45 \\
+      --axis-ratio 0.7 --angle 30 --shear 0.02 -0.01
 
 INPUT is a PNG/JPEG/TIFF/.npy file or example:NAME (a scikit-image image: camera, astronaut,
 ...). OUTPUT .png/.jpg/.tif is written as 8 bits (clipped, rounded), .npy exactly. inpaint
@@ -45,12 +48,14 @@ RECONSTRUCT_EXAMPLE = """examples:
   rimkit reconstruct holes.png filled.png --task inpaint --mask holes-mask.png
   rimkit reconstruct noisy.png out.png --task denoise --sigma 25 --model runs/denoise-gray
   rimkit reconstruct noisy.png out.png --task denoise --sigma 25 --ensemble 8
+  rimkit reconstruct lensed.png source.png --task lensing --einstein-radius 0.45 \\
+      --axis-ratio 0.7 --angle 30 --shear 0.02 -0.01
 
 Measurements as written by `rimkit degrade` (the same --task, --sigma, --scale, mask and
-kernel). --model takes a shipped model name (see `rimkit models`), a run folder of `rimkit
-train` or a .safetensors file; by default the shipped model for the task. --ensemble K
-restores K flips/rotations of the measurement and averages them (denoise, sr, inpaint; K
-times the time; BENCHMARKS.md has what it gains)."""
+kernel; for lensing the same lens flags). --model takes a shipped model name (see `rimkit
+models`), a run folder of `rimkit train` or a .safetensors file; by default the shipped model
+for the task. --ensemble K restores K flips/rotations of the measurement and averages them
+(denoise, sr, inpaint; K times the time; BENCHMARKS.md has what it gains)."""
 
 DEFAULT_MODELS: dict[str, dict[int, str]] = {
     "denoise": {1: "denoise-gray", 3: "denoise-rgb"},
@@ -58,8 +63,10 @@ DEFAULT_MODELS: dict[str, dict[int, str]] = {
     "inpaint": {1: "3task", 3: "3task"},
     "blur": {1: "3task", 3: "3task"},
     "mri": {1: "mri", 3: "mri"},
+    "lensing": {1: "3task", 3: "3task"},
 }
 """task -> image channels -> the shipped model used when --model is not given."""
+TASKS = tuple(DEFAULT_MODELS)
 
 
 class UsageError(ValueError):
@@ -94,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deg.add_argument("input", help="image file or example:NAME")
     deg.add_argument("output", help="measurement file (.png, .jpg, .tif or .npy)")
-    deg.add_argument("--task", required=True, choices=["denoise", "blur", "sr", "inpaint", "mri"])
+    deg.add_argument("--task", required=True, choices=TASKS)
     deg.add_argument("--sigma", type=float, help="noise std on the 0-255 scale (denoise: required)")
     deg.add_argument("--scale", type=float, default=2, help="sr: integer down-sampling factor")
     deg.add_argument("--fraction", type=float, default=0.5, help="inpaint: missing fraction")
@@ -104,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     deg.add_argument("--quantize", action="store_true", help="round y to 8 bits (paper column)")
     deg.add_argument("--gray", action="store_true", help="convert an RGB input to gray first")
     deg.add_argument("--seed", type=int, default=0, help="seed of the noise and mask draws")
+    _add_lens_arguments(deg)
     deg.set_defaults(run=_run_degrade)
 
     rec = sub.add_parser(
@@ -116,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("input", help="measurement: PNG/JPEG/TIFF/.npy (MRI: complex k-space .npy)")
     rec.add_argument("output", help="restored image (.png, .jpg, .tif or .npy)")
-    rec.add_argument("--task", required=True, choices=["denoise", "sr", "inpaint", "blur", "mri"])
+    rec.add_argument("--task", required=True, choices=TASKS)
     rec.add_argument("--sigma", type=float, help="noise std on the 0-255 scale (denoise: required)")
     rec.add_argument("--scale", type=float, default=2, help="sr: the up-sampling factor")
     rec.add_argument("--mask", help="inpaint/mri: the mask image (white = observed)")
@@ -134,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("--trajectory", metavar="FILE.gif|DIR", help="also write x_1..x_T")
     rec.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    _add_lens_arguments(rec)
     rec.set_defaults(run=_run_reconstruct)
 
     demo = sub.add_parser(
@@ -189,6 +198,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_lens_arguments(parser: argparse.ArgumentParser) -> None:
+    lens = parser.add_argument_group(
+        "lensing (--task lensing): a singular isothermal ellipsoid with external shear; angles "
+        "in the units of the fields of view"
+    )
+    lens.add_argument("--einstein-radius", type=float, help="the lens's Einstein radius")
+    lens.add_argument("--axis-ratio", type=float, default=1.0, help="axis ratio q in (0, 1]")
+    lens.add_argument(
+        "--angle", type=float, default=0.0, help="major axis from +x towards +y (down), degrees"
+    )
+    lens.add_argument(
+        "--shear", type=float, nargs=2, default=[0.0, 0.0], metavar=("G1", "G2"),
+        help="external shear",
+    )  # fmt: skip
+    lens.add_argument(
+        "--center", type=float, nargs=2, default=[0.0, 0.0], metavar=("X", "Y"),
+        help="lens centre relative to the image centre",
+    )  # fmt: skip
+    lens.add_argument("--image-fov", type=float, default=2.0, help="the image's width (2)")
+    lens.add_argument("--source-fov", type=float, default=1.0, help="the source's width (1)")
+    lens.add_argument("--psf", type=float, default=0.0, help="Gaussian PSF std, pixels (0)")
+
+
+def _lensing_setup(args: argparse.Namespace):  # -> LensingSetup | None
+    """The lens of ``--task lensing`` from the flags; refuses lens flags for other tasks."""
+    if args.task != "lensing":
+        if args.einstein_radius is not None:
+            raise UsageError("--einstein-radius applies to --task lensing only")
+        return None
+    if args.einstein_radius is None:
+        raise UsageError(
+            "lensing needs the lens: give --einstein-radius (and --axis-ratio, --angle, --shear, "
+            "--center as needed)"
+        )
+    from rimkit.operators import SIE, LensingSetup
+
+    lens = SIE(
+        args.einstein_radius, args.axis_ratio, math.radians(args.angle), tuple(args.center),
+        tuple(args.shear),
+    )  # fmt: skip
+    return LensingSetup(lens, args.image_fov, args.source_fov, args.psf)
+
+
 def _check_paths(input_path: str, output_path: str) -> None:
     if input_path.startswith("example:"):
         return
@@ -218,6 +270,7 @@ def _run_degrade(args: argparse.Namespace) -> None:
         kernel = read_image(args.kernel)
         if kernel.ndim != 2:
             raise UsageError(f"the kernel in {args.kernel!r} must be a 2-D array")
+    lensing = _lensing_setup(args)
     image = read_image(args.input, gray=True if args.gray else None)
     result = degrade(
         image,
@@ -230,6 +283,7 @@ def _run_degrade(args: argparse.Namespace) -> None:
         boundary=args.boundary,
         quantize=args.quantize,
         seed=args.seed,
+        lensing=lensing,
     )
     write_image(output, result.measurement, force=args.force)
     if result.mask is not None:
@@ -261,6 +315,7 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
 
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: no CUDA device is available here; use --device cpu")
+    lensing = _lensing_setup(args)
     image = read_image(args.input)
     mask = None if args.mask is None else read_image(args.mask, gray=True)
     kernel = None if args.kernel is None else read_image(args.kernel)
@@ -280,6 +335,7 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
         progress=not args.quiet,
         scales=trained_scales(loaded.config, loaded.card),
         ensemble=args.ensemble,
+        lensing=lensing,
     )
     write_image(output, result.image, force=args.force)
     if args.trajectory:

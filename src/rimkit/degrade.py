@@ -23,13 +23,14 @@ from rimkit.operators import (
     CartesianMRI,
     Identity,
     Inpainting,
+    LensingSetup,
     LinearOperator,
     gaussian_kernel,
     random_mask,
     variable_density_mask,
 )
 
-TASKS = ("denoise", "blur", "sr", "inpaint", "mri")
+TASKS = ("denoise", "blur", "sr", "inpaint", "mri", "lensing")
 DEFAULT_BLUR_STD = 1.6
 
 
@@ -54,6 +55,7 @@ def degrade(
     boundary: str = "circular",
     quantize: bool = False,
     seed: int = 0,
+    lensing: LensingSetup | None = None,
 ) -> Degraded:
     """Apply the forward model of ``task`` and Gaussian noise to an ``(H, W[, C])`` image.
 
@@ -61,6 +63,8 @@ def degrade(
     ``sr`` crops the image to a multiple of ``scale`` first, as the SR protocol does, so the
     result equals MATLAB ``imresize(hr, 1/scale, 'bicubic')``. ``mri`` returns complex
     centred k-space of a gray (or complex) image with a variable-density column mask.
+    ``lensing`` sees the image as a source behind ``lensing.lens`` and returns the lensed
+    image of the same pixel count.
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
@@ -75,13 +79,24 @@ def degrade(
         image = _crop_to_multiple(image, scale)
     x = to_tensor(image, torch.float64)
     generator = torch.Generator().manual_seed(seed)
-    operator, mask = _operator(task, x, scale, fraction, acceleration, kernel, boundary, generator)
+    if task == "lensing":
+        operator, mask = lensing_operator(lensing, tuple(x.shape[-2:])).double(), None
+    else:
+        args = (scale, fraction, acceleration, kernel, boundary, generator)
+        operator, mask = _operator(task, x, *args)
     if quantize and x.is_complex():
         raise ValueError("8-bit quantisation applies to real measurements, not MRI k-space")
     noise = GaussianNoise(sigma / 255.0, quantize=quantize)
     y = simulate(x, operator, noise, generator)
     mask_array = None if mask is None else mask[0, 0].numpy()
     return Degraded(from_tensor(y), operator, mask_array)
+
+
+def lensing_operator(lensing: LensingSetup | None, shape: tuple[int, int]) -> LinearOperator:
+    """The lensing operator for an image of ``shape`` (source and image alike)."""
+    if lensing is None:
+        raise ValueError("lensing needs the lens: give --einstein-radius (and --axis-ratio, ...)")
+    return lensing.operator(shape)
 
 
 def _check_scale(scale: int) -> int:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from rimkit.color import rgb_to_ycbcr, ycbcr_to_rgb
+from rimkit.degrade import lensing_operator
 from rimkit.io import from_tensor, to_tensor
 from rimkit.models import RIM
 from rimkit.models.opponent import OpponentColorRIM
@@ -35,6 +36,7 @@ from rimkit.operators import (
     ComplexAsChannels,
     Identity,
     Inpainting,
+    LensingSetup,
     LinearOperator,
     bicubic_upsample,
     channels_to_complex,
@@ -43,7 +45,7 @@ from rimkit.operators import (
 from rimkit.reconstruct import RIMReconstructor
 from rimkit.self_ensemble import ENSEMBLE_TASKS, SelfEnsemble, check_size
 
-TASKS = ("denoise", "sr", "inpaint", "blur", "mri")
+TASKS = ("denoise", "sr", "inpaint", "blur", "mri", "lensing")
 SIGMA_MAX = 255.0
 AUTO_TILE_PIXELS = 2048 * 2048
 DEFAULT_TILE = 512
@@ -111,12 +113,15 @@ def restore(
     progress: bool = False,
     scales: tuple[int, ...] | None = None,
     ensemble: int = 1,
+    lensing: LensingSetup | None = None,
 ) -> Restored:
     """Reconstruct ``x`` from the measurement ``image`` (``(H, W[, C])``; complex k-space for
     MRI) with ``model``; ``sigma`` on the 0-255 scale. ``scales`` are the super-resolution
     factors the model was trained for (others are refused); ``progress`` shows a bar;
     ``ensemble`` averages the restorations of that many flips and rotations of the image
-    (1, 2, 4 or 8; :mod:`rimkit.self_ensemble`, tasks in :data:`ENSEMBLE_TASKS`)."""
+    (1, 2, 4 or 8; :mod:`rimkit.self_ensemble`, tasks in :data:`ENSEMBLE_TASKS`); ``lensing``
+    the lens and its observation for ``task="lensing"`` (the source has the image's pixel
+    count; the operator spans the whole image, so it is never tiled)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     if check_size(ensemble) > 1 and task not in ENSEMBLE_TASKS:
@@ -143,9 +148,14 @@ def restore(
     h, w = image.shape[:2]
     if task == "sr" and min(h, w) * scale < 8:
         raise ValueError(f"the image is {h}x{w}; too small to up-sample by {scale}")
-    if tile is None and h * w * (scale**2 if task == "sr" else 1) > AUTO_TILE_PIXELS:
-        tile = DEFAULT_TILE
-    operator = _operator(task, (h, w), int(scale), mask, kernel, boundary)
+    if task == "lensing":
+        if tile is not None:
+            raise ValueError("a lens maps the whole image: tiles do not apply; leave --tile out")
+        operator = lensing_operator(lensing, (h, w))
+    else:
+        if tile is None and h * w * (scale**2 if task == "sr" else 1) > AUTO_TILE_PIXELS:
+            tile = DEFAULT_TILE
+        operator = _operator(task, (h, w), int(scale), mask, kernel, boundary)
     if task != "sr" and channels == 3 and model.channels == 1 and isinstance(model, RIM):
         model = OpponentColorRIM.from_gray(model)
     method = RIMReconstructor(model, steps, tile=tile, progress=progress)

@@ -30,15 +30,13 @@ from rimkit.operators import (
     PROJECTION_KINDS,
     SIE,
     BicubicDownsample,
-    Blur,
     CartesianMRI,
     ComplexAsChannels,
     Identity,
     Inpainting,
-    Lensing,
+    LensingSetup,
     LinearOperator,
     gaussian_2d_mask,
-    gaussian_kernel,
     random_mask,
     random_projection,
     rms_row_norm,
@@ -273,10 +271,8 @@ class LensingTask:
             center=(reach * torch.cos(turn[1]), reach * torch.sin(turn[1])),
             shear=(strength * torch.cos(turn[2]), strength * torch.sin(turn[2])),
         )
-        op = Lensing.from_lens(lens, (h, w), self.image_fov, (h, w), self.source_fov)
-        if self.psf > 0:
-            op = Blur(gaussian_kernel(self.psf)) @ op
-        op = op.to(device=x.device, dtype=x.dtype)
+        setup = LensingSetup(lens, self.image_fov, self.source_fov, self.psf)
+        op = setup.operator((h, w)).to(device=x.device, dtype=x.dtype)
         sigma, y = _measure(op, x, _uniform(self.sigma, b, generator), generator)
         return Measurement(op, y, sigma, x, initial_estimate(op, y, like=x), "lensing")
 

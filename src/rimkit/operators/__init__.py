@@ -13,7 +13,7 @@ from rimkit.operators.base import (
 from rimkit.operators.bicubic import BicubicDownsample, bicubic_upsample, imresize_matrix
 from rimkit.operators.blur import BOUNDARIES, Blur, box_kernel, gaussian_kernel, motion_kernel
 from rimkit.operators.inpaint import Inpainting, random_mask
-from rimkit.operators.lensing import SIE, Lensing, angular_grid
+from rimkit.operators.lensing import SIE, Lensing, LensingSetup, angular_grid
 from rimkit.operators.mri import (
     CartesianMRI,
     fft2c,
@@ -43,6 +43,7 @@ __all__ = [
     "Identity",
     "Inpainting",
     "Lensing",
+    "LensingSetup",
     "LinearOperator",
     "MatrixProjection",
     "angular_grid",

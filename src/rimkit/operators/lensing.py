@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from rimkit.operators.base import LinearOperator, check_image
+from rimkit.operators.blur import Blur, gaussian_kernel
 
 _CORE = 1e-12  # squared angle added under the root so the lens centre stays finite
 
@@ -244,3 +245,37 @@ class Lensing(LinearOperator):
         corners = index.flatten(1)[:, None].expand(b, c, -1)  # (B, C, H*W*4)
         source = source.scatter_add(2, corners, spread.flatten(2))
         return source.reshape(b, c, *self.source_size)
+
+
+@dataclass
+class LensingSetup:
+    """A lens and how it is observed: the image spans ``image_fov`` and the source grid
+    ``source_fov`` (the units of the Einstein radius), the telescope blurs with a Gaussian PSF
+    of ``psf`` image pixels (0: none).
+
+    Example:
+        >>> op = LensingSetup(SIE(0.45, 0.7), psf=1.0).operator((16, 16))
+        >>> op(torch.rand(1, 1, 16, 16)).shape
+        torch.Size([1, 1, 16, 16])
+    """
+
+    lens: SIE
+    image_fov: float = 2.0
+    source_fov: float = 1.0
+    psf: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("image_fov", "source_fov"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive angle, got {value}")
+        if not (math.isfinite(self.psf) and self.psf >= 0):
+            raise ValueError(f"psf must be a width >= 0 in pixels, got {self.psf}")
+
+    def operator(
+        self, image_size: int | tuple[int, int], source_size: int | tuple[int, int] | None = None
+    ) -> LinearOperator:
+        """``A``: source (``source_size``, default ``image_size``) -> blurred lensed image."""
+        size = image_size if source_size is None else source_size
+        op = Lensing.from_lens(self.lens, image_size, self.image_fov, size, self.source_fov)
+        return Blur(gaussian_kernel(self.psf)) @ op if self.psf > 0 else op
