@@ -218,6 +218,30 @@ def run(
     return result, len(images)
 
 
+def add_curve_factor(p: argparse.ArgumentParser) -> None:
+    """``--curve-factor F`` (at least 1, default 2): how far past T the curve table goes."""
+
+    def factor(text: str) -> float:
+        value = float(text)
+        if not value >= 1:
+            raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+        return value
+
+    p.add_argument(
+        "--curve-factor", type=factor, default=2.0,
+        help="run each model to this many times its trained T for the PSNR-against-t table "
+        "(e.g. 4 for a model trained on up to 2T steps)",
+    )  # fmt: skip
+
+
+def setting_row(
+    result: Evaluation, setting: str, models: Sequence[ModelEntry], bases: Sequence[Method]
+) -> list[str]:
+    """A table row: the setting, then each method's mean PSNR (``missing`` for an absent model)."""
+    methods = order(models, bases)
+    return [setting, *(cell(result.mean(setting, name)) if ok else MISSING for name, ok in methods)]
+
+
 CURVE_MULTIPLES = (0.5, 1, 1.5, 2, 3, 4)
 """The steps, as multiples of T, that a PSNR-against-t table shows (up to its curve factor)."""
 

@@ -32,13 +32,8 @@ def main() -> None:
     p.add_argument("--sigma", type=float, default=0.0, help="noise std, 0-255 scale")
     p.add_argument("--psf", type=float, default=0.0, help="Gaussian PSF width, image pixels")
     p.add_argument("--patches", type=int, default=8, help="32x32 patches per image")
-    p.add_argument(
-        "--curve-factor", type=float, default=2.0,
-        help="run each model to this many times its trained T for the PSNR-against-t table",
-    )  # fmt: skip
+    C.add_curve_factor(p)
     args = p.parse_args()
-    if args.curve_factor < 1:
-        p.error(f"--curve-factor must be at least 1, got {args.curve_factor:g}")
     C.setup(args)
     models = C.load_models(args, curve_factor=args.curve_factor, channels=1)
     bases = C.baselines(args, "lensing", keep_estimates=False)
@@ -49,11 +44,7 @@ def main() -> None:
     result, n = C.run(args, args.set, protocols, methods, channels=1)
 
     rows = [["setting", *(name for name, _ in C.order(models, bases))]]
-    for proto in protocols:
-        row = [proto.setting]
-        for method, present in C.order(models, bases):
-            row.append(C.cell(result.mean(proto.setting, method)) if present else C.MISSING)
-        rows.append(row)
+    rows += [C.setting_row(result, proto.setting, models, bases) for proto in protocols]
     groups = [("lensing", [p.setting for p in protocols])]
     curve_rows = C.curve_table(result, methods, groups, args.curve_factor)
     last = C.multiple_name(max(m for m in C.CURVE_MULTIPLES if m <= args.curve_factor))

@@ -39,14 +39,8 @@ def main() -> None:
         help="noise levels (0-255) of the transfer to denoising",
     )  # fmt: skip
     p.add_argument("--patches", type=int, default=8, help="32x32 patches per image")
-    p.add_argument(
-        "--curve-factor", type=float, default=2.0,
-        help="run each model to this many times its trained T for the PSNR-against-t table "
-        "(e.g. 4 for a model trained on up to 2T steps)",
-    )  # fmt: skip
+    C.add_curve_factor(p)
     args = p.parse_args()
-    if args.curve_factor < 1:
-        p.error(f"--curve-factor must be at least 1, got {args.curve_factor:g}")
     C.setup(args)
     models = C.load_models(args, curve_factor=args.curve_factor, channels=1)
     bases = C.baselines(args, "projection", keep_estimates=False)
@@ -66,10 +60,7 @@ def main() -> None:
     header = ["setting", *(name for name, _ in C.order(models, bases))]
     tables = {"projection": [header], "inpaint": [header], "denoise": [header]}
     for proto in projection + inpaint + denoise:
-        row = [proto.setting]
-        for method, present in C.order(models, bases):
-            row.append(C.cell(result.mean(proto.setting, method)) if present else C.MISSING)
-        tables[proto.task].append(row)
+        tables[proto.task].append(C.setting_row(result, proto.setting, models, bases))
 
     groups = [(k, [p.setting for p in projection if p.kind == k]) for k in PROJECTION_KINDS]
     groups.append(("inpaint", [p.setting for p in inpaint]))

@@ -217,13 +217,17 @@ class Lensing(LinearOperator):
             )
         return self.index.expand(b, -1, -1), self.weight.expand(b, -1, -1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        check_image(x, "source")
-        if tuple(x.shape[-2:]) != self.source_size:
+    @staticmethod
+    def _check(t: Tensor, name: str, size: tuple[int, int]) -> None:
+        check_image(t, name)
+        if tuple(t.shape[-2:]) != size:
             raise ValueError(
-                f"source is {x.shape[-2]}x{x.shape[-1]} but this operator was built for a "
-                f"{self.source_size[0]}x{self.source_size[1]} source grid"
+                f"the {name} is {t.shape[-2]}x{t.shape[-1]} pixels; this operator was built for "
+                f"{size[0]}x{size[1]}-pixel {name}s"
             )
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check(x, "source", self.source_size)
         b, c = x.shape[:2]
         index, weight = self._batch(b)
         corners = index.flatten(1)[:, None].expand(b, c, -1)  # (B, C, H*W*4)
@@ -232,12 +236,7 @@ class Lensing(LinearOperator):
         return image.reshape(b, c, *self.image_size)
 
     def adjoint(self, y: Tensor) -> Tensor:
-        check_image(y, "image")
-        if tuple(y.shape[-2:]) != self.image_size:
-            raise ValueError(
-                f"image is {y.shape[-2]}x{y.shape[-1]} but this operator was built for "
-                f"{self.image_size[0]}x{self.image_size[1]} pixels"
-            )
+        self._check(y, "image", self.image_size)
         b, c = y.shape[:2]
         index, weight = self._batch(b)
         spread = y.reshape(b, c, -1, 1) * weight[:, None].to(y.dtype)  # (B, C, H*W, 4)
