@@ -63,7 +63,7 @@ DEFAULT_MODELS: dict[str, dict[int, str]] = {
     "inpaint": {1: "3task", 3: "3task"},
     "blur": {1: "3task", 3: "3task"},
     "mri": {1: "mri", 3: "mri"},
-    "lensing": {1: "3task", 3: "3task"},
+    "lensing": {1: "lensing", 3: "lensing"},
 }
 """task -> image channels -> the shipped model used when --model is not given."""
 TASKS = tuple(DEFAULT_MODELS)

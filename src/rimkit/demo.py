@@ -65,7 +65,7 @@ SETTINGS = (
     Setting("sr x3", "sr", 3, "sr", ("bicubic", "tv")),
     Setting("sr x4", "sr", 4, "sr", ("bicubic", "tv")),
     Setting("inpaint 80%", "inpaint", 0.8, "3task", ("tv", "fista-wavelet")),
-    Setting("lensing", "lensing", 0.45, "3task", ("tv", "fista-wavelet")),
+    Setting("lensing", "lensing", 0.45, "lensing", ("tv", "fista-wavelet")),
 )
 LENS = dict(axis_ratio=0.7, angle=0.5, shear=(0.02, -0.01))
 """The demo's lens besides its Einstein radius (the setting's level, in crop widths)."""
