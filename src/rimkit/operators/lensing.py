@@ -184,7 +184,7 @@ class Lensing(LinearOperator):
             for dc, wc in ((0, 1 - fc), (1, fc)):
                 r, c = r0 + dr, c0 + dc
                 inside = (r >= 0) & (r < hs) & (c >= 0) & (c < ws)
-                indices.append(torch.where(inside, r * ws + c, 0).long())
+                indices.append(torch.where(inside, r.long() * ws + c.long(), 0))  # exact
                 weights.append(wr * wc * inside)
         self.register_buffer("index", torch.stack(indices, -1), persistent=False)  # (B, H*W, 4)
         self.register_buffer("weight", torch.stack(weights, -1), persistent=False)  # (B, H*W, 4)
