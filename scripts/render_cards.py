@@ -38,7 +38,11 @@ def render_cards(names: list[str], folder: Path = WEIGHTS_DIR) -> list[Path]:
         raise SystemExit(f"error: no card named {', '.join(missing)} in {folder} (cards: {known})")
     changed = []
     for card in cards:
-        text = markdown(json.loads(card.read_text()))
+        try:
+            text = markdown(json.loads(card.read_text()))
+        except (ValueError, KeyError, TypeError) as err:
+            message = f"error: {card} is not a model card ({type(err).__name__}: {err})"
+            raise SystemExit(message) from None
         target = card.with_suffix(".md")
         if not target.is_file() or target.read_text() != text:
             atomic_write_text(target, text)

@@ -126,6 +126,14 @@ def test_projections_curve_factor_sets_how_far_past_t_the_curves_go(data, tmp_pa
     assert "| t=2T | T |" in plain and "t=3T" not in plain
 
 
+def test_a_curve_factor_below_one_is_refused_by_the_parser(tmp_path):
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "lensing.py"), "--curve-factor", "0.5"]
+    cmd += ["--output", str(tmp_path / "B.md")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "--curve-factor: must be at least 1, got 0.5" in done.stderr
+    assert not (tmp_path / "B.md").exists()
+
+
 def test_lensing_writes_a_row_per_radius_and_a_curve_per_model(data, tmp_path):
     import torch
 

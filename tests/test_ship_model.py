@@ -162,3 +162,5 @@ def test_render_cards_names_a_missing_card_and_the_known_ones(tmp_path):
     (tmp_path / "sr.json").write_text("{}")
     with pytest.raises(SystemExit, match=r"no card named nope .*\(cards: sr\)"):
         render.render_cards(["nope"], tmp_path)
+    with pytest.raises(SystemExit, match=r"sr.json is not a model card \(KeyError"):
+        render.render_cards(["sr"], tmp_path)  # "{}" has no fields
