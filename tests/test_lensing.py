@@ -144,3 +144,13 @@ def test_source_and_image_of_the_wrong_size_or_batch_are_refused():
         op.adjoint(torch.rand(2, 1, 6, 6))
     with pytest.raises(ValueError, match="holds 2 lenses for a batch of 3"):
         op(torch.rand(3, 1, 6, 6))
+
+
+def test_a_setup_may_read_a_source_grid_coarser_than_the_image():
+    from rimkit.operators import LensingSetup
+
+    op = LensingSetup(SIE(0.45, 0.7), psf=1.0).operator((24, 20), source_size=(12, 10))
+    flat = torch.full((1, 1, 12, 10), 0.5)
+    image = op(flat)
+    assert image.shape == (1, 1, 24, 20) and op.adjoint(image).shape == (1, 1, 12, 10)
+    assert image.max() <= 0.5 + 1e-6 and image.max() > 0.49  # a flat source stays flat where seen
