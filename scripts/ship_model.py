@@ -58,6 +58,13 @@ def _checkpoint_of(init: str, run: Path) -> Path:
     return run / "model" if (run / "model.safetensors").is_file() else run / "last"
 
 
+def _sources_text(data: dict) -> str:
+    """The card's data line: the training source(s) and gray or RGB."""
+    train = data["train"]
+    sources = train if isinstance(train, str) else " + ".join(train)
+    return f"{sources} ({'gray' if data['gray'] else 'RGB'})"
+
+
 def _lineage(config: dict) -> list[dict]:
     """The runs a fine-tuned run started from, nearest first: each one's init, the iterations
     of the checkpoint it started from, batch and wall time up to that checkpoint (a shipped
@@ -119,7 +126,7 @@ def main() -> None:
         "train_steps": model_cfg.train_steps,
         "description": args.description,
         "hardware": args.hardware,
-        "data": config["data"]["train"] + f" ({'gray' if config['data']['gray'] else 'RGB'})",
+        "data": _sources_text(config["data"]),
         "patch_size": config["data"]["patch_size"],
         "recipe": args.recipe,
         "architecture": {**config["model"], "parameters": count_parameters(model)},

@@ -134,7 +134,8 @@ class RIMReconstructor:
         if self.tile is not None and x0 is None:
             return reconstruct_tiled(self, y, operator, sigma, self.tile, self.overlap)
         param = next(self.model.parameters())
-        y = y.to(device=param.device, dtype=param.dtype if not y.is_complex() else y.dtype)
+        dtype = param.dtype.to_complex() if y.is_complex() else param.dtype  # MRI: k-space
+        y = y.to(device=param.device, dtype=dtype)
         operator = operator.to(param.device)
         if x0 is None:
             x0 = initial_estimate(operator, y, flat=getattr(self.model, "start", "task") == "flat")

@@ -27,6 +27,7 @@ from torch import Tensor
 from rimkit.likelihood import GaussianLikelihood
 from rimkit.noise import GaussianNoise, simulate
 from rimkit.operators import (
+    MRI_MASKS,
     PROJECTION_KINDS,
     SIE,
     BicubicDownsample,
@@ -36,11 +37,9 @@ from rimkit.operators import (
     Inpainting,
     LensingSetup,
     LinearOperator,
-    gaussian_2d_mask,
     random_mask,
     random_projection,
     rms_row_norm,
-    variable_density_mask,
 )
 from rimkit.reconstruct import initial_estimate
 
@@ -211,14 +210,14 @@ class MRITask:
     def __post_init__(self) -> None:
         _check_range(self.acceleration, "acceleration", 1.0, 1e6)
         _check_range(self.sigma, "sigma", 0.0, 255.0)
-        if self.mask not in ("columns", "points"):
-            raise ValueError(f"unknown MRI mask {self.mask!r}; known: columns, points")
+        if self.mask not in MRI_MASKS:
+            raise ValueError(f"unknown MRI mask {self.mask!r}; known: {', '.join(MRI_MASKS)}")
 
     def sample(self, x: Tensor, generator: torch.Generator) -> Measurement:
         b, c, h, w = x.shape
         if c != 1:
             raise ValueError(f"MRI tasks take gray patches, got {c} channels")
-        draw = variable_density_mask if self.mask == "columns" else gaussian_2d_mask
+        draw = MRI_MASKS[self.mask]
         rates = _uniform(self.acceleration, b, generator)
         masks = torch.cat([draw((h, w), float(r), generator=generator) for r in rates])
         op = ComplexAsChannels(CartesianMRI(masks.to(device=x.device, dtype=x.dtype)))

@@ -42,6 +42,8 @@ EXAMPLES = """examples:
       --kinds gaussian fourier --ratio 0.1 0.5 --curve-steps 40
   rimkit eval --model 3task --task lensing --data ../shared/data/eval/BSD68 \\
       --einstein-radius 0.3 0.45 --psf 1 --sigma 5 --baselines tv,cg-tikhonov
+  rimkit eval --model mri --task mri --data ../shared/data/mri/dipy_b0_10slices.npz \
+      --acceleration 4 8 --baselines zero-filled,tv,fista-wavelet
 
 Writes into --out (default evals/LABEL-TASK): results.csv (per image), summary.md and
 summary.json (means), convergence.csv (+ convergence.png with matplotlib: rimkit[plot]), a
@@ -66,7 +68,7 @@ def register(
             "Evaluate a RIM and classical baselines on a folder of images under a published "
             "protocol (denoising: DnCNN / RIM paper; super-resolution: Y channel, MATLAB "
             "bicubic; inpainting; random projections of 32x32 patches; strong lensing of "
-            "patches by random SIE lenses)."
+            "patches by random SIE lenses; single-coil Cartesian MRI of magnitude images)."
         ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -76,9 +78,16 @@ def register(
     )
     parser.add_argument("--label", help="the model's name in tables (default: its name or rim)")
     parser.add_argument(
-        "--task", required=True, choices=["denoise", "sr", "inpaint", "projection", "lensing"]
+        "--task",
+        required=True,
+        choices=["denoise", "sr", "inpaint", "projection", "lensing", "mri"],
     )
-    parser.add_argument("--data", required=True, metavar="DIR", help="folder of images")
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="DIR",
+        help="folder of images, or a 3-D volume (.npz/.npy: its slices along the last axis)",
+    )
     parser.add_argument(
         "--sigma", type=float, nargs="+", help="noise std, 0-255 (denoise: 15 25 50; else 0)"
     )
@@ -110,6 +119,19 @@ def register(
         "--psf", type=float, default=0.0, help="lensing: Gaussian PSF width in pixels (0: none)"
     )
     parser.add_argument(
+        "--acceleration",
+        type=float,
+        nargs="+",
+        default=[4.0],
+        help="mri: acceleration factors R >= 1 (default 4)",
+    )
+    parser.add_argument(
+        "--mask",
+        choices=["columns", "points"],
+        default="columns",
+        help="mri: 1-D variable-density columns (default) or 2-D Gaussian points",
+    )
+    parser.add_argument(
         "--patches",
         type=int,
         help="patches per image (projection, lensing: default 4; inpaint: whole images unless "
@@ -120,7 +142,7 @@ def register(
         "--baselines",
         metavar="LIST",
         help="comma-separated baselines (bm3d,tv,fista-wavelet,bicubic,...) or none; "
-        "default: tv (sr: bicubic)",
+        "default: tv (sr: bicubic; mri: zero-filled,tv)",
     )
     parser.add_argument(
         "--baseline-option",
@@ -214,6 +236,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         ratios=tuple(args.ratio),
         einstein_radii=tuple(args.einstein_radius),
         psf=args.psf,
+        accelerations=tuple(args.acceleration),
+        mask=args.mask,
         patch=args.patch,
         patches=args.patches,
         quantize=args.quantize,

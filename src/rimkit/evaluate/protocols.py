@@ -20,11 +20,14 @@ Protocol`                  'bicubic')`` rounded to 8 bits; RGB images: the Y cha
                            one random projection each
 :class:`LensingProtocol`   patches as background sources, each behind its own seeded SIE lens
                            (:class:`rimkit.tasks.LensingTask`) of a fixed Einstein radius
+:class:`MRIProtocol`       single-coil Cartesian MRI of the whole (magnitude) image: seeded
+                           variable-density mask at a fixed acceleration; scored on ``|x|``
 =========================  ================================================================
 
 Scores: the estimate is clipped to ``[0, 1]`` and rounded to 8 bits, then PSNR (peak 1 on
 ``[0, 1]``, the same number as peak 255 on ``uint8``) and SSIM (11 x 11 Gaussian window,
 :func:`rimkit.evaluate.metrics.ssim`) against the truth, with ``shave`` border pixels removed.
+MRI estimates are complex images as two channels; their magnitude is what is scored.
 
 Example:
     >>> import numpy as np
@@ -51,11 +54,13 @@ from rimkit.evaluate.metrics import ssim as ssim_metric
 from rimkit.io import from_tensor, to_tensor
 from rimkit.noise import GaussianNoise, quantize_8bit, simulate
 from rimkit.operators import (
+    MRI_MASKS,
     PROJECTION_KINDS,
     BicubicDownsample,
     Identity,
     Inpainting,
     LinearOperator,
+    channels_to_complex,
     random_mask,
     random_projection,
 )
@@ -65,6 +70,7 @@ __all__ = [
     "DenoiseProtocol",
     "InpaintProtocol",
     "LensingProtocol",
+    "MRIProtocol",
     "ProjectionProtocol",
     "Protocol",
     "SuperResolutionProtocol",
@@ -117,14 +123,21 @@ class Case:
     display: np.ndarray | None = field(default=None, repr=False)
     task: str = ""
 
+    def view(self, estimate: Tensor) -> Tensor:
+        """What is scored and shown of an estimate ``(1, C, H, W)``: itself, or for MRI (a
+        complex image as real and imaginary channels) its magnitude ``(1, 1, H, W)``."""
+        if self.task != "mri":
+            return estimate
+        return channels_to_complex(estimate).abs()
+
     def score(self, estimate: np.ndarray | Tensor) -> dict:
         """PSNR and SSIM of an estimate of ``truth`` under this protocol (see :func:`score`)."""
-        return score(estimate, self.truth, self.shave)
+        return score(self.view(torch.as_tensor(estimate)), self.view(self.truth), self.shave)
 
     def psnr(self, estimate: np.ndarray | Tensor) -> float:
         """PSNR only (cheaper): for convergence curves."""
-        est = shave(quantize(estimate), self.shave)
-        return psnr(est, shave(as_image(self.truth), self.shave), 1.0)
+        est = shave(quantize(self.view(torch.as_tensor(estimate))), self.shave)
+        return psnr(est, shave(as_image(self.view(self.truth)), self.shave), 1.0)
 
 
 def psnr_curve(estimates: list[Tensor], case: Case) -> list[float]:
@@ -515,3 +528,61 @@ class LensingProtocol:
                 Case(label, self.setting, x, m.operator, m.y, sigma, 0, _display(m.y), "lensing")
             )
         return out
+
+
+@dataclass(frozen=True)
+class MRIProtocol:
+    """Single-coil Cartesian MRI of a whole gray image taken as a real magnitude image: its
+    centred orthonormal 2-D FFT, sampled by a ``mask`` (``columns``: 1-D variable density
+    with a fully sampled centre; ``points``: 2-D Gaussian) at ``acceleration``, drawn from the
+    seed ``seed + index``, with complex noise of ``sigma`` (0-255 scale) per real component.
+
+    The truth and the estimates are complex images as two channels (real, imaginary), as
+    MRI RIMs see them (:class:`rimkit.tasks.MRITask`); scores and figures use the magnitude.
+    ``display`` is the zero-filled magnitude ``|A^H y|``.
+
+    Example:
+        >>> p = MRIProtocol(4.0)
+        >>> case = p.cases(np.random.rand(32, 40), 0, "img")[0]
+        >>> case.setting, case.truth.shape, case.view(case.truth).shape
+        ('R=4', torch.Size([1, 2, 32, 40]), torch.Size([1, 1, 32, 40]))
+    """
+
+    acceleration: float = 4.0
+    mask: str = "columns"
+    sigma: float = 0.0
+    seed: int = 0
+    task = "mri"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.acceleration) and self.acceleration >= 1):
+            raise ValueError(f"acceleration must be a number >= 1, got {self.acceleration}")
+        if self.mask not in MRI_MASKS:
+            raise ValueError(f"unknown MRI mask {self.mask!r}; known: {', '.join(MRI_MASKS)}")
+        _check_sigma(self.sigma)
+        _check_seed(self.seed)
+
+    @property
+    def setting(self) -> str:
+        mask = "" if self.mask == "columns" else f",{self.mask}"
+        return f"R={self.acceleration:g}{mask}{_noise_suffix(self.sigma)}"
+
+    def describe(self) -> dict:
+        return {"protocol": "mri", **asdict(self)}
+
+    def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
+        from rimkit.tasks import MRITask
+
+        array = as_image(image)
+        if array.ndim == 3:
+            raise ValueError(
+                f"image {name!r} has {array.shape[2]} channels; MRI evaluation takes gray "
+                "magnitude images"
+            )
+        rate, level = (self.acceleration,) * 2, (self.sigma,) * 2
+        task = MRITask(acceleration=rate, sigma=level, mask=self.mask)
+        x = to_tensor(array, torch.float64)  # (1, 1, H, W)
+        m = task.sample(x, _generator(self.seed + index))
+        case = Case(name, self.setting, m.target, m.operator, m.y, self.sigma / 255.0, task="mri")
+        case.display = _display(case.view(m.x0))
+        return [case]

@@ -53,6 +53,7 @@ from rimkit.evaluate.protocols import (
     DenoiseProtocol,
     InpaintProtocol,
     LensingProtocol,
+    MRIProtocol,
     ProjectionProtocol,
     Protocol,
     SuperResolutionProtocol,
@@ -62,6 +63,8 @@ from rimkit.evaluate.report import write_report as _write_report
 from rimkit.operators import (
     PROJECTION_KINDS,
     BicubicDownsample,
+    CartesianMRI,
+    ComplexAsChannels,
     Composition,
     FourierProjection,
     Inpainting,
@@ -92,7 +95,7 @@ __all__ = [
     "tuned_setting",
 ]
 
-TASKS = ("denoise", "sr", "inpaint", "projection", "lensing")
+TASKS = ("denoise", "sr", "inpaint", "projection", "lensing", "mri")
 PATCH_TASKS = ("projection", "lensing")
 """Tasks evaluated on small patches with a global operator: run whole, drawn at 4x."""
 DEFAULT_BASELINES: dict[str, tuple[str, ...]] = {
@@ -101,6 +104,7 @@ DEFAULT_BASELINES: dict[str, tuple[str, ...]] = {
     "inpaint": ("tv",),
     "projection": ("tv",),
     "lensing": ("tv",),
+    "mri": ("zero-filled", "tv"),
 }
 """Baselines run when none are named: cheap ones (BM3D takes seconds per image)."""
 
@@ -175,7 +179,7 @@ def rim_method(
 def tuned_setting(case: Case) -> tuple[str, float]:
     """The tuning table's ``(task, level)`` nearest to a case, read off its operator:
     denoising sigma (0-255), super-resolution scale, inpainting missing fraction, projection
-    ensemble and ratio ``m / n``, lensing Einstein radius.
+    ensemble and ratio ``m / n``, lensing Einstein radius, MRI acceleration.
 
     Example:
         >>> import torch
@@ -192,6 +196,8 @@ def tuned_setting(case: Case) -> tuple[str, float]:
     lensing = _lensing_of(op)
     if lensing is not None:
         return "lensing", lensing.einstein_radius
+    if isinstance(op, ComplexAsChannels) and isinstance(op.op, CartesianMRI):
+        return "mri", op.op.mask.numel() / float(op.op.mask.sum())
     n = case.truth[0].numel()
     if isinstance(op, FourierProjection):
         return "fourier", op.rows.shape[1] / n
@@ -235,7 +241,7 @@ def baseline_method(
 
     def run(case: Case) -> list[Tensor]:
         setting, level = tuned_setting(case)
-        y = case.y.to(torch.float32)
+        y = case.y.to(torch.complex64 if case.y.is_complex() else torch.float32)  # MRI: k-space
         solver = tuned_baseline(name, setting, level, **extra)
         x0 = None
         if "keep_estimates" in fields:  # iterative: start where the tuning did
@@ -461,7 +467,7 @@ def _run_case(
             sums.setdefault((case.setting, method.name), []).append(curve)
             added.append([method.name, curve.tolist()])
         if example is not None:
-            example["results"][method.name] = (quantize(final), scores["psnr"])
+            example["results"][method.name] = (quantize(case.view(final)), scores["psnr"])
     return added
 
 
@@ -493,6 +499,8 @@ class EvalSpec:
     patches: int | None = None
     einstein_radii: tuple[float, ...] = (0.45,)
     psf: float = 0.0
+    accelerations: tuple[float, ...] = (4.0,)
+    mask: str = "columns"
     quantize: bool = False
     baselines: tuple[str, ...] | None = None
     baseline_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -523,6 +531,9 @@ class EvalSpec:
         if self.task == "lensing":
             parts += ["--einstein-radius", *(f"{r:g}" for r in self.einstein_radii)]
             parts += ["--psf", f"{self.psf:g}"]
+        if self.task == "mri":
+            parts += ["--acceleration", *(f"{r:g}" for r in self.accelerations)]
+            parts += ["--mask", self.mask]
         if self.quantize:
             parts.append("--quantize")
         if self.baselines is not None:
@@ -577,6 +588,14 @@ def make_protocols(spec: EvalSpec) -> list[Protocol]:
             for f in spec.fractions
             for s in sigmas
         ]
+    if spec.task == "mri":
+        if not spec.accelerations:
+            raise ValueError("give at least one acceleration (--acceleration)")
+        return [
+            MRIProtocol(float(r), spec.mask, float(s), seed)
+            for r in spec.accelerations
+            for s in sigmas
+        ]
     if spec.task == "lensing":
         return [
             LensingProtocol(
@@ -603,6 +622,8 @@ def load_images(
     folder: str | Path, limit: int | None = None, channels: int | None = None
 ) -> list[tuple[str, np.ndarray]]:
     """The images of ``folder`` (sorted by path; the first ``limit``), as ``(name, array)``.
+    ``folder`` may also be a 3-D volume file (``.npz`` / ``.npy``, e.g. MRI): its slices
+    along the last axis, scaled by the volume's maximum and rounded to 8 bits, as gray images.
 
     ``channels=1`` converts RGB to gray (ITU-R 601 luma, rounded to 8 bits), ``3`` gray to
     RGB, ``None`` keeps each image as stored. An empty or missing folder, or an unreadable
@@ -615,11 +636,15 @@ def load_images(
         ValueError: image folder '/no/such/folder' does not exist; ...
     """
     from rimkit.data.images import list_images
+    from rimkit.data.volumes import is_volume_file, volume_planes
     from rimkit.io import read_image
 
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be >= 1, got {limit}")
     folder = Path(folder)
+    if is_volume_file(folder):
+        planes = volume_planes(folder, axes=(2,), min_fill=0.0)[:limit]
+        return [(f"{folder.stem}/{name}", plane[0] / 255.0) for name, plane in planes]
     files = list_images(folder)[:limit]
     out = []
     for path in files:
@@ -707,10 +732,15 @@ def _check_model(spec: EvalSpec, loaded: Any, notes: list[str]) -> int | None:
     model, config = loaded.model, loaded.config
     cell = (config.get("model") or {}).get("cell")
     name = spec.model
-    if cell == "mri" or model.channels == 2:
+    mri_model = cell == "mri" or model.channels == 2
+    if mri_model != (spec.task == "mri"):
+        what = "an MRI model" if mri_model else f"not an MRI model (cell {cell!r})"
         raise ValueError(
-            f"model {name!r} is an MRI model; rimkit eval covers {', '.join(TASKS)} of images"
+            f"model {name!r} is {what}; use it with --task "
+            f"{'mri' if mri_model else 'denoise, sr, inpaint, projection or lensing'}"
         )
+    if mri_model:
+        return None
     if spec.task == "sr":
         if model.channels != 1:
             raise ValueError(
@@ -793,9 +823,12 @@ def run_eval(spec: EvalSpec) -> Path:
     if len({m.name for m in methods}) != len(methods):
         raise ValueError(f"two methods share a name: {[m.name for m in methods]}; use --label")
     images = load_images(spec.data, spec.limit)
+    if spec.task == "mri":
+        channels = 1
     if channels is not None and any((a.ndim == 3) != (channels == 3) for _, a in images):
         what = "gray (ITU-R 601 luma, 8 bits)" if channels == 1 else "RGB"
-        notes.append(f"images were converted to {what} for the {channels}-channel model")
+        whom = "MRI" if spec.task == "mri" else f"the {channels}-channel model"
+        notes.append(f"images were converted to {what} for {whom}")
         images = [(n, convert_channels(a, channels)) for n, a in images]
     out.mkdir(parents=True, exist_ok=True)
     journal = out / JOURNAL
@@ -883,7 +916,7 @@ def write_outputs(
         )
     for setting, example in result.examples.items():
         case: Case = example["case"]
-        truth = as_image(case.truth)
+        truth = as_image(case.view(case.truth))
         panels = [("truth", truth), ("measurement", case.display)]
         for method, (estimate, value) in example["results"].items():
             panels.append((f"{method}\n{value:.2f} dB", estimate))

@@ -15,6 +15,7 @@ from rimkit.operators.blur import BOUNDARIES, Blur, box_kernel, gaussian_kernel,
 from rimkit.operators.inpaint import Inpainting, random_mask
 from rimkit.operators.lensing import SIE, Lensing, LensingSetup, angular_grid
 from rimkit.operators.mri import (
+    MRI_MASKS,
     CartesianMRI,
     fft2c,
     gaussian_2d_mask,
@@ -31,6 +32,7 @@ from rimkit.operators.projection import (
 
 __all__ = [
     "BOUNDARIES",
+    "MRI_MASKS",
     "PROJECTION_KINDS",
     "SIE",
     "Adjoint",

@@ -181,3 +181,7 @@ class CartesianMRI(LinearOperator):
     def adjoint(self, y: Tensor) -> Tensor:
         y = self._check(y, "y")
         return ifft2c(y * self.mask.to(y.real.dtype))
+
+
+MRI_MASKS = {"columns": variable_density_mask, "points": gaussian_2d_mask}
+"""Mask name -> its generator: ``columns`` (1-D variable density), ``points`` (2-D Gaussian)."""

@@ -14,7 +14,8 @@ were found (grid, images, iterations, seed, date, PSNR at every grid value) are 
 
 Task settings (``level`` units): ``denoise`` (sigma on the 0-255 scale), ``sr`` (scale),
 ``inpaint`` (missing fraction), ``gaussian`` / ``bernoulli`` / ``fourier`` (random projections,
-ratio ``m / n``). Only denoising is noisy; the others are noiseless, as in the training tasks.
+ratio ``m / n``), ``lensing`` (Einstein radius), ``mri`` (acceleration). Only denoising is
+noisy; the others are noiseless, as in the training tasks.
 
 Regenerate the shipped table (a few minutes on one CPU core)::
 
@@ -24,7 +25,7 @@ Example:
     >>> default_weight("tv", "denoise", 25) > 0
     True
     >>> from rimkit.solvers import TotalVariation
-    >>> default_weight("tv", "mri", 4.0) == TotalVariation().weight   # not tuned: class default
+    >>> default_weight("tv", "blur", 1.0) == TotalVariation().weight   # not tuned: class default
     True
 """
 
@@ -100,7 +101,7 @@ NOISELESS_GRID: tuple[float, ...] = _logspace(-5, -0.5, 10)
 """Weights tried for the noiseless tasks: 10 from ``10^-5`` to ``10^-0.5``, half a decade apart."""
 
 PROJECTIONS = ("gaussian", "bernoulli", "fourier")
-TASK_NAMES = ("denoise", "sr", "inpaint", *PROJECTIONS, "lensing")
+TASK_NAMES = ("denoise", "sr", "inpaint", *PROJECTIONS, "lensing", "mri")
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,8 @@ class Setting:
             task = tasks.InpaintTask(fraction=(level, level))
         elif self.task == "lensing":
             task = tasks.LensingTask(einstein_radius=(level, level))
+        elif self.task == "mri":
+            task = tasks.MRITask(acceleration=(level, level))
         else:
             task = tasks.ProjectionTask(kinds=(self.task,), ratio=(level, level))
         return task.sample(x, generator)
@@ -164,11 +167,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("bernoulli", 0.25, crop=32, crops_per_image=8),
     Setting("fourier", 0.25, crop=32, crops_per_image=8),
     Setting("lensing", 0.45, crop=32, crops_per_image=8),
+    Setting("mri", 4.0),
+    Setting("mri", 8.0),
 )
 """The tuned settings: one 64x64 crop per image; eight 32x32 crops per image for the random
 projections (the paper's patch size), whose PSNR varies much from crop to crop (a random
 Fourier ensemble of 256 rows misses the mean, the DC coefficient, 3 times in 4), and for
-lensing, whose lenses differ from crop to crop."""
+lensing, whose lenses differ from crop to crop. MRI is scored on the magnitude image."""
 
 
 def psnr(estimate: Tensor, target: Tensor) -> Tensor:
@@ -253,6 +258,7 @@ def grid_search(
         >>> r.weight in (0.01, 0.1, 1.0), r.best_psnr == max(r.psnr)
         (True, True)
     """
+    from rimkit.operators import channels_to_complex
     from rimkit.solvers import baseline
 
     if name not in ITERATIONS:
@@ -265,7 +271,10 @@ def grid_search(
     for weight in grid:
         solver = baseline(name, weight=weight, iterations=iterations, keep_estimates=False)
         result = solver(measurement.y, measurement.operator, measurement.sigma, x0=measurement.x0)
-        scores.append(float(psnr(result.final, measurement.target).mean()))
+        final, target = result.final, measurement.target
+        if measurement.name == "mri":  # complex images as two channels: score the magnitude
+            final, target = channels_to_complex(final).abs(), channels_to_complex(target).abs()
+        scores.append(float(psnr(final, target).mean()))
     task = _canonical_task(measurement.name)
     return GridResult(name, task, float(level), grid, tuple(scores), iterations)
 
@@ -379,15 +388,16 @@ def report(
                 "over random crops of each training image (settings: crops_per_image); "
                 "every solver starts at the "
                 "task's x0 (rimkit.tasks; y for denoising, bicubic for sr, mean-filled for "
-                "inpainting, 0.5 for projections and lensing); denoising is noisy, the other "
-                "tasks noiseless"
+                "inpainting, 0.5 for projections and lensing, zero-filled for MRI); denoising is "
+                "noisy, the other tasks noiseless; MRI is scored on the magnitude"
             ),
             "date": datetime.date.today().isoformat(),
             "command": "python -m rimkit.solvers.tuning " + " ".join(sys.argv[1:]),
             "images": [rel(f) for f in files],
             "settings": [dataclasses.asdict(s) for s in settings],
             "levels": "denoise: sigma (0-255); sr: scale; inpaint: missing fraction; "
-            "gaussian/bernoulli/fourier: ratio m/n; lensing: Einstein radius (source widths)",
+            "gaussian/bernoulli/fourier: ratio m/n; lensing: Einstein radius (source widths); "
+            "mri: acceleration (variable-density columns)",
             "grid": grids,
             "iterations": {r.baseline: r.iterations for r in results},
             "seed": seed,
@@ -457,7 +467,7 @@ def default_weight(
     The nearest tuned level of that baseline and task is used (on a log scale; see
     :func:`tuned_entry`). Without a tuned entry for the baseline and task (or without the
     table) the class default ``weight`` is returned. ``task`` is one of ``denoise``, ``sr``,
-    ``inpaint``, ``gaussian``, ``bernoulli``, ``fourier``, ``lensing`` (also accepted:
+    ``inpaint``, ``gaussian``, ``bernoulli``, ``fourier``, ``lensing``, ``mri`` (also accepted:
     ``projection-<kind>`` and measurement names such as ``sr-x2``); ``path`` defaults to the
     shipped ``defaults.json``.
 

@@ -39,13 +39,15 @@ SHARED_DATA_CANDIDATES = ("../shared/data", "shared/data")
 class DataConfig:
     """Where the patches come from.
 
-    ``train`` is a folder of images (absolute, or relative to ``root``); the last
-    ``val_images`` of its sorted files are held out and ``val_patches`` validation patches are
-    drawn from them, unless ``val`` names another folder. ``root`` defaults to
-    ``$RIMKIT_DATA`` or ``../shared/data``.
+    ``train`` is a folder of images (absolute, or relative to ``root``), a 3-D volume file
+    (``.npz`` / ``.npy``, cut into 2-D slices along each axis; see
+    :func:`rimkit.data.volumes.volume_slices`), or a list of such sources whose images are
+    pooled. The last ``val_images`` images of the (first) source are held out and
+    ``val_patches`` validation patches are drawn from them, unless ``val`` names another
+    source. ``root`` defaults to ``$RIMKIT_DATA`` or ``../shared/data``.
     """
 
-    train: str = "train/BSDS300-train"
+    train: str | tuple[str, ...] = "train/BSDS300-train"
     val: str | None = None
     root: str | None = None
     gray: bool = True

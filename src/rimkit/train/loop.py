@@ -26,18 +26,26 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from rimkit.data import ImageFolder, PatchSampler, PatchSet, list_images, seeded, validation_patches
+from rimkit.data.volumes import is_volume_file, volume_slices
 from rimkit.io import atomic_write
 from rimkit.models import RIM, RIMConfig, trajectory_loss
 from rimkit.models.utils import load_widened
 from rimkit.tasks import Measurement, Task
 from rimkit.train.checkpoint import export_weights, load_checkpoint, read_meta, save_checkpoint
-from rimkit.train.config import ExperimentConfig, OptimConfig, build_tasks, resolve_folder
+from rimkit.train.config import (
+    DataConfig,
+    ExperimentConfig,
+    OptimConfig,
+    build_tasks,
+    resolve_folder,
+)
 from rimkit.zoo import load_model
 
 
@@ -102,34 +110,56 @@ class Distributed:
 
 
 def check_data(cfg: ExperimentConfig) -> None:
-    """Fail early, with the usual message, when a data folder is missing or empty."""
-    list_images(resolve_folder(cfg.data, cfg.data.train))
-    if cfg.data.val is not None:
-        list_images(resolve_folder(cfg.data, cfg.data.val))
+    """Fail early, with the usual message, when a data folder or volume is missing or empty."""
+    for source in (*_sources(cfg.data.train), cfg.data.val):
+        if source is not None and not is_volume_file(resolve_folder(cfg.data, source)):
+            list_images(resolve_folder(cfg.data, source))
+
+
+def _sources(train: str | tuple[str, ...]) -> tuple[str, ...]:
+    if isinstance(train, str):
+        return (train,)
+    if not train:
+        raise ValueError("data.train is an empty list; give a folder of images or a volume file")
+    return tuple(train)
+
+
+def _source_images(data: DataConfig, source: str) -> list[np.ndarray]:
+    """The uint8 ``(C, H, W)`` images of a folder, or the 2-D slices of a volume file."""
+    path = resolve_folder(data, source)
+    if is_volume_file(path):
+        return volume_slices(path)
+    return ImageFolder(path, gray=data.gray).images
 
 
 def _load_patches(cfg: ExperimentConfig) -> tuple[PatchSet, Tensor]:
     data = cfg.data
-    files = list_images(resolve_folder(data, data.train))
+    first, *others = _sources(data.train)
+    images = _source_images(data, first)
     if data.val is not None:
-        train_files, val_files = files, list_images(resolve_folder(data, data.val))
+        train, val = images, _source_images(data, data.val)
     else:
-        if len(files) <= data.val_images or data.val_images < 1:
+        if len(images) <= data.val_images or data.val_images < 1:
             raise ValueError(
-                f"{len(files)} image(s) in {data.train!r}: too few to hold out "
+                f"{len(images)} image(s) in {first!r}: too few to hold out "
                 f"data.val_images={data.val_images} for validation and train on the rest"
             )
-        train_files, val_files = files[: -data.val_images], files[-data.val_images :]
-    root = files[0].parent
-    train = ImageFolder(root, gray=data.gray, files=train_files)
-    val = ImageFolder(root, gray=data.gray, files=val_files)
-    if train.channels != cfg.model.channels and not _is_mri(cfg):
+        train, val = images[: -data.val_images], images[-data.val_images :]
+    for source in others:
+        train = train + _source_images(data, source)
+    if len({img.shape[0] for img in train + val}) > 1:
         raise ValueError(
-            f"the images have {train.channels} channel(s) but model.channels is "
+            f"the sources {list(_sources(data.train))} mix gray and colour images; "
+            "set data.gray to convert them"
+        )
+    channels = train[0].shape[0]
+    if channels != cfg.model.channels and not _is_mri(cfg):
+        raise ValueError(
+            f"the images have {channels} channel(s) but model.channels is "
             f"{cfg.model.channels}; set data.gray accordingly"
         )
-    patches = PatchSet(train.images, data.patch_size, data.stride)
-    val_set = PatchSet(val.images, data.patch_size, data.patch_size)
+    patches = PatchSet(train, data.patch_size, data.stride)
+    val_set = PatchSet(val, data.patch_size, data.patch_size)
     return patches, validation_patches(val_set, data.val_patches, cfg.optim.seed)
 
 
