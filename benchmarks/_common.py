@@ -199,12 +199,24 @@ def run(
     script that runs several evaluations), and a stopped run resumes from it.
     """
     images = load_images(Path(args.data) / folder, args.limit, channels)
+    return run_images(args, images, protocols, methods, curves, part), len(images)
+
+
+def run_images(
+    args: argparse.Namespace,
+    images: list[tuple[str, np.ndarray]],
+    protocols: Sequence,
+    methods: Sequence[Method],
+    curves: bool = True,
+    part: str = "",
+) -> Evaluation:
+    """:func:`run` for images already loaded, as ``(name, array)`` pairs."""
     journal = None
     if args.journal:
         journal = f"{args.journal}.{part}" if part else args.journal
         args.journals.append(journal)
     try:
-        result = evaluate(
+        return evaluate(
             images,
             protocols,
             methods,
@@ -215,7 +227,6 @@ def run(
         )
     except ValueError as err:
         sys.exit(f"error: {err}")
-    return result, len(images)
 
 
 def add_curve_factor(p: argparse.ArgumentParser) -> None:

@@ -198,3 +198,42 @@ def test_super_resolution_writes_the_section_it_is_given(tmp_path):
     assert "<!-- begin: super-resolution -->" not in text
     bicubic = next(line for line in text.splitlines() if line.startswith("| bicubic (ours)"))
     assert all(float(cell.split("/")[0]) > 20 for cell in bicubic.split("|")[2:5])
+
+
+def test_mri_measures_each_set_of_scans_at_each_acceleration(tmp_path):
+    import torch
+
+    from rimkit.models import RIMConfig
+    from rimkit.train.checkpoint import export_weights
+
+    rng = np.random.default_rng(0)
+    mri = tmp_path / "data" / "mri"
+    (mri / "bart_pics_brain").mkdir(parents=True)
+    np.save(mri / "t1_coronal_slice.npy", rng.random((24, 24)))
+    np.savez(mri / "dipy_b0_10slices.npz", volume=rng.integers(0, 4096, (20, 20, 3, 1)))
+    header = "# Dimensions\n1 16 18 1 2 " + "1 " * 11 + "\n"
+    (mri / "bart_pics_brain" / "img.hdr").write_text(header)
+    scan = (rng.random((1, 16, 18, 1, 2)) + 1j * rng.random((1, 16, 18, 1, 2))).astype("c8")
+    scan.ravel(order="F").tofile(mri / "bart_pics_brain" / "img.cfl")
+    cfg = RIMConfig(cell="mri", channels=2, features=4, hidden=4, train_steps=2)
+    model = tmp_path / "mri.safetensors"
+    torch.manual_seed(0)
+    export_weights(model, cfg.build(), {"config": {"model": cfg.to_dict()}})
+    out = tmp_path / "B.md"
+    out.write_text("# Benchmarks\n")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "mri.py"), "--data", str(tmp_path / "data")]
+    cmd += ["--model", f"tiny={model}", "--model", "absent=no-such-model", "--output", str(out)]
+    cmd += ["--accelerations", "2", "4", "--baselines", "zero-filled", "--quiet", "--threads", "1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert "Images: t1-coronal 1, dipy-b0 3, bart-brain 1." in text
+    for name in ("t1-coronal", "dipy-b0", "bart-brain"):
+        table = text.split(f"### {name}: PSNR (dB) / SSIM")[1].split("###")[0]
+        rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| R=")]
+        assert [r[0].strip() for r in rows] == ["R=2", "R=4"]
+        for row in rows:
+            tiny, absent, zero_filled = (c.strip() for c in row[1:])
+            assert absent == "missing"
+            # an untrained RIM leaves its zero-filled start unchanged
+            assert tiny == zero_filled and float(zero_filled.split(" / ")[0]) > 0

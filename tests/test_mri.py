@@ -220,3 +220,23 @@ def test_mri_tuning_scores_the_magnitude_of_the_estimate():
     magnitude = channels_to_complex(final).abs().clamp(0, 1)
     by_hand = -10 * torch.log10((magnitude - x).pow(2).flatten(1).mean(1))
     assert result.psnr[1] == pytest.approx(float(by_hand.mean()), abs=1e-9)
+
+
+def test_bart_arrays_are_read_in_fortran_order_and_bad_pairs_are_named(tmp_path):
+    from rimkit.io import read_cfl
+
+    array = (np.arange(24) + 1j * np.arange(24)[::-1]).astype(np.complex64).reshape(2, 3, 4)
+    (tmp_path / "a.hdr").write_text("# Dimensions\n2 3 4 1 1\n# Command\nphantom\n")
+    array.ravel(order="F").tofile(tmp_path / "a.cfl")
+    for name in ("a", "a.cfl", "a.hdr"):
+        assert np.array_equal(read_cfl(tmp_path / name), array)
+    with pytest.raises(ValueError, match="does not exist"):
+        read_cfl(tmp_path / "b")
+    (tmp_path / "c.hdr").write_text("# Dimensions\n5 5\n")
+    array.ravel().tofile(tmp_path / "c.cfl")
+    with pytest.raises(ValueError, match="holds 24 values but its header says"):
+        read_cfl(tmp_path / "c")
+    (tmp_path / "d.hdr").write_text("nothing here\n")
+    array.ravel().tofile(tmp_path / "d.cfl")
+    with pytest.raises(ValueError, match="Dimensions"):
+        read_cfl(tmp_path / "d")

@@ -193,3 +193,40 @@ def _mode(path: Path) -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def read_cfl(path: str | os.PathLike) -> np.ndarray:
+    """A BART array: ``NAME.hdr`` (its dimensions) and ``NAME.cfl`` (raw complex64, Fortran
+    order); ``path`` may name either file or the common stem. Trailing dimensions of 1 are
+    dropped (BART writes 16), so a ``1 180 230 1 2 1 ... 1`` header gives shape
+    ``(1, 180, 230, 1, 2)``.
+
+    Example:
+        >>> import tempfile
+        >>> stem = Path(tempfile.mkdtemp()) / "img"
+        >>> _ = stem.with_suffix(".hdr").write_text("# Dimensions\\n2 3 1 1\\n")
+        >>> np.arange(6, dtype=np.complex64).tofile(stem.with_suffix(".cfl"))
+        >>> read_cfl(stem).shape, read_cfl(stem)[1, 2]     # Fortran order: [1, 2] is 1 + 2 * 2
+        ((2, 3), np.complex64(5+0j))
+    """
+    stem = Path(path)
+    if stem.suffix in (".cfl", ".hdr"):
+        stem = stem.with_suffix("")
+    header, data = stem.with_suffix(".hdr"), stem.with_suffix(".cfl")
+    for part in (header, data):
+        if not part.is_file():
+            raise ValueError(f"BART file {str(part)!r} does not exist (a .cfl needs its .hdr)")
+    lines = [line for line in header.read_text().splitlines() if line.strip()]
+    try:
+        dims = [int(d) for d in lines[lines.index("# Dimensions") + 1].split()]
+    except (ValueError, IndexError):
+        raise ValueError(f"{str(header)!r} has no '# Dimensions' line of integers") from None
+    while len(dims) > 1 and dims[-1] == 1:
+        dims.pop()
+    values = np.fromfile(data, dtype=np.complex64)
+    if values.size != int(np.prod(dims)):
+        raise ValueError(
+            f"{str(data)!r} holds {values.size} values but its header says {dims} "
+            f"({int(np.prod(dims))})"
+        )
+    return values.reshape(dims, order="F")

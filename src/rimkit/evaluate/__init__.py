@@ -53,6 +53,7 @@ _EXPORTS: dict[str, str] = {
     "DenoiseProtocol": "protocols",
     "InpaintProtocol": "protocols",
     "LensingProtocol": "protocols",
+    "MRIProtocol": "protocols",
     "ProjectionProtocol": "protocols",
     "SuperResolutionProtocol": "protocols",
     "add_noise": "protocols",
