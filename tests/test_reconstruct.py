@@ -149,6 +149,25 @@ def test_mri_restores_a_magnitude_image():
     np.testing.assert_allclose(out.image, x, atol=1e-5)  # untrained: the zero-filled image
 
 
+def test_mri_restores_k_space_of_any_scale_alike():
+    cfg = RIMConfig(cell="mri", channels=2, features=4, hidden=4, train_steps=3)
+    torch.manual_seed(0)
+    model = cfg.build()
+    torch.nn.init.normal_(model.cell.out.weight, 0, 0.1)  # a model that changes its input
+    x = np.random.default_rng(3).random((16, 16))
+    mask = np.zeros((16, 16))
+    mask[:, ::2] = 1
+    op = CartesianMRI(torch.from_numpy(mask)[None, None])
+    k = op(torch.from_numpy(x)[None, None])[0, 0].numpy()
+    unit = restore(k, "mri", model, mask=mask, sigma=2)
+    scaled = restore(k * 1e-4, "mri", model, mask=mask, sigma=2e-4)
+    zero_filled = np.abs(op.adjoint(torch.from_numpy(k)[None, None])[0, 0].numpy())
+    assert not np.allclose(unit.image, zero_filled, atol=1e-3)
+    np.testing.assert_allclose(scaled.image, unit.image * 1e-4, rtol=1e-4, atol=1e-9)
+    with pytest.raises(ValueError, match="nothing to restore"):
+        restore(np.zeros((16, 16), complex), "mri", model, mask=mask)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

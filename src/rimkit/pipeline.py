@@ -121,7 +121,9 @@ def restore(
     ``ensemble`` averages the restorations of that many flips and rotations of the image
     (1, 2, 4 or 8; :mod:`rimkit.self_ensemble`, tasks in :data:`ENSEMBLE_TASKS`); ``lensing``
     the lens and its observation for ``task="lensing"`` (the source has the image's pixel
-    count; the operator spans the whole image, so it is never tiled)."""
+    count; the operator spans the whole image, so it is never tiled). MRI k-space may have any
+    scale: it is divided by the zero-filled image's maximum (the scale MRI models learn) and
+    the magnitude image comes back in the data's units; ``sigma`` is in those units too."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     if check_size(ensemble) > 1 and task not in ENSEMBLE_TASKS:
@@ -195,9 +197,14 @@ def _restore_mri(image, model, sigma255, mask, steps) -> Restored:
             f"{model.channels}"
         )
     operator = _operator("mri", image.shape, 1, mask, None, "circular")
-    k = torch.from_numpy(np.asarray(image, dtype=np.complex64))[None, None]
-    trajectory = RIMReconstructor(model, steps)(k, operator, sigma255 / 255.0)
+    k = torch.from_numpy(np.asarray(image, dtype=np.complex64))[None, None]  # (1, 1, H, W)
+    scale = float(channels_to_complex(operator.adjoint(k)).abs().max())
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError("the k-space is zero wherever the mask samples it; nothing to restore")
+    # MRI models learn images whose maximum is 1: scale the data there and the result back
+    trajectory = RIMReconstructor(model, steps)(k / scale, operator, sigma255 / 255.0 / scale)
     frames = [
-        channels_to_complex(x)[0, 0].abs().cpu().double().numpy() for x in trajectory.estimates
+        scale * channels_to_complex(x)[0, 0].abs().cpu().double().numpy()
+        for x in trajectory.estimates
     ]
     return Restored(frames[-1], frames)
