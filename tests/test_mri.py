@@ -75,6 +75,9 @@ def test_volume_files_are_read_from_npz_and_npy_and_bad_ones_are_named(tmp_path,
             read_volume(path)
     with pytest.raises(ValueError, match=r"not an \.npz or \.npy"):
         read_volume(tmp_path / "head.png")
+    with pytest.raises(ValueError, match="does not exist"):
+        read_volume(tmp_path / "absent.npz")
+    assert is_volume_file(tmp_path / "absent.npz")  # named as one: its absence is reported
     with pytest.raises(ValueError, match="lower min_fill"):
         volume_slices(volume, min_fill=0.99)
     with pytest.raises(ValueError, match="axes"):

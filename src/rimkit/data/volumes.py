@@ -31,19 +31,22 @@ SIGNAL_LEVEL = 0.05
 
 
 def is_volume_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a file that :func:`volume_slices` reads (a folder is not)."""
+    """Whether ``path`` names a volume for :func:`volume_slices` (by its suffix; a folder of
+    images is not one)."""
     path = Path(path)
-    return path.is_file() and path.suffix.lower() in VOLUME_SUFFIXES
+    return not path.is_dir() and path.suffix.lower() in VOLUME_SUFFIXES
 
 
 def read_volume(path: str | os.PathLike) -> np.ndarray:
     """The ``(D1, D2, D3)`` float64 volume of ``path`` scaled to ``[0, 1]`` by its maximum."""
     path = Path(path)
-    if not path.is_file() or path.suffix.lower() not in VOLUME_SUFFIXES:
+    if path.suffix.lower() not in VOLUME_SUFFIXES:
         raise ValueError(
             f"volume {str(path)!r} is not an .npz or .npy file; give a 3-D volume such as "
             "../shared/data/mri/mni152_t1_2009a.npz, or a folder of images"
         )
+    if not path.is_file():
+        raise ValueError(f"volume file {str(path)!r} does not exist")
     try:
         loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from rimkit.data import ImageFolder, PatchSampler, PatchSet, list_images, seeded, validation_patches
-from rimkit.data.volumes import is_volume_file, volume_slices
+from rimkit.data.volumes import is_volume_file, read_volume, volume_slices
 from rimkit.io import atomic_write
 from rimkit.models import RIM, RIMConfig, trajectory_loss
 from rimkit.models.utils import load_widened
@@ -112,8 +112,10 @@ class Distributed:
 def check_data(cfg: ExperimentConfig) -> None:
     """Fail early, with the usual message, when a data folder or volume is missing or empty."""
     for source in (*_sources(cfg.data.train), cfg.data.val):
-        if source is not None and not is_volume_file(resolve_folder(cfg.data, source)):
-            list_images(resolve_folder(cfg.data, source))
+        if source is None:
+            continue
+        path = resolve_folder(cfg.data, source)
+        read_volume(path) if is_volume_file(path) else list_images(path)
 
 
 def _sources(train: str | tuple[str, ...]) -> tuple[str, ...]:
