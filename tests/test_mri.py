@@ -197,10 +197,10 @@ def test_eval_mri_runs_a_model_and_baselines_on_the_slices_of_a_volume(volume, t
 @pytest.mark.parametrize("task", ["mri", "denoise"])
 def test_eval_refuses_a_model_of_the_other_kind(task, volume, image_folder, tmp_path, capsys):
     if task == "mri":
-        cfg = RIMConfig(features=4, hidden=4, train_steps=2)
-        model = tmp_path / "gray.safetensors"
+        cfg = RIMConfig(channels=3, features=4, hidden=4, train_steps=2)
+        model = tmp_path / "rgb.safetensors"
         export_weights(model, cfg.build(), {"config": {"model": cfg.to_dict()}})
-        data, wanted = volume, "not an MRI model"
+        data, wanted = volume, "restores RGB images"
     else:
         model, data, wanted = _mri_model(tmp_path), image_folder, "is an MRI model"
     status, _, err = _eval(
@@ -208,6 +208,32 @@ def test_eval_refuses_a_model_of_the_other_kind(task, volume, image_folder, tmp_
     )
     assert status == 2 and wanted in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_gray_model_reconstructs_mri_taking_the_image_as_real(volume, tmp_path, capsys):
+    from rimkit.operators import RealImages
+    from rimkit.reconstruct import RIMReconstructor
+
+    cfg = RIMConfig(features=4, hidden=4, train_steps=3)
+    torch.manual_seed(0)
+    model = cfg.build()
+    torch.nn.init.normal_(model.cell.out.weight, 0, 0.1)
+    path = tmp_path / "gray.safetensors"
+    export_weights(path, model, {"config": {"model": cfg.to_dict()}})
+    out = tmp_path / "e"
+    status, _, err = _eval(
+        capsys, "--model", path, "--task", "mri", "--data", volume, "--limit", 1,
+        "--baselines", "none", "--out", out, "-q",
+    )  # fmt: skip
+    assert status == 0, err
+    assert "reconstructs the images as real" in (out / "summary.md").read_text()
+    with open(out / "results.csv") as handle:
+        reported = float(next(csv.DictReader(handle))["psnr"])
+    image = runner.load_images(volume, limit=1)[0][1]
+    case = MRIProtocol(4.0).cases(image, 0, "head")[0]
+    by_hand = RIMReconstructor(model)(case.y, RealImages(case.operator.op), case.sigma).final
+    assert by_hand.shape == (1, 1, 20, 24)
+    assert reported == pytest.approx(case.score(torch.cat([by_hand, 0 * by_hand], 1))["psnr"])
 
 
 def test_mri_tuning_scores_the_magnitude_of_the_estimate():

@@ -27,6 +27,7 @@ from rimkit.operators import (
     Inpainting,
     Lensing,
     LinearOperator,
+    RealImages,
     box_kernel,
     fft2c,
     gaussian_2d_mask,
@@ -88,6 +89,10 @@ OPERATORS: dict[str, Case] = {
     "mri-as-channels": Case(
         lambda g: ComplexAsChannels(CartesianMRI(variable_density_mask((8, 8), 2.0, generator=g))),
         (2, 2, 8, 8),
+    ),
+    "mri-real-images": Case(
+        lambda g: RealImages(CartesianMRI(variable_density_mask((8, 9), 2.0, generator=g))),
+        (2, 1, 8, 9),
     ),
     "lensing-sie": Case(
         lambda g: Lensing.from_lens(

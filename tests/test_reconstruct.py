@@ -168,6 +168,18 @@ def test_mri_restores_k_space_of_any_scale_alike():
         restore(np.zeros((16, 16), complex), "mri", model, mask=mask)
 
 
+def test_a_gray_model_restores_mri_k_space_as_a_real_image():
+    cfg = RIMConfig(features=4, hidden=4, train_steps=2)
+    x = np.random.default_rng(4).random((16, 16))
+    mask = np.ones((16, 16))
+    k = CartesianMRI(torch.ones(1, 1, 16, 16))(torch.from_numpy(x)[None, None])[0, 0].numpy()
+    out = restore(k, "mri", cfg.build(), mask=mask)  # untrained: its start, |zero-filled|
+    np.testing.assert_allclose(out.image, x, atol=1e-3)  # (the sigmoid link clamps near 0, 1)
+    rgb = RIMConfig(channels=3, features=4, hidden=4, train_steps=2).build()
+    with pytest.raises(ValueError, match="or a gray one"):
+        restore(k, "mri", rgb, mask=mask)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

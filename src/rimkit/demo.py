@@ -42,7 +42,7 @@ from rimkit.operators import (
     Inpainting,
     LensingSetup,
     LinearOperator,
-    channels_to_complex,
+    magnitude,
     random_mask,
     variable_density_mask,
 )
@@ -116,7 +116,7 @@ def _shown(setting: Setting, y: torch.Tensor, op: LinearOperator) -> np.ndarray:
 def _picture(estimate: torch.Tensor) -> np.ndarray:
     """An estimate ``(1, C, H, W)`` as an ``(H, W)`` image in ``[0, 1]``: its one channel, or
     the magnitude of a complex image held as two channels (MRI)."""
-    image = channels_to_complex(estimate).abs() if estimate.shape[1] == 2 else estimate
+    image = magnitude(estimate) if estimate.shape[1] == 2 else estimate
     return np.clip(image[0, 0].numpy(), 0, 1)
 
 

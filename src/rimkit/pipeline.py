@@ -38,9 +38,10 @@ from rimkit.operators import (
     Inpainting,
     LensingSetup,
     LinearOperator,
+    RealImages,
     bicubic_upsample,
-    channels_to_complex,
     gaussian_kernel,
+    magnitude,
 )
 from rimkit.reconstruct import RIMReconstructor
 from rimkit.self_ensemble import ENSEMBLE_TASKS, SelfEnsemble, check_size
@@ -191,20 +192,19 @@ def _restore_luma(image: np.ndarray, run, scale: int) -> Restored:
 def _restore_mri(image, model, sigma255, mask, steps) -> Restored:
     if image.ndim != 2:
         raise ValueError(f"MRI k-space must be one 2-D complex array, got shape {image.shape}")
-    if model.channels != 2:
+    if model.channels not in (1, 2):
         raise ValueError(
-            f"MRI needs a model for complex images (2 channels: real, imaginary); this one has "
-            f"{model.channels}"
+            f"MRI needs a model for complex images (2 channels: real, imaginary) or a gray one "
+            f"(the image taken as real); this one has {model.channels}"
         )
-    operator = _operator("mri", image.shape, 1, mask, None, "circular")
+    mri = _operator("mri", image.shape, 1, mask, None, "circular").op  # CartesianMRI
+    # a gray model takes the image as real and sees Re(A^H (y - A x)); an MRI model, complex
+    operator = RealImages(mri) if model.channels == 1 else ComplexAsChannels(mri)
     k = torch.from_numpy(np.asarray(image, dtype=np.complex64))[None, None]  # (1, 1, H, W)
-    scale = float(channels_to_complex(operator.adjoint(k)).abs().max())
+    scale = float(mri.adjoint(k).abs().max())
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError("the k-space is zero wherever the mask samples it; nothing to restore")
     # MRI models learn images whose maximum is 1: scale the data there and the result back
     trajectory = RIMReconstructor(model, steps)(k / scale, operator, sigma255 / 255.0 / scale)
-    frames = [
-        scale * channels_to_complex(x)[0, 0].abs().cpu().double().numpy()
-        for x in trajectory.estimates
-    ]
+    frames = [scale * magnitude(x)[0, 0].cpu().double().numpy() for x in trajectory.estimates]
     return Restored(frames[-1], frames)

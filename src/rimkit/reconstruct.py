@@ -32,6 +32,7 @@ from rimkit.operators import (
     Identity,
     Inpainting,
     LinearOperator,
+    RealImages,
     bicubic_upsample,
 )
 
@@ -53,6 +54,7 @@ INITIAL_ESTIMATES: dict[type, Callable[[LinearOperator, Tensor], Tensor]] = {
     Inpainting: _inpaint_start,
     BicubicDownsample: _sr_start,
     ComplexAsChannels: lambda op, y: op.adjoint(y),
+    RealImages: lambda op, y: op.op.adjoint(y).abs(),  # a real image: the zero-filled magnitude
 }
 """Operator type -> the initial estimate its training tasks use; others start at 0.5."""
 

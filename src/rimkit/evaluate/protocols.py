@@ -60,7 +60,7 @@ from rimkit.operators import (
     Identity,
     Inpainting,
     LinearOperator,
-    channels_to_complex,
+    magnitude,
     random_mask,
     random_projection,
 )
@@ -128,7 +128,7 @@ class Case:
         complex image as real and imaginary channels) its magnitude ``(1, 1, H, W)``."""
         if self.task != "mri":
             return estimate
-        return channels_to_complex(estimate).abs()
+        return magnitude(estimate)
 
     def score(self, estimate: np.ndarray | Tensor) -> dict:
         """PSNR and SSIM of an estimate of ``truth`` under this protocol (see :func:`score`)."""

@@ -71,6 +71,7 @@ from rimkit.operators import (
     Lensing,
     LinearOperator,
     MatrixProjection,
+    RealImages,
 )
 from rimkit.reconstruct import initial_estimate
 from rimkit.self_ensemble import ENSEMBLE_TASKS, SelfEnsemble, check_size
@@ -166,6 +167,8 @@ def rim_method(
         method = SelfEnsemble(method, ensemble)
 
     def run(case: Case) -> list[Tensor]:
+        if case.task == "mri" and model.channels == 1:
+            return _real_image_mri(method, case)
         return method(case.y, case.operator, case.sigma).estimates
 
     from rimkit.train.loop import weights_digest
@@ -174,6 +177,15 @@ def rim_method(
     if ensemble > 1:
         fingerprint += f", self-ensemble {ensemble}"
     return Method(name, run, report, trained, fingerprint)
+
+
+def _real_image_mri(method: Callable, case: Case) -> list[Tensor]:
+    """A one-channel model on an MRI case: the image is taken as real (a magnitude image), the
+    model sees ``Re(A^H (y - A x))`` through :class:`~rimkit.operators.RealImages`, and its
+    estimates come back as complex images in channels (real, zero imaginary part)."""
+    operator = RealImages(case.operator.op)
+    estimates = method(case.y, operator, case.sigma).estimates
+    return [torch.cat([x, torch.zeros_like(x)], dim=1) for x in estimates]
 
 
 def tuned_setting(case: Case) -> tuple[str, float]:
@@ -733,13 +745,16 @@ def _check_model(spec: EvalSpec, loaded: Any, notes: list[str]) -> int | None:
     cell = (config.get("model") or {}).get("cell")
     name = spec.model
     mri_model = cell == "mri" or model.channels == 2
-    if mri_model != (spec.task == "mri"):
-        what = "an MRI model" if mri_model else f"not an MRI model (cell {cell!r})"
-        raise ValueError(
-            f"model {name!r} is {what}; use it with --task "
-            f"{'mri' if mri_model else 'denoise, sr, inpaint, projection or lensing'}"
-        )
-    if mri_model:
+    if mri_model and spec.task != "mri":
+        raise ValueError(f"model {name!r} is an MRI model; use it with --task mri")
+    if spec.task == "mri":
+        if model.channels == 3:
+            raise ValueError(
+                f"model {name!r} restores RGB images; MRI takes an MRI model (complex images "
+                "as 2 channels) or a gray one (magnitude images as real)"
+            )
+        if not mri_model:
+            _note(notes, f"model {name!r} is a gray model: it reconstructs the images as real")
         return None
     if spec.task == "sr":
         if model.channels != 1:

@@ -6,9 +6,11 @@ from rimkit.operators.base import (
     Composition,
     Identity,
     LinearOperator,
+    RealImages,
     channels_to_complex,
     check_image,
     complex_to_channels,
+    magnitude,
 )
 from rimkit.operators.bicubic import BicubicDownsample, bicubic_upsample, imresize_matrix
 from rimkit.operators.blur import BOUNDARIES, Blur, box_kernel, gaussian_kernel, motion_kernel
@@ -48,6 +50,7 @@ __all__ = [
     "LensingSetup",
     "LinearOperator",
     "MatrixProjection",
+    "RealImages",
     "angular_grid",
     "bicubic_upsample",
     "box_kernel",
@@ -59,6 +62,7 @@ __all__ = [
     "gaussian_kernel",
     "ifft2c",
     "imresize_matrix",
+    "magnitude",
     "motion_kernel",
     "random_mask",
     "random_projection",

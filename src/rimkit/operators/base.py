@@ -199,6 +199,36 @@ class ComplexAsChannels(LinearOperator):
         return complex_to_channels(self.op.normal(channels_to_complex(x)))
 
 
+class RealImages(LinearOperator):
+    """A complex-valued operator restricted to real images ``(B, C, H, W)``: ``op(x)``, with
+    the adjoint under the real inner product, ``Re(op^H y)``.
+
+    For magnitude images (real and non-negative) this lets a one-channel model, trained on
+    anything, reconstruct MRI by its likelihood gradient ``Re(A^H (y - A x)) / sigma^2``.
+
+    Example:
+        >>> import torch
+        >>> from rimkit.operators import CartesianMRI
+        >>> op = RealImages(CartesianMRI(torch.ones(1, 1, 8, 8)))
+        >>> x = torch.rand(1, 1, 8, 8, dtype=torch.float64)
+        >>> op(x).dtype, bool(torch.allclose(op.adjoint(op(x)), x))
+        (torch.complex128, True)
+    """
+
+    def __init__(self, op: LinearOperator) -> None:
+        super().__init__()
+        self.op = op
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_image(x)
+        if x.is_complex():
+            raise ValueError("RealImages takes real images; use ComplexAsChannels for complex ones")
+        return self.op(x.to(x.dtype.to_complex()))
+
+    def adjoint(self, y: Tensor) -> Tensor:
+        return self.op.adjoint(y).real
+
+
 def complex_to_channels(z: Tensor) -> Tensor:
     """Complex ``(B, C, H, W)`` to real ``(B, 2C, H, W)`` (real parts, then imaginary parts)."""
     check_image(z, "z", allow_complex=True)
@@ -217,3 +247,18 @@ def channels_to_complex(x: Tensor) -> Tensor:
         )
     re, im = x.chunk(2, dim=1)
     return torch.complex(re, im)
+
+
+def magnitude(x: Tensor) -> Tensor:
+    """``|x|`` of a one-channel image ``(B, 1, H, W)``, or of a complex image held as two
+    channels (real, imaginary): ``(B, 1, H, W)`` either way (an MRI estimate, real or complex).
+
+    Example:
+        >>> import torch
+        >>> magnitude(torch.tensor([3.0, 4.0]).view(1, 2, 1, 1)).item()
+        5.0
+    """
+    check_image(x)
+    if x.shape[1] not in (1, 2):
+        raise ValueError(f"a magnitude needs 1 channel or 2 (real, imaginary), got {x.shape[1]}")
+    return (channels_to_complex(x) if x.shape[1] == 2 else x).abs()
