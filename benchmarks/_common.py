@@ -131,9 +131,10 @@ def load_models(
     args: argparse.Namespace,
     steps: int | None = None,
     curve_factor: float | None = None,
-    channels: int | None = None,
+    channels: int | tuple[int, ...] | None = None,
 ) -> list[ModelEntry]:
-    """Each ``--model`` as a RIM method, or a missing entry saying why it is not available."""
+    """Each ``--model`` as a RIM method, or a missing entry saying why it is not available
+    (among them a model whose channel count is not ``channels``, or not one of them)."""
     from rimkit.zoo import load_model
 
     out = []
@@ -146,8 +147,10 @@ def load_models(
             out.append(ModelEntry(label, source, None, str(err).split(";")[0]))
             continue
         model = loaded.model
-        if channels is not None and model.channels != channels:
-            why = f"has {model.channels} channels, this benchmark needs {channels}"
+        allowed = (channels,) if isinstance(channels, int) else channels
+        if allowed is not None and model.channels not in allowed:
+            need = " or ".join(map(str, allowed))
+            why = f"has {model.channels} channels, this benchmark needs {need}"
             out.append(ModelEntry(label, source, None, why))
             continue
         curve = round(curve_factor * model.train_steps) if curve_factor else None

@@ -215,14 +215,20 @@ def test_mri_measures_each_set_of_scans_at_each_acceleration(tmp_path):
     (mri / "bart_pics_brain" / "img.hdr").write_text(header)
     scan = (rng.random((1, 16, 18, 1, 2)) + 1j * rng.random((1, 16, 18, 1, 2))).astype("c8")
     scan.ravel(order="F").tofile(mri / "bart_pics_brain" / "img.cfl")
-    cfg = RIMConfig(cell="mri", channels=2, features=4, hidden=4, train_steps=2)
-    model = tmp_path / "mri.safetensors"
-    torch.manual_seed(0)
-    export_weights(model, cfg.build(), {"config": {"model": cfg.to_dict()}})
+    models = {}
+    for name, cfg in (
+        ("tiny", RIMConfig(cell="mri", channels=2, features=4, hidden=4, train_steps=2)),
+        ("gray", RIMConfig(features=4, hidden=4, train_steps=2)),
+        ("rgb", RIMConfig(channels=3, features=4, hidden=4, train_steps=2)),
+    ):
+        models[name] = tmp_path / f"{name}.safetensors"
+        torch.manual_seed(0)
+        export_weights(models[name], cfg.build(), {"config": {"model": cfg.to_dict()}})
     out = tmp_path / "B.md"
     out.write_text("# Benchmarks\n")
     cmd = [sys.executable, str(ROOT / "benchmarks" / "mri.py"), "--data", str(tmp_path / "data")]
-    cmd += ["--model", f"tiny={model}", "--model", "absent=no-such-model", "--output", str(out)]
+    cmd += [arg for name, path in models.items() for arg in ("--model", f"{name}={path}")]
+    cmd += ["--model", "absent=no-such-model", "--output", str(out)]
     cmd += ["--accelerations", "2", "4", "--baselines", "zero-filled", "--quiet", "--threads", "1"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -233,7 +239,9 @@ def test_mri_measures_each_set_of_scans_at_each_acceleration(tmp_path):
         rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| R=")]
         assert [r[0].strip() for r in rows] == ["R=2", "R=4"]
         for row in rows:
-            tiny, absent, zero_filled = (c.strip() for c in row[1:])
-            assert absent == "missing"
-            # an untrained RIM leaves its zero-filled start unchanged
+            tiny, gray, rgb, absent, zero_filled = (c.strip() for c in row[1:])
+            assert absent == "missing" and rgb == "missing"
+            # untrained RIMs leave their zero-filled start unchanged (the gray one: its magnitude)
             assert tiny == zero_filled and float(zero_filled.split(" / ")[0]) > 0
+            assert float(gray.split(" / ")[0]) >= float(zero_filled.split(" / ")[0]) - 0.01
+    assert "`rgb` (" in text and "has 3 channels, this benchmark needs 1 or 2" in text
