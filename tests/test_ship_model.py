@@ -164,3 +164,12 @@ def test_render_cards_names_a_missing_card_and_the_known_ones(tmp_path):
         render.render_cards(["nope"], tmp_path)
     with pytest.raises(SystemExit, match=r"sr.json is not a model card \(KeyError"):
         render.render_cards(["sr"], tmp_path)  # "{}" has no fields
+
+
+def test_the_data_line_names_every_pooled_source():
+    ship = _script()
+    assert ship._sources_text({"train": "train/BSDS300-train", "gray": True}) == (
+        "train/BSDS300-train (gray)"
+    )
+    pooled = {"train": ["mri/mni152_t1_2009a.npz", "train/BSDS300-train"], "gray": True}
+    assert ship._sources_text(pooled) == "mri/mni152_t1_2009a.npz + train/BSDS300-train (gray)"
