@@ -258,7 +258,7 @@ def grid_search(
         >>> r.weight in (0.01, 0.1, 1.0), r.best_psnr == max(r.psnr)
         (True, True)
     """
-    from rimkit.operators import channels_to_complex
+    from rimkit.operators import magnitude
     from rimkit.solvers import baseline
 
     if name not in ITERATIONS:
@@ -273,7 +273,7 @@ def grid_search(
         result = solver(measurement.y, measurement.operator, measurement.sigma, x0=measurement.x0)
         final, target = result.final, measurement.target
         if measurement.name == "mri":  # complex images as two channels: score the magnitude
-            final, target = channels_to_complex(final).abs(), channels_to_complex(target).abs()
+            final, target = magnitude(final), magnitude(target)
         scores.append(float(psnr(final, target).mean()))
     task = _canonical_task(measurement.name)
     return GridResult(name, task, float(level), grid, tuple(scores), iterations)
