@@ -197,11 +197,11 @@ def _restore_mri(image, model, sigma255, mask, steps) -> Restored:
             f"MRI needs a model for complex images (2 channels: real, imaginary) or a gray one "
             f"(the image taken as real); this one has {model.channels}"
         )
-    mri = _operator("mri", image.shape, 1, mask, None, "circular").op  # CartesianMRI
-    # a gray model takes the image as real and sees Re(A^H (y - A x)); an MRI model, complex
-    operator = RealImages(mri) if model.channels == 1 else ComplexAsChannels(mri)
+    operator = _operator("mri", image.shape, 1, mask, None, "circular")  # complex as channels
+    if model.channels == 1:  # a gray model takes the image as real: Re(A^H (y - A x))
+        operator = RealImages(operator.op)
     k = torch.from_numpy(np.asarray(image, dtype=np.complex64))[None, None]  # (1, 1, H, W)
-    scale = float(mri.adjoint(k).abs().max())
+    scale = float(operator.op.adjoint(k).abs().max())  # the zero-filled image's maximum
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError("the k-space is zero wherever the mask samples it; nothing to restore")
     # MRI models learn images whose maximum is 1: scale the data there and the result back

@@ -115,7 +115,10 @@ def check_data(cfg: ExperimentConfig) -> None:
         if source is None:
             continue
         path = resolve_folder(cfg.data, source)
-        read_volume(path) if is_volume_file(path) else list_images(path)
+        if is_volume_file(path):
+            read_volume(path)
+        else:
+            list_images(path)
 
 
 def _sources(train: str | tuple[str, ...]) -> tuple[str, ...]:
