@@ -245,3 +245,36 @@ def test_mri_measures_each_set_of_scans_at_each_acceleration(tmp_path):
             assert tiny == zero_filled and float(zero_filled.split(" / ")[0]) > 0
             assert float(gray.split(" / ")[0]) >= float(zero_filled.split(" / ")[0]) - 0.01
     assert "`rgb` (" in text and "has 3 channels, this benchmark needs 1 or 2" in text
+
+
+def test_deblur_writes_psnr_and_ssim_per_kernel_and_noise_level(data, tmp_path):
+    import torch
+
+    from rimkit.models import RIMConfig
+    from rimkit.train.checkpoint import export_weights
+
+    cfg = RIMConfig(features=4, hidden=4, train_steps=2)
+    torch.manual_seed(0)
+    model = tmp_path / "rim.safetensors"
+    export_weights(model, cfg.build(), {"config": {"model": cfg.to_dict()}})
+    text = run_script(
+        "deblur.py", data, tmp_path / "B.md", "--model", f"tiny={model}",
+        "--kernels", "gaussian:1.6", "motion:7:45", "--sigmas", "2.55",
+    )  # fmt: skip
+    assert "<!-- begin: deblur -->" in text
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| gauss")]
+    rows += [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| motion")]
+    assert [r[0].strip() for r in rows] == ["gaussian:1.6,sigma=2.55", "motion:7:45,sigma=2.55"]
+    for row in rows:
+        assert row[1].strip() == "missing"  # the absent model
+        for cell in row[2:]:
+            psnr, ssim = (float(v) for v in cell.split("/"))
+            assert psnr > 10 and 0 < ssim <= 1
+
+
+def test_deblur_names_a_bad_kernel(data, tmp_path):
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "deblur.py"), "--data", str(data)]
+    cmd += ["--kernels", "disk:3", "--output", str(tmp_path / "B.md"), "--model", "a=no-such"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "unknown kernel 'disk:3'" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "B.md").exists()

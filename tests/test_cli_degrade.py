@@ -209,3 +209,27 @@ def test_version_flag(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     assert exit_info.value.code == 0 and "rimkit" in capsys.readouterr().out
+
+
+def test_blur_kernels_are_named_or_read_from_a_file(tmp_path, gray_png, capsys):
+    from rimkit.operators import Blur, motion_kernel
+
+    path, pixels = gray_png
+    named, saved = tmp_path / "named.npy", tmp_path / "saved.npy"
+    kernel_file = tmp_path / "k.npy"
+    np.save(kernel_file, motion_kernel(7, 45).numpy())
+    assert run(capsys, "degrade", path, named, "--task", "blur", "--kernel", "motion:7:45")[0] == 0
+    assert run(capsys, "degrade", path, saved, "--task", "blur", "--kernel", kernel_file)[0] == 0
+    expected = Blur(motion_kernel(7, 45).double())(torch.from_numpy(pixels / 255.0)[None, None])
+    np.testing.assert_allclose(np.load(named), expected[0, 0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(np.load(saved), np.load(named), atol=1e-6)
+
+
+@pytest.mark.parametrize("command", ["degrade", "reconstruct"])
+def test_a_bad_kernel_is_named_in_one_line(tmp_path, gray_png, capsys, command):
+    out = tmp_path / "o.png"
+    status, _, err = run(capsys, command, gray_png[0], out, "--task", "blur", "--kernel", "disk:3")
+    assert status == 2 and "neither a file nor a named kernel" in err and "disk:3" in err
+    assert "Traceback" not in err and not out.exists()
+    status, _, err = run(capsys, command, gray_png[0], out, "--task", "sr", "--kernel", "box:3")
+    assert status == 2 and "--kernel applies to --task blur only" in err

@@ -69,6 +69,8 @@ def test_demo_writes_every_output(demo_run):
     assert measured and all(5 < r["psnr"] < 80 for r in measured)
     mri = {r["method"]: r["psnr"] for r in measured if r["setting"] == "mri R=4"}
     assert {"zero-filled", "tv"} <= set(mri)  # magnitudes of complex estimates, scored
+    deblur = {r["method"]: r["psnr"] for r in measured if r["setting"] == "deblur"}
+    assert {"tv", "fista-wavelet"} <= set(deblur)
     assert Image.open(out / "figure.png").size[1] > 100
     assert "| setting | method |" in (out / "results.md").read_text()
 

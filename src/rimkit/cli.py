@@ -69,6 +69,12 @@ DEFAULT_MODELS: dict[str, dict[int, str]] = {
 TASKS = tuple(DEFAULT_MODELS)
 
 
+KERNEL_HELP = (
+    "blur: a kernel file (.npy) or a named kernel, gaussian:STD, motion:LENGTH:ANGLE or "
+    "box:SIZE (pixels, degrees); default gaussian:1.6"
+)
+
+
 class UsageError(ValueError):
     """Bad usage or input: reported in one line with exit status 2."""
 
@@ -106,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     deg.add_argument("--scale", type=float, default=2, help="sr: integer down-sampling factor")
     deg.add_argument("--fraction", type=float, default=0.5, help="inpaint: missing fraction")
     deg.add_argument("--acceleration", type=float, default=4.0, help="mri: factor >= 1")
-    deg.add_argument("--kernel", help="blur: kernel as .npy (default Gaussian, std 1.6 px)")
+    deg.add_argument("--kernel", help=KERNEL_HELP)
     deg.add_argument("--boundary", default="circular", choices=["circular", "zero"])
     deg.add_argument("--quantize", action="store_true", help="round y to 8 bits (paper column)")
     deg.add_argument("--gray", action="store_true", help="convert an RGB input to gray first")
@@ -128,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--sigma", type=float, help="noise std on the 0-255 scale (denoise: required)")
     rec.add_argument("--scale", type=float, default=2, help="sr: the up-sampling factor")
     rec.add_argument("--mask", help="inpaint/mri: the mask image (white = observed)")
-    rec.add_argument("--kernel", help="blur: kernel as .npy (default Gaussian, std 1.6 px)")
+    rec.add_argument("--kernel", help=KERNEL_HELP)
     rec.add_argument("--boundary", default="circular", choices=["circular", "zero"])
     rec.add_argument("--model", help="shipped model name, run folder or .safetensors file")
     rec.add_argument("--steps", type=int, help="RIM steps (default: the trained T)")
@@ -263,13 +269,7 @@ def _run_degrade(args: argparse.Namespace) -> None:
             raise UsageError(f"output {str(path)!r} exists; pass --force to overwrite it")
     if args.task == "mri" and output.suffix.lower() != ".npy":
         raise UsageError("MRI measurements are complex k-space; give an OUTPUT ending in .npy")
-    kernel = None
-    if args.kernel is not None:
-        if args.task != "blur":
-            raise UsageError("--kernel applies to --task blur only")
-        kernel = read_image(args.kernel)
-        if kernel.ndim != 2:
-            raise UsageError(f"the kernel in {args.kernel!r} must be a 2-D array")
+    kernel = _read_kernel(args.kernel, args.task)
     lensing = _lensing_setup(args)
     image = read_image(args.input, gray=True if args.gray else None)
     result = degrade(
@@ -292,6 +292,28 @@ def _run_degrade(args: argparse.Namespace) -> None:
         shape = "x".join(str(s) for s in np.shape(result.measurement))
         extra = f" and its mask to {mask_path}" if result.mask is not None else ""
         print(f"wrote the {args.task} measurement ({shape}) to {output}{extra}")
+
+
+def _read_kernel(text: str | None, task: str) -> np.ndarray | None:
+    """``--kernel``: a kernel file (.npy or an image) or a named kernel such as ``motion:15:45``."""
+    if text is None:
+        return None
+    if task != "blur":
+        raise UsageError("--kernel applies to --task blur only")
+    if not Path(text).exists():
+        from rimkit.operators import kernel_from_spec
+
+        try:
+            return kernel_from_spec(text).numpy()
+        except ValueError as err:
+            message = f"--kernel {text!r} is neither a file nor a named kernel: {err}"
+            raise UsageError(message) from None
+    from rimkit.io import read_image
+
+    kernel = read_image(text)
+    if kernel.ndim != 2:
+        raise UsageError(f"the kernel in {text!r} must be a 2-D array")
+    return kernel
 
 
 def _run_reconstruct(args: argparse.Namespace) -> None:
@@ -318,7 +340,7 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
     lensing = _lensing_setup(args)
     image = read_image(args.input)
     mask = None if args.mask is None else read_image(args.mask, gray=True)
-    kernel = None if args.kernel is None else read_image(args.kernel)
+    kernel = _read_kernel(args.kernel, args.task)
     name = args.model or _default_model(args.task, image)
     loaded = load_model(name, device=args.device)
     result = restore(

@@ -28,6 +28,7 @@ from rimkit.likelihood import GaussianLikelihood
 from rimkit.models import RIM, Trajectory
 from rimkit.operators import (
     BicubicDownsample,
+    Blur,
     ComplexAsChannels,
     Identity,
     Inpainting,
@@ -51,6 +52,7 @@ def _sr_start(op: BicubicDownsample, y: Tensor) -> Tensor:
 
 INITIAL_ESTIMATES: dict[type, Callable[[LinearOperator, Tensor], Tensor]] = {
     Identity: lambda op, y: y,
+    Blur: lambda op, y: y,
     Inpainting: _inpaint_start,
     BicubicDownsample: _sr_start,
     ComplexAsChannels: lambda op, y: op.adjoint(y),
@@ -66,10 +68,10 @@ FLAT_START_TASKS = frozenset({"projection", "lensing"})
 def initial_estimate(
     operator: LinearOperator, y: Tensor, like: Tensor | None = None, flat: bool = False
 ) -> Tensor:
-    """The initial image for ``operator``: ``y`` (denoising), bicubic up-sampling (SR), the
-    observed mean in the holes (inpainting), zero-filled (MRI); else (or with ``flat=True``)
-    a constant 0.5 image of the shape of ``like`` (or of ``A^T y``). Clipped to ``[0, 1]`` for
-    real images.
+    """The initial image for ``operator``: ``y`` (denoising, deblurring), bicubic up-sampling
+    (SR), the observed mean in the holes (inpainting), zero-filled (MRI); else (or with
+    ``flat=True``) a constant 0.5 image of the shape of ``like`` (or of ``A^T y``). Clipped to
+    ``[0, 1]`` for real images.
 
     Example:
         >>> y = torch.rand(1, 1, 4, 4)

@@ -50,6 +50,7 @@ _EXPORTS: dict[str, str] = {
     "to_8bit": "metrics",
     "y_channel": "metrics",
     "Case": "protocols",
+    "DeblurProtocol": "protocols",
     "DenoiseProtocol": "protocols",
     "InpaintProtocol": "protocols",
     "LensingProtocol": "protocols",

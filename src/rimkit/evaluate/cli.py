@@ -38,6 +38,8 @@ EXAMPLES = """examples:
   rimkit eval --model runs/sr --task sr --data ../shared/data/eval/Set5 --scale 2 3 4
   rimkit eval --task denoise --data ../shared/data/eval/Set12 --baselines tv \\
       --baseline-option tv.iterations=50 --limit 2          # baselines only
+  rimkit eval --model deblur --task blur --data ../shared/data/eval/Set12 \\
+      --kernel gaussian:1.6 motion:15:45 --sigma 2.55 7.65 --baselines tv,fista-wavelet
   rimkit eval --model runs/3task --task projection --data ../shared/data/eval/BSD68 \\
       --kinds gaussian fourier --ratio 0.1 0.5 --curve-steps 40
   rimkit eval --model 3task --task lensing --data ../shared/data/eval/BSD68 \\
@@ -67,8 +69,9 @@ def register(
         description=(
             "Evaluate a RIM and classical baselines on a folder of images under a published "
             "protocol (denoising: DnCNN / RIM paper; super-resolution: Y channel, MATLAB "
-            "bicubic; inpainting; random projections of 32x32 patches; strong lensing of "
-            "patches by random SIE lenses; single-coil Cartesian MRI of magnitude images)."
+            "bicubic; inpainting; deblurring with named kernels; random projections of 32x32 "
+            "patches; strong lensing of patches by random SIE lenses; single-coil Cartesian MRI "
+            "of magnitude images)."
         ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -80,7 +83,7 @@ def register(
     parser.add_argument(
         "--task",
         required=True,
-        choices=["denoise", "sr", "inpaint", "projection", "lensing", "mri"],
+        choices=["denoise", "sr", "inpaint", "blur", "projection", "lensing", "mri"],
     )
     parser.add_argument(
         "--data",
@@ -89,7 +92,10 @@ def register(
         help="folder of images, or a 3-D volume (.npz/.npy: its slices along the last axis)",
     )
     parser.add_argument(
-        "--sigma", type=float, nargs="+", help="noise std, 0-255 (denoise: 15 25 50; else 0)"
+        "--sigma",
+        type=float,
+        nargs="+",
+        help="noise std, 0-255 (denoise: 15 25 50; blur: 2.55 7.65; else 0)",
     )
     parser.add_argument("--scale", type=int, nargs="+", default=[2, 3, 4], help="sr factors")
     parser.add_argument(
@@ -97,6 +103,14 @@ def register(
     )
     parser.add_argument(
         "--fraction", type=float, nargs="+", default=[0.5], help="inpaint: missing fractions"
+    )
+    parser.add_argument(
+        "--kernel",
+        nargs="+",
+        default=["gaussian:1.6"],
+        metavar="SPEC",
+        help="blur: kernels, gaussian:STD, motion:LENGTH:ANGLE or box:SIZE (px, degrees; "
+        "default gaussian:1.6)",
     )
     parser.add_argument(
         "--kinds",
@@ -232,6 +246,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         sigmas=tuple(args.sigma) if args.sigma is not None else None,
         scales=tuple(args.scale),
         fractions=tuple(args.fraction),
+        kernels=tuple(args.kernel),
         kinds=tuple(args.kinds),
         ratios=tuple(args.ratio),
         einstein_radii=tuple(args.einstein_radius),

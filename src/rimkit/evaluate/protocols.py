@@ -16,6 +16,8 @@ Protocol`                  'bicubic')`` rounded to 8 bits; RGB images: the Y cha
                            MATLAB ``rgb2ycbcr`` (rounded, as for ``uint8``) is reconstructed
                            and measured, after shaving ``s`` pixels
 :class:`InpaintProtocol`   a random pixel mask with a fixed missing fraction
+:class:`DeblurProtocol`    a named kernel (``gaussian:1.6``, ``motion:15:45``), circular
+                           convolution of the whole image, then noise (IRCNN / DPIR)
 :class:`ProjectionProtocol` 32 x 32 patches at seeded positions (constant ones drawn again),
                            one random projection each
 :class:`LensingProtocol`   patches as background sources, each behind its own seeded SIE lens
@@ -57,9 +59,11 @@ from rimkit.operators import (
     MRI_MASKS,
     PROJECTION_KINDS,
     BicubicDownsample,
+    Blur,
     Identity,
     Inpainting,
     LinearOperator,
+    kernel_from_spec,
     magnitude,
     random_mask,
     random_projection,
@@ -67,6 +71,7 @@ from rimkit.operators import (
 
 __all__ = [
     "Case",
+    "DeblurProtocol",
     "DenoiseProtocol",
     "InpaintProtocol",
     "LensingProtocol",
@@ -417,6 +422,47 @@ class InpaintProtocol:
             sigma = self.sigma / 255.0
             out.append(Case(label, self.setting, x, op, y, sigma, 0, _display(y), "inpaint"))
         return out
+
+
+@dataclass(frozen=True)
+class DeblurProtocol:
+    """Non-blind deblurring of the whole image: ``y = k * x + sigma/255 N(0, 1)`` with the
+    kernel named by ``kernel`` (:func:`rimkit.operators.kernel_from_spec`, e.g.
+    ``gaussian:1.6`` or ``motion:15:45``), the ``boundary`` convolution (``circular``: the
+    images wrap around, as IRCNN and DPIR synthesise their blurred inputs) and noise drawn with
+    the seed ``seed + index``, in float, not clipped.
+
+    Example:
+        >>> case = DeblurProtocol("gaussian:1.6", 2.55).cases(np.full((16, 16), 0.5), 0, "g")[0]
+        >>> case.setting, torch.allclose(case.operator(case.truth), case.truth)
+        ('gaussian:1.6,sigma=2.55', True)
+    """
+
+    kernel: str = "gaussian:1.6"
+    sigma: float = 2.55
+    seed: int = 0
+    boundary: str = "circular"
+    task = "blur"
+
+    def __post_init__(self) -> None:
+        kernel_from_spec(self.kernel)
+        Blur(torch.ones(1, 1), self.boundary)  # names an unknown boundary
+        _check_sigma(self.sigma)
+        _check_seed(self.seed)
+
+    @property
+    def setting(self) -> str:
+        edge = "" if self.boundary == "circular" else f",{self.boundary}"
+        return f"{self.kernel}{edge}{_noise_suffix(self.sigma)}"
+
+    def describe(self) -> dict:
+        return {"protocol": "blur", **asdict(self)}
+
+    def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
+        x = to_tensor(as_image(image), torch.float64)  # (1, C, H, W)
+        op = Blur(kernel_from_spec(self.kernel).double(), self.boundary)
+        y = simulate(x, op, GaussianNoise(self.sigma / 255.0), _generator(self.seed + index))
+        return [Case(name, self.setting, x, op, y, self.sigma / 255.0, 0, _display(y), "blur")]
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from rimkit.evaluate.figures import convergence_figure, crop_grid
 from rimkit.evaluate.metrics import as_image, quantize
 from rimkit.evaluate.protocols import (
     Case,
+    DeblurProtocol,
     DenoiseProtocol,
     InpaintProtocol,
     LensingProtocol,
@@ -63,6 +64,7 @@ from rimkit.evaluate.report import write_report as _write_report
 from rimkit.operators import (
     PROJECTION_KINDS,
     BicubicDownsample,
+    Blur,
     CartesianMRI,
     ComplexAsChannels,
     Composition,
@@ -79,6 +81,7 @@ from rimkit.self_ensemble import ENSEMBLE_TASKS, SelfEnsemble, check_size
 __all__ = [
     "BASELINE_EXTRAS",
     "DEFAULT_BASELINES",
+    "DEFAULT_SIGMAS",
     "TASKS",
     "EvalSpec",
     "Evaluation",
@@ -96,18 +99,25 @@ __all__ = [
     "tuned_setting",
 ]
 
-TASKS = ("denoise", "sr", "inpaint", "projection", "lensing", "mri")
+TASKS = ("denoise", "sr", "inpaint", "blur", "projection", "lensing", "mri")
 PATCH_TASKS = ("projection", "lensing")
 """Tasks evaluated on small patches with a global operator: run whole, drawn at 4x."""
 DEFAULT_BASELINES: dict[str, tuple[str, ...]] = {
     "denoise": ("tv",),
     "sr": ("bicubic",),
     "inpaint": ("tv",),
+    "blur": ("tv",),
     "projection": ("tv",),
     "lensing": ("tv",),
     "mri": ("zero-filled", "tv"),
 }
 """Baselines run when none are named: cheap ones (BM3D takes seconds per image)."""
+
+DEFAULT_SIGMAS: dict[str, tuple[float, ...]] = {
+    "denoise": (15.0, 25.0, 50.0),
+    "blur": (2.55, 7.65),
+}
+"""Noise levels (0-255) when none are given: the published ones; other tasks are noiseless."""
 
 BASELINE_TASKS: dict[str, tuple[str, ...]] = {"bm3d": ("denoise",), "bicubic": ("sr",)}
 """Baselines that apply to some tasks only; the others accept any operator."""
@@ -191,7 +201,7 @@ def _real_image_mri(method: Callable, case: Case) -> list[Tensor]:
 def tuned_setting(case: Case) -> tuple[str, float]:
     """The tuning table's ``(task, level)`` nearest to a case, read off its operator:
     denoising sigma (0-255), super-resolution scale, inpainting missing fraction, projection
-    ensemble and ratio ``m / n``, lensing Einstein radius, MRI acceleration.
+    ensemble and ratio ``m / n``, lensing Einstein radius, MRI acceleration, deblurring sigma.
 
     Example:
         >>> import torch
@@ -205,6 +215,8 @@ def tuned_setting(case: Case) -> tuple[str, float]:
         return "sr", float(op.scale)
     if isinstance(op, Inpainting):
         return "inpaint", float(1 - op.mask.float().mean())
+    if isinstance(op, Blur):
+        return "blur", case.sigma * 255.0
     lensing = _lensing_of(op)
     if lensing is not None:
         return "lensing", lensing.einstein_radius
@@ -505,6 +517,7 @@ class EvalSpec:
     sigmas: tuple[float, ...] | None = None
     scales: tuple[int, ...] = (2, 3, 4)
     fractions: tuple[float, ...] = (0.5,)
+    kernels: tuple[str, ...] = ("gaussian:1.6",)
     kinds: tuple[str, ...] = PROJECTION_KINDS
     ratios: tuple[float, ...] = (0.1, 0.3, 0.5)
     patch: int = 32
@@ -538,6 +551,8 @@ class EvalSpec:
             parts += ["--scale", *map(str, self.scales)]
         if self.task == "inpaint":
             parts += ["--fraction", *(f"{f:g}" for f in self.fractions)]
+        if self.task == "blur":
+            parts += ["--kernel", *self.kernels]
         if self.task == "projection":
             parts += ["--kinds", *self.kinds, "--ratio", *(f"{r:g}" for r in self.ratios)]
         if self.task == "lensing":
@@ -575,7 +590,7 @@ def make_protocols(spec: EvalSpec) -> list[Protocol]:
         raise ValueError(f"unknown task {spec.task!r}; known: {', '.join(TASKS)}")
     sigmas = spec.sigmas
     if sigmas is None:
-        sigmas = (15.0, 25.0, 50.0) if spec.task == "denoise" else (0.0,)
+        sigmas = DEFAULT_SIGMAS.get(spec.task, (0.0,))
     if not sigmas:
         raise ValueError("give at least one noise level (--sigma)")
     if spec.quantize and spec.task != "denoise":
@@ -600,6 +615,10 @@ def make_protocols(spec: EvalSpec) -> list[Protocol]:
             for f in spec.fractions
             for s in sigmas
         ]
+    if spec.task == "blur":
+        if not spec.kernels:
+            raise ValueError("give at least one kernel (--kernel), e.g. gaussian:1.6")
+        return [DeblurProtocol(k, float(s), seed) for k in spec.kernels for s in sigmas]
     if spec.task == "mri":
         if not spec.accelerations:
             raise ValueError("give at least one acceleration (--acceleration)")

@@ -13,7 +13,15 @@ from rimkit.operators.base import (
     magnitude,
 )
 from rimkit.operators.bicubic import BicubicDownsample, bicubic_upsample, imresize_matrix
-from rimkit.operators.blur import BOUNDARIES, Blur, box_kernel, gaussian_kernel, motion_kernel
+from rimkit.operators.blur import (
+    BOUNDARIES,
+    KERNEL_SPECS,
+    Blur,
+    box_kernel,
+    gaussian_kernel,
+    kernel_from_spec,
+    motion_kernel,
+)
 from rimkit.operators.inpaint import Inpainting, random_mask
 from rimkit.operators.lensing import SIE, Lensing, LensingSetup, angular_grid
 from rimkit.operators.mri import (
@@ -34,6 +42,7 @@ from rimkit.operators.projection import (
 
 __all__ = [
     "BOUNDARIES",
+    "KERNEL_SPECS",
     "MRI_MASKS",
     "PROJECTION_KINDS",
     "SIE",
@@ -62,6 +71,7 @@ __all__ = [
     "gaussian_kernel",
     "ifft2c",
     "imresize_matrix",
+    "kernel_from_spec",
     "magnitude",
     "motion_kernel",
     "random_mask",

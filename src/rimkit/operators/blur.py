@@ -96,6 +96,37 @@ def motion_kernel(length: float, angle: float = 0.0, size: int | None = None) ->
     return (k / k.sum()).float()
 
 
+KERNEL_SPECS = ("gaussian:STD", "motion:LENGTH:ANGLE", "box:SIZE")
+"""The forms :func:`kernel_from_spec` reads (pixels; the motion angle in degrees)."""
+
+
+def kernel_from_spec(spec: str) -> Tensor:
+    """A kernel named by a short text: ``gaussian:1.6`` (std in pixels), ``motion:15:45``
+    (length in pixels, angle in degrees) or ``box:5`` (side in pixels).
+
+    Example:
+        >>> kernel_from_spec("gaussian:1.6").shape, kernel_from_spec("motion:9:30").shape
+        (torch.Size([11, 11]), torch.Size([9, 9]))
+        >>> kernel_from_spec("disk:3")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown kernel 'disk:3'; give gaussian:STD, motion:LENGTH:ANGLE or box:SIZE
+    """
+    family, *fields = str(spec).strip().split(":")
+    arity = {"gaussian": 1, "motion": 2, "box": 1}.get(family)
+    if arity is None or len(fields) != arity:
+        raise ValueError(f"unknown kernel {spec!r}; give {', '.join(KERNEL_SPECS[:2])} or box:SIZE")
+    try:
+        values = [float(f) for f in fields]
+    except ValueError:
+        raise ValueError(f"kernel {spec!r}: {':'.join(fields)!r} is not a number") from None
+    if family == "gaussian":
+        return gaussian_kernel(values[0])
+    if family == "motion":
+        return motion_kernel(values[0], values[1])
+    return box_kernel(values[0])
+
+
 def _check_size(size: int) -> int:
     if isinstance(size, bool) or int(size) != size or size < 1:
         raise ValueError(f"kernel size must be a positive integer, got {size}")

@@ -14,8 +14,9 @@ were found (grid, images, iterations, seed, date, PSNR at every grid value) are 
 
 Task settings (``level`` units): ``denoise`` (sigma on the 0-255 scale), ``sr`` (scale),
 ``inpaint`` (missing fraction), ``gaussian`` / ``bernoulli`` / ``fourier`` (random projections,
-ratio ``m / n``), ``lensing`` (Einstein radius), ``mri`` (acceleration). Only denoising is
-noisy; the others are noiseless, as in the training tasks.
+ratio ``m / n``), ``lensing`` (Einstein radius), ``mri`` (acceleration), ``blur`` (sigma on the
+0-255 scale, Gaussian and motion kernels). Only denoising and deblurring are noisy; the others
+are noiseless, as in the training tasks.
 
 Regenerate the shipped table (a few minutes on one CPU core)::
 
@@ -25,7 +26,8 @@ Example:
     >>> default_weight("tv", "denoise", 25) > 0
     True
     >>> from rimkit.solvers import TotalVariation
-    >>> default_weight("tv", "blur", 1.0) == TotalVariation().weight   # not tuned: class default
+    >>> default_weight("tv", "fourier", 0.9) > 0   # the nearest tuned ratio's weight
+    True
     True
 """
 
@@ -101,7 +103,8 @@ NOISELESS_GRID: tuple[float, ...] = _logspace(-5, -0.5, 10)
 """Weights tried for the noiseless tasks: 10 from ``10^-5`` to ``10^-0.5``, half a decade apart."""
 
 PROJECTIONS = ("gaussian", "bernoulli", "fourier")
-TASK_NAMES = ("denoise", "sr", "inpaint", *PROJECTIONS, "lensing", "mri")
+TASK_NAMES = ("denoise", "sr", "inpaint", *PROJECTIONS, "lensing", "mri", "blur")
+NOISY_TASKS = ("denoise", "blur")
 
 
 @dataclass(frozen=True)
@@ -131,8 +134,8 @@ class Setting:
 
     @property
     def grid(self) -> tuple[float, ...]:
-        """The weights tried: :data:`DENOISE_GRID` or :data:`NOISELESS_GRID`."""
-        return DENOISE_GRID if self.task == "denoise" else NOISELESS_GRID
+        """The weights tried: :data:`DENOISE_GRID` (noisy tasks) or :data:`NOISELESS_GRID`."""
+        return DENOISE_GRID if self.task in NOISY_TASKS else NOISELESS_GRID
 
     def measure(self, x: Tensor, generator: torch.Generator):  # -> rimkit.tasks.Measurement
         """A measurement of the clean batch ``x`` ``(B, C, H, W)`` with the tasks' samplers."""
@@ -149,6 +152,8 @@ class Setting:
             task = tasks.LensingTask(einstein_radius=(level, level))
         elif self.task == "mri":
             task = tasks.MRITask(acceleration=(level, level))
+        elif self.task == "blur":
+            task = tasks.BlurTask(sigma=(level, level))
         else:
             task = tasks.ProjectionTask(kinds=(self.task,), ratio=(level, level))
         return task.sample(x, generator)
@@ -169,11 +174,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("lensing", 0.45, crop=32, crops_per_image=8),
     Setting("mri", 4.0),
     Setting("mri", 8.0),
+    Setting("blur", 2.55, crops_per_image=4),
+    Setting("blur", 7.65, crops_per_image=4),
 )
 """The tuned settings: one 64x64 crop per image; eight 32x32 crops per image for the random
 projections (the paper's patch size), whose PSNR varies much from crop to crop (a random
 Fourier ensemble of 256 rows misses the mean, the DC coefficient, 3 times in 4), and for
-lensing, whose lenses differ from crop to crop. MRI is scored on the magnitude image."""
+lensing, whose lenses differ from crop to crop. MRI is scored on the magnitude image.
+Deblurring (``level``: sigma on the 0-255 scale) takes four 64x64 crops per image, each blurred
+by its own kernel drawn as :class:`rimkit.tasks.BlurTask` draws them (Gaussian or motion)."""
 
 
 def psnr(estimate: Tensor, target: Tensor) -> Tensor:
@@ -387,9 +396,10 @@ def report(
                 "highest mean PSNR (peak 1, estimate clipped to [0, 1]) of the final estimate "
                 "over random crops of each training image (settings: crops_per_image); "
                 "every solver starts at the "
-                "task's x0 (rimkit.tasks; y for denoising, bicubic for sr, mean-filled for "
-                "inpainting, 0.5 for projections and lensing, zero-filled for MRI); denoising is "
-                "noisy, the other tasks noiseless; MRI is scored on the magnitude"
+                "task's x0 (rimkit.tasks; y for denoising and deblurring, bicubic for sr, "
+                "mean-filled for inpainting, 0.5 for projections and lensing, zero-filled for "
+                "MRI); denoising and deblurring are noisy, the other tasks noiseless; MRI is "
+                "scored on the magnitude"
             ),
             "date": datetime.date.today().isoformat(),
             "command": "python -m rimkit.solvers.tuning " + " ".join(sys.argv[1:]),
@@ -397,7 +407,8 @@ def report(
             "settings": [dataclasses.asdict(s) for s in settings],
             "levels": "denoise: sigma (0-255); sr: scale; inpaint: missing fraction; "
             "gaussian/bernoulli/fourier: ratio m/n; lensing: Einstein radius (source widths); "
-            "mri: acceleration (variable-density columns)",
+            "mri: acceleration (variable-density columns); blur: sigma (0-255), Gaussian and "
+            "motion kernels drawn per crop as rimkit.tasks.BlurTask draws them",
             "grid": grids,
             "iterations": {r.baseline: r.iterations for r in results},
             "seed": seed,
@@ -467,9 +478,9 @@ def default_weight(
     The nearest tuned level of that baseline and task is used (on a log scale; see
     :func:`tuned_entry`). Without a tuned entry for the baseline and task (or without the
     table) the class default ``weight`` is returned. ``task`` is one of ``denoise``, ``sr``,
-    ``inpaint``, ``gaussian``, ``bernoulli``, ``fourier``, ``lensing``, ``mri`` (also accepted:
-    ``projection-<kind>`` and measurement names such as ``sr-x2``); ``path`` defaults to the
-    shipped ``defaults.json``.
+    ``inpaint``, ``gaussian``, ``bernoulli``, ``fourier``, ``lensing``, ``mri``, ``blur`` (also
+    accepted: ``projection-<kind>`` and measurement names such as ``sr-x2``); ``path`` defaults
+    to the shipped ``defaults.json``.
 
     Example:
         >>> default_weight("cg-tikhonov", "denoise", 20) in (
