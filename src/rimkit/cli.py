@@ -61,7 +61,7 @@ DEFAULT_MODELS: dict[str, dict[int, str]] = {
     "denoise": {1: "denoise-gray", 3: "denoise-rgb"},
     "sr": {1: "sr", 3: "sr"},
     "inpaint": {1: "3task", 3: "3task"},
-    "blur": {1: "3task", 3: "3task"},
+    "blur": {1: "deblur", 3: "deblur"},
     "mri": {1: "mri", 3: "mri"},
     "lensing": {1: "lensing", 3: "lensing"},
 }
