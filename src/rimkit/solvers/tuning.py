@@ -25,9 +25,10 @@ Regenerate the shipped table (a few minutes on one CPU core)::
 Example:
     >>> default_weight("tv", "denoise", 25) > 0
     True
-    >>> from rimkit.solvers import TotalVariation
-    >>> default_weight("tv", "fourier", 0.9) > 0   # the nearest tuned ratio's weight
+    >>> default_weight("tv", "blur", 5.0) == default_weight("tv", "blur", 7.65)  # the nearest
     True
+    >>> from rimkit.solvers import TotalVariation
+    >>> default_weight("tv", "untuned-task", 1.0) == TotalVariation().weight   # class default
     True
 """
 
