@@ -256,6 +256,29 @@ def setting_row(
     return [setting, *(cell(result.mean(setting, name)) if ok else MISSING for name, ok in methods)]
 
 
+def psnr_ssim_rows(
+    result: Evaluation,
+    protocols: Sequence,
+    models: Sequence[ModelEntry],
+    bases: Sequence[Method],
+    header: str = "setting",
+) -> list[list[object]]:
+    """A table of ``PSNR / SSIM`` cells, a row per protocol (``missing`` for an absent model),
+    then the seconds per image of each method at the last protocol's setting."""
+    methods = order(models, bases)
+    rows: list[list[object]] = [[header, *(name for name, _ in methods)]]
+    for proto in protocols:
+        cells = []
+        for name, ok in methods:
+            psnr, ssim = (result.mean(proto.setting, name, m) for m in ("psnr", "ssim"))
+            cells.append(f"{cell(psnr)} / {cell(ssim, 4)}" if ok else MISSING)
+        rows.append([proto.setting, *cells])
+    last = protocols[-1].setting
+    seconds = [cell(result.mean(last, name, "seconds"), 3) for name, _ in methods]
+    rows.append([f"s / image ({last})", *seconds])
+    return rows
+
+
 CURVE_MULTIPLES = (0.5, 1, 1.5, 2, 3, 4)
 """The steps, as multiples of T, that a PSNR-against-t table shows (up to its curve factor)."""
 

@@ -44,17 +44,7 @@ def main() -> None:
         raise SystemExit(f"error: {err}") from None
     result, n = C.run(args, args.set, protocols, methods, channels=1, curves=False)
 
-    names = [name for name, _ in C.order(models, bases)]
-    rows = [["setting", *names]]
-    for proto in protocols:
-        cells = []
-        for label, ok in C.order(models, bases):
-            psnr, ssim = (result.mean(proto.setting, label, m) for m in ("psnr", "ssim"))
-            cells.append(f"{C.cell(psnr)} / {C.cell(ssim, 4)}" if ok else C.MISSING)
-        rows.append([proto.setting, *cells])
-    seconds = [C.cell(result.mean(protocols[-1].setting, n, "seconds"), 3) for n in names]
-    rows.append([f"s / image ({protocols[-1].setting})", *seconds])
-
+    rows = C.psnr_ssim_rows(result, protocols, models, bases)
     limit = "; --limit" if args.limit else ""
     notes = (
         f"{n} gray images of {args.set}{limit}. The baselines use the weights tuned on "

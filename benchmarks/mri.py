@@ -63,7 +63,6 @@ def main() -> None:
     bases = C.baselines(args, "mri", keep_estimates=False)
     methods = [m.method for m in models if m.method] + bases
     protocols = [MRIProtocol(r, "columns", args.sigma, args.seed) for r in args.accelerations]
-    names = [name for name, _ in C.order(models, bases)]
 
     parts = []
     counts = []
@@ -71,15 +70,7 @@ def main() -> None:
         images = load_set(Path(args.data), name, args.limit)
         counts.append(f"{name} {len(images)}")
         result = C.run_images(args, images, protocols, methods, curves=False, part=name)
-        rows = [["acceleration", *names]]
-        for proto in protocols:
-            cells = []
-            for label, ok in C.order(models, bases):
-                psnr, ssim = (result.mean(proto.setting, label, m) for m in ("psnr", "ssim"))
-                cells.append(f"{C.cell(psnr)} / {C.cell(ssim, 4)}" if ok else C.MISSING)
-            rows.append([proto.setting, *cells])
-        seconds = [C.cell(result.mean(protocols[-1].setting, n, "seconds"), 3) for n in names]
-        rows.append([f"s / image ({protocols[-1].setting})", *seconds])
+        rows = C.psnr_ssim_rows(result, protocols, models, bases, "acceleration")
         parts.append(f"### {name}: PSNR (dB) / SSIM\n\n" + C.table(rows))
 
     notes = (
