@@ -35,6 +35,20 @@ def run_script(name: str, data: Path, out: Path, *extra: str) -> str:
     return out.read_text()
 
 
+def tiny_model(folder: Path) -> Path:
+    """An untrained one-channel RIM (4 features, T = 2) saved as ``folder/rim.safetensors``."""
+    import torch
+
+    from rimkit.models import RIMConfig
+    from rimkit.train.checkpoint import export_weights
+
+    cfg = RIMConfig(features=4, hidden=4, train_steps=2)
+    torch.manual_seed(0)
+    model = folder / "rim.safetensors"
+    export_weights(model, cfg.build(), {"config": {"model": cfg.to_dict()}})
+    return model
+
+
 def header(text: str) -> str:
     """The column header of the section's first table."""
     return next(line for line in text.splitlines() if line.startswith("| method"))
@@ -101,15 +115,7 @@ def test_a_journal_resumes_a_stopped_benchmark_and_is_deleted_at_the_end(data, t
 
 
 def test_projections_curve_factor_sets_how_far_past_t_the_curves_go(data, tmp_path):
-    import torch
-
-    from rimkit.models import RIMConfig
-    from rimkit.train.checkpoint import export_weights
-
-    cfg = RIMConfig(features=4, hidden=4, train_steps=2)
-    torch.manual_seed(0)
-    model = tmp_path / "rim.safetensors"
-    export_weights(model, cfg.build(), {"config": {"model": cfg.to_dict()}})
+    model = tiny_model(tmp_path)
     common = ("--model", f"tiny={model}", "--patches", "1", "--ratios", "0.5", "--fractions", "0.5")
     more = ("--curve-factor", "4", "--section", "past-t", "--title", "Past T")
     text = run_script("projections.py", data, tmp_path / "B.md", *common, *more)
@@ -135,15 +141,7 @@ def test_a_curve_factor_below_one_is_refused_by_the_parser(tmp_path):
 
 
 def test_lensing_writes_a_row_per_radius_and_a_curve_per_model(data, tmp_path):
-    import torch
-
-    from rimkit.models import RIMConfig
-    from rimkit.train.checkpoint import export_weights
-
-    cfg = RIMConfig(features=4, hidden=4, train_steps=2)
-    torch.manual_seed(0)
-    model = tmp_path / "rim.safetensors"
-    export_weights(model, cfg.build(), {"config": {"model": cfg.to_dict()}})
+    model = tiny_model(tmp_path)
     text = run_script(
         "lensing.py", data, tmp_path / "B.md", "--model", f"tiny={model}", "--patches", "1",
         "--radii", "0.3", "0.5", "--psf", "1", "--sigma", "2",
@@ -248,15 +246,7 @@ def test_mri_measures_each_set_of_scans_at_each_acceleration(tmp_path):
 
 
 def test_deblur_writes_psnr_and_ssim_per_kernel_and_noise_level(data, tmp_path):
-    import torch
-
-    from rimkit.models import RIMConfig
-    from rimkit.train.checkpoint import export_weights
-
-    cfg = RIMConfig(features=4, hidden=4, train_steps=2)
-    torch.manual_seed(0)
-    model = tmp_path / "rim.safetensors"
-    export_weights(model, cfg.build(), {"config": {"model": cfg.to_dict()}})
+    model = tiny_model(tmp_path)
     text = run_script(
         "deblur.py", data, tmp_path / "B.md", "--model", f"tiny={model}",
         "--kernels", "gaussian:1.6", "motion:7:45", "--sigmas", "2.55",
