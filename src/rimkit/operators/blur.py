@@ -115,7 +115,8 @@ def kernel_from_spec(spec: str) -> Tensor:
     family, *fields = str(spec).strip().split(":")
     arity = {"gaussian": 1, "motion": 2, "box": 1}.get(family)
     if arity is None or len(fields) != arity:
-        raise ValueError(f"unknown kernel {spec!r}; give {', '.join(KERNEL_SPECS[:2])} or box:SIZE")
+        known = f"{', '.join(KERNEL_SPECS[:-1])} or {KERNEL_SPECS[-1]}"
+        raise ValueError(f"unknown kernel {spec!r}; give {known}")
     try:
         values = [float(f) for f in fields]
     except ValueError:
