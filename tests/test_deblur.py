@@ -182,3 +182,16 @@ def test_a_model_trained_on_blur_starts_from_the_blurred_image(tmp_path):
     y = torch.rand(1, 1, 16, 16)
     first = RIMReconstructor(loaded.model, steps=1)(y, Blur(gaussian_kernel(1.0)), 0.02)
     assert first.estimates[0].shape == y.shape
+
+
+def test_eval_blur_notes_noise_outside_the_models_training(image_folder, tmp_path, capsys):
+    out = tmp_path / "e"
+    status = main(
+        ["eval", "--model", _gray_model(tmp_path), "--task", "blur", "--data", str(image_folder),
+         "--sigma", "5", "25", "--limit", "1", "--baselines", "none", "--out", str(out), "-q"]
+    )  # fmt: skip
+    assert status == 0, capsys.readouterr().err
+    summary = (out / "summary.md").read_text()
+    assert "trained for sigma 0-15; sigma 25 lies outside" in summary
+    assert runner.trained_sigma_range({"tasks": [{"name": "blur"}]}, task="blur") == (0, 15)
+    assert runner.trained_sigma_range({"tasks": [{"name": "denoise"}]}) == (0, 55)

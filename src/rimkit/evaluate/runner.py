@@ -713,14 +713,23 @@ def trained_scales(config: dict[str, Any], card: Any = None) -> tuple[int, ...] 
     return tuple(sorted(set(scales)))
 
 
-def trained_sigma_range(config: dict[str, Any], card: Any = None) -> tuple[float, float] | None:
-    """The denoising noise range (0-255) a model was trained for, when its card or config
-    says; ``None`` otherwise."""
-    if card is not None and getattr(card, "sigma_range", None):
+def trained_sigma_range(
+    config: dict[str, Any], card: Any = None, task: str = "denoise"
+) -> tuple[float, float] | None:
+    """The noise range (0-255) a model was trained for on ``task`` (``denoise`` or ``blur``),
+    when its card (denoising) or config says; ``None`` otherwise.
+
+    Example:
+        >>> trained_sigma_range({"tasks": [{"name": "blur", "sigma": [0, 15]}]}, task="blur")
+        (0.0, 15.0)
+    """
+    if task == "denoise" and card is not None and getattr(card, "sigma_range", None):
         return tuple(card.sigma_range)  # type: ignore[return-value]
     for entry in config.get("tasks") or []:
-        if isinstance(entry, dict) and entry.get("name") == "denoise":
-            low, high = entry.get("sigma", (0.0, 55.0))
+        if isinstance(entry, dict) and entry.get("name") == task:
+            from rimkit.tasks import TASKS
+
+            low, high = entry.get("sigma", TASKS[task]().sigma)  # else the task's default
             return float(low), float(high)
     return None
 
@@ -792,9 +801,9 @@ def _check_model(spec: EvalSpec, loaded: Any, notes: list[str]) -> int | None:
         else:
             why = "no super-resolution" if scales == () else "no record of its scales"
             _note(notes, f"model {name!r} has {why}; scales {spec.scales} are not checked")
-    if spec.task == "denoise":
-        bounds = trained_sigma_range(config, loaded.card)
-        sigmas = spec.sigmas or (15.0, 25.0, 50.0)
+    if spec.task in DEFAULT_SIGMAS:
+        bounds = trained_sigma_range(config, loaded.card, spec.task)
+        sigmas = spec.sigmas or DEFAULT_SIGMAS[spec.task]
         if bounds is not None:
             outside = [s for s in sigmas if not bounds[0] <= s <= bounds[1]]
             if outside:
