@@ -19,6 +19,7 @@ from __future__ import annotations
 import _common as C
 
 from rimkit.evaluate import DeblurProtocol
+from rimkit.evaluate.runner import DEFAULT_SIGMAS
 
 KERNELS = ("gaussian:1.6", "gaussian:2.4", "motion:9:30", "motion:15:120")
 
@@ -32,7 +33,7 @@ def main() -> None:
     )
     p.add_argument("--set", default="eval/Set12", help="image folder inside --data")
     p.add_argument("--kernels", nargs="+", default=list(KERNELS), metavar="SPEC")
-    p.add_argument("--sigmas", type=float, nargs="+", default=[2.55, 7.65])
+    p.add_argument("--sigmas", type=float, nargs="+", default=list(DEFAULT_SIGMAS["blur"]))
     args = p.parse_args()
     C.setup(args)
     models = C.load_models(args, channels=1)

@@ -77,6 +77,7 @@ from rimkit.operators import (
 )
 from rimkit.reconstruct import initial_estimate
 from rimkit.self_ensemble import ENSEMBLE_TASKS, SelfEnsemble, check_size
+from rimkit.tasks import TASKS as TRAINING_TASKS
 
 __all__ = [
     "BASELINE_EXTRAS",
@@ -727,9 +728,7 @@ def trained_sigma_range(
         return tuple(card.sigma_range)  # type: ignore[return-value]
     for entry in config.get("tasks") or []:
         if isinstance(entry, dict) and entry.get("name") == task:
-            from rimkit.tasks import TASKS
-
-            low, high = entry.get("sigma", TASKS[task]().sigma)  # else the task's default
+            low, high = entry.get("sigma", TRAINING_TASKS[task]().sigma)  # else its default
             return float(low), float(high)
     return None
 
