@@ -48,6 +48,7 @@ RECONSTRUCT_EXAMPLE = """examples:
   rimkit reconstruct holes.png filled.png --task inpaint --mask holes-mask.png
   rimkit reconstruct noisy.png out.png --task denoise --sigma 25 --model runs/denoise-gray
   rimkit reconstruct noisy.png out.png --task denoise --sigma 25 --ensemble 8
+  rimkit reconstruct ksp.cfl brain.png --task mri        # multi-coil k-space (BART or .npy)
   rimkit reconstruct lensed.png source.png --task lensing --einstein-radius 0.45 \\
       --axis-ratio 0.7 --angle 30 --shear 0.02 -0.01
 
@@ -128,12 +129,24 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=RECONSTRUCT_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    rec.add_argument("input", help="measurement: PNG/JPEG/TIFF/.npy (MRI: complex k-space .npy)")
+    rec.add_argument(
+        "input",
+        help="measurement: PNG/JPEG/TIFF/.npy (mri: complex k-space, .npy (H, W) or (coils, H, "
+        "W), or BART .cfl)",
+    )
     rec.add_argument("output", help="restored image (.png, .jpg, .tif or .npy)")
     rec.add_argument("--task", required=True, choices=TASKS)
     rec.add_argument("--sigma", type=float, help="noise std on the 0-255 scale (denoise: required)")
     rec.add_argument("--scale", type=float, default=2, help="sr: the up-sampling factor")
-    rec.add_argument("--mask", help="inpaint/mri: the mask image (white = observed)")
+    rec.add_argument(
+        "--mask",
+        help="inpaint/mri: the mask image (white = observed); mri default: the nonzero k-space",
+    )
+    rec.add_argument(
+        "--maps",
+        help="mri: coil sensitivity maps, complex (coils, H, W) .npy or BART .cfl (default: "
+        "estimated from the fully sampled k-space centre)",
+    )
     rec.add_argument("--kernel", help=KERNEL_HELP)
     rec.add_argument("--boundary", default="circular", choices=["circular", "zero"])
     rec.add_argument("--model", help="shipped model name, run folder or .safetensors file")
@@ -318,7 +331,7 @@ def _read_kernel(text: str | None, task: str) -> np.ndarray | None:
 
 def _run_reconstruct(args: argparse.Namespace) -> None:
     from rimkit.evaluate.runner import trained_scales
-    from rimkit.io import read_image, write_image
+    from rimkit.io import read_image, read_kspace, write_image
     from rimkit.pipeline import restore
     from rimkit.zoo import load_model
 
@@ -337,8 +350,14 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
 
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: no CUDA device is available here; use --device cpu")
+    if args.maps and args.task != "mri":
+        raise UsageError("--maps applies to --task mri only")
     lensing = _lensing_setup(args)
-    image = read_image(args.input)
+    if args.task == "mri":
+        image = read_kspace(args.input)  # (coils, H, W)
+        maps = None if args.maps is None else read_kspace(args.maps, "coil sensitivity maps")
+    else:
+        image, maps = read_image(args.input), None
     mask = None if args.mask is None else read_image(args.mask, gray=True)
     kernel = _read_kernel(args.kernel, args.task)
     name = args.model or _default_model(args.task, image)
@@ -358,20 +377,28 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
         scales=trained_scales(loaded.config, loaded.card),
         ensemble=args.ensemble,
         lensing=lensing,
+        maps=maps,
     )
-    write_image(output, result.image, force=args.force)
+    frames = result.frames
+    if args.task == "mri" and output.suffix.lower() != ".npy":
+        peak = max(float(result.image.max()), np.finfo(float).tiny)  # k-space has any scale
+        frames = [frame / peak for frame in frames]
+    write_image(output, frames[-1], force=args.force)
     if args.trajectory:
-        write_trajectory(Path(args.trajectory), result.frames)
+        write_trajectory(Path(args.trajectory), frames)
     if not args.quiet:
         shape = "x".join(str(s) for s in result.image.shape)
         runs = f" (mean of {args.ensemble} flips/rotations)" if args.ensemble > 1 else ""
+        if args.task == "mri":
+            scaled = ", magnitude / its maximum" if frames is not result.frames else ""
+            runs = f" ({len(image)} coil{'s' * (len(image) > 1)}{scaled})"
         print(f"wrote {output} ({shape}) after {len(result.frames)} steps of {name}{runs}")
 
 
 def _default_model(task: str, image: np.ndarray) -> str:
     from rimkit.zoo import list_models
 
-    channels = 3 if image.ndim == 3 and image.shape[2] == 3 else 1
+    channels = 3 if task != "mri" and image.ndim == 3 and image.shape[2] == 3 else 1
     name = DEFAULT_MODELS[task][channels]
     shipped = [card.name for card in list_models()]
     if name not in shipped:

@@ -230,3 +230,61 @@ def read_cfl(path: str | os.PathLike) -> np.ndarray:
             f"({int(np.prod(dims))})"
         )
     return values.reshape(dims, order="F")
+
+
+def read_kspace(path: str | os.PathLike, what: str = "k-space") -> np.ndarray:
+    """Complex MRI data per coil as complex128 ``(coils, H, W)``: k-space, or coil sensitivity
+    maps (``what`` names it in errors).
+
+    ``.npy``: a complex ``(H, W)`` array (one coil) or ``(coils, H, W)``, coils first as in
+    fastMRI. BART ``.cfl`` / ``.hdr`` (or their stem): dimensions 0-2 are space, of which two
+    may exceed 1, and dimension 3 the coils, as BART writes them.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "k.npy"
+        >>> np.save(path, np.ones((4, 6), dtype=np.complex64))
+        >>> read_kspace(path).shape
+        (1, 4, 6)
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".cfl", ".hdr") or (
+        not path.suffix and path.with_suffix(".hdr").is_file()
+    ):
+        array = _bart_coils(read_cfl(path), str(path), what)
+    elif path.suffix.lower() == ".npy":
+        if not path.is_file():
+            raise ValueError(f"{what} file {str(path)!r} does not exist")
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise ValueError(f"cannot read {str(path)!r} as a .npy array: {err}") from None
+        if array.ndim == 2:
+            array = array[None]
+        if array.ndim != 3:
+            raise ValueError(
+                f"{path} holds an array of shape {array.shape}; {what} is (H, W) for one coil "
+                "or (coils, H, W)"
+            )
+    else:
+        raise ValueError(f"{what} must be a complex .npy array or a BART .cfl, got {str(path)!r}")
+    if not np.iscomplexobj(array):
+        raise ValueError(f"{path} holds real {array.dtype} values; {what} must be complex")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{path} contains NaN or Inf values; {what} must be finite")
+    return array.astype(np.complex128)
+
+
+def _bart_coils(array: np.ndarray, name: str, what: str) -> np.ndarray:
+    dims = (*array.shape, *([1] * max(0, 4 - array.ndim)))
+    if any(d != 1 for d in dims[4:]):
+        raise ValueError(
+            f"{name} has dimensions {list(array.shape)}; {what} takes BART space (0-2) and coil "
+            "(3) dimensions only: pick one map or slice first (bart slice)"
+        )
+    space = [d for d in dims[:3] if d != 1]
+    if len(space) > 2:
+        raise ValueError(f"{name} is a 3-D volume {dims[:3]}; give one 2-D slice")
+    h, w = ([*space, 1, 1])[:2] if space else (1, 1)
+    volume = array.reshape(dims[:4], order="F")
+    return np.moveaxis(volume.reshape(h, w, dims[3], order="F"), -1, 0)

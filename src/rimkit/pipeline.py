@@ -38,10 +38,13 @@ from rimkit.operators import (
     Inpainting,
     LensingSetup,
     LinearOperator,
+    MultiCoilMRI,
     RealImages,
     bicubic_upsample,
+    coil_sensitivities,
     gaussian_kernel,
     magnitude,
+    sampled_mask,
 )
 from rimkit.reconstruct import RIMReconstructor
 from rimkit.self_ensemble import ENSEMBLE_TASKS, SelfEnsemble, check_size
@@ -88,15 +91,16 @@ def _operator(
         return Blur(k, boundary)
     if mask is None:
         raise ValueError(f"{task} needs the sampling mask: give --mask FILE (white = observed)")
+    return Inpainting(_mask_tensor(mask, shape))
+
+
+def _mask_tensor(mask: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
     if mask.shape != shape:
         raise ValueError(
             f"the mask is {mask.shape[0]}x{mask.shape[1]} but the image is "
             f"{shape[0]}x{shape[1]}; give the mask written with this measurement"
         )
-    binary = torch.from_numpy((mask > 0.5).astype(np.float32))[None, None]
-    if task == "inpaint":
-        return Inpainting(binary)
-    return ComplexAsChannels(CartesianMRI(binary))
+    return torch.from_numpy((mask > 0.5).astype(np.float32))[None, None]  # (1, 1, H, W)
 
 
 def restore(
@@ -115,6 +119,7 @@ def restore(
     scales: tuple[int, ...] | None = None,
     ensemble: int = 1,
     lensing: LensingSetup | None = None,
+    maps: np.ndarray | None = None,
 ) -> Restored:
     """Reconstruct ``x`` from the measurement ``image`` (``(H, W[, C])``; complex k-space for
     MRI) with ``model``; ``sigma`` on the 0-255 scale. ``scales`` are the super-resolution
@@ -139,7 +144,7 @@ def restore(
         known = ", ".join(str(s) for s in scales)
         raise ValueError(f"the model was trained for scales {known}, not {int(scale)}")
     if task == "mri":
-        return _restore_mri(image, model, sigma255, mask, steps)
+        return _restore_mri(image, model, sigma255, mask, steps, maps)
     if np.iscomplexobj(image):
         raise ValueError(f"complex input is k-space; use --task mri, not {task}")
     channels = 1 if image.ndim == 2 else image.shape[2]
@@ -189,18 +194,41 @@ def _restore_luma(image: np.ndarray, run, scale: int) -> Restored:
     return Restored(frames[-1], frames)
 
 
-def _restore_mri(image, model, sigma255, mask, steps) -> Restored:
-    if image.ndim != 2:
-        raise ValueError(f"MRI k-space must be one 2-D complex array, got shape {image.shape}")
+def _restore_mri(image, model, sigma255, mask, steps, maps) -> Restored:
+    kspace = np.asarray(image)
+    if not np.iscomplexobj(kspace):
+        raise ValueError(
+            "MRI input is complex k-space, got a real image (rimkit degrade makes k-space)"
+        )
+    if kspace.ndim == 2:
+        kspace = kspace[None]
+    if kspace.ndim != 3:
+        raise ValueError(f"MRI k-space must be (H, W) or (coils, H, W), got shape {kspace.shape}")
     if model.channels not in (1, 2):
         raise ValueError(
             f"MRI needs a model for complex images (2 channels: real, imaginary) or a gray one "
             f"(the image taken as real); this one has {model.channels}"
         )
-    operator = _operator("mri", image.shape, 1, mask, None, "circular")  # complex as channels
-    if model.channels == 1:  # a gray model takes the image as real: Re(A^H (y - A x))
-        operator = RealImages(operator.op)
-    k = torch.from_numpy(np.asarray(image, dtype=np.complex64))[None, None]  # (1, 1, H, W)
+    k = torch.from_numpy(kspace.astype(np.complex64))[None]  # (1, coils, H, W)
+    shape = tuple(kspace.shape[-2:])
+    binary = sampled_mask(k) if mask is None else _mask_tensor(mask, shape)
+    if maps is None and k.shape[1] == 1:
+        operator = CartesianMRI(binary)
+    else:
+        if maps is None:
+            sens = coil_sensitivities(k, binary)
+        else:
+            sens = torch.from_numpy(np.asarray(maps, dtype=np.complex64))[None]
+            if sens.ndim == 3:
+                sens = sens[None]
+            if tuple(sens.shape[1:]) != tuple(k.shape[1:]):
+                raise ValueError(
+                    f"the maps are {tuple(sens.shape[1:])} (coils, H, W) but the k-space is "
+                    f"{tuple(k.shape[1:])}; give one map per coil of the same size"
+                )
+        operator = MultiCoilMRI(binary, sens)
+    # a 2-channel model sees the complex image; a gray one takes it as real: Re(A^H (y - A x))
+    operator = ComplexAsChannels(operator) if model.channels == 2 else RealImages(operator)
     scale = float(operator.op.adjoint(k).abs().max())  # the zero-filled image's maximum
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError("the k-space is zero wherever the mask samples it; nothing to restore")

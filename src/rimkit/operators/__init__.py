@@ -32,6 +32,12 @@ from rimkit.operators.mri import (
     ifft2c,
     variable_density_mask,
 )
+from rimkit.operators.multicoil import (
+    MultiCoilMRI,
+    calibration_size,
+    coil_sensitivities,
+    sampled_mask,
+)
 from rimkit.operators.projection import (
     PROJECTION_KINDS,
     FourierProjection,
@@ -59,12 +65,15 @@ __all__ = [
     "LensingSetup",
     "LinearOperator",
     "MatrixProjection",
+    "MultiCoilMRI",
     "RealImages",
     "angular_grid",
     "bicubic_upsample",
     "box_kernel",
+    "calibration_size",
     "channels_to_complex",
     "check_image",
+    "coil_sensitivities",
     "complex_to_channels",
     "fft2c",
     "gaussian_2d_mask",
@@ -77,5 +86,6 @@ __all__ = [
     "random_mask",
     "random_projection",
     "rms_row_norm",
+    "sampled_mask",
     "variable_density_mask",
 ]

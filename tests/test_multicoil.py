@@ -1,0 +1,211 @@
+"""Multi-coil MRI: the SENSE operator, coil maps from the calibration region, reading k-space,
+`rimkit reconstruct --task mri` on multi-coil data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rimkit.cli import main
+from rimkit.io import read_image, read_kspace
+from rimkit.models import RIMConfig
+from rimkit.operators import (
+    MultiCoilMRI,
+    calibration_size,
+    coil_sensitivities,
+    fft2c,
+    gaussian_2d_mask,
+    sampled_mask,
+)
+from rimkit.pipeline import restore
+from rimkit.train.checkpoint import export_weights
+
+
+def _coil_maps(coils: int, size: int) -> torch.Tensor:
+    """Smooth complex coil sensitivities ``(1, coils, size, size)`` around the field of view,
+    normalised to ``sum_c |S_c|^2 = 1``."""
+    grid = torch.linspace(-1, 1, size, dtype=torch.float64)
+    yy, xx = torch.meshgrid(grid, grid, indexing="ij")
+    maps = []
+    for c in range(coils):
+        angle = 2 * np.pi * c / coils
+        cy, cx = 1.5 * np.sin(angle), 1.5 * np.cos(angle)
+        weight = torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 2.0)
+        maps.append(weight * torch.exp(1j * (angle + 0.5 * xx)))
+    maps = torch.stack(maps)[None]  # (1, coils, H, W)
+    return maps / maps.abs().square().sum(dim=1, keepdim=True).sqrt()
+
+
+def _phantom(size: int) -> torch.Tensor:
+    """A positive 'head': an ellipse of tissue with two darker discs, ``(1, 1, size, size)``."""
+    grid = torch.linspace(-1, 1, size, dtype=torch.float64)
+    yy, xx = torch.meshgrid(grid, grid, indexing="ij")
+    head = ((xx / 0.8) ** 2 + (yy / 0.9) ** 2 < 1).double()
+    spots = ((xx - 0.3) ** 2 + yy**2 < 0.05).double() + ((xx + 0.3) ** 2 + yy**2 < 0.03).double()
+    return (0.1 + head * (0.8 - 0.4 * spots))[None, None]
+
+
+def test_the_multicoil_adjoint_matches_its_forward_model():
+    g = torch.Generator().manual_seed(0)
+    maps = torch.randn(2, 3, 8, 10, dtype=torch.complex128, generator=g)
+    mask = (torch.rand(2, 1, 8, 10, generator=g) < 0.5).double()
+    op = MultiCoilMRI(mask, maps)
+    x = torch.randn(2, 1, 8, 10, dtype=torch.complex128, generator=g)
+    y = torch.randn(2, 3, 8, 10, dtype=torch.complex128, generator=g)
+    lhs = torch.vdot(op(x).flatten(), y.flatten())
+    rhs = torch.vdot(x.flatten(), op.adjoint(y).flatten())
+    assert torch.allclose(lhs, rhs)
+    assert op.coils == 3
+    assert not torch.allclose(op.adjoint(op(x)), x)  # undersampled: A^H A is not the identity
+
+
+def test_the_multicoil_operator_names_bad_shapes():
+    maps = _coil_maps(4, 16)
+    with pytest.raises(ValueError, match="must be complex"):
+        MultiCoilMRI(torch.ones(1, 1, 16, 16), maps.real)
+    with pytest.raises(ValueError, match="maps are 16x16 but the mask is 8x8"):
+        MultiCoilMRI(torch.ones(1, 1, 8, 8), maps)
+    op = MultiCoilMRI(torch.ones(1, 1, 16, 16), maps)
+    with pytest.raises(ValueError, match="built for 4"):
+        op.adjoint(torch.zeros(1, 3, 16, 16, dtype=torch.complex128))
+    with pytest.raises(ValueError, match="built for 1"):
+        op(torch.zeros(1, 2, 16, 16))
+
+
+def test_calibration_size_is_the_fully_sampled_centre():
+    mask = torch.zeros(1, 1, 40, 48)
+    mask[..., 16:24, 20:28] = 1  # an 8x8 block about the centre (20, 24)
+    mask[..., 10, :] = 1  # a whole row beside it does not widen the square
+    assert calibration_size(mask) == 8
+    assert calibration_size(torch.cat([mask, torch.ones_like(mask)])) == 8  # every mask samples it
+    mask[..., 20, 24] = 0
+    assert calibration_size(mask) == 0
+    assert calibration_size(torch.ones(1, 1, 6, 9)) == 6
+
+
+def test_coil_maps_from_the_calibration_region_recover_smooth_sensitivities():
+    size, coils = 48, 4
+    truth = _coil_maps(coils, size)
+    x = _phantom(size).to(torch.complex128)
+    mask = gaussian_2d_mask((size, size), 3.0, center_fraction=0.3, generator=torch.Generator())
+    kspace = fft2c(truth * x) * mask
+    maps = coil_sensitivities(kspace)
+    assert calibration_size(sampled_mask(kspace)) >= 10
+    assert torch.allclose(
+        maps.abs().square().sum(1), torch.ones(1, size, size, dtype=maps.real.dtype)
+    )
+    inside = (_phantom(size) > 0.5).expand_as(maps)  # the head; outside it the data say little
+    error = (maps - truth).abs()[inside].mean()
+    assert error < 0.05, error  # a positive image: the maps up to its (zero) phase
+
+
+def test_coil_maps_need_a_calibration_region():
+    kspace = torch.zeros(1, 2, 16, 16, dtype=torch.complex64)
+    kspace[..., ::2, :] = 1  # every other row: no fully sampled centre
+    with pytest.raises(ValueError, match=r"no fully sampled centre .* give the maps"):
+        coil_sensitivities(kspace)
+
+
+def _multicoil_kspace(size=32, coils=4, acceleration=2.5):
+    maps = _coil_maps(coils, size)
+    x = _phantom(size)
+    gen = torch.Generator().manual_seed(1)
+    mask = gaussian_2d_mask((size, size), acceleration, center_fraction=0.3, generator=gen)
+    kspace = MultiCoilMRI(mask, maps)(x.to(torch.complex128))
+    return kspace[0].numpy(), mask[0, 0].numpy(), maps[0].numpy(), x[0, 0].numpy()
+
+
+def test_an_untrained_model_restores_multicoil_kspace_to_its_coil_combined_start():
+    kspace, mask, maps, x = _multicoil_kspace()
+    model = RIMConfig(cell="mri", channels=2, link="identity", features=4, hidden=4, train_steps=2)
+    given = restore(kspace * 1e6, "mri", model.build(), maps=maps)  # mask: the nonzero points
+    op = MultiCoilMRI(torch.from_numpy(mask)[None, None], torch.from_numpy(maps)[None])
+    zero_filled = op.adjoint(torch.from_numpy(kspace)[None]).abs()[0, 0].numpy()
+    np.testing.assert_allclose(given.image, 1e6 * zero_filled, rtol=1e-4)
+    estimated = restore(kspace, "mri", model.build(), mask=mask)  # maps from the centre
+    inside = x > 0.5
+    assert np.abs(estimated.image - zero_filled)[inside].mean() < 0.02
+    with pytest.raises(ValueError, match="give one map per coil"):
+        restore(kspace, "mri", model.build(), maps=maps[:3])
+    with pytest.raises(ValueError, match="got a real image"):
+        restore(np.abs(kspace), "mri", model.build())
+
+
+def test_kspace_files_are_read_from_npy_and_bart_and_bad_ones_are_named(tmp_path):
+    kspace = (np.arange(24) + 1j * np.arange(24)).reshape(2, 3, 4).astype(np.complex64)
+    np.save(tmp_path / "k.npy", kspace)
+    np.testing.assert_array_equal(read_kspace(tmp_path / "k.npy"), kspace)
+    np.save(tmp_path / "one.npy", kspace[0])
+    assert read_kspace(tmp_path / "one.npy").shape == (1, 3, 4)
+    # BART: dims 0-2 space, 3 coils, in Fortran order
+    bart = np.moveaxis(kspace, 0, -1)[None]  # (1, 3, 4, 2)
+    (tmp_path / "b.hdr").write_text("# Dimensions\n1 3 4 2 1\n")
+    bart.flatten(order="F").tofile(tmp_path / "b.cfl")
+    np.testing.assert_array_equal(read_kspace(tmp_path / "b.cfl"), kspace)
+    np.testing.assert_array_equal(read_kspace(tmp_path / "b"), kspace)
+    np.save(tmp_path / "real.npy", kspace.real)
+    with pytest.raises(ValueError, match="must be complex"):
+        read_kspace(tmp_path / "real.npy")
+    np.save(tmp_path / "4d.npy", kspace[None, None])
+    with pytest.raises(ValueError, match=r"\(coils, H, W\)"):
+        read_kspace(tmp_path / "4d.npy")
+    (tmp_path / "v.hdr").write_text("# Dimensions\n2 3 4 1\n")
+    np.zeros(24, np.complex64).tofile(tmp_path / "v.cfl")
+    with pytest.raises(ValueError, match="3-D volume"):
+        read_kspace(tmp_path / "v.cfl")
+    with pytest.raises(ValueError, match="does not exist"):
+        read_kspace(tmp_path / "missing.npy")
+
+
+@pytest.fixture
+def mri_model(tmp_path) -> str:
+    model = RIMConfig(cell="mri", channels=2, link="identity", features=4, hidden=4, train_steps=2)
+    path = tmp_path / "mri.safetensors"
+    export_weights(path, model.build(), {"config": {"model": model.to_dict()}})
+    return str(path)
+
+
+def test_reconstruct_takes_multicoil_kspace_and_writes_its_magnitude(tmp_path, mri_model, capsys):
+    kspace, _, maps, x = _multicoil_kspace()
+    np.save(tmp_path / "k.npy", kspace * 1e8)  # any scale, as scanners write it
+    np.save(tmp_path / "maps.npy", maps)
+    out = tmp_path / "head.png"
+    base = ["reconstruct", str(tmp_path / "k.npy"), str(out), "--task", "mri"]
+    assert main([*base, "--model", mri_model, "--maps", str(tmp_path / "maps.npy")]) == 0
+    assert "(4 coils, magnitude / its maximum)" in capsys.readouterr().out
+    image = read_image(out)
+    assert image.max() == 1.0  # scaled to its maximum, not clipped white
+    assert np.corrcoef(image.ravel(), x.ravel())[0, 1] > 0.9
+    assert main([*base, "--model", mri_model, "--force"]) == 0  # maps from the centre
+    capsys.readouterr()
+    np.save(tmp_path / "bad-maps.npy", maps[:2])
+    assert (
+        main([*base, "--model", mri_model, "--force", "--maps", str(tmp_path / "bad-maps.npy")])
+        == 2
+    )
+    assert "give one map per coil" in capsys.readouterr().err
+    noisy = tmp_path / "n.png"
+    noisy_args = ["reconstruct", str(out), str(noisy), "--task", "denoise", "--sigma", "5"]
+    assert main([*noisy_args, "--maps", str(tmp_path / "maps.npy")]) == 2
+    assert "--maps applies to --task mri only" in capsys.readouterr().err
+
+
+def test_the_shipped_mri_model_beats_zero_filled_on_generated_multicoil_kspace():
+    from rimkit.zoo import load_model
+
+    kspace, mask, maps, x = _multicoil_kspace(size=64, coils=6, acceleration=5.0)
+    op = MultiCoilMRI(torch.from_numpy(mask)[None, None], torch.from_numpy(maps)[None])
+    zero_filled = op.adjoint(torch.from_numpy(kspace)[None]).abs()[0, 0].numpy()
+    restored = restore(kspace, "mri", load_model("mri").model).image  # mask and maps estimated
+    error = lambda estimate: np.mean((estimate - x) ** 2)  # noqa: E731
+    assert error(restored) < 0.7 * error(zero_filled)  # measured: 0.52 of it
+
+
+def test_a_gray_model_takes_multicoil_kspace_as_a_real_image():
+    kspace, mask, maps, _ = _multicoil_kspace()
+    model = RIMConfig(features=4, hidden=4, train_steps=2).build()  # untrained: |zero-filled|
+    out = restore(kspace, "mri", model, maps=maps)
+    op = MultiCoilMRI(torch.from_numpy(mask)[None, None], torch.from_numpy(maps)[None])
+    zero_filled = op.adjoint(torch.from_numpy(kspace)[None]).abs()[0, 0].numpy()
+    np.testing.assert_allclose(out.image, zero_filled, atol=1e-3 * zero_filled.max())
