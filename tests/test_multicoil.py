@@ -1,5 +1,5 @@
-"""Multi-coil MRI: the SENSE operator, coil maps from the calibration region, reading k-space,
-`rimkit reconstruct --task mri` on multi-coil data."""
+"""Multi-coil MRI: the SENSE operator, coil maps from the calibration region and simulated ones,
+reading k-space, multi-coil training tasks and protocols, `rimkit degrade / reconstruct`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from rimkit.cli import main
+from rimkit.degrade import degrade
+from rimkit.evaluate.protocols import MRIProtocol
 from rimkit.io import read_image, read_kspace
 from rimkit.models import RIMConfig
 from rimkit.operators import (
@@ -17,8 +19,10 @@ from rimkit.operators import (
     fft2c,
     gaussian_2d_mask,
     sampled_mask,
+    synthetic_coil_maps,
 )
 from rimkit.pipeline import restore
+from rimkit.tasks import MRITask
 from rimkit.train.checkpoint import export_weights
 
 
@@ -209,3 +213,74 @@ def test_a_gray_model_takes_multicoil_kspace_as_a_real_image():
     op = MultiCoilMRI(torch.from_numpy(mask)[None, None], torch.from_numpy(maps)[None])
     zero_filled = op.adjoint(torch.from_numpy(kspace)[None]).abs()[0, 0].numpy()
     np.testing.assert_allclose(out.image, zero_filled, atol=1e-3 * zero_filled.max())
+
+
+def test_synthetic_coil_maps_are_smooth_normalised_and_seeded():
+    maps = synthetic_coil_maps(6, (32, 40), 3, torch.Generator().manual_seed(0))
+    assert maps.shape == (3, 6, 32, 40) and maps.dtype == torch.complex64
+    ones = torch.ones(3, 32, 40)
+    assert torch.allclose(maps.abs().square().sum(1), ones, atol=1e-5)
+    again = synthetic_coil_maps(6, (32, 40), 3, torch.Generator().manual_seed(0))
+    assert torch.equal(maps, again)
+    assert not torch.allclose(maps[0], maps[1])  # each sample its own coil array
+    step = (maps[..., 1:, :] - maps[..., :-1, :]).abs().max()
+    assert step < 0.15  # smooth: neighbours differ little (the maps span [0, 1])
+    with pytest.raises(ValueError, match="coils must be an int >= 1"):
+        synthetic_coil_maps(0, (8, 8))
+
+
+def test_the_mri_task_draws_coil_counts_and_measures_through_their_maps():
+    x = torch.rand(4, 1, 32, 32, dtype=torch.float64)
+    task = MRITask(acceleration=(2.0, 2.0), coils=(2, 6), mask="points")
+    counts = set()
+    for seed in range(6):
+        m = task.sample(x, torch.Generator().manual_seed(seed))
+        op = m.operator.op
+        counts.add(op.coils)
+        assert m.y.shape == (4, op.coils, 32, 32)
+        assert torch.allclose(m.y, m.operator(m.target))  # noiseless: sigma range (0, 0)
+        assert torch.allclose(m.x0, m.operator.adjoint(m.y))  # the coil-combined zero-filled
+    assert len(counts) > 1 and counts <= set(range(2, 7))
+    single = MRITask(coils=(1, 1)).sample(x, torch.Generator().manual_seed(0))
+    assert type(single.operator.op).__name__ == "CartesianMRI"
+    with pytest.raises(ValueError, match="coils must be a range"):
+        MRITask(coils=(0, 4))
+    with pytest.raises(ValueError, match="whole numbers"):
+        MRITask(coils=(1.5, 4))
+
+
+def test_the_mri_protocol_and_degrade_simulate_multicoil_kspace():
+    image = _phantom(40)[0, 0].numpy()
+    case = MRIProtocol(4.0, coils=8).cases(image, 0, "head")[0]
+    assert case.setting == "R=4,8 coils"
+    assert case.y.shape == (1, 8, 40, 40)
+    assert torch.allclose(case.y, case.operator(case.truth))
+    out = degrade(image, "mri", acceleration=4.0, coils=8, seed=3)
+    assert out.measurement.shape == (8, 40, 40) and out.maps.shape == (8, 40, 40)
+    assert np.all(out.measurement[:, out.mask == 0] == 0)
+    op = MultiCoilMRI(torch.from_numpy(out.mask)[None, None], torch.from_numpy(out.maps)[None])
+    expected = op(torch.from_numpy(image)[None, None])[0].numpy()
+    np.testing.assert_allclose(out.measurement, expected, atol=1e-12)
+    with pytest.raises(ValueError, match="coils apply to mri only"):
+        degrade(image, "denoise", sigma=5, coils=2)
+
+
+def test_degrade_writes_multicoil_kspace_with_its_maps_for_reconstruct(tmp_path, mri_model, capsys):
+    np.save(tmp_path / "slice.npy", _phantom(48)[0, 0].numpy())
+    k = tmp_path / "k.npy"
+    argv = ["degrade", str(tmp_path / "slice.npy"), str(k), "--task", "mri", "--coils", "4"]
+    assert main(argv) == 0
+    assert "coil maps to" in capsys.readouterr().out
+    assert read_kspace(k).shape == (4, 48, 48)
+    assert np.load(tmp_path / "k-maps.npy").shape == (4, 48, 48)
+    assert main(argv) == 2  # the outputs exist
+    assert "exists" in capsys.readouterr().err
+    maps = ["--maps", str(tmp_path / "k-maps.npy"), "--mask", str(tmp_path / "k-mask.png")]
+    out = tmp_path / "r.npy"
+    assert (
+        main(["reconstruct", str(k), str(out), "--task", "mri", "--model", mri_model, *maps]) == 0
+    )
+    assert np.load(out).shape == (48, 48)
+    denoise = ["degrade", str(tmp_path / "slice.npy"), str(tmp_path / "n.npy"), "--task", "denoise"]
+    assert main([*denoise, "--sigma", "5", "--coils", "2"]) == 2
+    assert "--coils applies to --task mri only" in capsys.readouterr().err

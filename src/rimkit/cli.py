@@ -24,6 +24,7 @@ DEGRADE_EXAMPLE = """examples:
   rimkit degrade hr.png lr.png --task sr --scale 3      # = MATLAB imresize(hr, 1/3)
   rimkit degrade photo.png holes.png --task inpaint --fraction 0.8 --seed 1
   rimkit degrade slice.npy kspace.npy --task mri --acceleration 4
+  rimkit degrade slice.npy kspace8.npy --task mri --coils 8   # multi-coil, with its maps
   rimkit degrade example:camera lensed.png --task lensing --einstein-radius 0.45 \\
       --axis-ratio 0.7 --angle 30 --shear 0.02 -0.01
 
@@ -113,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     deg.add_argument("--scale", type=float, default=2, help="sr: integer down-sampling factor")
     deg.add_argument("--fraction", type=float, default=0.5, help="inpaint: missing fraction")
     deg.add_argument("--acceleration", type=float, default=4.0, help="mri: factor >= 1")
+    deg.add_argument(
+        "--coils",
+        type=int,
+        default=1,
+        help="mri: receive coils (default 1); more write (coils, H, W) k-space and the simulated "
+        "sensitivities as OUTPUT-STEM-maps.npy",
+    )
     deg.add_argument("--kernel", help=KERNEL_HELP)
     deg.add_argument("--boundary", default="circular", choices=["circular", "zero"])
     deg.add_argument("--quantize", action="store_true", help="round y to 8 bits (paper column)")
@@ -275,13 +283,18 @@ def _run_degrade(args: argparse.Namespace) -> None:
     _check_paths(args.input, args.output)
     output = Path(args.output)
     mask_path = output.with_name(f"{output.stem}-mask.png")
+    maps_path = output.with_name(f"{output.stem}-maps.npy")
     targets = [output] + ([mask_path] if args.task in ("inpaint", "mri") else [])
+    targets += [maps_path] if args.coils > 1 else []
     _check_paths(args.input, str(mask_path))
+    _check_paths(args.input, str(maps_path))
     for path in targets:
         if path.exists() and not args.force:
             raise UsageError(f"output {str(path)!r} exists; pass --force to overwrite it")
     if args.task == "mri" and output.suffix.lower() != ".npy":
         raise UsageError("MRI measurements are complex k-space; give an OUTPUT ending in .npy")
+    if args.coils != 1 and args.task != "mri":
+        raise UsageError("--coils applies to --task mri only")
     kernel = _read_kernel(args.kernel, args.task)
     lensing = _lensing_setup(args)
     image = read_image(args.input, gray=True if args.gray else None)
@@ -297,13 +310,17 @@ def _run_degrade(args: argparse.Namespace) -> None:
         quantize=args.quantize,
         seed=args.seed,
         lensing=lensing,
+        coils=args.coils,
     )
     write_image(output, result.measurement, force=args.force)
     if result.mask is not None:
         write_image(mask_path, result.mask, force=args.force)
+    if result.maps is not None:
+        write_image(maps_path, result.maps, force=args.force)
     if not args.quiet:
         shape = "x".join(str(s) for s in np.shape(result.measurement))
         extra = f" and its mask to {mask_path}" if result.mask is not None else ""
+        extra += f" and the coil maps to {maps_path}" if result.maps is not None else ""
         print(f"wrote the {args.task} measurement ({shape}) to {output}{extra}")
 
 

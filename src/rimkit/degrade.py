@@ -25,8 +25,10 @@ from rimkit.operators import (
     Inpainting,
     LensingSetup,
     LinearOperator,
+    MultiCoilMRI,
     gaussian_kernel,
     random_mask,
+    synthetic_coil_maps,
     variable_density_mask,
 )
 
@@ -36,11 +38,13 @@ DEFAULT_BLUR_STD = 1.6
 
 @dataclass
 class Degraded:
-    """A measurement ``y``, the operator that made it and, for inpaint and mri, the mask."""
+    """A measurement ``y``, the operator that made it and, for inpaint and mri, the mask
+    (multi-coil mri: also the coil sensitivity maps, ``(coils, H, W)``)."""
 
     measurement: np.ndarray
     operator: LinearOperator
     mask: np.ndarray | None = None
+    maps: np.ndarray | None = None
 
 
 def degrade(
@@ -56,13 +60,16 @@ def degrade(
     quantize: bool = False,
     seed: int = 0,
     lensing: LensingSetup | None = None,
+    coils: int = 1,
 ) -> Degraded:
     """Apply the forward model of ``task`` and Gaussian noise to an ``(H, W[, C])`` image.
 
     ``sigma`` is on the 0-255 scale (required for ``denoise``, 0 otherwise by default).
     ``sr`` crops the image to a multiple of ``scale`` first, as the SR protocol does, so the
     result equals MATLAB ``imresize(hr, 1/scale, 'bicubic')``. ``mri`` returns complex
-    centred k-space of a gray (or complex) image with a variable-density column mask.
+    centred k-space of a gray (or complex) image with a variable-density column mask; with
+    ``coils > 1`` multi-coil k-space ``(coils, H, W)`` through smooth simulated sensitivities
+    (:func:`rimkit.operators.synthetic_coil_maps`), returned as ``maps``.
     ``lensing`` sees the image as a source behind ``lensing.lens`` and returns the lensed
     image of the same pixel count.
     """
@@ -74,6 +81,10 @@ def degrade(
         sigma = 0.0
     if not (math.isfinite(sigma) and sigma >= 0):
         raise ValueError(f"sigma must be a finite number >= 0 on the 0-255 scale, got {sigma}")
+    if isinstance(coils, bool) or not isinstance(coils, int) or coils < 1:
+        raise ValueError(f"coils must be a whole number >= 1, got {coils!r}")
+    if coils > 1 and task != "mri":
+        raise ValueError(f"coils apply to mri only, not {task}")
     if task == "sr":
         scale = _check_scale(scale)
         image = _crop_to_multiple(image, scale)
@@ -82,13 +93,15 @@ def degrade(
     if task == "lensing":
         operator, mask = lensing_operator(lensing, tuple(x.shape[-2:])).double(), None
     else:
-        args = (scale, fraction, acceleration, kernel, boundary, generator)
+        args = (scale, fraction, acceleration, kernel, boundary, coils, generator)
         operator, mask = _operator(task, x, *args)
     if quantize and x.is_complex():
         raise ValueError("8-bit quantisation applies to real measurements, not MRI k-space")
     noise = GaussianNoise(sigma / 255.0, quantize=quantize)
     y = simulate(x, operator, noise, generator)
     mask_array = None if mask is None else mask[0, 0].numpy()
+    if isinstance(operator, MultiCoilMRI):  # coils first, as multi-coil k-space is stored
+        return Degraded(y[0].numpy(), operator, mask_array, operator.maps[0].numpy())
     return Degraded(from_tensor(y), operator, mask_array)
 
 
@@ -122,6 +135,7 @@ def _operator(
     acceleration: float,
     kernel: np.ndarray | None,
     boundary: str,
+    coils: int,
     generator: torch.Generator,
 ) -> tuple[LinearOperator, torch.Tensor | None]:
     _, c, h, w = x.shape
@@ -138,4 +152,7 @@ def _operator(
     if c != 1:
         raise ValueError(f"mri needs a gray or complex single-channel image, got {c} channels")
     mask = variable_density_mask((h, w), acceleration, generator=generator).double()
-    return CartesianMRI(mask), mask
+    if coils == 1:
+        return CartesianMRI(mask), mask
+    maps = synthetic_coil_maps(coils, (h, w), 1, generator, torch.complex128)
+    return MultiCoilMRI(mask, maps), mask

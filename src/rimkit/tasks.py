@@ -38,11 +38,13 @@ from rimkit.operators import (
     Inpainting,
     LensingSetup,
     LinearOperator,
+    MultiCoilMRI,
     gaussian_kernel,
     motion_kernel,
     random_mask,
     random_projection,
     rms_row_norm,
+    synthetic_coil_maps,
 )
 from rimkit.reconstruct import initial_estimate
 
@@ -71,6 +73,10 @@ class Task(Protocol):
 def _uniform(bounds: Sequence[float], n: int, gen: torch.Generator) -> Tensor:
     low, high = float(bounds[0]), float(bounds[1])
     return low + (high - low) * torch.rand(n, generator=gen, dtype=torch.float64)
+
+
+MAX_COILS = 64
+"""The most receive coils a simulated MRI task draws."""
 
 
 def _check_range(bounds: Sequence[float], name: str, low: float, high: float) -> None:
@@ -259,21 +265,28 @@ class ProjectionTask:
 
 @dataclass
 class MRITask:
-    """Single-coil Cartesian MRI of gray patches seen as complex images (2 real channels).
+    """Cartesian MRI of gray patches seen as complex images (2 real channels).
 
     Acceleration ``~ U(acceleration)`` per sample (the MRI RIMs use ``U(1.5, 5.2)``); masks are
     1-D variable-density columns or 2-D Gaussian points; ``x0`` is the zero-filled image.
+    ``coils = (a, b)``: each batch draws a coil count from ``a .. b``; one coil is single-coil
+    MRI, more are multi-coil (SENSE) with smooth simulated sensitivities per sample
+    (:func:`rimkit.operators.synthetic_coil_maps`), normalised so ``sum_c |S_c|^2 = 1``.
     """
 
     acceleration: tuple[float, float] = (1.5, 5.2)
     sigma: tuple[float, float] = (0.0, 0.0)
     mask: str = "columns"
+    coils: tuple[int, int] = (1, 1)
 
     def __post_init__(self) -> None:
         _check_range(self.acceleration, "acceleration", 1.0, 1e6)
         _check_range(self.sigma, "sigma", 0.0, 255.0)
         if self.mask not in MRI_MASKS:
             raise ValueError(f"unknown MRI mask {self.mask!r}; known: {', '.join(MRI_MASKS)}")
+        _check_range(self.coils, "coils", 1, MAX_COILS)
+        if any(isinstance(c, bool) or int(c) != c for c in self.coils):
+            raise ValueError(f"coils must be whole numbers, got {self.coils}")
 
     def sample(self, x: Tensor, generator: torch.Generator) -> Measurement:
         b, c, h, w = x.shape
@@ -282,7 +295,14 @@ class MRITask:
         draw = MRI_MASKS[self.mask]
         rates = _uniform(self.acceleration, b, generator)
         masks = torch.cat([draw((h, w), float(r), generator=generator) for r in rates])
-        op = ComplexAsChannels(CartesianMRI(masks.to(device=x.device, dtype=x.dtype)))
+        masks = masks.to(device=x.device, dtype=x.dtype)
+        low, high = (int(n) for n in self.coils)
+        coils = low if low == high else int(torch.randint(low, high + 1, (1,), generator=generator))
+        if coils == 1:
+            op = ComplexAsChannels(CartesianMRI(masks))
+        else:
+            maps = synthetic_coil_maps(coils, (h, w), b, generator, x.dtype.to_complex())
+            op = ComplexAsChannels(MultiCoilMRI(masks, maps.to(x.device)))
         target = torch.cat([x, torch.zeros_like(x)], dim=1)  # (B, 2, H, W): real, imaginary
         sigma, y = _measure(op, target, _uniform(self.sigma, b, generator), generator)
         return Measurement(op, y, sigma, target, initial_estimate(op, y), "mri")

@@ -70,7 +70,7 @@ def register(
             "Evaluate a RIM and classical baselines on a folder of images under a published "
             "protocol (denoising: DnCNN / RIM paper; super-resolution: Y channel, MATLAB "
             "bicubic; inpainting; deblurring with named kernels; random projections of 32x32 "
-            "patches; strong lensing of patches by random SIE lenses; single-coil Cartesian MRI "
+            "patches; strong lensing of patches by random SIE lenses; Cartesian MRI (single- or multi-coil) "
             "of magnitude images)."
         ),
         epilog=EXAMPLES,
@@ -144,6 +144,12 @@ def register(
         choices=["columns", "points"],
         default="columns",
         help="mri: 1-D variable-density columns (default) or 2-D Gaussian points",
+    )
+    parser.add_argument(
+        "--coils",
+        type=int,
+        default=1,
+        help="mri: receive coils (default 1; more: multi-coil k-space, simulated sensitivities)",
     )
     parser.add_argument(
         "--patches",
@@ -253,6 +259,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         psf=args.psf,
         accelerations=tuple(args.acceleration),
         mask=args.mask,
+        coils=args.coils,
         patch=args.patch,
         patches=args.patches,
         quantize=args.quantize,

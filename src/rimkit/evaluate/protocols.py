@@ -578,10 +578,12 @@ class LensingProtocol:
 
 @dataclass(frozen=True)
 class MRIProtocol:
-    """Single-coil Cartesian MRI of a whole gray image taken as a real magnitude image: its
-    centred orthonormal 2-D FFT, sampled by a ``mask`` (``columns``: 1-D variable density
-    with a fully sampled centre; ``points``: 2-D Gaussian) at ``acceleration``, drawn from the
-    seed ``seed + index``, with complex noise of ``sigma`` (0-255 scale) per real component.
+    """Cartesian MRI of a whole gray image taken as a real magnitude image: its centred
+    orthonormal 2-D FFT, sampled by a ``mask`` (``columns``: 1-D variable density with a fully
+    sampled centre; ``points``: 2-D Gaussian) at ``acceleration``, drawn from the seed ``seed +
+    index``, with complex noise of ``sigma`` (0-255 scale) per real component. ``coils > 1``:
+    multi-coil k-space through simulated sensitivities (:class:`rimkit.tasks.MRITask`), drawn
+    from the same seed; the reconstructions are given those maps.
 
     The truth and the estimates are complex images as two channels (real, imaginary), as
     MRI RIMs see them (:class:`rimkit.tasks.MRITask`); scores and figures use the magnitude.
@@ -598,6 +600,7 @@ class MRIProtocol:
     mask: str = "columns"
     sigma: float = 0.0
     seed: int = 0
+    coils: int = 1
     task = "mri"
 
     def __post_init__(self) -> None:
@@ -607,11 +610,14 @@ class MRIProtocol:
             raise ValueError(f"unknown MRI mask {self.mask!r}; known: {', '.join(MRI_MASKS)}")
         _check_sigma(self.sigma)
         _check_seed(self.seed)
+        if isinstance(self.coils, bool) or not isinstance(self.coils, int) or self.coils < 1:
+            raise ValueError(f"coils must be an int >= 1, got {self.coils!r}")
 
     @property
     def setting(self) -> str:
         mask = "" if self.mask == "columns" else f",{self.mask}"
-        return f"R={self.acceleration:g}{mask}{_noise_suffix(self.sigma)}"
+        coils = "" if self.coils == 1 else f",{self.coils} coils"
+        return f"R={self.acceleration:g}{mask}{coils}{_noise_suffix(self.sigma)}"
 
     def describe(self) -> dict:
         return {"protocol": "mri", **asdict(self)}
@@ -626,7 +632,7 @@ class MRIProtocol:
                 "magnitude images"
             )
         rate, level = (self.acceleration,) * 2, (self.sigma,) * 2
-        task = MRITask(acceleration=rate, sigma=level, mask=self.mask)
+        task = MRITask(rate, level, self.mask, (self.coils, self.coils))
         x = to_tensor(array, torch.float64)  # (1, 1, H, W)
         m = task.sample(x, _generator(self.seed + index))
         case = Case(name, self.setting, m.target, m.operator, m.y, self.sigma / 255.0, task="mri")

@@ -73,6 +73,7 @@ from rimkit.operators import (
     Lensing,
     LinearOperator,
     MatrixProjection,
+    MultiCoilMRI,
     RealImages,
 )
 from rimkit.reconstruct import initial_estimate
@@ -221,7 +222,7 @@ def tuned_setting(case: Case) -> tuple[str, float]:
     lensing = _lensing_of(op)
     if lensing is not None:
         return "lensing", lensing.einstein_radius
-    if isinstance(op, ComplexAsChannels) and isinstance(op.op, CartesianMRI):
+    if isinstance(op, ComplexAsChannels) and isinstance(op.op, (CartesianMRI, MultiCoilMRI)):
         return "mri", op.op.mask.numel() / float(op.op.mask.sum())
     n = case.truth[0].numel()
     if isinstance(op, FourierProjection):
@@ -527,6 +528,7 @@ class EvalSpec:
     psf: float = 0.0
     accelerations: tuple[float, ...] = (4.0,)
     mask: str = "columns"
+    coils: int = 1
     quantize: bool = False
     baselines: tuple[str, ...] | None = None
     baseline_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -562,6 +564,8 @@ class EvalSpec:
         if self.task == "mri":
             parts += ["--acceleration", *(f"{r:g}" for r in self.accelerations)]
             parts += ["--mask", self.mask]
+            if self.coils > 1:
+                parts += ["--coils", str(self.coils)]
         if self.quantize:
             parts.append("--quantize")
         if self.baselines is not None:
@@ -624,7 +628,7 @@ def make_protocols(spec: EvalSpec) -> list[Protocol]:
         if not spec.accelerations:
             raise ValueError("give at least one acceleration (--acceleration)")
         return [
-            MRIProtocol(float(r), spec.mask, float(s), seed)
+            MRIProtocol(float(r), spec.mask, float(s), seed, spec.coils)
             for r in spec.accelerations
             for s in sigmas
         ]

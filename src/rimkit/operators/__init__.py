@@ -37,6 +37,7 @@ from rimkit.operators.multicoil import (
     calibration_size,
     coil_sensitivities,
     sampled_mask,
+    synthetic_coil_maps,
 )
 from rimkit.operators.projection import (
     PROJECTION_KINDS,
@@ -87,5 +88,6 @@ __all__ = [
     "random_projection",
     "rms_row_norm",
     "sampled_mask",
+    "synthetic_coil_maps",
     "variable_density_mask",
 ]

@@ -115,6 +115,51 @@ class MultiCoilMRI(LinearOperator):
         return (self.maps.to(y.dtype).conj() * coil_images).sum(dim=1, keepdim=True)
 
 
+def synthetic_coil_maps(
+    coils: int,
+    shape: tuple[int, int],
+    batch: int = 1,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.complex64,
+) -> Tensor:
+    """Smooth simulated receive-coil sensitivities ``(batch, coils, H, W)``, ``sum_c |S_c|^2 = 1``.
+
+    On the field of view ``[-1, 1]^2``, coil ``c`` of a sample sits at angle ``theta + 2 pi c /
+    coils`` (``theta`` uniform per sample) and distance ``U(1.1, 1.8)`` from the centre; its
+    magnitude falls off as ``exp(-d^2 / (2 w^2))``, ``w ~ U(0.7, 1.4)``, and it carries a phase
+    ``U(0, 2 pi)`` plus a linear ramp of up to ``pi / 2`` across the field (a birdcage-like
+    array; for simulating multi-coil data and training, not a model of a particular coil).
+
+    Example:
+        >>> maps = synthetic_coil_maps(4, (16, 16), generator=torch.Generator().manual_seed(0))
+        >>> maps.shape, bool(torch.allclose(maps.abs().square().sum(1), torch.ones(1, 16, 16)))
+        (torch.Size([1, 4, 16, 16]), True)
+    """
+    if isinstance(coils, bool) or not isinstance(coils, int) or coils < 1:
+        raise ValueError(f"coils must be an int >= 1, got {coils!r}")
+    h, w = (int(s) for s in shape)
+    real = torch.float64
+
+    def uniform(low: float, high: float, *size: int) -> Tensor:
+        return low + (high - low) * torch.rand(*size, generator=generator, dtype=real)
+
+    yy, xx = torch.meshgrid(
+        torch.linspace(-1, 1, h, dtype=real), torch.linspace(-1, 1, w, dtype=real), indexing="ij"
+    )
+    theta = uniform(0, 2 * torch.pi, batch, 1) + 2 * torch.pi * torch.arange(coils) / coils
+    radius, width = uniform(1.1, 1.8, batch, coils), uniform(0.7, 1.4, batch, coils)
+    cy, cx = (
+        (radius * torch.sin(theta))[..., None, None],
+        (radius * torch.cos(theta))[..., None, None],
+    )
+    distance2 = (yy - cy) ** 2 + (xx - cx) ** 2  # (batch, coils, H, W)
+    ramp = uniform(-torch.pi / 4, torch.pi / 4, 2, batch, coils)[..., None, None]
+    phase = uniform(0, 2 * torch.pi, batch, coils)[..., None, None] + ramp[0] * yy + ramp[1] * xx
+    maps = torch.exp(-distance2 / (2 * width[..., None, None] ** 2)) * torch.exp(1j * phase)
+    maps = maps / maps.abs().square().sum(dim=1, keepdim=True).sqrt()
+    return maps.to(dtype)
+
+
 def sampled_mask(kspace: Tensor) -> Tensor:
     """The 0/1 mask ``(B, 1, H, W)`` of the points sampled in ``kspace`` ``(B, coils, H, W)``:
     those nonzero in any coil (unsampled points of acquired k-space are stored as zeros).
