@@ -231,7 +231,7 @@ def test_mri_measures_each_set_of_scans_at_each_acceleration(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     text = out.read_text()
-    assert "Images: t1-coronal 1, dipy-b0 3, bart-brain 1." in text
+    assert "Images: t1-coronal 1, dipy-b0 3, bart-brain 1. Single coil." in text
     for name in ("t1-coronal", "dipy-b0", "bart-brain"):
         table = text.split(f"### {name}: PSNR (dB) / SSIM")[1].split("###")[0]
         rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| R=")]
@@ -268,3 +268,59 @@ def test_deblur_names_a_bad_kernel(data, tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "unknown kernel 'disk:3'" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "B.md").exists()
+
+
+def test_mri_multicoil_scores_each_method_on_the_scan_and_its_thinned_samples(tmp_path):
+    import torch
+
+    from rimkit.models import RIMConfig
+    from rimkit.operators import MultiCoilMRI, gaussian_2d_mask, synthetic_coil_maps
+    from rimkit.train.checkpoint import export_weights
+
+    scan = tmp_path / "data" / "mri" / "bart_pics_brain"
+    scan.mkdir(parents=True)
+    yy, xx = np.mgrid[-1:1:32j, -1:1:40j]
+    head = 0.1 + 0.8 * ((xx / 0.8) ** 2 + (yy / 0.9) ** 2 < 1)
+    g = torch.Generator().manual_seed(0)
+    mask = gaussian_2d_mask((32, 40), 3.0, center_fraction=0.4, generator=g).double()
+    maps = synthetic_coil_maps(4, (32, 40), 1, g, torch.complex128)
+    kspace = MultiCoilMRI(mask, maps)(torch.from_numpy(head)[None, None])[0].numpy()
+    bart = np.moveaxis(kspace, 0, -1)[None].astype("c8")  # (1, H, W, coils), BART's order
+    (scan / "ksp.hdr").write_text("# Dimensions\n1 32 40 4 1\n")
+    bart.ravel(order="F").tofile(scan / "ksp.cfl")
+    (scan / "img.hdr").write_text("# Dimensions\n1 32 40 1 2\n")
+    img = np.stack([head, 0.1 * head], -1)[None, :, :, None].astype("c8")  # two ESPIRiT maps
+    img.ravel(order="F").tofile(scan / "img.cfl")
+    cfg = RIMConfig(cell="mri", channels=2, link="identity", features=4, hidden=4, train_steps=2)
+    model = tmp_path / "tiny.safetensors"
+    export_weights(model, cfg.build(), {"config": {"model": cfg.to_dict()}})
+    out = tmp_path / "B.md"
+    out.write_text("# Benchmarks\n")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "mri_multicoil.py")]
+    cmd += ["--data", str(tmp_path / "data"), "--model", f"tiny={model}"]
+    cmd += [
+        "--model",
+        "absent=no-such-model",
+        "--baselines",
+        "zero-filled,tv",
+        "--drop",
+        "0",
+        "0.5",
+    ]
+    cmd += ["--output", str(out), "--quiet", "--threads", "1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert "k-space (4, 32, 40) (coils, H, W)" in text
+    columns = header(text).split("|")[2:-1:2]
+    rates = [float(c.split(":")[0].removeprefix(" R ")) for c in columns]
+    assert rates[1] > 1.5 * rates[0]  # half the points outside the centre left out
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1:2]]
+        for line in text.splitlines()
+        if line.startswith("| ") and not line.startswith("| method")
+    }
+    assert rows["absent"] == ["missing", "missing"]
+    assert rows["tiny"] == rows["zero-filled"]  # untrained: the zero-filled start
+    tv, zero_filled = (float(c.split(" / ")[0]) for c in (rows["tv"][0], rows["zero-filled"][0]))
+    assert tv > zero_filled
