@@ -18,6 +18,7 @@ import torch
 from rimkit.io import from_tensor, to_tensor
 from rimkit.noise import GaussianNoise, simulate
 from rimkit.operators import (
+    DEFAULT_KERNEL,
     BicubicDownsample,
     Blur,
     CartesianMRI,
@@ -26,14 +27,13 @@ from rimkit.operators import (
     LensingSetup,
     LinearOperator,
     MultiCoilMRI,
-    gaussian_kernel,
+    kernel_from_spec,
     random_mask,
     synthetic_coil_maps,
     variable_density_mask,
 )
 
 TASKS = ("denoise", "blur", "sr", "inpaint", "mri", "lensing")
-DEFAULT_BLUR_STD = 1.6
 
 
 @dataclass
@@ -142,7 +142,7 @@ def _operator(
     if task == "denoise":
         return Identity(), None
     if task == "blur":
-        k = gaussian_kernel(DEFAULT_BLUR_STD) if kernel is None else torch.as_tensor(kernel)
+        k = kernel_from_spec(DEFAULT_KERNEL) if kernel is None else torch.as_tensor(kernel)
         return Blur(k.double(), boundary=boundary), None
     if task == "sr":
         return BicubicDownsample(scale), None

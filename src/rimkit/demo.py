@@ -35,6 +35,7 @@ from rimkit.evaluate.report import atomic_write_bytes, atomic_write_text, write_
 from rimkit.io import read_image
 from rimkit.noise import GaussianNoise, simulate
 from rimkit.operators import (
+    DEFAULT_KERNEL,
     SIE,
     BicubicDownsample,
     Blur,
@@ -77,7 +78,7 @@ SETTINGS = (
     Setting("lensing", "lensing", 0.45, "lensing", ("tv", "fista-wavelet")),
     Setting("mri R=4", "mri", 4.0, "mri", ("zero-filled", "tv")),
 )
-BLUR_KERNEL = "gaussian:1.6"
+BLUR_KERNEL = DEFAULT_KERNEL
 """The demo's blur (IRCNN's Gaussian); the deblurring setting's level is the noise sigma."""
 LENS = dict(axis_ratio=0.7, angle=0.5, shear=(0.02, -0.01))
 """The demo's lens besides its Einstein radius (the setting's level, in crop widths)."""

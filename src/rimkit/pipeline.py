@@ -30,6 +30,7 @@ from rimkit.io import from_tensor, to_tensor
 from rimkit.models import RIM
 from rimkit.models.opponent import OpponentColorRIM
 from rimkit.operators import (
+    DEFAULT_KERNEL,
     BicubicDownsample,
     Blur,
     CartesianMRI,
@@ -42,7 +43,7 @@ from rimkit.operators import (
     RealImages,
     bicubic_upsample,
     coil_sensitivities,
-    gaussian_kernel,
+    kernel_from_spec,
     magnitude,
     sampled_mask,
 )
@@ -87,7 +88,8 @@ def _operator(
     if task == "sr":
         return BicubicDownsample(scale)
     if task == "blur":
-        k = gaussian_kernel(1.6) if kernel is None else torch.as_tensor(kernel, dtype=torch.float32)
+        k = kernel_from_spec(DEFAULT_KERNEL) if kernel is None else torch.as_tensor(kernel)
+        k = k.to(torch.float32)
         return Blur(k, boundary)
     if mask is None:
         raise ValueError(f"{task} needs the sampling mask: give --mask FILE (white = observed)")

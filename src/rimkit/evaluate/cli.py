@@ -70,8 +70,8 @@ def register(
             "Evaluate a RIM and classical baselines on a folder of images under a published "
             "protocol (denoising: DnCNN / RIM paper; super-resolution: Y channel, MATLAB "
             "bicubic; inpainting; deblurring with named kernels; random projections of 32x32 "
-            "patches; strong lensing of patches by random SIE lenses; Cartesian MRI (single- or multi-coil) "
-            "of magnitude images)."
+            "patches; strong lensing of patches by random SIE lenses; single- or multi-coil "
+            "Cartesian MRI of magnitude images)."
         ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -107,7 +107,7 @@ def register(
     parser.add_argument(
         "--kernel",
         nargs="+",
-        default=["gaussian:1.6"],
+        default=None,
         metavar="SPEC",
         help="blur: kernels, gaussian:STD, motion:LENGTH:ANGLE or box:SIZE (px, degrees; "
         "default gaussian:1.6)",
@@ -252,7 +252,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         sigmas=tuple(args.sigma) if args.sigma is not None else None,
         scales=tuple(args.scale),
         fractions=tuple(args.fraction),
-        kernels=tuple(args.kernel),
+        **({"kernels": tuple(args.kernel)} if args.kernel else {}),  # else EvalSpec's default
         kinds=tuple(args.kinds),
         ratios=tuple(args.ratio),
         einstein_radii=tuple(args.einstein_radius),

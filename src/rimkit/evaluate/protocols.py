@@ -56,6 +56,7 @@ from rimkit.evaluate.metrics import ssim as ssim_metric
 from rimkit.io import from_tensor, to_tensor
 from rimkit.noise import GaussianNoise, quantize_8bit, simulate
 from rimkit.operators import (
+    DEFAULT_KERNEL,
     MRI_MASKS,
     PROJECTION_KINDS,
     BicubicDownsample,
@@ -438,7 +439,7 @@ class DeblurProtocol:
         ('gaussian:1.6,sigma=2.55', True)
     """
 
-    kernel: str = "gaussian:1.6"
+    kernel: str = DEFAULT_KERNEL
     sigma: float = 2.55
     seed: int = 0
     boundary: str = "circular"

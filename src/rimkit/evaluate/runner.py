@@ -62,6 +62,7 @@ from rimkit.evaluate.protocols import (
 from rimkit.evaluate.report import atomic_write_bytes, atomic_write_text, markdown_table
 from rimkit.evaluate.report import write_report as _write_report
 from rimkit.operators import (
+    DEFAULT_KERNEL,
     PROJECTION_KINDS,
     BicubicDownsample,
     Blur,
@@ -519,7 +520,7 @@ class EvalSpec:
     sigmas: tuple[float, ...] | None = None
     scales: tuple[int, ...] = (2, 3, 4)
     fractions: tuple[float, ...] = (0.5,)
-    kernels: tuple[str, ...] = ("gaussian:1.6",)
+    kernels: tuple[str, ...] = (DEFAULT_KERNEL,)
     kinds: tuple[str, ...] = PROJECTION_KINDS
     ratios: tuple[float, ...] = (0.1, 0.3, 0.5)
     patch: int = 32
@@ -622,7 +623,7 @@ def make_protocols(spec: EvalSpec) -> list[Protocol]:
         ]
     if spec.task == "blur":
         if not spec.kernels:
-            raise ValueError("give at least one kernel (--kernel), e.g. gaussian:1.6")
+            raise ValueError(f"give at least one kernel (--kernel), e.g. {DEFAULT_KERNEL}")
         return [DeblurProtocol(k, float(s), seed) for k in spec.kernels for s in sigmas]
     if spec.task == "mri":
         if not spec.accelerations:

@@ -15,6 +15,7 @@ from rimkit.operators.base import (
 from rimkit.operators.bicubic import BicubicDownsample, bicubic_upsample, imresize_matrix
 from rimkit.operators.blur import (
     BOUNDARIES,
+    DEFAULT_KERNEL,
     KERNEL_SPECS,
     Blur,
     box_kernel,
@@ -49,6 +50,7 @@ from rimkit.operators.projection import (
 
 __all__ = [
     "BOUNDARIES",
+    "DEFAULT_KERNEL",
     "KERNEL_SPECS",
     "MRI_MASKS",
     "PROJECTION_KINDS",

@@ -99,6 +99,10 @@ def motion_kernel(length: float, angle: float = 0.0, size: int | None = None) ->
 KERNEL_SPECS = ("gaussian:STD", "motion:LENGTH:ANGLE", "box:SIZE")
 """The forms :func:`kernel_from_spec` reads (pixels; the motion angle in degrees)."""
 
+DEFAULT_KERNEL = "gaussian:1.6"
+"""The blur of ``rimkit degrade / reconstruct / eval --task blur`` without ``--kernel``: IRCNN's
+Gaussian of std 1.6 px."""
+
 
 def kernel_from_spec(spec: str) -> Tensor:
     """A kernel named by a short text: ``gaussian:1.6`` (std in pixels), ``motion:15:45``
