@@ -58,11 +58,7 @@ def _read_file(path: Path) -> np.ndarray:
         raise ValueError(f"input {str(path)!r} is a folder; give an image file")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as err:
-            raise ValueError(f"cannot read {str(path)!r} as a .npy array: {err}") from None
-        return _check_array(array, str(path))
+        return _check_array(load_array(path, "a .npy array"), str(path))
     if suffix not in IMAGE_SUFFIXES:
         known = ", ".join((*IMAGE_SUFFIXES, ".npy"))
         raise ValueError(f"unsupported file type {suffix!r} for {str(path)!r}; known: {known}")
@@ -73,6 +69,17 @@ def _read_file(path: Path) -> np.ndarray:
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"{str(path)!r} is not a readable image: {err}") from None
     return _scale_integers(array)
+
+
+def load_array(path: Path, what: str) -> np.ndarray | np.lib.npyio.NpzFile:
+    """``np.load`` of an ``.npy`` / ``.npz`` file without pickles; a missing or unreadable file
+    is named as ``what`` (e.g. ``"a volume"``)."""
+    if not path.is_file():
+        raise ValueError(f"{what} file {str(path)!r} does not exist")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"cannot read {str(path)!r} as {what}: {err}") from None
 
 
 def _scale_integers(array: np.ndarray) -> np.ndarray:
@@ -253,12 +260,7 @@ def read_kspace(path: str | os.PathLike, what: str = "k-space") -> np.ndarray:
     ):
         array = _bart_coils(read_cfl(path), str(path), what)
     elif path.suffix.lower() == ".npy":
-        if not path.is_file():
-            raise ValueError(f"{what} file {str(path)!r} does not exist")
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as err:
-            raise ValueError(f"cannot read {str(path)!r} as a .npy array: {err}") from None
+        array = load_array(path, what)
         if array.ndim == 2:
             array = array[None]
         if array.ndim != 3:

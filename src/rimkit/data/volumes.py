@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rimkit.io import load_array
+
 VOLUME_SUFFIXES = (".npz", ".npy")
 SIGNAL_LEVEL = 0.05
 """A pixel counts as signal above this fraction of the volume's maximum."""
@@ -45,12 +47,7 @@ def read_volume(path: str | os.PathLike) -> np.ndarray:
             f"volume {str(path)!r} is not an .npz or .npy file; give a 3-D volume such as "
             "../shared/data/mri/mni152_t1_2009a.npz, or a folder of images"
         )
-    if not path.is_file():
-        raise ValueError(f"volume file {str(path)!r} does not exist")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise ValueError(f"cannot read {str(path)!r} as a volume: {err}") from None
+    loaded = load_array(path, "a volume")
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
             array = _pick_array(loaded, path)

@@ -124,6 +124,17 @@ def gaussian_2d_mask(
     return torch.stack(masks).float().reshape(batch, 1, h, w)
 
 
+def check_mask(mask: Tensor) -> Tensor:
+    """``mask`` as float 0/1 of shape ``(B, 1, H, W)``, or a ``ValueError`` naming what is wrong."""
+    mask = torch.as_tensor(mask)
+    if mask.ndim != 4 or mask.shape[1] != 1:
+        raise ValueError(f"mask must have shape (B, 1, H, W), got {tuple(mask.shape)}")
+    values = mask.float()
+    if not bool(((values == 0) | (values == 1)).all()):
+        raise ValueError("mask values must be 0 (not sampled) or 1 (sampled)")
+    return values
+
+
 def _check_shape(shape: tuple[int, int]) -> tuple[int, int]:
     if len(shape) != 2 or any(int(s) < 1 for s in shape):
         raise ValueError(f"mask shape must be (H, W) with positive sizes, got {shape}")
@@ -147,13 +158,7 @@ class CartesianMRI(LinearOperator):
 
     def __init__(self, mask: Tensor) -> None:
         super().__init__()
-        mask = torch.as_tensor(mask)
-        if mask.ndim != 4 or mask.shape[1] != 1:
-            raise ValueError(f"mask must have shape (B, 1, H, W), got {tuple(mask.shape)}")
-        values = mask.float()
-        if not bool(((values == 0) | (values == 1)).all()):
-            raise ValueError("mask values must be 0 (not sampled) or 1 (sampled)")
-        self.register_buffer("mask", values, persistent=False)
+        self.register_buffer("mask", check_mask(mask), persistent=False)
 
     @property
     def acceleration(self) -> Tensor:

@@ -32,20 +32,10 @@ import torch
 from torch import Tensor
 
 from rimkit.operators.base import LinearOperator, check_image
-from rimkit.operators.mri import fft2c, ifft2c
+from rimkit.operators.mri import check_mask, fft2c, ifft2c
 
 MIN_CALIBRATION = 4
 """The smallest calibration region (pixels a side) that :func:`coil_sensitivities` accepts."""
-
-
-def _check_mask(mask: Tensor) -> Tensor:
-    mask = torch.as_tensor(mask)
-    if mask.ndim != 4 or mask.shape[1] != 1:
-        raise ValueError(f"mask must have shape (B, 1, H, W), got {tuple(mask.shape)}")
-    values = mask.float()
-    if not bool(((values == 0) | (values == 1)).all()):
-        raise ValueError("mask values must be 0 (not sampled) or 1 (sampled)")
-    return values
 
 
 def _check_kspace(kspace: Tensor, name: str = "kspace") -> Tensor:
@@ -75,7 +65,7 @@ class MultiCoilMRI(LinearOperator):
 
     def __init__(self, mask: Tensor, maps: Tensor) -> None:
         super().__init__()
-        mask = _check_mask(mask)
+        mask = check_mask(mask)
         maps = _check_kspace(torch.as_tensor(maps), "maps")
         if tuple(maps.shape[-2:]) != tuple(mask.shape[-2:]):
             raise ValueError(
@@ -184,7 +174,7 @@ def calibration_size(mask: Tensor) -> int:
         >>> calibration_size(mask)
         12
     """
-    mask = _check_mask(mask)
+    mask = check_mask(mask)
     sampled = mask.bool().all(dim=0)[0]  # (H, W): sampled in every mask
     h, w = sampled.shape
     cy, cx = h // 2, w // 2
@@ -218,7 +208,7 @@ def coil_sensitivities(
         [0.447, 0.894]
     """
     kspace = _check_kspace(kspace)
-    mask = sampled_mask(kspace) if mask is None else _check_mask(mask)
+    mask = sampled_mask(kspace) if mask is None else check_mask(mask)
     side = calibration_size(mask) if calibration is None else int(calibration)
     h, w = kspace.shape[-2:]
     if side < MIN_CALIBRATION:
