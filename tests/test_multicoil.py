@@ -203,7 +203,7 @@ def test_the_shipped_mri_model_beats_zero_filled_on_generated_multicoil_kspace()
     zero_filled = op.adjoint(torch.from_numpy(kspace)[None]).abs()[0, 0].numpy()
     restored = restore(kspace, "mri", load_model("mri").model).image  # mask and maps estimated
     error = lambda estimate: np.mean((estimate - x) ** 2)  # noqa: E731
-    assert error(restored) < 0.7 * error(zero_filled)  # measured: 0.52 of it
+    assert error(restored) < 0.5 * error(zero_filled)  # measured: 0.32 (0.52 single-coil mri)
 
 
 def test_a_gray_model_takes_multicoil_kspace_as_a_real_image():
