@@ -129,9 +129,12 @@ def restore(
     ``ensemble`` averages the restorations of that many flips and rotations of the image
     (1, 2, 4 or 8; :mod:`rimkit.self_ensemble`, tasks in :data:`ENSEMBLE_TASKS`); ``lensing``
     the lens and its observation for ``task="lensing"`` (the source has the image's pixel
-    count; the operator spans the whole image, so it is never tiled). MRI k-space may have any
-    scale: it is divided by the zero-filled image's maximum (the scale MRI models learn) and
-    the magnitude image comes back in the data's units; ``sigma`` is in those units too."""
+    count; the operator spans the whole image, so it is never tiled). MRI k-space is ``(H, W)``
+    or ``(coils, H, W)`` of any scale: it is divided by the zero-filled image's maximum (the
+    scale MRI models learn) and the magnitude image comes back in the data's units; ``sigma``
+    is in those units too. Its ``mask`` defaults to the nonzero points; multi-coil data use
+    ``maps`` (``(coils, H, W)``) or maps estimated from the fully sampled centre
+    (:func:`rimkit.operators.coil_sensitivities`)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     if check_size(ensemble) > 1 and task not in ENSEMBLE_TASKS:
