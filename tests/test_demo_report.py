@@ -69,6 +69,8 @@ def test_demo_writes_every_output(demo_run):
     assert measured and all(5 < r["psnr"] < 80 for r in measured)
     mri = {r["method"]: r["psnr"] for r in measured if r["setting"] == "mri R=4"}
     assert {"zero-filled", "tv"} <= set(mri)  # magnitudes of complex estimates, scored
+    coils = {r["method"]: r["psnr"] for r in measured if r["setting"] == "mri 8 coils R=8"}
+    assert coils["RIM mri"] > coils["zero-filled"]  # multi-coil k-space, the same model
     deblur = {r["method"]: r["psnr"] for r in measured if r["setting"] == "deblur"}
     assert {"tv", "fista-wavelet"} <= set(deblur)
     assert Image.open(out / "figure.png").size[1] > 100
