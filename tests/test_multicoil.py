@@ -284,3 +284,24 @@ def test_degrade_writes_multicoil_kspace_with_its_maps_for_reconstruct(tmp_path,
     denoise = ["degrade", str(tmp_path / "slice.npy"), str(tmp_path / "n.npy"), "--task", "denoise"]
     assert main([*denoise, "--sigma", "5", "--coils", "2"]) == 2
     assert "--coils applies to --task mri only" in capsys.readouterr().err
+
+
+def test_single_coil_kspace_of_a_complex_image_is_demodulated_by_its_low_resolution_phase():
+    from rimkit.operators import CartesianMRI, variable_density_mask
+    from rimkit.zoo import load_model
+
+    head = _phantom(96)
+    grid = torch.linspace(-1, 1, 96, dtype=torch.float64)
+    yy, xx = torch.meshgrid(grid, grid, indexing="ij")
+    phase = 1.5 * xx + 1.0 * yy**2  # smooth, as B0 and receive phase are: 2.5 rad across
+    image = head * torch.exp(1j * phase)  # (1, 1, 96, 96) complex
+    mask = variable_density_mask((96, 96), 4.0, generator=torch.Generator().manual_seed(0))
+    kspace = CartesianMRI(mask)(image)[0, 0].numpy()
+    truth = head[0, 0].numpy()
+    model = load_model("mri").model
+    restored = restore(kspace, "mri", model, mask=mask[0, 0].numpy()).image
+    ignored = restore(kspace, "mri", model, mask=mask[0, 0].numpy(), maps=np.ones((1, 96, 96)))
+    zero_filled = CartesianMRI(mask).adjoint(torch.from_numpy(kspace)[None, None]).abs()[0, 0]
+    error = lambda estimate: np.mean((estimate - truth) ** 2)  # noqa: E731
+    assert error(restored) < 0.6 * error(zero_filled.numpy())  # measured: 0.37
+    assert error(restored) < 0.3 * error(ignored.image)  # the phase left in: measured 0.10

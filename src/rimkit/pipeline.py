@@ -31,6 +31,7 @@ from rimkit.models import RIM
 from rimkit.models.opponent import OpponentColorRIM
 from rimkit.operators import (
     DEFAULT_KERNEL,
+    MIN_CALIBRATION,
     BicubicDownsample,
     Blur,
     CartesianMRI,
@@ -42,6 +43,7 @@ from rimkit.operators import (
     MultiCoilMRI,
     RealImages,
     bicubic_upsample,
+    calibration_size,
     coil_sensitivities,
     kernel_from_spec,
     magnitude,
@@ -134,7 +136,9 @@ def restore(
     scale MRI models learn) and the magnitude image comes back in the data's units; ``sigma``
     is in those units too. Its ``mask`` defaults to the nonzero points; multi-coil data use
     ``maps`` (``(coils, H, W)``) or maps estimated from the fully sampled centre
-    (:func:`rimkit.operators.coil_sensitivities`)."""
+    (:func:`rimkit.operators.coil_sensitivities`). Single-coil data with such a centre are
+    demodulated the same way, by the image's low-resolution phase ``exp(i phi)`` as a one-coil
+    map, so the models, trained on real images, see a nearly real image."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     if check_size(ensemble) > 1 and task not in ENSEMBLE_TASKS:
@@ -217,10 +221,10 @@ def _restore_mri(image, model, sigma255, mask, steps, maps) -> Restored:
     k = torch.from_numpy(kspace.astype(np.complex64))[None]  # (1, coils, H, W)
     shape = tuple(kspace.shape[-2:])
     binary = sampled_mask(k) if mask is None else _mask_tensor(mask, shape)
-    if maps is None and k.shape[1] == 1:
-        operator = CartesianMRI(binary)
+    if maps is None and k.shape[1] == 1 and calibration_size(binary) < MIN_CALIBRATION:
+        operator = CartesianMRI(binary)  # no centre to read the image's phase from
     else:
-        if maps is None:
+        if maps is None:  # coil maps; for one coil, the image's low-resolution phase
             sens = coil_sensitivities(k, binary)
         else:
             sens = torch.from_numpy(np.asarray(maps, dtype=np.complex64))[None]

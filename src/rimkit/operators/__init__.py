@@ -34,6 +34,7 @@ from rimkit.operators.mri import (
     variable_density_mask,
 )
 from rimkit.operators.multicoil import (
+    MIN_CALIBRATION,
     MultiCoilMRI,
     calibration_size,
     coil_sensitivities,
@@ -52,6 +53,7 @@ __all__ = [
     "BOUNDARIES",
     "DEFAULT_KERNEL",
     "KERNEL_SPECS",
+    "MIN_CALIBRATION",
     "MRI_MASKS",
     "PROJECTION_KINDS",
     "SIE",
