@@ -31,12 +31,15 @@ import torch
 from rimkit.evaluate.metrics import psnr, ssim
 from rimkit.io import read_cfl, read_kspace
 from rimkit.operators import (
+    MIN_CALIBRATION,
+    CartesianMRI,
     ComplexAsChannels,
     MultiCoilMRI,
     calibration_size,
     coil_sensitivities,
     magnitude,
     sampled_mask,
+    variable_density_mask,
 )
 from rimkit.pipeline import restore
 from rimkit.reconstruct import initial_estimate
@@ -44,14 +47,14 @@ from rimkit.solvers import tuned_baseline
 from rimkit.zoo import load_model
 
 SCAN = Path("mri") / "bart_pics_brain"
-TUNED_LEVEL = 8.0  # the tuned baseline weights of the nearest acceleration (single-coil R = 8)
 
 
 def load_scan(data: Path) -> tuple[torch.Tensor, np.ndarray]:
-    """The acquired k-space ``(1, coils, H, W)`` and the reference magnitude ``(H, W)``, max 1."""
+    """The acquired k-space ``(1, coils, H, W)`` and the complex reference image ``(H, W)``
+    (first ESPIRiT map), scaled to a maximum magnitude of 1."""
     kspace = torch.from_numpy(read_kspace(data / SCAN / "ksp").astype(np.complex64))[None]
-    reference = np.abs(read_cfl(data / SCAN / "img")[0, :, :, 0, 0]).astype(np.float64)
-    return kspace, reference / reference.max()
+    reference = read_cfl(data / SCAN / "img")[0, :, :, 0, 0].astype(np.complex128)
+    return kspace, reference / np.abs(reference).max()
 
 
 def drop_points(mask: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
@@ -86,11 +89,19 @@ def main() -> None:
         section=("mri-multicoil", "Multi-coil MRI on real k-space (BART's 8-coil brain scan)"),
     )
     p.add_argument("--drop", type=float, nargs="+", default=[0.0, 0.5], help="fractions in [0, 1)")
+    p.add_argument(
+        "--accelerations",
+        type=float,
+        nargs="+",
+        default=[4.0, 8.0],
+        help="single-coil table: column-mask accelerations (default 4 8)",
+    )
     args = p.parse_args()
     C.setup(args)
     if any(not 0 <= f < 1 for f in args.drop):
         sys.exit(f"--drop fractions must lie in [0, 1), got {args.drop}")
-    kspace, reference = load_scan(Path(args.data))
+    kspace, reference_image = load_scan(Path(args.data))
+    reference = np.abs(reference_image)
     acquired = sampled_mask(kspace)
     maps = coil_sensitivities(kspace, acquired)
     names = [n.strip() for n in args.baselines.split(",") if n.strip() and n.strip() != "none"]
@@ -102,33 +113,40 @@ def main() -> None:
     rows.update({name: [name] for name in names})
     for fraction in args.drop:
         mask = drop_points(acquired, fraction, args.seed)
-        measured = kspace * mask
         rate = mask[0].numel() / float(mask.sum())
         header += [f"R {rate:.1f}: PSNR / SSIM", "s"]
-        for e in entries:
-            if e.method is None:
-                rows[e.label] += [C.MISSING, ""]
-        for label, model in models:
-            start = time.perf_counter()
-            image = restore(
-                measured[0].numpy(), "mri", model, mask=mask[0, 0].numpy(), maps=maps[0].numpy()
-            ).image
-            rows[label] += _cells(image, reference, time.perf_counter() - start)
-        op = ComplexAsChannels(MultiCoilMRI(mask, maps))  # as the eval runner gives MRI cases
-        scale = float(
-            op.op.adjoint(measured).abs().max()
-        )  # the pipeline's scale: zero-filled max 1
-        for name in names:
-            method = tuned_baseline(name, "mri", TUNED_LEVEL)
-            y = measured / scale
-            start = time.perf_counter()
-            final = method(y, op, 0.0, x0=initial_estimate(op, y)).final
-            image = magnitude(final)[0, 0].double().numpy()
-            rows[name] += _cells(image, reference, time.perf_counter() - start)
+        measure(rows, entries, models, names, kspace * mask, mask, maps, reference, rate)
         if not args.quiet:
             print(f"R {rate:.1f} done", flush=True)
 
+    # single coil, the reference's own phase kept: the image demodulated by its low-res phase
+    image = torch.from_numpy(reference_image.astype(np.complex64))[None, None]
+    phase_header = ["method"]
+    phase_rows: dict[str, list[str]] = {e.label: [e.label] for e in entries}
+    kept = f"{models[0][0]} without the phase map" if models else None
+    if kept:
+        phase_rows[kept] = [kept]
+    phase_rows.update({name: [name] for name in names})
+    for rate in args.accelerations:
+        g = torch.Generator().manual_seed(args.seed)
+        mask = variable_density_mask(tuple(image.shape[-2:]), rate, generator=g)
+        measured = CartesianMRI(mask)(image)
+        phase_map = (  # one coil: exp(i low-resolution phase), as rimkit reconstruct does
+            coil_sensitivities(measured, mask)
+            if calibration_size(mask) >= MIN_CALIBRATION
+            else torch.ones_like(measured)
+        )
+        phase_header += [f"R {rate:g}: PSNR / SSIM", "s"]
+        measure(phase_rows, entries, models, names, measured, mask, phase_map, reference, rate)
+        if kept:
+            ones = torch.ones_like(phase_map)  # what a model sees without the phase map
+            start = time.perf_counter()
+            kspace1, binary = measured[0].numpy(), mask[0, 0].numpy()
+            estimate = restore(kspace1, "mri", models[0][1], mask=binary, maps=ones[0].numpy())
+            phase_rows[kept] += _cells(estimate.image, reference, time.perf_counter() - start)
+
     percent, side = 100 * float(acquired.mean()), calibration_size(acquired)
+    spread = float(np.std(np.angle(reference_image)[reference > 0.2]))
     notes = (
         f"One real scan: k-space {tuple(kspace.shape[1:])} (coils, H, W), {percent:.1f} % "
         f"acquired; calibration centre {side} x {side}. Coil maps for every method from that "
@@ -136,8 +154,8 @@ def main() -> None:
         "`rimkit.pipeline.restore`, the `rimkit reconstruct --task mri` path (k-space divided by "
         "the zero-filled maximum, sigma 0: the model's trained noise floor); a gray model "
         "(`3task`) takes the image as real. No model trained on this scan or on any measured "
-        "multi-coil data (the model cards say what each saw). Baselines: weights tuned at R = "
-        f"{TUNED_LEVEL:g} on simulated single-coil natural crops (`rimkit.solvers.tuning`), on "
+        "multi-coil data (the model cards say what each saw). Baselines: weights tuned at the "
+        "nearest R (4 or 8) on simulated single-coil natural crops (`rimkit.solvers.tuning`), on "
         "the complex image as two channels from the zero-filled start, as in the `mri` section. "
         "Scores: each magnitude fitted to the reference (BART `pics` on the fully sampled scan, "
         "first ESPIRiT map, maximum 1) by one least-squares scale; PSNR with peak 1. Seconds: "
@@ -145,8 +163,54 @@ def main() -> None:
         f"({', '.join(f'{f:g}' for f in args.drop if f)}) of the acquired points outside the "
         "calibration centre left out."
     )
-    body = C.table([header, *rows.values()])
-    C.write(args, args.section, args.title, [notes, body, C.missing_note(entries)])
+    phase_notes = (
+        "### Single coil, the image's own phase kept\n\nBART's complex reference image (its "
+        f"phase as the scan gave it: standard deviation {spread:.2f} rad where the magnitude "
+        "exceeds 0.2) as single-coil k-space, 1-D "
+        "variable-density column masks drawn from the seed, no added noise. `rimkit "
+        "reconstruct` demodulates single-coil k-space by the image's low-resolution phase read "
+        "from the fully sampled centre (a one-coil map, `coil_sensitivities`); every method "
+        f"gets that operator. `{kept}`: the first model with the phase left in (a map of ones), "
+        "what it saw before session 18."
+    )
+    tables = [
+        C.table([header, *rows.values()]),
+        phase_notes,
+        C.table([phase_header, *phase_rows.values()]),
+    ]
+    C.write(args, args.section, args.title, [notes, *tables, C.missing_note(entries)])
+
+
+def measure(
+    rows: dict[str, list[str]],
+    entries: list,
+    models: list,
+    names: list[str],
+    measured: torch.Tensor,
+    mask: torch.Tensor,
+    maps: torch.Tensor,
+    reference: np.ndarray,
+    rate: float,
+) -> None:
+    """Append ``PSNR / SSIM`` and seconds to each row: the RIMs through ``restore`` (the CLI
+    path), the baselines on complex channels with the weights tuned at the acceleration nearest
+    ``rate``, all on ``MultiCoilMRI(mask, maps)``."""
+    for e in entries:
+        if e.method is None:
+            rows[e.label] += [C.MISSING, ""]
+    for label, model in models:
+        start = time.perf_counter()
+        kspace, binary = measured[0].numpy(), mask[0, 0].numpy()
+        image = restore(kspace, "mri", model, mask=binary, maps=maps[0].numpy()).image
+        rows[label] += _cells(image, reference, time.perf_counter() - start)
+    op = ComplexAsChannels(MultiCoilMRI(mask, maps))  # as the eval runner gives MRI cases
+    y = measured / float(op.op.adjoint(measured).abs().max())  # the pipeline's scale
+    for name in names:
+        method = tuned_baseline(name, "mri", rate)
+        start = time.perf_counter()
+        final = method(y, op, 0.0, x0=initial_estimate(op, y)).final
+        image = magnitude(final)[0, 0].double().numpy()
+        rows[name] += _cells(image, reference, time.perf_counter() - start)
 
 
 def _cells(image: np.ndarray, reference: np.ndarray, seconds: float) -> list[str]:

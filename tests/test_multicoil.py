@@ -305,3 +305,19 @@ def test_single_coil_kspace_of_a_complex_image_is_demodulated_by_its_low_resolut
     error = lambda estimate: np.mean((estimate - truth) ** 2)  # noqa: E731
     assert error(restored) < 0.6 * error(zero_filled.numpy())  # measured: 0.37
     assert error(restored) < 0.3 * error(ignored.image)  # the phase left in: measured 0.10
+
+
+def test_the_mri_task_can_give_its_images_a_smooth_random_phase():
+    x = torch.rand(3, 1, 32, 32, dtype=torch.float64)
+    plain = MRITask(acceleration=(2.0, 2.0)).sample(x, torch.Generator().manual_seed(0))
+    assert torch.equal(plain.target[:, 1], torch.zeros_like(x[:, 0]))  # real images
+    m = MRITask(acceleration=(2.0, 2.0), phase=3.0).sample(x, torch.Generator().manual_seed(0))
+    magnitude = m.target.square().sum(dim=1).sqrt()
+    assert torch.allclose(magnitude, x[:, 0])  # only the phase changes
+    phi = torch.atan2(m.target[:, 1], m.target[:, 0])
+    assert float(phi[0].std()) > 0.1 and not torch.allclose(phi[0], phi[1])  # varies, per sample
+    step = (torch.exp(1j * phi[..., 1:]) - torch.exp(1j * phi[..., :-1])).abs().max()
+    assert step < 0.5  # smooth: neighbouring pixels' phases differ by under 0.5 rad
+    assert torch.allclose(m.y, m.operator(m.target))
+    with pytest.raises(ValueError, match="phase must lie in"):
+        MRITask(phase=-1.0)
