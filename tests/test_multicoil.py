@@ -321,3 +321,16 @@ def test_the_mri_task_can_give_its_images_a_smooth_random_phase():
     assert torch.allclose(m.y, m.operator(m.target))
     with pytest.raises(ValueError, match="phase must lie in"):
         MRITask(phase=-1.0)
+
+
+def test_validation_scores_complex_images_by_their_magnitude():
+    from rimkit.train.loop import psnr_per_step
+
+    x = torch.rand(2, 1, 16, 16, dtype=torch.float64)
+    phase = torch.linspace(0, 3, 16, dtype=torch.float64)  # parts of both signs
+    target = torch.cat([x * torch.cos(phase), x * torch.sin(phase)], dim=1)
+    noisy = target + 0.01 * torch.randn(target.shape, generator=torch.Generator().manual_seed(0))
+    complex_scores = psnr_per_step([noisy], target, complex_images=True)  # (1, 2)
+    assert complex_scores.shape == (1, 2) and bool((complex_scores > 38).all())
+    clipped = psnr_per_step([noisy], target)  # negative parts clipped away: a wrong score
+    assert bool((clipped < 25).all())

@@ -37,6 +37,7 @@ from rimkit.data.volumes import is_volume_file, read_volume, volume_slices
 from rimkit.io import atomic_write
 from rimkit.models import RIM, RIMConfig, trajectory_loss
 from rimkit.models.utils import load_widened
+from rimkit.operators import magnitude
 from rimkit.tasks import Measurement, Task
 from rimkit.train.checkpoint import export_weights, load_checkpoint, read_meta, save_checkpoint
 from rimkit.train.config import (
@@ -66,8 +67,14 @@ def lr_at(optim: OptimConfig, iteration: int) -> float:
     return optim.lr
 
 
-def psnr_per_step(estimates: list[Tensor], target: Tensor) -> Tensor:
-    """PSNR (peak 1) of every estimate, per sample: ``(T, B)``; estimates clipped to [0, 1]."""
+def psnr_per_step(estimates: list[Tensor], target: Tensor, complex_images: bool = False) -> Tensor:
+    """PSNR (peak 1) of every estimate, per sample: ``(T, B)``; estimates clipped to [0, 1].
+
+    ``complex_images``: images held as two channels (real, imaginary; MRI) are scored by their
+    magnitudes, as the evaluation scores them (their parts may be negative).
+    """
+    if complex_images:
+        estimates, target = [magnitude(x) for x in estimates], magnitude(target)
     mse = torch.stack([(x.clamp(0, 1) - target).pow(2).flatten(1).mean(1) for x in estimates])
     return -10 * torch.log10(mse.clamp_min(1e-12))
 
@@ -84,7 +91,7 @@ def validate(
         x = patches[start : start + batch_size]
         m = task.sample(x, seeded(seed, 10**9 + k))
         traj = model(m.likelihood(), x0=m.x0, steps=steps)
-        scores.append(psnr_per_step(traj.estimates, m.target))
+        scores.append(psnr_per_step(traj.estimates, m.target, complex_images=m.name == "mri"))
     model.train(was_training)
     return torch.cat(scores, dim=1).mean(dim=1)  # (T,)
 
