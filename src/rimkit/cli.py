@@ -397,8 +397,9 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
         maps=maps,
     )
     frames = result.frames
-    if args.task == "mri" and output.suffix.lower() != ".npy":
-        peak = max(float(result.image.max()), np.finfo(float).tiny)  # k-space has any scale
+    scaled = args.task == "mri" and output.suffix.lower() != ".npy"  # k-space has any scale
+    if scaled:
+        peak = max(float(result.image.max()), np.finfo(float).tiny)
         frames = [frame / peak for frame in frames]
     write_image(output, frames[-1], force=args.force)
     if args.trajectory:
@@ -407,8 +408,8 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
         shape = "x".join(str(s) for s in result.image.shape)
         runs = f" (mean of {args.ensemble} flips/rotations)" if args.ensemble > 1 else ""
         if args.task == "mri":
-            scaled = ", magnitude / its maximum" if frames is not result.frames else ""
-            runs = f" ({len(image)} coil{'s' * (len(image) > 1)}{scaled})"
+            note = ", magnitude / its maximum" if scaled else ""
+            runs = f" ({len(image)} coil{'s' * (len(image) > 1)}{note})"
         print(f"wrote {output} ({shape}) after {len(result.frames)} steps of {name}{runs}")
 
 

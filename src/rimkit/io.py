@@ -287,6 +287,6 @@ def _bart_coils(array: np.ndarray, name: str, what: str) -> np.ndarray:
     space = [d for d in dims[:3] if d != 1]
     if len(space) > 2:
         raise ValueError(f"{name} is a 3-D volume {dims[:3]}; give one 2-D slice")
-    h, w = ([*space, 1, 1])[:2] if space else (1, 1)
+    h, w = [*space, 1, 1][:2]
     volume = array.reshape(dims[:4], order="F")
     return np.moveaxis(volume.reshape(h, w, dims[3], order="F"), -1, 0)

@@ -227,9 +227,8 @@ def _restore_mri(image, model, sigma255, mask, steps, maps) -> Restored:
         if maps is None:  # coil maps; for one coil, the image's low-resolution phase
             sens = coil_sensitivities(k, binary)
         else:
-            sens = torch.from_numpy(np.asarray(maps, dtype=np.complex64))[None]
-            if sens.ndim == 3:
-                sens = sens[None]
+            sens = torch.from_numpy(np.asarray(maps, dtype=np.complex64))
+            sens = sens.reshape(1, -1, *sens.shape[-2:])  # (1, coils, H, W); (H, W): one coil
             if tuple(sens.shape[1:]) != tuple(k.shape[1:]):
                 raise ValueError(
                     f"the maps are {tuple(sens.shape[1:])} (coils, H, W) but the k-space is "
