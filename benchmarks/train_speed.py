@@ -7,7 +7,8 @@ matrix-multiply GFLOP/s measured in the same process.
 
 Memory: for T in 5, 10, 20, 40, the bytes autograd keeps for the backward pass (counted
 exactly with saved-tensor hooks) and the peak resident memory of a fresh process running
-one training step, with and without gradient checkpointing across RIM steps.
+one training step, with and without gradient checkpointing across RIM steps, and for the
+invertible RIM (i-RIM) with its invert-to-learn backward.
 
     python benchmarks/train_speed.py            # writes the 'training' section of BENCHMARKS.md
 """
@@ -15,6 +16,7 @@ one training step, with and without gradient checkpointing across RIM steps.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -31,10 +33,20 @@ from rimkit.likelihood import GaussianLikelihood
 from rimkit.models import RIMConfig, count_parameters, trajectory_loss
 from rimkit.operators import Identity
 
+CPU_CELL = RIMConfig(features=32, hidden=64, train_steps=8)
+IRIM = RIMConfig(variant="invertible", features=32, hidden=16, train_steps=8)
 CELLS = {
-    "cpu (32/64, T=8)": RIMConfig(features=32, hidden=64, train_steps=8),
+    "cpu (32/64, T=8)": CPU_CELL,
+    "i-RIM (state 16, width 32, T=8)": IRIM,
+    "i-RIM, invert-to-learn": dataclasses.replace(IRIM, checkpoint=True),
     "paper (64/256, T=20)": RIMConfig(features=64, hidden=256, train_steps=20),
 }
+MEMORY = {
+    "cpu cell": CPU_CELL,
+    "cpu cell, checkpointing": dataclasses.replace(CPU_CELL, checkpoint=True),
+    "i-RIM, invert-to-learn": dataclasses.replace(IRIM, checkpoint=True),
+}
+"""The models of the memory table, each measured at every T."""
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
@@ -79,10 +91,9 @@ def throughput(cfg: RIMConfig, batch: int, repeats: int) -> dict:
     }
 
 
-def saved_bytes(steps: int, checkpoint: bool) -> int:
-    cfg = RIMConfig(features=32, hidden=64, train_steps=steps, checkpoint=checkpoint)
+def saved_bytes(cfg: RIMConfig, steps: int) -> int:
     torch.manual_seed(0)
-    model = cfg.build()
+    model = dataclasses.replace(cfg, train_steps=steps).build()
     x = torch.rand(32, 1, 32, 32)
     total = 0
 
@@ -97,7 +108,7 @@ def saved_bytes(steps: int, checkpoint: bool) -> int:
     return total
 
 
-def peak_rss_child(steps: int, checkpoint: bool) -> float:
+def peak_rss_child(cfg: RIMConfig, steps: int) -> float:
     """Growth of the peak resident memory (MB, ``VmHWM``) of a fresh process during one
     training step. (``getrusage``'s maxrss would start at the parent's size after exec.)"""
     code = (
@@ -107,8 +118,8 @@ def peak_rss_child(steps: int, checkpoint: bool) -> float:
         "from rimkit.operators import Identity;"
         "hwm=lambda: int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]"
         ".split()[1]);"
-        f"m=RIMConfig(features=32, hidden=64, train_steps={steps}, "
-        f"checkpoint={checkpoint}).build();"
+        f"m=RIMConfig.from_dict({dataclasses.replace(cfg, train_steps=steps).to_dict()!r})"
+        ".build();"
         "x=torch.rand(32,1,32,32);"
         "base=hwm();"
         "trajectory_loss(m(GaussianLikelihood(Identity(),x,0.1),x0=x),x).backward();"
@@ -134,21 +145,18 @@ def main() -> None:
     ]
     results = {}
     for name, cfg in CELLS.items():
-        r = throughput(cfg, args.batch, args.repeats if "cpu" in name else 1)
+        r = throughput(cfg, args.batch, 1 if "paper" in name else args.repeats)
         results[name] = r
         rows.append(
             f"| {name} | {r['params']:,} | {r['patches_per_s']:.1f} | {r['gflop_per_step']:.1f} "
             f"| {r['gflops']:.0f} | {r['gflops'] / peak:.0%} |"
         )
-    mem = [
-        "| T | saved for backward (MB) | with checkpointing (MB) | peak RSS (MB) | "
-        "peak RSS with checkpointing (MB) |",
-        "|---|---|---|---|---|",
-    ]
+    heads = [f"saved, {name} (MB)" for name in MEMORY] + [f"peak RSS, {n} (MB)" for n in MEMORY]
+    mem = ["| T | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|"]
     for steps in (5, 10, 20, 40):
-        plain, ckpt = saved_bytes(steps, False) / 2**20, saved_bytes(steps, True) / 2**20
-        rss, rss_ckpt = peak_rss_child(steps, False), peak_rss_child(steps, True)
-        mem.append(f"| {steps} | {plain:.0f} | {ckpt:.0f} | {rss:.0f} | {rss_ckpt:.0f} |")
+        saved = [saved_bytes(cfg, steps) / 2**20 for cfg in MEMORY.values()]
+        rss = [peak_rss_child(cfg, steps) for cfg in MEMORY.values()]
+        mem.append(f"| {steps} | " + " | ".join(f"{v:.1f}" for v in saved + rss) + " |")
     flags = f" --threads {args.threads}" if args.threads else ""
     text = "\n".join(
         [
@@ -156,15 +164,17 @@ def main() -> None:
             "",
             machine_line(),
             f"Command: `python benchmarks/train_speed.py{flags}` (batch {args.batch} of 32x32 gray "
-            f"patches, denoising, Adam; best of {args.repeats} steps for the cpu cell, one "
-            f"for the paper cell). fp32 matrix-multiply peak measured in the same process "
+            f"patches, denoising, Adam; best of {args.repeats} steps for each model but the "
+            f"paper cell, one for it). fp32 matrix-multiply peak measured in the same process "
             f"(2048x2048, best of 10): **{peak:.0f} GFLOP/s**.",
             "",
             *rows,
             "",
-            "Memory of one training step of the cpu cell (batch 32, 32x32) against the number of "
-            "RIM steps T. 'Saved for backward' counts every tensor autograd keeps (exact); peak "
-            "RSS is the growth of a fresh process's resident memory during the step.",
+            "Memory of one training step (batch 32, 32x32) of the cpu cell and the i-RIM "
+            "against the number of steps T. 'Saved' counts every tensor autograd keeps for the "
+            "backward pass (exact); peak RSS is the growth of a fresh process's resident memory "
+            "during the step. The i-RIM's invert-to-learn backward keeps only the last state "
+            "and recomputes each step from it, backwards (`rimkit.models.invertible`).",
             "",
             *mem,
         ]

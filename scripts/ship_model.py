@@ -152,12 +152,18 @@ def main() -> None:
 
 def _architecture(arch: dict) -> str:
     """One line: the variant, its widths and parameter count (an unrolled net has no link and
-    its ``hidden`` counts conv layers per proximal CNN)."""
+    its ``hidden`` counts conv layers per proximal CNN; an invertible RIM has no cell, its
+    ``hidden`` is its state channels and ``features`` its coupling networks' width)."""
+    size = f"{arch['parameters']:,} parameters"
+    if arch["variant"] == "invertible":
+        return (
+            f"invertible RIM (i-RIM), state channels {arch['hidden']}, coupling width "
+            f"{arch['features']}, link {arch['link']}, {size}"
+        )
     if arch["variant"] == "unrolled":
         widths = f"features {arch['features']}, hidden {arch['hidden']} (conv layers per prox)"
     else:
         widths = f"features {arch['features']}, hidden {arch['hidden']}, link {arch['link']}"
-    size = f"{arch['parameters']:,} parameters"
     colour = {
         "opponent": ", one-channel cell in opponent colour coordinates",
         "opponent-guided": ", one-channel cell in opponent colour coordinates that also reads "

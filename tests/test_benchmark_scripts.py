@@ -327,3 +327,22 @@ def test_mri_multicoil_scores_each_method_on_the_scan_and_its_thinned_samples(tm
         tv, zero_filled = (float(rows[m][0].split(" / ")[0]) for m in ("tv", "zero-filled"))
         assert tv > zero_filled
     assert "| tiny without the phase map |" in single and "| R 4: PSNR / SSIM |" in single
+
+
+def test_train_speed_counts_memory_that_grows_with_t_except_for_the_irim():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "train_speed", ROOT / "benchmarks" / "train_speed.py"
+    )
+    train_speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_speed)
+    saved = {
+        name: [train_speed.saved_bytes(cfg, steps) for steps in (2, 4)]
+        for name, cfg in train_speed.MEMORY.items()
+    }
+    growth = {name: (b - a) / 2 for name, (a, b) in saved.items()}  # bytes per step
+    per_estimate = 32 * 1 * 32 * 32 * 4  # one (32, 1, 32, 32) float32 tensor
+    assert growth["i-RIM, invert-to-learn"] <= 2 * per_estimate  # what the loss keeps per step
+    assert growth["cpu cell"] > 10 * growth["cpu cell, checkpointing"]
+    assert growth["cpu cell, checkpointing"] > 3 * growth["i-RIM, invert-to-learn"]

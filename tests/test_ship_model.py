@@ -122,6 +122,11 @@ def test_the_architecture_line_names_an_opponent_colour_model():
     assert "one-channel cell in opponent colour coordinates" in line and "1,000 parameters" in line
     guided = ship._architecture(arch | {"color": "opponent-guided"})
     assert "opponent colour coordinates that also reads the luminance estimate" in guided
+    invertible = ship._architecture(arch | {"variant": "invertible", "hidden": 16})
+    assert invertible == (
+        "invertible RIM (i-RIM), state channels 16, coupling width 32, link sigmoid, "
+        "1,000 parameters"
+    )
 
 
 def test_each_shipped_card_is_the_writer_rendering_of_its_json():

@@ -1,5 +1,6 @@
 """RIM models: the recurrent loop, its cells, links, ablations, losses over time, and the
-learned unrolled baseline (:mod:`rimkit.models.unrolled`).
+learned unrolled baseline (:mod:`rimkit.models.unrolled`) and the invertible RIM
+(:mod:`rimkit.models.invertible`).
 
 Example:
     >>> import torch
@@ -16,6 +17,7 @@ Example:
 from rimkit.models.ablations import build_ffn, build_gdn
 from rimkit.models.cells import CELLS, Cell, MRICell, RestorationCell, SuperResolutionCell
 from rimkit.models.convgru import ConvFeedForward, ConvGRU
+from rimkit.models.invertible import InvertibleRIM, build_invertible
 from rimkit.models.links import LINKS, IdentityLink, Link, SigmoidLink, SoftplusLink
 from rimkit.models.losses import LOSSES, WEIGHT_SCHEMES, ssim, step_weights, trajectory_loss
 from rimkit.models.rim import RIM, VARIANTS, RIMConfig, Trajectory, build_rim
@@ -39,6 +41,7 @@ __all__ = [
     "ConvFeedForward",
     "ConvGRU",
     "IdentityLink",
+    "InvertibleRIM",
     "Link",
     "MRICell",
     "ProximalCNN",
@@ -50,6 +53,7 @@ __all__ = [
     "Trajectory",
     "UnrolledProximalGradient",
     "build_ffn",
+    "build_invertible",
     "build_gdn",
     "build_rim",
     "build_unrolled",

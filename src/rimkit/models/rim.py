@@ -37,6 +37,7 @@ from rimkit.models.links import LINKS, Link, SigmoidLink
 from rimkit.models.utils import count_parameters
 
 if TYPE_CHECKING:
+    from rimkit.models.invertible import InvertibleRIM
     from rimkit.models.unrolled import UnrolledProximalGradient
 
 
@@ -322,7 +323,11 @@ VARIANTS: dict[str, tuple[bool, bool]] = {
 """name -> (uses_estimate, recurrent): the RIM and the paper's two ablations.
 
 A config's ``variant`` may also name a learned unrolled baseline, a key of
-:data:`rimkit.models.unrolled.UNROLLED_VARIANTS` (``unrolled``, ``unrolled-shared``)."""
+:data:`rimkit.models.unrolled.UNROLLED_VARIANTS` (``unrolled``, ``unrolled-shared``), or
+``invertible``: the i-RIM (:class:`~rimkit.models.invertible.InvertibleRIM`)."""
+
+INVERTIBLE = "invertible"
+"""The ``variant`` that builds an :class:`~rimkit.models.invertible.InvertibleRIM`."""
 
 
 @dataclass(frozen=True)
@@ -333,6 +338,10 @@ class RIMConfig:
     :class:`~rimkit.models.unrolled.UnrolledProximalGradient` instead, with ``train_steps``
     iterations, ``features`` the width of its proximal CNNs (default 32) and ``hidden`` their
     number of convolution layers (default 4); ``cell`` and ``link`` are then checked but unused.
+    ``variant: invertible`` builds the i-RIM
+    :class:`~rimkit.models.invertible.InvertibleRIM` (memory constant in ``train_steps`` with
+    ``checkpoint: true``), ``features`` the width of its coupling networks (default 32) and
+    ``hidden`` its state channels (default 16); ``cell`` is then checked but unused.
     ``color: opponent`` (with ``channels: 3``) restores RGB images with a one-channel cell in
     opponent colour coordinates (:class:`~rimkit.models.opponent.OpponentColorRIM`);
     ``opponent-guided`` also gives that cell the luminance estimate as a third input
@@ -382,7 +391,7 @@ class RIMConfig:
         """The image channels the cell restores: 1 for the opponent colours, else ``channels``."""
         return cell_channels(self.channels, self.color)
 
-    def build(self) -> RIM | UnrolledProximalGradient:
+    def build(self) -> RIM | UnrolledProximalGradient | InvertibleRIM:
         return build_rim(**self.to_dict())  # type: ignore[arg-type]
 
 
@@ -431,10 +440,11 @@ def build_rim(
     checkpoint: bool = False,
     check_finite: bool = True,
     color: str = "native",
-) -> RIM | UnrolledProximalGradient:
+) -> RIM | UnrolledProximalGradient | InvertibleRIM:
     """Build a RIM (or a GDN / FFN ablation) by names from :data:`CELLS`, :data:`LINKS` and
     :data:`VARIANTS`; a variant in :data:`~rimkit.models.unrolled.UNROLLED_VARIANTS` builds the
-    learned unrolled baseline (:func:`~rimkit.models.unrolled.build_unrolled`). Without a
+    learned unrolled baseline (:func:`~rimkit.models.unrolled.build_unrolled`) and
+    ``"invertible"`` the i-RIM (:func:`~rimkit.models.invertible.build_invertible`). Without a
     ``link`` the cell's default is used (:data:`DEFAULT_LINKS`). ``color="opponent"`` builds
     an :class:`~rimkit.models.opponent.OpponentColorRIM` of RGB images (``channels=3``) around
     a one-channel cell (``"opponent-guided"``: a
@@ -447,13 +457,13 @@ def build_rim(
         >>> rim.cell.in_channels, rim.channels
         (6, 3)
     """
-    from rimkit.models import opponent, unrolled  # imported here: they build on this module
+    from rimkit.models import invertible, opponent, unrolled  # they build on this module
 
     cell_cls = _pick(CELLS, cell, "cell")
     _pick(COLORS, color, "color")
     link_cls = _pick(LINKS, default_link(cell) if link is None else link, "link")
-    _pick({**VARIANTS, **unrolled.UNROLLED_VARIANTS}, variant, "variant")
-    if color in OPPONENT_COLORS and (channels != 3 or variant in unrolled.UNROLLED_VARIANTS):
+    _pick({**VARIANTS, **unrolled.UNROLLED_VARIANTS, INVERTIBLE: None}, variant, "variant")
+    if color in OPPONENT_COLORS and (channels != 3 or variant not in VARIANTS):
         raise ValueError(
             f"color {color!r} is for RIMs of RGB images: channels 3 and a variant among "
             f"{', '.join(VARIANTS)}; got channels {channels!r}, variant {variant!r}"
@@ -462,6 +472,17 @@ def build_rim(
         return unrolled.build_unrolled(
             channels,
             variant=variant,
+            features=features,
+            hidden=hidden,
+            train_steps=train_steps,
+            noise_floor=noise_floor,
+            checkpoint=checkpoint,
+            check_finite=check_finite,
+        )
+    if variant == INVERTIBLE:
+        return invertible.build_invertible(
+            channels,
+            link_cls(),  # type: ignore[operator]
             features=features,
             hidden=hidden,
             train_steps=train_steps,
