@@ -17,6 +17,10 @@ Since the state before a step can be computed from the state after it, training 
 ``checkpoint=True`` keeps only the last state and the estimates and, in the backward pass,
 walks the steps back from the end, recomputing each from the state it reconstructs
 ("invert to learn"): the memory of the cell's activations is that of one step, whatever ``T``.
+The reconstructed states are exact up to float rounding, which grows with the state's
+magnitude (the likelihood gradient is large where ``sigma`` is small); in float32 the
+gradients agree with plain back-propagation to a few 1e-4 relative, in float64 to 1e-13
+(a denoising batch, T = 8).
 
 The weights are shared over the steps, so like the RIM it runs any number of steps. ``P``
 starts at zero (``W = I``) and the last convolution of every ``h`` at zero, so an untrained
@@ -211,7 +215,9 @@ class InvertibleRIM(nn.Module):
         """The image ``link(z[:, :C])``, ``(B, C, H, W)``."""
         return self.link(z[:, : self.channels])
 
-    def _gradient(self, z: Tensor, likelihood: Likelihood, guard: GradientGuard | None, t: int):
+    def _gradient(
+        self, z: Tensor, likelihood: Likelihood, guard: GradientGuard | None, t: int
+    ) -> Tensor:
         eta = z[:, : self.channels]  # (B, C, H, W)
         grad_x = likelihood.grad(self.link(eta), self.noise_floor())
         if guard is not None:
