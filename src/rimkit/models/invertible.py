@@ -44,11 +44,12 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from rimkit.likelihood import Likelihood, NoiseFloor
 from rimkit.models.links import Link, SigmoidLink
 from rimkit.models.rim import GradientGuard, Trajectory, _check_steps, check_start
-from rimkit.models.utils import count_parameters
+from rimkit.models.utils import count_parameters, to_cell_layout
 
 __all__ = ["AdditiveCoupling", "InvertibleRIM", "OrthogonalMix", "build_invertible"]
 
@@ -81,10 +82,10 @@ class OrthogonalMix(nn.Module):
         return torch.linalg.matrix_exp(p - p.T)
 
     def forward(self, z: Tensor) -> Tensor:
-        return torch.einsum("oc,bchw->bohw", self.matrix(), z)  # (B, S, H, W)
+        return F.conv2d(z, self.matrix()[:, :, None, None])  # (B, S, H, W)
 
     def inverse(self, z: Tensor) -> Tensor:
-        return torch.einsum("co,bchw->bohw", self.matrix(), z)  # W^T z, (B, S, H, W)
+        return F.conv2d(z, self.matrix().T[:, :, None, None])  # W^T z, (B, S, H, W)
 
 
 def coupling_net(channels: int, features: int, *, zero_last: bool) -> nn.Sequential:
@@ -127,16 +128,22 @@ class AdditiveCoupling(nn.Module):
         self.h = coupling_net(half, features, zero_last=True)
 
     def forward(self, z: Tensor) -> Tensor:
-        a, b = self.mix(z).chunk(2, dim=1)  # (B, S/2, H, W) each
+        a, b = _halves(self.mix(z))  # (B, S/2, H, W) each
         b = b + self.f(a)
         a = a + self.h(b)
         return torch.cat([a, b], dim=1)  # (B, S, H, W)
 
     def inverse(self, z: Tensor) -> Tensor:
-        a, b = z.chunk(2, dim=1)  # (B, S/2, H, W) each
+        a, b = _halves(z)  # (B, S/2, H, W) each
         a = a - self.h(b)
         b = b - self.f(a)
         return self.mix.inverse(torch.cat([a, b], dim=1))  # (B, S, H, W)
+
+
+def _halves(z: Tensor) -> tuple[Tensor, Tensor]:
+    """The two halves of ``z``'s channels, each in the cells' memory layout."""
+    a, b = z.chunk(2, dim=1)
+    return to_cell_layout(a), to_cell_layout(b)
 
 
 class InvertibleRIM(nn.Module):
