@@ -477,3 +477,19 @@ def test_the_shipped_deblur_model_beats_the_blurred_input_and_the_transfer_model
     transfer = restore(y, "blur", load_model("3task").model, kernel=kernel.numpy(), sigma=2.55)
     assert mse(sharp.image) < 0.3 * mse(y)  # measured: 0.14 of it (23.2 -> 31.7 dB)
     assert mse(sharp.image) < 0.6 * mse(transfer.image)  # measured: 0.34 of it
+
+
+def test_the_shipped_irim_denoises_at_its_t_and_trails_denoise_gray():
+    from rimkit.io import read_image
+    from rimkit.models import InvertibleRIM
+
+    truth = read_image("example:camera", gray=True)[128:256, 128:256]  # scikit-image's camera
+    gen = torch.Generator().manual_seed(0)
+    y = truth + 25 / 255 * torch.randn(truth.shape, generator=gen).numpy()
+    mse = lambda a: float(np.mean((np.clip(a, 0, 1) - truth) ** 2))  # noqa: E731
+    irim = load_model("irim-denoise-gray").model
+    assert isinstance(irim, InvertibleRIM) and irim.train_steps == 8
+    denoised = restore(y, "denoise", irim, sigma=25).image
+    reference = restore(y, "denoise", load_model("denoise-gray").model, sigma=25).image
+    assert mse(denoised) < 0.15 * mse(y)  # measured: 0.124 of it
+    assert mse(reference) < mse(denoised) < 1.4 * mse(reference)  # measured: 1.20 times
