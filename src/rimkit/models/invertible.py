@@ -48,7 +48,7 @@ from torch.nn import functional as F
 
 from rimkit.likelihood import Likelihood, NoiseFloor
 from rimkit.models.links import Link, SigmoidLink
-from rimkit.models.rim import GradientGuard, Trajectory, _check_steps, check_start
+from rimkit.models.rim import GradientGuard, Trajectory, _check_steps, check_run, check_start
 from rimkit.models.utils import count_parameters, to_cell_layout
 
 __all__ = ["AdditiveCoupling", "InvertibleRIM", "OrthogonalMix", "build_invertible"]
@@ -267,12 +267,7 @@ class InvertibleRIM(nn.Module):
         *,
         shape: tuple[int, int, int, int] | None = None,
     ) -> Trajectory:
-        steps = self.train_steps if steps is None else _check_steps(steps)
-        if not callable(getattr(likelihood, "grad", None)):
-            raise ValueError(
-                f"the i-RIM takes a likelihood with .grad(x, eps) (e.g. GaussianLikelihood("
-                f"operator, y, sigma)), got {type(likelihood).__name__}"
-            )
+        steps = check_run(likelihood, steps, self.train_steps, "i-RIM")
         z = self.initial_state(likelihood, x0, shape)  # (B, S, H, W)
         guard = GradientGuard(z[:, : self.channels], steps, self.check_finite)
         if self.checkpoint and torch.is_grad_enabled():

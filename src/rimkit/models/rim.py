@@ -66,6 +66,18 @@ def _check_steps(steps: object, name: str = "steps") -> int:
     return steps
 
 
+def check_run(likelihood: object, steps: int | None, train_steps: int, model: str) -> int:
+    """The number of steps to run (``steps``, default ``train_steps``) after checking it and
+    that ``likelihood`` has the ``.grad(x, eps)`` that every RIM-like ``model`` calls."""
+    steps = train_steps if steps is None else _check_steps(steps)
+    if not callable(getattr(likelihood, "grad", None)):
+        raise ValueError(
+            f"the {model} takes a likelihood with .grad(x, eps) (e.g. GaussianLikelihood("
+            f"operator, y, sigma)), got {type(likelihood).__name__}"
+        )
+    return steps
+
+
 def check_start(
     likelihood: Likelihood,
     x0: Tensor | None,
@@ -224,12 +236,7 @@ class RIM(nn.Module):
         *,
         shape: tuple[int, int, int, int] | None = None,
     ) -> Trajectory:
-        steps = self.train_steps if steps is None else _check_steps(steps)
-        if not callable(getattr(likelihood, "grad", None)):
-            raise ValueError(
-                f"the RIM takes a likelihood with .grad(x, eps) (e.g. GaussianLikelihood("
-                f"operator, y, sigma)), got {type(likelihood).__name__}"
-            )
+        steps = check_run(likelihood, steps, self.train_steps, "RIM")
         eta = self._initial_eta(likelihood, x0, shape)  # (B, C, H, W)
         eps = self.noise_floor()
         x = self.link(eta)  # (B, C, H, W)
@@ -468,28 +475,18 @@ def build_rim(
             f"color {color!r} is for RIMs of RGB images: channels 3 and a variant among "
             f"{', '.join(VARIANTS)}; got channels {channels!r}, variant {variant!r}"
         )
+    shared = {
+        "features": features,
+        "hidden": hidden,
+        "train_steps": train_steps,
+        "noise_floor": noise_floor,
+        "checkpoint": checkpoint,
+        "check_finite": check_finite,
+    }
     if variant in unrolled.UNROLLED_VARIANTS:
-        return unrolled.build_unrolled(
-            channels,
-            variant=variant,
-            features=features,
-            hidden=hidden,
-            train_steps=train_steps,
-            noise_floor=noise_floor,
-            checkpoint=checkpoint,
-            check_finite=check_finite,
-        )
+        return unrolled.build_unrolled(channels, variant=variant, **shared)  # type: ignore[arg-type]
     if variant == INVERTIBLE:
-        return invertible.build_invertible(
-            channels,
-            link_cls(),  # type: ignore[operator]
-            features=features,
-            hidden=hidden,
-            train_steps=train_steps,
-            noise_floor=noise_floor,
-            checkpoint=checkpoint,
-            check_finite=check_finite,
-        )
+        return invertible.build_invertible(channels, link_cls(), **shared)  # type: ignore[arg-type, operator]
     uses_estimate, recurrent = VARIANTS[variant]
     if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
         raise ValueError(f"channels must be a positive int, got {channels!r}")

@@ -49,6 +49,7 @@ from rimkit.models.rim import (
     GradientGuard,
     Trajectory,
     _check_steps,
+    check_run,
     check_start,
 )
 from rimkit.models.utils import count_parameters
@@ -214,17 +215,12 @@ class UnrolledProximalGradient(nn.Module):
         *,
         shape: tuple[int, int, int, int] | None = None,
     ) -> Trajectory:
-        steps = self.train_steps if steps is None else _check_steps(steps)
+        steps = check_run(likelihood, steps, self.train_steps, "unrolled network")
         if steps > self.train_steps:
             raise ValueError(
                 f"steps={steps} but this unrolled network has weights for {self.train_steps} "
                 f"iterations; run it with steps <= {self.train_steps} (unlike a RIM it cannot "
                 "iterate past its training length)"
-            )
-        if not callable(getattr(likelihood, "grad", None)):
-            raise ValueError(
-                f"the unrolled network takes a likelihood with .grad(x, eps) (e.g. "
-                f"GaussianLikelihood(operator, y, sigma)), got {type(likelihood).__name__}"
             )
         x = self._initial_estimate(likelihood, x0, shape)  # (B, C, H, W)
         eps = self.noise_floor()
