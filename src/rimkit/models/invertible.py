@@ -22,7 +22,9 @@ magnitude (the likelihood gradient is large where ``sigma`` is small); in float3
 gradients agree with plain back-propagation to a few 1e-4 relative, in float64 to 1e-13
 (a denoising batch, T = 8).
 
-The weights are shared over the steps, so like the RIM it runs any number of steps. ``P``
+The weights are shared over the steps, so like the RIM it runs any number of steps (whether
+it holds past its training length is the training's doing: the shipped ``irim-denoise-gray``,
+trained for 8, does not). ``P``
 starts at zero (``W = I``) and the last convolution of every ``h`` at zero, so an untrained
 i-RIM leaves the estimate where it started.
 
@@ -49,15 +51,9 @@ from torch.nn import functional as F
 from rimkit.likelihood import Likelihood, NoiseFloor
 from rimkit.models.links import Link, SigmoidLink
 from rimkit.models.rim import GradientGuard, Trajectory, _check_steps, check_run, check_start
-from rimkit.models.utils import count_parameters, to_cell_layout
+from rimkit.models.utils import check_int, count_parameters, to_cell_layout
 
 __all__ = ["AdditiveCoupling", "InvertibleRIM", "OrthogonalMix", "build_invertible"]
-
-
-def _int_at_least(value: object, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
 
 
 class OrthogonalMix(nn.Module):
@@ -191,16 +187,16 @@ class InvertibleRIM(nn.Module):
         check_finite: bool = True,
     ) -> None:
         super().__init__()
-        channels = _int_at_least(channels, "channels", 1)
-        state_channels = _int_at_least(state_channels, "state_channels", 4 * channels)
+        channels = check_int(channels, "channels", 1)
+        state_channels = check_int(state_channels, "state_channels", 4 * channels)
         if state_channels % 2:
             raise ValueError(f"state_channels must be even, got {state_channels}")
         link = SigmoidLink() if link is None else link
         if not isinstance(link, Link):
             raise ValueError(f"link must be a rimkit Link (see LINKS), got {type(link).__name__}")
         self.blocks = nn.ModuleList(
-            AdditiveCoupling(state_channels, _int_at_least(features, "features", 1))
-            for _ in range(_int_at_least(blocks, "blocks", 1))
+            AdditiveCoupling(state_channels, check_int(features, "features", 1))
+            for _ in range(check_int(blocks, "blocks", 1))
         )
         self.link = link
         self.noise_floor = NoiseFloor(noise_floor)

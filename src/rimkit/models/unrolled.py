@@ -52,7 +52,7 @@ from rimkit.models.rim import (
     check_run,
     check_start,
 )
-from rimkit.models.utils import count_parameters
+from rimkit.models.utils import check_int, count_parameters
 
 __all__ = [
     "UNROLLED_VARIANTS",
@@ -62,14 +62,6 @@ __all__ = [
 ]
 
 MAX_LAYERS = 16
-
-
-def _positive_int(value: object, name: str, low: int = 1, high: int | None = None) -> int:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
-    if not ok or (high is not None and value > high):  # type: ignore[operator]
-        bound = f"an int in [{low}, {high}]" if high is not None else f"an int >= {low}"
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
-    return value  # type: ignore[return-value]
 
 
 def _inverse_softplus(value: float) -> float:
@@ -93,9 +85,9 @@ class ProximalCNN(nn.Module):
 
     def __init__(self, channels: int = 1, features: int = 32, layers: int = 4) -> None:
         super().__init__()
-        _positive_int(channels, "channels")
-        _positive_int(features, "features")
-        _positive_int(layers, "layers", 2, MAX_LAYERS)
+        check_int(channels, "channels")
+        check_int(features, "features")
+        check_int(layers, "layers", 2, MAX_LAYERS)
         widths = [channels] + [features] * (layers - 1) + [channels]
         modules: list[nn.Module] = []
         for i, (c_in, c_out) in enumerate(itertools.pairwise(widths)):
@@ -172,7 +164,7 @@ class UnrolledProximalGradient(nn.Module):
         check_finite: bool = True,
     ) -> None:
         super().__init__()
-        _positive_int(channels, "channels")
+        check_int(channels, "channels")
         self.train_steps = _check_steps(train_steps, "train_steps")
         if not (isinstance(step_size, (int, float)) and 0 < step_size < math.inf):
             raise ValueError(f"step_size must be a finite number > 0, got {step_size!r}")

@@ -13,6 +13,21 @@ from torch.nn import functional as F
 _LAYOUT = {"memory_format": torch.channels_last}
 
 
+def check_int(value: object, name: str, low: int = 1, high: int | None = None) -> int:
+    """``value`` if it is an int in ``[low, high]`` (``high=None``: no upper bound), else a
+    ``ValueError`` that names ``name`` and the bound.
+
+    Example:
+        >>> check_int(3, "layers", 2, 16)
+        3
+    """
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    if not ok or (high is not None and value > high):  # type: ignore[operator]
+        bound = f"an int in [{low}, {high}]" if high is not None else f"an int >= {low}"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
 def to_cell_layout(x: Tensor) -> Tensor:
     """``x`` ``(B, C, H, W)`` in the memory layout the cells compute in: channels-last (NHWC)
     unless :func:`cell_layout` says otherwise. On CPU, oneDNN runs the cells' convolutions
