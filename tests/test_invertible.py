@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -17,8 +19,9 @@ from rimkit.operators import (
     random_projection,
     variable_density_mask,
 )
-from rimkit.train import ExperimentConfig, train
+from rimkit.train import train
 from rimkit.zoo import load_model
+from test_train import tiny_config
 
 TINY = {"state_channels": 8, "features": 6}
 
@@ -242,21 +245,9 @@ def test_bfloat16_invert_to_learn_is_refused(image):
 
 
 def test_trains_through_the_trainer_and_loads_from_the_run(image_folder, tmp_path):
-    model = {"variant": "invertible", "features": 4, "hidden": 4, "train_steps": 2}
-    cfg = ExperimentConfig.from_dict(
-        {
-            "model": {**model, "checkpoint": True},
-            "data": {
-                "train": str(image_folder),
-                "val_images": 2,
-                "val_patches": 8,
-                "patch_size": 16,
-                "stride": 8,
-            },
-            "tasks": [{"name": "denoise", "sigma": [5, 50]}],
-            "optim": {"iterations": 2, "batch_size": 4, "val_every": 1, "checkpoint_every": 2},
-        }
-    )
+    irim = RIMConfig(variant="invertible", features=4, hidden=4, train_steps=2, checkpoint=True)
+    cfg = tiny_config(image_folder, iterations=2, val_every=1, checkpoint_every=2)
+    cfg = dataclasses.replace(cfg, model=irim)
     meta = train(cfg, tmp_path / "run", progress=False)
     assert meta["iteration"] == 2 and len(meta["val_psnr_per_step"]) == 2
     loaded = load_model(tmp_path / "run")
