@@ -346,3 +346,20 @@ def test_train_speed_counts_memory_that_grows_with_t_except_for_the_irim():
     assert growth["i-RIM, invert-to-learn"] <= 2 * per_estimate  # what the loss keeps per step
     assert growth["cpu cell"] > 10 * growth["cpu cell, checkpointing"]
     assert growth["cpu cell, checkpointing"] > 3 * growth["i-RIM, invert-to-learn"]
+
+
+def test_noise_level_scores_the_estimators_and_each_method_told_them(data, tmp_path):
+    model = tiny_model(tmp_path)
+    text = run_script(
+        "noise_level.py", data, tmp_path / "B.md", "--model", f"tiny={model}",
+        "--sigmas", "10", "30", "--quantised",
+    )  # fmt: skip
+    assert "<!-- begin: noise-level -->" in text
+    errors = [line.split("|")[1:-1] for line in text.splitlines() if "| pca |" in line]
+    assert [r[0].strip() for r in errors] == ["sigma=10", "sigma=30", "sigma=10,q8", "sigma=30,q8"]
+    assert all(abs(float(r[2])) < 2.5 for r in errors)  # the image has noise of its own, ~6.7
+    methods = next(line for line in text.splitlines() if line.startswith("| setting | absent"))
+    assert [m.strip() for m in methods.split("|")[1:-1]] == [
+        "setting", "absent", "absent (est. pca)", "absent (est. wavelet)", "tiny",
+        "tiny (est. pca)", "tiny (est. wavelet)", "tv", "tv (est. pca)",
+    ]  # fmt: skip

@@ -49,6 +49,7 @@ RECONSTRUCT_EXAMPLE = """examples:
   rimkit reconstruct holes.png filled.png --task inpaint --mask holes-mask.png
   rimkit reconstruct noisy.png out.png --task denoise --sigma 25 --model runs/denoise-gray
   rimkit reconstruct noisy.png out.png --task denoise --sigma 25 --ensemble 8
+  rimkit reconstruct photo.png out.png --task denoise --sigma auto   # estimate the noise level
   rimkit reconstruct ksp.cfl brain.png --task mri        # multi-coil k-space (BART or .npy)
   rimkit reconstruct lensed.png source.png --task lensing --einstein-radius 0.45 \\
       --axis-ratio 0.7 --angle 30 --shear 0.02 -0.01
@@ -144,7 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("output", help="restored image (.png, .jpg, .tif or .npy)")
     rec.add_argument("--task", required=True, choices=TASKS)
-    rec.add_argument("--sigma", type=float, help="noise std on the 0-255 scale (denoise: required)")
+    rec.add_argument(
+        "--sigma",
+        type=_sigma_or_auto,
+        help="noise std on the 0-255 scale (denoise: required), or auto: estimate it from the "
+        "input (Liu et al. 2013; not for mri)",
+    )
     rec.add_argument("--scale", type=float, default=2, help="sr: the up-sampling factor")
     rec.add_argument(
         "--mask",
@@ -410,7 +416,21 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
         if args.task == "mri":
             note = ", magnitude / its maximum" if scaled else ""
             runs = f" ({len(image)} coil{'s' * (len(image) > 1)}{note})"
+        if args.sigma == "auto":
+            print(f"noise level estimated from the input: sigma {result.sigma:.2f} (0-255 scale)")
         print(f"wrote {output} ({shape}) after {len(result.frames)} steps of {name}{runs}")
+
+
+def _sigma_or_auto(text: str) -> float | str:
+    """``--sigma``'s type: a number, or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"a number on the 0-255 scale or auto, got {text!r}"
+        ) from None
 
 
 def _default_model(task: str, image: np.ndarray) -> str:

@@ -29,6 +29,7 @@ from rimkit.degrade import lensing_operator
 from rimkit.io import from_tensor, to_tensor
 from rimkit.models import RIM
 from rimkit.models.opponent import OpponentColorRIM
+from rimkit.noise_level import IMAGE_TASKS, estimate_noise_level
 from rimkit.operators import (
     DEFAULT_KERNEL,
     MIN_CALIBRATION,
@@ -60,14 +61,27 @@ DEFAULT_TILE = 512
 
 @dataclass
 class Restored:
-    """The restored image ``(H, W[, C])`` and every step ``x_1 .. x_T`` of its trajectory."""
+    """The restored image ``(H, W[, C])``, every step ``x_1 .. x_T`` of its trajectory and the
+    noise level the model was told (0-255 scale; estimated when ``sigma="auto"``)."""
 
     image: np.ndarray
     frames: list[np.ndarray]
+    sigma: float = 0.0
 
 
-def check_sigma(task: str, sigma: float | None) -> float:
-    """The noise level on the 0-255 scale: required for denoising, 0 by default otherwise."""
+def check_sigma(task: str, sigma: float | str | None) -> float | str:
+    """The noise level on the 0-255 scale: required for denoising, 0 by default otherwise;
+    ``"auto"`` (estimate it from the measurement) passes for the tasks in
+    :data:`IMAGE_TASKS`."""
+    if isinstance(sigma, str):
+        if sigma != "auto":
+            raise ValueError(f"sigma is a number (0-255 scale) or 'auto', got {sigma!r}")
+        if task not in IMAGE_TASKS:
+            raise ValueError(
+                f"sigma 'auto' estimates the noise of an image; {task} measurements are not one: "
+                "give the noise level as a number"
+            )
+        return sigma
     if sigma is None:
         if task == "denoise":
             raise ValueError("denoise needs the noise level: give --sigma (0-255 scale), e.g. 25")
@@ -112,7 +126,7 @@ def restore(
     task: str,
     model: RIM,
     *,
-    sigma: float | None = None,
+    sigma: float | str | None = None,
     scale: int = 2,
     mask: np.ndarray | None = None,
     kernel: np.ndarray | None = None,
@@ -126,7 +140,10 @@ def restore(
     maps: np.ndarray | None = None,
 ) -> Restored:
     """Reconstruct ``x`` from the measurement ``image`` (``(H, W[, C])``; complex k-space for
-    MRI) with ``model``; ``sigma`` on the 0-255 scale. ``scales`` are the super-resolution
+    MRI) with ``model``; ``sigma`` on the 0-255 scale, or ``"auto"``: estimated from the
+    measurement (:func:`rimkit.noise_level.estimate_noise_level`; inpainting: from the observed
+    pixels only; super-resolution of a colour image by a gray model: from its luma); the
+    ``sigma`` used comes back in :class:`Restored`. ``scales`` are the super-resolution
     factors the model was trained for (others are refused); ``progress`` shows a bar;
     ``ensemble`` averages the restorations of that many flips and rotations of the image
     (1, 2, 4 or 8; :mod:`rimkit.self_ensemble`, tasks in :data:`ENSEMBLE_TASKS`); ``lensing``
@@ -173,6 +190,8 @@ def restore(
         if tile is None and h * w * (scale**2 if task == "sr" else 1) > AUTO_TILE_PIXELS:
             tile = DEFAULT_TILE
         operator = _operator(task, (h, w), int(scale), mask, kernel, boundary)
+    if sigma255 == "auto":
+        sigma255 = 255 * _estimate_sigma(image, task, mask, luma=model.channels == 1)
     if task != "sr" and channels == 3 and model.channels == 1 and isinstance(model, RIM):
         model = OpponentColorRIM.from_gray(model)
     method = RIMReconstructor(model, steps, tile=tile, progress=progress)
@@ -180,27 +199,35 @@ def restore(
         method = SelfEnsemble(method, ensemble)
     run = lambda y: method(to_tensor(y), operator, sigma255 / 255.0)  # noqa: E731
     if task == "sr" and channels == 3 and model.channels == 1:
-        return _restore_luma(image, run, int(scale))
-    if channels > 1 and model.channels == 1:
+        frames = _restore_luma(image, run, int(scale))
+    elif channels > 1 and model.channels == 1:
         parts = [_frames(run(image[..., c])) for c in range(channels)]
         frames = [np.stack(f, axis=-1) for f in zip(*parts, strict=True)]
-        return Restored(frames[-1], frames)
-    frames = _frames(run(image))
-    return Restored(frames[-1], frames)
+    else:
+        frames = _frames(run(image))
+    return Restored(frames[-1], frames, sigma255)
+
+
+def _estimate_sigma(image: np.ndarray, task: str, mask: np.ndarray | None, luma: bool) -> float:
+    """The noise level of the measurement on its own scale (0-1), as the model will see it."""
+    if task == "sr" and image.ndim == 3 and luma:
+        image = rgb_to_ycbcr(image)[..., 0]  # the gray model restores Y only
+    observed = None if task != "inpaint" or mask is None else mask > 0.5
+    return estimate_noise_level(image, mask=observed)
 
 
 def _frames(trajectory) -> list[np.ndarray]:
     return [np.clip(from_tensor(x), 0, 1) for x in trajectory.estimates]
 
 
-def _restore_luma(image: np.ndarray, run, scale: int) -> Restored:
+def _restore_luma(image: np.ndarray, run, scale: int) -> list[np.ndarray]:
     ycbcr = rgb_to_ycbcr(image)
     chroma = to_tensor(ycbcr[..., 1:], torch.float64)
     up = from_tensor(bicubic_upsample(chroma, scale))  # (sH, sW, 2)
     frames = []
     for luma in _frames(run(ycbcr[..., 0])):
         frames.append(np.clip(ycbcr_to_rgb(np.concatenate([luma[..., None], up], -1)), 0, 1))
-    return Restored(frames[-1], frames)
+    return frames
 
 
 def _restore_mri(image, model, sigma255, mask, steps, maps) -> Restored:
@@ -243,4 +270,4 @@ def _restore_mri(image, model, sigma255, mask, steps, maps) -> Restored:
     # MRI models learn images whose maximum is 1: scale the data there and the result back
     trajectory = RIMReconstructor(model, steps)(k / scale, operator, sigma255 / 255.0 / scale)
     frames = [scale * magnitude(x)[0, 0].cpu().double().numpy() for x in trajectory.estimates]
-    return Restored(frames[-1], frames)
+    return Restored(frames[-1], frames, sigma255)

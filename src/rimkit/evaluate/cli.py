@@ -35,6 +35,8 @@ EXAMPLES = """examples:
   rimkit eval --model runs/denoise-gray --task denoise --data ../shared/data/eval/BSD68
   rimkit eval --model denoise-gray --task denoise --data ../shared/data/eval/BSD68 \\
       --sigma 25 --quantize --baselines bm3d,tv,fista-wavelet --out evals/bsd68-q
+  rimkit eval --model denoise-gray --task denoise --data ../shared/data/eval/BSD68 \
+      --sigma 5 25 --sigma-estimate pca --baselines bm3d    # blind: sigma estimated
   rimkit eval --model runs/sr --task sr --data ../shared/data/eval/Set5 --scale 2 3 4
   rimkit eval --task denoise --data ../shared/data/eval/Set12 --baselines tv \\
       --baseline-option tv.iterations=50 --limit 2          # baselines only
@@ -185,6 +187,12 @@ def register(
         choices=[1, 2, 4, 8],
         help="RIM: average over this many flips/rotations of each image (K times the time)",
     )
+    parser.add_argument(
+        "--sigma-estimate",
+        choices=["pca", "wavelet"],
+        help="blind: tell every method the noise level estimated from each measurement by this "
+        "method instead of the true one (image tasks)",
+    )
     parser.add_argument("--crop", type=int, default=96, help="crop size of the figure grids")
     parser.add_argument(
         "--threads", type=int, help="CPU threads for torch and BM3D alike (default: torch's)"
@@ -271,6 +279,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         seed=args.seed,
         tile=args.tile,
         ensemble=args.ensemble,
+        sigma_estimate=args.sigma_estimate,
         crop=args.crop,
         force=args.force,
         resume=args.resume,

@@ -61,6 +61,7 @@ from rimkit.evaluate.protocols import (
 )
 from rimkit.evaluate.report import atomic_write_bytes, atomic_write_text, markdown_table
 from rimkit.evaluate.report import write_report as _write_report
+from rimkit.noise_level import IMAGE_TASKS
 from rimkit.operators import (
     DEFAULT_KERNEL,
     PROJECTION_KINDS,
@@ -90,11 +91,13 @@ __all__ = [
     "Evaluation",
     "Method",
     "baseline_method",
+    "blind_method",
     "check_baselines",
     "convert_channels",
     "evaluate",
     "load_images",
     "make_protocols",
+    "measured_noise_level",
     "rim_method",
     "run_eval",
     "trained_scales",
@@ -276,6 +279,47 @@ def baseline_method(
         return solver(y, case.operator, case.sigma, **({} if x0 is None else {"x0": x0})).estimates
 
     return Method(name, run, fingerprint=repr(sorted(extra.items())))
+
+
+def blind_method(method: Method, estimator: str = "pca") -> Method:
+    """``method`` told the noise level estimated from each measurement instead of the true one
+    (:func:`rimkit.noise_level.estimate_noise_level`, ``estimator`` its ``method``): blind
+    denoising and restoration. Measurements must be images (tasks
+    :data:`rimkit.noise_level.IMAGE_TASKS`); inpainting holes are left out of the estimate.
+
+    Example:
+        >>> m = blind_method(baseline_method("tv", "denoise"))
+        >>> m.name, m.fingerprint.endswith("sigma estimated (pca)")
+        ('tv', True)
+    """
+    from rimkit.noise_level import METHODS
+
+    if estimator not in METHODS:
+        raise ValueError(
+            f"unknown noise-level estimator {estimator!r}; known: {', '.join(METHODS)}"
+        )
+
+    def run(case: Case) -> list[Tensor]:
+        return method.run(dataclasses.replace(case, sigma=measured_noise_level(case, estimator)))
+
+    fingerprint = f"{method.fingerprint}, sigma estimated ({estimator})"
+    return dataclasses.replace(method, run=run, fingerprint=fingerprint)
+
+
+def measured_noise_level(case: Case, estimator: str = "pca") -> float:
+    """The noise level of ``case.y`` (an image ``(1, C, H, W)``) estimated from ``y`` alone."""
+    from rimkit.noise_level import estimate_noise_level
+
+    if case.task not in IMAGE_TASKS or case.y.is_complex() or case.y.dim() != 4:
+        raise ValueError(
+            f"the noise level is estimated from image measurements ({', '.join(IMAGE_TASKS)})"
+            f"; {case.task or 'this task'} has none: leave --sigma-estimate out"
+        )
+    image = case.y[0].permute(1, 2, 0).cpu().double().numpy()  # (H, W, C)
+    mask = getattr(case.operator, "mask", None) if case.task == "inpaint" else None
+    if mask is not None:
+        mask = mask[0, 0].cpu().numpy()  # (H, W), nonzero = observed
+    return estimate_noise_level(image, mask=mask, method=estimator)
 
 
 def check_baselines(names: Sequence[str], task: str) -> None:
@@ -510,6 +554,9 @@ class EvalSpec:
     constructor options. ``steps``: the RIM's reported step (default its trained ``T``);
     ``curve_steps``: run the RIM that far for the convergence curve (default ``steps``).
     ``ensemble``: average the RIM over that many flips and rotations of each measurement.
+    ``sigma_estimate``: tell every method the noise level estimated from each measurement by
+    this :func:`~rimkit.noise_level.estimate_noise_level` method (``pca``, ``wavelet``) instead
+    of the true one (blind restoration; image tasks only).
     """
 
     task: str
@@ -539,6 +586,7 @@ class EvalSpec:
     seed: int = 0
     tile: int | None = None
     ensemble: int = 1
+    sigma_estimate: str | None = None
     crop: int = 96
     force: bool = False
     resume: bool = False
@@ -581,6 +629,7 @@ class EvalSpec:
             ("--tile", self.tile),
             ("--patches", self.patches),
             ("--ensemble", self.ensemble if self.ensemble != 1 else None),
+            ("--sigma-estimate", self.sigma_estimate),
         ):
             if value is not None:
                 parts += [flag, str(value)]
@@ -836,6 +885,11 @@ def run_eval(spec: EvalSpec) -> Path:
             "--ensemble needs an operator that commutes with flips and rotations (denoise, sr, "
             f"inpaint); {spec.task} does not: leave --ensemble out"
         )
+    if spec.sigma_estimate is not None and spec.task not in IMAGE_TASKS:
+        raise ValueError(
+            f"--sigma-estimate estimates the noise of image measurements "
+            f"({', '.join(IMAGE_TASKS)}); {spec.task} has none: leave it out"
+        )
     out = _check_out(spec)
     protocols = make_protocols(spec)
     names = DEFAULT_BASELINES[spec.task] if spec.baselines is None else spec.baselines
@@ -869,6 +923,8 @@ def run_eval(spec: EvalSpec) -> Path:
     methods += [baseline_method(n, spec.task, spec.baseline_options.get(n)) for n in names]
     if len({m.name for m in methods}) != len(methods):
         raise ValueError(f"two methods share a name: {[m.name for m in methods]}; use --label")
+    if spec.sigma_estimate is not None:
+        methods = [blind_method(m, spec.sigma_estimate) for m in methods]
     images = load_images(spec.data, spec.limit)
     if spec.task == "mri":
         channels = 1
@@ -984,6 +1040,11 @@ def write_outputs(
     ]
     if trained_steps is not None:
         provenance.append(f"RIM trained for T = {trained_steps} steps")
+    if spec.sigma_estimate is not None:
+        provenance.append(
+            f"blind: every method was told the noise level estimated from each measurement "
+            f"({spec.sigma_estimate}), not the sigma of the column"
+        )
     md = [f"# {title}", "", *(f"- {line}" for line in provenance), ""]
     md += ["## Mean PSNR (dB) / SSIM", "", markdown_table(scores), ""]
     md += ["## Seconds per image", "", markdown_table(timing), ""]
