@@ -363,3 +363,21 @@ def test_noise_level_scores_the_estimators_and_each_method_told_them(data, tmp_p
         "setting", "absent", "absent (est. pca)", "absent (est. wavelet)", "tiny",
         "tiny (est. pca)", "tiny (est. wavelet)", "tv", "tv (est. pca)",
     ]  # fmt: skip
+
+
+def test_deblur_with_valid_boundaries_adds_the_circular_assumption_rows(data, tmp_path):
+    model = tiny_model(tmp_path)
+    text = run_script(
+        "deblur.py", data, tmp_path / "B.md", "--model", f"tiny={model}", "--kernels",
+        "motion:7:45", "--sigmas", "2.55", "--boundary", "valid", "--circular-too",
+    )  # fmt: skip
+    methods = next(line for line in text.splitlines() if line.startswith("| setting"))
+    assert [m.strip() for m in methods.split("|")[1:-1]] == [
+        "setting", "absent", "absent (circular assumed)", "tiny", "tiny (circular assumed)", "tv",
+    ]  # fmt: skip
+    row = next(line for line in text.splitlines() if line.startswith("| motion"))
+    assert row.split("|")[1].strip() == "motion:7:45,valid,sigma=2.55"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "deblur.py"), "--data", str(data)]
+    cmd += ["--circular-too", "--output", str(tmp_path / "C.md"), "--model", "a=no-such"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "give both" in done.stderr

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from rimkit.cli import main
 from rimkit.evaluate import runner
@@ -195,3 +196,98 @@ def test_eval_blur_notes_noise_outside_the_models_training(image_folder, tmp_pat
     assert "trained for sigma 0-15; sigma 25 lies outside" in summary
     assert runner.trained_sigma_range({"tasks": [{"name": "blur"}]}, task="blur") == (0, 15)
     assert runner.trained_sigma_range({"tasks": [{"name": "denoise"}]}) == (0, 55)
+
+
+# ----------------------------------------------------------------------------- valid boundary
+
+
+@pytest.mark.parametrize("kernel", [motion_kernel(9, 30), box_kernel(4), torch.rand(5, 8)])
+def test_a_valid_blur_is_the_valid_convolution_and_its_adjoint(kernel):
+    op = Blur(kernel.double(), "valid")
+    x = torch.randn(2, 3, 20, 23, dtype=torch.float64)
+    y = op(x)
+    flipped = kernel.double().flip(0, 1)[None, None].repeat(3, 1, 1, 1)  # conv2d correlates
+    torch.testing.assert_close(y, torch.nn.functional.conv2d(x, flipped, groups=3))
+    v = torch.randn_like(y)
+    torch.testing.assert_close((y * v).sum(), (x * op.adjoint(v)).sum())
+    top, bottom, left, right = op.margins()
+    interior = Blur(kernel.double(), "circular")(x)[..., top : 20 - bottom, left : 23 - right]
+    torch.testing.assert_close(y, interior)
+
+
+def test_a_valid_blur_starts_from_y_extended_by_its_edges():
+    op = Blur(motion_kernel(9, 30), "valid")  # 9x9: four pixels past every edge
+    y = torch.rand(2, 1, 12, 14)
+    x0 = initial_estimate(op, y)
+    assert x0.shape == (2, 1, 20, 22)
+    torch.testing.assert_close(x0[..., 4:16, 4:18], y)
+    torch.testing.assert_close(x0[..., :4, 4:18], y[..., :1, :].expand(2, 1, 4, 14))
+
+
+def test_the_shipped_deblur_model_restores_a_photo_with_valid_boundaries():
+    import skimage.data
+
+    from rimkit.pipeline import restore
+    from rimkit.zoo import load_model
+
+    model = load_model("deblur").model
+    x = skimage.data.camera()[100:228, 180:308] / 255.0
+    kernel = motion_kernel(15, 120).double()
+    y = Blur(kernel, "valid")(torch.from_numpy(x)[None, None])[0, 0].numpy()
+    y = y + np.random.default_rng(0).normal(0, 2.55 / 255, y.shape)
+    truth = x[7:-7, 7:-7]  # y's field of view
+    error = {}
+    for boundary in ("valid", "circular"):
+        out = restore(y, "blur", model, sigma=2.55, kernel=kernel.numpy(), boundary=boundary)
+        assert out.image.shape == y.shape
+        error[boundary] = np.mean((out.image - truth) ** 2)
+    blurred = np.mean((np.clip(y, 0, 1) - truth) ** 2)
+    assert error["valid"] < 0.6 * blurred and error["valid"] < 0.4 * error["circular"]
+
+
+def test_a_valid_blur_reconstructs_in_tiles_like_whole():
+    from rimkit.zoo import load_model
+
+    model = load_model("deblur").model
+    import skimage.data
+
+    x = torch.from_numpy(skimage.data.camera()[:150, 200:370] / 255.0)[None, None].float()
+    op = Blur(gaussian_kernel(1.6), "valid")
+    y = op(x)
+    whole = RIMReconstructor(model)(y, op, 0.01).final
+    tiled = RIMReconstructor(model, tile=96, overlap=16)(y, op, 0.01).final
+    assert tiled.shape == whole.shape == x.shape
+    assert (tiled - whole)[..., 5:-5, 5:-5].abs().mean() < 0.01 * (y.std())
+    with pytest.raises(ValueError, match="blur with circular boundaries"):
+        RIMReconstructor(model, tile=96)(x, Blur(gaussian_kernel(1.6)), 0.01)
+
+
+def test_the_valid_protocol_scores_y_s_field_of_view(image_folder, tmp_path, capsys):
+    case = DeblurProtocol("motion:9:30", 2.55, boundary="valid").cases(
+        np.full((40, 48), 0.5), 0, "g"
+    )[0]
+    assert case.setting == "motion:9:30,valid,sigma=2.55"
+    assert case.y.shape[-2:] == (32, 40) and case.shave == 4 and case.display.shape == (40, 48)
+    out = tmp_path / "e"
+    argv = ["eval", "--model", _gray_model(tmp_path), "--task", "blur", "--data",
+            str(image_folder), "--kernel", "motion:9:30", "--boundary", "valid", "--limit", "1",
+            "--baselines", "tv", "--baseline-option", "tv.iterations=5", "--out", str(out),
+            "-q"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"] == ["motion:9:30,valid,sigma=2.55", "motion:9:30,valid,sigma=7.65"]
+    assert "--boundary valid" in (out / "summary.md").read_text()
+    status = main(["eval", "--task", "denoise", "--data", str(image_folder), "--boundary",
+                   "valid", "--out", str(tmp_path / "d")])  # fmt: skip
+    assert status == 2 and "--boundary applies to --task blur only" in capsys.readouterr().err
+
+
+def test_cli_degrade_and_reconstruct_with_valid_boundaries(tmp_path, capsys):
+    blurred, sharp = tmp_path / "blurred.npy", tmp_path / "sharp.png"
+    common = ["--task", "blur", "--kernel", "motion:9:30", "--boundary", "valid", "--sigma", "2"]
+    assert main(["degrade", "example:camera", str(blurred), *common, "-q"]) == 0
+    y = np.load(blurred)
+    assert y.shape == (512 - 8, 512 - 8)
+    tail = ["--model", "deblur", "--tile", "256", "-q"]
+    assert main(["reconstruct", str(blurred), str(sharp), *common, *tail]) == 0
+    assert np.asarray(Image.open(sharp)).shape == y.shape

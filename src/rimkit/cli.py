@@ -43,6 +43,8 @@ TRAIN_EXAMPLE = """examples:
 Training images are read from data.root (default $RIMKIT_DATA or ../shared/data)."""
 
 
+BOUNDARIES = ("circular", "zero", "valid")  # rimkit.operators.blur's, without importing torch
+
 RECONSTRUCT_EXAMPLE = """examples:
   rimkit reconstruct noisy.png clean.png --task denoise --sigma 25
   rimkit reconstruct lr.png sr.png --task sr --scale 3 --trajectory steps.gif
@@ -123,7 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         "sensitivities as OUTPUT-STEM-maps.npy",
     )
     deg.add_argument("--kernel", help=KERNEL_HELP)
-    deg.add_argument("--boundary", default="circular", choices=["circular", "zero"])
+    deg.add_argument(
+        "--boundary",
+        default="circular",
+        choices=BOUNDARIES,
+        help="blur: circular (the image wraps around), zero, or valid (y keeps only the pixels "
+        "whose blur lies inside the image, so y is smaller by the kernel size minus one)",
+    )
     deg.add_argument("--quantize", action="store_true", help="round y to 8 bits (paper column)")
     deg.add_argument("--gray", action="store_true", help="convert an RGB input to gray first")
     deg.add_argument("--seed", type=int, default=0, help="seed of the noise and mask draws")
@@ -162,7 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
         "estimated from the fully sampled k-space centre)",
     )
     rec.add_argument("--kernel", help=KERNEL_HELP)
-    rec.add_argument("--boundary", default="circular", choices=["circular", "zero"])
+    rec.add_argument(
+        "--boundary",
+        default="circular",
+        choices=BOUNDARIES,
+        help="blur: how y was formed; valid (a photo: the scene goes on past its edges) "
+        "reconstructs x past y's edges and writes y's field of view",
+    )
     rec.add_argument("--model", help="shipped model name, run folder or .safetensors file")
     rec.add_argument("--steps", type=int, help="RIM steps (default: the trained T)")
     rec.add_argument("--tile", type=int, help="reconstruct in overlapping tiles of this size")

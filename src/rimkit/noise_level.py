@@ -87,8 +87,7 @@ def estimate_noise_level(
         )
     tau0 = _flat_patch_threshold(patch, confidence)
     sigmas = [
-        _pca(channels[..., c], observed, patch, tau0, iterations)
-        for c in range(channels.shape[2])
+        _pca(channels[..., c], observed, patch, tau0, iterations) for c in range(channels.shape[2])
     ]
     return float(np.mean(sigmas))
 

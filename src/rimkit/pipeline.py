@@ -205,6 +205,9 @@ def restore(
         frames = [np.stack(f, axis=-1) for f in zip(*parts, strict=True)]
     else:
         frames = _frames(run(image))
+    if isinstance(operator, Blur):  # valid boundaries: x extends past y; keep y's view
+        top, _, left, _ = operator.margins()
+        frames = [f[top : top + h, left : left + w] for f in frames]
     return Restored(frames[-1], frames, sigma255)
 
 

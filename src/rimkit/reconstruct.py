@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from rimkit.likelihood import GaussianLikelihood
 from rimkit.models import RIM, Trajectory
@@ -45,6 +46,14 @@ def _inpaint_start(op: Inpainting, y: Tensor) -> Tensor:
     return y * mask + mean * (1 - mask)
 
 
+def _blur_start(op: Blur, y: Tensor) -> Tensor:
+    """``y``; for a ``valid`` blur, ``y`` extended past its edges by repeating them."""
+    top, bottom, left, right = op.margins()
+    if top == bottom == left == right == 0:
+        return y
+    return F.pad(y, (left, right, top, bottom), mode="replicate")  # (B, C, H + kh - 1, ...)
+
+
 def _sr_start(op: BicubicDownsample, y: Tensor) -> Tensor:
     size = op.in_size or (y.shape[-2] * op.scale, y.shape[-1] * op.scale)
     return bicubic_upsample(y, op.scale, out_size=tuple(size))
@@ -52,7 +61,7 @@ def _sr_start(op: BicubicDownsample, y: Tensor) -> Tensor:
 
 INITIAL_ESTIMATES: dict[type, Callable[[LinearOperator, Tensor], Tensor]] = {
     Identity: lambda op, y: y,
-    Blur: lambda op, y: y,
+    Blur: _blur_start,
     Inpainting: _inpaint_start,
     BicubicDownsample: _sr_start,
     ComplexAsChannels: lambda op, y: op.adjoint(y),
@@ -199,10 +208,18 @@ def _tile_operator(operator: LinearOperator, window: tuple[slice, slice]) -> Lin
         return Inpainting(operator.mask[..., window[0], window[1]])
     if isinstance(operator, BicubicDownsample):
         return BicubicDownsample(operator.scale)
+    if isinstance(operator, Blur) and operator.boundary == "valid" and len(operator.kernel) == 1:
+        return operator  # a tile of y is measured by the same blur of a tile of x
     raise ValueError(
-        f"tiled reconstruction supports denoising, inpainting and super-resolution, not "
-        f"{type(operator).__name__}; reconstruct it whole (no tile size)"
+        f"tiled reconstruction supports denoising, inpainting, super-resolution and blur with "
+        f"valid boundaries, not {_describe(operator)}; reconstruct it whole (no tile size)"
     )
+
+
+def _describe(operator: LinearOperator) -> str:
+    if isinstance(operator, Blur):
+        return f"blur with {operator.boundary} boundaries"
+    return type(operator).__name__
 
 
 def reconstruct_tiled(
@@ -222,6 +239,7 @@ def reconstruct_tiled(
     (``tile / scale`` pixels) and placed at ``scale`` times their position.
     """
     scale = operator.scale if isinstance(operator, BicubicDownsample) else 1
+    top, bottom, left, right = operator.margins() if isinstance(operator, Blur) else (0,) * 4
     tile, overlap = tile - tile % scale, -(-overlap // scale) * scale  # multiples of the scale
     if overlap < 0 or tile <= 2 * overlap:
         raise ValueError(f"the tile ({tile} pixels) must exceed twice the overlap ({overlap})")
@@ -243,7 +261,7 @@ def reconstruct_tiled(
                 _ramp(traj.final.shape[-1], overlap, j == 0, j == len(cols) - 1),
             ).to(traj.final.dtype)  # (tile, tile)
             if out is None:
-                shape = (*traj.final.shape[:2], h * scale, w * scale)
+                shape = (*traj.final.shape[:2], h * scale + top + bottom, w * scale + left + right)
                 out = [traj.final.new_zeros(shape) for _ in traj.estimates]
                 total = traj.final.new_zeros(shape[-2:])
             rs, cs = (

@@ -42,6 +42,7 @@ EXAMPLES = """examples:
       --baseline-option tv.iterations=50 --limit 2          # baselines only
   rimkit eval --model deblur --task blur --data ../shared/data/eval/Set12 \\
       --kernel gaussian:1.6 motion:15:45 --sigma 2.55 7.65 --baselines tv,fista-wavelet
+  rimkit eval --model deblur --task blur --data ../shared/data/eval/Set12 --boundary valid
   rimkit eval --model runs/3task --task projection --data ../shared/data/eval/BSD68 \\
       --kinds gaussian fourier --ratio 0.1 0.5 --curve-steps 40
   rimkit eval --model 3task --task lensing --data ../shared/data/eval/BSD68 \\
@@ -113,6 +114,13 @@ def register(
         metavar="SPEC",
         help="blur: kernels, gaussian:STD, motion:LENGTH:ANGLE or box:SIZE (px, degrees; "
         "default gaussian:1.6)",
+    )
+    parser.add_argument(
+        "--boundary",
+        default="circular",
+        choices=["circular", "zero", "valid"],
+        help="blur: how y is formed; valid: only the pixels whose blur lies inside the image "
+        "(a photo), scored on that field of view",
     )
     parser.add_argument(
         "--kinds",
@@ -261,6 +269,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         scales=tuple(args.scale),
         fractions=tuple(args.fraction),
         **({"kernels": tuple(args.kernel)} if args.kernel else {}),  # else EvalSpec's default
+        boundary=args.boundary,
         kinds=tuple(args.kinds),
         ratios=tuple(args.ratio),
         einstein_radii=tuple(args.einstein_radius),

@@ -69,6 +69,7 @@ from rimkit.operators import (
     random_mask,
     random_projection,
 )
+from rimkit.reconstruct import initial_estimate
 
 __all__ = [
     "Case",
@@ -430,8 +431,10 @@ class DeblurProtocol:
     """Non-blind deblurring of the whole image: ``y = k * x + sigma/255 N(0, 1)`` with the
     kernel named by ``kernel`` (:func:`rimkit.operators.kernel_from_spec`, e.g.
     ``gaussian:1.6`` or ``motion:15:45``), the ``boundary`` convolution (``circular``: the
-    images wrap around, as IRCNN and DPIR synthesise their blurred inputs) and noise drawn with
-    the seed ``seed + index``, in float, not clipped.
+    images wrap around, as IRCNN and DPIR synthesise their blurred inputs; ``valid``: ``y`` is
+    the part of ``k * x`` that sees no pixel outside ``x``, as a photo, and the scores cover
+    that part only, the margins of ``x`` being shaved) and noise drawn with the seed ``seed +
+    index``, in float, not clipped.
 
     Example:
         >>> case = DeblurProtocol("gaussian:1.6", 2.55).cases(np.full((16, 16), 0.5), 0, "g")[0]
@@ -463,7 +466,9 @@ class DeblurProtocol:
         x = to_tensor(as_image(image), torch.float64)  # (1, C, H, W)
         op = Blur(kernel_from_spec(self.kernel).double(), self.boundary)
         y = simulate(x, op, GaussianNoise(self.sigma / 255.0), _generator(self.seed + index))
-        return [Case(name, self.setting, x, op, y, self.sigma / 255.0, 0, _display(y), "blur")]
+        margin = max(op.margins())  # valid: score y's field of view; else 0
+        display = _display(initial_estimate(op, y))  # valid: y extended to the size of x
+        return [Case(name, self.setting, x, op, y, self.sigma / 255.0, margin, display, "blur")]
 
 
 @dataclass(frozen=True)

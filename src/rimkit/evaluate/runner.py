@@ -568,6 +568,7 @@ class EvalSpec:
     scales: tuple[int, ...] = (2, 3, 4)
     fractions: tuple[float, ...] = (0.5,)
     kernels: tuple[str, ...] = (DEFAULT_KERNEL,)
+    boundary: str = "circular"
     kinds: tuple[str, ...] = PROJECTION_KINDS
     ratios: tuple[float, ...] = (0.1, 0.3, 0.5)
     patch: int = 32
@@ -605,6 +606,8 @@ class EvalSpec:
             parts += ["--fraction", *(f"{f:g}" for f in self.fractions)]
         if self.task == "blur":
             parts += ["--kernel", *self.kernels]
+            if self.boundary != "circular":
+                parts += ["--boundary", self.boundary]
         if self.task == "projection":
             parts += ["--kinds", *self.kinds, "--ratio", *(f"{r:g}" for r in self.ratios)]
         if self.task == "lensing":
@@ -673,7 +676,9 @@ def make_protocols(spec: EvalSpec) -> list[Protocol]:
     if spec.task == "blur":
         if not spec.kernels:
             raise ValueError(f"give at least one kernel (--kernel), e.g. {DEFAULT_KERNEL}")
-        return [DeblurProtocol(k, float(s), seed) for k in spec.kernels for s in sigmas]
+        return [
+            DeblurProtocol(k, float(s), seed, spec.boundary) for k in spec.kernels for s in sigmas
+        ]
     if spec.task == "mri":
         if not spec.accelerations:
             raise ValueError("give at least one acceleration (--acceleration)")
@@ -885,6 +890,8 @@ def run_eval(spec: EvalSpec) -> Path:
             "--ensemble needs an operator that commutes with flips and rotations (denoise, sr, "
             f"inpaint); {spec.task} does not: leave --ensemble out"
         )
+    if spec.boundary != "circular" and spec.task != "blur":
+        raise ValueError(f"--boundary applies to --task blur only, not {spec.task}")
     if spec.sigma_estimate is not None and spec.task not in IMAGE_TASKS:
         raise ValueError(
             f"--sigma-estimate estimates the noise of image measurements "

@@ -1,11 +1,16 @@
 """Blur: convolution of each channel with a kernel, ``y = k * x``, computed with the FFT.
 
-Two boundary conditions:
+Three boundary conditions:
 
 - ``circular``: the image wraps around (periodic); ``A`` is diagonal in the Fourier domain,
   ``A = F^H diag(K) F``, and ``A^H = F^H diag(conj K) F``.
 - ``zero``: pixels outside the image are zero; the output has the size of the input. It is
   computed as a circular convolution of the zero-padded image, cropped back.
+- ``valid``: the measurement holds only the pixels whose whole kernel footprint lies inside
+  ``x``, ``(H - kh + 1, W - kw + 1)``: a camera's blurred photo, whose scene goes on past its
+  edges. ``A = C F^H diag(K) F`` with ``C`` the crop, ``A^H = F^H diag(conj K) F C^T`` (``C^T``
+  pads with zeros). Reconstructing ``x`` then means reconstructing about ``kh / 2`` (``kw / 2``)
+  pixels beyond each edge of ``y`` too (:func:`valid_margins`), with no assumption on them.
 
 The kernel's centre is its pixel ``(kh // 2, kw // 2)``.
 
@@ -27,7 +32,7 @@ from torch.nn import functional as F
 
 from rimkit.operators.base import LinearOperator, check_image
 
-BOUNDARIES = ("circular", "zero")
+BOUNDARIES = ("circular", "zero", "valid")
 
 
 def gaussian_kernel(std: float, size: int | None = None) -> Tensor:
@@ -132,6 +137,18 @@ def kernel_from_spec(spec: str) -> Tensor:
     return box_kernel(values[0])
 
 
+def valid_margins(kernel_shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)``: the pixels of ``x`` past each edge of a ``valid`` blur's
+    measurement, for a ``(kh, kw)`` kernel centred at ``(kh // 2, kw // 2)``.
+
+    Example:
+        >>> valid_margins((9, 4))
+        (4, 4, 1, 2)
+    """
+    kh, kw = kernel_shape  # y[i] = sum_j k[j] x[i + kh // 2 - j]: x from i - (kh - 1 - kh // 2)
+    return (kh - 1 - kh // 2, kh // 2, kw - 1 - kw // 2, kw // 2)
+
+
 def _check_size(size: int) -> int:
     if isinstance(size, bool) or int(size) != size or size < 1:
         raise ValueError(f"kernel size must be a positive integer, got {size}")
@@ -159,6 +176,13 @@ class Blur(LinearOperator):
             raise ValueError(f"unknown boundary {boundary!r}; known: {', '.join(BOUNDARIES)}")
         self.boundary = boundary
         self.register_buffer("kernel", kernel if kernel.ndim == 3 else kernel[None], False)
+
+    def margins(self) -> tuple[int, int, int, int]:
+        """``(top, bottom, left, right)``: how many pixels ``x`` extends past ``y`` on each side
+        (all zero unless the boundary is ``valid``)."""
+        if self.boundary != "valid":
+            return (0, 0, 0, 0)
+        return valid_margins(tuple(self.kernel.shape[-2:]))
 
     def _pad(self) -> tuple[int, int]:
         kh, kw = self.kernel.shape[-2:]
@@ -192,7 +216,16 @@ class Blur(LinearOperator):
         return self._convolve(padded, conjugate)[..., ph : ph + x.shape[-2], pw : pw + x.shape[-1]]
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._blur(x, "x", conjugate=False)
+        if self.boundary != "valid":
+            return self._blur(x, "x", conjugate=False)
+        check_image(x, "x", allow_complex=True)
+        top, bottom, left, right = self.margins()
+        h, w = x.shape[-2:]
+        return self._convolve(x, conjugate=False)[..., top : h - bottom, left : w - right]
 
     def adjoint(self, y: Tensor) -> Tensor:
-        return self._blur(y, "y", conjugate=True)
+        if self.boundary != "valid":
+            return self._blur(y, "y", conjugate=True)
+        check_image(y, "y", allow_complex=True)
+        top, bottom, left, right = self.margins()
+        return self._convolve(F.pad(y, (left, right, top, bottom)), conjugate=True)
