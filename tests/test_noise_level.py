@@ -117,16 +117,17 @@ def test_cli_reconstruct_estimates_sigma_and_refuses_a_bad_one(tmp_path, capsys)
     status = main(["reconstruct", str(path), str(tmp_path / "out.png"), "--task", "denoise",
                    "--sigma", "auto", "--quiet"])  # fmt: skip
     assert status == 0 and (tmp_path / "out.png").exists()
-    status = main(["reconstruct", str(path), str(tmp_path / "out2.png"), "--task", "denoise",
-                   "--sigma", "auto"])  # fmt: skip
-    out = capsys.readouterr().out
-    estimate = float(out.split("sigma ")[1].split()[0])
-    assert status == 0 and abs(estimate - 15) < 1
+    for name, extra in (("out2.png", ["--sigma", "auto"]), ("out3.png", [])):  # the default
+        status = main(["reconstruct", str(path), str(tmp_path / name), "--task", "denoise",
+                       *extra])  # fmt: skip
+        out = capsys.readouterr().out
+        estimate = float(out.split("sigma ")[1].split()[0])
+        assert status == 0 and abs(estimate - 15) < 1
     with pytest.raises(SystemExit) as exit_info:
-        main(["reconstruct", str(path), str(tmp_path / "out3.png"), "--task", "denoise",
+        main(["reconstruct", str(path), str(tmp_path / "out4.png"), "--task", "denoise",
               "--sigma", "lots"])  # fmt: skip
     assert exit_info.value.code == 2 and "or auto" in capsys.readouterr().err
-    assert not (tmp_path / "out3.png").exists()
+    assert not (tmp_path / "out4.png").exists()
 
 
 def test_a_blind_method_is_told_the_estimate_not_the_truth():

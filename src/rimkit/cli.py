@@ -156,8 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument(
         "--sigma",
         type=_sigma_or_auto,
-        help="noise std on the 0-255 scale (denoise: required), or auto: estimate it from the "
-        "input (Liu et al. 2013; not for mri)",
+        help="noise std on the 0-255 scale, or auto: estimate it from the input (Liu et al. "
+        "2013; not for mri). Default: auto for denoise, 0 otherwise",
     )
     rec.add_argument("--scale", type=float, default=2, help="sr: the up-sampling factor")
     rec.add_argument(
@@ -430,7 +430,7 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
         if args.task == "mri":
             note = ", magnitude / its maximum" if scaled else ""
             runs = f" ({len(image)} coil{'s' * (len(image) > 1)}{note})"
-        if args.sigma == "auto":
+        if args.sigma == "auto" or (args.sigma is None and args.task == "denoise"):
             print(f"noise level estimated from the input: sigma {result.sigma:.2f} (0-255 scale)")
         print(f"wrote {output} ({shape}) after {len(result.frames)} steps of {name}{runs}")
 

@@ -83,7 +83,7 @@ def estimate_noise_level(
     if min(channels.shape[:2]) < patch + 2:
         raise ValueError(
             f"the image is {channels.shape[0]}x{channels.shape[1]}; estimating its noise level "
-            f"needs at least {patch + 2}x{patch + 2} pixels"
+            f"needs at least {patch + 2}x{patch + 2} pixels: give the noise level (--sigma)"
         )
     tau0 = _flat_patch_threshold(patch, confidence)
     sigmas = [

@@ -70,9 +70,8 @@ class Restored:
 
 
 def check_sigma(task: str, sigma: float | str | None) -> float | str:
-    """The noise level on the 0-255 scale: required for denoising, 0 by default otherwise;
-    ``"auto"`` (estimate it from the measurement) passes for the tasks in
-    :data:`IMAGE_TASKS`."""
+    """The noise level on the 0-255 scale; ``"auto"`` (estimate it from the measurement) passes
+    for the tasks in :data:`IMAGE_TASKS` and is the default for denoising, 0 for the others."""
     if isinstance(sigma, str):
         if sigma != "auto":
             raise ValueError(f"sigma is a number (0-255 scale) or 'auto', got {sigma!r}")
@@ -83,9 +82,7 @@ def check_sigma(task: str, sigma: float | str | None) -> float | str:
             )
         return sigma
     if sigma is None:
-        if task == "denoise":
-            raise ValueError("denoise needs the noise level: give --sigma (0-255 scale), e.g. 25")
-        return 0.0
+        return "auto" if task == "denoise" else 0.0
     if not (math.isfinite(sigma) and 0 <= sigma <= SIGMA_MAX):
         raise ValueError(f"sigma must lie in [0, {SIGMA_MAX:g}] on the 0-255 scale, got {sigma}")
     return float(sigma)
@@ -140,7 +137,8 @@ def restore(
     maps: np.ndarray | None = None,
 ) -> Restored:
     """Reconstruct ``x`` from the measurement ``image`` (``(H, W[, C])``; complex k-space for
-    MRI) with ``model``; ``sigma`` on the 0-255 scale, or ``"auto"``: estimated from the
+    MRI) with ``model``; ``sigma`` on the 0-255 scale (default: ``"auto"`` for denoising, 0
+    otherwise), or ``"auto"``: estimated from the
     measurement (:func:`rimkit.noise_level.estimate_noise_level`; inpainting: from the observed
     pixels only; super-resolution of a colour image by a gray model: from its luma); the
     ``sigma`` used comes back in :class:`Restored`. ``scales`` are the super-resolution
