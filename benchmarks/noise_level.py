@@ -10,6 +10,8 @@ baseline told the true sigma, and the same method told each estimate instead
 
     python benchmarks/noise_level.py --model rim-denoise=denoise-gray --baselines bm3d
     python benchmarks/noise_level.py --limit 2 --sigmas 25 --baselines none --output /tmp/B.md
+    python benchmarks/noise_level.py --channels 3 --set eval/CBSD68 --model rim-rgb=denoise-rgb \
+        --baselines none --section noise-level-rgb --title 'Blind colour denoising, CBSD68'
 """
 
 from __future__ import annotations
@@ -87,15 +89,16 @@ def main() -> None:
     p.add_argument("--sigmas", type=int, nargs="+", default=list(SIGMAS))
     p.add_argument("--estimators", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--quantised", action="store_true", help="also the 8-bit (clipped) columns")
+    p.add_argument("--channels", type=int, choices=[1, 3], default=1, help="gray or RGB images")
     args = p.parse_args()
     C.setup(args)
     protocols = [DenoiseProtocol(s, seed=args.seed) for s in args.sigmas]
     if args.quantised:
         protocols += [DenoiseProtocol(s, quantize=True, seed=args.seed) for s in args.sigmas]
-    images = load_images(Path(args.data) / args.set, args.limit, 1)
+    images = load_images(Path(args.data) / args.set, args.limit, args.channels)
     accuracy = estimator_rows(images, protocols, args.estimators)
 
-    models = C.load_models(args, channels=1)
+    models = C.load_models(args, channels=args.channels)
     bases = C.baselines(args, "denoise", keep_estimates=False)
     models, bases = blind_entries(models, bases, args.estimators)
     methods = [m.method for m in models if m.method] + bases
@@ -103,12 +106,14 @@ def main() -> None:
     rows = C.psnr_ssim_rows(result, protocols, models, bases)
 
     limit = "; --limit" if args.limit else ""
+    kind, section = ("gray", "denoise-gray") if args.channels == 1 else ("RGB", "denoise-rgb")
     notes = (
-        f"{len(images)} gray images of {args.set}{limit}, the noisy images of the "
-        "`denoise-gray` section (float noise, not clipped"
+        f"{len(images)} {kind} images of {args.set}{limit}, the noisy images of the "
+        f"`{section}` section (float noise, not clipped"
         + ("; `q8`: clipped and rounded to 8 bits" if args.quantised else "")
         + "). `est. pca`: Liu, Tanaka & Okutomi's weak-texture PCA estimator (7x7 patches, "
-        "rimkit's default, `rimkit reconstruct --sigma auto`); `est. wavelet`: Donoho's "
+        "rimkit's default, `rimkit reconstruct --sigma auto`; colour: the mean of the three "
+        "channels' estimates); `est. wavelet`: Donoho's "
         "median absolute deviation of the finest diagonal wavelet band "
         "(`skimage.restoration.estimate_sigma`). A method marked `est.` is told the estimate "
         "from each noisy image instead of the column's sigma."
