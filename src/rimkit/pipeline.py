@@ -185,7 +185,8 @@ def restore(
             raise ValueError("a lens maps the whole image: tiles do not apply; leave --tile out")
         operator = lensing_operator(lensing, (h, w))
     else:
-        if tile is None and h * w * (scale**2 if task == "sr" else 1) > AUTO_TILE_PIXELS:
+        local = task != "blur" or boundary == "valid"  # a wrapped or zero-padded blur is not
+        if tile is None and local and h * w * (scale**2 if task == "sr" else 1) > AUTO_TILE_PIXELS:
             tile = DEFAULT_TILE
         operator = _operator(task, (h, w), int(scale), mask, kernel, boundary)
     if sigma255 == "auto":

@@ -5,7 +5,7 @@ call, building the Gaussian likelihood and the usual initial estimate for the op
 (:func:`initial_estimate`), so evaluation code treats a RIM, FISTA-wavelet and BM3D alike.
 Large images are reconstructed in overlapping tiles blended with smooth weights
 (:func:`reconstruct_tiled`) for the operators that act locally (denoising, inpainting,
-super-resolution).
+super-resolution, blur with valid boundaries).
 
 Example:
     >>> import torch
@@ -236,7 +236,9 @@ def reconstruct_tiled(
 
     Every step ``x_t`` of the trajectory is blended with the same weights, so the result is a
     full trajectory. For super-resolution the tiles are cut from the low-resolution ``y``
-    (``tile / scale`` pixels) and placed at ``scale`` times their position.
+    (``tile / scale`` pixels) and placed at ``scale`` times their position; for a blur with
+    valid boundaries each tile of ``y`` gives a tile of ``x`` larger by the kernel's margins,
+    placed at the same position in ``x``, which is larger than ``y`` by the same margins.
     """
     scale = operator.scale if isinstance(operator, BicubicDownsample) else 1
     top, bottom, left, right = operator.margins() if isinstance(operator, Blur) else (0,) * 4

@@ -61,7 +61,7 @@ from rimkit.evaluate.protocols import (
 )
 from rimkit.evaluate.report import atomic_write_bytes, atomic_write_text, markdown_table
 from rimkit.evaluate.report import write_report as _write_report
-from rimkit.noise_level import IMAGE_TASKS
+from rimkit.noise_level import IMAGE_TASKS, METHODS, estimate_noise_level
 from rimkit.operators import (
     DEFAULT_KERNEL,
     PROJECTION_KINDS,
@@ -292,8 +292,6 @@ def blind_method(method: Method, estimator: str = "pca") -> Method:
         >>> m.name, m.fingerprint.endswith("sigma estimated (pca)")
         ('tv', True)
     """
-    from rimkit.noise_level import METHODS
-
     if estimator not in METHODS:
         raise ValueError(
             f"unknown noise-level estimator {estimator!r}; known: {', '.join(METHODS)}"
@@ -308,8 +306,6 @@ def blind_method(method: Method, estimator: str = "pca") -> Method:
 
 def measured_noise_level(case: Case, estimator: str = "pca") -> float:
     """The noise level of ``case.y`` (an image ``(1, C, H, W)``) estimated from ``y`` alone."""
-    from rimkit.noise_level import estimate_noise_level
-
     if case.task not in IMAGE_TASKS or case.y.is_complex() or case.y.dim() != 4:
         raise ValueError(
             f"the noise level is estimated from image measurements ({', '.join(IMAGE_TASKS)})"
