@@ -45,6 +45,15 @@ Training images are read from data.root (default $RIMKIT_DATA or ../shared/data)
 
 BOUNDARIES = ("circular", "zero", "valid")  # rimkit.operators.blur's, without importing torch
 
+COMPARE_EXAMPLE = """examples:
+  rimkit compare noisy.png --task denoise --methods denoise-gray bm3d tv --out cmp
+  rimkit compare noisy.png --task denoise --truth clean.png      # also PSNR / SSIM
+  rimkit compare lr.png --task sr --scale 3 --methods sr bicubic runs/my-sr
+  rimkit compare photo.png --task blur --kernel motion:15:45 --boundary valid --sigma auto
+
+--sigma auto (the default for denoise) estimates the noise level once; every method is told
+the same value. Baselines use the weight tuned for the task and noise level."""
+
 RECONSTRUCT_EXAMPLE = """examples:
   rimkit reconstruct noisy.png clean.png --task denoise --sigma 25
   rimkit reconstruct lr.png sr.png --task sr --scale 3 --trajectory steps.gif
@@ -52,6 +61,7 @@ RECONSTRUCT_EXAMPLE = """examples:
   rimkit reconstruct noisy.png out.png --task denoise --sigma 25 --model runs/denoise-gray
   rimkit reconstruct noisy.png out.png --task denoise --sigma 25 --ensemble 8
   rimkit reconstruct photo.png out.png --task denoise --sigma auto   # estimate the noise level
+  rimkit reconstruct photo.png out-bm3d.png --task denoise --baseline bm3d   # a classical one
   rimkit reconstruct ksp.cfl brain.png --task mri        # multi-coil k-space (BART or .npy)
   rimkit reconstruct lensed.png source.png --task lensing --einstein-radius 0.45 \\
       --axis-ratio 0.7 --angle 30 --shear 0.02 -0.01
@@ -152,34 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
         "W), or BART .cfl)",
     )
     rec.add_argument("output", help="restored image (.png, .jpg, .tif or .npy)")
-    rec.add_argument("--task", required=True, choices=TASKS)
-    rec.add_argument(
-        "--sigma",
-        type=_sigma_or_auto,
-        help="noise std on the 0-255 scale, or auto: estimate it from the input (Liu et al. "
-        "2013; not for mri). Default: auto for denoise, 0 otherwise",
+    _add_measurement_arguments(rec)
+    chooser = rec.add_mutually_exclusive_group()
+    chooser.add_argument("--model", help="shipped model name, run folder or .safetensors file")
+    chooser.add_argument(
+        "--baseline",
+        help="reconstruct with a classical baseline instead (tv, fista-wavelet, cg-tikhonov, "
+        "bm3d, bicubic, ...; the weight tuned for the task and noise level)",
     )
-    rec.add_argument("--scale", type=float, default=2, help="sr: the up-sampling factor")
-    rec.add_argument(
-        "--mask",
-        help="inpaint/mri: the mask image (white = observed); mri default: the nonzero k-space",
-    )
-    rec.add_argument(
-        "--maps",
-        help="mri: coil sensitivity maps, complex (coils, H, W) .npy or BART .cfl (default: "
-        "estimated from the fully sampled k-space centre)",
-    )
-    rec.add_argument("--kernel", help=KERNEL_HELP)
-    rec.add_argument(
-        "--boundary",
-        default="circular",
-        choices=BOUNDARIES,
-        help="blur: how y was formed; valid (a photo: the scene goes on past its edges) "
-        "reconstructs x past y's edges and writes y's field of view",
-    )
-    rec.add_argument("--model", help="shipped model name, run folder or .safetensors file")
     rec.add_argument("--steps", type=int, help="RIM steps (default: the trained T)")
-    rec.add_argument("--tile", type=int, help="reconstruct in overlapping tiles of this size")
     rec.add_argument(
         "--ensemble",
         type=int,
@@ -188,9 +179,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="denoise/sr/inpaint: average over this many flips/rotations (K times the time)",
     )
     rec.add_argument("--trajectory", metavar="FILE.gif|DIR", help="also write x_1..x_T")
-    rec.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    _add_lens_arguments(rec)
     rec.set_defaults(run=_run_reconstruct)
+
+    cmp = sub.add_parser(
+        "compare",
+        parents=[common],
+        help="restore one measurement with several RIMs and baselines, side by side",
+        description=(
+            "Restore your own measurement with several methods (RIMs and classical baselines) "
+            "and write each result, a figure of crops side by side, a table of times (and of "
+            "PSNR / SSIM with --truth) and report.html."
+        ),
+        epilog=COMPARE_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cmp.add_argument("input", help="measurement: PNG/JPEG/TIFF/.npy (mri: k-space)")
+    _add_measurement_arguments(cmp)
+    cmp.add_argument(
+        "--methods",
+        nargs="+",
+        metavar="METHOD",
+        help="models (shipped names, run folders, .safetensors) and baselines (tv, bm3d, ...); "
+        "default: the task's shipped model and rimkit eval's baselines for it",
+    )
+    cmp.add_argument("--truth", help="the clean image, to score each result (PSNR / SSIM)")
+    cmp.add_argument("--out", default="rimkit-compare", help="output folder")
+    cmp.set_defaults(run=_run_compare)
 
     demo = sub.add_parser(
         "demo",
@@ -243,6 +257,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_eval(sub, [common])
     return parser
+
+
+def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that describe a measurement (task, noise, forward model, lens) and how to
+    run on it (tiles, device): shared by ``reconstruct`` and ``compare``."""
+    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument(
+        "--sigma",
+        type=_sigma_or_auto,
+        help="noise std on the 0-255 scale, or auto: estimate it from the input (Liu et al. "
+        "2013; not for mri). Default: auto for denoise, 0 otherwise",
+    )
+    parser.add_argument("--scale", type=float, default=2, help="sr: the up-sampling factor")
+    parser.add_argument(
+        "--mask",
+        help="inpaint/mri: the mask image (white = observed); mri default: the nonzero k-space",
+    )
+    parser.add_argument(
+        "--maps",
+        help="mri: coil sensitivity maps, complex (coils, H, W) .npy or BART .cfl (default: "
+        "estimated from the fully sampled k-space centre)",
+    )
+    parser.add_argument("--kernel", help=KERNEL_HELP)
+    parser.add_argument(
+        "--boundary",
+        default="circular",
+        choices=BOUNDARIES,
+        help="blur: how y was formed; valid (a photo: the scene goes on past its edges) "
+        "reconstructs x past y's edges and writes y's field of view",
+    )
+    parser.add_argument("--tile", type=int, help="reconstruct in overlapping tiles of this size")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    _add_lens_arguments(parser)
 
 
 def _add_lens_arguments(parser: argparse.ArgumentParser) -> None:
@@ -368,7 +415,7 @@ def _read_kernel(text: str | None, task: str) -> np.ndarray | None:
 
 def _run_reconstruct(args: argparse.Namespace) -> None:
     from rimkit.evaluate.runner import trained_scales
-    from rimkit.io import read_image, read_kspace, write_image
+    from rimkit.io import write_image
     from rimkit.pipeline import restore
     from rimkit.zoo import load_model
 
@@ -382,39 +429,25 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
         raise UsageError(f"OUTPUT {args.output!r} is the --mask file; choose another output path")
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda: no CUDA device is available here; use --device cpu")
-    if args.maps and args.task != "mri":
-        raise UsageError("--maps applies to --task mri only")
-    lensing = _lensing_setup(args)
-    if args.task == "mri":
-        image = read_kspace(args.input)  # (coils, H, W)
-        maps = None if args.maps is None else read_kspace(args.maps, "coil sensitivity maps")
+    if args.baseline and (args.steps or args.trajectory):
+        raise UsageError("--steps and --trajectory apply to RIMs; a baseline writes its result")
+    image, options = _read_measurement(args)
+    if args.baseline:
+        name, model, config, card = args.baseline, None, None, None
     else:
-        image, maps = read_image(args.input), None
-    mask = None if args.mask is None else read_image(args.mask, gray=True)
-    kernel = _read_kernel(args.kernel, args.task)
-    name = args.model or _default_model(args.task, image)
-    loaded = load_model(name, device=args.device)
+        name = args.model or _default_model(args.task, image)
+        loaded = load_model(name, device=args.device)
+        model, config, card = loaded.model, loaded.config, loaded.card
     result = restore(
         image,
         args.task,
-        loaded.model,
-        sigma=args.sigma,
-        scale=args.scale,
-        mask=mask,
-        kernel=kernel,
-        boundary=args.boundary,
+        model,
+        baseline=args.baseline,
         steps=args.steps,
-        tile=args.tile,
         progress=not args.quiet,
-        scales=trained_scales(loaded.config, loaded.card),
+        scales=None if model is None else trained_scales(config, card),
         ensemble=args.ensemble,
-        lensing=lensing,
-        maps=maps,
+        **options,
     )
     frames = result.frames
     scaled = args.task == "mri" and output.suffix.lower() != ".npy"  # k-space has any scale
@@ -432,7 +465,68 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
             runs = f" ({len(image)} coil{'s' * (len(image) > 1)}{note})"
         if args.sigma == "auto" or (args.sigma is None and args.task == "denoise"):
             print(f"noise level estimated from the input: sigma {result.sigma:.2f} (0-255 scale)")
-        print(f"wrote {output} ({shape}) after {len(result.frames)} steps of {name}{runs}")
+        steps = "with baseline" if args.baseline else f"after {len(result.frames)} steps of"
+        print(f"wrote {output} ({shape}) {steps} {name}{runs}")
+
+
+def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
+    """The measurement of ``reconstruct`` / ``compare`` and the options of
+    :func:`rimkit.pipeline.restore` that describe it, read and checked."""
+    from rimkit.io import read_image, read_kspace
+
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device is available here; use --device cpu")
+    if args.maps and args.task != "mri":
+        raise UsageError("--maps applies to --task mri only")
+    lensing = _lensing_setup(args)
+    if args.task == "mri":
+        image = read_kspace(args.input)  # (coils, H, W)
+        maps = None if args.maps is None else read_kspace(args.maps, "coil sensitivity maps")
+    else:
+        image, maps = read_image(args.input), None
+    options = {
+        "sigma": args.sigma,
+        "scale": args.scale,
+        "mask": None if args.mask is None else read_image(args.mask, gray=True),
+        "kernel": _read_kernel(args.kernel, args.task),
+        "boundary": args.boundary,
+        "tile": args.tile,
+        "lensing": lensing,
+        "maps": maps,
+    }
+    return image, options
+
+
+def _run_compare(args: argparse.Namespace) -> None:
+    from rimkit.compare import compare, write_comparison
+    from rimkit.evaluate.runner import DEFAULT_BASELINES
+    from rimkit.io import read_image
+    from rimkit.pipeline import shown_measurement
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
+        raise UsageError(f"output folder {str(out)!r} exists; pass --force or another --out")
+    image, options = _read_measurement(args)
+    truth = None if args.truth is None else read_image(args.truth)
+    methods = args.methods or [
+        _default_model(args.task, image),
+        *(b for b in DEFAULT_BASELINES[args.task] if args.task != "mri"),
+    ]
+    results = compare(
+        image, args.task, methods, truth=truth, device=args.device, progress=not args.quiet,
+        **options,
+    )  # fmt: skip
+    shown = shown_measurement(image, args.task, options["scale"])
+    written = write_comparison(out, results, shown, truth, force=args.force)
+    if not args.quiet:
+        if args.sigma == "auto" or (args.sigma is None and args.task == "denoise"):
+            sigma = results[0].sigma
+            print(f"noise level estimated from the input: sigma {sigma:.2f}, told every method")
+        print((written["results"]).read_text(), end="")
+        print(f"wrote {len(results)} results, figure.png, results.md and report.html to {out}")
 
 
 def _sigma_or_auto(text: str) -> float | str:

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -121,8 +122,9 @@ def _mask_tensor(mask: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
 def restore(
     image: np.ndarray,
     task: str,
-    model: RIM,
+    model: RIM | None,
     *,
+    baseline: str | None = None,
     sigma: float | str | None = None,
     scale: int = 2,
     mask: np.ndarray | None = None,
@@ -137,7 +139,10 @@ def restore(
     maps: np.ndarray | None = None,
 ) -> Restored:
     """Reconstruct ``x`` from the measurement ``image`` (``(H, W[, C])``; complex k-space for
-    MRI) with ``model``; ``sigma`` on the 0-255 scale (default: ``"auto"`` for denoising, 0
+    MRI) with ``model``, or with the classical ``baseline`` of that name instead
+    (:data:`rimkit.solvers.BASELINES`, with the weight tuned for the task and noise level,
+    every channel at once; not for MRI; only its final estimate comes back); ``sigma`` on the
+    0-255 scale (default: ``"auto"`` for denoising, 0
     otherwise), or ``"auto"``: estimated from the
     measurement (:func:`rimkit.noise_level.estimate_noise_level`; inpainting: from the observed
     pixels only; super-resolution of a colour image by a gray model: from its luma); the
@@ -156,6 +161,10 @@ def restore(
     map, so the models, trained on real images, see a nearly real image."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    if (model is None) == (baseline is None):
+        raise ValueError("restore with a model or a baseline: give exactly one")
+    if baseline is not None:
+        _check_baseline(baseline, task, ensemble)
     if check_size(ensemble) > 1 and task not in ENSEMBLE_TASKS:
         raise ValueError(
             f"a self-ensemble needs an operator that commutes with flips and rotations "
@@ -172,7 +181,7 @@ def restore(
     if np.iscomplexobj(image):
         raise ValueError(f"complex input is k-space; use --task mri, not {task}")
     channels = 1 if image.ndim == 2 else image.shape[2]
-    if model.channels not in (1, channels):
+    if model is not None and model.channels not in (1, channels):
         raise ValueError(
             f"the model restores {model.channels}-channel images but the input has {channels}; "
             "choose a model for this kind of image (rimkit models)"
@@ -189,17 +198,23 @@ def restore(
         if tile is None and local and h * w * (scale**2 if task == "sr" else 1) > AUTO_TILE_PIXELS:
             tile = DEFAULT_TILE
         operator = _operator(task, (h, w), int(scale), mask, kernel, boundary)
+    gray_model = model is not None and model.channels == 1
+    luma = task == "sr" and channels == 3 and (gray_model or model is None)
     if sigma255 == "auto":
-        sigma255 = 255 * _estimate_sigma(image, task, mask, luma=model.channels == 1)
-    if task != "sr" and channels == 3 and model.channels == 1 and isinstance(model, RIM):
-        model = OpponentColorRIM.from_gray(model)
-    method = RIMReconstructor(model, steps, tile=tile, progress=progress)
-    if ensemble > 1:
-        method = SelfEnsemble(method, ensemble)
-    run = lambda y: method(to_tensor(y), operator, sigma255 / 255.0)  # noqa: E731
-    if task == "sr" and channels == 3 and model.channels == 1:
+        sigma255 = 255 * _estimate_sigma(rgb_to_ycbcr(image)[..., 0] if luma else image, task, mask)
+    if model is None:
+        run = _baseline_run(baseline, operator, sigma255 / 255.0, image.shape)
+    else:
+        if task != "sr" and channels == 3 and gray_model and isinstance(model, RIM):
+            model = OpponentColorRIM.from_gray(model)
+            gray_model = False
+        method = RIMReconstructor(model, steps, tile=tile, progress=progress)
+        if ensemble > 1:
+            method = SelfEnsemble(method, ensemble)
+        run = lambda y: method(to_tensor(y), operator, sigma255 / 255.0).estimates  # noqa: E731
+    if luma:
         frames = _restore_luma(image, run, int(scale))
-    elif channels > 1 and model.channels == 1:
+    elif channels > 1 and gray_model:
         parts = [_frames(run(image[..., c])) for c in range(channels)]
         frames = [np.stack(f, axis=-1) for f in zip(*parts, strict=True)]
     else:
@@ -210,16 +225,56 @@ def restore(
     return Restored(frames[-1], frames, sigma255)
 
 
-def _estimate_sigma(image: np.ndarray, task: str, mask: np.ndarray | None, luma: bool) -> float:
-    """The noise level of the measurement on its own scale (0-1), as the model will see it."""
-    if task == "sr" and image.ndim == 3 and luma:
-        image = rgb_to_ycbcr(image)[..., 0]  # the gray model restores Y only
+def shown_measurement(image: np.ndarray, task: str, scale: float = 2) -> np.ndarray | None:
+    """The measurement as a picture of the restored image's size, for figures: itself, or
+    for super-resolution each pixel repeated ``scale`` times; ``None`` for MRI k-space.
+
+    Example:
+        >>> shown_measurement(np.eye(2), "sr", 2).shape
+        (4, 4)
+    """
+    if task == "mri":
+        return None
+    image = np.clip(np.asarray(image, dtype=np.float64), 0, 1)
+    if task == "sr":
+        s = int(scale)
+        image = image.repeat(s, axis=0).repeat(s, axis=1)
+    return image
+
+
+def _estimate_sigma(image: np.ndarray, task: str, mask: np.ndarray | None) -> float:
+    """The noise level of the measurement on its own scale (0-1); holes of a mask left out."""
     observed = None if task != "inpaint" or mask is None else mask > 0.5
     return estimate_noise_level(image, mask=observed)
 
 
-def _frames(trajectory) -> list[np.ndarray]:
-    return [np.clip(from_tensor(x), 0, 1) for x in trajectory.estimates]
+def _check_baseline(name: str, task: str, ensemble: int) -> None:
+    from rimkit.evaluate.runner import check_baselines
+
+    if task == "mri":
+        raise ValueError("MRI baselines run in rimkit eval --task mri; reconstruct takes a model")
+    if ensemble != 1:
+        raise ValueError("a self-ensemble averages a RIM's restorations; not for a baseline")
+    check_baselines([name], task)
+
+
+def _baseline_run(name: str, operator: LinearOperator, sigma: float, shape: tuple[int, ...]):
+    """``run(y) -> [x]``: the baseline's final estimate for a measurement array ``y``."""
+    from rimkit.evaluate.runner import operator_setting, run_baseline
+    from rimkit.solvers import BASELINES
+
+    setting = operator_setting(operator, sigma, int(np.prod(shape)))
+    iterative = "keep_estimates" in {f.name for f in dataclasses.fields(BASELINES[name])}
+    options = {"keep_estimates": False} if iterative else {}  # the final estimate only
+
+    def run(y: np.ndarray) -> list[torch.Tensor]:
+        return run_baseline(name, setting, to_tensor(y), operator, sigma, options=options)[-1:]
+
+    return run
+
+
+def _frames(estimates: list[torch.Tensor]) -> list[np.ndarray]:
+    return [np.clip(from_tensor(x), 0, 1) for x in estimates]
 
 
 def _restore_luma(image: np.ndarray, run, scale: int) -> list[np.ndarray]:

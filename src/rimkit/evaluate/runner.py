@@ -98,7 +98,9 @@ __all__ = [
     "load_images",
     "make_protocols",
     "measured_noise_level",
+    "operator_setting",
     "rim_method",
+    "run_baseline",
     "run_eval",
     "trained_scales",
     "trained_sigma_range",
@@ -205,9 +207,8 @@ def _real_image_mri(method: Callable, case: Case) -> list[Tensor]:
 
 
 def tuned_setting(case: Case) -> tuple[str, float]:
-    """The tuning table's ``(task, level)`` nearest to a case, read off its operator:
-    denoising sigma (0-255), super-resolution scale, inpainting missing fraction, projection
-    ensemble and ratio ``m / n``, lensing Einstein radius, MRI acceleration, deblurring sigma.
+    """The tuning table's ``(task, level)`` nearest to a case, read off its operator
+    (:func:`operator_setting`).
 
     Example:
         >>> import torch
@@ -216,26 +217,38 @@ def tuned_setting(case: Case) -> tuple[str, float]:
         >>> tuned_setting(case)
         ('sr', 3.0)
     """
-    op = case.operator
+    return operator_setting(case.operator, case.sigma, case.truth[0].numel())
+
+
+def operator_setting(op: LinearOperator, sigma: float, pixels: int) -> tuple[str, float]:
+    """The tuning table's ``(task, level)`` of an operator and noise level ``sigma`` (0-1
+    scale) on images of ``pixels`` values: denoising sigma (0-255), super-resolution scale,
+    inpainting missing fraction, projection ensemble and ratio ``m / n``, lensing Einstein
+    radius, MRI acceleration, deblurring sigma.
+
+    Example:
+        >>> from rimkit.operators import Identity
+        >>> operator_setting(Identity(), 25 / 255, 64)
+        ('denoise', 25.0)
+    """
     if isinstance(op, BicubicDownsample):
         return "sr", float(op.scale)
     if isinstance(op, Inpainting):
         return "inpaint", float(1 - op.mask.float().mean())
     if isinstance(op, Blur):
-        return "blur", case.sigma * 255.0
+        return "blur", sigma * 255.0
     lensing = _lensing_of(op)
     if lensing is not None:
         return "lensing", lensing.einstein_radius
     if isinstance(op, ComplexAsChannels) and isinstance(op.op, (CartesianMRI, MultiCoilMRI)):
         return "mri", op.op.mask.numel() / float(op.op.mask.sum())
-    n = case.truth[0].numel()
     if isinstance(op, FourierProjection):
-        return "fourier", op.rows.shape[1] / n
+        return "fourier", op.rows.shape[1] / pixels
     if isinstance(op, MatrixProjection):
         magnitudes = op.matrix.abs()
         kind = "bernoulli" if torch.allclose(magnitudes, magnitudes.flatten()[0]) else "gaussian"
-        return kind, op.matrix.shape[-2] / n
-    return "denoise", case.sigma * 255.0
+        return kind, op.matrix.shape[-2] / pixels
+    return "denoise", sigma * 255.0
 
 
 def _lensing_of(op: LinearOperator) -> Lensing | None:
@@ -259,7 +272,7 @@ def baseline_method(
 
     ``keep_estimates=False`` keeps only the last iterate (no convergence curve, less memory).
     """
-    from rimkit.solvers import BASELINES, baseline, tuned_baseline
+    from rimkit.solvers import BASELINES, baseline
 
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
@@ -270,15 +283,40 @@ def baseline_method(
     baseline(name, **extra)  # check the options now, not at the first image
 
     def run(case: Case) -> list[Tensor]:
-        setting, level = tuned_setting(case)
-        y = case.y.to(torch.complex64 if case.y.is_complex() else torch.float32)  # MRI: k-space
-        solver = tuned_baseline(name, setting, level, **extra)
-        x0 = None
-        if "keep_estimates" in fields:  # iterative: start where the tuning did
-            x0 = initial_estimate(case.operator, y, like=case.truth.to(torch.float32))
-        return solver(y, case.operator, case.sigma, **({} if x0 is None else {"x0": x0})).estimates
+        setting = tuned_setting(case)
+        return run_baseline(name, setting, case.y, case.operator, case.sigma, case.truth, extra)
 
     return Method(name, run, fingerprint=repr(sorted(extra.items())))
+
+
+def run_baseline(
+    name: str,
+    setting: tuple[str, float],
+    y: Tensor,
+    operator: LinearOperator,
+    sigma: float,
+    like: Tensor | None = None,
+    options: dict[str, Any] | None = None,
+) -> list[Tensor]:
+    """Baseline ``name`` with the weight tuned for ``setting`` (``(task, level)``, see
+    :func:`operator_setting`) and ``options``, started where the tuning started it; its
+    estimates. ``like``: an image of ``x``'s shape, for operators whose start is flat.
+
+    Example:
+        >>> from rimkit.operators import Identity
+        >>> y = torch.rand(1, 1, 16, 16)
+        >>> out = run_baseline("tv", ("denoise", 25.0), y, Identity(), 25 / 255)
+        >>> len(out) > 1, tuple(out[-1].shape)
+        (True, (1, 1, 16, 16))
+    """
+    from rimkit.solvers import BASELINES, tuned_baseline
+
+    y = y.to(torch.complex64 if y.is_complex() else torch.float32)  # MRI: k-space
+    solver = tuned_baseline(name, *setting, **(options or {}))
+    x0 = None
+    if "keep_estimates" in {f.name for f in dataclasses.fields(BASELINES[name])}:  # iterative
+        x0 = initial_estimate(operator, y, like=None if like is None else like.to(torch.float32))
+    return solver(y, operator, sigma, **({} if x0 is None else {"x0": x0})).estimates
 
 
 def blind_method(method: Method, estimator: str = "pca") -> Method:

@@ -1,0 +1,176 @@
+"""Compare methods on one measurement of your own: ``rimkit compare``.
+
+Each method, a RIM (a shipped model's name, a run folder or a ``.safetensors`` file) or a
+classical baseline (:data:`rimkit.solvers.BASELINES`, with the weight tuned for the task), restores
+the same measurement through :func:`rimkit.pipeline.restore`, the path of ``rimkit
+reconstruct``; each result is timed and, when the clean image is known, scored (PSNR and SSIM
+of the 8-bit output). :func:`write_comparison` writes every result, a figure of crops side by
+side, a Markdown table and a self-contained HTML report.
+
+Example:
+    >>> import numpy as np
+    >>> noisy = np.full((32, 32), 0.5) + np.random.default_rng(0).normal(0, 0.1, (32, 32))
+    >>> [r.label for r in compare(noisy, "denoise", ["tv", "cg-tikhonov"], sigma=25.5)]
+    ['tv', 'cg-tikhonov']
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rimkit.evaluate.figures import crop_grid
+from rimkit.evaluate.metrics import psnr, ssim, to_8bit
+from rimkit.evaluate.report import (
+    atomic_write_bytes,
+    atomic_write_text,
+    markdown_table,
+    write_report,
+)
+from rimkit.io import write_image
+from rimkit.pipeline import restore
+
+
+@dataclass
+class Compared:
+    """One method's result: its label, the restored image, seconds, PSNR (dB) / SSIM against
+    the clean image when one was given (else ``None``) and the noise level it was told
+    (0-255 scale)."""
+
+    label: str
+    image: np.ndarray
+    seconds: float
+    psnr: float | None = None
+    ssim: float | None = None
+    sigma: float = 0.0
+
+
+def compare(
+    image: np.ndarray,
+    task: str,
+    methods: Sequence[str],
+    *,
+    truth: np.ndarray | None = None,
+    device: str = "cpu",
+    progress: bool = False,
+    **restore_options: Any,
+) -> list[Compared]:
+    """Restore ``image`` (a ``task`` measurement) with every method in ``methods`` (model
+    names or paths, or baseline names); ``restore_options`` go to
+    :func:`rimkit.pipeline.restore` (``sigma``, ``scale``, ``mask``, ``kernel``, ...).
+    ``truth``, the clean image (values in ``[0, 1]``, the restored size), adds the scores.
+    A noise level ``"auto"`` is estimated by the first method's run and told to them all."""
+    from rimkit.solvers import BASELINES
+    from rimkit.zoo import load_model
+
+    if not methods:
+        raise ValueError("give at least one method to compare (a model or a baseline name)")
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"a method is named twice: {list(methods)}")
+    results = []
+    for name in methods:
+        if name in BASELINES:
+            model, scales = None, None
+        else:
+            from rimkit.evaluate.runner import trained_scales
+
+            loaded = load_model(name, device=device)
+            model, scales = loaded.model, trained_scales(loaded.config, loaded.card)
+        tic = time.perf_counter()
+        restored = restore(
+            image,
+            task,
+            model,
+            baseline=None if model is not None else name,
+            scales=scales,
+            progress=progress,
+            **restore_options,
+        )
+        seconds = time.perf_counter() - tic
+        restore_options["sigma"] = restored.sigma  # estimated once, if "auto"; then told all
+        scores = _scores(restored.image, truth, task)
+        results.append(Compared(name, restored.image, seconds, *scores, restored.sigma))
+    return results
+
+
+def _scores(image: np.ndarray, truth: np.ndarray | None, task: str) -> tuple[Any, Any]:
+    if truth is None:
+        return None, None
+    if task == "mri":  # magnitudes of any scale: each scaled to its maximum
+        image = image / max(float(image.max()), np.finfo(float).tiny)
+    if truth.shape != image.shape:
+        raise ValueError(
+            f"the clean image is {truth.shape} but the restored one {image.shape}; give the "
+            "clean image the measurement was made from (for valid blur: y's field of view)"
+        )
+    estimate = to_8bit(image) / 255.0
+    return psnr(estimate, truth), ssim(estimate, truth)
+
+
+def write_comparison(
+    out: str | os.PathLike,
+    results: Sequence[Compared],
+    shown: np.ndarray | None = None,
+    truth: np.ndarray | None = None,
+    *,
+    title: str = "rimkit compare",
+    crop: int = 96,
+    force: bool = False,
+) -> dict[str, Path]:
+    """Write each result as ``OUT/<label>.png``, ``figure.png`` (crops of the measurement
+    ``shown`` at the results' size, the results and the ``truth``, side by side),
+    ``results.md`` and ``report.html``; returns the written paths by name."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{str(out)!r} is a file; give a folder for the comparison")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise ValueError(f"{str(out)!r} exists and is not empty; pass --force to overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for result in results:
+        path = out / f"{_slug(result.label)}.png"
+        peak = max(float(result.image.max()), 1.0)  # MRI magnitudes: scaled to their maximum
+        write_image(path, result.image / peak, force=True)
+        written[result.label] = path
+    panels = [] if shown is None or shown.shape != results[0].image.shape else [("input", shown)]
+    panels += [(r.label, r.image / max(float(r.image.max()), 1.0)) for r in results]
+    panels += [] if truth is None else [("clean", truth)]
+    size = min(crop, *results[0].image.shape[:2])
+    figure = crop_grid(panels, crop=size)
+    written["figure"] = atomic_write_bytes(out / "figure.png", figure)
+    table = _table(results)
+    written["results"] = atomic_write_text(out / "results.md", markdown_table(table) + "\n")
+    written["report"] = write_report(
+        out / "report.html",
+        title,
+        [("Results" + (" against the clean image" if truth is not None else ""), table)],
+        [(f"Crops side by side (zoom 2); full results: {', '.join(_files(results))}", figure)],
+    )
+    return written
+
+
+def _table(results: Sequence[Compared]) -> list[list[str]]:
+    scored = any(r.psnr is not None for r in results)
+    rows = [["method", "seconds"] + (["PSNR (dB)", "SSIM"] if scored else [])]
+    for r in results:
+        cells = [r.label, f"{r.seconds:.2f}"]
+        if scored:
+            cells += [f"{r.psnr:.2f}", f"{r.ssim:.4f}"]
+        rows.append(cells)
+    return rows
+
+
+def _files(results: Sequence[Compared]) -> list[str]:
+    return [f"{_slug(r.label)}.png" for r in results]
+
+
+def _slug(label: str) -> str:
+    """A file name for a method label: ``runs/denoise-gray`` -> ``runs-denoise-gray``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-.") or "method"

@@ -1,0 +1,124 @@
+"""Baselines through the reconstruct path, and `rimkit compare` on a measurement of one's own."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from rimkit.cli import main
+from rimkit.compare import compare, write_comparison
+from rimkit.models import RIMConfig
+from rimkit.pipeline import restore, shown_measurement
+from rimkit.train.checkpoint import export_weights
+
+
+def clean() -> np.ndarray:
+    return skimage.data.camera()[192:288, 192:288] / 255.0  # (96, 96)
+
+
+def noisy(sigma255: float = 25, seed: int = 0) -> np.ndarray:
+    return clean() + np.random.default_rng(seed).normal(0, sigma255 / 255, (96, 96))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1 / np.mean((a - b) ** 2)))
+
+
+def tiny_model(folder) -> str:
+    cfg = RIMConfig(features=4, hidden=4, train_steps=2)
+    path = folder / "tiny.safetensors"
+    export_weights(path, cfg.build(), {"config": {"model": cfg.to_dict()}})
+    return str(path)
+
+
+@pytest.mark.parametrize("name", ["tv", "bm3d"])
+def test_a_baseline_restores_through_the_reconstruct_path(name):
+    y = noisy()
+    out = restore(y, "denoise", None, baseline=name)
+    assert out.image.shape == y.shape and len(out.frames) == 1
+    assert abs(out.sigma - 25) < 1.5  # estimated, as for a model
+    assert psnr(out.image, clean()) > psnr(np.clip(y, 0, 1), clean()) + 3
+
+
+def test_baselines_take_every_channel_and_super_resolution_on_luma():
+    rgb = skimage.data.astronaut()[100:196, 100:196] / 255.0
+    y = rgb + np.random.default_rng(1).normal(0, 15 / 255, rgb.shape)
+    out = restore(y, "denoise", None, baseline="tv", sigma=15)
+    assert out.image.shape == rgb.shape and psnr(out.image, rgb) > psnr(np.clip(y, 0, 1), rgb)
+    up = restore(rgb[::3, ::3], "sr", None, baseline="bicubic", scale=3, sigma=0)
+    assert up.image.shape == (96, 96, 3)
+
+
+@pytest.mark.parametrize(
+    ("task", "kwargs", "message"),
+    [
+        ("denoise", {"model": "both"}, "give exactly one"),
+        ("denoise", {"model": None, "baseline": None}, "give exactly one"),
+        ("mri", {}, "MRI baselines run in rimkit eval"),
+        ("denoise", {"ensemble": 8}, "not for a baseline"),
+        ("blur", {"baseline": "bm3d"}, "applies to denoise only"),
+        ("denoise", {"baseline": "nlm"}, "unknown baseline 'nlm'"),
+    ],
+)
+def test_restore_names_a_baseline_that_cannot_run(task, kwargs, message):
+    kwargs = {"model": None, "baseline": "tv", **kwargs}
+    if kwargs["model"] == "both":
+        kwargs["model"] = RIMConfig(features=4, hidden=4, train_steps=2).build()
+    with pytest.raises(ValueError, match=message):
+        restore(noisy(), task, kwargs.pop("model"), sigma=25, **kwargs)
+
+
+def test_compare_scores_every_method_told_one_estimate(tmp_path):
+    results = compare(noisy(), "denoise", [tiny_model(tmp_path), "tv"], truth=clean())
+    assert [r.label for r in results] == [tiny_model(tmp_path), "tv"]
+    assert results[0].sigma == results[1].sigma and abs(results[0].sigma - 25) < 1.5
+    for r in results:
+        assert r.seconds > 0 and 0 < r.ssim <= 1
+        expected = psnr(np.round(np.clip(r.image, 0, 1) * 255) / 255, clean())
+        assert r.psnr == pytest.approx(expected)
+    with pytest.raises(ValueError, match="named twice"):
+        compare(noisy(), "denoise", ["tv", "tv"])
+    with pytest.raises(ValueError, match="the clean image is"):
+        compare(noisy(), "denoise", ["tv"], truth=clean()[:90])
+
+
+def test_write_comparison_writes_each_result_a_figure_and_a_report(tmp_path):
+    results = compare(noisy(), "denoise", ["tv", "cg-tikhonov"], sigma=25, truth=clean())
+    out = tmp_path / "cmp"
+    written = write_comparison(out, results, shown_measurement(noisy(), "denoise"), clean())
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(out / "tv.png")), np.round(np.clip(results[0].image, 0, 1) * 255)
+    )
+    figure = Image.open(io.BytesIO((out / "figure.png").read_bytes()))
+    assert figure.width > 4 * 96  # input, two results and the clean image side by side
+    table = (out / "results.md").read_text()
+    assert "| tv |" in table and "PSNR (dB)" in table and f"{results[0].psnr:.2f}" in table
+    assert "<html" in (out / "report.html").read_text().lower()
+    assert set(written) == {"tv", "cg-tikhonov", "figure", "results", "report"}
+    with pytest.raises(ValueError, match="not empty; pass --force"):
+        write_comparison(out, results)
+
+
+def test_cli_compare_writes_the_comparison_and_refuses_bad_input(tmp_path, capsys):
+    y, x = tmp_path / "noisy.npy", tmp_path / "clean.png"
+    np.save(y, noisy())
+    Image.fromarray(np.round(clean() * 255).astype(np.uint8)).save(x)
+    out = tmp_path / "cmp"
+    argv = ["compare", str(y), "--task", "denoise", "--methods", tiny_model(tmp_path), "tv",
+            "--truth", str(x), "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "noise level estimated from the input: sigma" in printed and "| tv |" in printed
+    files = sorted(p.name for p in out.iterdir())
+    assert "tv.png" in files and any(f.endswith("-tiny.safetensors.png") for f in files)
+    assert main(argv) == 2 and "pass --force" in capsys.readouterr().err
+    bad = ["compare", str(y), "--task", "denoise", "--methods", "no-such-model", "--out",
+           str(tmp_path / "c2")]  # fmt: skip
+    assert main(bad) == 2 and "no-such-model" in capsys.readouterr().err
+    sr = ["compare", str(y), "--task", "sr", "--scale", "2", "--methods", "bicubic", "--out",
+          str(tmp_path / "c3"), "--truth", str(x), "-q"]  # fmt: skip
+    assert main(sr) == 2 and "the clean image is (96, 96)" in capsys.readouterr().err
