@@ -58,7 +58,6 @@ def test_baselines_take_every_channel_and_super_resolution_on_luma():
     [
         ("denoise", {"model": "both"}, "give exactly one"),
         ("denoise", {"model": None, "baseline": None}, "give exactly one"),
-        ("mri", {}, "MRI baselines run in rimkit eval"),
         ("denoise", {"ensemble": 8}, "not for a baseline"),
         ("blur", {"baseline": "bm3d"}, "applies to denoise only"),
         ("denoise", {"baseline": "nlm"}, "unknown baseline 'nlm'"),
@@ -70,6 +69,17 @@ def test_restore_names_a_baseline_that_cannot_run(task, kwargs, message):
         kwargs["model"] = RIMConfig(features=4, hidden=4, train_steps=2).build()
     with pytest.raises(ValueError, match=message):
         restore(noisy(), task, kwargs.pop("model"), sigma=25, **kwargs)
+
+
+def test_an_mri_baseline_restores_k_space_as_a_complex_image():
+    from rimkit.degrade import degrade
+
+    kspace = degrade(clean(), "mri", acceleration=4, seed=0)
+    outs = {
+        b: restore(kspace.measurement, "mri", None, baseline=b).image for b in ("zero-filled", "tv")
+    }
+    assert outs["tv"].shape == clean().shape
+    assert psnr(outs["tv"], clean()) > psnr(outs["zero-filled"], clean()) + 1
 
 
 def test_compare_scores_every_method_told_one_estimate(tmp_path):

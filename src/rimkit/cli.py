@@ -50,6 +50,7 @@ COMPARE_EXAMPLE = """examples:
   rimkit compare noisy.png --task denoise --truth clean.png      # also PSNR / SSIM
   rimkit compare lr.png --task sr --scale 3 --methods sr bicubic runs/my-sr
   rimkit compare photo.png --task blur --kernel motion:15:45 --boundary valid --sigma auto
+  rimkit compare ksp.cfl --task mri            # the mri RIM, zero-filled and TV on k-space
 
 --sigma auto (the default for denoise) estimates the noise level once; every method is told
 the same value. Baselines use the weight tuned for the task and noise level."""
@@ -513,7 +514,7 @@ def _run_compare(args: argparse.Namespace) -> None:
     truth = None if args.truth is None else read_image(args.truth)
     methods = args.methods or [
         _default_model(args.task, image),
-        *(b for b in DEFAULT_BASELINES[args.task] if args.task != "mri"),
+        *DEFAULT_BASELINES[args.task],
     ]
     results = compare(
         image, args.task, methods, truth=truth, device=args.device, progress=not args.quiet,

@@ -141,8 +141,8 @@ def restore(
     """Reconstruct ``x`` from the measurement ``image`` (``(H, W[, C])``; complex k-space for
     MRI) with ``model``, or with the classical ``baseline`` of that name instead
     (:data:`rimkit.solvers.BASELINES`, with the weight tuned for the task and noise level,
-    every channel at once; not for MRI; only its final estimate comes back); ``sigma`` on the
-    0-255 scale (default: ``"auto"`` for denoising, 0
+    every channel at once, MRI on the complex image; only its final estimate comes back);
+    ``sigma`` on the 0-255 scale (default: ``"auto"`` for denoising, 0
     otherwise), or ``"auto"``: estimated from the
     measurement (:func:`rimkit.noise_level.estimate_noise_level`; inpainting: from the observed
     pixels only; super-resolution of a colour image by a gray model: from its luma); the
@@ -177,7 +177,7 @@ def restore(
         known = ", ".join(str(s) for s in scales)
         raise ValueError(f"the model was trained for scales {known}, not {int(scale)}")
     if task == "mri":
-        return _restore_mri(image, model, sigma255, mask, steps, maps)
+        return _restore_mri(image, model, sigma255, mask, steps, maps, baseline)
     if np.iscomplexobj(image):
         raise ValueError(f"complex input is k-space; use --task mri, not {task}")
     channels = 1 if image.ndim == 2 else image.shape[2]
@@ -251,8 +251,6 @@ def _estimate_sigma(image: np.ndarray, task: str, mask: np.ndarray | None) -> fl
 def _check_baseline(name: str, task: str, ensemble: int) -> None:
     from rimkit.evaluate.runner import check_baselines
 
-    if task == "mri":
-        raise ValueError("MRI baselines run in rimkit eval --task mri; reconstruct takes a model")
     if ensemble != 1:
         raise ValueError("a self-ensemble averages a RIM's restorations; not for a baseline")
     check_baselines([name], task)
@@ -267,8 +265,9 @@ def _baseline_run(name: str, operator: LinearOperator, sigma: float, shape: tupl
     iterative = "keep_estimates" in {f.name for f in dataclasses.fields(BASELINES[name])}
     options = {"keep_estimates": False} if iterative else {}  # the final estimate only
 
-    def run(y: np.ndarray) -> list[torch.Tensor]:
-        return run_baseline(name, setting, to_tensor(y), operator, sigma, options=options)[-1:]
+    def run(y: np.ndarray | torch.Tensor) -> list[torch.Tensor]:
+        y = y if isinstance(y, torch.Tensor) else to_tensor(y)  # MRI: k-space (1, coils, H, W)
+        return run_baseline(name, setting, y, operator, sigma, options=options)[-1:]
 
     return run
 
@@ -287,7 +286,7 @@ def _restore_luma(image: np.ndarray, run, scale: int) -> list[np.ndarray]:
     return frames
 
 
-def _restore_mri(image, model, sigma255, mask, steps, maps) -> Restored:
+def _restore_mri(image, model, sigma255, mask, steps, maps, baseline=None) -> Restored:
     kspace = np.asarray(image)
     if not np.iscomplexobj(kspace):
         raise ValueError(
@@ -297,7 +296,7 @@ def _restore_mri(image, model, sigma255, mask, steps, maps) -> Restored:
         kspace = kspace[None]
     if kspace.ndim != 3:
         raise ValueError(f"MRI k-space must be (H, W) or (coils, H, W), got shape {kspace.shape}")
-    if model.channels not in (1, 2):
+    if model is not None and model.channels not in (1, 2):
         raise ValueError(
             f"MRI needs a model for complex images (2 channels: real, imaginary) or a gray one "
             f"(the image taken as real); this one has {model.channels}"
@@ -319,12 +318,18 @@ def _restore_mri(image, model, sigma255, mask, steps, maps) -> Restored:
                     f"{tuple(k.shape[1:])}; give one map per coil of the same size"
                 )
         operator = MultiCoilMRI(binary, sens)
-    # a 2-channel model sees the complex image; a gray one takes it as real: Re(A^H (y - A x))
-    operator = ComplexAsChannels(operator) if model.channels == 2 else RealImages(operator)
+    # a 2-channel model (and a baseline) sees the complex image; a gray model takes it as real:
+    # Re(A^H (y - A x))
+    complex_image = model is None or model.channels == 2
+    operator = ComplexAsChannels(operator) if complex_image else RealImages(operator)
     scale = float(operator.op.adjoint(k).abs().max())  # the zero-filled image's maximum
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError("the k-space is zero wherever the mask samples it; nothing to restore")
     # MRI models learn images whose maximum is 1: scale the data there and the result back
-    trajectory = RIMReconstructor(model, steps)(k / scale, operator, sigma255 / 255.0 / scale)
-    frames = [scale * magnitude(x)[0, 0].cpu().double().numpy() for x in trajectory.estimates]
+    sigma = sigma255 / 255.0 / scale
+    if model is None:
+        estimates = _baseline_run(baseline, operator, sigma, shape)(k / scale)
+    else:
+        estimates = RIMReconstructor(model, steps)(k / scale, operator, sigma).estimates
+    frames = [scale * magnitude(x)[0, 0].cpu().double().numpy() for x in estimates]
     return Restored(frames[-1], frames, sigma255)
