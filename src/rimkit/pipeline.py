@@ -62,8 +62,9 @@ DEFAULT_TILE = 512
 
 @dataclass
 class Restored:
-    """The restored image ``(H, W[, C])``, every step ``x_1 .. x_T`` of its trajectory and the
-    noise level the model was told (0-255 scale; estimated when ``sigma="auto"``)."""
+    """The restored image ``(H, W[, C])``, every step ``x_1 .. x_T`` of its trajectory (a
+    baseline: its final estimate) and the noise level the method was told (0-255 scale;
+    estimated when ``sigma="auto"``)."""
 
     image: np.ndarray
     frames: list[np.ndarray]
@@ -141,17 +142,19 @@ def restore(
     """Reconstruct ``x`` from the measurement ``image`` (``(H, W[, C])``; complex k-space for
     MRI) with ``model``, or with the classical ``baseline`` of that name instead
     (:data:`rimkit.solvers.BASELINES`, with the weight tuned for the task and noise level,
-    every channel at once, MRI on the complex image; only its final estimate comes back);
-    ``sigma`` on the 0-255 scale (default: ``"auto"`` for denoising, 0
-    otherwise), or ``"auto"``: estimated from the
-    measurement (:func:`rimkit.noise_level.estimate_noise_level`; inpainting: from the observed
-    pixels only; super-resolution of a colour image by a gray model: from its luma); the
-    ``sigma`` used comes back in :class:`Restored`. ``scales`` are the super-resolution
-    factors the model was trained for (others are refused); ``progress`` shows a bar;
-    ``ensemble`` averages the restorations of that many flips and rotations of the image
-    (1, 2, 4 or 8; :mod:`rimkit.self_ensemble`, tasks in :data:`ENSEMBLE_TASKS`); ``lensing``
-    the lens and its observation for ``task="lensing"`` (the source has the image's pixel
-    count; the operator spans the whole image, so it is never tiled). MRI k-space is ``(H, W)``
+    every channel at once, MRI on the complex image; only its final estimate comes back).
+    ``sigma`` is on the 0-255 scale, or ``"auto"``: estimated from the measurement
+    (:func:`rimkit.noise_level.estimate_noise_level`; inpainting: from the observed pixels
+    only; super-resolution of a colour image: from its luma), the default for denoising (0
+    for the other tasks); the ``sigma`` used comes back in :class:`Restored`.
+
+    ``scales`` are the super-resolution factors the model was trained for (others are
+    refused); ``progress`` shows a bar; ``ensemble`` averages the restorations of that many
+    flips and rotations of the image (1, 2, 4 or 8; :mod:`rimkit.self_ensemble`, tasks in
+    :data:`ENSEMBLE_TASKS`); ``lensing`` the lens and its observation for ``task="lensing"``
+    (the source has the image's pixel count; the operator spans the whole image, so it is
+    never tiled). A blur with ``boundary="valid"`` is reconstructed past the measurement's
+    edges and cropped back to its field of view. MRI k-space is ``(H, W)``
     or ``(coils, H, W)`` of any scale: it is divided by the zero-filled image's maximum (the
     scale MRI models learn) and the magnitude image comes back in the data's units; ``sigma``
     is in those units too. Its ``mask`` defaults to the nonzero points; multi-coil data use
