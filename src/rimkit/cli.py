@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rimkit import __version__
+from rimkit.evaluate.cli import BOUNDARIES
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 
@@ -42,8 +43,6 @@ TRAIN_EXAMPLE = """examples:
 
 Training images are read from data.root (default $RIMKIT_DATA or ../shared/data)."""
 
-
-BOUNDARIES = ("circular", "zero", "valid")  # rimkit.operators.blur's, without importing torch
 
 COMPARE_EXAMPLE = """examples:
   rimkit compare noisy.png --task denoise --methods denoise-gray bm3d tv --out cmp

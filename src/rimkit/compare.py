@@ -67,6 +67,7 @@ def compare(
     :func:`rimkit.pipeline.restore` (``sigma``, ``scale``, ``mask``, ``kernel``, ...).
     ``truth``, the clean image (values in ``[0, 1]``, the restored size), adds the scores.
     A noise level ``"auto"`` is estimated by the first method's run and told to them all."""
+    from rimkit.evaluate.runner import trained_scales
     from rimkit.solvers import BASELINES
     from rimkit.zoo import load_model
 
@@ -79,8 +80,6 @@ def compare(
         if name in BASELINES:
             model, scales = None, None
         else:
-            from rimkit.evaluate.runner import trained_scales
-
             loaded = load_model(name, device=device)
             model, scales = loaded.model, trained_scales(loaded.config, loaded.card)
         tic = time.perf_counter()
@@ -133,14 +132,15 @@ def write_comparison(
     if out.exists() and any(out.iterdir()) and not force:
         raise ValueError(f"{str(out)!r} exists and is not empty; pass --force to overwrite")
     out.mkdir(parents=True, exist_ok=True)
+    # MRI magnitudes of any scale: each scaled to its maximum; images in [0, 1] as they are
+    pictures = [r.image / max(float(r.image.max()), 1.0) for r in results]
     written = {}
-    for result in results:
+    for result, picture in zip(results, pictures, strict=True):
         path = out / f"{_slug(result.label)}.png"
-        peak = max(float(result.image.max()), 1.0)  # MRI magnitudes: scaled to their maximum
-        write_image(path, result.image / peak, force=True)
+        write_image(path, picture, force=True)
         written[result.label] = path
     panels = [] if shown is None or shown.shape != results[0].image.shape else [("input", shown)]
-    panels += [(r.label, r.image / max(float(r.image.max()), 1.0)) for r in results]
+    panels += [(r.label, picture) for r, picture in zip(results, pictures, strict=True)]
     panels += [] if truth is None else [("clean", truth)]
     size = min(crop, *results[0].image.shape[:2])
     figure = crop_grid(panels, crop=size)

@@ -17,8 +17,8 @@ user does not know it (``rimkit reconstruct --sigma auto``), it is estimated fro
   smaller part.
 - ``"wavelet"``: the median absolute deviation of the finest diagonal wavelet band / 0.6745
   (Donoho), through :func:`skimage.restoration.estimate_sigma`. Faster, but texture leaks into
-  that band: on BSD68 it over-estimates sigma 5 by 1.9 on average where ``"pca"`` is within
-  0.1 (BENCHMARKS.md, section ``noise-level``).
+  that band: on BSD68 it over-estimates sigma 5 by 1.89 on average where ``"pca"`` does so
+  by 0.22 (BENCHMARKS.md, section ``noise-level``).
 
 Example:
     >>> import numpy as np
@@ -56,8 +56,9 @@ def estimate_noise_level(
     A colour image gets the mean of its channels' estimates (the denoisers take one sigma).
     ``mask`` (``(H, W)``, nonzero = observed) leaves out the patches that touch an unobserved
     pixel, e.g. the holes of an inpainting measurement; patches that touch a pixel at a
-    channel's minimum or maximum (clipped, e.g. 0 or 255 in an 8-bit image) are left out too. ``patch``, ``confidence`` and
-    ``iterations`` are the ``"pca"`` method's; see the module docstring.
+    channel's minimum or maximum (clipped, e.g. 0 or 255 in an 8-bit image) are left out too.
+    ``patch``, ``confidence`` and ``iterations`` are the ``"pca"`` method's; see the module
+    docstring.
 
     Example:
         >>> rng = np.random.default_rng(1)

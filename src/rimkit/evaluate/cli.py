@@ -30,12 +30,13 @@ from typing import Any
 __all__ = ["parse_baseline_options", "register"]
 
 PROJECTION_KINDS = ("gaussian", "bernoulli", "fourier")  # rimkit.operators', without torch
+BOUNDARIES = ("circular", "zero", "valid")  # rimkit.operators.blur's, without torch
 
 EXAMPLES = """examples:
   rimkit eval --model runs/denoise-gray --task denoise --data ../shared/data/eval/BSD68
   rimkit eval --model denoise-gray --task denoise --data ../shared/data/eval/BSD68 \\
       --sigma 25 --quantize --baselines bm3d,tv,fista-wavelet --out evals/bsd68-q
-  rimkit eval --model denoise-gray --task denoise --data ../shared/data/eval/BSD68 \
+  rimkit eval --model denoise-gray --task denoise --data ../shared/data/eval/BSD68 \\
       --sigma 5 25 --sigma-estimate pca --baselines bm3d    # blind: sigma estimated
   rimkit eval --model runs/sr --task sr --data ../shared/data/eval/Set5 --scale 2 3 4
   rimkit eval --task denoise --data ../shared/data/eval/Set12 --baselines tv \\
@@ -118,7 +119,7 @@ def register(
     parser.add_argument(
         "--boundary",
         default="circular",
-        choices=["circular", "zero", "valid"],
+        choices=BOUNDARIES,
         help="blur: how y is formed; valid: only the pixels whose blur lies inside the image "
         "(a photo), scored on that field of view",
     )
