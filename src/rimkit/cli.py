@@ -276,8 +276,9 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--maps",
-        help="mri: coil sensitivity maps, complex (coils, H, W) .npy or BART .cfl (default: "
-        "estimated from the fully sampled k-space centre)",
+        help="mri: coil sensitivity maps, complex (coils, H, W) .npy or BART .cfl, or how to "
+        "estimate them from the fully sampled k-space centre: espirit (default) or lowres (each "
+        "coil's low-resolution image over their root sum of squares)",
     )
     parser.add_argument("--kernel", help=KERNEL_HELP)
     parser.add_argument(
@@ -473,6 +474,7 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
     """The measurement of ``reconstruct`` / ``compare`` and the options of
     :func:`rimkit.pipeline.restore` that describe it, read and checked."""
     from rimkit.io import read_image, read_kspace
+    from rimkit.pipeline import COIL_MAP_METHODS
 
     if args.device == "cuda":
         import torch
@@ -484,7 +486,15 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
     lensing = _lensing_setup(args)
     if args.task == "mri":
         image = read_kspace(args.input)  # (coils, H, W)
-        maps = None if args.maps is None else read_kspace(args.maps, "coil sensitivity maps")
+        maps = args.maps
+        if maps is not None and maps not in COIL_MAP_METHODS:
+            if not (Path(maps).exists() or Path(f"{maps}.cfl").exists()):
+                methods = ", ".join(COIL_MAP_METHODS)
+                raise UsageError(
+                    f"--maps {maps}: no such file; give a maps file (.npy or BART .cfl) or a "
+                    f"method to estimate them: {methods}"
+                )
+            maps = read_kspace(maps, "coil sensitivity maps")
     else:
         image, maps = read_image(args.input), None
     options = {

@@ -47,6 +47,7 @@ from rimkit.operators import (
     bicubic_upsample,
     calibration_size,
     coil_sensitivities,
+    espirit_maps,
     kernel_from_spec,
     magnitude,
     sampled_mask,
@@ -58,6 +59,11 @@ TASKS = ("denoise", "sr", "inpaint", "blur", "mri", "lensing")
 SIGMA_MAX = 255.0
 AUTO_TILE_PIXELS = 2048 * 2048
 DEFAULT_TILE = 512
+COIL_MAP_METHODS = {"espirit": espirit_maps, "lowres": coil_sensitivities}
+"""How :func:`restore` estimates multi-coil maps from the fully sampled k-space centre when it is
+not given them: ESPIRiT (the default; :func:`rimkit.operators.espirit_maps`) or each coil's
+low-resolution image over their root sum of squares (:func:`rimkit.operators.coil_sensitivities`).
+Single-coil k-space is always demodulated by its low-resolution phase (``lowres``)."""
 
 
 @dataclass
@@ -137,7 +143,7 @@ def restore(
     scales: tuple[int, ...] | None = None,
     ensemble: int = 1,
     lensing: LensingSetup | None = None,
-    maps: np.ndarray | None = None,
+    maps: np.ndarray | str | None = None,
 ) -> Restored:
     """Reconstruct ``x`` from the measurement ``image`` (``(H, W[, C])``; complex k-space for
     MRI) with ``model``, or with the classical ``baseline`` of that name instead
@@ -158,10 +164,11 @@ def restore(
     or ``(coils, H, W)`` of any scale: it is divided by the zero-filled image's maximum (the
     scale MRI models learn) and the magnitude image comes back in the data's units; ``sigma``
     is in those units too. Its ``mask`` defaults to the nonzero points; multi-coil data use
-    ``maps`` (``(coils, H, W)``) or maps estimated from the fully sampled centre
-    (:func:`rimkit.operators.coil_sensitivities`). Single-coil data with such a centre are
-    demodulated the same way, by the image's low-resolution phase ``exp(i phi)`` as a one-coil
-    map, so the models, trained on real images, see a nearly real image."""
+    ``maps`` (``(coils, H, W)``) or maps estimated from the fully sampled centre by the method
+    ``maps`` names in :data:`COIL_MAP_METHODS` (default ``"espirit"``), their phase that of the
+    low-resolution image. Single-coil data with such a centre are demodulated by the image's
+    low-resolution phase ``exp(i phi)`` as a one-coil map, so the models, trained on real
+    images, see a nearly real image."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     if (model is None) == (baseline is None):
@@ -289,6 +296,18 @@ def _restore_luma(image: np.ndarray, run, scale: int) -> list[np.ndarray]:
     return frames
 
 
+def _coil_map_method(maps: np.ndarray | str | None) -> str | None:
+    """The :data:`COIL_MAP_METHODS` name ``maps`` asks for (``None``: given maps)."""
+    if maps is None:
+        return "espirit"
+    if isinstance(maps, str):
+        if maps not in COIL_MAP_METHODS:
+            known = ", ".join(COIL_MAP_METHODS)
+            raise ValueError(f"unknown coil map method {maps!r}; known: {known}, or give maps")
+        return maps
+    return None
+
+
 def _restore_mri(image, model, sigma255, mask, steps, maps, baseline=None) -> Restored:
     kspace = np.asarray(image)
     if not np.iscomplexobj(kspace):
@@ -307,11 +326,13 @@ def _restore_mri(image, model, sigma255, mask, steps, maps, baseline=None) -> Re
     k = torch.from_numpy(kspace.astype(np.complex64))[None]  # (1, coils, H, W)
     shape = tuple(kspace.shape[-2:])
     binary = sampled_mask(k) if mask is None else _mask_tensor(mask, shape)
-    if maps is None and k.shape[1] == 1 and calibration_size(binary) < MIN_CALIBRATION:
+    method = _coil_map_method(maps)
+    if method and k.shape[1] == 1 and calibration_size(binary) < MIN_CALIBRATION:
         operator = CartesianMRI(binary)  # no centre to read the image's phase from
     else:
-        if maps is None:  # coil maps; for one coil, the image's low-resolution phase
-            sens = coil_sensitivities(k, binary)
+        if method:  # coil maps; for one coil, the image's low-resolution phase
+            estimate = COIL_MAP_METHODS["lowres" if k.shape[1] == 1 else method]
+            sens = estimate(k, binary)
         else:
             sens = torch.from_numpy(np.asarray(maps, dtype=np.complex64))
             sens = sens.reshape(1, -1, *sens.shape[-2:])  # (1, coils, H, W); (H, W): one coil

@@ -23,6 +23,7 @@ from rimkit.operators.blur import (
     kernel_from_spec,
     motion_kernel,
 )
+from rimkit.operators.espirit import espirit_maps
 from rimkit.operators.inpaint import Inpainting, random_mask
 from rimkit.operators.lensing import SIE, Lensing, LensingSetup, angular_grid
 from rimkit.operators.mri import (
@@ -80,6 +81,7 @@ __all__ = [
     "check_image",
     "coil_sensitivities",
     "complex_to_channels",
+    "espirit_maps",
     "fft2c",
     "gaussian_2d_mask",
     "gaussian_kernel",

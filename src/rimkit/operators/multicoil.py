@@ -11,8 +11,9 @@ k-space by its likelihood gradient alone.
 calibration region, :func:`calibration_size`): each coil's low-resolution image (the centre
 under a Hann taper) divided by their root sum of squares. The maps then carry the image's
 low-resolution phase, so the combined image is close to real and non-negative, the kind of
-image the magnitude-trained MRI RIMs know. Maps from elsewhere (ESPIRiT in BART or SigPy) can
-be given instead.
+image the magnitude-trained MRI RIMs know. :func:`~rimkit.operators.espirit_maps` estimates
+ESPIRiT maps from the same region (what ``rimkit reconstruct`` uses by default); maps from
+elsewhere (BART, SigPy) can be given instead.
 
 Example:
     >>> import torch
@@ -209,7 +210,21 @@ def coil_sensitivities(
     """
     kspace = _check_kspace(kspace)
     mask = sampled_mask(kspace) if mask is None else check_mask(mask)
+    low = low_resolution_images(kspace, calibration_side(kspace, mask, calibration))
+    rss = low.abs().square().sum(dim=1, keepdim=True).sqrt()  # (B, 1, H, W)
+    floor = rss.flatten(1).amax(dim=1).view(-1, 1, 1, 1) * 1e-6
+    return low / torch.maximum(rss, floor).clamp_min(torch.finfo(rss.dtype).tiny)
+
+
+def calibration_side(
+    kspace: Tensor, mask: Tensor, calibration: int | None = None, limit: int | None = None
+) -> int:
+    """The side of the calibration square to read from ``kspace``: ``calibration`` if given,
+    else the largest square ``mask`` samples fully (:func:`calibration_size`), at most ``limit``.
+    Refused when below :data:`MIN_CALIBRATION` or larger than the k-space."""
     side = calibration_size(mask) if calibration is None else int(calibration)
+    if calibration is None and limit is not None:
+        side = min(side, limit)
     h, w = kspace.shape[-2:]
     if side < MIN_CALIBRATION:
         raise ValueError(
@@ -219,11 +234,15 @@ def coil_sensitivities(
         )
     if side > min(h, w):
         raise ValueError(f"calibration {side} exceeds the k-space size {h}x{w}")
+    return side
+
+
+def low_resolution_images(kspace: Tensor, side: int) -> Tensor:
+    """Each coil's low-resolution image ``F^H (w * k_c)`` ``(B, coils, H, W)``: ``w`` a separable
+    Hann taper over the centred ``side`` x ``side`` square of ``kspace`` ``(B, coils, H, W)``."""
+    h, w = kspace.shape[-2:]
     taper = torch.hann_window(side + 2, periodic=False, dtype=torch.float64)[1:-1]
     window = torch.zeros(h, w, dtype=torch.float64)
     top, left = h // 2 - side // 2, w // 2 - side // 2
     window[top : top + side, left : left + side] = torch.outer(taper, taper)
-    low = ifft2c(kspace * window.to(kspace.real.dtype))  # (B, coils, H, W)
-    rss = low.abs().square().sum(dim=1, keepdim=True).sqrt()  # (B, 1, H, W)
-    floor = rss.flatten(1).amax(dim=1).view(-1, 1, 1, 1) * 1e-6
-    return low / torch.maximum(rss, floor).clamp_min(torch.finfo(rss.dtype).tiny)
+    return ifft2c(kspace * window.to(kspace.real.dtype))
