@@ -313,10 +313,13 @@ def test_mri_multicoil_scores_each_method_on_the_scan_and_its_thinned_samples(tm
     text = out.read_text()
     assert "k-space (4, 32, 40) (coils, H, W)" in text
     columns = header(text).split("|")[2:-1:2]
-    rates = [float(c.split(":")[0].removeprefix(" R ")) for c in columns]
-    assert rates[1] > 1.5 * rates[0]  # half the points outside the centre left out
+    rates = [float(c.split(",")[0].removeprefix(" R ")) for c in columns]
+    assert rates[1] > 1.5 * rates[0] and rates[2:] == rates[:2]  # half the points left out
+    assert [c.split(",")[1].split(":")[0].strip() for c in columns] == ["espirit"] * 2 + [
+        "lowres"
+    ] * 2  # a column pair for each way of estimating the maps
     multicoil, single = text.split("### Single coil, the image's own phase kept")
-    for table, count in ((multicoil, 2), (single, 2)):
+    for table, count in ((multicoil, 4), (single, 2)):
         rows = {
             line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1:2]]
             for line in table.splitlines()
