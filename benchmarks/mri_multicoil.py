@@ -38,17 +38,12 @@ from rimkit.io import read_cfl, read_kspace
 from rimkit.operators import (
     MIN_CALIBRATION,
     CartesianMRI,
-    ComplexAsChannels,
-    MultiCoilMRI,
     calibration_size,
     coil_sensitivities,
-    magnitude,
     sampled_mask,
     variable_density_mask,
 )
 from rimkit.pipeline import COIL_MAP_METHODS, restore
-from rimkit.reconstruct import initial_estimate
-from rimkit.solvers import tuned_baseline
 from rimkit.zoo import load_model
 
 SCAN = Path("mri") / "bart_pics_brain"
@@ -132,7 +127,7 @@ def main() -> None:
             mask = drop_points(acquired, fraction, args.seed)
             rate = mask[0].numel() / float(mask.sum())
             header += [f"R {rate:.1f}, {method}: PSNR / SSIM", "s"]
-            measure(rows, entries, models, names, kspace * mask, mask, maps, reference, rate)
+            measure(rows, entries, models, names, kspace * mask, mask, maps, reference)
             if not args.quiet:
                 print(f"R {rate:.1f} with {method} maps done", flush=True)
 
@@ -154,7 +149,7 @@ def main() -> None:
             else torch.ones_like(measured)
         )
         phase_header += [f"R {rate:g}: PSNR / SSIM", "s"]
-        measure(phase_rows, entries, models, names, measured, mask, phase_map, reference, rate)
+        measure(phase_rows, entries, models, names, measured, mask, phase_map, reference)
         if unmapped:
             ones = torch.ones_like(phase_map)  # what a model sees without the phase map
             start = time.perf_counter()
@@ -211,27 +206,20 @@ def measure(
     mask: torch.Tensor,
     maps: torch.Tensor,
     reference: np.ndarray,
-    rate: float,
 ) -> None:
-    """Append ``PSNR / SSIM`` and seconds to each row: the RIMs through ``restore`` (the CLI
-    path), the baselines on complex channels with the weights tuned at the acceleration nearest
-    ``rate``, all on ``MultiCoilMRI(mask, maps)``."""
+    """Append ``PSNR / SSIM`` and seconds to each row: the RIMs and the baselines (complex
+    channels, the weights tuned at the acceleration nearest the mask's) through ``restore`` (the
+    CLI path), all on ``MultiCoilMRI(mask, maps)``."""
     for e in entries:
         if e.method is None:
             rows[e.label] += [C.MISSING, ""]
-    for label, model in models:
+    kspace, binary, given = measured[0].numpy(), mask[0, 0].numpy(), maps[0].numpy()
+    methods = [(label, {"model": model}) for label, model in models]
+    methods += [(name, {"model": None, "baseline": name}) for name in names]
+    for label, method in methods:
         start = time.perf_counter()
-        kspace, binary = measured[0].numpy(), mask[0, 0].numpy()
-        image = restore(kspace, "mri", model, mask=binary, maps=maps[0].numpy()).image
+        image = restore(kspace, "mri", mask=binary, maps=given, **method).image
         rows[label] += _cells(image, reference, time.perf_counter() - start)
-    op = ComplexAsChannels(MultiCoilMRI(mask, maps))  # as the eval runner gives MRI cases
-    y = measured / float(op.op.adjoint(measured).abs().max())  # the pipeline's scale
-    for name in names:
-        method = tuned_baseline(name, "mri", rate)
-        start = time.perf_counter()
-        final = method(y, op, 0.0, x0=initial_estimate(op, y)).final
-        image = magnitude(final)[0, 0].double().numpy()
-        rows[name] += _cells(image, reference, time.perf_counter() - start)
 
 
 def _cells(image: np.ndarray, reference: np.ndarray, seconds: float) -> list[str]:

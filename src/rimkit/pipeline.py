@@ -166,9 +166,10 @@ def restore(
     is in those units too. Its ``mask`` defaults to the nonzero points; multi-coil data use
     ``maps`` (``(coils, H, W)``) or maps estimated from the fully sampled centre by the method
     ``maps`` names in :data:`COIL_MAP_METHODS` (default ``"espirit"``), their phase that of the
-    low-resolution image. Single-coil data with such a centre are demodulated by the image's
-    low-resolution phase ``exp(i phi)`` as a one-coil map, so the models, trained on real
-    images, see a nearly real image."""
+    low-resolution image; pixels no coil sees (every map 0 there, as outside ESPIRiT's crop)
+    come back 0, as in a SENSE reconstruction. Single-coil data with such a centre are
+    demodulated by the image's low-resolution phase ``exp(i phi)`` as a one-coil map, so the
+    models, trained on real images, see a nearly real image."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     if (model is None) == (baseline is None):
@@ -327,6 +328,7 @@ def _restore_mri(image, model, sigma255, mask, steps, maps, baseline=None) -> Re
     shape = tuple(kspace.shape[-2:])
     binary = sampled_mask(k) if mask is None else _mask_tensor(mask, shape)
     method = _coil_map_method(maps)
+    seen = np.ones(shape)  # the pixels some coil sees; the others come back 0
     if method and k.shape[1] == 1 and calibration_size(binary) < MIN_CALIBRATION:
         operator = CartesianMRI(binary)  # no centre to read the image's phase from
     else:
@@ -342,6 +344,7 @@ def _restore_mri(image, model, sigma255, mask, steps, maps, baseline=None) -> Re
                     f"{tuple(k.shape[1:])}; give one map per coil of the same size"
                 )
         operator = MultiCoilMRI(binary, sens)
+        seen = (sens != 0).any(dim=1)[0].numpy()  # (H, W): ESPIRiT's crop
     # a 2-channel model (and a baseline) sees the complex image; a gray model takes it as real:
     # Re(A^H (y - A x))
     complex_image = model is None or model.channels == 2
@@ -355,5 +358,5 @@ def _restore_mri(image, model, sigma255, mask, steps, maps, baseline=None) -> Re
         estimates = _baseline_run(baseline, operator, sigma, shape)(k / scale)
     else:
         estimates = RIMReconstructor(model, steps)(k / scale, operator, sigma).estimates
-    frames = [scale * magnitude(x)[0, 0].cpu().double().numpy() for x in estimates]
+    frames = [scale * magnitude(x)[0, 0].cpu().double().numpy() * seen for x in estimates]
     return Restored(frames[-1], frames, sigma255)
