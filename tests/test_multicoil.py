@@ -15,6 +15,7 @@ from rimkit.models import RIMConfig
 from rimkit.operators import (
     MultiCoilMRI,
     calibration_size,
+    channels_to_complex,
     coil_sensitivities,
     fft2c,
     gaussian_2d_mask,
@@ -321,6 +322,12 @@ def test_the_mri_task_can_give_its_images_a_smooth_random_phase():
     assert torch.allclose(m.y, m.operator(m.target))
     with pytest.raises(ValueError, match="phase must lie in"):
         MRITask(phase=-1.0)
+    residual = MRITask(acceleration=(2.0, 2.0), phase=0.5, phase_offset=0.25)
+    phi = torch.angle(channels_to_complex(residual.sample(x, torch.Generator()).target))
+    assert float(phi.abs().max()) <= 0.25 + 5 * 0.25 + 1e-9  # offset + five terms of 0.25
+    assert float(phi.abs().max()) > 0.05
+    with pytest.raises(ValueError, match="phase_offset must lie in"):
+        MRITask(phase=0.5, phase_offset=4.0)
 
 
 def test_validation_scores_complex_images_by_their_magnitude():

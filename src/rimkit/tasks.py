@@ -275,8 +275,10 @@ class MRITask:
     MRI, more are multi-coil (SENSE) with smooth simulated sensitivities per sample
     (:func:`rimkit.operators.synthetic_coil_maps`), normalised so ``sum_c |S_c|^2 = 1``.
     ``phase > 0`` gives each image a smooth random phase, ``x exp(i phi)`` with ``phi`` an
-    offset plus linear and quadratic terms of up to ``phase`` radians each across the patch,
-    as measured images carry after coil combination; ``0`` keeps the images real.
+    offset of up to ``phase_offset`` radians (default pi: any) plus linear and quadratic terms
+    of up to ``phase`` radians each across the patch, as measured images carry after coil
+    combination (a small ``phase_offset`` and ``phase``: the residual phase left after
+    ``rimkit reconstruct`` removes the low-resolution one); ``0`` keeps the images real.
     """
 
     acceleration: tuple[float, float] = (1.5, 5.2)
@@ -284,6 +286,7 @@ class MRITask:
     mask: str = "columns"
     coils: tuple[int, int] = (1, 1)
     phase: float = 0.0
+    phase_offset: float = math.pi
 
     def __post_init__(self) -> None:
         _check_range(self.acceleration, "acceleration", 1.0, 1e6)
@@ -295,6 +298,8 @@ class MRITask:
             raise ValueError(f"coils must be whole numbers, got {self.coils}")
         if not 0.0 <= self.phase <= 10 * math.pi:
             raise ValueError(f"phase must lie in [0, 10 pi] radians, got {self.phase}")
+        if not 0.0 <= self.phase_offset <= math.pi:
+            raise ValueError(f"phase_offset must lie in [0, pi] radians, got {self.phase_offset}")
 
     def sample(self, x: Tensor, generator: torch.Generator) -> Measurement:
         b, c, h, w = x.shape
@@ -314,15 +319,15 @@ class MRITask:
         target = torch.cat([x, torch.zeros_like(x)], dim=1)  # (B, 2, H, W): real, imaginary
         if self.phase > 0:
             target = complex_to_channels(
-                x * torch.exp(1j * _smooth_phase(x, self.phase, generator))
+                x * torch.exp(1j * _smooth_phase(x, self.phase, self.phase_offset, generator))
             )
         sigma, y = _measure(op, target, _uniform(self.sigma, b, generator), generator)
         return Measurement(op, y, sigma, target, initial_estimate(op, y), "mri")
 
 
-def _smooth_phase(x: Tensor, amplitude: float, generator: torch.Generator) -> Tensor:
+def _smooth_phase(x: Tensor, amplitude: float, offset: float, generator: torch.Generator) -> Tensor:
     """Per sample ``phi = a0 + a1 Y + a2 X + a3 Y^2 + a4 X^2 + a5 X Y`` on ``[-1, 1]^2``,
-    ``a0 ~ U(-pi, pi)``, the others ``~ U(-amplitude, amplitude) / 2``: ``(B, 1, H, W)``."""
+    ``a0 ~ U(-offset, offset)``, the others ``~ U(-amplitude, amplitude) / 2``: ``(B, 1, H, W)``."""
     b, _, h, w = x.shape
     yy, xx = torch.meshgrid(
         torch.linspace(-1, 1, h, dtype=x.dtype),
@@ -330,7 +335,7 @@ def _smooth_phase(x: Tensor, amplitude: float, generator: torch.Generator) -> Te
         indexing="ij",
     )
     terms = torch.stack([torch.ones_like(yy), yy, xx, yy**2, xx**2, xx * yy])  # (6, H, W)
-    scale = torch.tensor([math.pi] + [amplitude / 2] * 5, dtype=x.dtype)
+    scale = torch.tensor([offset] + [amplitude / 2] * 5, dtype=x.dtype)
     coefficients = (2 * torch.rand(b, 6, generator=generator, dtype=x.dtype) - 1) * scale
     return torch.einsum("bk,khw->bhw", coefficients, terms)[:, None].to(x.device)
 
