@@ -78,6 +78,15 @@ def blind_entries(models, bases, estimators):
     return out_models, out_bases
 
 
+ESTIMATOR_NOTES = {
+    "pca": "`est. pca`: Liu, Tanaka & Okutomi's weak-texture PCA estimator (7x7 patches, "
+    "rimkit's default, `rimkit reconstruct --sigma auto`; colour: the mean of the three "
+    "channels' estimates)",
+    "wavelet": "`est. wavelet`: Donoho's median absolute deviation of the finest diagonal "
+    "wavelet band (`skimage.restoration.estimate_sigma`)",
+}
+
+
 def main() -> None:
     p = C.parser(
         __doc__.splitlines()[0],
@@ -111,12 +120,10 @@ def main() -> None:
         f"{len(images)} {kind} images of {args.set}{limit}, the noisy images of the "
         f"`{section}` section (float noise, not clipped"
         + ("; `q8`: clipped and rounded to 8 bits" if args.quantised else "")
-        + "). `est. pca`: Liu, Tanaka & Okutomi's weak-texture PCA estimator (7x7 patches, "
-        "rimkit's default, `rimkit reconstruct --sigma auto`; colour: the mean of the three "
-        "channels' estimates); `est. wavelet`: Donoho's "
-        "median absolute deviation of the finest diagonal wavelet band "
-        "(`skimage.restoration.estimate_sigma`). A method marked `est.` is told the estimate "
-        "from each noisy image instead of the column's sigma."
+        + "). "
+        + "; ".join(ESTIMATOR_NOTES[e] for e in args.estimators)
+        + ". A method marked `est.` is told the estimate from each noisy image instead of the "
+        "column's sigma."
     )
     parts = [
         notes,
