@@ -118,11 +118,14 @@ def test_reconstruct_takes_a_map_method_or_a_file_and_names_a_missing_one(tmp_pa
     kspace, _, _ = _scan(size=32, coils=3)
     mask = gaussian_2d_mask((32, 32), 2.5, center_fraction=0.4)
     np.save(tmp_path / "k.npy", (kspace * mask)[0].numpy().astype(np.complex64))
-    for method in ("espirit", "lowres"):
+    for method, said in (("espirit", "ESPIRiT maps"), ("lowres", "low-resolution maps")):
         out = tmp_path / f"{method}.png"
         assert main(["reconstruct", str(tmp_path / "k.npy"), str(out), "--task", "mri",
                      "--maps", method]) == 0  # fmt: skip
-        assert out.exists()
+        assert (
+            out.exists()
+            and f"(3 coils, {said}, magnitude / its maximum)" in capsys.readouterr().out
+        )
     code = main(["reconstruct", str(tmp_path / "k.npy"), str(tmp_path / "x.png"), "--task", "mri",
                  "--maps", "missing"])  # fmt: skip
     assert code == 2

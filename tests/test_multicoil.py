@@ -178,7 +178,7 @@ def test_reconstruct_takes_multicoil_kspace_and_writes_its_magnitude(tmp_path, m
     out = tmp_path / "head.png"
     base = ["reconstruct", str(tmp_path / "k.npy"), str(out), "--task", "mri"]
     assert main([*base, "--model", mri_model, "--maps", str(tmp_path / "maps.npy")]) == 0
-    assert "(4 coils, magnitude / its maximum)" in capsys.readouterr().out
+    assert "(4 coils, maps from maps.npy, magnitude / its maximum)" in capsys.readouterr().out
     image = read_image(out)
     assert image.max() == 1.0  # scaled to its maximum, not clipped white
     assert np.corrcoef(image.ravel(), x.ravel())[0, 1] > 0.9

@@ -462,7 +462,10 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
         shape = "x".join(str(s) for s in result.image.shape)
         runs = f" (mean of {args.ensemble} flips/rotations)" if args.ensemble > 1 else ""
         if args.task == "mri":
-            note = ", magnitude / its maximum" if scaled else ""
+            named = {"espirit": "ESPIRiT maps", "lowres": "low-resolution maps"}
+            maps = named.get(args.maps or "espirit", f"maps from {Path(args.maps or '').name}")
+            maps = maps if len(image) > 1 else ""
+            note = (f", {maps}" if maps else "") + (", magnitude / its maximum" if scaled else "")
             runs = f" ({len(image)} coil{'s' * (len(image) > 1)}{note})"
         if args.sigma == "auto" or (args.sigma is None and args.task == "denoise"):
             print(f"noise level estimated from the input: sigma {result.sigma:.2f} (0-255 scale)")
