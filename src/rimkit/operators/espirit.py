@@ -84,8 +84,8 @@ def espirit_maps(
     h, w = kspace.shape[-2:]
     top, left = h // 2 - side // 2, w // 2 - side // 2
     maps = []
-    for sample in kspace.to(torch.complex128):  # (coils, H, W)
-        centre = sample[:, top : top + side, left : left + side]
+    for sample in kspace:  # (coils, H, W)
+        centre = sample[:, top : top + side, left : left + side].to(torch.complex128)
         kernels = _signal_kernels(centre, kernel, threshold)  # (n, coils, k, k)
         gram = _image_domain_gram(kernels, (h, w))  # (H, W, coils, coils)
         values, vectors = torch.linalg.eigh(gram)
@@ -98,7 +98,7 @@ def espirit_maps(
             f"{side}-point calibration region has too few {kernel}x{kernel} patches; use a "
             "smaller kernel or crop, or the low-resolution maps (coil_sensitivities)"
         )
-    low = low_resolution_images(kspace.to(torch.complex128), side)  # (B, coils, H, W)
+    low = low_resolution_images(kspace, side).to(maps.dtype)  # (B, coils, H, W)
     combined = (maps.conj() * low).sum(dim=1, keepdim=True)  # (B, 1, H, W)
     phase = torch.where(combined.abs() > 0, combined / combined.abs(), torch.ones_like(combined))
     return (maps * phase).to(kspace.dtype)
@@ -119,7 +119,8 @@ def _signal_kernels(centre: Tensor, kernel: int, threshold: float) -> Tensor:
 
 def _image_domain_gram(kernels: Tensor, shape: tuple[int, int]) -> Tensor:
     """``G(r) = (H W / k^2) sum_j g_j(r) g_j(r)^H`` with ``g_j = F^H`` (the kernel zero-padded to
-    ``shape``, centred), ``(H, W, coils, coils)``. The padded inverse FFT is computed as
+    ``shape``, centred), ``(H, W, coils, coils)`` in single precision (the eigenvectors need no
+    more, and large scans' matrices take half the memory). The padded inverse FFT is computed as
     ``L_y v_j L_x^T`` with the ``k`` columns of the centred inverse DFT that the kernel covers."""
     n, coils, k, _ = kernels.shape
     h, w = shape
@@ -132,7 +133,7 @@ def _image_domain_gram(kernels: Tensor, shape: tuple[int, int]) -> Tensor:
         images = rows @ kernels[start : start + chunk] @ cols.T  # (chunk, coils, H, W)
         columns = images.permute(2, 3, 1, 0).contiguous()  # (H, W, coils, chunk)
         gram += columns @ columns.conj().transpose(-1, -2)
-    return gram.to(torch.complex128) * (h * w / k**2)
+    return gram * (h * w / k**2)
 
 
 def _inverse_dft_columns(size: int, start: int, count: int, dtype: torch.dtype) -> Tensor:
