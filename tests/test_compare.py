@@ -132,3 +132,19 @@ def test_cli_compare_writes_the_comparison_and_refuses_bad_input(tmp_path, capsy
     sr = ["compare", str(y), "--task", "sr", "--scale", "2", "--methods", "bicubic", "--out",
           str(tmp_path / "c3"), "--truth", str(x), "-q"]  # fmt: skip
     assert main(sr) == 2 and "the clean image is (96, 96)" in capsys.readouterr().err
+
+
+def test_cli_compare_runs_both_shipped_mri_models_by_default(tmp_path, capsys):
+    import torch
+
+    from rimkit.operators import CartesianMRI, variable_density_mask
+
+    g = torch.Generator().manual_seed(0)
+    mask = variable_density_mask((32, 32), 3.0, generator=g)
+    kspace = CartesianMRI(mask)(torch.from_numpy(clean()[:32, :32])[None, None].double())
+    np.save(tmp_path / "k.npy", kspace[0, 0].numpy().astype(np.complex64))
+    argv = ["compare", str(tmp_path / "k.npy"), "--task", "mri", "--out", str(tmp_path / "cmp"),
+            "-q"]  # fmt: skip
+    assert main(argv) == 0
+    names = sorted(p.stem for p in (tmp_path / "cmp").iterdir() if p.suffix == ".png")
+    assert {"mri", "mri-measured", "zero-filled"} <= set(names)

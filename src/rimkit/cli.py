@@ -82,6 +82,9 @@ DEFAULT_MODELS: dict[str, dict[int, str]] = {
 }
 """task -> image channels -> the shipped model used when --model is not given."""
 TASKS = tuple(DEFAULT_MODELS)
+ALTERNATIVE_MODELS: dict[str, tuple[str, ...]] = {"mri": ("mri-measured",)}
+"""task -> other shipped models that ``rimkit compare`` runs beside the default one (mri: the
+model for k-space measured on a scanner, which carries an image phase)."""
 
 
 KERNEL_HELP = (
@@ -200,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="METHOD",
         help="models (shipped names, run folders, .safetensors) and baselines (tv, bm3d, ...); "
-        "default: the task's shipped model and rimkit eval's baselines for it",
+        "default: the task's shipped model (mri: also mri-measured) and rimkit eval's "
+        "baselines for it",
     )
     cmp.add_argument("--truth", help="the clean image, to score each result (PSNR / SSIM)")
     cmp.add_argument("--out", default="rimkit-compare", help="output folder")
@@ -526,6 +530,7 @@ def _run_compare(args: argparse.Namespace) -> None:
     truth = None if args.truth is None else read_image(args.truth)
     methods = args.methods or [
         _default_model(args.task, image),
+        *_alternative_models(args.task),
         *DEFAULT_BASELINES[args.task],
     ]
     results = compare(
@@ -552,6 +557,13 @@ def _sigma_or_auto(text: str) -> float | str:
         raise argparse.ArgumentTypeError(
             f"a number on the 0-255 scale or auto, got {text!r}"
         ) from None
+
+
+def _alternative_models(task: str) -> list[str]:
+    from rimkit.zoo import list_models
+
+    shipped = {card.name for card in list_models()}
+    return [name for name in ALTERNATIVE_MODELS.get(task, ()) if name in shipped]
 
 
 def _default_model(task: str, image: np.ndarray) -> str:
