@@ -72,7 +72,7 @@ def list_models() -> list[ModelCard]:
     """The shipped models' cards, sorted by name."""
     if not WEIGHTS_DIR.is_dir():
         return []
-    cards = [ModelCard.read(p) for p in sorted(WEIGHTS_DIR.glob("*.json"))]
+    cards = sorted((ModelCard.read(p) for p in WEIGHTS_DIR.glob("*.json")), key=lambda c: c.name)
     return [c for c in cards if (WEIGHTS_DIR / f"{c.name}.safetensors").is_file()]
 
 
