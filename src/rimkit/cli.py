@@ -49,7 +49,7 @@ COMPARE_EXAMPLE = """examples:
   rimkit compare noisy.png --task denoise --truth clean.png      # also PSNR / SSIM
   rimkit compare lr.png --task sr --scale 3 --methods sr bicubic runs/my-sr
   rimkit compare photo.png --task blur --kernel motion:15:45 --boundary valid --sigma auto
-  rimkit compare ksp.cfl --task mri            # the mri RIM, zero-filled and TV on k-space
+  rimkit compare ksp.cfl --task mri            # mri, mri-measured and the baselines on k-space
 
 --sigma auto (the default for denoise) estimates the noise level once; every method is told
 the same value. Baselines use the weight tuned for the task and noise level."""
@@ -62,7 +62,7 @@ RECONSTRUCT_EXAMPLE = """examples:
   rimkit reconstruct noisy.png out.png --task denoise --sigma 25 --ensemble 8
   rimkit reconstruct photo.png out.png --task denoise --sigma auto   # estimate the noise level
   rimkit reconstruct photo.png out-bm3d.png --task denoise --baseline bm3d   # a classical one
-  rimkit reconstruct ksp.cfl brain.png --task mri        # multi-coil k-space (BART or .npy)
+  rimkit reconstruct ksp.cfl brain.png --task mri --model mri-measured   # a scanner's k-space
   rimkit reconstruct lensed.png source.png --task lensing --einstein-radius 0.45 \\
       --axis-ratio 0.7 --angle 30 --shear 0.02 -0.01
 
