@@ -122,9 +122,9 @@ def main() -> None:
     header = ["method"]
     rows: dict[str, list[str]] = {e.label: [e.label] for e in entries}
     rows.update({name: [name] for name in names})
+    masks = [drop_points(acquired, fraction, args.seed) for fraction in args.drop]
     for method, maps in estimated.items():
-        for fraction in args.drop:
-            mask = drop_points(acquired, fraction, args.seed)
+        for mask in masks:
             rate = mask[0].numel() / float(mask.sum())
             header += [f"R {rate:.1f}, {method}: PSNR / SSIM", "s"]
             measure(rows, entries, models, names, kspace * mask, mask, maps, reference)
