@@ -26,12 +26,14 @@ DEGRADE_EXAMPLE = """examples:
   rimkit degrade photo.png holes.png --task inpaint --fraction 0.8 --seed 1
   rimkit degrade slice.npy kspace.npy --task mri --acceleration 4
   rimkit degrade slice.npy kspace8.npy --task mri --coils 8   # multi-coil, with its maps
+  rimkit degrade file1000.h5 under.npy --task mri --acceleration 4 --slice 17   # fastMRI
   rimkit degrade example:camera lensed.png --task lensing --einstein-radius 0.45 \\
       --axis-ratio 0.7 --angle 30 --shear 0.02 -0.01
 
 INPUT is a PNG/JPEG/TIFF/.npy file or example:NAME (a scikit-image image: camera, astronaut,
-...). OUTPUT .png/.jpg/.tif is written as 8 bits (clipped, rounded), .npy exactly. inpaint
-and mri also write the mask as OUTPUT-STEM-mask.png (white = observed)."""
+...), or for mri measured k-space (a fastMRI .h5 file, a BART .cfl) to under-sample. OUTPUT
+.png/.jpg/.tif is written as 8 bits (clipped, rounded), .npy exactly. inpaint and mri also
+write the mask as OUTPUT-STEM-mask.png (white = observed)."""
 
 
 TRAIN_EXAMPLE = """examples:
@@ -50,6 +52,7 @@ COMPARE_EXAMPLE = """examples:
   rimkit compare lr.png --task sr --scale 3 --methods sr bicubic runs/my-sr
   rimkit compare photo.png --task blur --kernel motion:15:45 --boundary valid --sigma auto
   rimkit compare ksp.cfl --task mri            # mri, mri-measured and the baselines on k-space
+  rimkit compare under.npy --task mri --truth file1000.h5 --slice 17   # fastMRI's reference
 
 --sigma auto (the default for denoise) estimates the noise level once; every method is told
 the same value. Baselines use the weight tuned for the task and noise level."""
@@ -63,6 +66,7 @@ RECONSTRUCT_EXAMPLE = """examples:
   rimkit reconstruct photo.png out.png --task denoise --sigma auto   # estimate the noise level
   rimkit reconstruct photo.png out-bm3d.png --task denoise --baseline bm3d   # a classical one
   rimkit reconstruct ksp.cfl brain.png --task mri --model mri-measured   # a scanner's k-space
+  rimkit reconstruct file1000.h5 knee.png --task mri --slice 17   # a fastMRI test file
   rimkit reconstruct lensed.png source.png --task lensing --einstein-radius 0.45 \\
       --axis-ratio 0.7 --angle 30 --shear 0.02 -0.01
 
@@ -91,6 +95,9 @@ KERNEL_HELP = (
     "blur: a kernel file (.npy) or a named kernel, gaussian:STD, motion:LENGTH:ANGLE or "
     "box:SIZE (pixels, degrees); default gaussian:1.6"
 )
+
+
+SLICE_HELP = "mri: the slice of a fastMRI .h5 file (default: the middle one)"
 
 
 class UsageError(ValueError):
@@ -123,7 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=DEGRADE_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    deg.add_argument("input", help="image file or example:NAME")
+    deg.add_argument(
+        "input",
+        help="image file or example:NAME; mri: also measured k-space (fastMRI .h5, BART .cfl), "
+        "under-sampled by the mask",
+    )
     deg.add_argument("output", help="measurement file (.png, .jpg, .tif or .npy)")
     deg.add_argument("--task", required=True, choices=TASKS)
     deg.add_argument("--sigma", type=float, help="noise std on the 0-255 scale (denoise: required)")
@@ -137,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="mri: receive coils (default 1); more write (coils, H, W) k-space and the simulated "
         "sensitivities as OUTPUT-STEM-maps.npy",
     )
+    deg.add_argument("--slice", type=int, help=SLICE_HELP)
     deg.add_argument("--kernel", help=KERNEL_HELP)
     deg.add_argument(
         "--boundary",
@@ -162,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument(
         "input",
         help="measurement: PNG/JPEG/TIFF/.npy (mri: complex k-space, .npy (H, W) or (coils, H, "
-        "W), or BART .cfl)",
+        "W), BART .cfl or a fastMRI .h5 file)",
     )
     rec.add_argument("output", help="restored image (.png, .jpg, .tif or .npy)")
     _add_measurement_arguments(rec)
@@ -196,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=COMPARE_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    cmp.add_argument("input", help="measurement: PNG/JPEG/TIFF/.npy (mri: k-space)")
+    cmp.add_argument("input", help="measurement: PNG/JPEG/TIFF/.npy (mri: k-space, also .cfl/.h5)")
     _add_measurement_arguments(cmp)
     cmp.add_argument(
         "--methods",
@@ -206,7 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
         "default: the task's shipped model (mri: also mri-measured) and rimkit eval's "
         "baselines for it",
     )
-    cmp.add_argument("--truth", help="the clean image, to score each result (PSNR / SSIM)")
+    cmp.add_argument(
+        "--truth",
+        help="the clean image, to score each result (PSNR / SSIM); mri: also a fastMRI .h5 file "
+        "(its reference image of --slice; the results are cropped to its size)",
+    )
     cmp.add_argument("--out", default="rimkit-compare", help="output folder")
     cmp.set_defaults(run=_run_compare)
 
@@ -284,6 +300,7 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
         "estimate them from the fully sampled k-space centre: espirit (default) or lowres (each "
         "coil's low-resolution image over their root sum of squares)",
     )
+    parser.add_argument("--slice", type=int, help=SLICE_HELP)
     parser.add_argument("--kernel", help=KERNEL_HELP)
     parser.add_argument(
         "--boundary",
@@ -367,6 +384,10 @@ def _run_degrade(args: argparse.Namespace) -> None:
         raise UsageError("MRI measurements are complex k-space; give an OUTPUT ending in .npy")
     if args.coils != 1 and args.task != "mri":
         raise UsageError("--coils applies to --task mri only")
+    if _is_kspace_file(args.input):
+        return _undersample_kspace(args, output, mask_path)
+    if args.slice is not None:
+        raise UsageError("--slice picks a slice of a fastMRI .h5 file; this input is an image")
     kernel = _read_kernel(args.kernel, args.task)
     lensing = _lensing_setup(args)
     image = read_image(args.input, gray=True if args.gray else None)
@@ -394,6 +415,55 @@ def _run_degrade(args: argparse.Namespace) -> None:
         extra = f" and its mask to {mask_path}" if result.mask is not None else ""
         extra += f" and the coil maps to {maps_path}" if result.maps is not None else ""
         print(f"wrote the {args.task} measurement ({shape}) to {output}{extra}")
+
+
+def _is_kspace_file(path: str) -> bool:
+    """Whether ``path`` holds measured k-space: a fastMRI .h5 or a BART .cfl / .hdr file."""
+    from rimkit.fastmri import is_fastmri
+
+    return is_fastmri(path) or Path(path).suffix.lower() in (".cfl", ".hdr")
+
+
+def _read_kspace_input(path: str, slice_index: int | None, quiet: bool) -> tuple[np.ndarray, int]:
+    """K-space ``(coils, H, W)`` from a fastMRI .h5 (the slice told, else the middle one,
+    printed), a BART .cfl or a complex .npy; with the slice taken (``-1``: not a fastMRI file)."""
+    from rimkit.fastmri import is_fastmri, read_fastmri
+    from rimkit.io import read_kspace
+
+    if not is_fastmri(path):
+        return read_kspace(path), -1
+    piece = read_fastmri(path, slice_index)
+    if not quiet:
+        coils, h, w = piece.kspace.shape
+        told = "" if slice_index is not None else " (the middle one; pick one with --slice)"
+        print(f"{path}: slice {piece.index} of {piece.slices}{told}, {coils} coil(s), {h}x{w}")
+    return piece.kspace, piece.index
+
+
+def _undersample_kspace(args: argparse.Namespace, output: Path, mask_path: Path) -> None:
+    """``rimkit degrade`` of measured k-space: keep the columns of a variable-density mask."""
+    from rimkit.degrade import undersample
+    from rimkit.io import write_image
+
+    if args.task != "mri":
+        raise UsageError(f"{args.input!r} is k-space; it takes --task mri, not {args.task}")
+    if args.sigma or args.coils != 1 or args.quantize or args.gray:
+        raise UsageError(
+            "measured k-space keeps its own noise and coils: --sigma, --coils, --quantize and "
+            "--gray apply to images"
+        )
+    kspace, index = _read_kspace_input(args.input, args.slice, args.quiet)
+    result = undersample(kspace, args.acceleration, args.seed)
+    write_image(output, result.measurement, force=args.force)
+    write_image(mask_path, result.mask, force=args.force)
+    if not args.quiet:
+        shape = "x".join(str(s) for s in result.measurement.shape)
+        print(f"wrote the under-sampled k-space ({shape}) to {output} and its mask to {mask_path}")
+        if index >= 0:
+            print(
+                f"score it against the file's reference: rimkit compare {output} --task mri "
+                f"--truth {args.input} --slice {index}"
+            )
 
 
 def _read_kernel(text: str | None, task: str) -> np.ndarray | None:
@@ -480,6 +550,7 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
 def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
     """The measurement of ``reconstruct`` / ``compare`` and the options of
     :func:`rimkit.pipeline.restore` that describe it, read and checked."""
+    from rimkit.fastmri import is_fastmri
     from rimkit.io import read_image, read_kspace
     from rimkit.pipeline import COIL_MAP_METHODS
 
@@ -491,8 +562,13 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
     if args.maps and args.task != "mri":
         raise UsageError("--maps applies to --task mri only")
     lensing = _lensing_setup(args)
+    if args.slice is not None and not any(
+        is_fastmri(path) for path in (args.input, getattr(args, "truth", None) or "")
+    ):
+        raise UsageError("--slice picks a slice of a fastMRI .h5 file (mri); none is given")
     if args.task == "mri":
-        image = read_kspace(args.input)  # (coils, H, W)
+        image, index = _read_kspace_input(args.input, args.slice, args.quiet)  # (coils, H, W)
+        args.slice = args.slice if index < 0 else index  # --truth FILE.h5 takes the same slice
         maps = args.maps
         if maps is not None and maps not in COIL_MAP_METHODS:
             if not (Path(maps).exists() or Path(f"{maps}.cfl").exists()):
@@ -520,22 +596,21 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
 def _run_compare(args: argparse.Namespace) -> None:
     from rimkit.compare import compare, write_comparison
     from rimkit.evaluate.runner import DEFAULT_BASELINES
-    from rimkit.io import read_image
     from rimkit.pipeline import shown_measurement
 
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
         raise UsageError(f"output folder {str(out)!r} exists; pass --force or another --out")
     image, options = _read_measurement(args)
-    truth = None if args.truth is None else read_image(args.truth)
+    truth, fit_scale = _read_truth(args)
     methods = args.methods or [
         _default_model(args.task, image),
         *_alternative_models(args.task),
         *DEFAULT_BASELINES[args.task],
     ]
     results = compare(
-        image, args.task, methods, truth=truth, device=args.device, progress=not args.quiet,
-        **options,
+        image, args.task, methods, truth=truth, fit_scale=fit_scale, device=args.device,
+        progress=not args.quiet, **options,
     )  # fmt: skip
     shown = shown_measurement(image, args.task, options["scale"])
     written = write_comparison(out, results, shown, truth, force=args.force)
@@ -545,6 +620,29 @@ def _run_compare(args: argparse.Namespace) -> None:
             print(f"noise level estimated from the input: sigma {sigma:.2f}, told every method")
         print((written["results"]).read_text(), end="")
         print(f"wrote {len(results)} results, figure.png, results.md and report.html to {out}")
+
+
+def _read_truth(args: argparse.Namespace) -> tuple[np.ndarray | None, bool]:
+    """``compare --truth``: an image file, or for mri the reference image of a fastMRI file's
+    slice (``--slice``, else the measurement's); and whether the results' scale is fitted to
+    it (not to a fastMRI reference, which is in its k-space's units)."""
+    from rimkit.fastmri import is_fastmri, read_fastmri
+    from rimkit.io import read_image
+
+    if args.truth is None:
+        return None, True
+    if not is_fastmri(args.truth):
+        return read_image(args.truth), True
+    if args.task != "mri":
+        raise UsageError(f"--truth {args.truth!r} is a fastMRI file; it scores --task mri only")
+    piece = read_fastmri(args.truth, args.slice)
+    if piece.reference is None:
+        raise UsageError(
+            f"--truth {args.truth!r} holds no reference image (reconstruction_esc / "
+            "reconstruction_rss; a test-set file has none): give a file of the training or "
+            "validation set, or a clean image"
+        )
+    return piece.reference, False
 
 
 def _sigma_or_auto(text: str) -> float | str:

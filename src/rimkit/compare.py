@@ -34,6 +34,7 @@ from rimkit.evaluate.report import (
     markdown_table,
     write_report,
 )
+from rimkit.fastmri import center_crop
 from rimkit.io import write_image
 from rimkit.pipeline import restore
 
@@ -58,6 +59,7 @@ def compare(
     methods: Sequence[str],
     *,
     truth: np.ndarray | None = None,
+    fit_scale: bool = True,
     device: str = "cpu",
     progress: bool = False,
     **restore_options: Any,
@@ -66,6 +68,13 @@ def compare(
     names or paths, or baseline names); ``restore_options`` go to
     :func:`rimkit.pipeline.restore` (``sigma``, ``scale``, ``mask``, ``kernel``, ...).
     ``truth``, the clean image (values in ``[0, 1]``, the restored size), adds the scores.
+
+    For ``mri`` the scores follow fastMRI: PSNR and SSIM of the magnitudes as floats with the
+    truth's maximum as the data range. K-space has any scale, so each result is first scaled
+    by the least-squares factor ``<x, t> / <x, x>`` onto the truth ``t``, unless
+    ``fit_scale=False`` (a truth in the k-space's own units, such as a fastMRI file's
+    reference image). A truth smaller than the results (fastMRI's references are the central
+    320 x 320 of an image over-sampled along the readout) scores and keeps their central crop.
     A noise level ``"auto"`` is estimated by the first method's run and told to them all."""
     from rimkit.evaluate.runner import trained_scales
     from rimkit.solvers import BASELINES
@@ -94,23 +103,37 @@ def compare(
         )
         seconds = time.perf_counter() - tic
         restore_options["sigma"] = restored.sigma  # estimated once, if "auto"; then told all
-        scores = _scores(restored.image, truth, task)
-        results.append(Compared(name, restored.image, seconds, *scores, restored.sigma))
+        result = restored.image
+        if task == "mri" and truth is not None:  # fastMRI scores the reference's central crop
+            result = center_crop(result, truth.shape)
+        scores = _scores(result, truth, task, fit_scale)
+        results.append(Compared(name, result, seconds, *scores, restored.sigma))
     return results
 
 
-def _scores(image: np.ndarray, truth: np.ndarray | None, task: str) -> tuple[Any, Any]:
+def _scores(
+    image: np.ndarray, truth: np.ndarray | None, task: str, fit_scale: bool = True
+) -> tuple[Any, Any]:
     if truth is None:
         return None, None
-    if task == "mri":  # magnitudes of any scale: each scaled to its maximum
-        image = image / max(float(image.max()), np.finfo(float).tiny)
     if truth.shape != image.shape:
         raise ValueError(
             f"the clean image is {truth.shape} but the restored one {image.shape}; give the "
             "clean image the measurement was made from (for valid blur: y's field of view)"
         )
+    if task == "mri":
+        if fit_scale:
+            image = image * _least_squares_scale(image, truth)
+        peak = max(float(truth.max()), np.finfo(float).tiny)
+        return psnr(image, truth, peak), ssim(image, truth, data_range=peak)
     estimate = to_8bit(image) / 255.0
     return psnr(estimate, truth), ssim(estimate, truth)
+
+
+def _least_squares_scale(image: np.ndarray, truth: np.ndarray) -> float:
+    """``a`` minimising ``||a x - t||``: ``<x, t> / <x, x>`` (1 for an all-zero ``x``)."""
+    energy = float(np.vdot(image, image))
+    return float(np.vdot(image, truth)) / energy if energy > 0 else 1.0
 
 
 def write_comparison(

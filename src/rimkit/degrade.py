@@ -1,5 +1,7 @@
 """Degrade one image with a named task: the library side of ``rimkit degrade``.
 
+``undersample`` does the MRI part for k-space measured on a scanner.
+
 Example:
     >>> import numpy as np
     >>> result = degrade(np.full((12, 12), 0.5), "sr", scale=3)
@@ -39,10 +41,11 @@ TASKS = ("denoise", "blur", "sr", "inpaint", "mri", "lensing")
 @dataclass
 class Degraded:
     """A measurement ``y``, the operator that made it and, for inpaint and mri, the mask
-    (multi-coil mri: also the coil sensitivity maps, ``(coils, H, W)``)."""
+    (multi-coil mri: also the coil sensitivity maps, ``(coils, H, W)``). ``operator`` is
+    ``None`` for measured k-space (:func:`undersample`), whose coil maps are not known."""
 
     measurement: np.ndarray
-    operator: LinearOperator
+    operator: LinearOperator | None
     mask: np.ndarray | None = None
     maps: np.ndarray | None = None
 
@@ -103,6 +106,30 @@ def degrade(
     if isinstance(operator, MultiCoilMRI):  # coils first, as multi-coil k-space is stored
         return Degraded(y[0].numpy(), operator, mask_array, operator.maps[0].numpy())
     return Degraded(from_tensor(y), operator, mask_array)
+
+
+def undersample(kspace: np.ndarray, acceleration: float = 4.0, seed: int = 0) -> Degraded:
+    """Under-sample measured, fully sampled k-space ``(coils, H, W)`` (or ``(H, W)``) by a
+    variable-density column mask at ``acceleration``, as ``degrade`` samples an image's: the
+    measurement keeps the sampled columns and is 0 elsewhere. The k-space keeps its own noise.
+
+    Example:
+        >>> k = np.ones((2, 8, 16), dtype=complex)
+        >>> result = undersample(k, 4.0)
+        >>> result.measurement.shape, int(result.mask[0].sum())
+        ((2, 8, 16), 4)
+    """
+    k = np.asarray(kspace)
+    if not np.iscomplexobj(k) or k.ndim not in (2, 3):
+        raise ValueError(
+            f"k-space to under-sample is complex (H, W) or (coils, H, W), got {k.dtype} of "
+            f"shape {k.shape}"
+        )
+    k = k if k.ndim == 3 else k[None]
+    generator = torch.Generator().manual_seed(seed)
+    mask = variable_density_mask(k.shape[-2:], acceleration, generator=generator)  # (1, 1, H, W)
+    columns = mask[0, 0].numpy()
+    return Degraded(k * columns, None, columns)
 
 
 def lensing_operator(lensing: LensingSetup | None, shape: tuple[int, int]) -> LinearOperator:

@@ -1,0 +1,205 @@
+"""fastMRI files: reading a slice and its reference, under-sampling measured k-space, and
+``rimkit compare --truth FILE.h5`` scoring in fastMRI's way."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rimkit.cli import main
+from rimkit.compare import _scores
+from rimkit.degrade import undersample
+from rimkit.fastmri import center_crop, read_fastmri
+
+h5py = pytest.importorskip("h5py")
+
+
+def fft2c(image: np.ndarray) -> np.ndarray:
+    """fastMRI's centred orthonormal FFT over the last two axes."""
+    axes = (-2, -1)
+    shifted = np.fft.ifftshift(image, axes=axes)
+    return np.fft.fftshift(np.fft.fft2(shifted, norm="ortho"), axes=axes)
+
+
+def ifft2c(kspace: np.ndarray) -> np.ndarray:
+    axes = (-2, -1)
+    shifted = np.fft.ifftshift(kspace, axes=axes)
+    return np.fft.fftshift(np.fft.ifft2(shifted, norm="ortho"), axes=axes)
+
+
+def phantom(h: int = 48, w: int = 40, seed: int = 0) -> np.ndarray:
+    """A smooth positive image in the middle half of a readout over-sampled twice."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    body = np.exp(-(((yy - h / 2) / (h / 5)) ** 2) - ((xx - w / 2) / (w / 3)) ** 2)
+    image = np.zeros((2 * h, w))
+    image[h // 2 : h // 2 + h] = body * (0.8 + 0.2 * rng.random((h, w)))
+    return image
+
+
+def write_file(path, kspace, **datasets) -> None:
+    with h5py.File(path, "w") as f:
+        f.create_dataset("kspace", data=kspace)
+        for name, data in datasets.items():
+            f.create_dataset(name, data=data)
+
+
+@pytest.fixture
+def single_coil(tmp_path):
+    """Three slices of single-coil k-space and their ``reconstruction_esc`` (the central crop
+    of the inverse FFT), as in the fastMRI knee single-coil track."""
+    images = np.stack([phantom(seed=s) for s in range(3)])  # (3, 96, 40)
+    kspace = fft2c(images).astype(np.complex64)
+    esc = center_crop(np.abs(ifft2c(kspace.astype(np.complex128))), (32, 32))
+    path = tmp_path / "file1000.h5"
+    write_file(path, kspace, reconstruction_esc=esc.astype(np.float32))
+    return path, esc
+
+
+def test_a_slice_of_a_single_coil_file_and_its_reference(single_coil):
+    path, esc = single_coil
+    piece = read_fastmri(path)
+    assert (piece.index, piece.slices, piece.kspace.shape) == (1, 3, (1, 96, 40))
+    assert piece.reference_name == "reconstruction_esc"
+    np.testing.assert_allclose(piece.reference, esc[1], rtol=1e-6)
+    assert read_fastmri(path, 0).index == 0
+    np.testing.assert_allclose(read_fastmri(path, 2).reference, esc[2], rtol=1e-6)
+
+
+def test_a_multi_coil_file_takes_its_root_sum_of_squares_reference(tmp_path):
+    kspace = np.ones((2, 4, 16, 12), np.complex64)
+    path = tmp_path / "multi.h5"
+    rss = np.arange(2 * 8 * 8, dtype=np.float32).reshape(2, 8, 8)
+    write_file(path, kspace, reconstruction_rss=rss, reconstruction_esc=rss + 1)
+    piece = read_fastmri(path, 1)
+    assert piece.kspace.shape == (4, 16, 12) and piece.kspace.dtype == np.complex128
+    assert piece.reference_name == "reconstruction_rss"
+    np.testing.assert_array_equal(piece.reference, rss[1])
+
+
+def test_a_test_set_file_has_no_reference(tmp_path):
+    path = tmp_path / "test.h5"
+    write_file(path, np.ones((1, 8, 8), np.complex64), mask=np.ones(8, bool))
+    piece = read_fastmri(path)
+    assert piece.reference is None and piece.reference_name is None
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: None, "does not exist"),
+        (lambda p: p.write_text("not hdf5"), "is not an HDF5 file"),
+        (lambda p: write_file_without_kspace(p), "no 'kspace' dataset (it holds image)"),
+        (lambda p: write_file(p, np.ones((2, 8, 8))), "kspace is float64"),
+        (lambda p: write_file(p, np.ones((8, 8), np.complex64)), "of shape (8, 8)"),
+        (lambda p: write_file(p, np.ones((2, 8, 8), np.complex64)), "slice 5 is out of range"),
+        (lambda p: write_file(p, np.full((6, 8, 8), np.nan, np.complex64)), "NaN or Inf"),
+    ],
+)
+def test_bad_files_are_named_with_the_problem(tmp_path, make, message):
+    path = tmp_path / "bad.h5"
+    make(path)
+    with pytest.raises(ValueError) as err:
+        read_fastmri(path, 5)
+    assert message in str(err.value)
+
+
+def write_file_without_kspace(path) -> None:
+    with h5py.File(path, "w") as f:
+        f.create_dataset("image", data=np.ones((2, 2)))
+
+
+def test_without_h5py_the_error_says_what_to_install(tmp_path, monkeypatch, single_coil):
+    monkeypatch.setitem(sys.modules, "h5py", None)
+    with pytest.raises(ValueError, match=r"pip install 'rimkit\[fastmri\]'"):
+        read_fastmri(single_coil[0])
+
+
+def test_center_crop_takes_fastmri_s_offsets_and_keeps_a_short_axis_whole():
+    image = np.arange(7 * 5).reshape(7, 5)
+    np.testing.assert_array_equal(center_crop(image, (3, 2)), image[2:5, 1:3])
+    assert center_crop(image, (4, 9)).shape == (4, 5)
+    assert center_crop(np.zeros((2, 7, 5)), (3, 3)).shape == (2, 3, 3)
+
+
+def test_undersample_keeps_the_mask_s_columns_of_every_coil():
+    rng = np.random.default_rng(0)
+    kspace = rng.normal(size=(3, 10, 40)) + 1j * rng.normal(size=(3, 10, 40))
+    result = undersample(kspace, 4.0, seed=1)
+    columns = result.mask[0] > 0
+    assert columns.sum() == 10 and columns[19:22].all()  # W / R columns, the central 8 %
+    assert (result.mask == result.mask[0]).all()  # whole columns
+    np.testing.assert_array_equal(result.measurement[:, :, columns], kspace[:, :, columns])
+    assert not result.measurement[:, :, ~columns].any()
+    again = undersample(kspace, 4.0, seed=1)
+    np.testing.assert_array_equal(again.mask, result.mask)
+    with pytest.raises(ValueError, match="complex"):
+        undersample(np.ones((4, 4)), 4.0)
+
+
+def test_degrade_then_compare_scores_in_the_reference_s_units(tmp_path, single_coil, capsys):
+    path, _ = single_coil
+    under = tmp_path / "under.npy"
+    argv = ["degrade", str(path), str(under), "--task", "mri", "--acceleration", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "slice 1 of 3" in out and f"--truth {path} --slice 1" in out
+    assert np.load(under).shape == (1, 96, 40)
+    # fully sampled: the zero-filled image is the reference itself, in its own units
+    cmp = ["compare", str(under), "--task", "mri", "--truth", str(path), "--slice", "1",
+           "--methods", "zero-filled", "--out", str(tmp_path / "cmp"), "-q"]  # fmt: skip
+    assert main(cmp) == 0
+    row = next(r for r in (tmp_path / "cmp" / "results.md").read_text().splitlines() if "zero" in r)
+    assert float(row.split("|")[3]) > 60
+    written = np.asarray(Image.open(tmp_path / "cmp" / "zero-filled.png"))
+    assert written.shape == (32, 32)  # the reference's central crop
+
+
+def test_compare_reads_an_under_sampled_fastmri_file_directly(tmp_path, capsys):
+    kspace = fft2c(phantom(seed=1))[None].astype(np.complex64)
+    test_file = tmp_path / "test.h5"
+    write_file(test_file, undersample(kspace[0], 3.0).measurement.astype(np.complex64))
+    argv = ["reconstruct", str(test_file), str(tmp_path / "out.npy"), "--task", "mri",
+            "--baseline", "zero-filled"]  # fmt: skip
+    assert main(argv) == 0
+    assert "slice 0 of 1 (the middle one" in capsys.readouterr().out
+    assert np.load(tmp_path / "out.npy").shape == (96, 40)
+
+
+def test_mri_scores_fit_the_scale_to_a_clean_image_but_not_to_a_reference():
+    truth = phantom()
+    assert _scores(3 * truth, truth, "mri")[0] > 200  # exact up to rounding
+    psnr_units, _ = _scores(3 * truth, truth, "mri", fit_scale=False)
+    expected = 10 * np.log10(truth.max() ** 2 / np.mean((2 * truth) ** 2))
+    assert psnr_units == pytest.approx(expected)
+    noisy = truth + np.random.default_rng(0).normal(0, 0.01, truth.shape)
+    psnr_fit, _ = _scores(5 * noisy, truth, "mri")
+    assert psnr_fit == pytest.approx(_scores(noisy, truth, "mri", fit_scale=False)[0], abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["degrade", "{h5}", "{tmp}/u.npy", "--task", "denoise", "--sigma", "5"], "takes --task"),
+        (["degrade", "{h5}", "{tmp}/u.npy", "--task", "mri", "--sigma", "5"], "its own noise"),
+        (["degrade", "{h5}", "{tmp}/u.npy", "--task", "mri", "--slice", "3"], "slice 3 is out of"),
+        (["degrade", "{png}", "{tmp}/u.npy", "--task", "mri", "--slice", "1"], "this input is an"),
+        (["reconstruct", "{png}", "{tmp}/o.png", "--task", "denoise", "--slice", "1"], "none is"),
+        (["compare", "{png}", "--task", "denoise", "--truth", "{h5}", "--out", "{tmp}/c"],
+         "scores --task mri only"),
+        (["compare", "{test}", "--task", "mri", "--truth", "{test}", "--out", "{tmp}/c"],
+         "holds no reference image"),
+    ],
+)  # fmt: skip
+def test_bad_fastmri_usage_is_a_one_line_error(tmp_path, single_coil, capsys, argv, message):
+    path, _ = single_coil
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "x.png")
+    test_file = tmp_path / "test.h5"
+    write_file(test_file, np.ones((1, 96, 40), np.complex64))
+    names = {"h5": path, "tmp": tmp_path, "png": tmp_path / "x.png", "test": test_file}
+    status = main([a.format(**names) for a in argv])
+    err = capsys.readouterr().err
+    assert status == 2 and message in err and "Traceback" not in err
