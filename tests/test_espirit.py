@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rimkit.cli import main
+from rimkit.compare import compare
 from rimkit.models import RIMConfig
 from rimkit.operators import (
     coil_sensitivities,
@@ -18,7 +19,7 @@ from rimkit.operators import (
     synthetic_coil_maps,
 )
 from rimkit.operators.espirit import _image_domain_gram
-from rimkit.pipeline import restore
+from rimkit.pipeline import estimate_coil_maps, restore
 
 
 def _scan(size: int = 64, coils: int = 6, background: float = 0.0, seed: int = 0):
@@ -112,6 +113,15 @@ def test_restore_estimates_espirit_maps_by_default_and_lowres_on_request():
             np.testing.assert_allclose(default, explicit, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="unknown coil map method 'sense'"):
         restore(measured, "mri", model, maps="sense")
+    for maps in (None, "lowres"):  # compare estimates the maps once, as restore would
+        once = estimate_coil_maps(measured, binary, maps)
+        given = restore(measured, "mri", model, mask=binary, maps=once).image
+        named = restore(measured, "mri", model, mask=binary, maps=maps).image
+        np.testing.assert_allclose(given, named, rtol=1e-5, atol=1e-6)
+        compared = compare(measured, "mri", ["zero-filled"], mask=binary, maps=maps)[0].image
+        alone = restore(measured, "mri", None, baseline="zero-filled", mask=binary, maps=maps)
+        np.testing.assert_allclose(compared, alone.image, rtol=1e-5, atol=1e-6)
+    assert estimate_coil_maps(measured[:1], binary) is None  # one coil: the phase, per method
 
 
 def test_reconstruct_takes_a_map_method_or_a_file_and_names_a_missing_one(tmp_path, capsys):

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from rimkit.cli import main
-from rimkit.compare import _scores
+from rimkit.compare import compare, write_comparison
 from rimkit.degrade import undersample
 from rimkit.fastmri import center_crop, read_fastmri
 
@@ -169,15 +169,19 @@ def test_compare_reads_an_under_sampled_fastmri_file_directly(tmp_path, capsys):
     assert np.load(tmp_path / "out.npy").shape == (96, 40)
 
 
-def test_mri_scores_fit_the_scale_to_a_clean_image_but_not_to_a_reference():
-    truth = phantom()
-    assert _scores(3 * truth, truth, "mri")[0] > 200  # exact up to rounding
-    psnr_units, _ = _scores(3 * truth, truth, "mri", fit_scale=False)
-    expected = 10 * np.log10(truth.max() ** 2 / np.mean((2 * truth) ** 2))
-    assert psnr_units == pytest.approx(expected)
-    noisy = truth + np.random.default_rng(0).normal(0, 0.01, truth.shape)
-    psnr_fit, _ = _scores(5 * noisy, truth, "mri")
-    assert psnr_fit == pytest.approx(_scores(noisy, truth, "mri", fit_scale=False)[0], abs=0.05)
+def test_mri_scores_fit_the_scale_to_a_clean_image_but_not_to_a_reference(tmp_path):
+    truth = phantom()[24:72]  # (48, 40), brightest 1 or less
+    kspace = fft2c(2 * truth)  # the data's units are twice the truth's
+    fitted = compare(kspace, "mri", ["zero-filled"], truth=truth)[0]
+    assert fitted.psnr > 100
+    np.testing.assert_allclose(fitted.image, truth, atol=1e-6)  # kept in the truth's units
+    units = compare(kspace, "mri", ["zero-filled"], truth=truth, fit_scale=False)[0]
+    expected = 10 * np.log10(truth.max() ** 2 / np.mean(truth**2))  # off by the truth itself
+    assert units.psnr == pytest.approx(expected, abs=1e-3)
+    written = write_comparison(tmp_path / "c", [units], None, truth, peak=2 * truth.max())
+    picture = np.asarray(Image.open(written["zero-filled"]))
+    drawn = 255 * truth.mean() / truth.max()  # 2 t drawn with 2 max(t) white
+    assert picture.max() == 255 and abs(picture.mean() - drawn) < 0.5
 
 
 @pytest.mark.parametrize(

@@ -613,7 +613,11 @@ def _run_compare(args: argparse.Namespace) -> None:
         progress=not args.quiet, **options,
     )  # fmt: skip
     shown = shown_measurement(image, args.task, options["scale"])
-    written = write_comparison(out, results, shown, truth, force=args.force)
+    peak = None
+    if args.task == "mri":  # one scale for all: the truth's, else the brightest result's
+        brightest = max(float(r.image.max()) for r in results)
+        peak = max(float(truth.max()) if truth is not None else brightest, np.finfo(float).tiny)
+    written = write_comparison(out, results, shown, truth, peak=peak, force=args.force)
     if not args.quiet:
         if args.sigma == "auto" or (args.sigma is None and args.task == "denoise"):
             sigma = results[0].sigma

@@ -36,7 +36,7 @@ from rimkit.evaluate.report import (
 )
 from rimkit.fastmri import center_crop
 from rimkit.io import write_image
-from rimkit.pipeline import restore
+from rimkit.pipeline import estimate_coil_maps, restore
 
 
 @dataclass
@@ -71,10 +71,11 @@ def compare(
 
     For ``mri`` the scores follow fastMRI: PSNR and SSIM of the magnitudes as floats with the
     truth's maximum as the data range. K-space has any scale, so each result is first scaled
-    by the least-squares factor ``<x, t> / <x, x>`` onto the truth ``t``, unless
+    by the least-squares factor ``<x, t> / <x, x>`` onto the truth ``t`` (and kept so), unless
     ``fit_scale=False`` (a truth in the k-space's own units, such as a fastMRI file's
     reference image). A truth smaller than the results (fastMRI's references are the central
     320 x 320 of an image over-sampled along the readout) scores and keeps their central crop.
+    Multi-coil k-space has its coil maps estimated once for all methods, outside their times.
     A noise level ``"auto"`` is estimated by the first method's run and told to them all."""
     from rimkit.evaluate.runner import trained_scales
     from rimkit.solvers import BASELINES
@@ -84,6 +85,10 @@ def compare(
         raise ValueError("give at least one method to compare (a model or a baseline name)")
     if len(set(methods)) != len(methods):
         raise ValueError(f"a method is named twice: {list(methods)}")
+    if task == "mri":  # one estimate of the coil maps serves every method
+        restore_options["maps"] = estimate_coil_maps(
+            image, restore_options.get("mask"), restore_options.get("maps")
+        )
     results = []
     for name in methods:
         if name in BASELINES:
@@ -106,14 +111,14 @@ def compare(
         result = restored.image
         if task == "mri" and truth is not None:  # fastMRI scores the reference's central crop
             result = center_crop(result, truth.shape)
-        scores = _scores(result, truth, task, fit_scale)
+            if fit_scale and result.shape == truth.shape:  # in the truth's units
+                result = result * _least_squares_scale(result, truth)
+        scores = _scores(result, truth, task)
         results.append(Compared(name, result, seconds, *scores, restored.sigma))
     return results
 
 
-def _scores(
-    image: np.ndarray, truth: np.ndarray | None, task: str, fit_scale: bool = True
-) -> tuple[Any, Any]:
+def _scores(image: np.ndarray, truth: np.ndarray | None, task: str) -> tuple[Any, Any]:
     if truth is None:
         return None, None
     if truth.shape != image.shape:
@@ -121,9 +126,7 @@ def _scores(
             f"the clean image is {truth.shape} but the restored one {image.shape}; give the "
             "clean image the measurement was made from (for valid blur: y's field of view)"
         )
-    if task == "mri":
-        if fit_scale:
-            image = image * _least_squares_scale(image, truth)
+    if task == "mri":  # magnitudes in the truth's units
         peak = max(float(truth.max()), np.finfo(float).tiny)
         return psnr(image, truth, peak), ssim(image, truth, data_range=peak)
     estimate = to_8bit(image) / 255.0
@@ -144,19 +147,21 @@ def write_comparison(
     *,
     title: str = "rimkit compare",
     crop: int = 96,
+    peak: float | None = None,
     force: bool = False,
 ) -> dict[str, Path]:
     """Write each result as ``OUT/<label>.png``, ``figure.png`` (crops of the measurement
     ``shown`` at the results' size, the results and the ``truth``, side by side),
-    ``results.md`` and ``report.html``; returns the written paths by name."""
+    ``results.md`` and ``report.html``; returns the written paths by name. ``peak`` is the
+    value drawn white in the pictures of results and truth (MRI magnitudes have any scale);
+    by default 1, or each result's maximum where it is above 1."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{str(out)!r} is a file; give a folder for the comparison")
     if out.exists() and any(out.iterdir()) and not force:
         raise ValueError(f"{str(out)!r} exists and is not empty; pass --force to overwrite")
     out.mkdir(parents=True, exist_ok=True)
-    # MRI magnitudes of any scale: each scaled to its maximum; images in [0, 1] as they are
-    pictures = [r.image / max(float(r.image.max()), 1.0) for r in results]
+    pictures = [r.image / (peak or max(float(r.image.max()), 1.0)) for r in results]
     written = {}
     for result, picture in zip(results, pictures, strict=True):
         path = out / f"{_slug(result.label)}.png"
@@ -164,7 +169,7 @@ def write_comparison(
         written[result.label] = path
     panels = [] if shown is None or shown.shape != results[0].image.shape else [("input", shown)]
     panels += [(r.label, picture) for r, picture in zip(results, pictures, strict=True)]
-    panels += [] if truth is None else [("clean", truth)]
+    panels += [] if truth is None else [("clean", truth / (peak or 1.0))]
     size = min(crop, *results[0].image.shape[:2])
     figure = crop_grid(panels, crop=size)
     written["figure"] = atomic_write_bytes(out / "figure.png", figure)

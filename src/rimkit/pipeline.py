@@ -309,7 +309,11 @@ def _coil_map_method(maps: np.ndarray | str | None) -> str | None:
     return None
 
 
-def _restore_mri(image, model, sigma255, mask, steps, maps, baseline=None) -> Restored:
+def _kspace_and_mask(
+    image: np.ndarray, mask: np.ndarray | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """K-space ``(1, coils, H, W)`` (complex64) of an MRI measurement, checked, and its
+    sampling mask: ``mask``, else the nonzero points."""
     kspace = np.asarray(image)
     if not np.iscomplexobj(kspace):
         raise ValueError(
@@ -319,14 +323,39 @@ def _restore_mri(image, model, sigma255, mask, steps, maps, baseline=None) -> Re
         kspace = kspace[None]
     if kspace.ndim != 3:
         raise ValueError(f"MRI k-space must be (H, W) or (coils, H, W), got shape {kspace.shape}")
+    k = torch.from_numpy(kspace.astype(np.complex64))[None]  # (1, coils, H, W)
+    return k, sampled_mask(k) if mask is None else _mask_tensor(mask, tuple(kspace.shape[-2:]))
+
+
+def estimate_coil_maps(
+    image: np.ndarray, mask: np.ndarray | None = None, maps: np.ndarray | str | None = None
+) -> np.ndarray | str | None:
+    """The coil maps ``restore`` would estimate for multi-coil k-space ``image`` with the
+    method ``maps`` names (default ESPIRiT), as a complex ``(coils, H, W)`` array; ``maps``
+    itself for single-coil k-space or given maps. ``rimkit compare`` estimates them once for
+    all its methods.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> kspace = rng.normal(size=(2, 24, 24)) + 1j * rng.normal(size=(2, 24, 24))
+        >>> estimate_coil_maps(kspace, maps="lowres").shape
+        (2, 24, 24)
+    """
+    method = _coil_map_method(maps)
+    k, binary = _kspace_and_mask(image, mask)
+    if method is None or k.shape[1] == 1:
+        return maps
+    return COIL_MAP_METHODS[method](k, binary)[0].numpy()
+
+
+def _restore_mri(image, model, sigma255, mask, steps, maps, baseline=None) -> Restored:
     if model is not None and model.channels not in (1, 2):
         raise ValueError(
             f"MRI needs a model for complex images (2 channels: real, imaginary) or a gray one "
             f"(the image taken as real); this one has {model.channels}"
         )
-    k = torch.from_numpy(kspace.astype(np.complex64))[None]  # (1, coils, H, W)
-    shape = tuple(kspace.shape[-2:])
-    binary = sampled_mask(k) if mask is None else _mask_tensor(mask, shape)
+    k, binary = _kspace_and_mask(image, mask)
+    shape = tuple(k.shape[-2:])
     method = _coil_map_method(maps)
     seen = np.ones(shape)  # the pixels some coil sees; the others come back 0
     if method and k.shape[1] == 1 and calibration_size(binary) < MIN_CALIBRATION:

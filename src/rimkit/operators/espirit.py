@@ -39,9 +39,6 @@ from rimkit.operators.multicoil import (
     sampled_mask,
 )
 
-GRAM_BYTES = 2**28
-"""About the most memory (bytes) the kernels' images take at once in :func:`espirit_maps`."""
-
 
 def espirit_maps(
     kspace: Tensor,
@@ -120,20 +117,45 @@ def _signal_kernels(centre: Tensor, kernel: int, threshold: float) -> Tensor:
 def _image_domain_gram(kernels: Tensor, shape: tuple[int, int]) -> Tensor:
     """``G(r) = (H W / k^2) sum_j g_j(r) g_j(r)^H`` with ``g_j = F^H`` (the kernel zero-padded to
     ``shape``, centred), ``(H, W, coils, coils)`` in single precision (the eigenvectors need no
-    more, and large scans' matrices take half the memory). The padded inverse FFT is computed as
-    ``L_y v_j L_x^T`` with the ``k`` columns of the centred inverse DFT that the kernel covers."""
+    more, and large scans' matrices take half the memory).
+
+    With ``L`` the ``k`` columns of the centred inverse DFT that a kernel covers, ``g_j(r) =
+    sum_p v_j[p] L(r, p)`` and ``L(r, p) conj(L(r, q))`` depends on ``r`` and ``p - q`` only, so
+    ``G(r) = (H W / k^2) sum_d A[d] E(r, d)``: ``A[d]`` sums the projector ``V^T conj(V)`` of
+    the kernels over the tap pairs ``p - q = d`` (``(2k - 1)^2`` offsets), and ``E(r, d)`` is
+    separable in rows and columns, two small matrix products per coil pair rather than one
+    image per kernel."""
     n, coils, k, _ = kernels.shape
     h, w = shape
-    kernels = kernels.to(torch.complex64)
-    rows = _inverse_dft_columns(h, h // 2 - k // 2, k, kernels.dtype)  # (H, k)
-    cols = _inverse_dft_columns(w, w // 2 - k // 2, k, kernels.dtype)  # (W, k)
-    chunk = max(1, GRAM_BYTES // (2 * coils * h * w * kernels.element_size()))
-    gram = torch.zeros(h, w, coils, coils, dtype=kernels.dtype)
-    for start in range(0, n, chunk):
-        images = rows @ kernels[start : start + chunk] @ cols.T  # (chunk, coils, H, W)
-        columns = images.permute(2, 3, 1, 0).contiguous()  # (H, W, coils, chunk)
-        gram += columns @ columns.conj().transpose(-1, -2)
+    flat = kernels.reshape(n, coils * k * k)
+    projector = (flat.T @ flat.conj()).reshape(coils, k, k, coils, k, k)  # P[c, p; c', q]
+    offsets = 2 * k - 1
+    autocorrelation = torch.zeros(coils, coils, offsets, offsets, dtype=flat.dtype)
+    for dy in range(-(k - 1), k):
+        ys = slice(max(0, -dy), k - max(0, dy))  # the q rows with q + dy inside the kernel
+        for dx in range(-(k - 1), k):
+            xs = slice(max(0, -dx), k - max(0, dx))
+            pairs = projector[:, _shift(ys, dy), _shift(xs, dx), :, ys, xs]  # (c, qy, qx, c', ...)
+            diagonal = pairs.diagonal(dim1=1, dim2=4).diagonal(dim1=1, dim2=3)
+            autocorrelation[:, :, dy + k - 1, dx + k - 1] = diagonal.sum(dim=(-1, -2))
+    rows = _offset_phases(h, k, kernels.dtype)  # (H, 2k - 1)
+    cols = _offset_phases(w, k, kernels.dtype)  # (W, 2k - 1)
+    a = autocorrelation.to(torch.complex64).reshape(coils * coils, offsets, offsets)
+    gram = rows.to(torch.complex64) @ a @ cols.to(torch.complex64).T  # (coils^2, H, W)
+    gram = gram.reshape(coils, coils, h, w).permute(2, 3, 0, 1).contiguous()
     return gram * (h * w / k**2)
+
+
+def _shift(index: slice, by: int) -> slice:
+    return slice(index.start + by, index.stop + by)
+
+
+def _offset_phases(size: int, k: int, dtype: torch.dtype) -> Tensor:
+    """``E[r, d] = L[r, q + d] conj(L[r, q])`` for the ``k`` inverse DFT columns ``L`` a
+    kernel covers, ``(size, 2k - 1)`` for ``d = -(k - 1) .. k - 1`` (any valid ``q``)."""
+    basis = _inverse_dft_columns(size, size // 2 - k // 2, k, dtype)  # (size, k)
+    phases = [basis[:, max(0, -d) + d] * basis[:, max(0, -d)].conj() for d in range(1 - k, k)]
+    return torch.stack(phases, dim=1)
 
 
 def _inverse_dft_columns(size: int, start: int, count: int, dtype: torch.dtype) -> Tensor:
@@ -145,4 +167,4 @@ def _inverse_dft_columns(size: int, start: int, count: int, dtype: torch.dtype) 
     return torch.fft.fftshift(torch.fft.ifft(shifted, dim=0, norm="ortho"), dim=0)
 
 
-__all__ = ["GRAM_BYTES", "espirit_maps"]
+__all__ = ["espirit_maps"]
