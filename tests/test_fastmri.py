@@ -207,3 +207,25 @@ def test_bad_fastmri_usage_is_a_one_line_error(tmp_path, single_coil, capsys, ar
     status = main([a.format(**names) for a in argv])
     err = capsys.readouterr().err
     assert status == 2 and message in err and "Traceback" not in err
+
+
+def test_reconstruct_slice_all_writes_the_volume_slice_by_slice(tmp_path, single_coil, capsys):
+    path, _ = single_coil
+    base = ["reconstruct", str(path), "--task", "mri", "--baseline", "zero-filled", "-q"]
+    assert main([*base[:2], str(tmp_path / "vol.npy"), *base[2:], "--slice", "all"]) == 0
+    volume = np.load(tmp_path / "vol.npy")
+    assert volume.shape == (3, 96, 40)
+    assert main([*base[:2], str(tmp_path / "two.npy"), *base[2:], "--slice", "2"]) == 0
+    np.testing.assert_allclose(volume[2], np.load(tmp_path / "two.npy"))
+    bad = [
+        ([str(tmp_path / "vol.png"), "--slice", "all"], "ending .npy"),
+        ([str(tmp_path / "v.npy"), "--slice", "all", "--maps", "x.npy"], "each slice's maps"),
+    ]
+    for extra, message in bad:
+        assert main([*base[:2], *extra, *base[2:]]) == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_status:  # argparse's own usage error
+        main([*base[:2], str(tmp_path / "v.npy"), *base[2:], "--slice", "every"])
+    assert exit_status.value.code == 2 and "a slice number or all" in capsys.readouterr().err
+    cmp = ["compare", str(path), "--task", "mri", "--slice", "all", "--out", str(tmp_path / "c")]
+    assert main(cmp) == 2 and "compare restores one slice" in capsys.readouterr().err

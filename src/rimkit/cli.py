@@ -12,6 +12,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,6 +68,7 @@ RECONSTRUCT_EXAMPLE = """examples:
   rimkit reconstruct photo.png out-bm3d.png --task denoise --baseline bm3d   # a classical one
   rimkit reconstruct ksp.cfl brain.png --task mri --model mri-measured   # a scanner's k-space
   rimkit reconstruct file1000.h5 knee.png --task mri --slice 17   # a fastMRI test file
+  rimkit reconstruct file1000.h5 knee.npy --task mri --slice all  # all its slices, one .npy
   rimkit reconstruct lensed.png source.png --task lensing --einstein-radius 0.45 \\
       --axis-ratio 0.7 --angle 30 --shear 0.02 -0.01
 
@@ -98,6 +100,7 @@ KERNEL_HELP = (
 
 
 SLICE_HELP = "mri: the slice of a fastMRI .h5 file (default: the middle one)"
+VOLUME_HELP = f"{SLICE_HELP}, or all: every slice, written as one (slices, H, W) .npy"
 
 
 class UsageError(ValueError):
@@ -300,7 +303,7 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
         "estimate them from the fully sampled k-space centre: espirit (default) or lowres (each "
         "coil's low-resolution image over their root sum of squares)",
     )
-    parser.add_argument("--slice", type=int, help=SLICE_HELP)
+    parser.add_argument("--slice", type=_slice_or_all, help=VOLUME_HELP)
     parser.add_argument("--kernel", help=KERNEL_HELP)
     parser.add_argument(
         "--boundary",
@@ -492,7 +495,6 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
     from rimkit.evaluate.runner import trained_scales
     from rimkit.io import write_image
     from rimkit.pipeline import restore
-    from rimkit.zoo import load_model
 
     _check_paths(args.input, args.output)
     output = Path(args.output)
@@ -506,13 +508,10 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
     if args.baseline and (args.steps or args.trajectory):
         raise UsageError("--steps and --trajectory apply to RIMs; a baseline writes its result")
+    if args.slice == "all":
+        return _reconstruct_volume(args, output)
     image, options = _read_measurement(args)
-    if args.baseline:
-        name, model, config, card = args.baseline, None, None, None
-    else:
-        name = args.model or _default_model(args.task, image)
-        loaded = load_model(name, device=args.device)
-        model, config, card = loaded.model, loaded.config, loaded.card
+    name, model, config, card = _load_method(args, image)
     result = restore(
         image,
         args.task,
@@ -545,6 +544,50 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
             print(f"noise level estimated from the input: sigma {result.sigma:.2f} (0-255 scale)")
         steps = "with baseline" if args.baseline else f"after {len(result.frames)} steps of"
         print(f"wrote {output} ({shape}) {steps} {name}{runs}")
+
+
+def _load_method(args: argparse.Namespace, image: np.ndarray) -> tuple[str, Any, Any, Any]:
+    """``reconstruct``'s method: the baseline's name (no model), else the model's name, the
+    model, its training config and its card."""
+    from rimkit.zoo import load_model
+
+    if args.baseline:
+        return args.baseline, None, None, None
+    name = args.model or _default_model(args.task, image)
+    loaded = load_model(name, device=args.device)
+    return name, loaded.model, loaded.config, loaded.card
+
+
+def _reconstruct_volume(args: argparse.Namespace, output: Path) -> None:
+    """``reconstruct --slice all``: every slice of a fastMRI file restored alike, written as
+    one ``(slices, H, W)`` .npy of magnitudes in the k-space's units."""
+    from tqdm import tqdm
+
+    from rimkit.fastmri import is_fastmri, read_fastmri
+    from rimkit.io import write_image
+    from rimkit.pipeline import COIL_MAP_METHODS, restore
+
+    if args.task != "mri" or not is_fastmri(args.input):
+        raise UsageError("--slice all takes every slice of a fastMRI .h5 file (--task mri)")
+    if output.suffix.lower() != ".npy":
+        raise UsageError("--slice all writes a volume (slices, H, W): give an OUTPUT ending .npy")
+    if args.trajectory or args.ensemble > 1:
+        raise UsageError("--trajectory and --ensemble take one slice, not --slice all")
+    if args.maps is not None and args.maps not in COIL_MAP_METHODS:
+        raise UsageError("--slice all estimates each slice's maps: --maps espirit or lowres")
+    args.slice = 0
+    image, options = _read_measurement(args)  # slice 0, and the options every slice shares
+    name, model, _, _ = _load_method(args, image)
+    slices = read_fastmri(args.input, 0).slices
+    volume = []
+    for index in tqdm(range(slices), desc="slices", unit="slice", disable=args.quiet):
+        kspace = image if index == 0 else read_fastmri(args.input, index).kspace
+        result = restore(kspace, "mri", model, baseline=args.baseline, steps=args.steps, **options)
+        volume.append(result.image)
+    write_image(output, np.stack(volume), force=args.force)
+    if not args.quiet:
+        shape = "x".join(str(s) for s in (slices, *volume[0].shape))
+        print(f"wrote {output} ({shape}, magnitudes in the k-space's units) with {name}")
 
 
 def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
@@ -601,6 +644,8 @@ def _run_compare(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
         raise UsageError(f"output folder {str(out)!r} exists; pass --force or another --out")
+    if args.slice == "all":
+        raise UsageError("compare restores one slice; give --slice N (reconstruct takes all)")
     image, options = _read_measurement(args)
     truth, fit_scale = _read_truth(args)
     methods = args.methods or [
@@ -647,6 +692,16 @@ def _read_truth(args: argparse.Namespace) -> tuple[np.ndarray | None, bool]:
             "validation set, or a clean image"
         )
     return piece.reference, False
+
+
+def _slice_or_all(text: str) -> int | str:
+    """``--slice``'s type for reconstruct and compare: a slice index, or ``all``."""
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a slice number or all, got {text!r}") from None
 
 
 def _sigma_or_auto(text: str) -> float | str:
