@@ -229,3 +229,19 @@ def test_reconstruct_slice_all_writes_the_volume_slice_by_slice(tmp_path, single
     assert exit_status.value.code == 2 and "a slice number or all" in capsys.readouterr().err
     cmp = ["compare", str(path), "--task", "mri", "--slice", "all", "--out", str(tmp_path / "c")]
     assert main(cmp) == 2 and "compare restores one slice" in capsys.readouterr().err
+
+
+def test_a_fastmri_file_is_a_volume_of_its_reference_images(tmp_path, single_coil):
+    from rimkit.data.volumes import read_volume
+    from rimkit.evaluate.runner import load_images
+
+    path, esc = single_coil
+    volume = read_volume(path)  # (32, 32, 3): slices last, scaled to the maximum
+    np.testing.assert_allclose(volume, np.moveaxis(esc, 0, -1) / esc.max(), rtol=1e-6)
+    images = load_images(path)
+    assert [name for name, _ in images] == [f"file1000/axis2-{i:03d}" for i in range(3)]
+    np.testing.assert_allclose(images[1][1], np.round(esc[1] / esc.max() * 255) / 255, atol=1e-6)
+    test_file = tmp_path / "test.h5"
+    write_file(test_file, np.ones((1, 2, 8, 8), np.complex64))
+    with pytest.raises(ValueError, match="holds no reference images"):
+        read_volume(test_file)

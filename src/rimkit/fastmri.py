@@ -61,15 +61,7 @@ def read_fastmri(path: str | os.PathLike, slice_index: int | None = None) -> Fas
 
     Raises ``ValueError`` naming the problem for a missing file, a file that is not HDF5 or has
     no complex ``kspace`` dataset of 3 or 4 dimensions, and a slice out of range."""
-    h5py = _import_h5py()
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"fastMRI file {str(path)!r} does not exist")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError:
-        raise ValueError(f"{str(path)!r} is not an HDF5 file; fastMRI files are HDF5") from None
-    with handle:
+    with _open(path) as handle:
         if "kspace" not in handle:
             held = ", ".join(sorted(handle.keys())) or "nothing"
             raise ValueError(
@@ -98,6 +90,22 @@ def read_fastmri(path: str | os.PathLike, slice_index: int | None = None) -> Fas
     return FastMRISlice(piece, index, slices, reference, name)
 
 
+def read_reference_volume(path: str | os.PathLike) -> np.ndarray:
+    """The reference images of every slice of the fastMRI file ``path``, float64 ``(slices,
+    h, w)``: ``reconstruction_esc`` for single-coil k-space, else ``reconstruction_rss`` (what
+    ``rimkit eval --data FILE.h5`` simulates k-space from, as from any magnitude volume)."""
+    with _open(path) as handle:
+        coils_axis = int(handle["kspace"].ndim == 4) if "kspace" in handle else 0
+        name = next((n for n in REFERENCES[1 + coils_axis] if n in handle), None)
+        if name is None:
+            raise ValueError(
+                f"{str(path)!r} holds no reference images (reconstruction_esc / "
+                "reconstruction_rss; a test-set file has none): evaluation needs a training or "
+                "validation file"
+            )
+        return np.asarray(handle[name], dtype=np.float64)
+
+
 def center_crop(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """The central ``shape`` of the last two axes of ``image`` (fastMRI's crop: the start is
     ``(size - crop) // 2``); an axis shorter than the crop is kept whole.
@@ -111,6 +119,18 @@ def center_crop(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     ch, cw = min(shape[0], h), min(shape[1], w)
     top, left = (h - ch) // 2, (w - cw) // 2
     return image[..., top : top + ch, left : left + cw]
+
+
+def _open(path: str | os.PathLike):
+    """The HDF5 file ``path`` open for reading; a missing or non-HDF5 file is a ValueError."""
+    h5py = _import_h5py()
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"fastMRI file {str(path)!r} does not exist")
+    try:
+        return h5py.File(path, "r")
+    except OSError:
+        raise ValueError(f"{str(path)!r} is not an HDF5 file; fastMRI files are HDF5") from None
 
 
 def _import_h5py():

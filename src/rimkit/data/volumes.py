@@ -1,7 +1,8 @@
 """3-D volumes (MRI) as a stack of 2-D training images.
 
 A volume file is an ``.npz`` (its one array, or the array called ``volume``) or an ``.npy``
-holding a ``(D1, D2, D3)`` array (a trailing axis of length 1 is dropped). It is scaled to
+holding a ``(D1, D2, D3)`` array (a trailing axis of length 1 is dropped), or a fastMRI file
+(its reference images, slices along the last axis; :mod:`rimkit.fastmri`). It is scaled to
 ``[0, 1]`` by its own maximum and cut into 2-D slices along each of ``axes``; slices with
 less than ``min_fill`` of their pixels above 5 % of that maximum (the empty ends of a brain
 volume) are skipped. Each slice becomes a uint8 ``(1, H, W)`` image, the form
@@ -25,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rimkit.fastmri import is_fastmri, read_reference_volume
 from rimkit.io import load_array
 
-VOLUME_SUFFIXES = (".npz", ".npy")
+VOLUME_SUFFIXES = (".npz", ".npy", ".h5", ".hdf5")
 SIGNAL_LEVEL = 0.05
 """A pixel counts as signal above this fraction of the volume's maximum."""
 
@@ -44,9 +46,11 @@ def read_volume(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if path.suffix.lower() not in VOLUME_SUFFIXES:
         raise ValueError(
-            f"volume {str(path)!r} is not an .npz or .npy file; give a 3-D volume such as "
-            "../shared/data/mri/mni152_t1_2009a.npz, or a folder of images"
+            f"volume {str(path)!r} is not an .npz, .npy or fastMRI .h5 file; give a 3-D volume "
+            "such as ../shared/data/mri/mni152_t1_2009a.npz, or a folder of images"
         )
+    if is_fastmri(path):  # its reference images, slices last
+        return _check_volume(np.moveaxis(read_reference_volume(path), 0, -1), path)
     loaded = load_array(path, "a volume")
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:

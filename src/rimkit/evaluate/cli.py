@@ -93,7 +93,8 @@ def register(
         "--data",
         required=True,
         metavar="DIR",
-        help="folder of images, or a 3-D volume (.npz/.npy: its slices along the last axis)",
+        help="folder of images, or a 3-D volume (.npz/.npy: its slices along the last axis; "
+        "a fastMRI .h5: its reference images)",
     )
     parser.add_argument(
         "--sigma",
