@@ -609,6 +609,8 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
         is_fastmri(path) for path in (args.input, getattr(args, "truth", None) or "")
     ):
         raise UsageError("--slice picks a slice of a fastMRI .h5 file (mri); none is given")
+    if args.task != "mri" and is_fastmri(args.input):
+        raise UsageError(f"{args.input!r} is a fastMRI k-space file; it takes --task mri")
     if args.task == "mri":
         image, index = _read_kspace_input(args.input, args.slice, args.quiet)  # (coils, H, W)
         args.slice = args.slice if index < 0 else index  # --truth FILE.h5 takes the same slice
