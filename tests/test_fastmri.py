@@ -246,3 +246,29 @@ def test_a_fastmri_file_is_a_volume_of_its_reference_images(tmp_path, single_coi
     write_file(test_file, np.ones((1, 2, 8, 8), np.complex64))
     with pytest.raises(ValueError, match="holds no reference images"):
         read_volume(test_file)
+
+
+def test_the_mask_patterns_of_the_command_line_are_the_library_s():
+    from rimkit.cli import MASK_PATTERNS, build_parser
+    from rimkit.operators import MRI_MASKS
+
+    assert MASK_PATTERNS == tuple(MRI_MASKS)
+    args = build_parser().parse_args(["eval", "--task", "mri", "--data", "x", "--mask", "random"])
+    assert args.mask == "random"
+
+
+@pytest.mark.parametrize("pattern", ["random", "equispaced"])
+def test_degrade_samples_fastmri_s_column_patterns(tmp_path, single_coil, pattern):
+    path, _ = single_coil
+    for source, out in ((path, "k.npy"), ("example:camera", "cam.npy")):
+        argv = ["degrade", str(source), str(tmp_path / out), "--task", "mri", "--mask", pattern,
+                "--acceleration", "4", "-q"]  # fmt: skip
+        if str(source).startswith("example"):
+            argv.append("--gray")
+        assert main(argv) == 0
+        mask = np.asarray(Image.open(tmp_path / out.replace(".npy", "-mask.png"))) > 0
+        assert (mask == mask[0]).all()  # whole columns
+        width = mask.shape[1]
+        centre = round(0.08 * width)
+        assert mask[0, width // 2 - centre // 2 : width // 2 - centre // 2 + centre].all()
+        assert abs(mask[0].mean() - 0.25) < 0.1

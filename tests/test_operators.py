@@ -7,6 +7,7 @@ Operator-specific tests (FFT operators against numpy, kernels, masks) follow.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,10 +30,12 @@ from rimkit.operators import (
     LinearOperator,
     RealImages,
     box_kernel,
+    equispaced_columns_mask,
     fft2c,
     gaussian_2d_mask,
     gaussian_kernel,
     motion_kernel,
+    random_columns_mask,
     random_mask,
     random_projection,
     rms_row_norm,
@@ -325,6 +328,30 @@ def test_point_masks_hit_the_requested_acceleration(acceleration):
     assert abs(mask.sum().item() - 2000 / acceleration) <= 0.5
     assert mask[0, 0, 20, 25] == 1  # the centre is sampled
     assert abs(CartesianMRI(mask).acceleration.item() - acceleration) < 0.01
+
+
+@pytest.mark.parametrize(("width", "acceleration"), [(368, 4.0), (368, 8.0), (320, 4.0), (97, 3.0)])
+def test_fastmri_column_masks_sample_a_centre_and_w_over_r_columns(width, acceleration):
+    centre = round(0.32 / acceleration * width)  # fastMRI's 0.08 at R = 4, 0.04 at R = 8
+    start = width // 2 - centre // 2
+    g = torch.Generator().manual_seed(0)
+    draws = random_columns_mask((4, width), acceleration, batch=400, generator=g)[:, 0, 0]
+    assert draws[:, start : start + centre].all()
+    assert abs(float(draws.sum(dim=1).mean()) - width / acceleration) < 1.0  # on average
+    outside = torch.cat([draws[:, :start], draws[:, start + centre :]], dim=1)
+    rate = outside.mean(dim=0)  # uniform: no column favoured
+    assert float(rate.max() - rate.min()) < 0.2
+    spacing = acceleration * (width - centre) / (width - centre * acceleration)
+    for seed in range(5):
+        g = torch.Generator().manual_seed(seed)
+        columns = equispaced_columns_mask((4, width), acceleration, generator=g)[0, 0, 0]
+        assert columns[start : start + centre].all()
+        assert abs(float(columns.sum()) - width / acceleration) <= 1.5
+        left = columns[:start].nonzero().flatten()  # the equispaced ones left of the centre
+        assert set(torch.diff(left).tolist()) <= {math.floor(spacing), math.ceil(spacing)}
+    g = torch.Generator()
+    assert random_columns_mask((4, width), 1.0, generator=g).all()
+    assert equispaced_columns_mask((4, width), 1.0, generator=g).all()
 
 
 def test_masks_are_reproducible_from_a_seed():

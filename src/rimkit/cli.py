@@ -100,6 +100,11 @@ KERNEL_HELP = (
 
 
 SLICE_HELP = "mri: the slice of a fastMRI .h5 file (default: the middle one)"
+MASK_PATTERNS = ("columns", "points", "random", "equispaced")
+MASK_HELP = (
+    "mri: the sampling pattern: variable-density columns (default), 2-D Gaussian points, or "
+    "fastMRI's random or equispaced columns (a fully sampled centre of 0.32 / R)"
+)
 VOLUME_HELP = f"{SLICE_HELP}, or all: every slice, written as one (slices, H, W) .npy"
 
 
@@ -144,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     deg.add_argument("--scale", type=float, default=2, help="sr: integer down-sampling factor")
     deg.add_argument("--fraction", type=float, default=0.5, help="inpaint: missing fraction")
     deg.add_argument("--acceleration", type=float, default=4.0, help="mri: factor >= 1")
+    deg.add_argument("--mask", choices=MASK_PATTERNS, default="columns", help=MASK_HELP)
     deg.add_argument(
         "--coils",
         type=int,
@@ -401,6 +407,7 @@ def _run_degrade(args: argparse.Namespace) -> None:
         scale=args.scale,
         fraction=args.fraction,
         acceleration=args.acceleration,
+        mask=args.mask,
         kernel=kernel,
         boundary=args.boundary,
         quantize=args.quantize,
@@ -456,7 +463,7 @@ def _undersample_kspace(args: argparse.Namespace, output: Path, mask_path: Path)
             "--gray apply to images"
         )
     kspace, index = _read_kspace_input(args.input, args.slice, args.quiet)
-    result = undersample(kspace, args.acceleration, args.seed)
+    result = undersample(kspace, args.acceleration, args.seed, args.mask)
     write_image(output, result.measurement, force=args.force)
     write_image(mask_path, result.mask, force=args.force)
     if not args.quiet:

@@ -21,6 +21,7 @@ from rimkit.io import from_tensor, to_tensor
 from rimkit.noise import GaussianNoise, simulate
 from rimkit.operators import (
     DEFAULT_KERNEL,
+    MRI_MASKS,
     BicubicDownsample,
     Blur,
     CartesianMRI,
@@ -32,7 +33,6 @@ from rimkit.operators import (
     kernel_from_spec,
     random_mask,
     synthetic_coil_maps,
-    variable_density_mask,
 )
 
 TASKS = ("denoise", "blur", "sr", "inpaint", "mri", "lensing")
@@ -58,6 +58,7 @@ def degrade(
     scale: int = 2,
     fraction: float = 0.5,
     acceleration: float = 4.0,
+    mask: str = "columns",
     kernel: np.ndarray | None = None,
     boundary: str = "circular",
     quantize: bool = False,
@@ -70,7 +71,8 @@ def degrade(
     ``sigma`` is on the 0-255 scale (required for ``denoise``, 0 otherwise by default).
     ``sr`` crops the image to a multiple of ``scale`` first, as the SR protocol does, so the
     result equals MATLAB ``imresize(hr, 1/scale, 'bicubic')``. ``mri`` returns complex
-    centred k-space of a gray (or complex) image with a variable-density column mask; with
+    centred k-space of a gray (or complex) image sampled by the ``mask`` pattern of
+    :data:`~rimkit.operators.MRI_MASKS` (default variable-density columns); with
     ``coils > 1`` multi-coil k-space ``(coils, H, W)`` through smooth simulated sensitivities
     (:func:`rimkit.operators.synthetic_coil_maps`), returned as ``maps``.
     ``lensing`` sees the image as a source behind ``lensing.lens`` and returns the lensed
@@ -96,7 +98,7 @@ def degrade(
     if task == "lensing":
         operator, mask = lensing_operator(lensing, tuple(x.shape[-2:])).double(), None
     else:
-        args = (scale, fraction, acceleration, kernel, boundary, coils, generator)
+        args = (scale, fraction, acceleration, mask, kernel, boundary, coils, generator)
         operator, mask = _operator(task, x, *args)
     if quantize and x.is_complex():
         raise ValueError("8-bit quantisation applies to real measurements, not MRI k-space")
@@ -108,10 +110,12 @@ def degrade(
     return Degraded(from_tensor(y), operator, mask_array)
 
 
-def undersample(kspace: np.ndarray, acceleration: float = 4.0, seed: int = 0) -> Degraded:
-    """Under-sample measured, fully sampled k-space ``(coils, H, W)`` (or ``(H, W)``) by a
-    variable-density column mask at ``acceleration``, as ``degrade`` samples an image's: the
-    measurement keeps the sampled columns and is 0 elsewhere. The k-space keeps its own noise.
+def undersample(
+    kspace: np.ndarray, acceleration: float = 4.0, seed: int = 0, mask: str = "columns"
+) -> Degraded:
+    """Under-sample measured, fully sampled k-space ``(coils, H, W)`` (or ``(H, W)``) by the
+    ``mask`` pattern at ``acceleration``, as ``degrade`` samples an image's: the measurement
+    keeps the sampled points and is 0 elsewhere. The k-space keeps its own noise.
 
     Example:
         >>> k = np.ones((2, 8, 16), dtype=complex)
@@ -127,9 +131,14 @@ def undersample(kspace: np.ndarray, acceleration: float = 4.0, seed: int = 0) ->
         )
     k = k if k.ndim == 3 else k[None]
     generator = torch.Generator().manual_seed(seed)
-    mask = variable_density_mask(k.shape[-2:], acceleration, generator=generator)  # (1, 1, H, W)
-    columns = mask[0, 0].numpy()
-    return Degraded(k * columns, None, columns)
+    sampled = _mask_pattern(mask)(k.shape[-2:], acceleration, generator=generator)[0, 0].numpy()
+    return Degraded(k * sampled, None, sampled)
+
+
+def _mask_pattern(name: str):
+    if name not in MRI_MASKS:
+        raise ValueError(f"unknown MRI mask {name!r}; known: {', '.join(MRI_MASKS)}")
+    return MRI_MASKS[name]
 
 
 def lensing_operator(lensing: LensingSetup | None, shape: tuple[int, int]) -> LinearOperator:
@@ -160,6 +169,7 @@ def _operator(
     scale: int,
     fraction: float,
     acceleration: float,
+    pattern: str,
     kernel: np.ndarray | None,
     boundary: str,
     coils: int,
@@ -178,7 +188,7 @@ def _operator(
         return Inpainting(mask), mask
     if c != 1:
         raise ValueError(f"mri needs a gray or complex single-channel image, got {c} channels")
-    mask = variable_density_mask((h, w), acceleration, generator=generator).double()
+    mask = _mask_pattern(pattern)((h, w), acceleration, generator=generator).double()
     if coils == 1:
         return CartesianMRI(mask), mask
     maps = synthetic_coil_maps(coils, (h, w), 1, generator, torch.complex128)

@@ -153,9 +153,10 @@ def register(
     )
     parser.add_argument(
         "--mask",
-        choices=["columns", "points"],
+        choices=["columns", "points", "random", "equispaced"],
         default="columns",
-        help="mri: 1-D variable-density columns (default) or 2-D Gaussian points",
+        help="mri: 1-D variable-density columns (default), 2-D Gaussian points, or fastMRI's "
+        "random or equispaced columns",
     )
     parser.add_argument(
         "--coils",

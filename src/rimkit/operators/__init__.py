@@ -29,9 +29,11 @@ from rimkit.operators.lensing import SIE, Lensing, LensingSetup, angular_grid
 from rimkit.operators.mri import (
     MRI_MASKS,
     CartesianMRI,
+    equispaced_columns_mask,
     fft2c,
     gaussian_2d_mask,
     ifft2c,
+    random_columns_mask,
     variable_density_mask,
 )
 from rimkit.operators.multicoil import (
@@ -81,6 +83,7 @@ __all__ = [
     "check_image",
     "coil_sensitivities",
     "complex_to_channels",
+    "equispaced_columns_mask",
     "espirit_maps",
     "fft2c",
     "gaussian_2d_mask",
@@ -90,6 +93,7 @@ __all__ = [
     "kernel_from_spec",
     "magnitude",
     "motion_kernel",
+    "random_columns_mask",
     "random_mask",
     "random_projection",
     "rms_row_norm",

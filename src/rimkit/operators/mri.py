@@ -8,7 +8,9 @@ Masks for accelerated acquisitions, at any real acceleration factor ``R >= 1`` (
 
 - :func:`variable_density_mask`: 1-D Cartesian (whole phase-encoding columns), a fully sampled
   centre and the other columns drawn with a Gaussian density around the centre;
-- :func:`gaussian_2d_mask`: 2-D points drawn with a Gaussian density, centre fully sampled.
+- :func:`gaussian_2d_mask`: 2-D points drawn with a Gaussian density, centre fully sampled;
+- :func:`random_columns_mask`, :func:`equispaced_columns_mask`: fastMRI's column masks (a fully
+  sampled centre, the other columns uniformly at random or equally spaced).
 
 Example:
     >>> import torch
@@ -124,6 +126,84 @@ def gaussian_2d_mask(
     return torch.stack(masks).float().reshape(batch, 1, h, w)
 
 
+def fastmri_center_fraction(acceleration: float) -> float:
+    """fastMRI's fully sampled centre for its column masks: 0.08 of the columns at R = 4 and
+    0.04 at R = 8, that is ``0.32 / R``."""
+    return min(1.0, 0.32 / _check_acceleration(acceleration))
+
+
+def random_columns_mask(
+    shape: tuple[int, int],
+    acceleration: float,
+    center_fraction: float | None = None,
+    batch: int = 1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Column mask ``(batch, 1, H, W)`` as fastMRI's ``RandomMaskFunc`` draws it: the central
+    ``n = round(center_fraction * W)`` columns (default :func:`fastmri_center_fraction`), and
+    every other column independently with probability ``(W / R - n) / (W - n)``, so ``W / R``
+    columns on average (the count varies from draw to draw).
+
+    Example:
+        >>> mask = random_columns_mask((8, 368), 4, generator=torch.Generator().manual_seed(0))
+        >>> bool(mask[0, 0, 0, 170:199].all()), 70 < int(mask[0, 0, 0].sum()) < 115  # 29 central
+        (True, True)
+    """
+    h, w = _check_shape(shape)
+    r = _check_acceleration(acceleration)
+    fixed = _center_columns(w, r, center_fraction)
+    n = int(fixed.sum())
+    probability = max(0.0, (w / r - n) / (w - n)) if w > n else 0.0
+    draws = torch.rand(batch, w, generator=generator, dtype=torch.float64) < probability
+    columns = (draws | fixed).float()  # (batch, W)
+    return columns[:, None, None, :].expand(batch, 1, h, w).contiguous()
+
+
+def equispaced_columns_mask(
+    shape: tuple[int, int],
+    acceleration: float,
+    center_fraction: float | None = None,
+    batch: int = 1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Column mask ``(batch, 1, H, W)`` as fastMRI's ``EquispacedMaskFunc`` draws it: the
+    central ``n`` columns (as :func:`random_columns_mask`) and every ``a``-th column from a
+    random offset, ``a = R (W - n) / (W - n R)`` (rounded positions), so that about ``W / R``
+    columns are sampled in all.
+
+    Example:
+        >>> mask = equispaced_columns_mask((4, 64), 4, generator=torch.Generator().manual_seed(0))
+        >>> int(mask[0, 0, 0].sum())    # 64 / 4
+        16
+    """
+    h, w = _check_shape(shape)
+    r = _check_acceleration(acceleration)
+    fixed = _center_columns(w, r, center_fraction)
+    n = int(fixed.sum())
+    masks = []
+    for _ in range(batch):
+        chosen = fixed.clone()
+        if w - n * r > 0:
+            spacing = r * (w - n) / (w - n * r)
+            high = max(1, round(spacing))
+            offset = int(torch.randint(0, high, (1,), generator=generator))
+            positions = torch.arange(offset, w, spacing, dtype=torch.float64).round().long()
+            chosen[positions.clamp(max=w - 1)] = True
+        masks.append(chosen)
+    columns = torch.stack(masks).float()  # (batch, W)
+    return columns[:, None, None, :].expand(batch, 1, h, w).contiguous()
+
+
+def _center_columns(w: int, acceleration: float, center_fraction: float | None) -> Tensor:
+    """The fully sampled central columns, at most ``round(W / R)`` of them, as a bool ``(W,)``."""
+    fraction = fastmri_center_fraction(acceleration) if center_fraction is None else center_fraction
+    n = min(max(1, round(w / acceleration)), round(_check_center(fraction) * w))
+    fixed = torch.zeros(w, dtype=torch.bool)
+    start = w // 2 - n // 2
+    fixed[start : start + n] = True
+    return fixed
+
+
 def check_mask(mask: Tensor) -> Tensor:
     """``mask`` as float 0/1 of shape ``(B, 1, H, W)``, or a ``ValueError`` naming what is wrong."""
     mask = torch.as_tensor(mask)
@@ -188,5 +268,12 @@ class CartesianMRI(LinearOperator):
         return ifft2c(y * self.mask.to(y.real.dtype))
 
 
-MRI_MASKS = {"columns": variable_density_mask, "points": gaussian_2d_mask}
+MRI_MASKS = {
+    "columns": variable_density_mask,
+    "points": gaussian_2d_mask,
+    "random": random_columns_mask,
+    "equispaced": equispaced_columns_mask,
+}
+"""The sampling patterns by name: rimkit's variable-density columns and 2-D Gaussian points,
+and fastMRI's random and equispaced columns."""
 """Mask name -> its generator: ``columns`` (1-D variable density), ``points`` (2-D Gaussian)."""
