@@ -73,7 +73,7 @@ def test_volume_files_are_read_from_npz_and_npy_and_bad_ones_are_named(tmp_path,
             np.save(path, array)
         with pytest.raises(ValueError, match=message):
             read_volume(path)
-    with pytest.raises(ValueError, match=r"not an \.npz or \.npy"):
+    with pytest.raises(ValueError, match=r"not an \.npz, \.npy or fastMRI \.h5 file"):
         read_volume(tmp_path / "head.png")
     with pytest.raises(ValueError, match="does not exist"):
         read_volume(tmp_path / "absent.npz")
