@@ -191,6 +191,7 @@ def test_mri_scores_fit_the_scale_to_a_clean_image_but_not_to_a_reference(tmp_pa
         (["degrade", "{h5}", "{tmp}/u.npy", "--task", "mri", "--sigma", "5"], "its own noise"),
         (["degrade", "{h5}", "{tmp}/u.npy", "--task", "mri", "--slice", "3"], "slice 3 is out of"),
         (["degrade", "{png}", "{tmp}/u.npy", "--task", "mri", "--slice", "1"], "this input is an"),
+        (["degrade", "{png}", "{tmp}/u.png", "--task", "sr", "--mask", "random"], "mri only"),
         (["reconstruct", "{png}", "{tmp}/o.png", "--task", "denoise", "--slice", "1"], "none is"),
         (["reconstruct", "{h5}", "{tmp}/o.png", "--task", "denoise"], "it takes --task mri"),
         (["compare", "{png}", "--task", "denoise", "--truth", "{h5}", "--out", "{tmp}/c"],

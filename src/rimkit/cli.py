@@ -393,6 +393,8 @@ def _run_degrade(args: argparse.Namespace) -> None:
         raise UsageError("MRI measurements are complex k-space; give an OUTPUT ending in .npy")
     if args.coils != 1 and args.task != "mri":
         raise UsageError("--coils applies to --task mri only")
+    if args.mask != "columns" and args.task != "mri":
+        raise UsageError("--mask picks an MRI sampling pattern; it applies to --task mri only")
     if _is_kspace_file(args.input):
         return _undersample_kspace(args, output, mask_path)
     if args.slice is not None:
@@ -451,7 +453,7 @@ def _read_kspace_input(path: str, slice_index: int | None, quiet: bool) -> tuple
 
 
 def _undersample_kspace(args: argparse.Namespace, output: Path, mask_path: Path) -> None:
-    """``rimkit degrade`` of measured k-space: keep the columns of a variable-density mask."""
+    """``rimkit degrade`` of measured k-space: keep the points the ``--mask`` pattern samples."""
     from rimkit.degrade import undersample
     from rimkit.io import write_image
 

@@ -96,15 +96,15 @@ def degrade(
     x = to_tensor(image, torch.float64)
     generator = torch.Generator().manual_seed(seed)
     if task == "lensing":
-        operator, mask = lensing_operator(lensing, tuple(x.shape[-2:])).double(), None
+        operator, sampled = lensing_operator(lensing, tuple(x.shape[-2:])).double(), None
     else:
         args = (scale, fraction, acceleration, mask, kernel, boundary, coils, generator)
-        operator, mask = _operator(task, x, *args)
+        operator, sampled = _operator(task, x, *args)
     if quantize and x.is_complex():
         raise ValueError("8-bit quantisation applies to real measurements, not MRI k-space")
     noise = GaussianNoise(sigma / 255.0, quantize=quantize)
     y = simulate(x, operator, noise, generator)
-    mask_array = None if mask is None else mask[0, 0].numpy()
+    mask_array = None if sampled is None else sampled[0, 0].numpy()
     if isinstance(operator, MultiCoilMRI):  # coils first, as multi-coil k-space is stored
         return Degraded(y[0].numpy(), operator, mask_array, operator.maps[0].numpy())
     return Degraded(from_tensor(y), operator, mask_array)
