@@ -273,3 +273,33 @@ def test_degrade_samples_fastmri_s_column_patterns(tmp_path, single_coil, patter
         centre = round(0.08 * width)
         assert mask[0, width // 2 - centre // 2 : width // 2 - centre // 2 + centre].all()
         assert abs(mask[0].mean() - 0.25) < 0.1
+
+
+def test_a_folder_of_fastmri_files_trains_and_evaluates_on_their_reference_slices(tmp_path):
+    from rimkit.data.volumes import fastmri_folder
+    from rimkit.evaluate.runner import load_images
+    from rimkit.train import ExperimentConfig, train
+    from rimkit.train.loop import _source_images
+
+    folder = tmp_path / "singlecoil_val"
+    folder.mkdir()
+    for number, slices in ((1000, 3), (1001, 2)):
+        references = np.stack([phantom(seed=s)[24:72] for s in range(slices)])  # (S, 48, 40)
+        write_file(folder / f"file{number}.h5", np.ones((slices, 8, 8), np.complex64),
+                   reconstruction_esc=references.astype(np.float32))  # fmt: skip
+    assert [p.name for p in fastmri_folder(folder)] == ["file1000.h5", "file1001.h5"]
+    assert fastmri_folder(tmp_path / "nothing") is None
+    images = load_images(folder)
+    assert len(images) == 5 and images[3][0] == "file1001/axis2-000"
+    assert images[0][1].shape == (48, 40)  # slices, not reformats across them
+    config = ExperimentConfig.from_dict(
+        {
+            "model": {"cell": "mri", "channels": 2, "features": 4, "hidden": 4, "train_steps": 2},
+            "data": {"train": str(folder), "val_images": 1, "val_patches": 4, "patch_size": 16},
+            "tasks": [{"name": "mri", "acceleration": [2, 4], "sigma": [0, 5]}],
+            "optim": {"iterations": 2, "batch_size": 2, "val_every": 2, "checkpoint_every": 2},
+        }
+    )
+    slices = _source_images(config.data, str(folder))
+    assert len(slices) == 5 and all(s.shape == (1, 48, 40) for s in slices)
+    assert train(config, tmp_path / "run", progress=False)["iteration"] == 2

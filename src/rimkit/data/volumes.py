@@ -34,6 +34,27 @@ SIGNAL_LEVEL = 0.05
 """A pixel counts as signal above this fraction of the volume's maximum."""
 
 
+def fastmri_folder(path: str | os.PathLike) -> list[Path] | None:
+    """The fastMRI files (``.h5``) in the folder ``path`` and its sub-folders, sorted, when it
+    holds some and no images; else ``None`` (a folder of images, or not a folder)."""
+    from rimkit.data.images import FOLDER_SUFFIXES
+
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    if any(p.suffix.lower() in FOLDER_SUFFIXES for p in files):
+        return None
+    found = [p for p in files if is_fastmri(p)]
+    return found or None
+
+
+def volume_axes(path: str | os.PathLike) -> tuple[int, ...]:
+    """The axes training cuts a volume file along: all three for an ``.npz`` / ``.npy`` (a
+    3-D scan), the slice axis alone for a fastMRI file (its reference images)."""
+    return (2,) if is_fastmri(path) else (0, 1, 2)
+
+
 def is_volume_file(path: str | os.PathLike) -> bool:
     """Whether ``path`` names a volume for :func:`volume_slices` (by its suffix; a folder of
     images is not one)."""

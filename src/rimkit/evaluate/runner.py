@@ -747,8 +747,9 @@ def load_images(
     folder: str | Path, limit: int | None = None, channels: int | None = None
 ) -> list[tuple[str, np.ndarray]]:
     """The images of ``folder`` (sorted by path; the first ``limit``), as ``(name, array)``.
-    ``folder`` may also be a 3-D volume file (``.npz`` / ``.npy``, e.g. MRI): its slices
-    along the last axis, scaled by the volume's maximum and rounded to 8 bits, as gray images.
+    ``folder`` may also be a 3-D volume file (``.npz`` / ``.npy``, e.g. MRI, or a fastMRI
+    ``.h5``) or a folder of fastMRI files: the slices along the last axis, each volume scaled
+    by its maximum and rounded to 8 bits, as gray images.
 
     ``channels=1`` converts RGB to gray (ITU-R 601 luma, rounded to 8 bits), ``3`` gray to
     RGB, ``None`` keeps each image as stored. An empty or missing folder, or an unreadable
@@ -761,15 +762,20 @@ def load_images(
         ValueError: image folder '/no/such/folder' does not exist; ...
     """
     from rimkit.data.images import list_images
-    from rimkit.data.volumes import is_volume_file, volume_planes
+    from rimkit.data.volumes import fastmri_folder, is_volume_file, volume_planes
     from rimkit.io import read_image
 
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be >= 1, got {limit}")
     folder = Path(folder)
-    if is_volume_file(folder):
-        planes = volume_planes(folder, axes=(2,), min_fill=0.0)[:limit]
-        return [(f"{folder.stem}/{name}", plane[0] / 255.0) for name, plane in planes]
+    volumes = [folder] if is_volume_file(folder) else fastmri_folder(folder)
+    if volumes:
+        planes = [
+            (f"{volume.stem}/{name}", plane[0] / 255.0)
+            for volume in volumes
+            for name, plane in volume_planes(volume, axes=(2,), min_fill=0.0)
+        ]
+        return planes[:limit]
     files = list_images(folder)[:limit]
     out = []
     for path in files:

@@ -41,7 +41,8 @@ class DataConfig:
 
     ``train`` is a folder of images (absolute, or relative to ``root``), a 3-D volume file
     (``.npz`` / ``.npy``, cut into 2-D slices along each axis; see
-    :func:`rimkit.data.volumes.volume_slices`), or a list of such sources whose images are
+    :func:`rimkit.data.volumes.volume_slices`), a fastMRI ``.h5`` file or a folder of them
+    (their reference images, slice by slice), or a list of such sources whose images are
     pooled. The last ``val_images`` images of the (first) source are held out and
     ``val_patches`` validation patches are drawn from them, unless ``val`` names another
     source. ``root`` defaults to ``$RIMKIT_DATA`` or ``../shared/data``.

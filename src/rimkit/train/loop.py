@@ -33,7 +33,13 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from rimkit.data import ImageFolder, PatchSampler, PatchSet, list_images, seeded, validation_patches
-from rimkit.data.volumes import is_volume_file, read_volume, volume_slices
+from rimkit.data.volumes import (
+    fastmri_folder,
+    is_volume_file,
+    read_volume,
+    volume_axes,
+    volume_slices,
+)
 from rimkit.io import atomic_write
 from rimkit.models import RIM, RIMConfig, trajectory_loss
 from rimkit.models.utils import load_widened
@@ -122,9 +128,10 @@ def check_data(cfg: ExperimentConfig) -> None:
         if source is None:
             continue
         path = resolve_folder(cfg.data, source)
-        if is_volume_file(path):
-            read_volume(path)
-        else:
+        volumes = [path] if is_volume_file(path) else fastmri_folder(path)
+        for volume in volumes or []:
+            read_volume(volume)
+        if not volumes:
             list_images(path)
 
 
@@ -137,10 +144,14 @@ def _sources(train: str | tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _source_images(data: DataConfig, source: str) -> list[np.ndarray]:
-    """The uint8 ``(C, H, W)`` images of a folder, or the 2-D slices of a volume file."""
+    """The uint8 ``(C, H, W)`` images of a folder, or the 2-D slices of a volume file or of a
+    folder of fastMRI files (their reference images)."""
     path = resolve_folder(data, source)
     if is_volume_file(path):
-        return volume_slices(path)
+        return volume_slices(path, volume_axes(path))
+    files = fastmri_folder(path)
+    if files:
+        return [plane for f in files for plane in volume_slices(f, volume_axes(f))]
     return ImageFolder(path, gray=data.gray).images
 
 
