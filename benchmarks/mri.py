@@ -19,7 +19,9 @@ images as real, seeing ``Re(A^H (y - A x))``: transfer by swapping the likelihoo
     python benchmarks/mri.py --model mri --model 3task
     python benchmarks/mri.py --limit 1 --accelerations 4 --output /tmp/BENCHMARKS.md
 
-``--coils N`` simulates N receive coils instead (smooth simulated sensitivities drawn from the
+``--mask random`` (or ``equispaced``, ``points``) samples another pattern: fastMRI's column
+masks, to see how models trained on variable-density columns take them. ``--coils N`` simulates
+N receive coils instead (smooth simulated sensitivities drawn from the
 same seeds, :func:`rimkit.operators.synthetic_coil_maps`, given to every method); write it to its
 own ``--section``.
 """
@@ -34,6 +36,7 @@ import numpy as np
 
 from rimkit.evaluate import MRIProtocol, load_images
 from rimkit.io import read_cfl, read_image
+from rimkit.operators import MRI_MASKS
 
 SETS = ("t1-coronal", "dipy-b0", "bart-brain")
 
@@ -65,6 +68,13 @@ def main() -> None:
     p.add_argument(
         "--coils", type=int, default=1, help="simulated receive coils (default 1: single coil)"
     )
+    p.add_argument(
+        "--mask",
+        choices=list(MRI_MASKS),
+        default="columns",
+        help="sampling pattern (default rimkit's variable-density columns; random / equispaced: "
+        "fastMRI's column masks)",
+    )
     args = p.parse_args()
     C.setup(args)
     models = C.load_models(args, channels=(1, 2))
@@ -73,7 +83,7 @@ def main() -> None:
     if args.coils < 1:
         sys.exit(f"--coils must be >= 1, got {args.coils}")
     protocols = [
-        MRIProtocol(r, "columns", args.sigma, args.seed, args.coils) for r in args.accelerations
+        MRIProtocol(r, args.mask, args.sigma, args.seed, args.coils) for r in args.accelerations
     ]
 
     parts = []
@@ -90,9 +100,17 @@ def main() -> None:
         if args.coils == 1
         else f"{args.coils} coils with simulated sensitivities (the same for every method)."
     )
+    pattern = {
+        "columns": "1-D variable-density columns with a fully sampled centre",
+        "points": "2-D Gaussian points with a fully sampled centre",
+        "random": "fastMRI's random columns (RandomMaskFunc: a centre of 0.32 / R of the "
+        "columns, each other column with probability (W / R - n) / (W - n))",
+        "equispaced": "fastMRI's equispaced columns (EquispacedMaskFunc: a centre of 0.32 / R of "
+        "the columns, the others equally spaced from a random offset)",
+    }[args.mask]
     notes = (
-        f"Images: {', '.join(counts)}. {coils} Noise sigma {args.sigma:g}/255 per real "
-        "component of k-space; the images themselves are real scans with their own noise. "
+        f"Images: {', '.join(counts)}. Mask: {pattern}. {coils} Noise sigma {args.sigma:g}/255 "
+        "per real component of k-space; the images themselves are real scans with their own noise. "
         "The baselines use the weights tuned on natural training crops at R = 4 and 8 (the "
         "nearest, on a log scale; `rimkit.solvers.tuning`), starting at the zero-filled image. "
         "No published numbers: the MRI RIM papers (Lonning et al.; Putzky et al., i-RIM on "

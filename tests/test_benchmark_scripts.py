@@ -231,7 +231,8 @@ def test_mri_measures_each_set_of_scans_at_each_acceleration(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     text = out.read_text()
-    assert "Images: t1-coronal 1, dipy-b0 3, bart-brain 1. Single coil." in text
+    assert "Images: t1-coronal 1, dipy-b0 3, bart-brain 1. Mask: 1-D variable-density" in text
+    assert "Single coil." in text
     for name in ("t1-coronal", "dipy-b0", "bart-brain"):
         table = text.split(f"### {name}: PSNR (dB) / SSIM")[1].split("###")[0]
         rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| R=")]
@@ -243,6 +244,12 @@ def test_mri_measures_each_set_of_scans_at_each_acceleration(tmp_path):
             assert tiny == zero_filled and float(zero_filled.split(" / ")[0]) > 0
             assert float(gray.split(" / ")[0]) >= float(zero_filled.split(" / ")[0]) - 0.01
     assert "`rgb` (" in text and "has 3 channels, this benchmark needs 1 or 2" in text
+    fastmri = [*cmd[:4], "--output", str(tmp_path / "F.md"), "--sets", "t1-coronal"]
+    fastmri += ["--mask", "random", "--accelerations", "4", "--baselines", "zero-filled", "--quiet"]
+    done = subprocess.run(fastmri, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "F.md").read_text()
+    assert "Mask: fastMRI's random columns" in text and "| R=4,random | " in text
 
 
 def test_deblur_writes_psnr_and_ssim_per_kernel_and_noise_level(data, tmp_path):
