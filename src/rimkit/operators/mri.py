@@ -91,8 +91,7 @@ def variable_density_mask(
     start = w // 2 - n_center // 2
     fixed[start : start + n_center] = True
     masks = [_draw(density, fixed, total, generator) for _ in range(batch)]
-    columns = torch.stack(masks).float()  # (batch, W)
-    return columns[:, None, None, :].expand(batch, 1, h, w).contiguous()
+    return _whole_columns(torch.stack(masks), h)
 
 
 def gaussian_2d_mask(
@@ -155,8 +154,7 @@ def random_columns_mask(
     n = int(fixed.sum())
     probability = max(0.0, (w / r - n) / (w - n)) if w > n else 0.0
     draws = torch.rand(batch, w, generator=generator, dtype=torch.float64) < probability
-    columns = (draws | fixed).float()  # (batch, W)
-    return columns[:, None, None, :].expand(batch, 1, h, w).contiguous()
+    return _whole_columns(draws | fixed, h)
 
 
 def equispaced_columns_mask(
@@ -190,8 +188,13 @@ def equispaced_columns_mask(
             positions = torch.arange(offset, w, spacing, dtype=torch.float64).round().long()
             chosen[positions.clamp(max=w - 1)] = True
         masks.append(chosen)
-    columns = torch.stack(masks).float()  # (batch, W)
-    return columns[:, None, None, :].expand(batch, 1, h, w).contiguous()
+    return _whole_columns(torch.stack(masks), h)
+
+
+def _whole_columns(columns: Tensor, h: int) -> Tensor:
+    """A column choice ``(batch, W)`` as a float mask ``(batch, 1, H, W)`` of whole columns."""
+    batch, w = columns.shape
+    return columns.float()[:, None, None, :].expand(batch, 1, h, w).contiguous()
 
 
 def _center_columns(w: int, acceleration: float, center_fraction: float | None) -> Tensor:
