@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 
 SUFFIXES = (".h5", ".hdf5")
-REFERENCES = {1: ("reconstruction_esc", "reconstruction_rss"), 2: ("reconstruction_rss",)}
-"""The reference images a file may hold, in the order they are taken: single-coil k-space is
-scored against the inverse FFT of itself (esc), multi-coil against the coils' root sum of
-squares (rss)."""
+REFERENCES = {3: ("reconstruction_esc", "reconstruction_rss"), 4: ("reconstruction_rss",)}
+"""The reference images a file may hold by its k-space's dimensions, in the order they are
+taken: single-coil k-space (3-D) is scored against the inverse FFT of itself (esc),
+multi-coil (4-D) against the coils' root sum of squares (rss)."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def read_fastmri(path: str | os.PathLike, slice_index: int | None = None) -> Fas
             )
         piece = np.asarray(kspace[index], dtype=np.complex128)
         piece = piece[None] if kspace.ndim == 3 else piece  # (coils, H, W)
-        name = next((n for n in REFERENCES[kspace.ndim - 2] if n in handle), None)
+        name = next((n for n in REFERENCES[kspace.ndim] if n in handle), None)
         reference = None if name is None else np.asarray(handle[name][index], dtype=np.float64)
     if not np.isfinite(piece).all():
         raise ValueError(f"{str(path)!r}: slice {index} of kspace holds NaN or Inf values")
@@ -95,8 +95,8 @@ def read_reference_volume(path: str | os.PathLike) -> np.ndarray:
     h, w)``: ``reconstruction_esc`` for single-coil k-space, else ``reconstruction_rss`` (what
     ``rimkit eval --data FILE.h5`` simulates k-space from, as from any magnitude volume)."""
     with _open(path) as handle:
-        coils_axis = int(handle["kspace"].ndim == 4) if "kspace" in handle else 0
-        name = next((n for n in REFERENCES[1 + coils_axis] if n in handle), None)
+        dims = 4 if "kspace" in handle and handle["kspace"].ndim == 4 else 3
+        name = next((n for n in REFERENCES[dims] if n in handle), None)
         if name is None:
             raise ValueError(
                 f"{str(path)!r} holds no reference images (reconstruction_esc / "
