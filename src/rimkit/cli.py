@@ -572,7 +572,7 @@ def _reconstruct_volume(args: argparse.Namespace, output: Path) -> None:
     one ``(slices, H, W)`` .npy of magnitudes in the k-space's units."""
     from tqdm import tqdm
 
-    from rimkit.fastmri import is_fastmri, read_fastmri
+    from rimkit.fastmri import is_fastmri, read_fastmri, slice_count
     from rimkit.io import write_image
     from rimkit.pipeline import COIL_MAP_METHODS, restore
 
@@ -587,7 +587,7 @@ def _reconstruct_volume(args: argparse.Namespace, output: Path) -> None:
     args.slice = 0
     image, options = _read_measurement(args)  # slice 0, and the options every slice shares
     name, model, _, _ = _load_method(args, image)
-    slices = read_fastmri(args.input, 0).slices
+    slices = slice_count(args.input)
     volume = []
     for index in tqdm(range(slices), desc="slices", unit="slice", disable=args.quiet):
         kspace = image if index == 0 else read_fastmri(args.input, index).kspace

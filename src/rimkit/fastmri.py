@@ -90,6 +90,14 @@ def read_fastmri(path: str | os.PathLike, slice_index: int | None = None) -> Fas
     return FastMRISlice(piece, index, slices, reference, name)
 
 
+def slice_count(path: str | os.PathLike) -> int:
+    """How many slices the fastMRI file ``path`` holds (its k-space is not read)."""
+    with _open(path) as handle:
+        if "kspace" not in handle:
+            raise ValueError(f"{str(path)!r} has no 'kspace' dataset; it is not a fastMRI file")
+        return int(handle["kspace"].shape[0])
+
+
 def read_reference_volume(path: str | os.PathLike) -> np.ndarray:
     """The reference images of every slice of the fastMRI file ``path``, float64 ``(slices,
     h, w)``: ``reconstruction_esc`` for single-coil k-space, else ``reconstruction_rss`` (what

@@ -342,9 +342,9 @@ def estimate_coil_maps(
         (2, 24, 24)
     """
     method = _coil_map_method(maps)
-    k, binary = _kspace_and_mask(image, mask)
-    if method is None or k.shape[1] == 1:
+    if method is None or np.ndim(image) == 2 or len(image) == 1:  # given maps, or one coil
         return maps
+    k, binary = _kspace_and_mask(image, mask)
     return COIL_MAP_METHODS[method](k, binary)[0].numpy()
 
 
