@@ -14,8 +14,10 @@ from rimkit.likelihood import GaussianLikelihood
 from rimkit.models import RIM, RIMConfig, build_rim
 from rimkit.models.opponent import (
     GuidedOpponentColorRIM,
+    LuminanceChromaCell,
     OpponentColorRIM,
     OpponentLikelihood,
+    SplitOpponentColorRIM,
     TaggedOpponentColorRIM,
     from_opponent,
     opponent_matrix,
@@ -182,3 +184,34 @@ def test_weights_that_do_not_widen_are_named():
         GuidedOpponentColorRIM.from_gray(build_rim("restoration", 1, **SMALL))
     with pytest.raises(ValueError, match="guide channel"):
         GuidedOpponentColorRIM(build_rim("restoration", 1, **SMALL).cell)
+
+
+def test_split_cells_restore_the_luminance_and_the_chroma_each_with_its_own_weights():
+    guided = _perturbed(
+        build_rim("restoration", 3, color="opponent-guided", train_steps=3, **SMALL)
+    )
+    split = build_rim("restoration", 3, color="opponent-split", train_steps=3, **SMALL)
+    assert isinstance(split, SplitOpponentColorRIM)
+    assert isinstance(split.cell, LuminanceChromaCell) and split.cell.in_channels == 3
+    split.load_state_dict(SplitOpponentColorRIM.state_from_one_cell(guided.state_dict()))
+    x = smooth_images(2, 16, torch.Generator().manual_seed(3), channels=3)
+    lik, y = denoising(x, sigma=0.1)
+    want = guided(lik, x0=y.clamp(0, 1)).final
+    assert torch.allclose(split(lik, x0=y.clamp(0, 1)).final, want, atol=1e-6)
+
+    inputs = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(4))  # 2 images
+    before, _ = split.cell(inputs, split.cell.initial_state(inputs))
+    with torch.no_grad():
+        split.cell.chroma.out.bias.add_(1.0)
+    after, _ = split.cell(inputs, split.cell.initial_state(inputs))
+    luminance = torch.tensor([0, 3])
+    assert torch.equal(after[luminance], before[luminance])
+    assert torch.allclose(after[[1, 2, 4, 5]], before[[1, 2, 4, 5]] + 1.0, atol=1e-6)
+
+
+def test_a_split_cell_refuses_a_batch_that_is_not_folded_opponent_images():
+    cell = LuminanceChromaCell(build_rim("restoration", 1, **SMALL).cell)
+    with pytest.raises(ValueError, match=r"folded opponent images \(3B, C, H, W\)"):
+        cell.initial_state(torch.zeros(4, 2, 8, 8))
+    with pytest.raises(ValueError, match="one channel at a time"):
+        LuminanceChromaCell(build_rim("restoration", 3, **SMALL).cell)

@@ -419,6 +419,32 @@ def test_an_opponent_run_starts_a_guided_run_that_restores_as_it_did(image_folde
         start_from(plain, str(tmp_path / "guided"), colour("opponent").model)
 
 
+def test_a_one_cell_colour_run_starts_a_split_run_that_restores_as_it_did(image_folder, tmp_path):
+    def colour(color: str, **optim) -> ExperimentConfig:
+        values = tiny_config(image_folder, iterations=2, **optim).to_dict()
+        values["tasks"] = [{"name": "denoise", "sigma": [5, 50]}]
+        overrides = ["model.channels=3", f"model.color={color}", "data.gray=false"]
+        return ExperimentConfig.from_dict(apply_overrides(values, overrides))
+
+    train(colour("opponent"), tmp_path / "plain", progress=False)
+    plain = load_model(tmp_path / "plain").model
+    split_cfg = colour("opponent-split", init=str(tmp_path / "plain"))
+    split = split_cfg.model.build()
+    start_from(split, str(tmp_path / "plain"), split_cfg.model)
+    for part in (split.cell.luminance, split.cell.chroma):  # widened for the guide, then copied
+        assert torch.equal(part.down.weight[:, :2], plain.cell.down.weight)
+        assert not part.down.weight[:, 2].any()
+    y = torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    lik = GaussianLikelihood(Identity(), y, 0.1)
+    assert torch.allclose(split(lik, x0=y).final, plain(lik, x0=y).final, atol=1e-6)
+
+    train(split_cfg, tmp_path / "split", progress=False)
+    trained = load_model(tmp_path / "split").model.cell
+    assert not torch.equal(trained.luminance.out.weight, trained.chroma.out.weight)
+    with pytest.raises(ValueError, match="another architecture"):
+        start_from(plain, str(tmp_path / "split"), colour("opponent").model)
+
+
 def test_weight_average_is_what_validates_and_ships_and_resumes_exactly(image_folder, tmp_path):
     cfg = tiny_config(image_folder, ema=0.9)
     whole = train(cfg, tmp_path / "whole", progress=False)

@@ -39,13 +39,15 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from rimkit.likelihood import Likelihood
 from rimkit.models.rim import RIM, Trajectory, check_start
+from rimkit.models.utils import count_parameters
 
 _ROWS = ((1.0, 1.0, 1.0), (1.0, 0.0, -1.0), (1.0, -2.0, 1.0))
 _OFFSET = (0.0, 0.5, 0.5)
@@ -227,3 +229,93 @@ class TaggedOpponentColorRIM(GuidedOpponentColorRIM):
 
     def extra_repr(self) -> str:
         return "channel-tagged " + super().extra_repr()
+
+
+class LuminanceChromaCell(nn.Module):
+    """Two one-channel cells behind one cell's interface: ``luminance`` restores channel 0 of
+    each folded image and ``chroma`` channels 1 and 2, so the smooth chroma gets weights of its
+    own while each channel still costs one cell pass.
+
+    Its inputs are folded opponent images ``(3B, C_in, H, W)`` (image ``b``'s channel ``c`` at
+    ``3 b + c``); its state is the luminance cell's state entries, then the chroma cell's.
+
+    Example:
+        >>> import torch
+        >>> from rimkit.models import CELLS
+        >>> cell = LuminanceChromaCell(CELLS["restoration"](2, 1, features=4, hidden=4))
+        >>> inputs = torch.rand(6, 2, 8, 8)          # 2 images, 3 opponent channels each
+        >>> update, state = cell(inputs, cell.initial_state(inputs))
+        >>> update.shape, [tuple(s.shape) for s in state]
+        (torch.Size([6, 1, 8, 8]), [(2, 4, 4, 4), (4, 4, 4, 4)])
+    """
+
+    def __init__(self, luminance: nn.Module, chroma: nn.Module | None = None) -> None:
+        super().__init__()
+        if luminance.out_channels != 1:
+            raise ValueError(
+                f"a luminance-chroma cell restores one channel at a time; this cell restores "
+                f"{luminance.out_channels}"
+            )
+        self.luminance = luminance
+        self.chroma = copy.deepcopy(luminance) if chroma is None else chroma
+        self.in_channels, self.out_channels = luminance.in_channels, 1
+
+    @staticmethod
+    def _split(inputs: Tensor) -> tuple[Tensor, Tensor]:
+        """``(3B, C, H, W)`` -> luminance ``(B, C, H, W)`` and chroma ``(2B, C, H, W)``."""
+        if inputs.ndim != 4 or inputs.shape[0] % 3:
+            raise ValueError(
+                f"expected folded opponent images (3B, C, H, W), got {tuple(inputs.shape)}"
+            )
+        images = inputs.reshape(-1, 3, *inputs.shape[1:])  # (B, 3, C, H, W)
+        return images[:, 0], images[:, 1:].reshape(-1, *inputs.shape[1:])
+
+    def initial_state(self, inputs: Tensor) -> tuple:
+        luminance, chroma = self._split(inputs)
+        return (*self.luminance.initial_state(luminance), *self.chroma.initial_state(chroma))
+
+    def forward(self, inputs: Tensor, state: tuple) -> tuple[Tensor, tuple]:
+        luminance, chroma = self._split(inputs)
+        half = len(state) // 2
+        update_l, state_l = self.luminance(luminance, state[:half])  # (B, 1, H, W)
+        update_c, state_c = self.chroma(chroma, state[half:])  # (2B, 1, H, W)
+        b, _, h, w = update_l.shape
+        update = torch.cat([update_l.unsqueeze(1), update_c.reshape(b, 2, 1, h, w)], dim=1)
+        return update.reshape(3 * b, 1, h, w), (*state_l, *state_c)  # (3B, 1, H, W)
+
+    def extra_repr(self) -> str:
+        return f"parameters={count_parameters(self):,}"
+
+
+class SplitOpponentColorRIM(GuidedOpponentColorRIM):
+    """A :class:`GuidedOpponentColorRIM` whose luminance and chroma channels are restored by
+    two cells of the same architecture (:class:`LuminanceChromaCell`): twice the weights, the
+    same work per image. Initialised from a one-cell opponent model (``optim.init``, see
+    :meth:`state_from_one_cell`) both cells start as its cell, so it starts as that model.
+
+    Example:
+        >>> from rimkit.models import build_rim
+        >>> rim = build_rim("restoration", 3, color="opponent-split", features=8, hidden=8)
+        >>> type(rim.cell).__name__, rim.cell.in_channels
+        ('LuminanceChromaCell', 3)
+    """
+
+    def __init__(self, cell: nn.Module, *args, **kwargs) -> None:
+        if not isinstance(cell, LuminanceChromaCell):
+            cell = LuminanceChromaCell(cell)
+        super().__init__(cell, *args, **kwargs)
+
+    @staticmethod
+    def state_from_one_cell(state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A one-cell model's weights with its cell's copied to the luminance and chroma cells."""
+        split = {}
+        for key, value in state.items():
+            if key.startswith("cell."):
+                for part in ("luminance", "chroma"):
+                    split[f"cell.{part}.{key[5:]}"] = value.clone()
+            else:
+                split[key] = value
+        return split
+
+    def extra_repr(self) -> str:
+        return "luminance / chroma cells, " + super().extra_repr()

@@ -407,10 +407,11 @@ COLORS = {
     "opponent": "RGB in opponent coordinates",
     "opponent-guided": "RGB in opponent coordinates, each channel's cell also reads the luminance",
     "opponent-tagged": "as opponent-guided, and each cell also reads which channel it restores",
+    "opponent-split": "as opponent-guided, with one cell for the luminance and one for the chroma",
 }
 """The colour handling a config may name (``RIMConfig.color``)."""
 
-OPPONENT_COLORS = ("opponent", "opponent-guided", "opponent-tagged")
+OPPONENT_COLORS = ("opponent", "opponent-guided", "opponent-tagged", "opponent-split")
 """The colour handlings that restore RGB with a one-channel cell in opponent coordinates."""
 
 DEFAULT_LINKS = {"restoration": "sigmoid", "super_resolution": "sigmoid", "mri": "identity"}
@@ -456,7 +457,8 @@ def build_rim(
     an :class:`~rimkit.models.opponent.OpponentColorRIM` of RGB images (``channels=3``) around
     a one-channel cell (``"opponent-guided"``: a
     :class:`~rimkit.models.opponent.GuidedOpponentColorRIM`; ``"opponent-tagged"``: a
-    :class:`~rimkit.models.opponent.TaggedOpponentColorRIM`); ``"native"`` (default) a cell of
+    :class:`~rimkit.models.opponent.TaggedOpponentColorRIM`; ``"opponent-split"``: a
+    :class:`~rimkit.models.opponent.SplitOpponentColorRIM`); ``"native"`` (default) a cell of
     all ``channels``.
 
     Example:
@@ -496,6 +498,7 @@ def build_rim(
         "opponent": opponent.OpponentColorRIM,
         "opponent-guided": opponent.GuidedOpponentColorRIM,
         "opponent-tagged": opponent.TaggedOpponentColorRIM,
+        "opponent-split": opponent.SplitOpponentColorRIM,
     }.get(color, RIM)
     in_channels = restored * (2 if uses_estimate else 1) + model_cls.guide_channels
     network = cell_cls(in_channels, restored, recurrent=recurrent, **widths)  # type: ignore[operator]

@@ -42,6 +42,7 @@ from rimkit.data.volumes import (
 )
 from rimkit.io import atomic_write
 from rimkit.models import RIM, RIMConfig, trajectory_loss
+from rimkit.models.opponent import LuminanceChromaCell, SplitOpponentColorRIM
 from rimkit.models.utils import load_widened
 from rimkit.operators import magnitude
 from rimkit.tasks import Measurement, Task
@@ -467,20 +468,25 @@ def start_from(model: nn.Module, init: str, model_cfg: RIMConfig) -> None:
         for key in ARCHITECTURE_KEYS
         if getattr(theirs, key) != getattr(model_cfg, key)
     ]
+    state = source.model.state_dict()
+    split_here = isinstance(getattr(model, "cell", None), LuminanceChromaCell)
+    split_there = isinstance(getattr(source.model, "cell", None), LuminanceChromaCell)
+    if split_here and not split_there:  # e.g. opponent-guided -> opponent-split
+        state = SplitOpponentColorRIM.state_from_one_cell(state)
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    their_shapes = {k: tuple(v.shape) for k, v in source.model.state_dict().items()}
+    their_shapes = {k: tuple(v.shape) for k, v in state.items()}
     if not differ and shapes != their_shapes:
         differ = [f"features {theirs.features} / hidden {theirs.hidden} there"]
         if _guides(model) > _guides(source.model):  # e.g. opponent -> opponent-guided
             with contextlib.suppress(ValueError):
-                load_widened(model, source.model.state_dict())
+                load_widened(model, state)
                 return
     if differ:
         raise ValueError(
             f"optim.init {init!r} is another architecture ({'; '.join(differ)}); give the model "
             "section of the run it came from"
         )
-    model.load_state_dict(source.model.state_dict())
+    model.load_state_dict(state)
 
 
 def _guides(model: nn.Module) -> int:
