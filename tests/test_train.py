@@ -394,12 +394,17 @@ def test_a_gray_run_starts_an_opponent_colour_run(image_folder, tmp_path):
     assert not torch.equal(gray["noise_floor.raw"], loaded.model.state_dict()["noise_floor.raw"])
 
 
+def _colour_config(image_folder, color: str, **optim) -> ExperimentConfig:
+    """A two-iteration colour denoising run with ``model.color`` set to ``color``."""
+    values = tiny_config(image_folder, iterations=2, **optim).to_dict()
+    values["tasks"] = [{"name": "denoise", "sigma": [5, 50]}]
+    overrides = ["model.channels=3", f"model.color={color}", "data.gray=false"]
+    return ExperimentConfig.from_dict(apply_overrides(values, overrides))
+
+
 def test_an_opponent_run_starts_a_guided_run_that_restores_as_it_did(image_folder, tmp_path):
     def colour(color: str, **optim) -> ExperimentConfig:
-        values = tiny_config(image_folder, iterations=2, **optim).to_dict()
-        values["tasks"] = [{"name": "denoise", "sigma": [5, 50]}]
-        overrides = ["model.channels=3", f"model.color={color}", "data.gray=false"]
-        return ExperimentConfig.from_dict(apply_overrides(values, overrides))
+        return _colour_config(image_folder, color, **optim)
 
     train(colour("opponent"), tmp_path / "plain", progress=False)
     plain = load_model(tmp_path / "plain").model
@@ -421,10 +426,7 @@ def test_an_opponent_run_starts_a_guided_run_that_restores_as_it_did(image_folde
 
 def test_a_one_cell_colour_run_starts_a_split_run_that_restores_as_it_did(image_folder, tmp_path):
     def colour(color: str, **optim) -> ExperimentConfig:
-        values = tiny_config(image_folder, iterations=2, **optim).to_dict()
-        values["tasks"] = [{"name": "denoise", "sigma": [5, 50]}]
-        overrides = ["model.channels=3", f"model.color={color}", "data.gray=false"]
-        return ExperimentConfig.from_dict(apply_overrides(values, overrides))
+        return _colour_config(image_folder, color, **optim)
 
     train(colour("opponent"), tmp_path / "plain", progress=False)
     plain = load_model(tmp_path / "plain").model
