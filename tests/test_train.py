@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
@@ -403,8 +404,7 @@ def _colour_config(image_folder, color: str, **optim) -> ExperimentConfig:
 
 
 def test_an_opponent_run_starts_a_guided_run_that_restores_as_it_did(image_folder, tmp_path):
-    def colour(color: str, **optim) -> ExperimentConfig:
-        return _colour_config(image_folder, color, **optim)
+    colour = functools.partial(_colour_config, image_folder)
 
     train(colour("opponent"), tmp_path / "plain", progress=False)
     plain = load_model(tmp_path / "plain").model
@@ -425,8 +425,7 @@ def test_an_opponent_run_starts_a_guided_run_that_restores_as_it_did(image_folde
 
 
 def test_a_one_cell_colour_run_starts_a_split_run_that_restores_as_it_did(image_folder, tmp_path):
-    def colour(color: str, **optim) -> ExperimentConfig:
-        return _colour_config(image_folder, color, **optim)
+    colour = functools.partial(_colour_config, image_folder)
 
     train(colour("opponent"), tmp_path / "plain", progress=False)
     plain = load_model(tmp_path / "plain").model

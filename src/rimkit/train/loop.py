@@ -42,7 +42,7 @@ from rimkit.data.volumes import (
 )
 from rimkit.io import atomic_write
 from rimkit.models import RIM, RIMConfig, trajectory_loss
-from rimkit.models.opponent import LuminanceChromaCell, SplitOpponentColorRIM
+from rimkit.models.opponent import SplitOpponentColorRIM
 from rimkit.models.utils import load_widened
 from rimkit.operators import magnitude
 from rimkit.tasks import Measurement, Task
@@ -469,9 +469,8 @@ def start_from(model: nn.Module, init: str, model_cfg: RIMConfig) -> None:
         if getattr(theirs, key) != getattr(model_cfg, key)
     ]
     state = source.model.state_dict()
-    split_here = isinstance(getattr(model, "cell", None), LuminanceChromaCell)
-    split_there = isinstance(getattr(source.model, "cell", None), LuminanceChromaCell)
-    if split_here and not split_there:  # e.g. opponent-guided -> opponent-split
+    split_cells = isinstance(model, SplitOpponentColorRIM)
+    if split_cells and not isinstance(source.model, SplitOpponentColorRIM):  # e.g. guided -> split
         state = SplitOpponentColorRIM.state_from_one_cell(state)
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     their_shapes = {k: tuple(v.shape) for k, v in state.items()}
