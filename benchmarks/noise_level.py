@@ -7,9 +7,13 @@ the estimators of :func:`rimkit.noise_level.estimate_noise_level` against the tr
 (mean error, mean absolute error, largest error, milliseconds per image); then each model and
 baseline told the true sigma, and the same method told each estimate instead
 (:func:`rimkit.evaluate.runner.blind_method`; baselines with the first estimator only).
+``--missing`` measures inpainting instead (:class:`rimkit.evaluate.InpaintProtocol`: that
+fraction of the pixels missing at random, noise on the others): the scattered-mask estimate.
 
     python benchmarks/noise_level.py --model rim-denoise=denoise-gray --baselines bm3d
     python benchmarks/noise_level.py --limit 2 --sigmas 25 --baselines none --output /tmp/B.md
+    python benchmarks/noise_level.py --missing 0.2 0.5 0.8 --model rim-3task=3task \
+        --baselines tv --section noise-level-inpaint --title 'Blind inpainting, BSD68'
     python benchmarks/noise_level.py --channels 3 --set eval/CBSD68 --model rim-rgb=denoise-rgb \
         --baselines none --section noise-level-rgb --title 'Blind colour denoising, CBSD68'
 """
@@ -23,7 +27,7 @@ from pathlib import Path
 import _common as C
 import numpy as np
 
-from rimkit.evaluate import DenoiseProtocol
+from rimkit.evaluate import DenoiseProtocol, InpaintProtocol
 from rimkit.evaluate.metrics import as_image
 from rimkit.evaluate.runner import blind_method, load_images, measured_noise_level
 from rimkit.noise_level import METHODS
@@ -96,19 +100,33 @@ def main() -> None:
     )
     p.add_argument("--set", default="eval/BSD68", help="image folder inside --data")
     p.add_argument("--sigmas", type=int, nargs="+", default=list(SIGMAS))
-    p.add_argument("--estimators", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument(
+        "--estimators", nargs="+", choices=METHODS, help="default: all (pca with --missing)"
+    )
     p.add_argument("--quantised", action="store_true", help="also the 8-bit (clipped) columns")
     p.add_argument("--channels", type=int, choices=[1, 3], default=1, help="gray or RGB images")
+    p.add_argument(
+        "--missing", type=float, nargs="+", help="inpainting: these fractions of pixels missing"
+    )
     args = p.parse_args()
     C.setup(args)
+    if args.missing and args.quantised:
+        p.error("--quantised applies to denoising; leave it out with --missing")
+    if args.missing and "wavelet" in (args.estimators or []):
+        p.error("the wavelet estimator takes no mask; use --estimators pca with --missing")
+    args.estimators = args.estimators or (["pca"] if args.missing else list(METHODS))
     protocols = [DenoiseProtocol(s, seed=args.seed) for s in args.sigmas]
+    if args.missing:
+        protocols = [
+            InpaintProtocol(f, sigma=s, seed=args.seed) for f in args.missing for s in args.sigmas
+        ]
     if args.quantised:
         protocols += [DenoiseProtocol(s, quantize=True, seed=args.seed) for s in args.sigmas]
     images = load_images(Path(args.data) / args.set, args.limit, args.channels)
     accuracy = estimator_rows(images, protocols, args.estimators)
 
     models = C.load_models(args, channels=args.channels)
-    bases = C.baselines(args, "denoise", keep_estimates=False)
+    bases = C.baselines(args, protocols[0].task, keep_estimates=False)
     models, bases = blind_entries(models, bases, args.estimators)
     methods = [m.method for m in models if m.method] + bases
     result = C.run_images(args, images, protocols, methods, curves=False)
@@ -116,11 +134,18 @@ def main() -> None:
 
     limit = "; --limit" if args.limit else ""
     kind, section = ("gray", "denoise-gray") if args.channels == 1 else ("RGB", "denoise-rgb")
-    notes = (
-        f"{len(images)} {kind} images of {args.set}{limit}, the noisy images of the "
-        f"`{section}` section (float noise, not clipped"
+    measured = (
+        f"the noisy images of the `{section}` section (float noise, not clipped"
         + ("; `q8`: clipped and rounded to 8 bits" if args.quantised else "")
-        + "). "
+        + ")"
+    )
+    if args.missing:
+        measured = (
+            "inpainting: each setting's fraction of the pixels missing at random (seed + image "
+            "index), float noise on the others, the estimators told the mask"
+        )
+    notes = (
+        f"{len(images)} {kind} images of {args.set}{limit}; {measured}. "
         + "; ".join(ESTIMATOR_NOTES[e] for e in args.estimators)
         + ". A method marked `est.` is told the estimate from each noisy image instead of the "
         "column's sigma."

@@ -149,8 +149,27 @@ def test_a_blind_method_is_told_the_estimate_not_the_truth():
     method.run(dataclasses.replace(y_case, operator=Inpainting(blocks), y=y, task="inpaint"))
     assert abs(told[1] * 255 - 10) < 0.6  # without the mask: the flat holes pull it down
     scattered = InpaintProtocol(0.5, sigma=10).cases(camera(), 0, "camera")[0]
-    with pytest.raises(ValueError, match="give the noise level"):
-        method.run(scattered)  # no 7x7 patch is whole
+    method.run(scattered)  # no 7x7 patch is whole: local plane fits instead
+    assert abs(told[2] * 255 - 10) < 1.5
+
+
+@pytest.mark.parametrize(("observed", "sigma255"), [(0.8, 5), (0.5, 25), (0.2, 50)])
+def test_a_scattered_mask_gets_an_estimate_from_local_plane_fits(observed, sigma255):
+    rng = np.random.default_rng(3)
+    mask = rng.random((512, 512)) < observed  # too few whole 7x7 patches for the PCA
+    y = noisy(camera(), sigma255 / 255) * mask
+    estimate = estimate_noise_level(y, mask=mask) * 255
+    assert sigma255 - 0.5 < estimate < sigma255 + 0.15 * sigma255 + 1  # texture: biased high
+    ramp = np.linspace(0, 1, 256)[None, :] * np.ones((256, 1))
+    planar = noisy(ramp, sigma255 / 255) * mask[:256, :256]
+    estimate = estimate_noise_level(planar, mask=mask[:256, :256]) * 255
+    assert abs(estimate - sigma255) < 0.04 * sigma255  # no texture: no bias
+
+
+def test_a_scattered_mask_with_too_few_observed_pixels_is_refused():
+    mask = np.random.default_rng(4).random((40, 40)) < 0.3  # about 480 observed pixels
+    with pytest.raises(ValueError, match=r"observed neighbours.*give the noise level"):
+        estimate_noise_level(noisy(np.zeros((40, 40)), 0.1) * mask, mask=mask)
 
 
 def test_eval_sigma_estimate_is_refused_where_the_measurement_is_no_image(tmp_path):
