@@ -20,10 +20,11 @@ user does not know it (``rimkit reconstruct --sigma auto``), it is estimated fro
   least-squares plane through its observed neighbours (a window holding about 14 of them),
   scaled by ``sqrt(1 + h)``, ``h`` the fit's leverage at the pixel, so that ``r`` has
   variance ``sigma^2`` where the image is locally planar. The mean ``e`` of ``r^2`` over the
-  ``k`` fits of each 7x7 window follows ``sigma^2 Gamma(k / 2, 2 / k)`` there; ``sigma^2`` is
-  chosen so that this law puts the lowest 3 % of the windows' ``e`` below their 3 % quantile,
-  the flattest windows standing for the noise. Texture and curvature still leak in: on BSD68
-  it over-estimates by about 1-2 (0-255 scale) with 20-80 % of the pixels observed.
+  ``k`` fits of each 7x7 window follows about ``sigma^2 Gamma(k / 2, 2 / k)`` there;
+  ``sigma^2`` is chosen so that this law puts 3 % of the windows below the 3 % quantile of
+  their ``e``, the flattest windows standing for the noise. Texture and curvature still leak
+  in: on BSD68 it over-estimates by about 1-2 (0-255 scale) with 20-80 % of the pixels
+  observed.
 - ``"wavelet"``: the median absolute deviation of the finest diagonal wavelet band / 0.6745
   (Donoho), through :func:`skimage.restoration.estimate_sigma`. Faster, but texture leaks into
   that band: on BSD68 it over-estimates sigma 5 by 1.89 on average where ``"pca"`` does so
