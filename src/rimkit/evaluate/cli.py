@@ -50,11 +50,14 @@ EXAMPLES = """examples:
       --einstein-radius 0.3 0.45 --psf 1 --sigma 5 --baselines tv,cg-tikhonov
   rimkit eval --model mri --task mri --data ../shared/data/mri/dipy_b0_10slices.npz \
       --acceleration 4 8 --baselines zero-filled,tv,fista-wavelet
+  rimkit eval --model mri --task mri --data knee_singlecoil_val/ --measured \
+      --acceleration 4 8 --limit 10    # fastMRI's protocol on the files' own k-space
 
 Writes into --out (default evals/LABEL-TASK): results.csv (per image), summary.md and
 summary.json (means), convergence.csv (+ convergence.png with matplotlib: rimkit[plot]), a
-crop grid per setting (grid-*.png) and report.html (self-contained). An existing result
-folder is kept unless --force. While it runs, --out/journal.jsonl records each finished
+crop grid per setting (grid-*.png) and report.html (self-contained); with --measured,
+results.csv per volume, summary.md and summary.json. An existing result folder is kept unless
+--force. While it runs, --out/journal.jsonl records each finished
 image; a stopped run continues where it stopped with --resume (the same command plus
 --resume)."""
 
@@ -154,9 +157,14 @@ def register(
     parser.add_argument(
         "--mask",
         choices=["columns", "points", "random", "equispaced"],
-        default="columns",
         help="mri: 1-D variable-density columns (default), 2-D Gaussian points, or fastMRI's "
-        "random or equispaced columns",
+        "random (default with --measured) or equispaced columns",
+    )
+    parser.add_argument(
+        "--measured",
+        action="store_true",
+        help="mri: under-sample each fastMRI file's own k-space and score every volume against "
+        "its reference images, as fastMRI does (instead of simulating k-space from them)",
     )
     parser.add_argument(
         "--coils",
@@ -278,7 +286,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         einstein_radii=tuple(args.einstein_radius),
         psf=args.psf,
         accelerations=tuple(args.acceleration),
-        mask=args.mask,
+        mask=args.mask or ("random" if args.measured else "columns"),
+        measured=args.measured,
         coils=args.coils,
         patch=args.patch,
         patches=args.patches,
@@ -315,4 +324,5 @@ def run_command(args: argparse.Namespace) -> None:
         for warning in caught:
             print(f"rimkit eval: warning: {warning.message}", file=sys.stderr)
         print((out / "summary.md").read_text(), end="")
-        print(f"\nwrote results.csv, summary.md/json, figures and report.html to {out}")
+        what = "" if spec.measured else ", figures and report.html"
+        print(f"\nwrote results.csv, summary.md/json{what} to {out}")

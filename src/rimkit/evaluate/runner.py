@@ -612,6 +612,7 @@ class EvalSpec:
     accelerations: tuple[float, ...] = (4.0,)
     mask: str = "columns"
     coils: int = 1
+    measured: bool = False
     quantize: bool = False
     baselines: tuple[str, ...] | None = None
     baseline_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -652,6 +653,8 @@ class EvalSpec:
             parts += ["--mask", self.mask]
             if self.coils > 1:
                 parts += ["--coils", str(self.coils)]
+            if self.measured:
+                parts.append("--measured")
         if self.quantize:
             parts.append("--quantize")
         if self.baselines is not None:
@@ -938,8 +941,15 @@ def run_eval(spec: EvalSpec) -> Path:
             f"({', '.join(IMAGE_TASKS)}); {spec.task} has none: leave it out"
         )
     out = _check_out(spec)
-    protocols = make_protocols(spec)
     names = DEFAULT_BASELINES[spec.task] if spec.baselines is None else spec.baselines
+    if spec.measured:
+        from rimkit.evaluate.measured import run_measured
+
+        check_baselines(names, spec.task)
+        if spec.model is None and not names:
+            raise ValueError("nothing to evaluate: give --model and/or --baselines")
+        return run_measured(spec, out, names, [])
+    protocols = make_protocols(spec)
     unknown_opts = sorted(set(spec.baseline_options) - set(names))
     if unknown_opts:
         raise ValueError(
