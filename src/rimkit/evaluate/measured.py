@@ -69,14 +69,18 @@ def volume_mask(
     the file."""
     from rimkit.operators.mri import equispaced_columns_mask, random_columns_mask
 
+    _check_mask_kind(kind)
+    draw = random_columns_mask if kind == "random" else equispaced_columns_mask
+    generator = torch.Generator().manual_seed(seed + zlib.crc32(Path(name).name.encode()))
+    return draw(shape, acceleration, generator=generator)[0, 0].double().numpy()
+
+
+def _check_mask_kind(kind: str) -> None:
     if kind not in MEASURED_MASKS:
         raise ValueError(
             f"measured k-space is under-sampled by fastMRI's column masks "
             f"({', '.join(MEASURED_MASKS)}), not {kind!r}: give --mask random or equispaced"
         )
-    draw = random_columns_mask if kind == "random" else equispaced_columns_mask
-    generator = torch.Generator().manual_seed(seed + zlib.crc32(Path(name).name.encode()))
-    return draw(shape, acceleration, generator=generator)[0, 0].double().numpy()
 
 
 def volume_scores(estimate: np.ndarray, reference: np.ndarray) -> dict[str, float]:
@@ -251,8 +255,7 @@ def _check_measured(spec: Any) -> None:
     ):
         if value:
             raise ValueError(f"{flag} does not apply to --measured; leave it out")
-    if spec.mask not in MEASURED_MASKS:
-        volume_mask("x", (2, 2), 1, spec.mask)  # raises, naming the masks
+    _check_mask_kind(spec.mask)
 
 
 def _model_run(model: Any, steps: int | None) -> Reconstruct:
