@@ -57,9 +57,8 @@ Writes into --out (default evals/LABEL-TASK): results.csv (per image), summary.m
 summary.json (means), convergence.csv (+ convergence.png with matplotlib: rimkit[plot]), a
 crop grid per setting (grid-*.png) and report.html (self-contained); with --measured,
 results.csv per volume, summary.md and summary.json. An existing result folder is kept unless
---force. While it runs, --out/journal.jsonl records each finished
-image; a stopped run continues where it stopped with --resume (the same command plus
---resume)."""
+--force. While it runs, --out/journal.jsonl records each finished image (volume); a stopped
+run continues where it stopped with --resume (the same command plus --resume)."""
 
 
 def register(
