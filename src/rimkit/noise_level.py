@@ -55,6 +55,7 @@ SCATTERED_NEIGHBOURS = 14
 FLATTEST_FRACTION = 0.03
 """The fraction of 7x7 windows, the lowest in residual energy, that stands for the noise."""
 LEAST_SCATTERED_PIXELS = 1000
+"""Observed pixels with a plane fit that a scattered-mask estimate needs at least."""
 
 
 def estimate_noise_level(
