@@ -91,6 +91,12 @@ ESTIMATOR_NOTES = {
 }
 
 
+SCATTERED_NOTE = (
+    "; with these scattered masks no 7x7 patch is whole, so it takes local plane fits through "
+    "the observed pixels instead (`rimkit.noise_level`)"
+)
+
+
 def main() -> None:
     p = C.parser(
         __doc__.splitlines()[0],
@@ -147,6 +153,7 @@ def main() -> None:
     notes = (
         f"{len(images)} {kind} images of {args.set}{limit}; {measured}. "
         + "; ".join(ESTIMATOR_NOTES[e] for e in args.estimators)
+        + (SCATTERED_NOTE if args.missing else "")
         + ". A method marked `est.` is told the estimate from each noisy image instead of the "
         "column's sigma."
     )

@@ -381,7 +381,7 @@ def test_noise_level_with_missing_pixels_scores_the_scattered_mask_estimate(data
     errors = [line.split("|")[1:-1] for line in text.splitlines() if "| pca |" in line]
     assert [r[0].strip() for r in errors] == ["missing=0.1,sigma=20"]
     assert abs(float(errors[0][2])) < 4  # the image has noise of its own, ~6.7
-    assert "wavelet" not in text and "missing at random" in text
+    assert "wavelet" not in text and "missing at random" in text and "plane fits" in text
 
 
 def test_deblur_with_valid_boundaries_adds_the_circular_assumption_rows(data, tmp_path):

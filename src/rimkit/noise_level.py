@@ -23,8 +23,9 @@ user does not know it (``rimkit reconstruct --sigma auto``), it is estimated fro
   ``k`` fits of each 7x7 window follows about ``sigma^2 Gamma(k / 2, 2 / k)`` there;
   ``sigma^2`` is chosen so that this law puts 3 % of the windows below the 3 % quantile of
   their ``e``, the flattest windows standing for the noise. Texture and curvature still leak
-  in: on BSD68 it over-estimates by about 1-2 (0-255 scale) with 20-80 % of the pixels
-  observed.
+  in: on BSD68 with half or 80 % of the pixels missing it over-estimates sigma 5 to 50 by 1.6
+  to 2.7 on average (0-255 scale), which costs a RIM told the estimate 0.01-0.11 dB
+  (BENCHMARKS.md, section ``noise-level-inpaint``).
 - ``"wavelet"``: the median absolute deviation of the finest diagonal wavelet band / 0.6745
   (Donoho), through :func:`skimage.restoration.estimate_sigma`. Faster, but texture leaks into
   that band: on BSD68 it over-estimates sigma 5 by 1.89 on average where ``"pca"`` does so
