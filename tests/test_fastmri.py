@@ -9,42 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from kspace_files import fft2c, ifft2c, phantom, write_file
 from rimkit.cli import main
 from rimkit.compare import compare, write_comparison
 from rimkit.degrade import undersample
 from rimkit.fastmri import center_crop, read_fastmri
 
 h5py = pytest.importorskip("h5py")
-
-
-def fft2c(image: np.ndarray) -> np.ndarray:
-    """fastMRI's centred orthonormal FFT over the last two axes."""
-    axes = (-2, -1)
-    shifted = np.fft.ifftshift(image, axes=axes)
-    return np.fft.fftshift(np.fft.fft2(shifted, norm="ortho"), axes=axes)
-
-
-def ifft2c(kspace: np.ndarray) -> np.ndarray:
-    axes = (-2, -1)
-    shifted = np.fft.ifftshift(kspace, axes=axes)
-    return np.fft.fftshift(np.fft.ifft2(shifted, norm="ortho"), axes=axes)
-
-
-def phantom(h: int = 48, w: int = 40, seed: int = 0) -> np.ndarray:
-    """A smooth positive image in the middle half of a readout over-sampled twice."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w]
-    body = np.exp(-(((yy - h / 2) / (h / 5)) ** 2) - ((xx - w / 2) / (w / 3)) ** 2)
-    image = np.zeros((2 * h, w))
-    image[h // 2 : h // 2 + h] = body * (0.8 + 0.2 * rng.random((h, w)))
-    return image
-
-
-def write_file(path, kspace, **datasets) -> None:
-    with h5py.File(path, "w") as f:
-        f.create_dataset("kspace", data=kspace)
-        for name, data in datasets.items():
-            f.create_dataset(name, data=data)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from kspace_files import fft2c, phantom, write_file
 from rimkit.cli import main
 from rimkit.evaluate.measured import MeasuredMethod, evaluate_measured, volume_mask, volume_scores
 from rimkit.fastmri import center_crop
@@ -16,24 +17,9 @@ from rimkit.fastmri import center_crop
 h5py = pytest.importorskip("h5py")
 
 
-def fft2c(image: np.ndarray) -> np.ndarray:
-    shifted = np.fft.ifftshift(image, axes=(-2, -1))
-    return np.fft.fftshift(np.fft.fft2(shifted, norm="ortho"), axes=(-2, -1))
-
-
-def phantom(seed: int, h: int = 48, w: int = 40) -> np.ndarray:
-    """A smooth body in the middle half of a readout over-sampled twice, (2 h, w)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w]
-    body = np.exp(-(((yy - h / 2) / (h / 5)) ** 2) - ((xx - w / 2) / (w / 3)) ** 2)
-    image = np.zeros((2 * h, w))
-    image[h // 2 : h // 2 + h] = body * (0.8 + 0.2 * rng.random((h, w)))
-    return image
-
-
 def write_volume(path, slices: int, seed: int, coils: int = 1) -> np.ndarray:
     """A fastMRI training file of ``slices`` slices; returns its reference volume."""
-    images = np.stack([phantom(seed + s) for s in range(slices)])  # (S, 96, 40)
+    images = np.stack([phantom(seed=seed + s) for s in range(slices)])  # (S, 96, 40)
     if coils == 1:
         kspace = fft2c(images)
         reference, name = center_crop(np.abs(images), (32, 32)), "reconstruction_esc"
@@ -45,9 +31,7 @@ def write_volume(path, slices: int, seed: int, coils: int = 1) -> np.ndarray:
         kspace = fft2c(coil_images)
         rss = np.sqrt((np.abs(coil_images) ** 2).sum(1))
         reference, name = center_crop(rss, (32, 32)), "reconstruction_rss"
-    with h5py.File(path, "w") as f:
-        f.create_dataset("kspace", data=kspace.astype(np.complex64))
-        f.create_dataset(name, data=reference.astype(np.float32))
+    write_file(path, kspace.astype(np.complex64), **{name: reference.astype(np.float32)})
     return reference
 
 
@@ -165,8 +149,7 @@ def test_measured_needs_fastmri_files_with_references(tmp_path, capsys):
     (pngs / "a.png").write_bytes(b"")
     test_set = tmp_path / "test"
     test_set.mkdir()
-    with h5py.File(test_set / "file3000.h5", "w") as f:
-        f.create_dataset("kspace", data=np.ones((1, 16, 16), np.complex64))
+    write_file(test_set / "file3000.h5", np.ones((1, 16, 16), np.complex64))
     for data, message in ((pngs, "reads fastMRI files"), (test_set, "holds no reference")):
         argv = ["eval", "--task", "mri", "--data", str(data), "--measured", "--baselines",
                 "zero-filled", "--out", str(tmp_path / "ev"), "--force"]  # fmt: skip
