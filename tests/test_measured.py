@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from kspace_files import fft2c, phantom, write_file
+from kspace_files import fft2c, ifft2c, phantom, write_file
 from rimkit.cli import main
 from rimkit.evaluate.measured import MeasuredMethod, evaluate_measured, volume_mask, volume_scores
 from rimkit.fastmri import center_crop
@@ -74,7 +74,7 @@ def test_volume_scores_are_fastmri_s():
         volume_scores(estimate, 0 * reference)
 
 
-def test_eval_measured_scores_each_volume_against_its_reference(folder, tmp_path, capsys):
+def test_eval_measured_scores_each_volume_against_its_reference(folder, tmp_path):
     out = tmp_path / "ev"
     argv = ["eval", "--task", "mri", "--data", str(folder), "--measured", "--acceleration", "1",
             "4", "--baselines", "zero-filled", "--out", str(out), "--quiet"]  # fmt: skip
@@ -115,7 +115,7 @@ def test_a_finished_volume_is_read_back_from_the_journal(folder, tmp_path):
 
     def zero_filled(kspace, mask):
         calls.append(1)
-        return np.abs(np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace[0]), norm="ortho")))
+        return np.abs(ifft2c(kspace[0]))
 
     files = sorted(folder.glob("*.h5"))
     method = [MeasuredMethod("zf", zero_filled)]
@@ -155,3 +155,13 @@ def test_measured_needs_fastmri_files_with_references(tmp_path, capsys):
                 "zero-filled", "--out", str(tmp_path / "ev"), "--force"]  # fmt: skip
         assert main(argv) == 2
         assert message in capsys.readouterr().err
+
+
+def test_a_model_is_run_through_the_reconstruct_path_and_labelled(folder, tmp_path):
+    out = tmp_path / "ev"
+    argv = ["eval", "--task", "mri", "--data", str(folder / "file1001.h5"), "--measured",
+            "--model", "mri", "--baselines", "none", "--out", str(out), "-q"]  # fmt: skip
+    assert main(argv) == 0
+    row = list(csv.reader((out / "results.csv").open()))[1]
+    assert row[:4] == ["file1001.h5", "R=4,random", "mri", "2"]
+    assert 15 < float(row[5]) < 60

@@ -212,7 +212,7 @@ def run_measured(spec: Any, out: Path, baselines: Sequence[str], notes: list[str
             "holding them"
         )
     files = files[: spec.limit]
-    methods = [MeasuredMethod(name, _baseline_run(name)) for name in baselines]
+    methods = [MeasuredMethod(name, _restore_run(baseline=name)) for name in baselines]
     if spec.model is not None:
         from rimkit.zoo import load_model
 
@@ -222,7 +222,7 @@ def run_measured(spec: Any, out: Path, baselines: Sequence[str], notes: list[str
             notes.append(
                 f"model {spec.model!r} is a gray model: it reconstructs the images as real"
             )
-        methods.insert(0, MeasuredMethod(label, _model_run(loaded.model, spec.steps)))
+        methods.insert(0, MeasuredMethod(label, _restore_run(loaded.model, steps=spec.steps)))
     out.mkdir(parents=True, exist_ok=True)
     journal = out / "journal.jsonl"
     rows = evaluate_measured(
@@ -258,20 +258,13 @@ def _check_measured(spec: Any) -> None:
     _check_mask_kind(spec.mask)
 
 
-def _model_run(model: Any, steps: int | None) -> Reconstruct:
+def _restore_run(model: Any = None, baseline: str | None = None, steps: int | None = None):
+    """:data:`Reconstruct` through :func:`rimkit.pipeline.restore` with ``model`` or
+    ``baseline``."""
     from rimkit.pipeline import restore
 
     def run(kspace: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return restore(kspace, "mri", model, mask=mask, steps=steps).image
-
-    return run
-
-
-def _baseline_run(name: str) -> Reconstruct:
-    from rimkit.pipeline import restore
-
-    def run(kspace: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return restore(kspace, "mri", None, baseline=name, mask=mask).image
+        return restore(kspace, "mri", model, baseline=baseline, mask=mask, steps=steps).image
 
     return run
 

@@ -942,14 +942,6 @@ def run_eval(spec: EvalSpec) -> Path:
         )
     out = _check_out(spec)
     names = DEFAULT_BASELINES[spec.task] if spec.baselines is None else spec.baselines
-    if spec.measured:
-        from rimkit.evaluate.measured import run_measured
-
-        check_baselines(names, spec.task)
-        if spec.model is None and not names:
-            raise ValueError("nothing to evaluate: give --model and/or --baselines")
-        return run_measured(spec, out, names, [])
-    protocols = make_protocols(spec)
     unknown_opts = sorted(set(spec.baseline_options) - set(names))
     if unknown_opts:
         raise ValueError(
@@ -959,6 +951,11 @@ def run_eval(spec: EvalSpec) -> Path:
     check_baselines(names, spec.task)
     if spec.model is None and not names:
         raise ValueError("nothing to evaluate: give --model and/or --baselines")
+    if spec.measured:
+        from rimkit.evaluate.measured import run_measured
+
+        return run_measured(spec, out, names, [])
+    protocols = make_protocols(spec)
     notes: list[str] = []
     methods: list[Method] = []
     channels = None
