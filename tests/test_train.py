@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 import yaml
+from safetensors.torch import load_file
 
 from rimkit.cli import main
 from rimkit.likelihood import GaussianLikelihood
@@ -324,6 +325,30 @@ def test_checkpoint_split_into_pieces_and_joined_resumes_identically(image_folde
     )
     with pytest.raises(ValueError, match="no checkpoint pieces"):
         join_checkpoint(tmp_path / "pieces", "best", moved / "best")
+
+
+def test_compact_pieces_hold_the_moments_in_bf16_and_resume(image_folder, tmp_path):
+    cfg = tiny_config(image_folder)
+    train(cfg, tmp_path / "run", stop_after=3, progress=False)
+    stem = tmp_path / "run" / "last"
+    pieces = split_checkpoint(stem, tmp_path / "pieces", moments_dtype=torch.bfloat16)
+    assert [p.name for p in pieces] == ["last.model.safetensors", "last.optim.safetensors"]
+    assert {v.dtype for v in load_file(str(pieces[1])).values()} == {torch.bfloat16}
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for name in ("config.yaml", "log.csv"):
+        (moved / name).write_bytes((tmp_path / "run" / name).read_bytes())
+    join_checkpoint(tmp_path / "pieces", "last", moved / "last")
+    before = load_file(str(stem.with_suffix(".safetensors")))
+    after = load_file(str(moved / "last.safetensors"))
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        assert after[key].dtype == value.dtype == torch.float32, key
+        if key.startswith("model/"):
+            assert torch.equal(after[key], value), key
+        else:  # bf16 keeps 8 bits of mantissa
+            assert torch.allclose(after[key], value, rtol=2**-8, atol=0), key
+    assert train(cfg, moved, resume=True, progress=False)["iteration"] == 6
 
 
 def test_a_fresh_start_clears_the_old_run(image_folder, tmp_path, capsys):

@@ -166,23 +166,33 @@ def _piece_path(folder: Path, name: str, part: str) -> Path:
     return Path(folder) / f"{name}.{part.replace('/', '.')}.safetensors"
 
 
-def split_checkpoint(stem: Path, folder: Path) -> list[Path]:
+def split_checkpoint(
+    stem: Path, folder: Path, *, moments_dtype: torch.dtype | None = None
+) -> list[Path]:
     """Write checkpoint ``stem`` as one file per part of :data:`PARTS` into ``folder``.
 
     Each piece ``NAME.PART.safetensors`` carries the full metadata; :func:`join_checkpoint`
     puts them back together. Example: a 2.4 M-parameter model's 28 MB checkpoint becomes three
-    files of about 9.4 MB.
+    files of about 9.4 MB. With ``moments_dtype`` (e.g. ``torch.bfloat16``) both Adam moments
+    go into one piece ``NAME.optim.safetensors`` in that dtype instead (4.7 MB each for that
+    model): a resumed run then continues from moments rounded to it.
     """
     stem = Path(stem)
     meta = read_meta(stem)
     tensors = load_file(str(stem.with_suffix(".safetensors")))
     text = json.dumps(meta, indent=2, sort_keys=True)
     Path(folder).mkdir(parents=True, exist_ok=True)
-    written = []
+    pieces: dict[str, dict[str, torch.Tensor]] = {}
     for part in PARTS:
         piece = {k: v for k, v in tensors.items() if k.startswith(part + "/")}
-        if not piece:
-            continue
+        if piece and moments_dtype is not None and part.startswith("optim/"):
+            pieces.setdefault("optim", {}).update(
+                {k: v.to(moments_dtype) for k, v in piece.items()}
+            )
+        elif piece:
+            pieces[part] = piece
+    written = []
+    for part, piece in pieces.items():
         path = _piece_path(folder, stem.name, part)
         atomic_write(path, lambda tmp, piece=piece: save_file(piece, tmp, {"meta": text}))
         written.append(path)
@@ -197,10 +207,16 @@ def join_checkpoint(folder: Path, name: str, stem: Path) -> None:
         raise ValueError(f"no checkpoint pieces {name}.* in {str(folder)!r} ({model_piece.name})")
     meta = _meta_of(model_piece)
     tensors: dict[str, torch.Tensor] = {}
-    for part in PARTS:
+    for part in (*PARTS, "optim"):
         path = _piece_path(folder, name, part)
         if path.is_file():
             if _meta_of(path) != meta:
                 raise ValueError(f"{path.name} is from another checkpoint than {model_piece.name}")
             tensors.update(load_file(str(path)))
-    _write(Path(stem), tensors, meta)
+    _write(Path(stem), {k: _as_weight(k, v, tensors) for k, v in tensors.items()}, meta)
+
+
+def _as_weight(key: str, value: torch.Tensor, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+    """An Adam moment in its weight's dtype (pieces may hold it in a smaller one)."""
+    weight = tensors.get("model/" + key.split("/", 2)[-1])
+    return value.to(weight.dtype) if key.startswith("optim/") and weight is not None else value
