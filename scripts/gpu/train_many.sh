@@ -2,7 +2,8 @@
 # Train up to three recipes at once on the GPU machine, in bf16, each under the same time limit,
 # and bring each back in two files of < 16 MiB: NAME.tar (the last weights, config.yaml, log.csv,
 # the console) and NAME.last.optim.safetensors (both Adam moments in bf16). The paper's cells are
-# small for one GPU, so runs side by side share it with little loss each.
+# small for one GPU; how much speed each run keeps beside the others is not measured yet (each
+# run's log.csv has its throughput), so give the recipes iterations they can finish or resume.
 #   bash scripts/gpu/train_many.sh SECONDS configs/3task-paper.yaml configs/gdn-3task-paper.yaml ...
 # Needs gpu-data/ (scripts/gpu/prepare.sh) carried along. A run whose gpu-resume/NAME/ is carried
 # (scripts/gpu/unpack.sh FILES_FOLDER of an earlier call's files) continues instead of starting.
