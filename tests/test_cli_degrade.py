@@ -198,9 +198,11 @@ def test_reader_handles_16_bit_rgba_and_gray_conversion(tmp_path):
     rgba = np.zeros((4, 5, 4), dtype=np.uint8)
     rgba[..., 0] = 255
     Image.fromarray(rgba, "RGBA").save(tmp_path / "red.png")
-    red = io.read_image(tmp_path / "red.png")
+    with pytest.warns(UserWarning, match="alpha channel is dropped"):
+        red = io.read_image(tmp_path / "red.png")
+        gray = io.read_image(tmp_path / "red.png", gray=True)
     assert red.shape == (4, 5, 3) and red[..., 0].min() == 1.0
-    np.testing.assert_allclose(io.read_image(tmp_path / "red.png", gray=True), 0.299)
+    np.testing.assert_allclose(gray, 0.299)
     Image.fromarray(np.full((3, 3), 65535, dtype=np.uint16)).save(tmp_path / "white16.png")
     assert io.read_image(tmp_path / "white16.png").min() == 1.0
 

@@ -235,21 +235,97 @@ def test_cli_train_and_resume(image_folder, tmp_path, capsys):
         (["train", "{bad}"], "unknown key"),
         (["train", "--resume", "{empty}"], "nothing to resume"),
         (["train", "{good}", "--set", "data.train={empty}", "--out", "{out}"], "no images"),
+        (["train", "{blank}", "--out", "{out}"], "is empty; a config is a mapping of sections"),
+        (["train", "{empty}"], "is a folder, not a YAML file"),
+        (["train", "{good}", "--out", "{file}"], "is a file; --out must be a folder"),
+        (["train", "{good}", "--out", "{file}/run"], "a file; --out must be a folder"),
+        (["train", "{good}", "--set", "optim.device=tpu"], "unknown optim.device 'tpu'; give"),
     ],
 )
 def test_cli_train_bad_input_exits_2(tmp_path, capsys, argv, message):
     (tmp_path / "bad.yaml").write_text("optim: {iterations: 2, speed: 9}\n")
     (tmp_path / "good.yaml").write_text("optim: {iterations: 2}\n")
+    (tmp_path / "blank.yaml").write_text("# nothing but a comment\n")
+    (tmp_path / "taken.png").write_bytes(b"")
     (tmp_path / "empty").mkdir()
     names = {
         "missing": tmp_path / "missing.yaml",
         "bad": tmp_path / "bad.yaml",
         "good": tmp_path / "good.yaml",
+        "blank": tmp_path / "blank.yaml",
         "empty": tmp_path / "empty",
+        "file": tmp_path / "taken.png",
         "out": tmp_path / "out",
     }
     status, err = _cli(capsys, *[a.format(**names) for a in argv])
     assert status == 2 and message in err and "Traceback" not in err
+
+
+def test_cli_resume_of_a_finished_run_says_it_is_complete(image_folder, tmp_path, capsys):
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(tiny_config(image_folder, iterations=3).to_dict()))
+    out = tmp_path / "run"
+    assert _cli(capsys, "train", cfg_path, "--out", out, "-q")[0] == 0
+    assert main(["train", "--resume", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "already complete at iteration 3" in said and "--set optim.iterations=N" in said
+    assert "None" not in said
+    status, err = _cli(capsys, "train", out)  # the run folder given as CONFIG
+    assert status == 2 and f"continue it with --resume {out}" in err
+
+
+def test_an_unknown_device_is_refused_when_the_config_is_read():
+    for device in ("tpu", "cuda:x", "gpu"):
+        with pytest.raises(ValueError, match=rf"unknown optim\.device '{device}'; give one of cpu"):
+            ExperimentConfig.from_dict({"optim": {"device": device}})
+    for device in ("cpu", "cuda", "cuda:1", "mps"):  # a GPU recipe loads on any machine
+        assert ExperimentConfig.from_dict({"optim": {"device": device}}).optim.device == device
+
+
+def test_a_device_this_machine_lacks_is_a_usage_error(image_folder, tmp_path, capsys, monkeypatch):
+    from rimkit.train.loop import check_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(tiny_config(image_folder).to_dict()))
+    for device in ("cuda", "cuda:0", "mps"):
+        args = ("train", cfg_path, "--out", tmp_path / "run", "--set", f"optim.device={device}")
+        status, err = _cli(capsys, *args)
+        assert status == 2 and "internal error" not in err, err
+        assert f"optim.device '{device}' is not available here" in err
+        assert "use optim.device=cpu" in err
+    assert not (tmp_path / "run" / "last.safetensors").exists()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    check_device("cuda:1")
+    with pytest.raises(ValueError, match=r"'cuda:2' is not available here \(2 CUDA device"):
+        check_device("cuda:2")
+
+
+def test_a_data_root_named_but_missing_is_an_error_not_a_fallback(tmp_path, monkeypatch):
+    from rimkit.train.config import DataConfig, resolve_data_root
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shared" / "data").mkdir(parents=True)  # the implicit default
+    (tmp_path / "mine").mkdir()
+    monkeypatch.delenv("RIMKIT_DATA", raising=False)
+    assert resolve_data_root(DataConfig()).resolve() == tmp_path / "shared" / "data"
+    monkeypatch.setenv("RIMKIT_DATA", str(tmp_path / "nonexist"))
+    with pytest.raises(ValueError, match=r"\$RIMKIT_DATA '.*nonexist' does not exist"):
+        resolve_data_root(DataConfig())
+    monkeypatch.setenv("RIMKIT_DATA", str(tmp_path / "mine"))
+    assert resolve_data_root(DataConfig()) == tmp_path / "mine"
+    with pytest.raises(ValueError, match=r"data\.root 'typo' does not exist"):
+        resolve_data_root(DataConfig(root="typo"))  # not the valid $RIMKIT_DATA instead
+    assert resolve_data_root(DataConfig(root="mine")).name == "mine"
+
+
+def test_cli_train_with_a_missing_rimkit_data_exits_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RIMKIT_DATA", str(tmp_path / "nonexist"))
+    (tmp_path / "good.yaml").write_text("optim: {iterations: 2}\n")
+    status, err = _cli(capsys, "train", tmp_path / "good.yaml", "--out", tmp_path / "run")
+    assert status == 2 and "$RIMKIT_DATA" in err and "nonexist' does not exist" in err
 
 
 def test_model_weights_change_and_loss_is_logged(image_folder, tmp_path):

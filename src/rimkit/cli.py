@@ -10,7 +10,8 @@ import argparse
 import math
 import sys
 import traceback
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     deg.add_argument("output", help="measurement file (.png, .jpg, .tif or .npy)")
     deg.add_argument("--task", required=True, choices=TASKS)
     deg.add_argument("--sigma", type=float, help="noise std on the 0-255 scale (denoise: required)")
-    deg.add_argument("--scale", type=float, default=2, help="sr: integer down-sampling factor")
+    deg.add_argument("--scale", type=float, help="sr: integer down-sampling factor (default 2)")
     deg.add_argument("--fraction", type=float, default=0.5, help="inpaint: missing fraction")
     deg.add_argument("--acceleration", type=float, default=4.0, help="mri: factor >= 1")
     deg.add_argument("--mask", choices=MASK_PATTERNS, default="columns", help=MASK_HELP)
@@ -298,7 +299,7 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
         help="noise std on the 0-255 scale, or auto: estimate it from the input (Liu et al. "
         "2013; not for mri). Default: auto for denoise, 0 otherwise",
     )
-    parser.add_argument("--scale", type=float, default=2, help="sr: the up-sampling factor")
+    parser.add_argument("--scale", type=float, help="sr: the up-sampling factor (default 2)")
     parser.add_argument(
         "--mask",
         help="inpaint/mri: the mask image (white = observed); mri default: the nonzero k-space",
@@ -376,7 +377,7 @@ def _check_paths(input_path: str, output_path: str) -> None:
 
 def _run_degrade(args: argparse.Namespace) -> None:
     from rimkit.degrade import degrade
-    from rimkit.io import read_image, write_image
+    from rimkit.io import check_image_range, check_output, read_image, write_image
 
     _check_paths(args.input, args.output)
     output = Path(args.output)
@@ -387,12 +388,13 @@ def _run_degrade(args: argparse.Namespace) -> None:
     _check_paths(args.input, str(mask_path))
     _check_paths(args.input, str(maps_path))
     for path in targets:
-        if path.exists() and not args.force:
-            raise UsageError(f"output {str(path)!r} exists; pass --force to overwrite it")
+        check_output(path, args.force)
     if args.task == "mri" and output.suffix.lower() != ".npy":
         raise UsageError("MRI measurements are complex k-space; give an OUTPUT ending in .npy")
     if args.coils != 1 and args.task != "mri":
         raise UsageError("--coils applies to --task mri only")
+    if args.scale is not None and args.task != "sr":
+        raise UsageError(f"--scale applies to --task sr only, not {args.task}")
     if args.mask != "columns" and args.task != "mri":
         raise UsageError("--mask picks an MRI sampling pattern; it applies to --task mri only")
     if _is_kspace_file(args.input):
@@ -402,11 +404,13 @@ def _run_degrade(args: argparse.Namespace) -> None:
     kernel = _read_kernel(args.kernel, args.task)
     lensing = _lensing_setup(args)
     image = read_image(args.input, gray=True if args.gray else None)
+    if args.task != "mri":  # an MRI slice may have any scale
+        check_image_range(image, args.input)
     result = degrade(
         image,
         args.task,
         sigma=args.sigma,
-        scale=args.scale,
+        scale=2 if args.scale is None else args.scale,
         fraction=args.fraction,
         acceleration=args.acceleration,
         mask=args.mask,
@@ -495,22 +499,30 @@ def _read_kernel(text: str | None, task: str) -> np.ndarray | None:
     from rimkit.io import read_image
 
     kernel = read_image(text)
-    if kernel.ndim != 2:
-        raise UsageError(f"the kernel in {text!r} must be a 2-D array")
-    return kernel
+    if kernel.ndim != 2 or np.iscomplexobj(kernel):
+        raise UsageError(f"the kernel in {text!r} must be a real 2-D array")
+    if kernel.min() < 0 or kernel.sum() <= 0:
+        raise UsageError(
+            f"the kernel in {text!r} must be non-negative with a positive sum (a blur's "
+            "point-spread function)"
+        )
+    total = float(kernel.sum())
+    if abs(total - 1) > 1e-6:
+        note = f"the kernel in {text!r} sums to {total:.6g}; it is normalised to sum 1"
+        warnings.warn(note, UserWarning, stacklevel=2)
+    return kernel / total
 
 
 def _run_reconstruct(args: argparse.Namespace) -> None:
     from rimkit.evaluate.runner import trained_scales
-    from rimkit.io import write_image
+    from rimkit.io import check_output, write_image
     from rimkit.pipeline import restore
 
     _check_paths(args.input, args.output)
-    output = Path(args.output)
-    if output.exists() and not args.force:
-        raise UsageError(f"output {str(output)!r} exists; pass --force to overwrite it")
+    output = check_output(args.output, args.force)
     if args.trajectory:
-        check_trajectory_target(Path(args.trajectory), args.force)
+        inputs = [args.input, args.mask, args.kernel, args.maps]
+        check_trajectory_target(Path(args.trajectory), args.force, inputs, args.output)
     if args.mask and Path(args.mask).resolve() == output.resolve():
         raise UsageError(f"OUTPUT {args.output!r} is the --mask file; choose another output path")
     if args.steps is not None and args.steps < 1:
@@ -603,7 +615,7 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
     """The measurement of ``reconstruct`` / ``compare`` and the options of
     :func:`rimkit.pipeline.restore` that describe it, read and checked."""
     from rimkit.fastmri import is_fastmri
-    from rimkit.io import read_image, read_kspace
+    from rimkit.io import check_image_range, read_image, read_kspace
     from rimkit.pipeline import COIL_MAP_METHODS
 
     if args.device == "cuda":
@@ -634,9 +646,12 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
             maps = read_kspace(maps, "coil sensitivity maps")
     else:
         image, maps = read_image(args.input), None
+        check_image_range(image, args.input)
+    if args.scale is not None and args.task != "sr":
+        raise UsageError(f"--scale applies to --task sr only, not {args.task}")
     options = {
         "sigma": args.sigma,
-        "scale": args.scale,
+        "scale": 2 if args.scale is None else args.scale,
         "mask": None if args.mask is None else read_image(args.mask, gray=True),
         "kernel": _read_kernel(args.kernel, args.task),
         "boundary": args.boundary,
@@ -650,11 +665,11 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
 def _run_compare(args: argparse.Namespace) -> None:
     from rimkit.compare import compare, write_comparison
     from rimkit.evaluate.runner import DEFAULT_BASELINES
+    from rimkit.io import check_output_folder
     from rimkit.pipeline import shown_measurement
 
-    out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
-        raise UsageError(f"output folder {str(out)!r} exists; pass --force or another --out")
+    inputs = [args.input, args.truth, args.mask, args.kernel, args.maps]
+    out = check_output_folder(args.out, args.force, inputs)
     if args.slice == "all":
         raise UsageError("compare restores one slice; give --slice N (reconstruct takes all)")
     image, options = _read_measurement(args)
@@ -687,12 +702,15 @@ def _read_truth(args: argparse.Namespace) -> tuple[np.ndarray | None, bool]:
     slice (``--slice``, else the measurement's); and whether the results' scale is fitted to
     it (not to a fastMRI reference, which is in its k-space's units)."""
     from rimkit.fastmri import is_fastmri, read_fastmri
-    from rimkit.io import read_image
+    from rimkit.io import check_image_range, read_image
 
     if args.truth is None:
         return None, True
     if not is_fastmri(args.truth):
-        return read_image(args.truth), True
+        truth = read_image(args.truth)
+        if args.task != "mri":
+            check_image_range(truth, args.truth)
+        return truth, True
     if args.task != "mri":
         raise UsageError(f"--truth {args.truth!r} is a fastMRI file; it scores --task mri only")
     piece = read_fastmri(args.truth, args.slice)
@@ -748,14 +766,24 @@ def _default_model(task: str, image: np.ndarray) -> str:
     return name
 
 
-def check_trajectory_target(target: Path, force: bool) -> None:
-    """Refuse a ``--trajectory`` target before any work: wrong kind, or one that exists."""
+def check_trajectory_target(
+    target: Path, force: bool, inputs: Sequence[str | None] = (), output: str | None = None
+) -> None:
+    """Refuse a ``--trajectory`` target before any work: wrong kind, one that exists, or a
+    folder that holds one of the ``inputs`` or is to hold the ``output``."""
+    from rimkit.io import check_output_folder
+
     if target.suffix and target.suffix.lower() != ".gif":
         raise UsageError(f"--trajectory takes a .gif file or a folder, got {str(target)!r}")
     if target.suffix and target.exists() and not force:
         raise UsageError(f"trajectory {str(target)!r} exists; pass --force to overwrite it")
-    if not target.suffix and target.is_dir() and any(target.iterdir()) and not force:
-        raise UsageError(f"trajectory folder {str(target)!r} is not empty; pass --force")
+    if not target.suffix:
+        check_output_folder(target, force, inputs, what="trajectory folder")
+        if output is not None and target.resolve() in Path(output).resolve().parents:
+            raise UsageError(
+                f"OUTPUT {output!r} lies in the trajectory folder, where the steps are "
+                "written; choose another output or folder"
+            )
     if not target.parent.is_dir():
         raise UsageError(f"the folder of {str(target)!r} does not exist")
 
@@ -825,7 +853,19 @@ def _run_train(args: argparse.Namespace) -> None:
         raise UsageError("give a CONFIG file, or --resume DIR to continue a run")
     else:
         config = args.config
+        if (Path(config) / "last.safetensors").is_file():
+            raise UsageError(
+                f"config {config!r} is a run folder, not a YAML file; continue it with --resume "
+                f"{config}"
+            )
         out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+        blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            where = "is a file" if blocker == out else f"is inside {str(blocker)!r}, a file"
+            raise UsageError(
+                f"--out {str(out)!r} {where}; --out must be a folder for the run "
+                "(created if missing)"
+            )
         if (out / "last.safetensors").exists() and not args.force:
             raise UsageError(
                 f"{str(out)!r} holds a run; continue it with --resume {out}, "
@@ -834,6 +874,19 @@ def _run_train(args: argparse.Namespace) -> None:
     cfg = load_config(config, args.set)
     if args.nproc < 1:
         raise UsageError(f"--nproc must be >= 1, got {args.nproc}")
+    if args.resume:
+        from rimkit.train.checkpoint import read_meta
+
+        done = read_meta(out / "last").get("iteration")
+        finished = (out / "model.safetensors").is_file()  # else the resumed run exports it
+        if finished and isinstance(done, int) and done >= cfg.optim.iterations:
+            if not args.quiet:
+                print(
+                    f"the run in {out} is already complete at iteration {done} "
+                    f"(optim.iterations={cfg.optim.iterations}); nothing to do. To train it "
+                    f"longer, resume with --set optim.iterations=N, N > {done}"
+                )
+            return
     meta = launch(cfg, out, resume=bool(args.resume), nproc=args.nproc, progress=not args.quiet)
     if not args.quiet:
         score = meta.get("val_psnr_final") if meta else None
@@ -848,7 +901,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     reuse_freed_memory()
     try:
-        args.run(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")  # each run shows its notes (once per place)
+            warnings.showwarning = _note_printer(args.command)
+            args.run(args)
     except (ValueError, OSError) as err:
         if args.debug:
             traceback.print_exc()
@@ -872,6 +928,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_INTERNAL
     return EXIT_OK
+
+
+def _note_printer(command: str) -> Callable[..., None]:
+    """``warnings.showwarning`` for the command line: one line, ``rimkit CMD: note: ...``."""
+
+    def show(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+        print(f"rimkit {command}: note: {message}", file=sys.stderr)
+
+    return show
 
 
 def _training_errors() -> tuple[type[Exception], ...]:

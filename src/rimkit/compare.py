@@ -35,7 +35,7 @@ from rimkit.evaluate.report import (
     write_report,
 )
 from rimkit.fastmri import center_crop
-from rimkit.io import write_image
+from rimkit.io import check_output_folder, write_image
 from rimkit.pipeline import estimate_coil_maps, restore
 
 
@@ -155,11 +155,7 @@ def write_comparison(
     ``results.md`` and ``report.html``; returns the written paths by name. ``peak`` is the
     value drawn white in the pictures of results and truth (MRI magnitudes have any scale);
     by default 1, or each result's maximum where it is above 1."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{str(out)!r} is a file; give a folder for the comparison")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise ValueError(f"{str(out)!r} exists and is not empty; pass --force to overwrite")
+    out = check_output_folder(out, force)
     out.mkdir(parents=True, exist_ok=True)
     pictures = [r.image / (peak or max(float(r.image.max()), 1.0)) for r in results]
     written = {}

@@ -90,6 +90,8 @@ def degrade(
         raise ValueError(f"coils must be a whole number >= 1, got {coils!r}")
     if coils > 1 and task != "mri":
         raise ValueError(f"coils apply to mri only, not {task}")
+    if np.iscomplexobj(image) and task != "mri":
+        raise ValueError(f"the image is complex; {task} takes a real image (complex: --task mri)")
     if task == "sr":
         scale = _check_scale(scale)
         image = _crop_to_multiple(image, scale)

@@ -32,7 +32,7 @@ from PIL import Image
 from rimkit.evaluate.figures import convergence_figure, crop_grid
 from rimkit.evaluate.metrics import psnr, ssim, to_8bit
 from rimkit.evaluate.report import atomic_write_bytes, atomic_write_text, write_report
-from rimkit.io import read_image
+from rimkit.io import check_image_range, check_output_folder, read_image
 from rimkit.noise import GaussianNoise, simulate
 from rimkit.operators import (
     DEFAULT_KERNEL,
@@ -142,13 +142,10 @@ def run_demo(
     every scale divides it), write the outputs into ``out`` and return the results."""
     if crop < 24 or crop % 12:
         raise ValueError(f"crop must be a multiple of 12 and at least 24, got {crop}")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{str(out)!r} is a file; give a folder for the demo's outputs")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise ValueError(f"{str(out)!r} exists and is not empty; pass --force to overwrite")
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_folder(out, force, inputs=[image])
     truth = _crop(read_image(image, gray=True), crop)
+    check_image_range(truth, image)
+    out.mkdir(parents=True, exist_ok=True)
     x = torch.from_numpy(truth).float()[None, None]  # (1, 1, H, W)
     shipped = {card.name for card in list_models()}
     rows, curves, panels, notes = [], {}, [], []

@@ -1,9 +1,12 @@
 """Reading and writing images: PNG, JPEG, TIFF (8 or 16 bit) and ``.npy``, written atomically.
 
 Images come back as float64 numpy arrays of shape ``(H, W)`` (gray) or ``(H, W, C)``, with
-8- and 16-bit files scaled to ``[0, 1]``; ``.npy`` arrays come back as stored (real or
-complex). ``example:NAME`` reads an image bundled with scikit-image (``example:camera``,
-``example:astronaut``, ...), so examples need no data of their own.
+8- and 16-bit integers (files or ``uint8`` / ``uint16`` arrays) scaled to ``[0, 1]``; float
+``.npy`` arrays come back as stored (real or complex). Integers of other types have no implied
+range and are refused, as are ``(C, H, W)`` arrays; an alpha channel is dropped with a warning.
+``example:NAME`` reads an image bundled with scikit-image (``example:camera``,
+``example:astronaut``, ...), so examples need no data of their own. :func:`check_image_range`
+refuses float images far outside ``[0, 1]`` (e.g. stored as 0-255).
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -17,7 +20,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +37,8 @@ def read_image(path: str | os.PathLike, gray: bool | None = None) -> np.ndarray:
     """Read an image file (or ``example:NAME``) as float64 ``(H, W)`` or ``(H, W, C)``.
 
     ``gray=True`` converts RGB to luminance (ITU-R 601, as Pillow's ``L`` mode), ``gray=False``
-    converts gray to RGB, ``None`` keeps what the file holds. Alpha channels are dropped.
+    converts gray to RGB, ``None`` keeps what the file holds. Alpha channels are dropped (with a
+    ``UserWarning``).
     """
     name = str(path)
     if name.startswith(EXAMPLE_PREFIX):
@@ -48,7 +53,7 @@ def _example(name: str) -> np.ndarray:
         raise ValueError(f"unknown example image {name!r}; known: {', '.join(EXAMPLES)}")
     from skimage import data
 
-    return _scale_integers(np.asarray(getattr(data, name)()))
+    return _scale_integers(np.asarray(getattr(data, name)()), f"example:{name}")
 
 
 def _read_file(path: Path) -> np.ndarray:
@@ -68,7 +73,7 @@ def _read_file(path: Path) -> np.ndarray:
             array = np.asarray(img.convert("RGB") if img.mode in ("P", "CMYK", "YCbCr") else img)
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"{str(path)!r} is not a readable image: {err}") from None
-    return _scale_integers(array)
+    return _scale_integers(array, str(path), int32_as_16_bit=True)
 
 
 def load_array(path: Path, what: str) -> np.ndarray | np.lib.npyio.NpzFile:
@@ -82,12 +87,25 @@ def load_array(path: Path, what: str) -> np.ndarray | np.lib.npyio.NpzFile:
         raise ValueError(f"cannot read {str(path)!r} as {what}: {err}") from None
 
 
-def _scale_integers(array: np.ndarray) -> np.ndarray:
-    if array.dtype == np.bool_:
+INTEGER_RANGES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+"""The integer types read as images, and the value each scales to 1."""
+
+
+def _scale_integers(array: np.ndarray, name: str, int32_as_16_bit: bool = False) -> np.ndarray:
+    """Integers to ``[0, 1]`` by their type's range; ``int32_as_16_bit``: Pillow's mode ``I``
+    (how it opens some 16-bit PNG and TIFF files) with values in 0-65535 is read as 16-bit."""
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
         return array.astype(np.float64)
-    if np.issubdtype(array.dtype, np.integer):
-        return array.astype(np.float64) / np.iinfo(array.dtype).max
-    return array.astype(np.float64)
+    top = INTEGER_RANGES.get(array.dtype)
+    if top is None and int32_as_16_bit and array.size and 0 <= array.min() <= array.max() < 2**16:
+        top = 65535.0
+    if top is None:
+        raise ValueError(
+            f"{name} holds {array.dtype} values, whose range rimkit cannot tell: it reads uint8 "
+            "as 0-255, uint16 as 0-65535 and floats as images in [0, 1]; convert it to one of "
+            "those"
+        )
+    return array.astype(np.float64) / top
 
 
 def _check_array(array: np.ndarray, name: str) -> np.ndarray:
@@ -99,23 +117,54 @@ def _check_array(array: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name} holds {array.dtype} values; expected numbers")
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or Inf values; replace them before use")
+    if array.ndim == 3 and array.shape[2] > 4:
+        raise ValueError(
+            f"{name} holds an array of shape {array.shape}; an image is (H, W) or (H, W, C) "
+            "with C = 1 or 3 (2 or 4 with alpha): for channels first, np.moveaxis(a, 0, -1)"
+        )
     if np.iscomplexobj(array):
         return array.astype(np.complex128)
-    return _scale_integers(array)
+    return _scale_integers(array, name)
 
 
 def _convert_channels(array: np.ndarray, gray: bool | None, name: str) -> np.ndarray:
-    if array.ndim == 3 and array.shape[2] in (2, 4):  # drop alpha
+    if array.ndim == 3 and array.shape[2] in (2, 4):
+        warnings.warn(f"{name}: its alpha channel is dropped", UserWarning, stacklevel=3)
         array = array[..., :-1]
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
     if gray is True and array.ndim == 3:
         if array.shape[2] != 3:
             raise ValueError(f"{name} has {array.shape[2]} channels; cannot convert to gray")
         array = array @ np.array([0.299, 0.587, 0.114])
     elif gray is False and array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[..., 0]
     return array
+
+
+IMAGE_RANGE_LIMIT = 16.0
+"""How far outside ``[0, 1]`` an image's values may reach (noise at sigma 255 stays within 6)."""
+
+
+def check_image_range(image: np.ndarray, name: str) -> None:
+    """Refuse a real image whose values reach beyond +-:data:`IMAGE_RANGE_LIMIT`: image tasks
+    take images in ``[0, 1]`` with the noise level on the 0-255 scale, so such values mean
+    another scale (e.g. a float array of 0-255), which would be restored as noise-free.
+
+    Example:
+        >>> check_image_range(np.full((4, 4), 200.0), "x.npy")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: x.npy holds values up to 200; rimkit takes images in [0, 1] ...
+    """
+    if np.iscomplexobj(image) or image.size == 0:
+        return
+    low, high = float(image.min()), float(image.max())
+    if high > IMAGE_RANGE_LIMIT or low < -IMAGE_RANGE_LIMIT:
+        extreme = f"up to {high:g}" if high > -low else f"down to {low:g}"
+        raise ValueError(
+            f"{name} holds values {extreme}; rimkit takes images in [0, 1] (sigma on the 0-255 "
+            "scale): divide it by 255 (or by its maximum)"
+        )
 
 
 def to_tensor(array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -146,15 +195,8 @@ def write_image(path: str | os.PathLike, array: np.ndarray, force: bool = False)
     ``.npy`` stores the array exactly; image formats store it clipped and rounded to 8 bits
     (gray or RGB). An existing file is kept unless ``force``; a failed write leaves no file.
     """
-    path = Path(path)
+    path = check_output(path, force)
     suffix = path.suffix.lower()
-    if suffix != ".npy" and suffix not in IMAGE_SUFFIXES:
-        known = ", ".join((*IMAGE_SUFFIXES, ".npy"))
-        raise ValueError(f"unsupported output type {suffix!r} for {str(path)!r}; known: {known}")
-    if path.exists() and not force:
-        raise ValueError(f"output {str(path)!r} exists; pass --force to overwrite it")
-    if not path.parent.exists():
-        raise ValueError(f"the folder of output {str(path)!r} does not exist")
     if suffix != ".npy" and np.iscomplexobj(array):
         raise ValueError(f"complex data cannot be stored as {suffix}; write a .npy file")
     if suffix != ".npy" and not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
@@ -169,6 +211,47 @@ def write_image(path: str | os.PathLike, array: np.ndarray, force: bool = False)
             Image.fromarray(to_uint8(array)).save(tmp, format=fmt)
 
     atomic_write(path, save)
+
+
+def check_output(path: str | os.PathLike, force: bool = False) -> Path:
+    """Refuse an output path :func:`write_image` could not write: an unknown type, a folder, a
+    missing folder, or an existing file without ``force``. Call it before the work that makes
+    the output, so a bad path fails at once."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        raise ValueError(f"output {str(path)!r} is a folder; give a file name")
+    if suffix != ".npy" and suffix not in IMAGE_SUFFIXES:
+        known = ", ".join((*IMAGE_SUFFIXES, ".npy"))
+        raise ValueError(f"unsupported output type {suffix!r} for {str(path)!r}; known: {known}")
+    if path.exists() and not force:
+        raise ValueError(f"output {str(path)!r} exists; pass --force to overwrite it")
+    if not path.parent.is_dir():
+        raise ValueError(f"the folder of output {str(path)!r} does not exist")
+    return path
+
+
+def check_output_folder(
+    out: str | os.PathLike,
+    force: bool = False,
+    inputs: Sequence[str | os.PathLike | None] = (),
+    what: str = "output folder",
+) -> Path:
+    """Refuse an output folder that is a file, that holds files (unless ``force``) or that holds
+    one of the ``inputs`` files, which the outputs could overwrite (even with ``force``)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{what} {str(out)!r} is a file; give a folder")
+    for source in inputs:
+        if source is not None and Path(source).is_file():
+            if out.resolve() in Path(source).resolve().parents:
+                raise ValueError(
+                    f"{what} {str(out)!r} holds the input {str(source)!r}, which the outputs "
+                    "could overwrite; choose another folder"
+                )
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise ValueError(f"{what} {str(out)!r} is not empty; pass --force or choose another")
+    return out
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:

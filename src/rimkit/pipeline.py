@@ -187,7 +187,13 @@ def restore(
     if task == "sr" and scales and int(scale) not in scales:
         known = ", ".join(str(s) for s in scales)
         raise ValueError(f"the model was trained for scales {known}, not {int(scale)}")
+    if mask is not None and task not in ("inpaint", "mri"):
+        raise ValueError(f"a mask belongs to inpaint and mri, not {task}: leave --mask out")
     if task == "mri":
+        if tile is not None:
+            raise ValueError(
+                "MRI k-space is reconstructed whole: tiles do not apply; leave --tile out"
+            )
         return _restore_mri(image, model, sigma255, mask, steps, maps, baseline)
     if np.iscomplexobj(image):
         raise ValueError(f"complex input is k-space; use --task mri, not {task}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -144,6 +145,8 @@ class ExperimentConfig:
 
 SCHEDULES = ("constant", "cosine", "step")
 PRECISIONS = ("fp32", "bf16")
+DEVICE_FORMS = "cpu, cuda, cuda:N (N = 0, 1, ...) or mps"
+_DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
 
 
 def _check_optim(optim: OptimConfig) -> None:
@@ -157,6 +160,8 @@ def _check_optim(optim: OptimConfig) -> None:
         raise ValueError(f"optim.ema must be in [0, 1) (0 turns it off), got {optim.ema}")
     if optim.schedule not in SCHEDULES:
         raise ValueError(f"unknown optim.schedule {optim.schedule!r}; known: {SCHEDULES}")
+    if not _DEVICE.fullmatch(optim.device):
+        raise ValueError(f"unknown optim.device {optim.device!r}; give one of {DEVICE_FORMS}")
     if optim.precision not in PRECISIONS:
         raise ValueError(f"unknown optim.precision {optim.precision!r}; known: {PRECISIONS}")
     if optim.loss not in LOSSES:
@@ -250,12 +255,19 @@ def build_tasks(entries: list[dict[str, Any]]) -> Task:
 def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML recipe, apply ``section.key=value`` overrides, validate."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"config {str(path)!r} is a folder, not a YAML file; give the recipe file")
     if not path.is_file():
         raise ValueError(f"config file {str(path)!r} does not exist")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ValueError(f"config {str(path)!r} is not valid YAML: {err}") from None
+    if values is None:
+        raise ValueError(
+            f"config {str(path)!r} is empty; a config is a mapping of sections "
+            "(model, data, tasks, optim): start from a recipe in configs/"
+        )
     return ExperimentConfig.from_dict(apply_overrides(values, overrides or []))
 
 
@@ -287,19 +299,35 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
 
 
 def resolve_data_root(data: DataConfig) -> Path:
-    """The data root: ``data.root``, else ``$RIMKIT_DATA``, else ``../shared/data``."""
-    candidates = [data.root] if data.root else []
-    candidates += [os.environ["RIMKIT_DATA"]] if os.environ.get("RIMKIT_DATA") else []
-    candidates += [] if data.root else list(SHARED_DATA_CANDIDATES)
-    for candidate in candidates:
+    """The data root: ``data.root``, else ``$RIMKIT_DATA``, else ``../shared/data``.
+
+    A root named explicitly (``data.root`` or ``$RIMKIT_DATA``) must be a folder: a typo is an
+    error, not a silent fall back to the default.
+    """
+    wanted = "a folder holding train/BSDS300-train/*.jpg"
+    if data.root:
+        _check_root(data.root, "data.root", f"set it to {wanted}, or leave it out")
+        return Path(data.root)
+    if os.environ.get("RIMKIT_DATA"):
+        root = os.environ["RIMKIT_DATA"]
+        _check_root(root, "$RIMKIT_DATA", f"point it at {wanted}, or unset it")
+        return Path(root)
+    for candidate in SHARED_DATA_CANDIDATES:
         if Path(candidate).is_dir():
             return Path(candidate)
     raise ValueError(
         "no data folder found (tried "
-        + ", ".join(repr(c) for c in candidates)
-        + "); set data.root (or $RIMKIT_DATA) to a folder holding train/BSDS300-train/*.jpg, "
+        + ", ".join(repr(c) for c in SHARED_DATA_CANDIDATES)
+        + f"); set data.root (or $RIMKIT_DATA) to {wanted}, "
         "or set data.train to an absolute folder of images"
     )
+
+
+def _check_root(root: str, name: str, fix: str) -> None:
+    path = Path(root)
+    if not path.is_dir():
+        problem = "is not a folder" if path.exists() else "does not exist"
+        raise ValueError(f"{name} {root!r} {problem}; {fix}")
 
 
 def resolve_folder(data: DataConfig, folder: str) -> Path:

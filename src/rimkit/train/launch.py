@@ -15,7 +15,7 @@ from typing import Any
 import torch.multiprocessing as mp
 
 from rimkit.train.config import ExperimentConfig
-from rimkit.train.loop import TrainingDiverged, check_data, train
+from rimkit.train.loop import TrainingDiverged, check_data, check_device, train
 
 
 def free_port() -> int:
@@ -50,6 +50,7 @@ def launch(
     """Train in this process (``nproc == 1``, or already under torchrun) or spawn ``nproc``."""
     if nproc == 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return train(cfg, out, resume=resume, progress=progress)
+    check_device(cfg.optim.device)
     check_data(cfg)
     Path(out).mkdir(parents=True, exist_ok=True)
     try:

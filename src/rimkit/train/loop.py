@@ -413,6 +413,7 @@ def weights_digest(model: nn.Module) -> str:
 
 def _setup_process(optim: OptimConfig, dist: Distributed) -> torch.device:
     """Threads, the device, and the process group of a distributed run."""
+    check_device(optim.device)
     if optim.threads:
         torch.set_num_threads(optim.threads)
     device = torch.device(optim.device if dist.world == 1 else _ddp_device(optim, dist))
@@ -420,6 +421,32 @@ def _setup_process(optim: OptimConfig, dist: Distributed) -> torch.device:
         backend = "nccl" if device.type == "cuda" else "gloo"
         torch.distributed.init_process_group(backend, rank=dist.rank, world_size=dist.world)
     return device
+
+
+def check_device(device: str) -> None:
+    """Refuse an ``optim.device`` this machine lacks, saying what to use instead.
+
+    Checked when training starts, not when a config is read: a GPU recipe still loads (and is
+    validated) on a machine without a GPU.
+    """
+    kind, _, index = device.partition(":")
+    fix = "use optim.device=cpu"
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            why = (
+                f"torch {torch.__version__} has no CUDA"
+                if torch.version.cuda is None
+                else f"torch {torch.__version__} finds no CUDA device"
+            )
+            raise ValueError(f"optim.device {device!r} is not available here ({why}); {fix}")
+        count = torch.cuda.device_count()
+        if index and int(index) >= count:
+            raise ValueError(
+                f"optim.device {device!r} is not available here ({count} CUDA device(s): "
+                f"cuda:0 .. cuda:{count - 1}); use one of those, or optim.device=cpu"
+            )
+    elif kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"optim.device {device!r} is not available here (no MPS device); {fix}")
 
 
 def _restore(

@@ -1,0 +1,194 @@
+"""The command line's guard rails: what an input's values mean, outputs that could overwrite
+inputs, and flags that do not belong to the task."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rimkit import io
+from rimkit.cli import main
+
+
+def run(capsys, *argv):
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def noisy(tmp_path):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "noisy.png"
+    Image.fromarray((rng.random((20, 24)) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+DENOISE = ("--task", "denoise", "--sigma", "25", "--model", "denoise-gray")
+
+
+def test_integers_are_read_by_their_bit_depth_or_refused(tmp_path):
+    ramp = np.arange(12).reshape(3, 4)
+    np.save(tmp_path / "u16.npy", (ramp * 1000).astype(np.uint16))
+    np.testing.assert_allclose(io.read_image(tmp_path / "u16.npy"), ramp * 1000 / 65535)
+    for dtype in (np.int64, np.int32, np.uint32):
+        np.save(tmp_path / "i.npy", ramp.astype(dtype))
+        with pytest.raises(ValueError, match=r"range rimkit cannot tell.*uint8 as 0-255"):
+            io.read_image(tmp_path / "i.npy")
+    Image.fromarray((ramp * 5000).astype(np.int32), "I").save(tmp_path / "i32.tif")
+    np.testing.assert_allclose(io.read_image(tmp_path / "i32.tif"), ramp * 5000 / 65535)
+    Image.fromarray((ramp * -1).astype(np.int32), "I").save(tmp_path / "neg.tif")
+    with pytest.raises(ValueError, match="int32 values"):
+        io.read_image(tmp_path / "neg.tif")
+
+
+def test_channels_first_arrays_are_refused_with_the_fix(tmp_path):
+    np.save(tmp_path / "chw.npy", np.zeros((3, 16, 16)))
+    with pytest.raises(ValueError, match=r"\(3, 16, 16\).*np\.moveaxis\(a, 0, -1\)"):
+        io.read_image(tmp_path / "chw.npy")
+
+
+def test_alpha_is_dropped_with_a_note_and_gray_alpha_converts_to_gray(tmp_path, capsys):
+    rgba = np.zeros((12, 12, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 255, 128
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "red.png")
+    with pytest.warns(UserWarning, match="alpha channel is dropped"):
+        assert io.read_image(tmp_path / "red.png").shape == (12, 12, 3)
+    gray_alpha = np.stack([np.full((12, 12), 200, np.uint8), np.full((12, 12), 255, np.uint8)], -1)
+    Image.fromarray(gray_alpha, "LA").save(tmp_path / "la.png")
+    argv = ("degrade", tmp_path / "la.png", tmp_path / "o.png", "--task", "denoise", "--sigma", 0)
+    status, _, err = run(capsys, *argv, "--gray")
+    assert status == 0, err
+    assert "note: " in err and "alpha channel is dropped" in err and "UserWarning" not in err
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o.png")), 200)
+
+
+def test_float_images_on_the_0_255_scale_are_refused_but_mri_slices_of_any_scale_pass(
+    tmp_path, capsys
+):
+    np.save(tmp_path / "big.npy", np.linspace(0, 255, 400).reshape(20, 20))
+    for argv in (
+        ("reconstruct", tmp_path / "big.npy", tmp_path / "o.npy", *DENOISE),
+        ("degrade", tmp_path / "big.npy", tmp_path / "o.npy", "--task", "denoise", "--sigma", 5),
+    ):
+        status, _, err = run(capsys, *argv)
+        assert status == 2 and "values up to 255" in err and "divide it by 255" in err
+        assert not (tmp_path / "o.npy").exists()
+    argv = ("degrade", tmp_path / "big.npy", tmp_path / "k.npy", "--task", "mri")
+    assert run(capsys, *argv)[0] == 0
+
+
+def test_blur_kernels_from_files_are_normalised_and_bad_ones_refused(tmp_path, noisy, capsys):
+    blur = ("--task", "blur", "--sigma", "0")
+    np.save(tmp_path / "unit.npy", np.full((3, 3), 1 / 9))
+    np.save(tmp_path / "nine.npy", np.ones((3, 3)))
+    assert (
+        run(capsys, "degrade", noisy, tmp_path / "a.npy", *blur, "--kernel", tmp_path / "unit.npy")[
+            0
+        ]
+        == 0
+    )
+    status, _, err = run(
+        capsys, "degrade", noisy, tmp_path / "b.npy", *blur, "--kernel", tmp_path / "nine.npy"
+    )
+    assert status == 0 and "sums to 9; it is normalised to sum 1" in err
+    np.testing.assert_allclose(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+    bad = {
+        "zero.npy": np.zeros((3, 3)),
+        "negative.npy": np.array([[0.5, -0.1], [0.3, 0.3]]),
+        "complex.npy": np.ones((3, 3), complex) / 9,
+    }
+    for name, kernel in bad.items():
+        np.save(tmp_path / name, kernel)
+        status, _, err = run(
+            capsys, "degrade", noisy, tmp_path / "c.npy", *blur, "--kernel", tmp_path / name
+        )
+        assert status == 2 and "the kernel in" in err, (name, err)
+    assert not (tmp_path / "c.npy").exists()
+
+
+def test_outputs_never_overwrite_inputs_even_with_force(tmp_path, noisy, capsys):
+    folder = tmp_path / "cmp"
+    folder.mkdir()
+    inside = folder / "tv.png"
+    inside.write_bytes(noisy.read_bytes())
+    before = digest(inside)
+    argv = ("compare", inside, "--task", "denoise", "--sigma", 25, "--methods", "tv")
+    status, _, err = run(capsys, *argv, "--out", folder, "--force")
+    assert status == 2 and "holds the input" in err and digest(inside) == before
+
+    status, _, err = run(capsys, "demo", "--image", inside, "--out", folder, "--force")
+    assert status == 2 and "holds the input" in err and digest(inside) == before
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    first = frames / "step-001.png"
+    first.write_bytes(noisy.read_bytes())
+    argv = ("reconstruct", first, tmp_path / "out.png", *DENOISE, "--force")
+    status, _, err = run(capsys, *argv, "--trajectory", frames)
+    assert status == 2 and "holds the input" in err and digest(first) == digest(noisy)
+    argv = ("reconstruct", noisy, frames / "step-002.png", *DENOISE, "--force")
+    status, _, err = run(capsys, *argv, "--trajectory", frames)
+    assert status == 2 and "lies in the trajectory folder" in err
+
+
+def test_bad_output_paths_fail_before_any_work(tmp_path, noisy, capsys, monkeypatch):
+    import rimkit.pipeline
+
+    monkeypatch.setattr(rimkit.pipeline, "restore", lambda *a, **k: pytest.fail("ran"))
+    (tmp_path / "adir.png").mkdir()
+    for output, message in [
+        (tmp_path / "o.gif", "unsupported output type '.gif'"),
+        (tmp_path / "missing" / "o.png", "does not exist"),
+        (tmp_path / "adir.png", "is a folder; give a file name"),
+    ]:
+        status, _, err = run(capsys, "reconstruct", noisy, output, *DENOISE, "--force")
+        assert status == 2 and message in err, err
+    status, _, err = run(
+        capsys,
+        "degrade",
+        noisy,
+        tmp_path / "adir.png",
+        "--task",
+        "denoise",
+        "--sigma",
+        5,
+        "--force",
+    )
+    assert status == 2 and "is a folder" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--task", "denoise", "--sigma", "25", "--scale", "3"], "--scale applies to --task sr"),
+        (["--task", "denoise", "--sigma", "25", "--mask", "{noisy}"], "a mask belongs to inpaint"),
+    ],
+)
+def test_flags_that_do_not_belong_to_the_task_are_refused(tmp_path, noisy, capsys, extra, message):
+    extra = [e.format(noisy=noisy) for e in extra]
+    status, _, err = run(capsys, "reconstruct", noisy, tmp_path / "o.png", *extra)
+    assert status == 2 and message in err, err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_degrade_refuses_complex_images_for_image_tasks(tmp_path, capsys):
+    np.save(tmp_path / "c.npy", np.ones((16, 16), complex) * 0.5)
+    argv = ("degrade", tmp_path / "c.npy", tmp_path / "o.npy", "--task", "denoise", "--sigma", 5)
+    status, _, err = run(capsys, *argv)
+    assert status == 2 and "complex" in err and "--task mri" in err
+
+
+def test_mri_is_never_tiled():
+    from rimkit.pipeline import restore
+
+    kspace = np.fft.fft2(np.ones((16, 16))).astype(complex)
+    with pytest.raises(ValueError, match="reconstructed whole: tiles do not apply"):
+        restore(kspace, "mri", None, baseline="zero-filled", tile=8)
