@@ -192,3 +192,27 @@ def test_mri_is_never_tiled():
     kspace = np.fft.fft2(np.ones((16, 16))).astype(complex)
     with pytest.raises(ValueError, match="reconstructed whole: tiles do not apply"):
         restore(kspace, "mri", None, baseline="zero-filled", tile=8)
+
+
+def test_seeds_sigmas_and_eval_data_are_checked_up_front(tmp_path, noisy, capsys):
+    argv = ("degrade", noisy, tmp_path / "o.png", "--task", "denoise", "--sigma", 5)
+    with pytest.raises(SystemExit) as stop:
+        main([str(a) for a in (*argv, "--seed", 2**70)])
+    assert stop.value.code == 2 and "a seed lies in [0, 2**63)" in capsys.readouterr().err
+    status, _, err = run(
+        capsys, "degrade", noisy, tmp_path / "o.png", "--task", "denoise", "--sigma", 300
+    )
+    assert status == 2 and "sigma must lie in [0, 255]" in err
+    argv = (
+        "eval",
+        "--model",
+        "denoise-gray",
+        "--task",
+        "denoise",
+        "--data",
+        noisy,
+        "--out",
+        tmp_path / "e",
+    )
+    status, _, err = run(capsys, *argv)
+    assert status == 2 and "is a file; give the folder of images" in err

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rimkit import __version__
-from rimkit.evaluate.cli import BOUNDARIES
+from rimkit.evaluate.cli import BOUNDARIES, seed_value
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 
@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deg.add_argument("--quantize", action="store_true", help="round y to 8 bits (paper column)")
     deg.add_argument("--gray", action="store_true", help="convert an RGB input to gray first")
-    deg.add_argument("--seed", type=int, default=0, help="seed of the noise and mask draws")
+    deg.add_argument("--seed", type=seed_value, default=0, help="seed of the noise and mask draws")
     _add_lens_arguments(deg)
     deg.set_defaults(run=_run_degrade)
 
@@ -233,7 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the clean image, to score each result (PSNR / SSIM); mri: also a fastMRI .h5 file "
         "(its reference image of --slice; the results are cropped to its size)",
     )
-    cmp.add_argument("--out", default="rimkit-compare", help="output folder")
+    cmp.add_argument(
+        "--out", default="rimkit-compare", help="output folder (default rimkit-compare)"
+    )
     cmp.set_defaults(run=_run_compare)
 
     demo = sub.add_parser(
@@ -241,15 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="degrade an embedded image and restore it with the shipped RIMs and baselines",
         description=(
-            "Denoising, super-resolution x2/x3/x4 and inpainting of scikit-image's camera: "
-            "PSNR/SSIM table, figure, convergence plot and report.html."
+            "Denoising, super-resolution x2/x3/x4, deblurring, inpainting, strong lensing and "
+            "MRI of scikit-image's camera: PSNR/SSIM table, figure, convergence plot and "
+            "report.html."
         ),
         epilog="example:\n  rimkit demo --out rimkit-demo\n  rimkit demo --image photo.png",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument("--out", default="rimkit-demo", help="output folder (default rimkit-demo)")
     demo.add_argument("--image", default="example:camera", help="image file or example:NAME")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the noise and mask draws")
+    demo.add_argument("--seed", type=seed_value, default=0, help="seed of the noise and mask draws")
     demo.set_defaults(run=_run_demo)
 
     models = sub.add_parser(

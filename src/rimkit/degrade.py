@@ -50,6 +50,10 @@ class Degraded:
     maps: np.ndarray | None = None
 
 
+SIGMA_MAX = 255.0
+"""The largest noise level (0-255 scale) rimkit simulates and restores."""
+
+
 def degrade(
     image: np.ndarray,
     task: str,
@@ -84,8 +88,8 @@ def degrade(
         if task == "denoise":
             raise ValueError("denoise needs a noise level: give --sigma (0-255 scale), e.g. 25")
         sigma = 0.0
-    if not (math.isfinite(sigma) and sigma >= 0):
-        raise ValueError(f"sigma must be a finite number >= 0 on the 0-255 scale, got {sigma}")
+    if not (math.isfinite(sigma) and 0 <= sigma <= SIGMA_MAX):
+        raise ValueError(f"sigma must lie in [0, {SIGMA_MAX:g}] on the 0-255 scale, got {sigma}")
     if isinstance(coils, bool) or not isinstance(coils, int) or coils < 1:
         raise ValueError(f"coils must be a whole number >= 1, got {coils!r}")
     if coils > 1 and task != "mri":

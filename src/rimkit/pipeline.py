@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from rimkit.color import rgb_to_ycbcr, ycbcr_to_rgb
-from rimkit.degrade import lensing_operator
+from rimkit.degrade import SIGMA_MAX, lensing_operator
 from rimkit.io import from_tensor, to_tensor
 from rimkit.models import RIM
 from rimkit.models.opponent import OpponentColorRIM
@@ -56,7 +56,6 @@ from rimkit.reconstruct import RIMReconstructor
 from rimkit.self_ensemble import ENSEMBLE_TASKS, SelfEnsemble, check_size
 
 TASKS = ("denoise", "sr", "inpaint", "blur", "mri", "lensing")
-SIGMA_MAX = 255.0
 AUTO_TILE_PIXELS = 2048 * 2048
 DEFAULT_TILE = 512
 COIL_MAP_METHODS = {"espirit": espirit_maps, "lowres": coil_sensitivities}

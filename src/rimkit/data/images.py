@@ -28,6 +28,11 @@ FOLDER_SUFFIXES = (*IMAGE_SUFFIXES, ".npy")
 def list_images(root: str | os.PathLike) -> list[Path]:
     """The image files directly inside ``root`` (and its sub-folders), sorted by path."""
     root = Path(root)
+    if root.is_file():
+        raise ValueError(
+            f"{str(root)!r} is a file; give the folder of images it lies in (or a 3-D volume, "
+            ".npy / .npz, where a volume is taken)"
+        )
     if not root.is_dir():
         raise ValueError(
             f"image folder {str(root)!r} does not exist; give a folder of PNG/JPEG/TIFF/.npy "

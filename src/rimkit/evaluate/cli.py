@@ -61,6 +61,17 @@ results.csv per volume, summary.md and summary.json. An existing result folder i
 run continues where it stopped with --resume (the same command plus --resume)."""
 
 
+def seed_value(text: str) -> int:
+    """``--seed``'s type: a whole number in ``[0, 2**63)``, as torch and numpy take it."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"a seed lies in [0, 2**63), got {value}")
+    return value
+
+
 def register(
     subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser]
 ) -> argparse.ArgumentParser:
@@ -196,7 +207,7 @@ def register(
         "--curve-steps", type=int, help="run the RIM this far for the PSNR-vs-t curve"
     )
     parser.add_argument("--limit", type=int, metavar="N", help="only the first N images")
-    parser.add_argument("--seed", type=int, default=0, help="base seed (image i: seed + i)")
+    parser.add_argument("--seed", type=seed_value, default=0, help="base seed (image i: seed + i)")
     parser.add_argument("--tile", type=int, help="RIM: reconstruct in tiles of this many px")
     parser.add_argument(
         "--ensemble",
