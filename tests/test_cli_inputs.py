@@ -216,3 +216,27 @@ def test_seeds_sigmas_and_eval_data_are_checked_up_front(tmp_path, noisy, capsys
     )
     status, _, err = run(capsys, *argv)
     assert status == 2 and "is a file; give the folder of images" in err
+
+
+def test_an_eval_stopped_by_bad_input_leaves_no_journal_to_trip_over(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(np.full((40, 40), 90, np.uint8)).save(data / "a.png")
+    Image.fromarray(np.full((3, 5), 90, np.uint8)).save(data / "b.png")  # too small for x2
+    out = tmp_path / "e"
+    argv = (
+        "eval",
+        "--task",
+        "sr",
+        "--scale",
+        2,
+        "--data",
+        data,
+        "--out",
+        out,
+        "--baselines",
+        "bicubic",
+    )
+    status, _, err = run(capsys, *argv)
+    assert status == 2 and "too small" in err
+    assert not out.exists()  # no journal (a rerun would meet the image again), no empty folder

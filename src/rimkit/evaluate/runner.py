@@ -987,9 +987,16 @@ def run_eval(spec: EvalSpec) -> Path:
         whom = "MRI" if spec.task == "mri" else f"the {channels}-channel model"
         notes.append(f"images were converted to {what} for {whom}")
         images = [(n, convert_channels(a, channels)) for n, a in images]
+    fresh = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     journal = out / JOURNAL
-    result = evaluate(images, protocols, methods, progress=not spec.quiet, journal=journal)
+    try:
+        result = evaluate(images, protocols, methods, progress=not spec.quiet, journal=journal)
+    except ValueError:  # bad input met mid-run: a rerun meets it again, so nothing to resume
+        journal.unlink(missing_ok=True)
+        if fresh and not any(out.iterdir()):
+            out.rmdir()
+        raise
     write_outputs(result, out, spec, protocols, trained, notes, len(images))
     journal.unlink()
     return out
