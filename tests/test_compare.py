@@ -96,6 +96,16 @@ def test_compare_scores_every_method_told_one_estimate(tmp_path):
         compare(noisy(), "denoise", ["tv"], truth=clean()[:90])
 
 
+def test_a_truth_of_the_wrong_size_is_refused_before_any_method_runs(monkeypatch):
+    import rimkit.compare
+
+    monkeypatch.setattr(rimkit.compare, "restore", lambda *a, **k: pytest.fail("ran"))
+    with pytest.raises(ValueError, match=r"the clean image is \(90, 96\) but the restored one"):
+        compare(noisy(), "denoise", ["tv"], truth=clean()[:90])
+    with pytest.raises(ValueError, match=r"the restored one \(192, 192\)"):
+        compare(noisy(), "sr", ["bicubic"], truth=clean(), scale=2)
+
+
 def test_write_comparison_writes_each_result_a_figure_and_a_report(tmp_path):
     results = compare(noisy(), "denoise", ["tv", "cg-tikhonov"], sigma=25, truth=clean())
     out = tmp_path / "cmp"

@@ -85,6 +85,11 @@ def compare(
         raise ValueError("give at least one method to compare (a model or a baseline name)")
     if len(set(methods)) != len(methods):
         raise ValueError(f"a method is named twice: {list(methods)}")
+    if truth is not None and task != "mri":  # the restored size is known: check it first
+        factor = int(restore_options.get("scale") or 2) if task == "sr" else 1
+        _check_truth_shape(
+            truth, (image.shape[0] * factor, image.shape[1] * factor, *image.shape[2:])
+        )
     if task == "mri":  # one estimate of the coil maps serves every method
         restore_options["maps"] = estimate_coil_maps(
             image, restore_options.get("mask"), restore_options.get("maps")
@@ -118,14 +123,18 @@ def compare(
     return results
 
 
+def _check_truth_shape(truth: np.ndarray, shape: tuple[int, ...]) -> None:
+    if truth.shape != tuple(shape):
+        raise ValueError(
+            f"the clean image is {truth.shape} but the restored one {tuple(shape)}; give the "
+            "clean image the measurement was made from (for valid blur: y's field of view)"
+        )
+
+
 def _scores(image: np.ndarray, truth: np.ndarray | None, task: str) -> tuple[Any, Any]:
     if truth is None:
         return None, None
-    if truth.shape != image.shape:
-        raise ValueError(
-            f"the clean image is {truth.shape} but the restored one {image.shape}; give the "
-            "clean image the measurement was made from (for valid blur: y's field of view)"
-        )
+    _check_truth_shape(truth, image.shape)
     if task == "mri":  # magnitudes in the truth's units
         peak = max(float(truth.max()), np.finfo(float).tiny)
         return psnr(image, truth, peak), ssim(image, truth, data_range=peak)
