@@ -38,6 +38,8 @@ def test_integers_are_read_by_their_bit_depth_or_refused(tmp_path):
     ramp = np.arange(12).reshape(3, 4)
     np.save(tmp_path / "u16.npy", (ramp * 1000).astype(np.uint16))
     np.testing.assert_allclose(io.read_image(tmp_path / "u16.npy"), ramp * 1000 / 65535)
+    np.save(tmp_path / "u16be.npy", (ramp * 1000).astype(">u2"))  # big-endian
+    np.testing.assert_allclose(io.read_image(tmp_path / "u16be.npy"), ramp * 1000 / 65535)
     for dtype in (np.int64, np.int32, np.uint32):
         np.save(tmp_path / "i.npy", ramp.astype(dtype))
         with pytest.raises(ValueError, match=r"range rimkit cannot tell.*uint8 as 0-255"):

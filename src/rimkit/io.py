@@ -96,7 +96,7 @@ def _scale_integers(array: np.ndarray, name: str, int32_as_16_bit: bool = False)
     (how it opens some 16-bit PNG and TIFF files) with values in 0-65535 is read as 16-bit."""
     if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
         return array.astype(np.float64)
-    top = INTEGER_RANGES.get(array.dtype)
+    top = INTEGER_RANGES.get(array.dtype.newbyteorder("="))  # big-endian files too
     if top is None and int32_as_16_bit and array.size and 0 <= array.min() <= array.max() < 2**16:
         top = 65535.0
     if top is None:
