@@ -7,6 +7,7 @@ import hashlib
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from rimkit import io
@@ -242,3 +243,37 @@ def test_an_eval_stopped_by_bad_input_leaves_no_journal_to_trip_over(tmp_path, c
     status, _, err = run(capsys, *argv)
     assert status == 2 and "too small" in err
     assert not out.exists()  # no journal (a rerun would meet the image again), no empty folder
+
+
+def test_restore_refuses_what_it_would_misread(monkeypatch):
+    from rimkit.pipeline import restore
+    from rimkit.zoo import load_model
+
+    image = np.full((16, 16), 0.5)
+    for bad, error, message in [
+        ((image * 255).astype(np.uint8), ValueError, "uint8 values; restore takes float images"),
+        (image[None], ValueError, r"shape \(1, 16, 16\).*np\.moveaxis"),
+        (image * 255, ValueError, "values up to 127.5"),
+        (np.zeros((1, 1, 16, 16)), ValueError, "restore takes \\(H, W\\) or \\(H, W, C\\)"),
+        (torch.zeros(16, 16), TypeError, "numpy array"),
+    ]:
+        with pytest.raises(error, match=message):
+            restore(bad, "denoise", None, baseline="tv", sigma=25)
+    with pytest.raises(TypeError, match=r"an nn.Module such as load_model\(name\)\.model"):
+        restore(image, "denoise", load_model("denoise-gray"), sigma=25)
+
+
+def test_load_model_names_and_devices(tmp_path, monkeypatch):
+    from rimkit.zoo import load_model
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "deblur").mkdir()
+    with pytest.warns(UserWarning, match="names a shipped model and a path here"):
+        assert load_model("deblur").card is not None
+    with pytest.raises(TypeError, match="takes a model name"):
+        load_model(None)
+    with pytest.raises(ValueError, match="device 'gpu' is not a device"):
+        load_model("deblur", device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"device 'cuda' is not available here.*device=cpu"):
+            load_model("deblur", device="cuda")

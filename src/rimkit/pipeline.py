@@ -27,7 +27,7 @@ import torch
 
 from rimkit.color import rgb_to_ycbcr, ycbcr_to_rgb
 from rimkit.degrade import SIGMA_MAX, lensing_operator
-from rimkit.io import from_tensor, to_tensor
+from rimkit.io import check_image_range, from_tensor, to_tensor
 from rimkit.models import RIM
 from rimkit.models.opponent import OpponentColorRIM
 from rimkit.noise_level import IMAGE_TASKS, estimate_noise_level
@@ -171,6 +171,12 @@ def restore(
     models, trained on real images, see a nearly real image."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    _check_measurement(image, task)
+    if model is not None and not isinstance(model, torch.nn.Module):
+        raise TypeError(
+            f"model must be a RIM (an nn.Module such as load_model(name).model), got "
+            f"{type(model).__name__}"
+        )
     if (model is None) == (baseline is None):
         raise ValueError("restore with a model or a baseline: give exactly one")
     if baseline is not None:
@@ -239,6 +245,30 @@ def restore(
         top, _, left, _ = operator.margins()
         frames = [f[top : top + h, left : left + w] for f in frames]
     return Restored(frames[-1], frames, sigma255)
+
+
+def _check_measurement(image: np.ndarray, task: str) -> None:
+    """Refuse what :func:`restore` would misread: tensors, integer images, channels first, and
+    images on another scale than ``[0, 1]``."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(
+            f"restore takes one measurement as a numpy array, (H, W) or (H, W, C) (MRI k-space: "
+            f"(H, W) or (coils, H, W)), got {type(image).__name__}; for batches of tensors use "
+            "rimkit.reconstruct.RIMReconstructor"
+        )
+    if task == "mri":
+        return
+    if not (np.issubdtype(image.dtype, np.floating) or np.iscomplexobj(image)):
+        raise ValueError(
+            f"the image holds {image.dtype} values; restore takes float images in [0, 1]: "
+            "divide 8-bit data by 255 (rimkit.io.read_image scales image files)"
+        )
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
+        raise ValueError(
+            f"the image has shape {image.shape}; restore takes (H, W) or (H, W, C) with C = 1 "
+            "or 3 (channels first: np.moveaxis(a, 0, -1))"
+        )
+    check_image_range(image, "the image")
 
 
 def shown_measurement(image: np.ndarray, task: str, scale: float = 2) -> np.ndarray | None:

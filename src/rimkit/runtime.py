@@ -1,4 +1,5 @@
-"""Process-wide settings for faster CPU inference, for programs that own their process.
+"""Process-wide settings for faster CPU inference, for programs that own their process, and
+:func:`check_device`, which says plainly when a requested device is missing.
 
 :func:`reuse_freed_memory` asks glibc's ``malloc`` to keep large freed blocks for reuse. PyTorch
 takes every CPU tensor from ``malloc``; glibc serves blocks above its mmap threshold (from 128 KiB,
@@ -20,9 +21,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import re
 import sys
 
-__all__ = ["reuse_freed_memory"]
+__all__ = ["check_device", "reuse_freed_memory"]
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -45,3 +47,42 @@ def reuse_freed_memory() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(
         mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
+
+
+DEVICE_FORM = re.compile(r"cpu|mps|cuda(:\d+)?")
+
+
+def check_device(device: str, what: str = "optim.device") -> None:
+    """Refuse a device this machine lacks, or a name that is no device, with what to use
+    instead; ``what`` names the setting in the message (``"optim.device"``, ``"device"``).
+
+    Example:
+        >>> check_device("cpu")
+        >>> check_device("gpu", "device")
+        Traceback (most recent call last):
+        ...
+        ValueError: device 'gpu' is not a device; give cpu, cuda, cuda:N or mps
+    """
+    import torch
+
+    device = str(device)
+    if not DEVICE_FORM.fullmatch(device):
+        raise ValueError(f"{what} {device!r} is not a device; give cpu, cuda, cuda:N or mps")
+    kind, _, index = device.partition(":")
+    fix = f"use {what}=cpu"
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            why = (
+                f"torch {torch.__version__} has no CUDA"
+                if torch.version.cuda is None
+                else f"torch {torch.__version__} finds no CUDA device"
+            )
+            raise ValueError(f"{what} {device!r} is not available here ({why}); {fix}")
+        count = torch.cuda.device_count()
+        if index and int(index) >= count:
+            raise ValueError(
+                f"{what} {device!r} is not available here ({count} CUDA device(s): "
+                f"cuda:0 .. cuda:{count - 1}); use one of those, or {what}=cpu"
+            )
+    elif kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{what} {device!r} is not available here (no MPS device); {fix}")

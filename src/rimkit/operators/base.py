@@ -75,6 +75,44 @@ def inner(a: Tensor, b: Tensor) -> Tensor:
     return prod.real.reshape(a.shape[0], -1).sum(dim=1)
 
 
+def adjoint_mismatch(op: LinearOperator, x: Tensor, seed: int = 0) -> Tensor:
+    """How far ``op.adjoint`` is from the adjoint of ``op``, per sample, shape ``(B,)``:
+
+    ``|<A x, y> - <x, A^H y>| / (||A|| ||x|| ||y||)`` for random ``y`` shaped like ``A x``, with
+    ``||A||`` by power iteration on ``A^H A``. Near machine epsilon (about 1e-15 in float64) for
+    a correct adjoint; run it in float64 (``op.double()``, ``x.double()``) on a custom operator
+    before training with it.
+
+    Example:
+        >>> import torch
+        >>> from rimkit.operators import Blur, gaussian_kernel
+        >>> x = torch.rand(2, 1, 16, 16, dtype=torch.float64)
+        >>> bool(adjoint_mismatch(Blur(gaussian_kernel(1.0)).double(), x).max() < 1e-12)
+        True
+    """
+    gen = torch.Generator().manual_seed(seed)
+    ax = op(x)
+    y = torch.randn(ax.shape, generator=gen, dtype=ax.real.dtype).to(ax.device)
+    if ax.is_complex():
+        y = torch.complex(y, torch.randn(ax.shape, generator=gen, dtype=y.dtype).to(y.device))
+    lhs, rhs = inner(ax, y), inner(x, op.adjoint(y))
+    return (lhs - rhs).abs() / (_operator_norm(op, x) * _norm(x) * _norm(y))
+
+
+def _norm(t: Tensor) -> Tensor:
+    return torch.sqrt(inner(t, t))
+
+
+def _operator_norm(op: LinearOperator, x: Tensor, iterations: int = 50) -> Tensor:
+    """Largest singular value per sample, by power iteration on ``A^H A`` from ``x``."""
+    shape = (-1, *[1] * (x.ndim - 1))
+    v = x / _norm(x).reshape(shape)
+    for _ in range(iterations):
+        w = op.normal(v)
+        v = w / _norm(w).clamp_min(torch.finfo(w.real.dtype).tiny).reshape(shape)
+    return torch.sqrt(_norm(op.normal(v)))
+
+
 class LinearOperator(nn.Module):
     """A linear forward model ``y = A x`` on batches of images.
 
@@ -96,10 +134,13 @@ class LinearOperator(nn.Module):
     """
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> measurement
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(x) -> y")
 
     def adjoint(self, y: Tensor) -> Tensor:  # measurement -> (B, C, H, W)
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement adjoint(y) -> x, the adjoint of forward "
+            "(check it with rimkit.operators.adjoint_mismatch)"
+        )
 
     def normal(self, x: Tensor) -> Tensor:
         """``A^H A x``."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any
 import yaml
 
 from rimkit.models import LOSSES, WEIGHT_SCHEMES, RIMConfig
+from rimkit.runtime import DEVICE_FORM
 from rimkit.tasks import TASKS, Task, TaskMixture
 
 SHARED_DATA_CANDIDATES = ("../shared/data", "shared/data")
@@ -146,7 +146,6 @@ class ExperimentConfig:
 SCHEDULES = ("constant", "cosine", "step")
 PRECISIONS = ("fp32", "bf16")
 DEVICE_FORMS = "cpu, cuda, cuda:N (N = 0, 1, ...) or mps"
-_DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
 
 
 def _check_optim(optim: OptimConfig) -> None:
@@ -160,7 +159,7 @@ def _check_optim(optim: OptimConfig) -> None:
         raise ValueError(f"optim.ema must be in [0, 1) (0 turns it off), got {optim.ema}")
     if optim.schedule not in SCHEDULES:
         raise ValueError(f"unknown optim.schedule {optim.schedule!r}; known: {SCHEDULES}")
-    if not _DEVICE.fullmatch(optim.device):
+    if not DEVICE_FORM.fullmatch(optim.device):
         raise ValueError(f"unknown optim.device {optim.device!r}; give one of {DEVICE_FORMS}")
     if optim.precision not in PRECISIONS:
         raise ValueError(f"unknown optim.precision {optim.precision!r}; known: {PRECISIONS}")

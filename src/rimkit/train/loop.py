@@ -45,6 +45,7 @@ from rimkit.models import RIM, RIMConfig, trajectory_loss
 from rimkit.models.opponent import SplitOpponentColorRIM
 from rimkit.models.utils import load_widened
 from rimkit.operators import magnitude
+from rimkit.runtime import check_device
 from rimkit.tasks import Measurement, Task
 from rimkit.train.checkpoint import export_weights, load_checkpoint, read_meta, save_checkpoint
 from rimkit.train.config import (
@@ -421,32 +422,6 @@ def _setup_process(optim: OptimConfig, dist: Distributed) -> torch.device:
         backend = "nccl" if device.type == "cuda" else "gloo"
         torch.distributed.init_process_group(backend, rank=dist.rank, world_size=dist.world)
     return device
-
-
-def check_device(device: str) -> None:
-    """Refuse an ``optim.device`` this machine lacks, saying what to use instead.
-
-    Checked when training starts, not when a config is read: a GPU recipe still loads (and is
-    validated) on a machine without a GPU.
-    """
-    kind, _, index = device.partition(":")
-    fix = "use optim.device=cpu"
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            why = (
-                f"torch {torch.__version__} has no CUDA"
-                if torch.version.cuda is None
-                else f"torch {torch.__version__} finds no CUDA device"
-            )
-            raise ValueError(f"optim.device {device!r} is not available here ({why}); {fix}")
-        count = torch.cuda.device_count()
-        if index and int(index) >= count:
-            raise ValueError(
-                f"optim.device {device!r} is not available here ({count} CUDA device(s): "
-                f"cuda:0 .. cuda:{count - 1}); use one of those, or optim.device=cpu"
-            )
-    elif kind == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"optim.device {device!r} is not available here (no MPS device); {fix}")
 
 
 def _restore(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,9 +78,21 @@ def list_models() -> list[ModelCard]:
 
 
 def _resolve(name_or_path: str | os.PathLike) -> tuple[Path, ModelCard | None]:
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(
+            f"load_model takes a model name, a run folder or a .safetensors file, got "
+            f"{type(name_or_path).__name__}"
+        )
     shipped = {card.name: card for card in list_models()}
     key = str(name_or_path)
-    if key in shipped:
+    if key in shipped and isinstance(name_or_path, str):
+        if Path(key).exists():
+            warnings.warn(
+                f"{key!r} names a shipped model and a path here; loading the shipped one "
+                f"(give ./{key} or a Path for the local one)",
+                UserWarning,
+                stacklevel=3,
+            )
         return WEIGHTS_DIR / f"{key}.safetensors", shipped[key]
     path = Path(name_or_path)
     if path.is_dir():
@@ -99,6 +112,10 @@ def _resolve(name_or_path: str | os.PathLike) -> tuple[Path, ModelCard | None]:
 def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
     """Load a shipped model by name, a run folder, or a ``.safetensors`` file.
 
+    A string that names a shipped model loads it, even where a folder of that name lies here
+    (with a warning); a ``Path`` or ``./NAME`` is always read as a path. ``device`` is where
+    the model goes (``"cpu"``, ``"cuda"``, ...; one this machine lacks is a ``ValueError``).
+
     The model's ``start`` attribute says where reconstruction starts: ``"flat"`` for a model
     trained only on random projections, ``"task"`` otherwise
     (:func:`rimkit.reconstruct.trained_start`).
@@ -109,6 +126,9 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
         ...
         ValueError: unknown model 'no-such-model': ...
     """
+    from rimkit.runtime import check_device
+
+    check_device(str(device), "device")
     path, card = _resolve(name_or_path)
     try:
         from safetensors import safe_open
