@@ -1,6 +1,7 @@
 """Likelihoods: the only thing a RIM ever sees of the physics.
 
-For a measurement ``y = A(x) + n`` with ``n ~ N(0, sigma^2 I)`` (per real component):
+For a measurement ``y = A(x) + n`` with ``n ~ N(0, sigma^2 I)`` (per real component), ``sigma``
+in the units of ``y`` (the 0-1 scale for images in [0, 1]: ``25 / 255`` for 8-bit sigma 25):
 
     log p(y | x) = -||y - A(x)||^2 / (2 (sigma^2 + eps))
     grad_x log p(y | x) = A^H (y - A x) / (sigma^2 + eps)        (A linear)
@@ -25,9 +26,11 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -45,10 +48,22 @@ class Likelihood(Protocol):
 
 
 def _check_sigma(sigma: Tensor | float) -> Tensor:
-    s = torch.as_tensor(sigma, dtype=torch.float64)
-    if not torch.isfinite(s).all() or (s < 0).any():
+    """``sigma`` as a tensor after checking it is a real number (or real numbers) >= 0."""
+    wrong = "sigma must be a number or a tensor, on the 0-1 scale here (e.g. 0.1, or 25 / 255 "
+    wrong += f"for sigma 25 on 8-bit images), got {type(sigma).__name__} {sigma!r}"
+    if isinstance(sigma, (str, bytes, bool)) or not isinstance(
+        sigma, (Tensor, numbers.Real, list, tuple, np.ndarray)
+    ):
+        raise ValueError(wrong)
+    try:
+        s = torch.as_tensor(sigma)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(wrong) from err
+    if s.is_complex() or s.dtype == torch.bool:
+        raise ValueError(wrong)
+    if not (torch.isfinite(s).all() and (s >= 0).all()):
         raise ValueError(f"sigma must be finite and >= 0, got {sigma}")
-    return torch.as_tensor(sigma)
+    return s
 
 
 class _GaussianBase:
@@ -57,6 +72,11 @@ class _GaussianBase:
     def __init__(self, y: Tensor, sigma: Tensor | float) -> None:
         if not isinstance(y, Tensor):
             raise ValueError(f"y must be a torch.Tensor, got {type(y)}")
+        if not (y.is_floating_point() or y.is_complex()):
+            raise ValueError(
+                f"y is {y.dtype}; the measurement must be a float tensor, images in [0, 1] "
+                "(8-bit data: y.float() / 255), or a complex one (k-space)"
+            )
         if not torch.isfinite(y).all():
             raise ValueError("y contains NaN or Inf; a measurement must be finite")
         self.y = y
@@ -86,8 +106,14 @@ class _GaussianBase:
 class GaussianLikelihood(_GaussianBase):
     """Gaussian likelihood of a linear forward model, with its analytic gradient.
 
-    ``grad(x) = A^H (y - A x) / (sigma^2 + eps)``. ``sigma`` is a float or a per-sample
-    ``(B,)`` tensor in the units of the data (``25 / 255`` for sigma 25 on 8-bit images).
+    ``sigma`` is the noise standard deviation in the units of ``y``: on the 0-1 scale for
+    images in [0, 1] (``25 / 255`` for sigma 25 on 8-bit images), not the 0-255 scale of
+    :func:`rimkit.degrade.degrade` and :func:`rimkit.pipeline.restore`. It is a number or a
+    per-sample ``(B,)`` tensor; ``y`` is a float (or complex) tensor of ``A(x)``'s shape.
+
+    ``grad(x) = A^H (y - A x) / (sigma^2 + eps)``, with ``eps`` the model's noise floor. The
+    result carries an autograd graph to every tensor involved that requires grad (``x``,
+    ``eps``, ``y``, ``sigma``, the operator's parameters).
 
     Example:
         >>> import torch
@@ -121,8 +147,15 @@ class GaussianLikelihood(_GaussianBase):
 class AutogradLikelihood(_GaussianBase):
     """Gaussian likelihood of any differentiable forward model, linear or not.
 
-    The gradient comes from ``torch.autograd``; when gradients are enabled (training) the
-    graph is kept so the loss can back-propagate through it.
+    ``sigma`` is the noise standard deviation in the units of ``y``: on the 0-1 scale for
+    images in [0, 1] (``25 / 255`` for sigma 25 on 8-bit images), not the 0-255 scale of
+    :func:`rimkit.degrade.degrade` and :func:`rimkit.pipeline.restore`. It is a number or a
+    per-sample ``(B,)`` tensor; ``y`` is a float (or complex) tensor of ``forward(x)``'s shape.
+
+    ``grad(x) = grad_x log p(y | x)`` comes from ``torch.autograd``. When gradients are enabled
+    and anything involved requires grad (``x``, ``eps``, ``y``, ``sigma``, or a tensor the
+    forward model uses, such as its parameters) the graph is kept (``create_graph``), so a loss
+    back-propagates through it to all of them, as through :class:`GaussianLikelihood`.
 
     Example:
         >>> import torch
@@ -143,15 +176,36 @@ class AutogradLikelihood(_GaussianBase):
         return self._log_prob_from(self._residual(self.forward(x)), eps)
 
     def grad(self, x: Tensor, eps: Tensor | float = 0.0) -> Tensor:
-        keep_graph = torch.is_grad_enabled() and (x.requires_grad or _requires_grad(eps))
+        grad_enabled = torch.is_grad_enabled()
         with torch.enable_grad():
             xg = x if x.requires_grad else x.detach().requires_grad_(True)
-            (g,) = torch.autograd.grad(self.log_prob(xg, eps).sum(), xg, create_graph=keep_graph)
+            log_prob = self.log_prob(xg, eps).sum()
+            keep_graph = grad_enabled and (
+                x.requires_grad or _requires_grad(eps) or _reaches_other_leaf(log_prob, xg)
+            )
+            (g,) = torch.autograd.grad(log_prob, xg, create_graph=keep_graph)
         return g
 
 
 def _requires_grad(value: Tensor | float) -> bool:
     return isinstance(value, Tensor) and value.requires_grad
+
+
+def _reaches_other_leaf(output: Tensor, leaf: Tensor) -> bool:
+    """Whether ``output``'s autograd graph reaches a tensor that requires grad besides ``leaf``
+    (``y``, ``sigma``, a parameter of the forward model, ...)."""
+    stack = [output.grad_fn]
+    seen: set[object] = set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        variable = getattr(node, "variable", None)  # an AccumulateGrad node: a leaf
+        if variable is not None and variable is not leaf:
+            return True
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return False
 
 
 class NoiseFloor(nn.Module):

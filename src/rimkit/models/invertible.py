@@ -20,7 +20,10 @@ walks the steps back from the end, recomputing each from the state it reconstruc
 The reconstructed states are exact up to float rounding, which grows with the state's
 magnitude (the likelihood gradient is large where ``sigma`` is small); in float32 the
 gradients agree with plain back-propagation to a few 1e-4 relative, in float64 to 1e-13
-(a denoising batch, T = 8).
+(a denoising batch, T = 8). This backward reaches the model's parameters and the initial
+state (``x0``) only, not the tensors a likelihood holds (``y``, ``sigma``, a learnable
+operator's parameters): a run whose likelihood gradient depends on a tensor that requires
+grad is refused with a ``ValueError`` (set ``model.checkpoint = False`` to train through it).
 
 The weights are shared over the steps, so like the RIM it runs any number of steps (whether
 it holds past its training length is the training's doing: the shipped ``irim-denoise-gray``,
@@ -155,8 +158,12 @@ class InvertibleRIM(nn.Module):
       gradient then lie in the first half, which every block's ``f`` reads).
     - ``features``: the width of the coupling networks; ``blocks``: couplings per step.
     - ``checkpoint=True``: the invert-to-learn backward (module docstring); memory constant in
-      the number of steps at the cost of about one more forward pass, and gradients equal to
-      plain back-propagation up to float rounding. It runs in float32 or float64 only.
+      the number of steps at the cost of about one more forward pass, and gradients for the
+      model's parameters and ``x0`` equal to plain back-propagation up to float rounding. It
+      runs in float32 or float64 only, and does not reach the likelihood's tensors: when
+      gradients are enabled and the likelihood gradient depends on a tensor that requires
+      grad (``y``, ``sigma``, a learnable operator), it raises a ``ValueError``; train through
+      those with ``checkpoint=False``.
     - ``check_finite=True``: a ``ValueError`` naming the step whose likelihood gradient is NaN
       or Inf.
 
@@ -219,20 +226,42 @@ class InvertibleRIM(nn.Module):
         return self.link(z[:, : self.channels])
 
     def _gradient(
-        self, z: Tensor, likelihood: Likelihood, guard: GradientGuard | None, t: int
+        self,
+        z: Tensor,
+        likelihood: Likelihood,
+        guard: GradientGuard | None,
+        t: int,
+        probe: bool = False,
     ) -> Tensor:
         eta = z[:, : self.channels]  # (B, C, H, W)
-        grad_x = likelihood.grad(self.link(eta), self.noise_floor())
+        if probe:  # does the gradient depend on the likelihood's own tensors? (no extra call)
+            with torch.enable_grad():
+                grad_x = likelihood.grad(self.link(eta).detach(), self.noise_floor().detach())
+            _refuse_learnable_likelihood(grad_x, likelihood)
+        else:
+            grad_x = likelihood.grad(self.link(eta), self.noise_floor())
         if guard is not None:
             grad_x = guard(grad_x, t)
         return self.link.chain(grad_x, eta)  # (B, C, H, W)
 
     def step(
-        self, z: Tensor, likelihood: Likelihood, guard: GradientGuard | None = None, t: int = 0
+        self,
+        z: Tensor,
+        likelihood: Likelihood,
+        guard: GradientGuard | None = None,
+        t: int = 0,
+        *,
+        probe: bool = False,
     ) -> Tensor:
-        """One invertible step ``z_{t-1} -> z_t`` (``(B, S, H, W)``)."""
+        """One invertible step ``z_{t-1} -> z_t`` (``(B, S, H, W)``).
+
+        ``probe=True`` (the first step of the invert-to-learn forward) computes the likelihood
+        gradient at a detached estimate and noise floor with gradients enabled and raises a
+        ``ValueError`` if it still carries a graph: then it depends on a tensor of the
+        likelihood that requires grad, which the invert-to-learn backward would not reach.
+        """
         c = self.channels
-        g = self._gradient(z, likelihood, guard, t)
+        g = self._gradient(z, likelihood, guard, t, probe)
         z = torch.cat([z[:, :c], z[:, c : 2 * c] + g, z[:, 2 * c :]], dim=1)
         for block in self.blocks:
             z = block(z)
@@ -298,7 +327,7 @@ class _InvertToLearn(torch.autograd.Function):
         estimates = []
         with torch.no_grad():
             for t in range(1, steps + 1):
-                z = model.step(z, likelihood, guard, t)
+                z = model.step(z, likelihood, guard, t, probe=t == 1)
                 estimates.append(model.estimate(z).clone())  # (B, C, H, W)
         ctx.model, ctx.likelihood, ctx.steps = model, likelihood, steps
         ctx.save_for_backward(z)
@@ -326,6 +355,27 @@ class _InvertToLearn(torch.autograd.Function):
             grad_z = grads[0]
             grad_params = [_add(a, b) for a, b in zip(grad_params, grads[1:], strict=True)]
         return (None, None, None, None, grad_z, *grad_params)
+
+
+def _refuse_learnable_likelihood(grad: Tensor, likelihood: Likelihood) -> None:
+    """A ``ValueError`` if ``grad`` (taken at a detached estimate and noise floor) carries a
+    graph, i.e. depends on tensors of the likelihood that require grad."""
+    if not (isinstance(grad, Tensor) and grad.requires_grad):
+        return
+    named = [
+        name
+        for name in ("y", "sigma")
+        if isinstance(getattr(likelihood, name, None), Tensor)
+        and getattr(likelihood, name).requires_grad
+    ]
+    which = f" (here: {', '.join(named)})" if named else ""
+    raise ValueError(
+        "the likelihood holds tensors that require grad (y, sigma or the forward model's "
+        f"parameters){which}, but the invert-to-learn backward (checkpoint=True) does not "
+        "reach the likelihood's tensors: they would get no gradient. Set "
+        "model.checkpoint = False to train through them, or detach them (e.g. y.detach()) if "
+        "they are not to be trained"
+    )
 
 
 def _pairs(pairs: Sequence[tuple[Tensor, Tensor | None]]) -> tuple[list[Tensor], list[Tensor]]:

@@ -1,9 +1,10 @@
 """Losses over a RIM trajectory: ``sum_t w_t L(x_t, x)``.
 
-The paper trains on the sum over all steps of the MSE with weights 1. Here the weights are
-normalised to sum to 1 by default (``normalize=True``): the uniform loss is then the mean
-over steps, a constant factor ``1/T`` from the paper's sum that keeps the loss scale (and
-learning rate) independent of ``T``; pass ``normalize=False`` for the paper's weights of 1.
+The paper trains on the sum over all steps of the MSE with weights 1. Here the weights of a
+named scheme are normalised to sum to 1 by default: the uniform loss is then the mean over
+steps, a constant factor ``1/T`` from the paper's sum that keeps the loss scale (and learning
+rate) independent of ``T``; pass ``normalize=False`` for the paper's weights of 1. Explicit
+weights are used as given unless ``normalize=True`` (see :func:`trajectory_loss`).
 
 ==========  ====================================  =============================
 weights     ``w_t`` before normalising (t=1..T)   T=4, normalised
@@ -164,12 +165,26 @@ def trajectory_loss(
     target: Tensor,
     weights: str | Sequence[float] | Tensor = "uniform",
     loss: str = "mse",
-    normalize: bool = True,
+    normalize: bool | None = None,
 ) -> Tensor:
     """``sum_t w_t L(x_t, target)`` over the estimates of a trajectory.
 
     ``weights`` is a scheme name (see :func:`step_weights`) or explicit ``T`` weights;
     ``loss`` is a name in :data:`LOSSES`. Steps with weight 0 are not evaluated.
+
+    ``normalize``: ``True`` divides the weights by their sum (which must then be > 0), named
+    or explicit; ``False`` uses them as they are (a scheme's unnormalised weights, e.g. the
+    paper's 1s); ``None`` (default) normalises a named scheme and uses explicit weights as
+    given.
+
+    Example:
+        >>> import torch
+        >>> x = torch.zeros(1, 1, 4, 4)
+        >>> trajectory = Trajectory([x + 1.0, x + 0.5])   # per-step MSE 1.0 and 0.25
+        >>> trajectory_loss(trajectory, x, weights=[1.0, 1.0]).item()
+        1.25
+        >>> trajectory_loss(trajectory, x, weights=[1.0, 1.0], normalize=True).item()
+        0.625
     """
     estimates = trajectory.estimates if isinstance(trajectory, Trajectory) else list(trajectory)
     if not estimates:
@@ -182,13 +197,21 @@ def trajectory_loss(
             f"{tuple(target.shape)}"
         )
     if isinstance(weights, str):
-        w = step_weights(weights, len(estimates), normalize).tolist()
+        w = step_weights(weights, len(estimates), normalize is not False).tolist()
     else:
         w = [float(v) for v in weights]
         if len(w) != len(estimates) or not all(math.isfinite(v) for v in w):
             raise ValueError(
                 f"give {len(estimates)} finite weights, one per step, got {len(w)}: {w}"
             )
+        if normalize:
+            total = math.fsum(w)
+            if total <= 0:
+                raise ValueError(
+                    f"normalize=True divides the weights by their sum, but {w} sum to {total}; "
+                    "give weights with a positive sum, or normalize=False to use them as given"
+                )
+            w = [v / total for v in w]
     fn = LOSSES[loss]
     terms = [wt * fn(xt, target) for wt, xt in zip(w, estimates, strict=True) if wt != 0.0]
     return torch.stack(terms).sum() if terms else target.new_zeros(())

@@ -24,8 +24,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import torch
 from torch import Tensor, nn
@@ -43,21 +44,58 @@ if TYPE_CHECKING:
 
 @dataclass
 class Trajectory:
-    """The estimates ``x_1 .. x_T`` of one RIM run, in image space (``link(eta_t)``)."""
+    """The estimates ``x_1 .. x_T`` (``T >= 1``) of one RIM run, in image space
+    (``link(eta_t)``).
+
+    It is a sequence of its estimates: ``len(tr) == T``, ``tr[0]`` is ``x_1``, ``tr[-1]`` is
+    ``x_T`` (also ``tr.final``), and ``for x in tr`` / ``list(tr)`` run over ``x_1 .. x_T``.
+
+    Example:
+        >>> import torch
+        >>> tr = Trajectory([torch.zeros(1), torch.ones(1)])
+        >>> len(tr), tr[-1].item(), [x.item() for x in tr]
+        (2, 1.0, [0.0, 1.0])
+    """
 
     estimates: list[Tensor]
+
+    def __post_init__(self) -> None:
+        if len(self.estimates) == 0:
+            raise ValueError(_EMPTY_TRAJECTORY)
 
     @property
     def final(self) -> Tensor:
         """The last estimate ``x_T``."""
+        if len(self.estimates) == 0:
+            raise ValueError(_EMPTY_TRAJECTORY)
         return self.estimates[-1]
 
     def __len__(self) -> int:
         return len(self.estimates)
 
+    @overload
+    def __getitem__(self, index: int) -> Tensor: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Tensor]: ...
+
+    def __getitem__(self, index: int | slice) -> Tensor | list[Tensor]:
+        """The estimate ``x_{index + 1}`` (negative indices from the end); a slice: a list."""
+        return self.estimates[index]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        """The estimates ``x_1 .. x_T`` in order."""
+        return iter(self.estimates)
+
     def stacked(self) -> Tensor:
         """All estimates as one tensor ``(T, B, C, H, W)``."""
         return torch.stack(self.estimates)
+
+
+_EMPTY_TRAJECTORY = (
+    "a Trajectory needs at least one estimate (x_1 .. x_T with T >= 1); a model run with "
+    "steps >= 1 gives one per step"
+)
 
 
 def _check_steps(steps: object, name: str = "steps") -> int:
@@ -293,10 +331,7 @@ class GradientGuard:
                 f"shape {tuple(self.shape)}; likelihood and x0/shape do not belong together"
             )
         if grad.dtype != self.dtype:
-            raise ValueError(
-                f"the likelihood gradient is {grad.dtype}, the estimate {self.dtype}; "
-                "wrap a complex operator in ComplexAsChannels"
-            )
+            raise ValueError(_dtype_message(grad.dtype, self.dtype))
         if self.check_now and not bool(torch.isfinite(grad).all()):
             raise ValueError(_not_finite_message(step, self.steps))
         if self.deferred:
@@ -308,6 +343,21 @@ class GradientGuard:
             ok = torch.stack(self.flags)
             if not bool(ok.all()):
                 raise ValueError(_not_finite_message(int((~ok).nonzero()[0, 0]) + 1, self.steps))
+
+
+def _dtype_message(grad: torch.dtype, estimate: torch.dtype) -> str:
+    """Why the likelihood gradient's dtype differs from the estimate's, and the fix."""
+    head = f"the likelihood gradient is {grad}, the estimate {estimate}; "
+    if grad.is_complex and not estimate.is_complex:
+        return head + (
+            "a complex operator needs real images: wrap it in ComplexAsChannels and give the "
+            "image as real channels (rimkit.operators.complex_to_channels)"
+        )
+    return head + (
+        f"the measurement y (or the operator) is {grad}: cast y (and x0) to the estimate's "
+        f"dtype, e.g. y.to({estimate}), or run the model in {grad}: model.to({grad}) "
+        f"(model.double() for float64) with x0 in {grad}"
+    )
 
 
 def _syncs_cheaply(device: torch.device) -> bool:

@@ -1,0 +1,265 @@
+"""API guards of the models and likelihoods: gradients reach (or are refused for) the
+likelihood's tensors, trajectory weights, Trajectory as a sequence, and clear messages for
+wrong dtypes and arguments."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor, nn
+
+from rimkit.evaluate.protocols import DenoiseProtocol, psnr_curve
+from rimkit.likelihood import AutogradLikelihood, GaussianLikelihood
+from rimkit.models import InvertibleRIM, build_rim, trajectory_loss
+from rimkit.models.rim import GradientGuard, Trajectory
+from rimkit.operators import Identity
+from rimkit.operators.base import LinearOperator
+from rimkit.zoo import load_model
+
+
+class Scale(LinearOperator):
+    """``A x = a x`` with a learnable scale ``a`` (self-adjoint)."""
+
+    def __init__(self, a: float = 1.2) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor(a))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.a
+
+    def adjoint(self, y: Tensor) -> Tensor:
+        return y * self.a
+
+
+def _images(seed: int = 0) -> tuple[Tensor, Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = 0.2 + 0.6 * torch.rand(2, 1, 12, 12, generator=g)
+    return x, x + 0.1 * torch.randn(x.shape, generator=g)
+
+
+def _frozen_rim():
+    torch.manual_seed(0)
+    rim = build_rim("restoration", 1, features=6, hidden=6, train_steps=3)
+    with torch.no_grad():  # the last convolution starts at zero: make the cell act
+        rim.cell.out.weight.normal_(std=0.1)
+    return rim.requires_grad_(False)
+
+
+def _tiny_irim(checkpoint: bool) -> InvertibleRIM:
+    torch.manual_seed(0)
+    irim = InvertibleRIM(1, state_channels=8, features=6, train_steps=3, checkpoint=checkpoint)
+    with torch.no_grad():  # non-zero h outputs, so every part of a step acts
+        for block in irim.blocks:
+            block.h[-1].weight.normal_(std=0.05)
+    return irim
+
+
+# 1. the invert-to-learn backward does not reach the likelihood's tensors: refused
+
+
+def test_shipped_irim_refuses_y_that_requires_grad_under_checkpoint():
+    irim = load_model("irim-denoise-gray").model
+    assert irim.checkpoint
+    x, y = _images()
+    y = y.requires_grad_()
+    with pytest.raises(ValueError, match=r"here: y.*model\.checkpoint = False"):
+        irim(GaussianLikelihood(Identity(), y, 0.1), x0=y.detach())
+    irim.checkpoint = False
+    trajectory_loss(irim(GaussianLikelihood(Identity(), y, 0.1), x0=y.detach()), x).backward()
+    assert y.grad is not None and y.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("learnable", ["y", "sigma", "operator", "autograd-operator"])
+def test_irim_checkpoint_refuses_every_likelihood_tensor_that_requires_grad(learnable: str):
+    _, y = _images()
+    sigma = torch.full((2,), 0.1)
+    if learnable == "y":
+        y = y.requires_grad_()
+    if learnable == "sigma":
+        sigma = sigma.requires_grad_()
+    if learnable == "autograd-operator":
+        likelihood = AutogradLikelihood(Scale(), y, sigma)
+    else:
+        likelihood = GaussianLikelihood(
+            Scale() if learnable == "operator" else Identity(), y, sigma
+        )
+    with pytest.raises(ValueError, match=r"does not reach the likelihood's tensors.*checkpoint"):
+        _tiny_irim(checkpoint=True)(likelihood, x0=y.detach())
+    with torch.no_grad():  # no backward: nothing to refuse
+        assert len(_tiny_irim(checkpoint=True)(likelihood, x0=y.detach())) == 3
+
+
+class CountingGaussian(GaussianLikelihood):
+    """Counts the calls of ``grad``."""
+
+    calls = 0
+
+    def grad(self, x: Tensor, eps: Tensor | float = 0.0) -> Tensor:
+        self.calls += 1
+        return super().grad(x, eps)
+
+
+def test_irim_checkpoint_check_costs_no_extra_likelihood_call():
+    _, y = _images()
+    likelihood = CountingGaussian(Identity(), y, 0.1)
+    _tiny_irim(checkpoint=True)(likelihood, x0=y)
+    assert likelihood.calls == 3  # one per step, as without the check
+    likelihood.y = y.clone().requires_grad_()
+    with pytest.raises(ValueError, match="here: y"):
+        _tiny_irim(checkpoint=True)(likelihood, x0=y)
+    assert likelihood.calls == 4  # refused at the first step
+
+
+def test_irim_checkpoint_gradients_still_match_plain_backprop_without_learnable_likelihood():
+    x, y = _images()
+    grads = []
+    for checkpoint in (True, False):
+        irim = _tiny_irim(checkpoint).double()
+        x0 = y.double().requires_grad_()
+        likelihood = GaussianLikelihood(Identity(), y.double(), 0.1)
+        trajectory_loss(irim(likelihood, x0=x0), x.double()).backward()
+        grads.append([x0.grad, *(p.grad for p in irim.parameters())])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+# 2. AutogradLikelihood keeps the graph to the forward model like GaussianLikelihood
+
+
+def _operator_and_y_grads(make_likelihood) -> tuple[Tensor, Tensor]:
+    x, _ = _images()
+    op = Scale()
+    y = (0.8 * x).requires_grad_()
+    final = _frozen_rim()(make_likelihood(op, y), x0=torch.full_like(x, 0.5)).final
+    assert final.requires_grad
+    final.pow(2).sum().backward()
+    return op.a.grad, y.grad
+
+
+def test_autograd_likelihood_gradients_to_operator_and_y_equal_gaussian_likelihood():
+    analytic = _operator_and_y_grads(lambda op, y: GaussianLikelihood(op, y, 0.1))
+    autograd = _operator_and_y_grads(lambda op, y: AutogradLikelihood(op, y, 0.1))
+    closure = _operator_and_y_grads(lambda op, y: AutogradLikelihood(lambda x: op.a * x, y, 0.1))
+    assert analytic[0].abs() > 0 and analytic[1].abs().sum() > 0
+    for got in (autograd, closure):
+        torch.testing.assert_close(got[0], analytic[0])
+        torch.testing.assert_close(got[1], analytic[1])
+
+
+def test_autograd_likelihood_keeps_no_graph_when_nothing_requires_grad():
+    x, y = _images()
+    op = Scale().requires_grad_(False)
+    lik = AutogradLikelihood(op, y, 0.1)
+    assert not _frozen_rim()(lik, x0=y).final.requires_grad
+    op.requires_grad_(True)
+    assert _frozen_rim()(lik, x0=y).final.requires_grad
+    with torch.no_grad():
+        assert not lik.grad(x).requires_grad
+
+
+# 3. trajectory_loss: normalize=True normalises explicit weights too
+
+
+def test_explicit_weights_are_normalised_only_when_asked():
+    x, _ = _images()
+    trajectory = Trajectory([x + 0.1 * t for t in range(1, 5)])
+    per_step = torch.stack([((0.1 * t) ** 2) * torch.ones(()) for t in range(1, 5)])
+    uniform = trajectory_loss(trajectory, x)
+    torch.testing.assert_close(uniform, per_step.mean())
+    ones = [1.0] * 4
+    torch.testing.assert_close(trajectory_loss(trajectory, x, ones, normalize=True), uniform)
+    torch.testing.assert_close(trajectory_loss(trajectory, x, ones), per_step.sum())
+    torch.testing.assert_close(trajectory_loss(trajectory, x, ones, normalize=False), 4 * uniform)
+    torch.testing.assert_close(
+        trajectory_loss(trajectory, x, [0, 1, 0, 3], normalize=True),
+        (per_step[1] + 3 * per_step[3]) / 4,
+    )
+    torch.testing.assert_close(
+        trajectory_loss(trajectory, x, "uniform", normalize=False), per_step.sum()
+    )
+    with pytest.raises(ValueError, match="positive sum"):
+        trajectory_loss(trajectory, x, [1, -1, 0, 0], normalize=True)
+
+
+# 4. Trajectory is a sequence of its estimates and never empty
+
+
+def test_trajectory_indexes_and_iterates_over_its_estimates():
+    estimates = [torch.full((1, 1, 2, 2), float(t)) for t in range(1, 4)]
+    trajectory = Trajectory(estimates)
+    assert trajectory[0] is estimates[0] and trajectory[-1] is trajectory.final is estimates[2]
+    assert list(trajectory) == estimates and [x for x in trajectory] == estimates
+    assert trajectory[1:] == estimates[1:]
+    with pytest.raises(IndexError):
+        trajectory[3]
+
+
+def test_psnr_curve_takes_a_trajectory():
+    image = np.clip(np.linspace(0.1, 0.9, 16)[None, :] * np.ones((16, 1)), 0, 1)
+    case = DenoiseProtocol(25).cases(image, 0, "x")[0]
+    trajectory = Trajectory([case.y.clamp(0, 1), case.truth.clone()])
+    assert psnr_curve(trajectory, case) == psnr_curve(trajectory.estimates, case)
+    assert len(psnr_curve(trajectory, case)) == 2
+
+
+def test_empty_trajectory_is_refused():
+    with pytest.raises(ValueError, match="at least one estimate"):
+        Trajectory([])
+    trajectory = Trajectory([torch.zeros(1)])
+    trajectory.estimates.clear()
+    with pytest.raises(ValueError, match="at least one estimate"):
+        _ = trajectory.final
+
+
+# 5. the dtype advice fits the case
+
+
+def test_real_dtype_mismatch_advises_a_cast_not_complex_as_channels():
+    _, y = _images()
+    rim = _frozen_rim()
+    with pytest.raises(ValueError, match=r"float64.*cast y \(and x0\).*model\.double\(\)") as err:
+        rim(GaussianLikelihood(Identity(), y.double(), 0.1), x0=y)
+    assert "ComplexAsChannels" not in str(err.value)
+    rim.double()  # the advice works
+    assert rim(GaussianLikelihood(Identity(), y.double(), 0.1), x0=y.double()).final.dtype == (
+        torch.float64
+    )
+
+
+def test_complex_gradient_advises_complex_as_channels():
+    guard = GradientGuard(torch.zeros(1, 1, 4, 4), steps=2, check_finite=True)
+    with pytest.raises(ValueError, match="ComplexAsChannels") as err:
+        guard(torch.zeros(1, 1, 4, 4, dtype=torch.complex64), 1)
+    assert "cast y" not in str(err.value)
+
+
+# 6. measurements are float (or complex); sigma is a number or a tensor
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64, torch.bool])
+def test_integer_measurement_is_refused(dtype: torch.dtype):
+    y = torch.zeros(1, 1, 4, 4, dtype=dtype)
+    for make in (GaussianLikelihood, AutogradLikelihood):
+        with pytest.raises(ValueError, match=r"float tensor, images in \[0, 1\]"):
+            make(Identity(), y, 0.1)
+
+
+@pytest.mark.parametrize("sigma", ["0.1", b"0.1", True, None, 0.1j, torch.tensor(0.1j)])
+def test_sigma_that_is_not_a_real_number_is_refused(sigma: object):
+    y = torch.zeros(1, 1, 4, 4)
+    with pytest.raises(ValueError, match="sigma"):
+        GaussianLikelihood(Identity(), y, sigma)  # type: ignore[arg-type]
+
+
+def test_sigma_as_string_names_the_scale():
+    with pytest.raises(ValueError, match="a number or a tensor, on the 0-1 scale"):
+        GaussianLikelihood(Identity(), torch.zeros(1, 1, 4, 4), "0.1")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1, np.float32(0.5), [0.5, 0.5], np.array([0.5, 0.5])])
+def test_numeric_sigma_forms_give_the_same_gradient(sigma: object):
+    y = torch.full((2, 1, 2, 2), 0.5)
+    lik = GaussianLikelihood(Identity(), y, sigma)  # type: ignore[arg-type]
+    expected = 0.5 / float(np.asarray(sigma).reshape(-1)[0]) ** 2
+    torch.testing.assert_close(lik.grad(torch.zeros_like(y)), torch.full_like(y, expected))
