@@ -263,3 +263,17 @@ def test_numeric_sigma_forms_give_the_same_gradient(sigma: object):
     lik = GaussianLikelihood(Identity(), y, sigma)  # type: ignore[arg-type]
     expected = 0.5 / float(np.asarray(sigma).reshape(-1)[0]) ** 2
     torch.testing.assert_close(lik.grad(torch.zeros_like(y)), torch.full_like(y, expected))
+
+
+def test_reconstructor_and_likelihood_name_a_wrong_measurement_or_operator_size():
+    from rimkit.operators import BicubicDownsample
+    from rimkit.reconstruct import RIMReconstructor
+
+    rim = build_rim("restoration", channels=1, features=4, hidden=4, train_steps=2)
+    with pytest.raises(ValueError, match=r"y must be a torch\.Tensor"):
+        RIMReconstructor(rim)(np.zeros((1, 1, 8, 8), np.float32), Identity(), 0.1)
+    op, x31 = BicubicDownsample(2), torch.rand(1, 1, 31, 31)
+    with pytest.raises(ValueError, match=r"adjoint maps y back to \(1, 1, 32, 32\).*in_size"):
+        GaussianLikelihood(op, op(x31), 0.01).grad(x31)
+    fitted = BicubicDownsample(2, in_size=(31, 31))
+    assert GaussianLikelihood(fitted, fitted(x31), 0.01).grad(x31).shape == x31.shape

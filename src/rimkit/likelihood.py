@@ -136,6 +136,12 @@ class GaussianLikelihood(_GaussianBase):
     def grad(self, x: Tensor, eps: Tensor | float = 0.0) -> Tensor:
         residual = self._residual(self.operator(x))
         grad = self.operator.adjoint(residual)
+        if grad.shape != x.shape:
+            raise ValueError(
+                f"{type(self.operator).__name__}'s adjoint maps y back to {tuple(grad.shape)}, "
+                f"not to x's {tuple(x.shape)}: the operator was made for another size (a "
+                "BicubicDownsample of a size that is no multiple of its scale needs in_size)"
+            )
         if grad.is_complex() and not x.is_complex():  # a real image: the real part is its gradient
             grad = grad.real
         return grad / self.variance(x, eps)

@@ -37,6 +37,7 @@ from rimkit.operators import (
     RealImages,
     bicubic_upsample,
 )
+from rimkit.solvers.base import check_measurement
 
 
 def _inpaint_start(op: Inpainting, y: Tensor) -> Tensor:
@@ -144,6 +145,7 @@ class RIMReconstructor:
         *,
         x0: Tensor | None = None,
     ) -> Trajectory:
+        y = check_measurement(y)
         if self.tile is not None and x0 is None:
             return reconstruct_tiled(self, y, operator, sigma, self.tile, self.overlap)
         param = next(self.model.parameters())

@@ -43,6 +43,7 @@ __all__ = [
     "Reconstructor",
     "SolverResult",
     "check_iterations",
+    "check_measurement",
     "check_weight",
     "estimate_lipschitz",
 ]
@@ -102,7 +103,8 @@ def check_operator(operator: object) -> LinearOperator:
     return operator
 
 
-def _check_measurement(y: object) -> Tensor:
+def check_measurement(y: object) -> Tensor:
+    """``y`` checked as a batch of measurements: a finite float or complex tensor ``(B, ...)``."""
     if not isinstance(y, Tensor):
         raise ValueError(f"y must be a torch.Tensor (the measurement A x + n), got {type(y)}")
     if y.ndim < 2:
@@ -211,7 +213,7 @@ class Reconstructor:
     ) -> SolverResult:
         """Reconstruct ``x`` from ``y = A x + n``; see the class docstring."""
         operator = check_operator(operator)
-        y = _check_measurement(y)
+        y = check_measurement(y)
         s = _check_sigma(sigma, y.shape[0])
         with torch.no_grad():
             return self._solve(y, operator, s, x0)
