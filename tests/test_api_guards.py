@@ -277,3 +277,15 @@ def test_reconstructor_and_likelihood_name_a_wrong_measurement_or_operator_size(
         GaussianLikelihood(op, op(x31), 0.01).grad(x31)
     fitted = BicubicDownsample(2, in_size=(31, 31))
     assert GaussianLikelihood(fitted, fitted(x31), 0.01).grad(x31).shape == x31.shape
+
+
+def test_a_numpy_target_and_an_int_generator_are_named():
+    from rimkit.noise import GaussianNoise, simulate
+
+    x = torch.rand(1, 1, 8, 8)
+    rim = build_rim("restoration", channels=1, features=4, hidden=4, train_steps=2)
+    trajectory = rim(GaussianLikelihood(Identity(), x, 0.1), x0=x)
+    with pytest.raises(TypeError, match=r"target must be a torch\.Tensor"):
+        trajectory_loss(trajectory, x.numpy())
+    with pytest.raises(TypeError, match=r"torch\.Generator\(\)\.manual_seed\(0\)"):
+        simulate(x, Identity(), GaussianNoise(0.1), 0)

@@ -54,6 +54,11 @@ class GaussianNoise:
 
     def __call__(self, clean: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Add noise to a clean measurement ``A x`` of any shape ``(B, ...)``."""
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(
+                f"generator must be a torch.Generator (torch.Generator().manual_seed(0)) or "
+                f"None, got {type(generator).__name__}"
+            )
         s = per_sample(self.sigma, clean.shape[0], clean, "sigma")
         s = s.reshape((clean.shape[0],) + (1,) * (clean.ndim - 1))
         real_dtype = clean.real.dtype

@@ -191,6 +191,8 @@ def trajectory_loss(
         raise ValueError("the trajectory has no estimates")
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
+    if not isinstance(target, Tensor):
+        raise TypeError(f"target must be a torch.Tensor like the estimates, got {type(target)}")
     if estimates[0].shape != target.shape:
         raise ValueError(
             f"the estimates have shape {tuple(estimates[0].shape)} but the target "
