@@ -301,6 +301,9 @@ def test_a_device_this_machine_lacks_is_a_usage_error(image_folder, tmp_path, ca
     check_device("cuda:1")
     with pytest.raises(ValueError, match=r"'cuda:2' is not available here \(2 CUDA device"):
         check_device("cuda:2")
+    args = ("train", cfg_path, "--out", tmp_path / "run", "--set", "optim.device=cuda")
+    status, err = _cli(capsys, *args, "--nproc", "3")
+    assert status == 2 and "--nproc 3 with optim.device=cuda" in err and "this machine has 2" in err
 
 
 def test_a_data_root_named_but_missing_is_an_error_not_a_fallback(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.multiprocessing as mp
 
 from rimkit.train.config import ExperimentConfig
@@ -51,6 +52,12 @@ def launch(
     if nproc == 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return train(cfg, out, resume=resume, progress=progress)
     check_device(cfg.optim.device)
+    if cfg.optim.device.startswith("cuda") and nproc > torch.cuda.device_count():
+        raise ValueError(
+            f"--nproc {nproc} with optim.device={cfg.optim.device} runs one process per GPU, "
+            f"but this machine has {torch.cuda.device_count()}: give --nproc "
+            f"{torch.cuda.device_count()} or fewer (or optim.device=cpu)"
+        )
     check_data(cfg)
     Path(out).mkdir(parents=True, exist_ok=True)
     try:
