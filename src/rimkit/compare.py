@@ -85,8 +85,9 @@ def compare(
         raise ValueError("give at least one method to compare (a model or a baseline name)")
     if len(set(methods)) != len(methods):
         raise ValueError(f"a method is named twice: {list(methods)}")
-    if truth is not None and task != "mri":  # the restored size is known: check it first
-        factor = int(restore_options.get("scale") or 2) if task == "sr" else 1
+    scale = restore_options.get("scale") or 2
+    if truth is not None and task != "mri" and float(scale).is_integer():  # size known: check
+        factor = int(scale) if task == "sr" else 1
         _check_truth_shape(
             truth, (image.shape[0] * factor, image.shape[1] * factor, *image.shape[2:])
         )
