@@ -25,6 +25,8 @@ for config in "$@"; do
   fi
 done
 mkdir -p runs
+# the runs share the machine's CPU cores (patch sampling, the optimizer's bookkeeping)
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( $(nproc) / $# > 0 ? $(nproc) / $# : 1 ))}"
 for config in "$@"; do
   name="$(basename "$config" .yaml)"; run="runs/gpu-$name"
   if [ -d "gpu-resume/$name" ]; then
