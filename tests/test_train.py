@@ -283,7 +283,7 @@ def test_an_unknown_device_is_refused_when_the_config_is_read():
 
 
 def test_a_device_this_machine_lacks_is_a_usage_error(image_folder, tmp_path, capsys, monkeypatch):
-    from rimkit.train.loop import check_device
+    from rimkit.runtime import check_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)

@@ -42,7 +42,9 @@ echo "all runs ended after ${SECONDS}s"
 for name in "${names[@]}"; do
   run="runs/gpu-$name"; pieces="runs/pieces-$name"
   rm -rf "$pieces"
-  python3 scripts/checkpoint_pieces.py split "$run" "$pieces" --compact >/dev/null || continue
+  if ! python3 scripts/checkpoint_pieces.py split "$run" "$pieces" --compact >/dev/null; then
+    echo "== $name: no checkpoint to bring back; its console:"; tail -n 5 "$run.console"; continue
+  fi
   cp "$run.console" "$pieces/console.txt"
   mv "$pieces/last.optim.safetensors" "$out/$name.last.optim.safetensors"
   tar -cf "$out/$name.tar" -C "$pieces" .

@@ -396,8 +396,7 @@ def _run_degrade(args: argparse.Namespace) -> None:
         raise UsageError("MRI measurements are complex k-space; give an OUTPUT ending in .npy")
     if args.coils != 1 and args.task != "mri":
         raise UsageError("--coils applies to --task mri only")
-    if args.scale is not None and args.task != "sr":
-        raise UsageError(f"--scale applies to --task sr only, not {args.task}")
+    scale = _sr_scale(args)
     if args.mask != "columns" and args.task != "mri":
         raise UsageError("--mask picks an MRI sampling pattern; it applies to --task mri only")
     if _is_kspace_file(args.input):
@@ -413,7 +412,7 @@ def _run_degrade(args: argparse.Namespace) -> None:
         image,
         args.task,
         sigma=args.sigma,
-        scale=2 if args.scale is None else args.scale,
+        scale=scale,
         fraction=args.fraction,
         acceleration=args.acceleration,
         mask=args.mask,
@@ -434,6 +433,13 @@ def _run_degrade(args: argparse.Namespace) -> None:
         extra = f" and its mask to {mask_path}" if result.mask is not None else ""
         extra += f" and the coil maps to {maps_path}" if result.maps is not None else ""
         print(f"wrote the {args.task} measurement ({shape}) to {output}{extra}")
+
+
+def _sr_scale(args: argparse.Namespace) -> float:
+    """``--scale``: for sr, the factor (default 2); refused for the other tasks."""
+    if args.scale is not None and args.task != "sr":
+        raise UsageError(f"--scale applies to --task sr only, not {args.task}")
+    return 2 if args.scale is None else args.scale
 
 
 def _is_kspace_file(path: str) -> bool:
@@ -650,11 +656,9 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
     else:
         image, maps = read_image(args.input), None
         check_image_range(image, args.input)
-    if args.scale is not None and args.task != "sr":
-        raise UsageError(f"--scale applies to --task sr only, not {args.task}")
     options = {
         "sigma": args.sigma,
-        "scale": 2 if args.scale is None else args.scale,
+        "scale": _sr_scale(args),
         "mask": None if args.mask is None else read_image(args.mask, gray=True),
         "kernel": _read_kernel(args.kernel, args.task),
         "boundary": args.boundary,

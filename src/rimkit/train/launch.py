@@ -15,8 +15,9 @@ from typing import Any
 import torch
 import torch.multiprocessing as mp
 
+from rimkit.runtime import check_device
 from rimkit.train.config import ExperimentConfig
-from rimkit.train.loop import TrainingDiverged, check_data, check_device, train
+from rimkit.train.loop import TrainingDiverged, check_data, train
 
 
 def free_port() -> int:
