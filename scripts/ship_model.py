@@ -2,12 +2,17 @@
 
     python scripts/ship_model.py runs/denoise-gray-cpu denoise-gray --task denoise \\
         --hardware "CPU (2 cores)" --recipe configs/denoise-gray-cpu.yaml \\
-        --score "BSD68 s=25 PSNR=28.1" --score-command "python benchmarks/denoise_gray.py ..."
+        --score "BSD68 sigma 25 PSNR=28.10 dB" --score-command "python benchmarks/..."
+    python scripts/ship_model.py runs/mine my-denoiser --task denoise --hardware CPU \\
+        --recipe my.yaml --out my-models   # then: --model my-models/my-denoiser.safetensors
 
-Takes the run's ``best`` checkpoint (else ``model``), stores its weights alone (float32, with
-the training config in the metadata) as ``src/rimkit/zoo/weights/NAME.safetensors`` and writes
-``NAME.json`` (read by ``rimkit models`` and ``rimkit.zoo``) and ``NAME.md``. Scores are only
-what you pass with ``--score``: numbers measured by a benchmark command, given with it.
+Takes the run's ``best`` checkpoint (``--checkpoint last``, or a run without a best: its
+``last``), stores its weights alone (float32, with the training config in the metadata) as
+``NAME.safetensors`` in ``--out`` (default: the package's ``src/rimkit/zoo/weights``, where
+``rimkit models`` and ``rimkit.zoo`` find them) and writes the cards ``NAME.json`` and
+``NAME.md`` beside it. A model of that name there is replaced only with ``--force``. Scores are
+only what you pass with ``--score KEY=VALUE`` (split at the last ``=``): numbers measured by a
+benchmark command, given with ``--score-command``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +28,7 @@ import yaml
 
 from rimkit.evaluate.report import atomic_write_text
 from rimkit.models import RIMConfig, count_parameters
+from rimkit.tasks import TASKS
 from rimkit.train.checkpoint import export_weights, load_checkpoint, read_meta
 from rimkit.zoo import WEIGHTS_DIR
 
@@ -88,11 +95,50 @@ def _lineage(config: dict) -> list[dict]:
     return chain
 
 
+def _fail(message: str) -> None:
+    print(f"ship_model.py: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _score(item: str) -> tuple[str, str]:
+    """``"KEY=VALUE"`` split at the last ``=`` (a key may hold one: ``BSD68 s=25 PSNR=28.1``)."""
+    key, sep, value = item.rpartition("=")
+    if not sep or not key.strip() or not value.strip():
+        _fail(f"--score {item!r}: give KEY=VALUE, e.g. --score 'BSD68 sigma 25 PSNR=28.10 dB'")
+    return key.strip(), value.strip()
+
+
+def _check_inputs(args: argparse.Namespace, out: Path) -> None:
+    """Refuse what would ship something else than asked: no run, no recipe, a clash."""
+    if not (args.run / "config.yaml").is_file():
+        _fail(f"{args.run} is no run folder of rimkit train (it has no config.yaml)")
+    if not (args.run / "last.safetensors").is_file():
+        _fail(
+            f"{args.run} has no last.safetensors: ship the folder of a run that saved a checkpoint"
+        )
+    if not Path(args.recipe).is_file():
+        _fail(f"--recipe {args.recipe}: no such file (give the config the run was started from)")
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out} is a file, not a folder")
+    clash = [out / f"{args.name}{ext}" for ext in (".safetensors", ".json", ".md")]
+    clash = [path for path in clash if path.exists()]
+    if clash and not args.force:
+        _fail(f"{clash[0]} exists: give --force to replace model {args.name!r}, or another name")
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="\n".join(__doc__.splitlines()[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("run", type=Path, help="run folder of rimkit train")
     p.add_argument("name", help="model name, e.g. denoise-gray")
-    p.add_argument("--task", required=True)
+    p.add_argument("--task", required=True, choices=sorted(TASKS), help="what the model restores")
+    p.add_argument(
+        "--out", type=Path, help="folder for the weights and cards (default: the package's zoo)"
+    )
+    p.add_argument("--force", action="store_true", help="replace a model of that name there")
     p.add_argument("--description", default="")
     p.add_argument("--hardware", required=True, help="what the model is made to run on")
     p.add_argument("--recipe", required=True, help="the config the run was started from")
@@ -106,6 +152,9 @@ def main() -> None:
         "a benchmark measured through the run folder's model.safetensors",
     )  # fmt: skip
     args = p.parse_args()
+    out = args.out or WEIGHTS_DIR
+    _check_inputs(args, out)
+    scores = dict(_score(item) for item in args.score)
 
     config = yaml.safe_load((args.run / "config.yaml").read_text())
     model_cfg = RIMConfig.from_dict(config["model"])
@@ -114,9 +163,15 @@ def main() -> None:
     stem = args.run / ("best" if best else "last")
     meta = load_checkpoint(stem, model)
     last = read_meta(args.run / "last")
-    WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
-    export_weights(WEIGHTS_DIR / f"{args.name}.safetensors", model, {"config": config})
-    scores = dict(item.split("=", 1) for item in args.score)
+    planned = config["optim"]["iterations"]
+    if last["iteration"] < planned:
+        print(
+            f"ship_model.py: note: the run stopped at iteration {last['iteration']} of "
+            f"{planned} (rimkit train --resume {args.run} would finish it)",
+            file=sys.stderr,
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    export_weights(out / f"{args.name}.safetensors", model, {"config": config})
     patches_per_iteration = config["optim"]["batch_size"] * last.get("world_size", 1)
     sigma = next((t.get("sigma") for t in config["tasks"] if t.get("name") == "denoise"), None)
     card = {
@@ -145,8 +200,8 @@ def main() -> None:
         "notes": args.notes,
         "shipped": time.strftime("%Y-%m-%d"),
     }
-    atomic_write_text(WEIGHTS_DIR / f"{args.name}.json", json.dumps(card, indent=2) + "\n")
-    atomic_write_text(WEIGHTS_DIR / f"{args.name}.md", _markdown(card))
+    atomic_write_text(out / f"{args.name}.json", json.dumps(card, indent=2) + "\n")
+    atomic_write_text(out / f"{args.name}.md", _markdown(card))
     print(f"shipped {args.name}: {count_parameters(model):,} parameters, scores {scores}")
 
 

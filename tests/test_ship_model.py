@@ -22,8 +22,17 @@ def _script():
     return module
 
 
+def _with_recipes(tmp_path, monkeypatch) -> None:
+    """Work in ``tmp_path``, where the recipes the tests name (x.yaml, configs/x.yaml) exist."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "configs").mkdir(exist_ok=True)
+    for recipe in ("x.yaml", "configs/x.yaml"):
+        (tmp_path / recipe).write_text("model: {}\n")
+
+
 def _train_and_ship(image_folder, tmp_path, monkeypatch, *options: str):
     """Train the tiny run into ``tmp_path/run`` and ship it as ``tmp_path/zoo/tiny``."""
+    _with_recipes(tmp_path, monkeypatch)
     run = tmp_path / "run"
     train(tiny_config(image_folder), run, progress=False)
     ship = _script()
@@ -50,6 +59,72 @@ def test_a_run_ships_as_weights_and_cards_with_its_facts(image_folder, tmp_path,
 
     loaded = load_model(str(tmp_path / "zoo" / "tiny.safetensors"))
     assert loaded.model.train_steps == 2
+
+
+def _ship_again(ship, monkeypatch, capsys, *argv: str) -> tuple[int, str]:
+    """Run the script's main with ``argv``; its exit status and standard error."""
+    monkeypatch.setattr(sys, "argv", ["ship_model.py", *argv])
+    try:
+        ship.main()
+        status = 0
+    except SystemExit as stop:
+        status = stop.code
+    return status, capsys.readouterr().err
+
+
+def test_a_shipped_name_is_kept_unless_forced_and_out_takes_another_folder(
+    image_folder, tmp_path, monkeypatch, capsys
+):
+    ship, run = _train_and_ship(image_folder, tmp_path, monkeypatch, "--recipe", "x.yaml")
+    before = (tmp_path / "zoo" / "tiny.safetensors").read_bytes()
+    base = [str(run), "tiny", "--task", "denoise", "--hardware", "CPU", "--recipe", "x.yaml"]
+
+    status, err = _ship_again(ship, monkeypatch, capsys, *base)
+    assert status == 2 and "tiny.safetensors exists: give --force" in err
+    assert (tmp_path / "zoo" / "tiny.safetensors").read_bytes() == before
+
+    mine = tmp_path / "mine"
+    assert _ship_again(ship, monkeypatch, capsys, *base, "--out", str(mine))[0] == 0
+    assert sorted(p.name for p in mine.iterdir()) == ["tiny.json", "tiny.md", "tiny.safetensors"]
+    assert _ship_again(ship, monkeypatch, capsys, *base, "--force")[0] == 0
+
+    status, err = _ship_again(ship, monkeypatch, capsys, *base, "--out", str(run / "log.csv"))
+    assert status == 2 and "is a file, not a folder" in err
+
+
+def test_bad_ship_inputs_are_named_before_anything_is_written(
+    image_folder, tmp_path, monkeypatch, capsys
+):
+    ship, run = _train_and_ship(image_folder, tmp_path, monkeypatch, "--recipe", "x.yaml")
+    base = ["--task", "denoise", "--hardware", "CPU", "--out", str(tmp_path / "new")]
+    cases = {
+        "no run folder of rimkit train": [str(tmp_path / "nope"), "a", *base, "--recipe", "x.yaml"],
+        "--recipe nope.yaml: no such file": [str(run), "a", *base, "--recipe", "nope.yaml"],
+        "--score 'PSNR 28': give KEY=VALUE": [
+            str(run), "a", *base, "--recipe", "x.yaml", "--score", "PSNR 28"
+        ],
+    }  # fmt: skip
+    for message, argv in cases.items():
+        status, err = _ship_again(ship, monkeypatch, capsys, *argv)
+        assert status == 2 and message in err, (message, err)
+    assert not (tmp_path / "new").exists()
+    status, err = _ship_again(ship, monkeypatch, capsys, str(run), "a", *base[2:], "--task", "x")
+    assert status == 2 and "invalid choice: 'x'" in err
+
+
+def test_a_score_key_may_hold_an_equals_sign_and_an_unfinished_run_gets_a_note(
+    image_folder, tmp_path, monkeypatch, capsys
+):
+    _with_recipes(tmp_path, monkeypatch)
+    run = tmp_path / "run"
+    train(tiny_config(image_folder, iterations=6), run, stop_after=3, progress=False)
+    ship = _script()
+    argv = [str(run), "tiny", "--task", "denoise", "--hardware", "CPU", "--recipe", "x.yaml"]
+    argv += ["--out", str(tmp_path / "zoo"), "--score", "BSD68 s=25 PSNR=28.1"]
+    status, err = _ship_again(ship, monkeypatch, capsys, *argv)
+    assert status == 0 and "stopped at iteration 3 of 6" in err
+    card = json.loads((tmp_path / "zoo" / "tiny.json").read_text())
+    assert card["scores"] == {"BSD68 s=25 PSNR": "28.1"}
 
 
 def test_wall_time_sums_iterations_once_and_skips_pauses(tmp_path):
@@ -79,6 +154,7 @@ def test_a_fine_tuned_run_names_the_run_it_started_from(image_folder, tmp_path, 
     cfg = tiny_config(image_folder, iterations=3, init=str(base / "best.safetensors"))
     train(cfg, run, progress=False)
     ship = _script()
+    _with_recipes(tmp_path, monkeypatch)
     monkeypatch.setattr(ship, "WEIGHTS_DIR", tmp_path / "zoo")
     argv = ["ship_model.py", str(run), "tuned", "--task", "denoise", "--hardware", "CPU"]
     monkeypatch.setattr(sys, "argv", [*argv, "--recipe", "x.yaml"])
