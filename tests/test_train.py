@@ -6,9 +6,11 @@ import functools
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 from safetensors.torch import load_file
 
 from rimkit.cli import main
@@ -634,3 +636,48 @@ def test_max_train_steps_unrolls_a_seeded_number_of_steps_in_its_range(
     assert len(meta["val_psnr_per_step"]) == 2  # validation runs the model's own T
     with pytest.raises(ValueError, match=r"max_train_steps \(1\) is below model\.train_steps"):
         tiny_config(image_folder, max_train_steps=1)
+
+
+def test_a_run_on_a_relative_folder_resumes_from_another_folder(
+    image_folder, tmp_path, capsys, monkeypatch
+):
+    (tmp_path / "mine").symlink_to(image_folder, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RIMKIT_DATA", raising=False)
+    cfg = ExperimentConfig.from_dict(
+        apply_overrides(tiny_config(image_folder, iterations=3).to_dict(), ["data.train=mine"])
+    )
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+    out = tmp_path / "run"
+    assert _cli(capsys, "train", "mine.yaml", "--out", out, "-q")[0] == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["data"]["train"] == str(tmp_path / "mine")
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    resumed = _cli(capsys, "train", "--resume", out, "-q", "--set", "optim.iterations=5")
+    assert resumed[0] == 0, resumed
+    assert yaml.safe_load((out / "config.yaml").read_text())["optim"]["iterations"] == 5
+    assert main(["train", "--resume", str(out)]) == 0
+    assert "already complete at iteration 5 (optim.iterations=5)" in capsys.readouterr().out
+
+
+def test_a_missing_data_folder_is_named_when_no_data_root_is_found(tmp_path, monkeypatch):
+    from rimkit.train.config import resolve_folder
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RIMKIT_DATA", raising=False)
+    data = ExperimentConfig.from_dict({}).data
+    with pytest.raises(ValueError, match=r"'imgz' is not in .* and no data folder found"):
+        resolve_folder(data, "imgz")
+
+
+def test_an_image_smaller_than_the_patch_names_the_config_entry(image_folder, tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(small / "tiny.png")
+    cfg = tiny_config(image_folder).to_dict()
+    cfg = ExperimentConfig.from_dict(apply_overrides(cfg, [f"data.val={small}"]))
+    with pytest.raises(ValueError, match=r"data\.val '.*small': patch size 16 is larger than 1"):
+        train(cfg, tmp_path / "run", progress=False)

@@ -52,6 +52,7 @@ from rimkit.train.config import (
     DataConfig,
     ExperimentConfig,
     OptimConfig,
+    anchor_data_paths,
     build_tasks,
     resolve_folder,
 )
@@ -183,9 +184,18 @@ def _load_patches(cfg: ExperimentConfig) -> tuple[PatchSet, Tensor]:
             f"the images have {channels} channel(s) but model.channels is "
             f"{cfg.model.channels}; set data.gray accordingly"
         )
-    patches = PatchSet(train, data.patch_size, data.stride)
-    val_set = PatchSet(val, data.patch_size, data.patch_size)
+    val_source = f"data.val {data.val!r}" if data.val is not None else f"data.train {first!r}"
+    patches = _patch_set(train, data.patch_size, data.stride, f"data.train {data.train!r}")
+    val_set = _patch_set(val, data.patch_size, data.patch_size, val_source)
     return patches, validation_patches(val_set, data.val_patches, cfg.optim.seed)
+
+
+def _patch_set(images: list[np.ndarray], size: int, stride: int, source: str) -> PatchSet:
+    """:class:`PatchSet` whose refusal names the config entry the images came from."""
+    try:
+        return PatchSet(images, size, stride)
+    except ValueError as err:
+        raise ValueError(f"{source}: {err} (or leave such images out)") from None
 
 
 def _is_mri(cfg: ExperimentConfig) -> bool:
@@ -255,6 +265,7 @@ def train(
     kill right after a checkpoint would. Returns the final metadata.
     """
     dist = Distributed.from_env()
+    cfg = anchor_data_paths(cfg)
     out = Path(out_dir)
     optim_cfg = cfg.optim
     device = _setup_process(optim_cfg, dist)
@@ -286,6 +297,7 @@ def train(
     elif dist.main:
         out.mkdir(parents=True, exist_ok=True)
         _clear_run(out)
+    if dist.main:  # a resumed run's config.yaml takes its new optim.iterations
         text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
         atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(text))
 
@@ -435,7 +447,7 @@ def _restore(
     meta = read_meta(out / "last")
     saved = meta.get("config", {})
     try:  # a run saved before a config key existed gets that key's default
-        saved = ExperimentConfig.from_dict(saved).to_dict()
+        saved = anchor_data_paths(ExperimentConfig.from_dict(saved)).to_dict()
     except ValueError:
         pass  # an unreadable saved config: compare it as stored, which names what differs
     changed = _changed_keys(saved, cfg.to_dict())
