@@ -30,8 +30,11 @@ def run(capsys, *argv):
 
 def test_sr_output_is_the_bicubic_downsample_of_the_cropped_image(tmp_path, gray_png, capsys):
     path, pixels = gray_png
-    status, out, _ = run(capsys, "degrade", path, tmp_path / "lr.png", "--task", "sr", "--scale", 3)
+    status, out, err = run(
+        capsys, "degrade", path, tmp_path / "lr.png", "--task", "sr", "--scale", 3
+    )
     assert status == 0 and "lr.png" in out
+    assert "note: the image is cropped from 26x31 to 24x30, a multiple of scale 3" in err
     lr = np.asarray(Image.open(tmp_path / "lr.png"))
     cropped = torch.from_numpy(pixels[:24, :30] / 255.0)[None, None]
     expected = BicubicDownsample(3)(cropped)[0, 0].numpy()

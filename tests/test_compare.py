@@ -106,6 +106,20 @@ def test_a_truth_of_the_wrong_size_is_refused_before_any_method_runs(monkeypatch
         compare(noisy(), "sr", ["bicubic"], truth=clean(), scale=2)
 
 
+def test_an_sr_truth_uncropped_by_degrade_is_cropped_with_a_note(tmp_path, capsys):
+    from rimkit.degrade import degrade
+
+    hr = clean()[:95, :94]  # degrade crops it to 93x93 for scale 3
+    with pytest.warns(UserWarning, match="cropped from 95x94 to 93x93"):
+        low = degrade(hr, "sr", scale=3).measurement
+    with pytest.warns(UserWarning, match="clean image is cropped from 95x94 to 93x93"):
+        (result,) = compare(low, "sr", ["bicubic"], truth=hr, scale=3)
+    assert result.image.shape == (93, 93)
+    assert result.psnr == pytest.approx(psnr(result.image, hr[:93, :93]), abs=0.02)
+    with pytest.raises(ValueError, match=r"the clean image is \(96, 94\)"):  # past the crop
+        compare(low, "sr", ["bicubic"], truth=clean()[:, :94], scale=3)
+
+
 def test_write_comparison_writes_each_result_a_figure_and_a_report(tmp_path):
     results = compare(noisy(), "denoise", ["tv", "cg-tikhonov"], sigma=25, truth=clean())
     out = tmp_path / "cmp"

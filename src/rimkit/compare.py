@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,9 +89,10 @@ def compare(
     scale = restore_options.get("scale") or 2
     if truth is not None and task != "mri" and float(scale).is_integer():  # size known: check
         factor = int(scale) if task == "sr" else 1
-        _check_truth_shape(
-            truth, (image.shape[0] * factor, image.shape[1] * factor, *image.shape[2:])
-        )
+        shape = (image.shape[0] * factor, image.shape[1] * factor, *image.shape[2:])
+        if task == "sr":
+            truth = _crop_sr_truth(truth, shape, factor)
+        _check_truth_shape(truth, shape)
     if task == "mri":  # one estimate of the coil maps serves every method
         restore_options["maps"] = estimate_coil_maps(
             image, restore_options.get("mask"), restore_options.get("maps")
@@ -122,6 +124,22 @@ def compare(
         scores = _scores(result, truth, task)
         results.append(Compared(name, result, seconds, *scores, restored.sigma))
     return results
+
+
+def _crop_sr_truth(truth: np.ndarray, shape: tuple[int, ...], scale: int) -> np.ndarray:
+    """The high-resolution truth cropped to a multiple of ``scale`` (as ``rimkit degrade`` and
+    the SR protocol crop it before down-sampling), with a note, where that gives ``shape``."""
+    h, w = shape[:2]
+    extra = (truth.shape[0] - h, truth.shape[1] - w)
+    if truth.shape[2:] != shape[2:] or extra == (0, 0) or not all(0 <= e < scale for e in extra):
+        return truth
+    warnings.warn(
+        f"the clean image is cropped from {truth.shape[0]}x{truth.shape[1]} to {h}x{w}, a "
+        f"multiple of scale {scale}, as degrade cropped it",
+        UserWarning,
+        stacklevel=3,
+    )
+    return truth[:h, :w]
 
 
 def _check_truth_shape(truth: np.ndarray, shape: tuple[int, ...]) -> None:

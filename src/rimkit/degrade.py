@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,6 +166,13 @@ def _crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
     if h == 0 or w == 0:
         raise ValueError(
             f"the image is {image.shape[0]}x{image.shape[1]} pixels, too small for scale {scale}"
+        )
+    if (h, w) != image.shape[:2]:
+        warnings.warn(
+            f"the image is cropped from {image.shape[0]}x{image.shape[1]} to {h}x{w}, a "
+            f"multiple of scale {scale}, before down-sampling (as the SR protocol does)",
+            UserWarning,
+            stacklevel=3,
         )
     return image[:h, :w]
 
