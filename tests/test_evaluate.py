@@ -348,6 +348,7 @@ def test_eval_end_to_end_writes_every_file(tmp_path, folder, capsys):
     assert len(summary["summary"]) == 4 and summary["images"] == 3
     md = (out / "summary.md").read_text()
     assert "| rim |" in md and "| tv |" in md and "seed: 0" in md
+    assert f"RIM weights: {model}" in md and "(iteration" not in md  # no iteration recorded
     with open(out / "convergence.csv") as handle:
         curve = list(csv.DictReader(handle))
     rim_steps = [

@@ -681,3 +681,13 @@ def test_an_image_smaller_than_the_patch_names_the_config_entry(image_folder, tm
     cfg = ExperimentConfig.from_dict(apply_overrides(cfg, [f"data.val={small}"]))
     with pytest.raises(ValueError, match=r"data\.val '.*small': patch size 16 is larger than 1"):
         train(cfg, tmp_path / "run", progress=False)
+
+
+def test_eval_of_a_run_folder_names_the_weights_and_their_iteration(image_folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    train(tiny_config(image_folder, iterations=3), out, progress=False)
+    argv = ["eval", "--model", str(out), "--task", "denoise", "--data", str(image_folder)]
+    argv += ["--sigma", "25", "--baselines", "none", "--limit", "1", "--out", str(tmp_path / "e")]
+    assert main([*argv, "--quiet"]) == 0, capsys.readouterr().err
+    summary = (tmp_path / "e" / "summary.md").read_text()
+    assert f"RIM weights: {out / 'model.safetensors'} (iteration 3)" in summary

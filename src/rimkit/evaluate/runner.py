@@ -965,6 +965,7 @@ def run_eval(spec: EvalSpec) -> Path:
         from rimkit.zoo import load_model
 
         loaded = load_model(spec.model)
+        notes.append(_weights_note(loaded))
         channels = _check_model(spec, loaded, notes)
         label = label or (loaded.card.name if loaded.card else "rim")
         patch_task = spec.task in PATCH_TASKS
@@ -1031,6 +1032,20 @@ def summary_tables(result: Evaluation) -> tuple[list[list[object]], list[list[ob
         scores.append(row)
         timing.append(secs)
     return scores, timing
+
+
+def _weights_note(loaded: Any) -> str:
+    """Which weights were measured: a shipped model's name, else the file and its iteration
+    (a run folder loads ``model``, or ``best`` / ``last`` of an unfinished run)."""
+    if loaded.card is not None:
+        return f"RIM weights: the shipped model {loaded.card.name!r}"
+    from rimkit.train.checkpoint import read_meta
+
+    try:
+        iteration = read_meta(loaded.source).get("iteration")
+    except ValueError:
+        iteration = None
+    return f"RIM weights: {loaded.source}" + (f" (iteration {iteration})" if iteration else "")
 
 
 def write_outputs(
