@@ -277,3 +277,16 @@ def test_load_model_names_and_devices(tmp_path, monkeypatch):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match=r"device 'cuda' is not available here.*device=cpu"):
             load_model("deblur", device="cuda")
+
+
+def test_reconstruct_and_compare_take_threads(tmp_path, noisy, capsys):
+    before = torch.get_num_threads()
+    try:
+        argv = ["reconstruct", noisy, tmp_path / "out.png", "--task", "denoise", "--sigma", "25"]
+        assert run(capsys, *argv, "--baseline", "tv", "--threads", "1")[0] == 0
+        assert torch.get_num_threads() == 1
+        status, _, err = run(capsys, "compare", noisy, "--task", "denoise", "--methods", "tv",
+                             "--out", tmp_path / "cmp", "--threads", "0")  # fmt: skip
+        assert status == 2 and "--threads must be >= 1, got 0" in err
+    finally:
+        torch.set_num_threads(before)

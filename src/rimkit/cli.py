@@ -324,6 +324,9 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--tile", type=int, help="reconstruct in overlapping tiles of this size")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument(
+        "--threads", type=int, help="CPU threads for torch and BM3D alike (default: torch's)"
+    )
     _add_lens_arguments(parser)
 
 
@@ -632,6 +635,12 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
 
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: no CUDA device is available here; use --device cpu")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.maps and args.task != "mri":
         raise UsageError("--maps applies to --task mri only")
     lensing = _lensing_setup(args)
