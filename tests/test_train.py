@@ -691,3 +691,8 @@ def test_eval_of_a_run_folder_names_the_weights_and_their_iteration(image_folder
     assert main([*argv, "--quiet"]) == 0, capsys.readouterr().err
     summary = (tmp_path / "e" / "summary.md").read_text()
     assert f"RIM weights: {out / 'model.safetensors'} (iteration 3)" in summary
+
+
+def test_a_warmup_as_long_as_the_run_gets_a_note(image_folder, tmp_path):
+    with pytest.warns(UserWarning, match=r"optim\.warmup=4 is not shorter than optim\.iter"):
+        train(tiny_config(image_folder, iterations=3, warmup=4), tmp_path / "run", progress=False)

@@ -23,6 +23,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -268,6 +269,13 @@ def train(
     cfg = anchor_data_paths(cfg)
     out = Path(out_dir)
     optim_cfg = cfg.optim
+    if dist.main and optim_cfg.warmup >= optim_cfg.iterations:
+        warnings.warn(
+            f"optim.warmup={optim_cfg.warmup} is not shorter than optim.iterations="
+            f"{optim_cfg.iterations}: the learning rate never reaches optim.lr",
+            UserWarning,
+            stacklevel=2,
+        )
     device = _setup_process(optim_cfg, dist)
     torch.manual_seed(optim_cfg.seed)
     model_cfg = dataclasses.replace(cfg.model, check_finite=False)
