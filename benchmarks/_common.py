@@ -3,8 +3,15 @@
 Each script regenerates one section of BENCHMARKS.md from scratch (between
 ``<!-- begin: NAME -->`` and ``<!-- end: NAME -->``, see
 :func:`rimkit.evaluate.benchmarking.replace_section`), stating machine, date, command and seed.
-A model that cannot be loaded (not shipped or trained yet) becomes a row marked missing, never
-a number.
+A script's default model (one it measures when no ``--model`` is given) that cannot be loaded
+(not shipped or trained yet) becomes a row marked missing, never a number, with a one-line note
+on stderr; a model given with ``--model`` that cannot be loaded, or has the wrong number of
+channels, is an error.
+
+Bad input (a data root, image set, output folder, baseline or model that does not exist,
+``--limit`` with the repository's BENCHMARKS.md as the output) stops a script with a one-line
+``error: ...`` on stderr and exit status 2 (:func:`fail`), checked before the evaluation where
+it can be (:func:`setup`).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -28,6 +36,20 @@ from rimkit.evaluate.report import markdown_table
 DEFAULT_DATA = os.environ.get("RIMKIT_DATA", "../shared/data")
 BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 MISSING = "missing"
+DATA_HELP = (
+    "data root, the folder holding eval/ and train/ (default: $RIMKIT_DATA, else ../shared/data)"
+)
+OUTPUT_HELP = (
+    "the Markdown file whose section is replaced (default: BENCHMARKS.md at the repository "
+    f"root, {str(BENCHMARKS_MD).replace('%', '%%')}); a quick check (--limit) needs another "
+    "file, e.g. --output /tmp/BENCHMARKS.md"
+)
+
+
+def fail(message: str) -> NoReturn:
+    """Stop with ``error: MESSAGE`` on one line of stderr and exit status 2 (bad input)."""
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
 
 
 def machine_line() -> str:
@@ -44,17 +66,48 @@ def write_section(name: str, text: str, path: str | os.PathLike = BENCHMARKS_MD)
     return replace_section(path, name, text)
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The description and epilog as written (a script's docstring, examples included), and
+    each option's default after its help where the help does not state one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or not action.option_strings
+            or default is None
+            or default is argparse.SUPPRESS
+            or isinstance(default, bool)
+            or default == []
+        ):
+            return text
+        values = default if isinstance(default, (list, tuple)) else [default]
+        shown = " ".join(format(v, "g") if isinstance(v, float) else str(v) for v in values)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
+def plain_parser(doc: str) -> argparse.ArgumentParser:
+    """An empty parser whose ``--help`` shows ``doc`` (a script's module docstring): its first
+    paragraph as the description, the rest (the examples) as the epilog, as written."""
+    head, _, rest = doc.strip().partition("\n\n")
+    return argparse.ArgumentParser(
+        description=head, epilog=rest.strip() or None, formatter_class=HelpFormatter
+    )
+
+
 def parser(
-    description: str,
+    doc: str,
     models: Sequence[str],
     baselines: str,
     journal: bool = True,
     section: tuple[str, str] | None = None,
 ) -> argparse.ArgumentParser:
-    """The options every script takes; ``journal=False`` leaves out ``--journal`` (for
-    timings, which must come from one process); ``section=(NAME, TITLE)`` adds ``--section``
-    and ``--title`` with those defaults."""
-    p = argparse.ArgumentParser(description=description)
+    """The options every script takes, ``--help`` showing ``doc`` (the script's docstring, see
+    :func:`plain_parser`); ``journal=False`` leaves out ``--journal`` (for timings, which must
+    come from one process); ``section=(NAME, TITLE)`` adds ``--section`` and ``--title`` with
+    those defaults. ``models`` are the defaults of ``--model``."""
+    p = plain_parser(doc)
     if section is not None:
         p.add_argument(
             "--section",
@@ -62,7 +115,7 @@ def parser(
             help="BENCHMARKS.md section to write (another name adds a table beside the main one)",
         )
         p.add_argument("--title", default=section[1], help="the section's heading")
-    p.add_argument("--data", default=DEFAULT_DATA, help="data root (default ../shared/data)")
+    p.add_argument("--data", default=DEFAULT_DATA, help=DATA_HELP)
     p.add_argument("--limit", type=int, help="first N images of each set (quick checks)")
     p.add_argument(
         "--model",
@@ -78,9 +131,7 @@ def parser(
         help="run --model LABEL as a self-ensemble of K = 2, 4 or 8 flips/rotations (repeatable)",
     )
     p.add_argument("--baselines", default=baselines, help=f"comma list (default {baselines})")
-    p.add_argument(
-        "--output", default=str(BENCHMARKS_MD), help="the Markdown file to update (repo root)"
-    )
+    p.add_argument("--output", default=str(BENCHMARKS_MD), help=OUTPUT_HELP)
     p.add_argument("--seed", type=int, default=0, help="base seed (image i: seed + i)")
     p.add_argument(
         "--threads", type=int, help="CPU threads for torch and BM3D alike (default: torch's)"
@@ -93,22 +144,51 @@ def parser(
         p.add_argument(
             "--journal",
             metavar="FILE",
-            help="record each finished image in FILE; run the same command again to resume a "
-            "stopped run (FILE is deleted once the section is written)",
+            help="record each finished image in FILE (a script with several parts, e.g. one "
+            "per image set, writes FILE.PART files); run the same command again to resume a "
+            "stopped run (the files are deleted once the section is written)",
         )
     p.set_defaults(default_models=list(models), journal=None, journals=[])
     return p
 
 
+def check_output(path: str | os.PathLike) -> None:
+    """Stop (:func:`fail`) unless ``path`` can be written: its folder exists, it is no folder."""
+    path = Path(path)
+    if path.is_dir():
+        fail(f"--output {str(path)!r} is a folder; give the Markdown file to update")
+    if not path.parent.is_dir():
+        fail(f"--output {str(path)!r}: the folder {str(path.parent)!r} does not exist")
+
+
 def setup(args: argparse.Namespace) -> None:
-    """Threads, and the allocator setting the ``rimkit`` command uses too."""
+    """Check the arguments before any work (stopping with :func:`fail`), then set threads and
+    the allocator setting the ``rimkit`` command uses too."""
     from rimkit.runtime import reuse_freed_memory
 
+    if args.limit is not None and args.limit < 1:
+        fail(f"--limit must be >= 1, got {args.limit}")
+    if args.threads is not None and args.threads < 1:
+        fail(f"--threads must be >= 1, got {args.threads}")
+    data = getattr(args, "data", None)
+    if data is not None and not Path(data).is_dir():
+        fail(
+            f"data root {str(data)!r} does not exist; give --data or set RIMKIT_DATA to the "
+            "folder holding eval/ and train/"
+        )
+    check_output(args.output)
+    if args.limit is not None and Path(args.output).resolve() == BENCHMARKS_MD:
+        fail(
+            "--limit would replace a published section of the repository's BENCHMARKS.md "
+            "with the numbers of a few images; give --output FILE for a quick check (e.g. "
+            "--output /tmp/BENCHMARKS.md)"
+        )
+    journal = getattr(args, "journal", None)
+    if journal and not Path(journal).parent.is_dir():
+        fail(f"--journal {journal!r}: the folder {str(Path(journal).parent)!r} does not exist")
     reuse_freed_memory()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    if args.limit is not None and args.limit < 1:
-        sys.exit(f"--limit must be >= 1, got {args.limit}")
 
 
 @dataclass
@@ -133,24 +213,37 @@ def load_models(
     curve_factor: float | None = None,
     channels: int | tuple[int, ...] | None = None,
 ) -> list[ModelEntry]:
-    """Each ``--model`` as a RIM method, or a missing entry saying why it is not available
-    (among them a model whose channel count is not ``channels``, or not one of them)."""
+    """Each ``--model`` as a RIM method (or, without ``--model``, each of the script's
+    defaults). A model that cannot be loaded, or whose channel count is not ``channels`` (or
+    not one of them), stops the script (:func:`fail`) when the user gave it; a default one
+    becomes a missing entry saying why, with a note on stderr."""
     from rimkit.zoo import load_model
 
     out = []
+    given = bool(args.model)
     pairs = parse_models(args.model, args.default_models)
     ensembles = parse_ensembles(getattr(args, "ensemble", []), [label for label, _ in pairs])
+    allowed = (channels,) if isinstance(channels, int) else channels
     for label, source in pairs:
         try:
-            loaded = load_model(source)
+            model = load_model(source).model
         except ValueError as err:
-            out.append(ModelEntry(label, source, None, str(err).split(";")[0]))
-            continue
-        model = loaded.model
-        allowed = (channels,) if isinstance(channels, int) else channels
-        if allowed is not None and model.channels not in allowed:
-            need = " or ".join(map(str, allowed))
-            why = f"has {model.channels} channels, this benchmark needs {need}"
+            why = str(err)
+        else:
+            why = ""
+            if allowed is not None and model.channels not in allowed:
+                need = " or ".join(map(str, allowed))
+                why = f"has {model.channels} channels, this benchmark needs {need}"
+        if why:
+            if given:
+                fail(f"--model {label}={source}: {why}")
+            why = why.split(";")[0]
+            print(
+                f"note: default model {label!r} ({source}) not loaded, its rows say "
+                f"{MISSING}: {why}",
+                file=sys.stderr,
+                flush=True,
+            )
             out.append(ModelEntry(label, source, None, why))
             continue
         curve = round(curve_factor * model.train_steps) if curve_factor else None
@@ -167,9 +260,9 @@ def parse_ensembles(items: Sequence[str], labels: Sequence[str]) -> dict[str, in
     for item in items:
         label, _, size = item.partition("=")
         if label not in labels:
-            sys.exit(f"--ensemble {item}: no --model labelled {label!r} (labels: {labels})")
+            fail(f"--ensemble {item}: no --model labelled {label!r} (labels: {labels})")
         if not size.isdigit() or int(size) not in SIZES:
-            sys.exit(f"--ensemble {item}: K must be one of {SIZES}")
+            fail(f"--ensemble {item}: K must be one of {SIZES}")
         out[label] = int(size)
     return out
 
@@ -179,12 +272,36 @@ def order(models: Sequence[ModelEntry], bases: Sequence[Method]) -> list[tuple[s
     return [(e.label, e.method is not None) for e in models] + [(m.name, True) for m in bases]
 
 
-def baselines(args: argparse.Namespace, task: str, keep_estimates: bool = True) -> list[Method]:
-    names = [n.strip() for n in args.baselines.split(",") if n.strip() and n.strip() != "none"]
+def baseline_names(args: argparse.Namespace, task: str) -> list[str]:
+    """The names in ``--baselines`` (``none``: no baseline), each checked to be a known
+    baseline for ``task`` with its extra installed (else :func:`fail`)."""
     from rimkit.evaluate.runner import check_baselines
 
-    check_baselines(names, task)
+    names = [n.strip() for n in args.baselines.split(",") if n.strip() and n.strip() != "none"]
+    try:
+        check_baselines(names, task)
+    except ValueError as err:
+        fail(f"--baselines: {err}")
+    return names
+
+
+def baselines(args: argparse.Namespace, task: str, keep_estimates: bool = True) -> list[Method]:
+    names = baseline_names(args, task)
     return [baseline_method(n, task, keep_estimates=keep_estimates) for n in names]
+
+
+def load(
+    args: argparse.Namespace, folder: str, channels: int | None = None
+) -> list[tuple[str, np.ndarray]]:
+    """The images in ``DATA/folder`` (the first ``--limit``); a missing or empty folder, or an
+    unreadable image, stops the script (:func:`fail`)."""
+    path = Path(args.data) / folder
+    if not path.exists():
+        fail(f"image set {str(path)!r} does not exist; name a folder inside --data {args.data!r}")
+    try:
+        return load_images(path, args.limit, channels)
+    except ValueError as err:
+        fail(str(err))
 
 
 def run(
@@ -201,7 +318,7 @@ def run(
     With ``--journal FILE`` each finished image is recorded in FILE (``FILE.PART`` for a
     script that runs several evaluations), and a stopped run resumes from it.
     """
-    images = load_images(Path(args.data) / folder, args.limit, channels)
+    images = load(args, folder, channels)
     return run_images(args, images, protocols, methods, curves, part), len(images)
 
 
@@ -229,7 +346,7 @@ def run_images(
             journal=journal,
         )
     except ValueError as err:
-        sys.exit(f"error: {err}")
+        fail(str(err))
 
 
 def add_curve_factor(p: argparse.ArgumentParser) -> None:
@@ -351,7 +468,11 @@ def write(args: argparse.Namespace, section: str, title: str, parts: Sequence[st
             "are not comparable with the published numbers.**"
         )
     body = "\n\n".join([*head, *parts])
-    path = replace_section(args.output, section, body)
+    try:
+        path = replace_section(args.output, section, body)
+    except (ValueError, OSError) as err:
+        kept = f" (the finished images stay in --journal {args.journal})" if args.journal else ""
+        fail(f"cannot write {args.output!r}: {err}{kept}")
     for journal in args.journals:
         Path(journal).unlink(missing_ok=True)
     if not args.quiet:

@@ -58,15 +58,23 @@ def circular_assumed(entry: C.ModelEntry) -> C.ModelEntry:
 
 def main() -> None:
     p = C.parser(
-        __doc__.splitlines()[0],
+        __doc__,
         models=["deblur", "3task"],
         baselines="tv,fista-wavelet,cg-tikhonov",
         section=("deblur", "Non-blind deblurring, Set12"),
     )
     p.add_argument("--set", default="eval/Set12", help="image folder inside --data")
-    p.add_argument("--kernels", nargs="+", default=list(KERNELS), metavar="SPEC")
-    p.add_argument("--sigmas", type=float, nargs="+", default=list(DEFAULT_SIGMAS["blur"]))
-    p.add_argument("--boundary", default="circular", choices=BOUNDARIES)
+    p.add_argument(
+        "--kernels", nargs="+", default=list(KERNELS), metavar="SPEC",
+        help="blur kernels: gaussian:STD or motion:LENGTH:ANGLE",
+    )  # fmt: skip
+    p.add_argument(
+        "--sigmas", type=float, nargs="+", default=list(DEFAULT_SIGMAS["blur"]),
+        help="noise levels (0-255 scale)",
+    )  # fmt: skip
+    p.add_argument(
+        "--boundary", default="circular", choices=BOUNDARIES, help="how the images are blurred"
+    )
     p.add_argument(
         "--circular-too",
         action="store_true",
@@ -75,7 +83,7 @@ def main() -> None:
     args = p.parse_args()
     C.setup(args)
     if args.circular_too and args.boundary != "valid":
-        raise SystemExit("error: --circular-too compares with --boundary valid; give both")
+        C.fail("--circular-too compares with --boundary valid; give both")
     models = C.load_models(args, channels=1)
     if args.circular_too:
         models = [m for entry in models for m in (entry, circular_assumed(entry))]
@@ -88,7 +96,7 @@ def main() -> None:
             for s in args.sigmas
         ]
     except ValueError as err:
-        raise SystemExit(f"error: {err}") from None
+        C.fail(str(err))
     result, n = C.run(args, args.set, protocols, methods, channels=1, curves=False)
 
     rows = C.psnr_ssim_rows(result, protocols, models, bases)

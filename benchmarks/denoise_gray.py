@@ -40,7 +40,7 @@ SIGMAS = (15, 25, 50)
 
 def main() -> None:
     p = C.parser(
-        __doc__.splitlines()[0],
+        __doc__,
         models=["rim-denoise=denoise-gray", "rim-3task=3task"],
         baselines="bm3d,tv,fista-wavelet",
         section=("denoise-gray", "Gray denoising, BSD68"),

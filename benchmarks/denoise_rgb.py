@@ -30,7 +30,7 @@ KEYS = {"s=15": (15, False), "s=25": (25, False), "s=50": (50, False), "qs=25": 
 
 def main() -> None:
     p = C.parser(
-        __doc__.splitlines()[0],
+        __doc__,
         models=["rim-rgb=denoise-rgb"],
         baselines="bm3d",
         section=("denoise-rgb", "Color denoising, CBSD68"),

@@ -12,7 +12,6 @@ at the high resolution), and an untrained MRI cell at its default widths on a 2-
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import _common as C
@@ -60,12 +59,19 @@ def time_layouts(model: torch.nn.Module, size: tuple[int, int], repeats: int) ->
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = C.plain_parser(__doc__)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per layout (best kept)")
-    p.add_argument("--size", type=int, nargs=2, default=[321, 481], metavar=("H", "W"))
-    p.add_argument("--output", default=str(C.BENCHMARKS_MD), help="the Markdown file to update")
+    p.add_argument(
+        "--size", type=int, nargs=2, default=[321, 481], metavar=("H", "W"), help="image size"
+    )
+    p.add_argument(
+        "--output", default=str(C.BENCHMARKS_MD),
+        help="the Markdown file whose 'layout' section is replaced (default: BENCHMARKS.md at "
+        "the repository root)",
+    )  # fmt: skip
     args = p.parse_args()
+    C.check_output(args.output)
     reuse_freed_memory()
     if args.threads is not None:
         torch.set_num_threads(args.threads)

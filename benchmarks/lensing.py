@@ -22,13 +22,16 @@ from rimkit.evaluate import LensingProtocol
 
 def main() -> None:
     p = C.parser(
-        __doc__.splitlines()[0],
+        __doc__,
         models=["rim=3task", "gdn=gdn-3task", "ffn=ffn-3task"],
         baselines="tv,fista-wavelet,cg-tikhonov",
         section=("lensing", "Strong lensing: transfer to a new forward model"),
     )
     p.add_argument("--set", default="eval/BSD68", help="image folder inside --data")
-    p.add_argument("--radii", type=float, nargs="+", default=[0.3, 0.45, 0.6])
+    p.add_argument(
+        "--radii", type=float, nargs="+", default=[0.3, 0.45, 0.6],
+        help="Einstein radii, in units of the source patch's width",
+    )  # fmt: skip
     p.add_argument("--sigma", type=float, default=0.0, help="noise std, 0-255 scale")
     p.add_argument("--psf", type=float, default=0.0, help="Gaussian PSF width, image pixels")
     p.add_argument("--patches", type=int, default=8, help="32x32 patches per image")

@@ -28,7 +28,6 @@ own ``--section``.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import _common as C
@@ -57,14 +56,19 @@ def load_set(data: Path, name: str, limit: int | None) -> list[tuple[str, np.nda
 
 def main() -> None:
     p = C.parser(
-        __doc__.splitlines()[0],
+        __doc__,
         models=["mri", "3task"],
         baselines="zero-filled,tv,fista-wavelet,cg-tikhonov",
         section=("mri", "Compressed-sensing MRI (single coil, Cartesian)"),
     )
-    p.add_argument("--accelerations", type=float, nargs="+", default=[2.0, 4.0, 8.0])
+    p.add_argument(
+        "--accelerations", type=float, nargs="+", default=[2.0, 4.0, 8.0],
+        help="undersampling factors R",
+    )  # fmt: skip
     p.add_argument("--sigma", type=float, default=0.0, help="k-space noise std, 0-255 scale")
-    p.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
+    p.add_argument(
+        "--sets", nargs="+", choices=SETS, default=list(SETS), help="sets of scans (see above)"
+    )
     p.add_argument(
         "--coils", type=int, default=1, help="simulated receive coils (default 1: single coil)"
     )
@@ -77,19 +81,24 @@ def main() -> None:
     )
     args = p.parse_args()
     C.setup(args)
+    if args.coils < 1:
+        C.fail(f"--coils must be >= 1, got {args.coils}")
     models = C.load_models(args, channels=(1, 2))
     bases = C.baselines(args, "mri", keep_estimates=False)
     methods = [m.method for m in models if m.method] + bases
-    if args.coils < 1:
-        sys.exit(f"--coils must be >= 1, got {args.coils}")
     protocols = [
         MRIProtocol(r, args.mask, args.sigma, args.seed, args.coils) for r in args.accelerations
     ]
 
+    sets = {}
+    for name in args.sets:  # every set before any work
+        try:
+            sets[name] = load_set(Path(args.data), name, args.limit)
+        except (ValueError, OSError) as err:
+            C.fail(f"{err} (the {name} scans in --data)")
     parts = []
     counts = []
-    for name in args.sets:
-        images = load_set(Path(args.data), name, args.limit)
+    for name, images in sets.items():
         counts.append(f"{name} {len(images)}")
         result = C.run_images(args, images, protocols, methods, curves=False, part=name)
         rows = C.psnr_ssim_rows(result, protocols, models, bases, "acceleration")

@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -52,6 +51,9 @@ SCAN = Path("mri") / "bart_pics_brain"
 def load_scan(data: Path) -> tuple[torch.Tensor, np.ndarray]:
     """The acquired k-space ``(1, coils, H, W)`` and the complex reference image ``(H, W)``
     (first ESPIRiT map), scaled to a maximum magnitude of 1."""
+    absent = [name for name in ("ksp.cfl", "img.cfl") if not (data / SCAN / name).is_file()]
+    if absent:
+        C.fail(f"no {' or '.join(absent)} in {str(data / SCAN)!r}: BART's pics example, in --data")
     kspace = torch.from_numpy(read_kspace(data / SCAN / "ksp").astype(np.complex64))[None]
     reference = read_cfl(data / SCAN / "img")[0, :, :, 0, 0].astype(np.complex128)
     return kspace, reference / np.abs(reference).max()
@@ -82,7 +84,7 @@ def fit_scores(estimate: np.ndarray, reference: np.ndarray) -> tuple[float, floa
 
 def main() -> None:
     p = C.parser(
-        __doc__.splitlines()[0],
+        __doc__,
         models=["mri", "3task"],
         baselines="zero-filled,cg-tikhonov,tv,fista-wavelet",
         journal=False,
@@ -106,7 +108,8 @@ def main() -> None:
     args = p.parse_args()
     C.setup(args)
     if any(not 0 <= f < 1 for f in args.drop):
-        sys.exit(f"--drop fractions must lie in [0, 1), got {args.drop}")
+        C.fail(f"--drop fractions must lie in [0, 1), got {args.drop}")
+    names = C.baseline_names(args, "mri")
     kspace, reference_image = load_scan(Path(args.data))
     reference = np.abs(reference_image)
     acquired = sampled_mask(kspace)
@@ -115,7 +118,6 @@ def main() -> None:
         start = time.perf_counter()
         estimated[method] = COIL_MAP_METHODS[method](kspace, acquired)
         map_seconds[method] = time.perf_counter() - start
-    names = [n.strip() for n in args.baselines.split(",") if n.strip() and n.strip() != "none"]
     entries = C.load_models(args, channels=(1, 2))
     models = [(e.label, load_model(e.source).model) for e in entries if e.method is not None]
 

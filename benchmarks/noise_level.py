@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 
 import _common as C
 import numpy as np
 
 from rimkit.evaluate import DenoiseProtocol, InpaintProtocol
 from rimkit.evaluate.metrics import as_image
-from rimkit.evaluate.runner import blind_method, load_images, measured_noise_level
+from rimkit.evaluate.runner import blind_method, measured_noise_level
 from rimkit.noise_level import METHODS
 
 SIGMAS = (5, 15, 25, 50)
@@ -99,13 +98,15 @@ SCATTERED_NOTE = (
 
 def main() -> None:
     p = C.parser(
-        __doc__.splitlines()[0],
+        __doc__,
         models=["rim-denoise=denoise-gray"],
         baselines="bm3d",
         section=("noise-level", "Blind gray denoising, BSD68: the noise level estimated"),
     )
     p.add_argument("--set", default="eval/BSD68", help="image folder inside --data")
-    p.add_argument("--sigmas", type=int, nargs="+", default=list(SIGMAS))
+    p.add_argument(
+        "--sigmas", type=int, nargs="+", default=list(SIGMAS), help="noise levels (0-255 scale)"
+    )
     p.add_argument(
         "--estimators", nargs="+", choices=METHODS, help="default: all (pca with --missing)"
     )
@@ -128,7 +129,7 @@ def main() -> None:
         ]
     if args.quantised:
         protocols += [DenoiseProtocol(s, quantize=True, seed=args.seed) for s in args.sigmas]
-    images = load_images(Path(args.data) / args.set, args.limit, args.channels)
+    images = C.load(args, args.set, args.channels)
     accuracy = estimator_rows(images, protocols, args.estimators)
 
     models = C.load_models(args, channels=args.channels)

@@ -25,14 +25,19 @@ from rimkit.operators import PROJECTION_KINDS
 
 def main() -> None:
     p = C.parser(
-        __doc__.splitlines()[0],
+        __doc__,
         models=["rim=3task", "gdn=gdn-3task", "ffn=ffn-3task"],
         baselines="tv",
         section=("projections", "Random projections and transfer"),
     )
     p.add_argument("--set", default="eval/BSD68", help="image folder inside --data")
-    p.add_argument("--ratios", type=float, nargs="+", default=[0.1, 0.3, 0.5])
-    p.add_argument("--fractions", type=float, nargs="+", default=[0.5, 0.8])
+    p.add_argument(
+        "--ratios", type=float, nargs="+", default=[0.1, 0.3, 0.5], help="projection ratios m/n"
+    )
+    p.add_argument(
+        "--fractions", type=float, nargs="+", default=[0.5, 0.8],
+        help="missing fractions of the transfer to inpainting",
+    )  # fmt: skip
     p.add_argument("--sigma", type=float, default=0.0, help="noise std, 0-255 scale")
     p.add_argument(
         "--denoise-sigmas", type=float, nargs="+", default=[25.0],

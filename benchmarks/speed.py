@@ -1,7 +1,7 @@
-"""Reconstruction speed: seconds per BSD68 image (481x321) for each method, and each method's
-time as a ratio to BM3D's measured in the same run.
+"""Reconstruction speed: seconds per BSD68 image (481x321) of each method, and its ratio to BM3D.
 
-Regenerates the ``speed`` section of BENCHMARKS.md. Gray denoising at sigma 25 (DnCNN
+Regenerates the ``speed`` section of BENCHMARKS.md: each method's seconds per image, and its
+time as a ratio to BM3D's measured in the same run. Gray denoising at sigma 25 (DnCNN
 protocol); each method first runs once on a 64x64 crop (warm-up, not timed), then on every
 image; wall-clock seconds of the whole reconstruction (the RIM's T steps, a baseline's
 iterations), on the CPU with the stated number of torch threads.
@@ -17,12 +17,12 @@ import math
 import _common as C
 import numpy as np
 
-from rimkit.evaluate import DenoiseProtocol, evaluate, load_images
+from rimkit.evaluate import DenoiseProtocol, evaluate
 
 
 def main() -> None:
     p = C.parser(
-        __doc__.splitlines()[0],
+        __doc__,
         models=["rim-denoise=denoise-gray"],
         baselines="bm3d,tv,fista-wavelet",
         journal=False,
@@ -35,7 +35,7 @@ def main() -> None:
     models = C.load_models(args, channels=1)
     bases = C.baselines(args, "denoise", keep_estimates=False)
     methods = [m.method for m in models if m.method] + bases
-    images = load_images(f"{args.data}/{args.set}", args.limit, channels=1)
+    images = C.load(args, args.set, channels=1)
     warm = [("warm-up", images[0][1][:64, :64])]
     evaluate(warm, [protocol], methods, curves=False, examples=False)
     result = evaluate(

@@ -39,18 +39,22 @@ def _cell(psnr: float, ssim: float, published: tuple[float, float] | None, tol: 
 
 def main() -> None:
     p = C.parser(
-        __doc__.splitlines()[0],
+        __doc__,
         models=["rim-sr=sr"],
         baselines="bicubic,tv",
         section=("super-resolution", "Super-resolution, Y channel"),
     )
-    p.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    p.add_argument(
+        "--sets", nargs="+", default=list(SETS), choices=list(SETS),
+        help="image sets (folders eval/NAME inside --data)",
+    )  # fmt: skip
     args = p.parse_args()
     C.setup(args)
     protocols = [SuperResolutionProtocol(s, args.seed) for s in SCALES]
     models = C.load_models(args, channels=1)
     bases = C.baselines(args, "sr", keep_estimates=False)
     methods = [m.method for m in models if m.method] + bases
+    images = {name: C.load(args, SETS[name]) for name in args.sets}  # every set before any work
     parts = [
         "HR cropped to a multiple of s; LR = MATLAB imresize(HR, 1/s, 'bicubic') rounded to 8 "
         "bits; the RIM sees the 8-bit LR Y channel (MATLAB rgb2ycbcr) and "
@@ -62,9 +66,8 @@ def main() -> None:
         "(src/rimkit/solvers/defaults.json)."
     ]
     for name in args.sets:
-        result, n = C.run(
-            args, SETS[name], protocols, methods, channels=None, curves=False, part=name
-        )
+        result = C.run_images(args, images[name], protocols, methods, curves=False, part=name)
+        n = len(images[name])
         header = ["method", *(f"x{s}" for s in SCALES)]
         rows = [header]
         for method, present in C.order(models, bases):

@@ -15,7 +15,6 @@ invertible RIM (i-RIM) with its invert-to-learn backward.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import subprocess
@@ -27,7 +26,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine_line, write_section
+from _common import machine_line, plain_parser, write_section
 
 from rimkit.likelihood import GaussianLikelihood
 from rimkit.models import RIMConfig, count_parameters, trajectory_loss
@@ -130,9 +129,9 @@ def peak_rss_child(cfg: RIMConfig, steps: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=32)
+    parser = plain_parser(__doc__)
+    parser.add_argument("--repeats", type=int, default=3, help="timed steps per cell (best kept)")
+    parser.add_argument("--batch", type=int, default=32, help="32x32 patches per training step")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +16,48 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_"))
+WITH_DATA = [s for s in SCRIPTS if s not in ("layout.py", "train_speed.py")]
+"""The scripts built on ``_common.parser`` (``--data``, ``--model``, ``--output`` ...)."""
+ABSENT = "absent=no-such-model"
+
+# Runs a benchmark script as ``python SCRIPT ARGS`` does, its default models (those measured
+# without --model) replaced by the JSON list in argv[2]: a default that cannot be loaded is
+# what a missing row is made of, and no shipped model is missing.
+WITH_DEFAULTS = """
+import json, runpy, sys
+script, defaults = sys.argv[1], json.loads(sys.argv[2])
+sys.path.insert(0, script.rsplit("/", 1)[0])
+import _common
+make = _common.parser
+_common.parser = lambda doc, **kw: make(doc, **{**kw, "models": defaults})
+sys.argv = [script, *sys.argv[3:]]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def script_cmd(name: str, *args: str, defaults: tuple[str, ...] | None = None) -> list[str]:
+    """The command that runs ``benchmarks/NAME`` with ``args`` (and these default models)."""
+    if defaults is None:
+        return [sys.executable, str(BENCH / name), *args]
+    return [sys.executable, "-c", WITH_DEFAULTS, str(BENCH / name), json.dumps(defaults), *args]
+
+
+def run_cmd(cmd: list[str], **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, **env}
+    )
+
+
+def one_error(done: subprocess.CompletedProcess) -> str:
+    """The one-line ``error: ...`` of a run that stopped on bad input (exit status 2), after
+    nothing but notes of missing default models."""
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    *notes, last = done.stderr.strip().splitlines()
+    assert last.startswith("error: ") and all(n.startswith("note: ") for n in notes), done.stderr
+    return last
 
 
 @pytest.fixture
@@ -25,12 +71,15 @@ def data(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
-def run_script(name: str, data: Path, out: Path, *extra: str) -> str:
+def run_script(
+    name: str, data: Path, out: Path, *extra: str, defaults: tuple[str, ...] = (ABSENT,)
+) -> str:
+    """The section ``name`` writes to ``out`` (``defaults``: its default models; without
+    ``--model`` in ``extra`` those are measured, a row marked missing for one not found)."""
     out.write_text("# Benchmarks\n")
-    cmd = [sys.executable, str(ROOT / "benchmarks" / name), "--data", str(data), "--set", "images"]
-    cmd += ["--baselines", "tv", "--model", "absent=no-such-model", "--quiet", "--threads", "1"]
-    cmd += ["--output", str(out), *extra]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    args = ["--data", str(data), "--set", "images", "--baselines", "tv", "--quiet"]
+    args += ["--threads", "1", "--output", str(out), *extra]
+    done = run_cmd(script_cmd(name, *args, defaults=defaults))
     assert done.returncode == 0, done.stderr
     return out.read_text()
 
@@ -91,11 +140,13 @@ def test_a_journal_resumes_a_stopped_benchmark_and_is_deleted_at_the_end(data, t
     args = ["--quantised-only", "--sigmas", "25", "--journal", str(journal)]
     twice = "<!-- begin: denoise-gray -->\n<!-- end: denoise-gray -->\n"
     out.write_text(twice * 2)  # writing the section fails after the evaluation
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "denoise_gray.py"), "--data", str(data)]
-    cmd += ["--set", "images", "--baselines", "tv", "--model", "absent=no-such-model"]
-    cmd += ["--quiet", "--output", str(out), *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode != 0 and "more than once" in done.stderr
+    cmd = script_cmd(
+        "denoise_gray.py", "--data", str(data), "--set", "images", "--baselines", "tv",
+        "--quiet", "--output", str(out), *args, defaults=(ABSENT,),
+    )  # fmt: skip
+    done = run_cmd(cmd)
+    error = one_error(done)
+    assert "more than once" in error and f"the finished images stay in --journal {journal}" in error
     header_line, entry = journal.read_text().splitlines()
     row = json.loads(entry)["rows"][0]
     assert row["method"] == "tv" and row["psnr"] > 20
@@ -109,9 +160,8 @@ def test_a_journal_resumes_a_stopped_benchmark_and_is_deleted_at_the_end(data, t
 
     journal.write_text(header_line + "\n")  # a journal of sigma 25, given to a run at 50
     cmd[cmd.index("--sigmas") + 1] = "50"
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1 and done.stderr.startswith("error: journal")
-    assert "different evaluation" in done.stderr
+    done = run_cmd(cmd)
+    assert one_error(done).startswith("error: journal") and "different evaluation" in done.stderr
 
 
 def test_projections_curve_factor_sets_how_far_past_t_the_curves_go(data, tmp_path):
@@ -143,8 +193,8 @@ def test_a_curve_factor_below_one_is_refused_by_the_parser(tmp_path):
 def test_lensing_writes_a_row_per_radius_and_a_curve_per_model(data, tmp_path):
     model = tiny_model(tmp_path)
     text = run_script(
-        "lensing.py", data, tmp_path / "B.md", "--model", f"tiny={model}", "--patches", "1",
-        "--radii", "0.3", "0.5", "--psf", "1", "--sigma", "2",
+        "lensing.py", data, tmp_path / "B.md", "--patches", "1",
+        "--radii", "0.3", "0.5", "--psf", "1", "--sigma", "2", defaults=(ABSENT, f"tiny={model}"),
     )  # fmt: skip
     assert "<!-- begin: lensing -->" in text
     rows = [line for line in text.splitlines() if line.startswith("| einstein=")]
@@ -172,8 +222,9 @@ def test_a_self_ensemble_row_beside_the_plain_model(data, tmp_path):
     assert plain > 20 and ensemble > 20 and plain != ensemble
     cmd = [sys.executable, str(ROOT / "benchmarks" / "denoise_rgb.py"), "--data", str(data)]
     cmd += ["--set", "images", "--model", "rgb=denoise-rgb", "--ensemble", "nope=8"]
+    cmd += ["--output", str(tmp_path / "C.md")]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode != 0 and "no --model labelled 'nope'" in done.stderr
+    assert "no --model labelled 'nope'" in one_error(done)
 
 
 def test_super_resolution_writes_the_section_it_is_given(tmp_path):
@@ -185,11 +236,12 @@ def test_super_resolution_writes_the_section_it_is_given(tmp_path):
     Image.fromarray(image).save(folder / "a.png")
     out = tmp_path / "B.md"
     out.write_text("# Benchmarks\n")
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "super_resolution.py")]
-    cmd += ["--data", str(tmp_path / "data"), "--sets", "Set5", "--baselines", "bicubic"]
-    cmd += ["--model", "absent=no-such-model", "--quiet", "--threads", "1", "--output", str(out)]
-    cmd += ["--section", "sr-extra", "--title", "SR, more"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    cmd = script_cmd(
+        "super_resolution.py", "--data", str(tmp_path / "data"), "--sets", "Set5",
+        "--baselines", "bicubic", "--quiet", "--threads", "1", "--output", str(out),
+        "--section", "sr-extra", "--title", "SR, more", defaults=(ABSENT,),
+    )  # fmt: skip
+    done = run_cmd(cmd)
     assert done.returncode == 0, done.stderr
     text = out.read_text()
     assert "<!-- begin: sr-extra -->\n## SR, more" in text
@@ -224,12 +276,13 @@ def test_mri_measures_each_set_of_scans_at_each_acceleration(tmp_path):
         export_weights(models[name], cfg.build(), {"config": {"model": cfg.to_dict()}})
     out = tmp_path / "B.md"
     out.write_text("# Benchmarks\n")
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "mri.py"), "--data", str(tmp_path / "data")]
-    cmd += [arg for name, path in models.items() for arg in ("--model", f"{name}={path}")]
-    cmd += ["--model", "absent=no-such-model", "--output", str(out)]
-    cmd += ["--accelerations", "2", "4", "--baselines", "zero-filled", "--quiet", "--threads", "1"]
+    defaults = (*(f"{name}={path}" for name, path in models.items()), ABSENT)
+    base = script_cmd("mri.py", "--data", str(tmp_path / "data"), defaults=defaults)
+    cmd = [*base, "--output", str(out), "--accelerations", "2", "4"]
+    cmd += ["--baselines", "zero-filled", "--quiet", "--threads", "1"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    assert "note: default model 'rgb'" in done.stderr  # the default with 3 channels: a note
     text = out.read_text()
     assert "Images: t1-coronal 1, dipy-b0 3, bart-brain 1. Mask: 1-D variable-density" in text
     assert "Single coil." in text
@@ -244,7 +297,10 @@ def test_mri_measures_each_set_of_scans_at_each_acceleration(tmp_path):
             assert tiny == zero_filled and float(zero_filled.split(" / ")[0]) > 0
             assert float(gray.split(" / ")[0]) >= float(zero_filled.split(" / ")[0]) - 0.01
     assert "`rgb` (" in text and "has 3 channels, this benchmark needs 1 or 2" in text
-    fastmri = [*cmd[:4], "--output", str(tmp_path / "F.md"), "--sets", "t1-coronal"]
+    given = [*base, "--model", f"rgb={models['rgb']}", "--output", str(tmp_path / "G.md")]
+    error = one_error(subprocess.run(given, capture_output=True, text=True, timeout=300))
+    assert f"--model rgb={models['rgb']}: has 3 channels, this benchmark needs 1 or 2" in error
+    fastmri = [*base, "--output", str(tmp_path / "F.md"), "--sets", "t1-coronal"]
     fastmri += ["--mask", "random", "--accelerations", "4", "--baselines", "zero-filled", "--quiet"]
     done = subprocess.run(fastmri, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -255,8 +311,8 @@ def test_mri_measures_each_set_of_scans_at_each_acceleration(tmp_path):
 def test_deblur_writes_psnr_and_ssim_per_kernel_and_noise_level(data, tmp_path):
     model = tiny_model(tmp_path)
     text = run_script(
-        "deblur.py", data, tmp_path / "B.md", "--model", f"tiny={model}",
-        "--kernels", "gaussian:1.6", "motion:7:45", "--sigmas", "2.55",
+        "deblur.py", data, tmp_path / "B.md", "--kernels", "gaussian:1.6", "motion:7:45",
+        "--sigmas", "2.55", defaults=(ABSENT, f"tiny={model}"),
     )  # fmt: skip
     assert "<!-- begin: deblur -->" in text
     rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| gauss")]
@@ -271,10 +327,10 @@ def test_deblur_writes_psnr_and_ssim_per_kernel_and_noise_level(data, tmp_path):
 
 def test_deblur_names_a_bad_kernel(data, tmp_path):
     cmd = [sys.executable, str(ROOT / "benchmarks" / "deblur.py"), "--data", str(data)]
-    cmd += ["--kernels", "disk:3", "--output", str(tmp_path / "B.md"), "--model", "a=no-such"]
+    cmd += ["--kernels", "disk:3", "--output", str(tmp_path / "B.md")]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode != 0 and "unknown kernel 'disk:3'" in done.stderr
-    assert "Traceback" not in done.stderr and not (tmp_path / "B.md").exists()
+    assert "unknown kernel 'disk:3'" in one_error(done)
+    assert not (tmp_path / "B.md").exists()
 
 
 def test_mri_multicoil_scores_each_method_on_the_scan_and_its_thinned_samples(tmp_path):
@@ -303,18 +359,11 @@ def test_mri_multicoil_scores_each_method_on_the_scan_and_its_thinned_samples(tm
     export_weights(model, cfg.build(), {"config": {"model": cfg.to_dict()}})
     out = tmp_path / "B.md"
     out.write_text("# Benchmarks\n")
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "mri_multicoil.py")]
-    cmd += ["--data", str(tmp_path / "data"), "--model", f"tiny={model}"]
-    cmd += [
-        "--model",
-        "absent=no-such-model",
-        "--baselines",
-        "zero-filled,tv",
-        "--drop",
-        "0",
-        "0.5",
-    ]
-    cmd += ["--output", str(out), "--quiet", "--threads", "1"]
+    cmd = script_cmd(
+        "mri_multicoil.py", "--data", str(tmp_path / "data"), "--baselines", "zero-filled,tv",
+        "--drop", "0", "0.5", "--output", str(out), "--quiet", "--threads", "1",
+        defaults=(f"tiny={model}", ABSENT),
+    )  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     text = out.read_text()
@@ -361,8 +410,8 @@ def test_train_speed_counts_memory_that_grows_with_t_except_for_the_irim():
 def test_noise_level_scores_the_estimators_and_each_method_told_them(data, tmp_path):
     model = tiny_model(tmp_path)
     text = run_script(
-        "noise_level.py", data, tmp_path / "B.md", "--model", f"tiny={model}",
-        "--sigmas", "10", "30", "--quantised",
+        "noise_level.py", data, tmp_path / "B.md", "--sigmas", "10", "30", "--quantised",
+        defaults=(ABSENT, f"tiny={model}"),
     )  # fmt: skip
     assert "<!-- begin: noise-level -->" in text
     errors = [line.split("|")[1:-1] for line in text.splitlines() if "| pca |" in line]
@@ -387,8 +436,8 @@ def test_noise_level_with_missing_pixels_scores_the_scattered_mask_estimate(data
 def test_deblur_with_valid_boundaries_adds_the_circular_assumption_rows(data, tmp_path):
     model = tiny_model(tmp_path)
     text = run_script(
-        "deblur.py", data, tmp_path / "B.md", "--model", f"tiny={model}", "--kernels",
-        "motion:7:45", "--sigmas", "2.55", "--boundary", "valid", "--circular-too",
+        "deblur.py", data, tmp_path / "B.md", "--kernels", "motion:7:45", "--sigmas", "2.55",
+        "--boundary", "valid", "--circular-too", defaults=(ABSENT, f"tiny={model}"),
     )  # fmt: skip
     methods = next(line for line in text.splitlines() if line.startswith("| setting"))
     assert [m.strip() for m in methods.split("|")[1:-1]] == [
@@ -399,4 +448,132 @@ def test_deblur_with_valid_boundaries_adds_the_circular_assumption_rows(data, tm
     cmd = [sys.executable, str(ROOT / "benchmarks" / "deblur.py"), "--data", str(data)]
     cmd += ["--circular-too", "--output", str(tmp_path / "C.md"), "--model", "a=no-such"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode != 0 and "give both" in done.stderr
+    assert "give both" in one_error(done)
+
+
+@pytest.mark.parametrize("script", ["denoise_gray.py", "layout.py"])
+def test_an_output_in_a_missing_folder_or_a_folder_stops_before_any_work(data, tmp_path, script):
+    journal = tmp_path / "run.jsonl"
+    args = ["--data", str(data), "--set", "images", "--baselines", "tv", "--quiet"]
+    args += ["--sigmas", "25", "--journal", str(journal)]
+    for output, message in (
+        (tmp_path / "nodir" / "B.md", f"the folder {str(tmp_path / 'nodir')!r} does not exist"),
+        (tmp_path, "is a folder; give the Markdown file to update"),
+    ):
+        start = time.monotonic()
+        extra = args if script != "layout.py" else []
+        done = run_cmd(script_cmd(script, *extra, "--output", str(output), defaults=(ABSENT,)))
+        error = one_error(done)
+        assert error.startswith(f"error: --output {str(output)!r}") and message in error
+        assert time.monotonic() - start < 60
+        assert not journal.exists()  # no image was evaluated
+        assert "note: default model" not in done.stderr  # nor a model loaded
+
+
+def test_limit_with_the_default_output_is_refused(data):
+    published = (ROOT / "BENCHMARKS.md").read_bytes()
+    args = ["--data", str(data), "--set", "images", "--baselines", "tv", "--limit", "1"]
+    for output in ([], ["--output", str(ROOT / "BENCHMARKS.md")]):
+        error = one_error(run_cmd(script_cmd("denoise_gray.py", *args, *output)))
+        assert "--limit would replace a published section" in error
+        assert "give --output FILE for a quick check" in error
+    assert (ROOT / "BENCHMARKS.md").read_bytes() == published
+
+
+@pytest.mark.parametrize("script", WITH_DATA)
+def test_a_missing_data_root_is_one_line_naming_it(tmp_path, script):
+    root = tmp_path / "nonexistent"
+    expected = (
+        f"error: data root {str(root)!r} does not exist; give --data or set RIMKIT_DATA to the "
+        "folder holding eval/ and train/"
+    )
+    out = ["--output", str(tmp_path / "B.md")]
+    assert one_error(run_cmd(script_cmd(script, *out), RIMKIT_DATA=str(root))) == expected
+    if script == "denoise_gray.py":
+        given = script_cmd(script, "--data", str(root), *out)
+        assert one_error(run_cmd(given, RIMKIT_DATA=str(tmp_path))) == expected
+    assert not (tmp_path / "B.md").exists()
+
+
+def test_a_missing_image_set_or_scan_in_the_data_root_is_one_line(data, tmp_path):
+    out = ["--output", str(tmp_path / "B.md"), "--baselines", "tv"]
+    for script in ("denoise_gray.py", "speed.py", "noise_level.py"):
+        done = run_cmd(script_cmd(script, "--data", str(data), "--set", "eval/Set13", *out))
+        missing = str(data / "eval" / "Set13")
+        assert one_error(done) == (
+            f"error: image set {missing!r} does not exist; name a folder inside --data "
+            f"{str(data)!r}"
+        )
+    done = run_cmd(script_cmd("mri_multicoil.py", "--data", str(data), *out))
+    assert f"no ksp.cfl or img.cfl in {str(data / 'mri' / 'bart_pics_brain')!r}" in one_error(done)
+    done = run_cmd(script_cmd("mri.py", "--data", str(data), *out))
+    error = one_error(done)
+    assert "t1_coronal_slice.npy' does not exist (the t1-coronal scans in --data)" in error
+
+
+@pytest.mark.parametrize("script", ["denoise_gray.py", "mri_multicoil.py"])
+def test_an_unknown_baseline_is_one_line(data, tmp_path, script):
+    args = ["--data", str(data), "--baselines", "tv,bm4d", "--output", str(tmp_path / "B.md")]
+    error = one_error(run_cmd(script_cmd(script, *args, defaults=())))
+    assert error.startswith("error: --baselines: unknown baseline 'bm4d'; known: ")
+
+
+def test_a_model_given_that_cannot_be_loaded_is_an_error_naming_it(data, tmp_path):
+    args = ["--data", str(data), "--set", "images", "--baselines", "tv", "--sigmas", "25"]
+    args += ["--quiet", "--output", str(tmp_path / "B.md"), "--model", "rim=denoise-gray"]
+    done = run_cmd(script_cmd("denoise_gray.py", *args, "--model", "typo=denoise-grey"))
+    error = one_error(done)
+    assert error.startswith("error: --model typo=denoise-grey: unknown model 'denoise-grey'")
+    assert "not a shipped model" in error and not (tmp_path / "B.md").exists()
+
+
+def test_a_default_model_that_cannot_be_loaded_is_a_missing_row_and_a_note(data, tmp_path):
+    out = tmp_path / "B.md"
+    out.write_text("")
+    args = ["--data", str(data), "--set", "images", "--baselines", "tv", "--quantised-only"]
+    args += ["--sigmas", "25", "--quiet", "--output", str(out)]
+    done = run_cmd(script_cmd("denoise_gray.py", *args, defaults=(ABSENT, "gone=no-more")))
+    assert done.returncode == 0, done.stderr
+    notes = done.stderr.strip().splitlines()  # one line each, even with --quiet
+    expected = (("absent", "no-such-model"), ("gone", "no-more"))
+    assert len(notes) == len(expected)
+    for note, (label, source) in zip(notes, expected, strict=True):
+        assert note.startswith(
+            f"note: default model {label!r} ({source}) not loaded, its rows say missing: "
+            f"unknown model {source!r}: not a shipped model ("
+        )
+    text = out.read_text()
+    assert "| absent (ours) | missing |" in text and "| gone (ours) | missing |" in text
+    assert "- `gone` (no-more): missing: unknown model 'no-more'" in text
+
+
+def option_help(text: str, option: str) -> str:
+    """The help of ``option`` in ``--help`` output, as one line."""
+    block = re.search(rf"^  {re.escape(option)}\b(.*?)(?=^  -|^\S|\Z)", text, re.M | re.S)
+    assert block, option
+    return " ".join(block.group(1).split())
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_shows_the_docstring_its_examples_and_the_defaults(script):
+    done = run_cmd(script_cmd(script, "--help"), COLUMNS="1000")  # no wrapped lines
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    doc = ast.get_docstring(ast.parse((BENCH / script).read_text()))
+    description = doc.split("\n\n")[0]
+    assert description.endswith(".") and description in text  # a whole sentence, not cut off
+    examples = [line.strip() for line in doc.splitlines() if line.strip().startswith("python ")]
+    assert examples and all(line in text for line in examples)
+    if script in WITH_DATA:
+        assert "(default: $RIMKIT_DATA, else ../shared/data)" in option_help(text, "--data")
+        output = option_help(text, "--output")
+        assert "(default: BENCHMARKS.md at the repository root" in output
+        assert "a quick check (--limit) needs another file" in output
+        if "--journal" in text:
+            assert "a script with several parts" in option_help(text, "--journal")
+            assert "writes FILE.PART files" in option_help(text, "--journal")
+    for option in ("--set", "--sets", "--sigmas", "--kernels", "--radii", "--accelerations"):
+        if re.search(rf"^  {option}\b", text, re.M):
+            assert "default" in option_help(text, option), option
+    if re.search(r"^  --patches\b", text, re.M):
+        assert "(default: 8)" in option_help(text, "--patches")
