@@ -17,8 +17,9 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -421,4 +422,46 @@ TASKS: dict[str, type] = {
     "mri": MRITask,
     "lensing": LensingTask,
 }
-"""Task name -> class, for configs."""
+"""Task name -> class, for configs (:func:`register_task` adds your own)."""
+
+
+def register_task(name: str) -> Callable[[type], type]:
+    """Class decorator: a task of your own, named ``name`` in a config's ``tasks``.
+
+    The class is a dataclass whose fields are the config entry's keys (typed; a ``tuple`` field
+    takes a YAML list) with a ``sample(x, generator) -> Measurement`` that measures a batch
+    ``x`` (B, C, P, P) of clean patches; ``rimkit.train.train`` then trains a RIM on it with
+    everything else a recipe gives (checkpoints, resume, validation, logs). A non-linear
+    forward model returns a :class:`Measurement` subclass whose ``likelihood()`` is an
+    :class:`~rimkit.likelihood.AutogradLikelihood`. Register before the config is read, in
+    every process that reads it (the ``rimkit`` command knows only the built-in tasks).
+
+    Example:
+        >>> @register_task("denoise-0-10")
+        ... @dataclass
+        ... class LightNoise:
+        ...     sigma: tuple[float, float] = (0.0, 10.0)
+        ...
+        ...     def sample(self, x, generator):
+        ...         return DenoiseTask(self.sigma).sample(x, generator)
+        >>> from rimkit.train import ExperimentConfig
+        >>> cfg = ExperimentConfig.from_dict({"tasks": [{"name": "denoise-0-10", "sigma": [0, 5]}]})
+        >>> cfg.tasks
+        [{'name': 'denoise-0-10', 'sigma': [0, 5]}]
+        >>> del TASKS["denoise-0-10"]
+    """
+
+    def register(cls: type) -> type:
+        if not dataclasses.is_dataclass(cls) or not callable(getattr(cls, "sample", None)):
+            raise TypeError(
+                f"task {name!r}: {getattr(cls, '__qualname__', cls)!r} must be a dataclass with "
+                "a sample(x, generator) method returning a Measurement"
+            )
+        if TASKS.get(name, cls) is not cls:
+            raise ValueError(
+                f"task name {name!r} is taken (by {TASKS[name].__qualname__}); choose another"
+            )
+        TASKS[name] = cls
+        return cls
+
+    return register

@@ -245,7 +245,10 @@ def build_tasks(entries: list[dict[str, Any]]) -> Task:
         name = fields.pop("name")
         weight = _check_type(fields.pop("weight", 1.0), float, f"{where}.weight")
         if name not in TASKS:
-            raise ValueError(f"unknown task {name!r} in {where}; known: {', '.join(TASKS)}")
+            raise ValueError(
+                f"unknown task {name!r} in {where}; known: {', '.join(TASKS)} (a task of your "
+                "own: rimkit.tasks.register_task, then train from Python)"
+            )
         tasks.append(typed(TASKS[name], fields, f"{where} ({name})"))
         weights.append(weight)
     return TaskMixture(tasks, weights)

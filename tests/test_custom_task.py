@@ -1,0 +1,113 @@
+"""A task of one's own (rimkit.tasks.register_task): trained, resumed and loaded like a built-in
+one, for a linear forward model and for a non-linear one through autograd."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from rimkit.likelihood import AutogradLikelihood
+from rimkit.operators import LinearOperator
+from rimkit.tasks import TASKS, Measurement, register_task
+from rimkit.train import ExperimentConfig, train
+from rimkit.zoo import load_model
+
+
+class EveryOtherColumn(LinearOperator):
+    def forward(self, x):  # (B, C, H, W) -> (B, C, H, W / 2)
+        return x[..., ::2]
+
+    def adjoint(self, y):
+        return torch.stack([y, torch.zeros_like(y)], dim=-1).flatten(-2)
+
+
+@dataclass
+class ColumnsTask:
+    sigma: tuple[float, float] = (0.0, 10.0)
+
+    def sample(self, x, generator):
+        op = EveryOtherColumn()
+        sigma = torch.empty(len(x), dtype=torch.float64).uniform_(*self.sigma, generator=generator)
+        sigma = (sigma / 255).to(x.dtype)  # (B,)
+        y = op(x) + sigma.view(-1, 1, 1, 1) * torch.randn(
+            op(x).shape, generator=generator, dtype=x.dtype
+        )
+        return Measurement(op, y, sigma, x, op.adjoint(y), "columns")
+
+
+class Squared:
+    """A non-linear forward model: y = x^2 (pixelwise)."""
+
+    def __call__(self, x):
+        return x * x
+
+
+@dataclass
+class SquaredMeasurement(Measurement):
+    def likelihood(self):
+        return AutogradLikelihood(self.operator, self.y, self.sigma)
+
+
+@dataclass
+class SquaredTask:
+    sigma: tuple[float, float] = (1.0, 5.0)
+
+    def sample(self, x, generator):
+        sigma = torch.empty(len(x), dtype=torch.float64).uniform_(*self.sigma, generator=generator)
+        sigma = (sigma / 255).to(x.dtype)
+        y = x * x + sigma.view(-1, 1, 1, 1) * torch.randn(x.shape, generator=generator)
+        return SquaredMeasurement(Squared(), y, sigma, x, torch.full_like(x, 0.5), "squared")
+
+
+@pytest.fixture
+def registered():
+    names = {"columns": ColumnsTask, "squared": SquaredTask}
+    for name, cls in names.items():
+        register_task(name)(cls)
+    yield
+    for name in names:
+        TASKS.pop(name, None)
+
+
+def config(folder, task: dict, iterations: int = 4) -> ExperimentConfig:
+    return ExperimentConfig.from_dict(
+        {
+            "model": {"features": 4, "hidden": 4, "train_steps": 2},
+            "data": {"train": str(folder), "val_images": 2, "val_patches": 8, "patch_size": 16},
+            "tasks": [task],
+            "optim": {"iterations": iterations, "batch_size": 4, "val_every": 2},
+        }
+    )
+
+
+def test_a_registered_linear_task_trains_resumes_and_loads(image_folder, tmp_path, registered):
+    cfg = config(image_folder, {"name": "columns", "sigma": [0, 5]})
+    assert cfg.tasks == [{"name": "columns", "sigma": [0, 5]}]
+    whole = train(cfg, tmp_path / "whole", progress=False)
+    train(cfg, tmp_path / "halves", stop_after=2, progress=False)
+    resumed = train(cfg, tmp_path / "halves", resume=True, progress=False)
+    assert resumed["iteration"] == whole["iteration"] == 4
+    assert resumed["val_psnr_final"] == pytest.approx(whole["val_psnr_final"], abs=1e-4)
+
+    TASKS.pop("columns")  # loading the weights needs no registration
+    loaded = load_model(str(tmp_path / "whole"))
+    assert loaded.config["tasks"] == [{"name": "columns", "sigma": [0, 5]}]
+    assert loaded.model.train_steps == 2
+
+
+def test_a_registered_non_linear_task_trains_through_autograd(image_folder, tmp_path, registered):
+    meta = train(config(image_folder, {"name": "squared"}), tmp_path / "run", progress=False)
+    assert meta["iteration"] == 4 and len(meta["val_psnr_per_step"]) == 2
+    assert all(score == score for score in meta["val_psnr_per_step"])  # finite, not NaN
+
+
+def test_registration_refuses_a_taken_name_and_a_class_without_sample(registered):
+    with pytest.raises(ValueError, match=r"task name 'denoise' is taken \(by DenoiseTask\)"):
+        register_task("denoise")(ColumnsTask)
+    register_task("columns")(ColumnsTask)  # the same class again is fine
+    with pytest.raises(TypeError, match="must be a dataclass with a sample"):
+        register_task("plain")(EveryOtherColumn)
+    with pytest.raises(ValueError, match=r"unknown task 'colums'.*register_task"):
+        ExperimentConfig.from_dict({"tasks": [{"name": "colums"}]})
