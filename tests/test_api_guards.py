@@ -289,3 +289,25 @@ def test_a_numpy_target_and_an_int_generator_are_named():
         trajectory_loss(trajectory, x.numpy())
     with pytest.raises(TypeError, match=r"torch\.Generator\(\)\.manual_seed\(0\)"):
         simulate(x, Identity(), GaussianNoise(0.1), 0)
+
+
+def test_a_double_operator_runs_with_a_float_rim_and_stays_double():
+    from rimkit.operators import Blur, adjoint_mismatch, gaussian_kernel
+    from rimkit.reconstruct import RIMReconstructor
+
+    blur = Blur(gaussian_kernel(1.0))
+    x = torch.rand(1, 1, 16, 16)
+    assert adjoint_mismatch(blur, x).max() < 1e-12  # computed on a float64 copy
+    assert blur.kernel.dtype == torch.float32
+    blur.double()  # nn.Module.double() converts in place
+    rim = build_rim(features=4, hidden=4, train_steps=2)
+    trajectory = RIMReconstructor(rim)(blur(x.double()), blur, 0.01)
+    assert trajectory.estimates[-1].dtype == torch.float32 and blur.kernel.dtype == torch.float64
+
+
+def test_rim_reconstructor_points_a_non_linear_model_to_autograd_likelihood():
+    from rimkit.reconstruct import RIMReconstructor
+
+    rim = build_rim(features=4, hidden=4, train_steps=2)
+    with pytest.raises(ValueError, match=r"got function; .*model\(AutogradLikelihood\(f, y"):
+        RIMReconstructor(rim)(torch.rand(1, 1, 8, 8), lambda x: x * x, 0.01)

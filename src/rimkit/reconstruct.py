@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 
 import torch
@@ -146,12 +147,18 @@ class RIMReconstructor:
         x0: Tensor | None = None,
     ) -> Trajectory:
         y = check_measurement(y)
+        if not isinstance(operator, LinearOperator):
+            raise ValueError(
+                f"RIMReconstructor takes a rimkit LinearOperator, got {type(operator).__name__}; "
+                "for a non-linear forward model f run the RIM itself: "
+                "model(AutogradLikelihood(f, y, sigma), x0=...)"
+            )
         if self.tile is not None and x0 is None:
             return reconstruct_tiled(self, y, operator, sigma, self.tile, self.overlap)
         param = next(self.model.parameters())
         dtype = param.dtype.to_complex() if y.is_complex() else param.dtype  # MRI: k-space
         y = y.to(device=param.device, dtype=dtype)
-        operator = operator.to(param.device)
+        operator = in_model_dtype(operator.to(param.device), param.dtype)
         if x0 is None:
             x0 = initial_estimate(operator, y, flat=getattr(self.model, "start", "task") == "flat")
         likelihood = GaussianLikelihood(operator, y, sigma)
@@ -160,6 +167,26 @@ class RIMReconstructor:
             return self.model(CountingLikelihood(likelihood, bar), x0=x0, steps=self.steps)
 
     __call__ = reconstruct
+
+
+CASTS = {torch.float32: "float", torch.float64: "double", torch.float16: "half"}
+"""The ``nn.Module`` method that casts a module's real tensors (only those) to a dtype."""
+
+
+def in_model_dtype(operator: LinearOperator, dtype: torch.dtype) -> LinearOperator:
+    """``operator``, or a copy of it whose real tensors are cast to ``dtype`` where some are
+    of another float type (a ``.double()`` operator for a float32 model); complex ones stay.
+
+    Example:
+        >>> from rimkit.operators import Blur, gaussian_kernel
+        >>> blur = Blur(gaussian_kernel(1.0)).double()
+        >>> in_model_dtype(blur, torch.float32).kernel.dtype, blur.kernel.dtype
+        (torch.float32, torch.float64)
+    """
+    tensors = [*operator.parameters(), *operator.buffers()]
+    if all(t.dtype == dtype for t in tensors if t.is_floating_point()):
+        return operator
+    return getattr(copy.deepcopy(operator), CASTS.get(dtype, str(dtype)[6:]))()
 
 
 class CountingLikelihood:

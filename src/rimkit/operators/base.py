@@ -15,6 +15,8 @@ Example:
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import Tensor, nn
 
@@ -79,17 +81,20 @@ def adjoint_mismatch(op: LinearOperator, x: Tensor, seed: int = 0) -> Tensor:
     """How far ``op.adjoint`` is from the adjoint of ``op``, per sample, shape ``(B,)``:
 
     ``|<A x, y> - <x, A^H y>| / (||A|| ||x|| ||y||)`` for random ``y`` shaped like ``A x``, with
-    ``||A||`` by power iteration on ``A^H A``. Near machine epsilon (about 1e-15 in float64) for
-    a correct adjoint; run it in float64 (``op.double()``, ``x.double()``) on a custom operator
-    before training with it.
+    ``||A||`` by power iteration on ``A^H A``. Computed in double precision on a copy of ``op``
+    (``op`` and ``x`` are left as they are), so it is near machine epsilon (about 1e-15) for a
+    correct adjoint: run it on a custom operator before training with it.
 
     Example:
         >>> import torch
         >>> from rimkit.operators import Blur, gaussian_kernel
-        >>> x = torch.rand(2, 1, 16, 16, dtype=torch.float64)
-        >>> bool(adjoint_mismatch(Blur(gaussian_kernel(1.0)).double(), x).max() < 1e-12)
-        True
+        >>> x = torch.rand(2, 1, 16, 16)
+        >>> blur = Blur(gaussian_kernel(1.0))
+        >>> bool(adjoint_mismatch(blur, x).max() < 1e-12), blur.kernel.dtype
+        (True, torch.float32)
     """
+    op = copy.deepcopy(op).double()
+    x = x.to(torch.complex128 if x.is_complex() else torch.float64)
     gen = torch.Generator().manual_seed(seed)
     ax = op(x)
     y = torch.randn(ax.shape, generator=gen, dtype=ax.real.dtype).to(ax.device)
