@@ -111,3 +111,17 @@ def test_registration_refuses_a_taken_name_and_a_class_without_sample(registered
         register_task("plain")(EveryOtherColumn)
     with pytest.raises(ValueError, match=r"unknown task 'colums'.*register_task"):
         ExperimentConfig.from_dict({"tasks": [{"name": "colums"}]})
+
+
+def test_a_sample_that_returns_no_measurement_is_named(image_folder, tmp_path, registered):
+    @dataclass
+    class TupleTask:
+        def sample(self, x, generator):
+            return x, x
+
+    register_task("tuple")(TupleTask)
+    try:
+        with pytest.raises(TypeError, match=r"TupleTask\.sample returned tuple; a task's sample"):
+            train(config(image_folder, {"name": "tuple"}), tmp_path / "run", progress=False)
+    finally:
+        TASKS.pop("tuple")

@@ -54,7 +54,20 @@ from rimkit.reconstruct import initial_estimate
 
 @dataclass
 class Measurement:
-    """One batch of a task: ``y = A(target) + n`` with per-sample ``sigma`` (data units)."""
+    """One batch of a task: ``y = A(target) + n`` with per-sample ``sigma`` (data units).
+
+    - ``operator``: the forward model ``A`` (a :class:`~rimkit.operators.LinearOperator`; for a
+      non-linear model, any callable, in a subclass whose :meth:`likelihood` is an
+      :class:`~rimkit.likelihood.AutogradLikelihood`).
+    - ``y``: the noisy measurement, batch first; ``sigma``: ``(B,)`` noise std in the units of
+      ``y`` (the 0-1 scale for images in [0, 1]: ``25 / 255``, not 25).
+    - ``target``: what the RIM should reconstruct ``(B, C, H, W)``, usually the clean patches.
+    - ``x0``: the estimate the RIM starts from, of the target's shape (e.g. ``A^T y``, or
+      ``y`` for denoising); reconstruct with the same start (``RIMReconstructor(...)(y, A,
+      sigma, x0=...)``), since :func:`rimkit.reconstruct.initial_estimate` knows only the
+      built-in operators and starts others from a flat 0.5 image.
+    - ``name``: the task's name; ``"mri"`` scores validation on magnitudes.
+    """
 
     operator: LinearOperator
     y: Tensor
@@ -406,11 +419,18 @@ class TaskMixture:
             raise ValueError(f"weights must be {len(self.tasks)} non-negative numbers, not all 0")
 
     def sample(self, x: Tensor, generator: torch.Generator) -> Measurement:
-        if len(self.tasks) == 1:
-            return self.tasks[0].sample(x, generator)
-        probs = torch.tensor(self.weights, dtype=torch.float64)
-        pick = int(torch.multinomial(probs, 1, generator=generator))
-        return self.tasks[pick].sample(x, generator)
+        pick = 0
+        if len(self.tasks) > 1:
+            probs = torch.tensor(self.weights, dtype=torch.float64)
+            pick = int(torch.multinomial(probs, 1, generator=generator))
+        task = self.tasks[pick]
+        measured = task.sample(x, generator)
+        if not isinstance(measured, Measurement):
+            raise TypeError(
+                f"{type(task).__name__}.sample returned {type(measured).__name__}; a task's "
+                "sample(x, generator) must return a rimkit.tasks.Measurement"
+            )
+        return measured
 
 
 TASKS: dict[str, type] = {
