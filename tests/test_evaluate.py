@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import re
@@ -21,14 +22,16 @@ from rimkit.evaluate.protocols import (
     DenoiseProtocol,
     InpaintProtocol,
     LensingProtocol,
+    MRIProtocol,
     ProjectionProtocol,
     SuperResolutionProtocol,
     add_noise,
     psnr_curve,
+    score,
     sr_measurement,
 )
 from rimkit.evaluate.report import markdown_table, parse_markdown_table, write_report
-from rimkit.io import to_tensor
+from rimkit.io import from_tensor, to_tensor
 from rimkit.models import RIMConfig, build_rim
 from rimkit.operators import BicubicDownsample
 from rimkit.reconstruct import RIMReconstructor
@@ -269,6 +272,188 @@ def test_convergence_curve_runs_past_the_trained_steps():
     result = runner.evaluate([("x", _smooth((16, 16)))], [DenoiseProtocol(25)], [method])
     assert len(result.curves["sigma=25"]["rim"]) == 5
     assert result.rows[0]["psnr"] == pytest.approx(curve[1])  # reported at the trained T = 2
+
+
+# ----------------------------------------------------------------------------- evaluate() input
+
+
+def _never(case):
+    raise AssertionError("a method ran although the input was bad")
+
+
+def _gauss(case):
+    """A method of one's own: a 3 x 3 mean of the measurement, as a tensor (1, C, H, W)."""
+    return [torch.nn.functional.avg_pool2d(case.y, 3, 1, 1, count_include_pad=False)]
+
+
+def _evaluate(images, *methods, **kw):
+    return runner.evaluate(images, [DenoiseProtocol(25)], list(methods), **kw)
+
+
+_FLOAT = _smooth((16, 16))
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (
+            (_FLOAT * 255).round().astype(np.uint8),
+            r"image 'c' holds uint8 values: give floats "
+            r"in \[0, 1\] \(img / 255\), as rimkit.evaluate.load_images returns",
+        ),
+        ((_FLOAT * 65535).astype(np.uint16), r"uint16 values: .*\(img / 65535\)"),
+        ((_FLOAT * 100).astype(np.int64), r"int64 values: .*divide it by its maximum"),
+        (_FLOAT * 255, r"image 'c' holds values up to 2\d\d(\.\d+)?; .*divide it by 255"),
+        (_FLOAT * 2 - 0.5, r"values from -0.\d+ to 1.\d+; evaluation images are in \[0, 1\]"),
+        (np.stack([_FLOAT] * 3), r"shape \(3, 16, 16\); .*for channels first, np.moveaxis"),
+        (_FLOAT[None], r"shape \(1, 16, 16\); .*for channels first"),
+        (np.dstack([_FLOAT] * 4), r"shape \(16, 16, 4\); .*drop the alpha channel"),
+        (_FLOAT[None, ..., None], r"shape \(1, 16, 16, 1\); evaluation images are \(H, W\)"),
+        (np.where(_FLOAT > 0.5, np.nan, _FLOAT), "image 'c' contains NaN or Inf"),
+        (_FLOAT + 0j, "image 'c' holds complex values; evaluation images are real"),
+        (np.full((16, 16), "a"), "image 'c' holds <U1 values"),
+        (torch.rand(3, 16, 16), r"image 'c' is a tensor of shape \(3, 16, 16\)"),
+    ],
+)
+def test_evaluate_refuses_bad_images_before_any_work(image, message):
+    with pytest.raises(ValueError, match=message):
+        _evaluate([("ok", _FLOAT), ("c", image)], runner.Method("never", _never))
+
+
+def test_evaluate_refuses_images_that_are_not_name_array_pairs():
+    with pytest.raises(ValueError, match=r"list of \(name, array\) pairs.*got one ndarray"):
+        _evaluate(_FLOAT, runner.Method("never", _never))
+    with pytest.raises(ValueError, match=r"\(name, array\) pairs.*an item of type ndarray"):
+        _evaluate([_FLOAT], runner.Method("never", _never))
+
+
+def test_evaluate_takes_float_gray_rgb_and_tensor_images_and_mri_magnitudes():
+    gray = _smooth((16, 16))
+    images = [
+        ("gray", gray),
+        ("gray32", gray.astype(np.float32)),
+        ("one-channel", gray[..., None]),
+        ("tensor", to_tensor(gray, torch.float64)),
+        ("binary", gray > 0.5),
+    ]
+    result = _evaluate(images, runner.Method("gauss", _gauss))
+    assert [r["image"] for r in result.rows] == [n for n, _ in images]
+    assert all(math.isfinite(r["psnr"]) for r in result.rows)
+    alone = [_evaluate([image], runner.Method("gauss", _gauss)).rows[0] for image in images]
+    assert alone[0]["psnr"] == alone[2]["psnr"] == alone[3]["psnr"]  # same image, same noise
+    rgb = _evaluate([("rgb", _smooth((16, 16, 3)))], runner.Method("gauss", _gauss))
+    assert math.isfinite(rgb.rows[0]["psnr"])
+    mri = runner.evaluate(
+        [("slice", gray)], [MRIProtocol(4.0)], [runner.baseline_method("zero-filled", "mri")]
+    )
+    assert math.isfinite(mri.rows[0]["psnr"])
+
+
+def test_evaluate_refuses_methods_that_share_a_name():
+    tv = runner.baseline_method("tv", "denoise", {"iterations": 2})
+    strong = runner.baseline_method("tv", "denoise", {"iterations": 2, "weight": 0.5})
+    message = (
+        r"two or more methods are named 'tv' \(methods: tv, gauss, tv\), so their scores would "
+        r"be merged; name them apart: rim_method\(model, name=...\)"
+    )
+    with pytest.raises(ValueError, match=message):
+        _evaluate([("x", _FLOAT)], tv, runner.Method("gauss", _gauss), strong)
+    renamed = dataclasses.replace(strong, name="tv-strong")
+    result = _evaluate([("x", _FLOAT)], tv, renamed)
+    assert result.methods == ["tv", "tv-strong"]
+    with pytest.raises(ValueError, match="methods are Method objects, got function"):
+        _evaluate([("x", _FLOAT)], _gauss)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_an_estimate_with_nan_or_inf_scores_nan_with_a_warning(bad):
+    def broken(case):
+        x = _gauss(case)[0].clone()
+        x[..., 0, 0] = bad if case.image == "a" else 0.5
+        return [_gauss(case)[0], x]  # the reported (last) estimate is broken
+
+    images = [("a", _smooth((16, 16), 1)), ("b", _smooth((16, 16), 2))]
+    message = r"method 'broken' returned an estimate with NaN or Inf values on image 'a' \(sigma"
+    with pytest.warns(RuntimeWarning, match=message):
+        result = _evaluate(images, runner.Method("broken", broken), runner.Method("gauss", _gauss))
+    rows = {(r["image"], r["method"]): r for r in result.rows}
+    assert math.isnan(rows["a", "broken"]["psnr"]) and math.isnan(rows["a", "broken"]["ssim"])
+    assert math.isfinite(rows["a", "gauss"]["psnr"]) and math.isfinite(rows["b", "broken"]["psnr"])
+    assert math.isnan(result.mean("sigma=25", "broken"))  # the mean shows it
+    assert math.isnan(result.mean("sigma=25", "broken", "ssim"))
+    assert math.isfinite(result.mean("sigma=25", "gauss"))
+    curve = result.curves["sigma=25"]["broken"]
+    assert math.isfinite(curve[0]) and math.isnan(curve[1])
+    assert result.examples["sigma=25"]["results"]["broken"][0].shape == (16, 16)
+
+
+def test_method_run_may_return_arrays_and_must_return_a_list_of_the_truths_shape():
+    def as_arrays(case):
+        return [from_tensor(x) for x in _gauss(case)]
+
+    tensors = _evaluate([("x", _FLOAT)], runner.Method("gauss", _gauss)).rows[0]
+    arrays = _evaluate([("x", _FLOAT)], runner.Method("gauss", as_arrays)).rows[0]
+    assert arrays["psnr"] == tensors["psnr"] and arrays["ssim"] == tensors["ssim"]
+    bare = runner.Method("bare", lambda case: _gauss(case)[0])
+    message = r"bare\.run must return a list of estimates, got a Tensor on image 'x'"
+    with pytest.raises(ValueError, match=message):
+        _evaluate([("x", _FLOAT)], bare)
+    small = runner.Method("small", lambda case: [case.y[..., :8]])
+    message = (
+        r"method 'small' returned an estimate of shape \(1, 1, 16, 8\) on image 'x' "
+        r"\(sigma=25\); estimates are tensors \(1, 1, 16, 16\) or arrays \(16, 16\), the"
+    )
+    with pytest.raises(ValueError, match=message):
+        _evaluate([("x", _FLOAT)], small)
+    chw = runner.Method("chw", lambda case: [np.zeros((3, 16, 16))])
+    message = r"'chw' returned an estimate of shape \(3, 16, 16\) .* or arrays \(16, 16, 3\)"
+    with pytest.raises(ValueError, match=message):
+        _evaluate([("x", _smooth((16, 16, 3)))], chw)
+
+
+def test_case_scores_take_arrays_like_the_module_level_score():
+    case = DenoiseProtocol(25).cases(_FLOAT, 0, "x")[0]
+    estimate = _FLOAT + 0.02
+    assert case.score(estimate) == score(estimate, _FLOAT)
+    assert case.psnr(estimate) == score(estimate, _FLOAT)["psnr"]
+    with pytest.raises(ValueError, match=r"an array \(H, W\) / \(H, W, C\), got an array"):
+        case.score(np.zeros(5))
+
+
+def test_a_method_without_estimates_or_with_too_few_is_named():
+    empty = runner.Method("gauss", lambda case: [])
+    message = r"method 'gauss' returned no estimates on image 'x' \(sigma=25\); its run must"
+    with pytest.raises(ValueError, match=message):
+        _evaluate([("x", _FLOAT)], empty)
+    short = runner.Method("gauss", _gauss, report_step=3)
+    message = r"method 'gauss' reports estimate 3 \(report_step\) but returned 1 on image 'x'"
+    with pytest.raises(ValueError, match=message):
+        _evaluate([("x", _FLOAT)], short)
+    negative = runner.Method("gauss", _gauss, report_step=-1)
+    with pytest.raises(ValueError, match="method 'gauss' has report_step -1; it counts from 1"):
+        _evaluate([("x", _FLOAT)], negative)
+
+
+def test_a_method_of_ones_own_is_told_to_set_its_fingerprint_for_journals(tmp_path):
+    assert "fingerprint" in runner.evaluate.__doc__ and "journal" in runner.Method.__doc__
+    assert "a method of your own" in runner.Method.__doc__
+    path = tmp_path / "run.jsonl"
+    _evaluate([("x", _FLOAT)], runner.Method("mine", _gauss, fingerprint="v1"), journal=path)
+    changed = runner.Method("mine", lambda case: [case.y], fingerprint="v2")
+    with pytest.raises(ValueError, match="different evaluation"):  # not resumed with v1's rows
+        _evaluate([("x", _FLOAT)], changed, journal=path)
+
+
+def test_baseline_method_checks_the_task_and_that_the_baseline_applies():
+    with pytest.raises(ValueError, match=r"unknown task 'no-such-task'; known: denoise, sr"):
+        runner.baseline_method("tv", "no-such-task")
+    with pytest.raises(ValueError, match="baseline 'bm3d' applies to denoise only, not to sr"):
+        runner.baseline_method("bm3d", "sr")
+    with pytest.raises(ValueError, match="baseline 'bicubic' applies to sr only, not to denoise"):
+        runner.baseline_method("bicubic", "denoise")
+    with pytest.raises(ValueError, match="unknown baseline 'nope'"):
+        runner.baseline_method("nope", "denoise")
+    assert runner.baseline_method("bicubic", "sr").name == "bicubic"
 
 
 # ----------------------------------------------------------------------------- reports

@@ -54,7 +54,7 @@ from torch import Tensor
 from rimkit.evaluate.metrics import as_image, crop_to_multiple, psnr, quantize, rgb_to_y, shave
 from rimkit.evaluate.metrics import ssim as ssim_metric
 from rimkit.io import from_tensor, to_tensor
-from rimkit.noise import GaussianNoise, quantize_8bit, simulate
+from rimkit.noise import GaussianNoise, quantize_8bit, simulate, warn_if_unit_scale
 from rimkit.operators import (
     DEFAULT_KERNEL,
     MRI_MASKS,
@@ -138,13 +138,27 @@ class Case:
         return magnitude(estimate)
 
     def score(self, estimate: np.ndarray | Tensor) -> dict:
-        """PSNR and SSIM of an estimate of ``truth`` under this protocol (see :func:`score`)."""
-        return score(self.view(torch.as_tensor(estimate)), self.view(self.truth), self.shave)
+        """PSNR and SSIM of an estimate of ``truth`` under this protocol (see :func:`score`):
+        a tensor ``(1, C, H, W)`` or an array ``(H, W)`` / ``(H, W, C)``."""
+        return score(self.view(_as_estimate(estimate)), self.view(self.truth), self.shave)
 
     def psnr(self, estimate: np.ndarray | Tensor) -> float:
         """PSNR only (cheaper): for convergence curves."""
-        est = shave(quantize(self.view(torch.as_tensor(estimate))), self.shave)
+        est = shave(quantize(self.view(_as_estimate(estimate))), self.shave)
         return psnr(est, shave(as_image(self.view(self.truth)), self.shave), 1.0)
+
+
+def _as_estimate(estimate: np.ndarray | Tensor) -> Tensor:
+    """A tensor estimate as it is; an array ``(H, W)`` / ``(H, W, C)`` as ``(1, C, H, W)``."""
+    if isinstance(estimate, Tensor):
+        return estimate
+    array = np.asarray(estimate)
+    if array.ndim not in (2, 3):
+        raise ValueError(
+            f"an estimate is a tensor (1, C, H, W) or an array (H, W) / (H, W, C), got an array "
+            f"of shape {array.shape}"
+        )
+    return to_tensor(array, torch.float64)
 
 
 def psnr_curve(estimates: list[Tensor], case: Case) -> list[float]:
@@ -177,6 +191,7 @@ def _check_seed(seed: object) -> None:
 def _check_sigma(sigma: float) -> None:
     if not (math.isfinite(sigma) and sigma >= 0):
         raise ValueError(f"sigma must be a finite number >= 0 on the 0-255 scale, got {sigma}")
+    warn_if_unit_scale(sigma, "a protocol")
 
 
 def _noise_suffix(sigma: float) -> str:

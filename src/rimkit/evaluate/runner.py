@@ -61,6 +61,7 @@ from rimkit.evaluate.protocols import (
 )
 from rimkit.evaluate.report import atomic_write_bytes, atomic_write_text, markdown_table
 from rimkit.evaluate.report import write_report as _write_report
+from rimkit.io import INTEGER_RANGES, check_image_range, from_tensor, to_tensor
 from rimkit.noise_level import IMAGE_TASKS, METHODS, estimate_noise_level
 from rimkit.operators import (
     DEFAULT_KERNEL,
@@ -142,10 +143,32 @@ BASELINE_EXTRAS: dict[str, str] = {"bm3d": "bm3d"}
 
 @dataclass
 class Method:
-    """A named method: ``run(case)`` returns its estimates ``x_1 .. x_K`` (tensors
-    ``(1, C, H, W)``); the result is estimate ``report_step`` (1-based; default the last).
+    """A named method: ``run(case)`` returns the list of its estimates ``x_1 .. x_K`` of
+    ``case.truth`` (tensors ``(1, C, H, W)``, or arrays ``(H, W)`` / ``(H, W, C)``; a method
+    with one result returns ``[x]``); the result is estimate ``report_step`` (1-based; default
+    the last), the others feed the convergence curve. An estimate with NaN or Inf values
+    scores NaN (with a warning).
+
     ``fingerprint``: what its results depend on besides its name (a RIM's weights and steps,
-    a baseline's options), so that a journal is never resumed with another model."""
+    a baseline's options), so that a journal is never resumed with another model.
+    :func:`rim_method` and :func:`baseline_method` set it; a method of your own that is run
+    with a ``journal`` should set it too (e.g. a version string of its code and options), or
+    a journal resumes it, changed, with the rows of the old one.
+
+    Example, a method of one's own (a Gaussian filter of the noisy image) scored beside TV:
+        >>> import numpy as np
+        >>> from skimage.filters import gaussian
+        >>> from rimkit.evaluate.protocols import DenoiseProtocol
+        >>> from rimkit.io import from_tensor
+        >>> def smooth(case):  # case.y: the noisy image, a tensor (1, 1, H, W)
+        ...     return [gaussian(from_tensor(case.y), sigma=1)]  # one estimate, (H, W)
+        >>> mine = Method("gauss", smooth, fingerprint="gaussian sigma=1")
+        >>> tv = baseline_method("tv", "denoise", {"iterations": 5})
+        >>> image = np.linspace(0, 1, 32 * 32).reshape(32, 32)  # floats in [0, 1]
+        >>> result = evaluate([("ramp", image)], [DenoiseProtocol(25)], [mine, tv])
+        >>> [(row["method"], round(row["psnr"])) for row in result.summary()]  # dB
+        [('gauss', 30), ('tv', 33)]
+    """
 
     name: str
     run: Callable[[Case], list[Tensor]]
@@ -270,12 +293,23 @@ def baseline_method(
     weight and iterations of each case's setting (:func:`tuned_setting`), updated by
     ``options``.
 
+    ``task`` (one of :data:`TASKS`) is checked: a baseline that does not apply to it (``bm3d``
+    denoises only) or whose optional extra is missing is refused here (:func:`check_baselines`),
+    not at the first image.
+
     ``keep_estimates=False`` keeps only the last iterate (no convergence curve, less memory).
+
+    Example:
+        >>> baseline_method("bm3d", "sr")
+        Traceback (most recent call last):
+        ...
+        ValueError: baseline 'bm3d' applies to denoise only, not to sr
     """
     from rimkit.solvers import BASELINES, baseline
 
-    if name not in BASELINES:
-        raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    check_baselines([name], task)
     fields = {f.name for f in dataclasses.fields(BASELINES[name])}  # type: ignore[arg-type]
     extra = dict(options or {})
     if "keep_estimates" in fields and "keep_estimates" not in extra:
@@ -394,7 +428,8 @@ def _check_extra(name: str, extra: str) -> None:
 class Evaluation:
     """What :func:`evaluate` measured.
 
-    ``rows``: one dict per (case, method): image, setting, method, psnr, ssim, seconds.
+    ``rows``: one dict per (case, method): image, setting, method, psnr, ssim, seconds (psnr
+    and ssim NaN for an estimate with NaN or Inf values).
     ``curves``: setting -> method -> mean PSNR at each step ``t = 1, 2, ...`` (methods with
     more than one estimate). ``examples``: setting -> the first case and each method's result,
     for figures.
@@ -407,19 +442,23 @@ class Evaluation:
     methods: list[str] = field(default_factory=list)
 
     def summary(self) -> list[dict[str, Any]]:
-        """Mean PSNR, SSIM and seconds per (setting, method), in run order."""
+        """Mean PSNR, SSIM and seconds per (setting, method), in run order.
+
+        NaN SSIMs (images smaller than the 11 x 11 window) are left out of the mean; a NaN
+        PSNR (an estimate with NaN or Inf values) makes the PSNR and SSIM means NaN."""
         groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for row in self.rows:
             groups.setdefault((row["setting"], row["method"]), []).append(row)
         out = []
         for (setting, method), rows in groups.items():
+            failed = any(math.isnan(r["psnr"]) for r in rows)  # an estimate with NaN or Inf
             out.append(
                 {
                     "setting": setting,
                     "method": method,
                     "images": len(rows),
-                    "psnr": _mean([r["psnr"] for r in rows]),
-                    "ssim": _mean([r["ssim"] for r in rows]),
+                    "psnr": math.nan if failed else _mean([r["psnr"] for r in rows]),
+                    "ssim": math.nan if failed else _mean([r["ssim"] for r in rows]),
                     "seconds": _mean([r["seconds"] for r in rows]),
                 }
             )
@@ -451,16 +490,25 @@ def evaluate(
     """Run every method on every case of every protocol; see :class:`Evaluation`.
 
     ``images`` are ``(name, array)`` pairs in a fixed order: the index of an image seeds its
-    noise and masks. ``progress`` shows a tqdm bar over the (setting, image) pairs.
+    noise and masks. Each array is a real float image in ``[0, 1]``, ``(H, W)`` or ``(H, W,
+    C)`` with ``C`` 1 or 3, as :func:`load_images` returns them (MRI: gray magnitude images);
+    integer arrays (divide ``uint8`` by 255), other scales, channels first and NaN are refused
+    before any work with a ``ValueError`` naming the image. ``methods`` need distinct names.
+    ``progress`` shows a tqdm bar over the (setting, image) pairs.
+
     ``journal``: a file that records each finished (setting, image) at once and, when it
     exists, supplies those already finished (:mod:`rimkit.evaluate.journal`), so that a run
     stopped part-way resumes where it stopped with the same result. The caller deletes it once
-    the result is written out.
+    the result is written out. A journal knows a method by its name and ``fingerprint``: give
+    a method of your own a fingerprint that changes with its code or options (see
+    :class:`Method`), or a changed method resumes with the old one's rows.
     """
     from rimkit.evaluate.journal import Journal
 
     if not methods:
         raise ValueError("nothing to evaluate: give a model and/or baselines")
+    _check_methods(methods)
+    images = _checked_images(images)
     if not images:
         raise ValueError("no images to evaluate")
     result = Evaluation(settings=[p.setting for p in protocols], methods=[m.name for m in methods])
@@ -493,6 +541,105 @@ def evaluate(
     for (setting, method), values in sums.items():
         result.curves.setdefault(setting, {})[method] = list(np.mean(values, axis=0))
     return result
+
+
+def _check_methods(methods: Sequence[Method]) -> None:
+    """Every method a :class:`Method`, each name once (rows are grouped by name)."""
+    for method in methods:
+        if not isinstance(method, Method):
+            raise ValueError(
+                f"methods are Method objects, got {type(method).__name__}: wrap a function of "
+                "your own as Method('name', run), run(case) returning a list of estimates"
+            )
+    names = [m.name for m in methods]
+    shared = sorted({n for n in names if names.count(n) > 1})
+    if shared:
+        raise ValueError(
+            f"two or more methods are named {', '.join(map(repr, shared))} (methods: "
+            f"{', '.join(names)}), so their scores would be merged; name them apart: "
+            "rim_method(model, name=...), Method(name, run) or "
+            "dataclasses.replace(method, name=...) (e.g. for a baseline_method)"
+        )
+
+
+RANGE_TOLERANCE = 1e-6
+"""How far outside ``[0, 1]`` an evaluation image may reach (rounding errors)."""
+
+
+def _checked_images(images: Sequence[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
+    """``images`` as a list of ``(name, array)``, each array checked by :func:`_checked_image`
+    (a ``(1, C, H, W)`` tensor becomes an array)."""
+    if isinstance(images, (np.ndarray, Tensor)):
+        raise ValueError(
+            "images are a list of (name, array) pairs, e.g. [('camera', img)]; got one "
+            f"{type(images).__name__}"
+        )
+    out = []
+    for item in images:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)):
+            raise ValueError(
+                "images are (name, array) pairs, e.g. [('camera', img)]; got an item of type "
+                f"{type(item).__name__}"
+            )
+        name, image = item
+        out.append((name, _checked_image(name, image)))
+    return out
+
+
+def _checked_image(name: str, image: np.ndarray | Tensor) -> np.ndarray:
+    """A real float image in ``[0, 1]``, ``(H, W)`` or ``(H, W, C)`` with ``C`` 1 or 3, else a
+    ``ValueError`` that names it and says what to do.
+
+    Example:
+        >>> _checked_image("c", np.full((4, 4), 128, np.uint8))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: image 'c' holds uint8 values: give floats in [0, 1] (img / 255), as ...
+    """
+    what = f"image {name!r}"
+    if isinstance(image, Tensor):
+        if image.ndim != 4 or image.shape[0] != 1:
+            raise ValueError(
+                f"{what} is a tensor of shape {tuple(image.shape)}; give an array (H, W) or "
+                "(H, W, C), or one image tensor (1, C, H, W)"
+            )
+        image = from_tensor(image)
+    array = np.asarray(image)
+    if np.issubdtype(array.dtype, np.integer):
+        top = INTEGER_RANGES.get(array.dtype.newbyteorder("="))
+        scale = f"img / {top:g}" if top is not None else "divide it by its maximum value"
+        raise ValueError(
+            f"{what} holds {array.dtype} values: give floats in [0, 1] ({scale}), as "
+            "rimkit.evaluate.load_images returns"
+        )
+    if np.iscomplexobj(array):
+        raise ValueError(
+            f"{what} holds complex values; evaluation images are real (MRI takes magnitude "
+            "images: np.abs(img) scaled to [0, 1])"
+        )
+    if not (np.issubdtype(array.dtype, np.floating) or array.dtype == np.bool_):
+        raise ValueError(f"{what} holds {array.dtype} values; give floats in [0, 1]")
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3)):
+        hint = ""
+        if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[2] > 4:
+            hint = "; for channels first, np.moveaxis(img, 0, -1)"
+        elif array.ndim == 3 and array.shape[2] in (2, 4):
+            hint = "; drop the alpha channel: img[..., :-1]"
+        raise ValueError(
+            f"{what} has shape {array.shape}; evaluation images are (H, W) or (H, W, C) with "
+            f"C = 1 or 3{hint}"
+        )
+    if array.size == 0:
+        raise ValueError(f"{what} is empty (shape {array.shape})")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{what} contains NaN or Inf values; replace them before use")
+    check_image_range(array, what)  # e.g. floats of 0-255: divide by 255
+    low, high = float(array.min()), float(array.max())
+    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+        raise ValueError(
+            f"{what} holds values from {low:g} to {high:g}; evaluation images are in [0, 1] "
+            "(estimates are scored clipped to [0, 1]): rescale it, or np.clip(img, 0, 1)"
+        )
+    return array
 
 
 def _resume(
@@ -550,13 +697,28 @@ def _run_case(
         result.examples[case.setting] = example
     for method in methods:
         start = time.perf_counter()
-        estimates = method.run(case)
+        returned = method.run(case)
         seconds = time.perf_counter() - start
+        estimates = _estimates(method, case, returned)
         step = method.report_step or len(estimates)
-        if not 1 <= step <= len(estimates):
-            raise ValueError(f"{method.name} returned {len(estimates)} estimates, not {step}")
+        if step < 1:
+            raise ValueError(f"method {method.name!r} has report_step {step}; it counts from 1")
+        if step > len(estimates):
+            raise ValueError(
+                f"method {method.name!r} reports estimate {step} (report_step) but returned "
+                f"{len(estimates)} on image {case.image!r} ({case.setting})"
+            )
         final = estimates[step - 1]
-        scores = case.score(final)
+        if bool(torch.isfinite(final).all()):
+            scores = case.score(final)
+        else:
+            warnings.warn(
+                f"method {method.name!r} returned an estimate with NaN or Inf values on image "
+                f"{case.image!r} ({case.setting}): its PSNR and SSIM are NaN, as are its means",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            scores = {"psnr": math.nan, "ssim": math.nan}
         result.rows.append(
             {
                 "image": case.image,
@@ -568,12 +730,49 @@ def _run_case(
             }
         )
         if curves and len(estimates) > 1:
-            curve = np.array([case.psnr(x) for x in estimates])
+            curve = np.array([_curve_psnr(case, x) for x in estimates])
             sums.setdefault((case.setting, method.name), []).append(curve)
             added.append([method.name, curve.tolist()])
         if example is not None:
-            example["results"][method.name] = (quantize(case.view(final)), scores["psnr"])
+            shown = quantize(case.view(torch.nan_to_num(final)))
+            example["results"][method.name] = (shown, scores["psnr"])
     return added
+
+
+def _estimates(method: Method, case: Case, estimates: Any) -> list[Tensor]:
+    """What ``method.run(case)`` returned, checked: a non-empty list of estimates of
+    ``case.truth``'s shape, tensors ``(1, C, H, W)`` (arrays ``(H, W[, C])`` are converted)."""
+    where = f"on image {case.image!r} ({case.setting})"
+    if not isinstance(estimates, (list, tuple)):
+        raise ValueError(
+            f"{method.name}.run must return a list of estimates, got a "
+            f"{type(estimates).__name__} {where}; return [x] for a single estimate"
+        )
+    if not estimates:
+        raise ValueError(
+            f"method {method.name!r} returned no estimates {where}; its run must return a list "
+            "of at least one"
+        )
+    shape = tuple(case.truth.shape)  # (1, C, H, W)
+    layout = (*shape[2:], shape[1])  # as an array (H, W, C)
+    arrays = (shape[2:], layout) if shape[1] == 1 else (layout,)
+    out = []
+    for x in estimates:
+        if isinstance(x, np.ndarray) and x.shape in arrays and x.dtype.kind in "biufc":
+            x = to_tensor(x, torch.float64)  # (H, W[, C]) -> (1, C, H, W)
+        if not isinstance(x, Tensor) or tuple(x.shape) != shape:
+            got = f"shape {tuple(x.shape)}" if hasattr(x, "shape") else type(x).__name__
+            raise ValueError(
+                f"method {method.name!r} returned an estimate of {got} {where}; estimates are "
+                f"tensors {shape} or arrays {arrays[0]}, the truth's shape"
+            )
+        out.append(x)
+    return out
+
+
+def _curve_psnr(case: Case, estimate: Tensor) -> float:
+    """:meth:`Case.psnr`, NaN for an estimate with NaN or Inf values."""
+    return case.psnr(estimate) if bool(torch.isfinite(estimate).all()) else math.nan
 
 
 # ----------------------------------------------------------------------------- rimkit eval
