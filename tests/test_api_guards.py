@@ -4,6 +4,8 @@ wrong dtypes and arguments."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -311,3 +313,25 @@ def test_rim_reconstructor_points_a_non_linear_model_to_autograd_likelihood():
     rim = build_rim(features=4, hidden=4, train_steps=2)
     with pytest.raises(ValueError, match=r"got function; .*model\(AutogradLikelihood\(f, y"):
         RIMReconstructor(rim)(torch.rand(1, 1, 8, 8), lambda x: x * x, 0.01)
+
+
+def test_a_sigma_on_the_other_scale_gets_a_note():
+    from rimkit.pipeline import restore
+    from rimkit.reconstruct import RIMReconstructor
+    from rimkit.solvers import TotalVariation as TV
+
+    image = np.random.default_rng(0).random((16, 16))
+    with pytest.warns(UserWarning, match=r"restore takes sigma on the 0-255 scale.*0\.09804"):
+        restore(image, "denoise", None, baseline="tv", sigma=25 / 255)
+    with pytest.warns(UserWarning, match=r"a protocol takes sigma on the 0-255 scale"):
+        DenoiseProtocol(25 / 255)
+    y = torch.from_numpy(image)[None, None]
+    rim = build_rim(features=4, hidden=4, train_steps=2).double()
+    for method in (TV(iterations=2), RIMReconstructor(rim)):
+        with pytest.warns(UserWarning, match=r"sigma 25 is in the units of y.*25 / 255"):
+            method(y, Identity(), 25)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the scales meant: no note
+        restore(image, "denoise", None, baseline="tv", sigma=25)
+        TV(iterations=2)(y, Identity(), 25 / 255)
+        TV(iterations=2)(y * 255, Identity(), 25)  # data on the 0-255 scale

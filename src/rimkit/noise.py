@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -85,3 +86,39 @@ def simulate(
     if noise is None:
         return clean
     return noise(clean, generator)
+
+
+def warn_if_unit_scale(sigma255: float, where: str) -> None:
+    """A note when a noise level meant on the 0-255 scale lies in (0, 1): likely the 0-1
+    scale by mistake (``25 / 255`` for sigma 25).
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_if_unit_scale(25 / 255, "restore")
+        >>> "0.09804 looks like the 0-1 scale" in str(caught[0].message)
+        True
+    """
+    if 0 < sigma255 < 1:
+        warnings.warn(
+            f"{where} takes sigma on the 0-255 scale (25 for sigma 25); {sigma255:.4g} looks like "
+            f"the 0-1 scale, and is used as {sigma255:.4g} / 255",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def warn_if_255_scale(y: Tensor, sigma: Tensor) -> None:
+    """A note when ``sigma`` (in the units of ``y``) exceeds 1 for a real ``y`` on the image
+    scale (values within [-1, 2]): likely the 0-255 scale by mistake (``25`` for ``25 / 255``).
+    """
+    if y.is_complex() or not bool((sigma > 1).any()):
+        return
+    if float(y.detach().amin()) >= -1 and float(y.detach().amax()) <= 2:
+        warnings.warn(
+            f"sigma {float(sigma.max()):.4g} is in the units of y, whose values lie in [0, 1]: "
+            "on that scale sigma 25 is 25 / 255; give that if 25 was meant on the 0-255 scale",
+            UserWarning,
+            stacklevel=3,
+        )

@@ -30,6 +30,7 @@ from rimkit.degrade import SIGMA_MAX, lensing_operator
 from rimkit.io import check_image_range, from_tensor, to_tensor
 from rimkit.models import RIM
 from rimkit.models.opponent import OpponentColorRIM
+from rimkit.noise import warn_if_unit_scale
 from rimkit.noise_level import IMAGE_TASKS, estimate_noise_level
 from rimkit.operators import (
     DEFAULT_KERNEL,
@@ -92,6 +93,8 @@ def check_sigma(task: str, sigma: float | str | None) -> float | str:
         return "auto" if task == "denoise" else 0.0
     if not (math.isfinite(sigma) and 0 <= sigma <= SIGMA_MAX):
         raise ValueError(f"sigma must lie in [0, {SIGMA_MAX:g}] on the 0-255 scale, got {sigma}")
+    if task != "mri":  # k-space has any scale
+        warn_if_unit_scale(sigma, "restore")
     return float(sigma)
 
 

@@ -28,6 +28,7 @@ from torch.nn import functional as F
 
 from rimkit.likelihood import GaussianLikelihood
 from rimkit.models import RIM, Trajectory
+from rimkit.noise import warn_if_255_scale
 from rimkit.operators import (
     BicubicDownsample,
     Blur,
@@ -153,6 +154,7 @@ class RIMReconstructor:
                 "for a non-linear forward model f run the RIM itself: "
                 "model(AutogradLikelihood(f, y, sigma), x0=...)"
             )
+        warn_if_255_scale(y, torch.as_tensor(sigma))
         if self.tile is not None and x0 is None:
             return reconstruct_tiled(self, y, operator, sigma, self.tile, self.overlap)
         param = next(self.model.parameters())

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor
 
 from rimkit.models.rim import Trajectory
+from rimkit.noise import warn_if_255_scale
 from rimkit.operators.base import LinearOperator
 
 __all__ = [
@@ -215,6 +216,7 @@ class Reconstructor:
         operator = check_operator(operator)
         y = check_measurement(y)
         s = _check_sigma(sigma, y.shape[0])
+        warn_if_255_scale(y, s)
         with torch.no_grad():
             return self._solve(y, operator, s, x0)
 
