@@ -335,3 +335,11 @@ def test_a_sigma_on_the_other_scale_gets_a_note():
         restore(image, "denoise", None, baseline="tv", sigma=25)
         TV(iterations=2)(y, Identity(), 25 / 255)
         TV(iterations=2)(y * 255, Identity(), 25)  # data on the 0-255 scale
+
+
+def test_a_gray_image_for_a_colour_model_is_pointed_to_a_gray_one():
+    from rimkit.pipeline import restore
+
+    rgb = build_rim(channels=3, features=4, hidden=4, train_steps=2)
+    with pytest.raises(ValueError, match=r"input has 1; use a gray model such as denoise-gray"):
+        restore(np.zeros((16, 16)), "denoise", rgb, sigma=25)

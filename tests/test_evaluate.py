@@ -723,3 +723,9 @@ def test_rim_method_fingerprint_names_the_ensemble():
     assert runner.rim_method(model, ensemble=8).fingerprint.endswith("self-ensemble 8")
     with pytest.raises(ValueError, match="one of"):
         runner.rim_method(model, ensemble=3)
+
+
+def test_two_images_of_one_name_are_refused():
+    image = np.zeros((16, 16))
+    with pytest.raises(ValueError, match=r"two or more images are named 'x'; rows and journals"):
+        _evaluate([("x", image), ("x", image)], runner.Method("gauss", _gauss))

@@ -208,8 +208,9 @@ def restore(
     channels = 1 if image.ndim == 2 else image.shape[2]
     if model is not None and model.channels not in (1, channels):
         raise ValueError(
-            f"the model restores {model.channels}-channel images but the input has {channels}; "
-            "choose a model for this kind of image (rimkit models)"
+            f"the model restores {model.channels}-channel images but the input has {channels}"
+            + ("; use a gray model such as denoise-gray" if channels == 1 else "")
+            + "; choose a model for this kind of image (rimkit models)"
         )
     h, w = image.shape[:2]
     if task == "sr" and min(h, w) * scale < 8:

@@ -583,6 +583,13 @@ def _checked_images(images: Sequence[tuple[str, np.ndarray]]) -> list[tuple[str,
             )
         name, image = item
         out.append((name, _checked_image(name, image)))
+    names = [name for name, _ in out]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(
+            f"two or more images are named {', '.join(map(repr, twice))}; rows and journals "
+            "are keyed by image name: name them apart"
+        )
     return out
 
 
