@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from rimkit.degrade import crop_to_multiple
 from rimkit.evaluate.figures import crop_grid
 from rimkit.evaluate.metrics import psnr, ssim, to_8bit
 from rimkit.evaluate.report import (
@@ -129,17 +129,10 @@ def compare(
 def _crop_sr_truth(truth: np.ndarray, shape: tuple[int, ...], scale: int) -> np.ndarray:
     """The high-resolution truth cropped to a multiple of ``scale`` (as ``rimkit degrade`` and
     the SR protocol crop it before down-sampling), with a note, where that gives ``shape``."""
-    h, w = shape[:2]
-    extra = (truth.shape[0] - h, truth.shape[1] - w)
-    if truth.shape[2:] != shape[2:] or extra == (0, 0) or not all(0 <= e < scale for e in extra):
+    extra = (truth.shape[0] - shape[0], truth.shape[1] - shape[1])
+    if truth.shape[2:] != shape[2:] or not all(0 <= e < scale for e in extra):
         return truth
-    warnings.warn(
-        f"the clean image is cropped from {truth.shape[0]}x{truth.shape[1]} to {h}x{w}, a "
-        f"multiple of scale {scale}, as degrade cropped it",
-        UserWarning,
-        stacklevel=3,
-    )
-    return truth[:h, :w]
+    return crop_to_multiple(truth, scale, "the clean image", "as degrade cropped it")
 
 
 def _check_truth_shape(truth: np.ndarray, shape: tuple[int, ...]) -> None:
