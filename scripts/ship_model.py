@@ -11,8 +11,8 @@ Takes the run's ``best`` checkpoint (``--checkpoint last``, or a run without a b
 ``NAME.safetensors`` in ``--out`` (default: the package's ``src/rimkit/zoo/weights``, where
 ``rimkit models`` and ``rimkit.zoo`` find them) and writes the cards ``NAME.json`` and
 ``NAME.md`` beside it. A model of that name there is replaced only with ``--force``. Scores are
-only what you pass with ``--score KEY=VALUE`` (split at the last ``=``): numbers measured by a
-benchmark command, given with ``--score-command``.
+only what you pass with ``--score KEY=VALUE`` (split at the first ``=``: the key holds none):
+numbers measured by a benchmark command, given with ``--score-command``.
 """
 
 from __future__ import annotations
@@ -101,8 +101,8 @@ def _fail(message: str) -> None:
 
 
 def _score(item: str) -> tuple[str, str]:
-    """``"KEY=VALUE"`` split at the last ``=`` (a key may hold one: ``BSD68 s=25 PSNR=28.1``)."""
-    key, sep, value = item.rpartition("=")
+    """``"KEY=VALUE"`` split at the first ``=`` (a value may hold one: ``--model rim=3task``)."""
+    key, sep, value = item.partition("=")
     if not sep or not key.strip() or not value.strip():
         _fail(f"--score {item!r}: give KEY=VALUE, e.g. --score 'BSD68 sigma 25 PSNR=28.10 dB'")
     return key.strip(), value.strip()
@@ -134,7 +134,7 @@ def main() -> None:
     )
     p.add_argument("run", type=Path, help="run folder of rimkit train")
     p.add_argument("name", help="model name, e.g. denoise-gray")
-    p.add_argument("--task", required=True, choices=sorted(TASKS), help="what the model restores")
+    p.add_argument("--task", required=True, help=f"what it restores ({', '.join(TASKS)}, ...)")
     p.add_argument(
         "--out", type=Path, help="folder for the weights and cards (default: the package's zoo)"
     )
@@ -155,6 +155,12 @@ def main() -> None:
     out = args.out or WEIGHTS_DIR
     _check_inputs(args, out)
     scores = dict(_score(item) for item in args.score)
+    if args.task not in TASKS:
+        print(
+            f"ship_model.py: note: task {args.task!r} is none the rimkit command knows "
+            f"({', '.join(TASKS)}); the model loads from Python",
+            file=sys.stderr,
+        )
 
     config = yaml.safe_load((args.run / "config.yaml").read_text())
     model_cfg = RIMConfig.from_dict(config["model"])

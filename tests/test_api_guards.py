@@ -343,3 +343,41 @@ def test_a_gray_image_for_a_colour_model_is_pointed_to_a_gray_one():
     rgb = build_rim(channels=3, features=4, hidden=4, train_steps=2)
     with pytest.raises(ValueError, match=r"input has 1; use a gray model such as denoise-gray"):
         restore(np.zeros((16, 16)), "denoise", rgb, sigma=25)
+
+
+def test_an_operator_with_plain_tensor_attributes_is_measured_as_given_with_a_note():
+    from rimkit.operators import adjoint_mismatch
+
+    class Matrix(LinearOperator):
+        def __init__(self, a: Tensor) -> None:
+            super().__init__()
+            self.a = a  # a plain attribute: .double() leaves it float32
+
+        def forward(self, x):  # (B, 1, 4, 4) -> (B, 6)
+            return x.flatten(1) @ self.a.T
+
+        def adjoint(self, y):
+            return (y @ self.a).reshape(-1, 1, 4, 4)
+
+    op = Matrix(torch.randn(6, 16, generator=torch.Generator().manual_seed(0)))
+    with pytest.warns(UserWarning, match=r"ran Matrix in torch\.float32, not float64"):
+        assert adjoint_mismatch(op, torch.rand(2, 1, 4, 4)).max() < 1e-5
+
+
+def test_rim_reconstructor_names_a_bad_sigma_before_any_note():
+    from rimkit.reconstruct import RIMReconstructor
+
+    rim = build_rim(features=4, hidden=4, train_steps=2)
+    for sigma in ("25", None):
+        with pytest.raises(ValueError, match="sigma must be a number or a tensor"):
+            RIMReconstructor(rim)(torch.rand(1, 1, 8, 8), Identity(), sigma)
+
+
+def test_compare_tells_its_own_estimate_without_a_scale_note(capsys):
+    from rimkit.compare import compare
+
+    image = np.clip(np.random.default_rng(0).normal(0.5, 0.002, (32, 32)), 0, 1)  # faint noise
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        results = compare(image, "denoise", ["tv", "cg-tikhonov"], sigma="auto")
+    assert 0 < results[0].sigma < 1 and results[1].sigma == results[0].sigma

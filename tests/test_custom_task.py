@@ -107,6 +107,9 @@ def test_registration_refuses_a_taken_name_and_a_class_without_sample(registered
     with pytest.raises(ValueError, match=r"task name 'denoise' is taken \(by DenoiseTask\)"):
         register_task("denoise")(ColumnsTask)
     register_task("columns")(ColumnsTask)  # the same class again is fine
+    again = dataclass(type("ColumnsTask", (), {"sample": ColumnsTask.sample}))  # re-defined
+    again.__module__, again.__qualname__ = ColumnsTask.__module__, ColumnsTask.__qualname__
+    assert register_task("columns")(again) is again and TASKS["columns"] is again
     with pytest.raises(TypeError, match="must be a dataclass with a sample"):
         register_task("plain")(EveryOtherColumn)
     with pytest.raises(ValueError, match=r"unknown task 'colums'.*register_task"):

@@ -638,7 +638,7 @@ def test_max_train_steps_unrolls_a_seeded_number_of_steps_in_its_range(
         tiny_config(image_folder, max_train_steps=1)
 
 
-def test_a_run_on_a_relative_folder_resumes_from_another_folder(
+def test_a_run_resumes_from_another_folder_told_where_its_images_now_lie(
     image_folder, tmp_path, capsys, monkeypatch
 ):
     (tmp_path / "mine").symlink_to(image_folder, target_is_directory=True)
@@ -650,15 +650,18 @@ def test_a_run_on_a_relative_folder_resumes_from_another_folder(
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
     out = tmp_path / "run"
     assert _cli(capsys, "train", "mine.yaml", "--out", out, "-q")[0] == 0
-    saved = yaml.safe_load((out / "config.yaml").read_text())
-    assert saved["data"]["train"] == str(tmp_path / "mine")
+    assert yaml.safe_load((out / "config.yaml").read_text())["data"]["train"] == "mine"
 
-    elsewhere = tmp_path / "elsewhere"
+    elsewhere = tmp_path / "elsewhere"  # another folder, or machine, without ./mine
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    resumed = _cli(capsys, "train", "--resume", out, "-q", "--set", "optim.iterations=5")
+    status, err = _cli(capsys, "train", "--resume", out, "-q", "--set", "optim.iterations=5")
+    assert status == 2 and f"'mine' is not in {str(elsewhere)!r} and no data folder found" in err
+    moved = ["--set", "optim.iterations=5", "--set", f"data.train={image_folder}"]
+    resumed = _cli(capsys, "train", "--resume", out, "-q", *moved)
     assert resumed[0] == 0, resumed
-    assert yaml.safe_load((out / "config.yaml").read_text())["optim"]["iterations"] == 5
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["optim"]["iterations"] == 5 and saved["data"]["train"] == str(image_folder)
     assert main(["train", "--resume", str(out)]) == 0
     assert "already complete at iteration 5 (optim.iterations=5)" in capsys.readouterr().out
 
@@ -693,6 +696,6 @@ def test_eval_of_a_run_folder_names_the_weights_and_their_iteration(image_folder
     assert f"RIM weights: {out / 'model.safetensors'} (iteration 3)" in summary
 
 
-def test_a_warmup_as_long_as_the_run_gets_a_note(image_folder, tmp_path):
-    with pytest.warns(UserWarning, match=r"optim\.warmup=4 is not shorter than optim\.iter"):
+def test_a_warmup_longer_than_the_run_gets_a_note(image_folder, tmp_path):
+    with pytest.warns(UserWarning, match=r"optim\.warmup=4 is longer than optim\.iterations=3"):
         train(tiny_config(image_folder, iterations=3, warmup=4), tmp_path / "run", progress=False)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from rimkit.degrade import crop_to_multiple
+from rimkit.degrade import crop_noting
 from rimkit.evaluate.figures import crop_grid
 from rimkit.evaluate.metrics import psnr, ssim, to_8bit
 from rimkit.evaluate.report import (
@@ -97,23 +98,28 @@ def compare(
         restore_options["maps"] = estimate_coil_maps(
             image, restore_options.get("mask"), restore_options.get("maps")
         )
-    results = []
+    results: list[Compared] = []
+    given_sigma = restore_options.get("sigma")
     for name in methods:
         if name in BASELINES:
             model, scales = None, None
         else:
             loaded = load_model(name, device=device)
             model, scales = loaded.model, trained_scales(loaded.config, loaded.card)
+        estimated = results and given_sigma in (None, "auto")  # our estimate: no scale note
         tic = time.perf_counter()
-        restored = restore(
-            image,
-            task,
-            model,
-            baseline=None if model is not None else name,
-            scales=scales,
-            progress=progress,
-            **restore_options,
-        )
+        with warnings.catch_warnings():
+            if estimated:
+                warnings.filterwarnings("ignore", "restore takes sigma on the 0-255", UserWarning)
+            restored = restore(
+                image,
+                task,
+                model,
+                baseline=None if model is not None else name,
+                scales=scales,
+                progress=progress,
+                **restore_options,
+            )
         seconds = time.perf_counter() - tic
         restore_options["sigma"] = restored.sigma  # estimated once, if "auto"; then told all
         result = restored.image
@@ -132,7 +138,7 @@ def _crop_sr_truth(truth: np.ndarray, shape: tuple[int, ...], scale: int) -> np.
     extra = (truth.shape[0] - shape[0], truth.shape[1] - shape[1])
     if truth.shape[2:] != shape[2:] or not all(0 <= e < scale for e in extra):
         return truth
-    return crop_to_multiple(truth, scale, "the clean image", "as degrade cropped it")
+    return crop_noting(truth, scale, "the clean image", "as degrade cropped it")
 
 
 def _check_truth_shape(truth: np.ndarray, shape: tuple[int, ...]) -> None:

@@ -99,7 +99,7 @@ def degrade(
         raise ValueError(f"the image is complex; {task} takes a real image (complex: --task mri)")
     if task == "sr":
         scale = _check_scale(scale)
-        image = crop_to_multiple(image, scale)
+        image = crop_noting(image, scale)
     x = to_tensor(image, torch.float64)
     generator = torch.Generator().manual_seed(seed)
     if task == "lensing":
@@ -161,35 +161,33 @@ def _check_scale(scale: int) -> int:
     return int(scale)
 
 
-def crop_to_multiple(
+def crop_noting(
     image: np.ndarray,
     scale: int,
     what: str = "the image",
     why: str = "before down-sampling (as the SR protocol does)",
 ) -> np.ndarray:
-    """``image`` cropped (bottom and right) to a multiple of ``scale``, with a note naming
-    ``what`` and ``why`` where that drops pixels.
+    """:func:`rimkit.evaluate.metrics.crop_to_multiple` (bottom and right) with a note naming
+    ``what`` and ``why`` where it drops pixels.
 
     Example:
         >>> import warnings
         >>> with warnings.catch_warnings():
         ...     warnings.simplefilter("ignore")
-        ...     crop_to_multiple(np.zeros((10, 9)), 4).shape
+        ...     crop_noting(np.zeros((10, 9)), 4).shape
         (8, 8)
     """
-    h, w = image.shape[0] - image.shape[0] % scale, image.shape[1] - image.shape[1] % scale
-    if h == 0 or w == 0:
-        raise ValueError(
-            f"the image is {image.shape[0]}x{image.shape[1]} pixels, too small for scale {scale}"
-        )
-    if (h, w) != image.shape[:2]:
+    from rimkit.evaluate.metrics import crop_to_multiple
+
+    cropped = crop_to_multiple(image, scale)
+    if cropped.shape[:2] != image.shape[:2]:
         warnings.warn(
-            f"{what} is cropped from {image.shape[0]}x{image.shape[1]} to {h}x{w}, a "
-            f"multiple of scale {scale}, {why}",
+            f"{what} is cropped from {image.shape[0]}x{image.shape[1]} to "
+            f"{cropped.shape[0]}x{cropped.shape[1]}, a multiple of scale {scale}, {why}",
             UserWarning,
             stacklevel=3,
         )
-    return image[:h, :w]
+    return cropped
 
 
 def _operator(

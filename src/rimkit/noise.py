@@ -88,7 +88,7 @@ def simulate(
     return noise(clean, generator)
 
 
-def warn_if_unit_scale(sigma255: float, where: str) -> None:
+def warn_if_unit_scale(sigma255: float, where: str, stacklevel: int = 3) -> None:
     """A note when a noise level meant on the 0-255 scale lies in (0, 1): likely the 0-1
     scale by mistake (``25 / 255`` for sigma 25).
 
@@ -105,11 +105,11 @@ def warn_if_unit_scale(sigma255: float, where: str) -> None:
             f"{where} takes sigma on the 0-255 scale (25 for sigma 25); {sigma255:.4g} looks like "
             f"the 0-1 scale, and is used as {sigma255:.4g} / 255",
             UserWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 
-def warn_if_255_scale(y: Tensor, sigma: Tensor) -> None:
+def warn_if_255_scale(y: Tensor, sigma: Tensor, stacklevel: int = 3) -> None:
     """A note when ``sigma`` (in the units of ``y``) exceeds 1 for a real ``y`` on the image
     scale (values within [-1, 2]): likely the 0-255 scale by mistake (``25`` for ``25 / 255``).
     """
@@ -117,8 +117,9 @@ def warn_if_255_scale(y: Tensor, sigma: Tensor) -> None:
         return
     if float(y.detach().amin()) >= -1 and float(y.detach().amax()) <= 2:
         warnings.warn(
-            f"sigma {float(sigma.max()):.4g} is in the units of y, whose values lie in [0, 1]: "
-            "on that scale sigma 25 is 25 / 255; give that if 25 was meant on the 0-255 scale",
+            f"sigma {float(sigma.max()):.4g} is in the units of y, whose values lie on the image "
+            "scale (within [-1, 2]): there sigma 25 is 25 / 255; give that if 25 was meant on the "
+            "0-255 scale",
             UserWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )

@@ -94,7 +94,7 @@ def check_sigma(task: str, sigma: float | str | None) -> float | str:
     if not (math.isfinite(sigma) and 0 <= sigma <= SIGMA_MAX):
         raise ValueError(f"sigma must lie in [0, {SIGMA_MAX:g}] on the 0-255 scale, got {sigma}")
     if task != "mri":  # k-space has any scale
-        warn_if_unit_scale(sigma, "restore")
+        warn_if_unit_scale(sigma, "restore", stacklevel=4)
     return float(sigma)
 
 
@@ -207,10 +207,12 @@ def restore(
         raise ValueError(f"complex input is k-space; use --task mri, not {task}")
     channels = 1 if image.ndim == 2 else image.shape[2]
     if model is not None and model.channels not in (1, channels):
+        gray = (
+            "; use a gray model such as denoise-gray" if (channels, task) == (1, "denoise") else ""
+        )
         raise ValueError(
             f"the model restores {model.channels}-channel images but the input has {channels}"
-            + ("; use a gray model such as denoise-gray" if channels == 1 else "")
-            + "; choose a model for this kind of image (rimkit models)"
+            f"{gray}; choose a model for this kind of image (rimkit models)"
         )
     h, w = image.shape[:2]
     if task == "sr" and min(h, w) * scale < 8:

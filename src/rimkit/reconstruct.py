@@ -27,6 +27,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from rimkit.likelihood import GaussianLikelihood
+from rimkit.likelihood import _check_sigma as check_noise_sigma
 from rimkit.models import RIM, Trajectory
 from rimkit.noise import warn_if_255_scale
 from rimkit.operators import (
@@ -154,7 +155,7 @@ class RIMReconstructor:
                 "for a non-linear forward model f run the RIM itself: "
                 "model(AutogradLikelihood(f, y, sigma), x0=...)"
             )
-        warn_if_255_scale(y, torch.as_tensor(sigma))
+        warn_if_255_scale(y, check_noise_sigma(sigma), stacklevel=4)
         if self.tile is not None and x0 is None:
             return reconstruct_tiled(self, y, operator, sigma, self.tile, self.overlap)
         param = next(self.model.parameters())

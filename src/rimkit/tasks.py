@@ -477,10 +477,11 @@ def register_task(name: str) -> Callable[[type], type]:
                 f"task {name!r}: {getattr(cls, '__qualname__', cls)!r} must be a dataclass with "
                 "a sample(x, generator) method returning a Measurement"
             )
-        if TASKS.get(name, cls) is not cls:
+        taken = TASKS.get(name, cls)
+        if (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
             raise ValueError(
-                f"task name {name!r} is taken (by {TASKS[name].__qualname__}); choose another"
-            )
+                f"task name {name!r} is taken (by {taken.__qualname__}); choose another"
+            )  # the same class defined again (a notebook cell run twice) replaces itself
         TASKS[name] = cls
         return cls
 

@@ -216,7 +216,7 @@ class Reconstructor:
         operator = check_operator(operator)
         y = check_measurement(y)
         s = _check_sigma(sigma, y.shape[0])
-        warn_if_255_scale(y, s)
+        warn_if_255_scale(y, s, stacklevel=4)
         with torch.no_grad():
             return self._solve(y, operator, s, x0)
 

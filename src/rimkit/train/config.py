@@ -342,32 +342,3 @@ def resolve_folder(data: DataConfig, folder: str) -> Path:
     except ValueError as err:
         raise ValueError(f"{folder!r} is not in {str(Path.cwd())!r} and {err}") from None
     return root / path
-
-
-def anchor_data_paths(cfg: ExperimentConfig) -> ExperimentConfig:
-    """``cfg`` with its data paths that lie relative to the working folder made absolute.
-
-    A run records them so, and resumes or is evaluated from any folder; a path found inside
-    the data root stays relative to it (so a recipe's ``train/BSDS300-train`` follows
-    ``$RIMKIT_DATA``), as does the default root.
-
-    Example:
-        >>> cfg = ExperimentConfig.from_dict({"data": {"root": "."}})
-        >>> Path(anchor_data_paths(cfg).data.root).is_absolute()
-        True
-    """
-
-    def anchored(path: str) -> str:
-        local = Path(path)
-        return os.path.abspath(path) if not local.is_absolute() and local.exists() else path
-
-    data = cfg.data
-    train = (
-        anchored(data.train) if isinstance(data.train, str) else tuple(map(anchored, data.train))
-    )
-    changes = {
-        "train": train,
-        "val": None if data.val is None else anchored(data.val),
-        "root": None if data.root is None else anchored(data.root),
-    }
-    return dataclasses.replace(cfg, data=dataclasses.replace(data, **changes))

@@ -53,7 +53,6 @@ from rimkit.train.config import (
     DataConfig,
     ExperimentConfig,
     OptimConfig,
-    anchor_data_paths,
     build_tasks,
     resolve_folder,
 )
@@ -266,12 +265,11 @@ def train(
     kill right after a checkpoint would. Returns the final metadata.
     """
     dist = Distributed.from_env()
-    cfg = anchor_data_paths(cfg)
     out = Path(out_dir)
     optim_cfg = cfg.optim
-    if dist.main and optim_cfg.warmup >= optim_cfg.iterations:
+    if dist.main and optim_cfg.warmup > optim_cfg.iterations:
         warnings.warn(
-            f"optim.warmup={optim_cfg.warmup} is not shorter than optim.iterations="
+            f"optim.warmup={optim_cfg.warmup} is longer than optim.iterations="
             f"{optim_cfg.iterations}: the learning rate never reaches optim.lr",
             UserWarning,
             stacklevel=2,
@@ -455,14 +453,15 @@ def _restore(
     meta = read_meta(out / "last")
     saved = meta.get("config", {})
     try:  # a run saved before a config key existed gets that key's default
-        saved = anchor_data_paths(ExperimentConfig.from_dict(saved)).to_dict()
+        saved = ExperimentConfig.from_dict(saved).to_dict()
     except ValueError:
         pass  # an unreadable saved config: compare it as stored, which names what differs
     changed = _changed_keys(saved, cfg.to_dict())
     if changed:
         raise ValueError(
             f"the run in {str(out)!r} was made with another config ({', '.join(changed)} "
-            "differ); a resumed run must repeat the same recipe (only optim.iterations may grow)"
+            "differ); a resumed run must repeat the same recipe (only optim.iterations may grow, "
+            "and data.train / val / root may say where the same images now lie)"
         )
     if meta.get("world_size", 1) != dist_world():
         raise ValueError(
@@ -518,8 +517,16 @@ def dist_world() -> int:
     return Distributed.from_env().world
 
 
-RESUMABLE_CHANGES = {"optim.iterations", "optim.threads", "optim.tensorboard"}
-"""Config keys a resumed run may change: how long, how many threads, what it logs."""
+RESUMABLE_CHANGES = {
+    "optim.iterations",
+    "optim.threads",
+    "optim.tensorboard",
+    "data.train",
+    "data.val",
+    "data.root",
+}
+"""Config keys a resumed run may change: how long, how many threads, what it logs, and where
+its images now lie (the same images, moved: a run resumed in another folder or machine)."""
 
 
 def _changed_keys(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
