@@ -106,7 +106,7 @@ def compare(
         else:
             loaded = load_model(name, device=device)
             model, scales = loaded.model, trained_scales(loaded.config, loaded.card)
-        estimated = results and given_sigma in (None, "auto")  # our estimate: no scale note
+        estimated = bool(results) and given_sigma in (None, "auto")  # our estimate: no note
         tic = time.perf_counter()
         with warnings.catch_warnings():
             if estimated:

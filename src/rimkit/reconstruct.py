@@ -155,7 +155,7 @@ class RIMReconstructor:
                 "for a non-linear forward model f run the RIM itself: "
                 "model(AutogradLikelihood(f, y, sigma), x0=...)"
             )
-        warn_if_255_scale(y, check_noise_sigma(sigma), stacklevel=4)
+        warn_if_255_scale(y, check_noise_sigma(sigma), stacklevel=3)
         if self.tile is not None and x0 is None:
             return reconstruct_tiled(self, y, operator, sigma, self.tile, self.overlap)
         param = next(self.model.parameters())

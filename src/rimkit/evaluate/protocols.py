@@ -191,7 +191,7 @@ def _check_seed(seed: object) -> None:
 def _check_sigma(sigma: float) -> None:
     if not (math.isfinite(sigma) and sigma >= 0):
         raise ValueError(f"sigma must be a finite number >= 0 on the 0-255 scale, got {sigma}")
-    warn_if_unit_scale(sigma, "a protocol", stacklevel=6)  # the caller of the protocol
+    warn_if_unit_scale(sigma, "a protocol", stacklevel=5)  # the line that made the protocol
 
 
 def _noise_suffix(sigma: float) -> str:
