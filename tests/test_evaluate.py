@@ -729,3 +729,10 @@ def test_two_images_of_one_name_are_refused():
     image = np.zeros((16, 16))
     with pytest.raises(ValueError, match=r"two or more images are named 'x'; rows and journals"):
         _evaluate([("x", image), ("x", image)], runner.Method("gauss", _gauss))
+
+
+def test_an_image_named_by_a_path_is_told_to_use_a_string():
+    from pathlib import Path
+
+    with pytest.raises(ValueError, match=r"an image's name is a string, got \w*Path"):
+        _evaluate([(Path("a.png"), np.zeros((16, 16)))], runner.Method("gauss", _gauss))

@@ -576,12 +576,17 @@ def _checked_images(images: Sequence[tuple[str, np.ndarray]]) -> list[tuple[str,
         )
     out = []
     for item in images:
-        if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)):
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
             raise ValueError(
                 "images are (name, array) pairs, e.g. [('camera', img)]; got an item of type "
                 f"{type(item).__name__}"
             )
         name, image = item
+        if not isinstance(name, str):
+            raise ValueError(
+                f"an image's name is a string, got {type(name).__name__} {name!r}: e.g. "
+                "(str(path), img) or (path.name, img)"
+            )
         out.append((name, _checked_image(name, image)))
     names = [name for name, _ in out]
     twice = sorted({name for name in names if names.count(name) > 1})
