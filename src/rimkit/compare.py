@@ -38,6 +38,7 @@ from rimkit.evaluate.report import (
 )
 from rimkit.fastmri import center_crop
 from rimkit.io import check_output_folder, write_image
+from rimkit.noise import UNIT_SCALE_NOTE
 from rimkit.pipeline import estimate_coil_maps, restore
 
 
@@ -110,7 +111,7 @@ def compare(
         tic = time.perf_counter()
         with warnings.catch_warnings():
             if estimated:
-                warnings.filterwarnings("ignore", "restore takes sigma on the 0-255", UserWarning)
+                warnings.filterwarnings("ignore", f"restore {UNIT_SCALE_NOTE}", UserWarning)
             restored = restore(
                 image,
                 task,

@@ -88,6 +88,11 @@ def simulate(
     return noise(clean, generator)
 
 
+UNIT_SCALE_NOTE = "takes sigma on the 0-255 scale"
+"""The words of :func:`warn_if_unit_scale`'s note (a caller that told its own estimate may
+filter it out)."""
+
+
 def warn_if_unit_scale(sigma255: float, where: str, stacklevel: int = 3) -> None:
     """A note when a noise level meant on the 0-255 scale lies in (0, 1): likely the 0-1
     scale by mistake (``25 / 255`` for sigma 25).
@@ -102,7 +107,7 @@ def warn_if_unit_scale(sigma255: float, where: str, stacklevel: int = 3) -> None
     """
     if 0 < sigma255 < 1:
         warnings.warn(
-            f"{where} takes sigma on the 0-255 scale (25 for sigma 25); {sigma255:.4g} looks like "
+            f"{where} {UNIT_SCALE_NOTE} (25 for sigma 25); {sigma255:.4g} looks like "
             f"the 0-1 scale, and is used as {sigma255:.4g} / 255",
             UserWarning,
             stacklevel=stacklevel,
