@@ -31,10 +31,13 @@ DEGRADE_EXAMPLE = """examples:
   rimkit degrade file1000.h5 under.npy --task mri --acceleration 4 --slice 17   # fastMRI
   rimkit degrade example:camera lensed.png --task lensing --einstein-radius 0.45 \\
       --axis-ratio 0.7 --angle 30 --shear 0.02 -0.01
+  rimkit degrade galaxy.fits lensed.fits --task lensing --einstein-radius 0.45 --sigma 3
+      # a FITS source in its own units (counts); --sigma in them too
 
-INPUT is a PNG/JPEG/TIFF/.npy file or example:NAME (a scikit-image image: camera, astronaut,
-...), or for mri measured k-space (a fastMRI .h5 file, a BART .cfl) to under-sample. OUTPUT
-.png/.jpg/.tif is written as 8 bits (clipped, rounded), .npy exactly. inpaint and mri also
+INPUT is a PNG/JPEG/TIFF/.npy/FITS file or example:NAME (a scikit-image image: camera,
+astronaut, hubble_deep_field, ...), or for mri measured k-space (a fastMRI .h5 file, a BART
+.cfl) to under-sample. OUTPUT .png/.jpg/.tif is written as 8 bits (clipped, rounded), .npy
+and .fits exactly. inpaint and mri also
 write the mask as OUTPUT-STEM-mask.png (white = observed)."""
 
 
@@ -72,12 +75,16 @@ RECONSTRUCT_EXAMPLE = """examples:
   rimkit reconstruct file1000.h5 knee.npy --task mri --slice all  # all its slices, one .npy
   rimkit reconstruct lensed.png source.png --task lensing --einstein-radius 0.45 \\
       --axis-ratio 0.7 --angle 30 --shear 0.02 -0.01
+  rimkit reconstruct lensed.fits source.fits --task lensing --einstein-radius 0.45 --sigma 3
+      # FITS in counts: --sigma and the result in counts (--units data)
 
 Measurements as written by `rimkit degrade` (the same --task, --sigma, --scale, mask and
 kernel; for lensing the same lens flags). --model takes a shipped model name (see `rimkit
 models`), a run folder of `rimkit train` or a .safetensors file; by default the shipped model
 for the task. --ensemble K restores K flips/rotations of the measurement and averages them
-(denoise, sr, inpaint; K times the time; BENCHMARKS.md has what it gains)."""
+(denoise, sr, inpaint; K times the time; BENCHMARKS.md has what it gains). Data of any
+scale (FITS, or --units data): divided by their peak for the model and the result multiplied
+back, so --sigma and the result are in the data's units."""
 
 DEFAULT_MODELS: dict[str, dict[int, str]] = {
     "denoise": {1: "denoise-gray", 3: "denoise-rgb"},
@@ -107,6 +114,13 @@ MASK_HELP = (
     "fastMRI's random or equispaced columns (a fully sampled centre of 0.32 / R)"
 )
 VOLUME_HELP = f"{SLICE_HELP}, or all: every slice, written as one (slices, H, W) .npy"
+UNITS = ("image", "data")  # rimkit.pipeline.UNITS, without importing torch for --help
+UNITS_HELP = (
+    "image: an image in [0, 1] (8/16-bit files are scaled there), --sigma on the 0-255 scale "
+    "(mri: 255 times the k-space's units); data: values of any scale in their own units "
+    "(counts, photons; mri: k-space), --sigma and the output in them too (.npy and .fits keep "
+    "them; 8-bit pictures are divided by their maximum). Default: data for FITS, image otherwise"
+)
 
 
 class UsageError(ValueError):
@@ -144,9 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="image file or example:NAME; mri: also measured k-space (fastMRI .h5, BART .cfl), "
         "under-sampled by the mask",
     )
-    deg.add_argument("output", help="measurement file (.png, .jpg, .tif or .npy)")
+    deg.add_argument("output", help="measurement file (.png, .jpg, .tif, .npy or .fits)")
     deg.add_argument("--task", required=True, choices=TASKS)
-    deg.add_argument("--sigma", type=float, help="noise std on the 0-255 scale (denoise: required)")
+    deg.add_argument(
+        "--sigma",
+        type=float,
+        help="noise std on the 0-255 scale, or with --units data in the data's units "
+        "(denoise: required)",
+    )
+    deg.add_argument("--units", choices=UNITS, help=UNITS_HELP)
     deg.add_argument("--scale", type=float, help="sr: integer down-sampling factor (default 2)")
     deg.add_argument("--fraction", type=float, default=0.5, help="inpaint: missing fraction")
     deg.add_argument("--acceleration", type=float, default=4.0, help="mri: factor >= 1")
@@ -183,10 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument(
         "input",
-        help="measurement: PNG/JPEG/TIFF/.npy (mri: complex k-space, .npy (H, W) or (coils, H, "
-        "W), BART .cfl or a fastMRI .h5 file)",
+        help="measurement: PNG/JPEG/TIFF/.npy/FITS (mri: complex k-space, .npy (H, W) or "
+        "(coils, H, W), BART .cfl or a fastMRI .h5 file)",
     )
-    rec.add_argument("output", help="restored image (.png, .jpg, .tif or .npy)")
+    rec.add_argument("output", help="restored image (.png, .jpg, .tif, .npy or .fits)")
     _add_measurement_arguments(rec)
     chooser = rec.add_mutually_exclusive_group()
     chooser.add_argument("--model", help="shipped model name, run folder or .safetensors file")
@@ -218,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=COMPARE_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    cmp.add_argument("input", help="measurement: PNG/JPEG/TIFF/.npy (mri: k-space, also .cfl/.h5)")
+    cmp.add_argument(
+        "input", help="measurement: PNG/JPEG/TIFF/.npy/FITS (mri: k-space, also .cfl/.h5)"
+    )
     _add_measurement_arguments(cmp)
     cmp.add_argument(
         "--methods",
@@ -299,9 +321,11 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sigma",
         type=_sigma_or_auto,
-        help="noise std on the 0-255 scale, or auto: estimate it from the input (Liu et al. "
-        "2013; not for mri). Default: auto for denoise, 0 otherwise",
+        help="noise std on the 0-255 scale (--units data: in the data's units), or auto: "
+        "estimate it from the input (Liu et al. 2013; not for mri). Default: auto for denoise, "
+        "0 otherwise",
     )
+    parser.add_argument("--units", choices=UNITS, help=UNITS_HELP)
     parser.add_argument("--scale", type=float, help="sr: the up-sampling factor (default 2)")
     parser.add_argument(
         "--mask",
@@ -384,6 +408,7 @@ def _check_paths(input_path: str, output_path: str) -> None:
 def _run_degrade(args: argparse.Namespace) -> None:
     from rimkit.degrade import degrade
     from rimkit.io import check_image_range, check_output, read_image, write_image
+    from rimkit.pipeline import check_sigma, data_peak
 
     _check_paths(args.input, args.output)
     output = Path(args.output)
@@ -409,12 +434,20 @@ def _run_degrade(args: argparse.Namespace) -> None:
     kernel = _read_kernel(args.kernel, args.task)
     lensing = _lensing_setup(args)
     image = read_image(args.input, gray=True if args.gray else None)
-    if args.task != "mri":  # an MRI slice may have any scale
+    units, peak, sigma = _units(args, args.input), 1.0, args.sigma
+    if units == "data" and args.task != "mri":  # any scale: degrade it as an image of peak 1
+        if args.quantize:
+            raise UsageError("--quantize rounds an image in [0, 1] to 8 bits; not --units data")
+        peak = data_peak(image, args.task)
+        image = image / peak
+    if units == "data" and sigma is not None:  # degrade's sigma: 0-255 scale of image / peak
+        sigma = check_sigma(args.task, sigma, units, peak)
+    if units == "image" and args.task != "mri":  # an MRI slice may have any scale
         check_image_range(image, args.input)
     result = degrade(
         image,
         args.task,
-        sigma=args.sigma,
+        sigma=sigma,
         scale=scale,
         fraction=args.fraction,
         acceleration=args.acceleration,
@@ -426,7 +459,10 @@ def _run_degrade(args: argparse.Namespace) -> None:
         lensing=lensing,
         coils=args.coils,
     )
-    write_image(output, result.measurement, force=args.force)
+    measurement = result.measurement * peak
+    if _picture_of_values(output, units):
+        measurement = measurement / _maximum(measurement)
+    write_image(output, measurement, force=args.force)
     if result.mask is not None:
         write_image(mask_path, result.mask, force=args.force)
     if result.maps is not None:
@@ -436,6 +472,25 @@ def _run_degrade(args: argparse.Namespace) -> None:
         extra = f" and its mask to {mask_path}" if result.mask is not None else ""
         extra += f" and the coil maps to {maps_path}" if result.maps is not None else ""
         print(f"wrote the {args.task} measurement ({shape}) to {output}{extra}")
+
+
+def _units(args: argparse.Namespace, path: str) -> str:
+    """``--units``, by default ``data`` for a FITS file (it has no white level), else ``image``."""
+    from rimkit.io import is_fits
+
+    return args.units or ("data" if is_fits(path) else "image")
+
+
+def _picture_of_values(output: Path, units: str) -> bool:
+    """Whether ``output`` is an 8-bit picture (it holds ``[0, 1]``) of values in their own
+    units, which are divided by their maximum for it."""
+    from rimkit.io import VALUE_SUFFIXES, file_suffix
+
+    return units == "data" and file_suffix(output) not in VALUE_SUFFIXES
+
+
+def _maximum(array: np.ndarray) -> float:
+    return max(float(np.max(array)), np.finfo(float).tiny)
 
 
 def _sr_scale(args: argparse.Namespace) -> float:
@@ -557,9 +612,10 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
         **options,
     )
     frames = result.frames
-    scaled = args.task == "mri" and output.suffix.lower() != ".npy"  # k-space has any scale
+    units = "data" if args.task == "mri" else options["units"]  # k-space has any scale
+    scaled = _picture_of_values(output, units)
     if scaled:
-        peak = max(float(result.image.max()), np.finfo(float).tiny)
+        peak = _maximum(result.image)
         frames = [frame / peak for frame in frames]
     write_image(output, frames[-1], force=args.force)
     if args.trajectory:
@@ -573,8 +629,11 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
             maps = maps if len(image) > 1 else ""
             note = (f", {maps}" if maps else "") + (", magnitude / its maximum" if scaled else "")
             runs = f" ({len(image)} coil{'s' * (len(image) > 1)}{note})"
+        elif scaled:
+            runs += f" (values / their maximum, {peak:.4g}; .fits or .npy keep the values)"
         if args.sigma == "auto" or (args.sigma is None and args.task == "denoise"):
-            print(f"noise level estimated from the input: sigma {result.sigma:.2f} (0-255 scale)")
+            scale = "the data's units" if units == "data" else "0-255 scale"
+            print(f"noise level estimated from the input: sigma {result.sigma:.4g} ({scale})")
         steps = "with baseline" if args.baseline else f"after {len(result.frames)} steps of"
         print(f"wrote {output} ({shape}) {steps} {name}{runs}")
 
@@ -664,7 +723,8 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
             maps = read_kspace(maps, "coil sensitivity maps")
     else:
         image, maps = read_image(args.input), None
-        check_image_range(image, args.input)
+        if _units(args, args.input) == "image":
+            check_image_range(image, args.input)
     options = {
         "sigma": args.sigma,
         "scale": _sr_scale(args),
@@ -674,6 +734,7 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
         "tile": args.tile,
         "lensing": lensing,
         "maps": maps,
+        "units": _units(args, args.input),
     }
     return image, options
 
@@ -699,16 +760,15 @@ def _run_compare(args: argparse.Namespace) -> None:
         image, args.task, methods, truth=truth, fit_scale=fit_scale, device=args.device,
         progress=not args.quiet, **options,
     )  # fmt: skip
-    shown = shown_measurement(image, args.task, options["scale"])
     peak = None
-    if args.task == "mri":  # one scale for all: the truth's, else the brightest result's
-        brightest = max(float(r.image.max()) for r in results)
-        peak = max(float(truth.max()) if truth is not None else brightest, np.finfo(float).tiny)
+    if args.task == "mri" or options["units"] == "data":  # one white: the truth's or brightest
+        peak = _maximum(truth if truth is not None else [r.image.max() for r in results])
+    shown = shown_measurement(image / (peak or 1.0), args.task, options["scale"])
     written = write_comparison(out, results, shown, truth, peak=peak, force=args.force)
     if not args.quiet:
         if args.sigma == "auto" or (args.sigma is None and args.task == "denoise"):
             sigma = results[0].sigma
-            print(f"noise level estimated from the input: sigma {sigma:.2f}, told every method")
+            print(f"noise level estimated from the input: sigma {sigma:.4g}, told every method")
         print((written["results"]).read_text(), end="")
         print(f"wrote {len(results)} results, figure.png, results.md and report.html to {out}")
 
@@ -724,7 +784,7 @@ def _read_truth(args: argparse.Namespace) -> tuple[np.ndarray | None, bool]:
         return None, True
     if not is_fastmri(args.truth):
         truth = read_image(args.truth)
-        if args.task != "mri":
+        if args.task != "mri" and _units(args, args.input) == "image":
             check_image_range(truth, args.truth)
         return truth, True
     if args.task != "mri":

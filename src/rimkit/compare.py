@@ -71,6 +71,8 @@ def compare(
     names or paths, or baseline names); ``restore_options`` go to
     :func:`rimkit.pipeline.restore` (``sigma``, ``scale``, ``mask``, ``kernel``, ...).
     ``truth``, the clean image (values in ``[0, 1]``, the restored size), adds the scores.
+    With ``units="data"`` (:data:`rimkit.pipeline.UNITS`) the truth is in the data's units,
+    and the scores are PSNR and SSIM of floats with the truth's maximum as the data range.
 
     For ``mri`` the scores follow fastMRI: PSNR and SSIM of the magnitudes as floats with the
     truth's maximum as the data range. K-space has any scale, so each result is first scaled
@@ -128,7 +130,8 @@ def compare(
             result = center_crop(result, truth.shape)
             if fit_scale and result.shape == truth.shape:  # in the truth's units
                 result = result * _least_squares_scale(result, truth)
-        scores = _scores(result, truth, task)
+        in_units = task == "mri" or restore_options.get("units") == "data"
+        scores = _scores(result, truth, in_units)
         results.append(Compared(name, result, seconds, *scores, restored.sigma))
     return results
 
@@ -150,11 +153,13 @@ def _check_truth_shape(truth: np.ndarray, shape: tuple[int, ...]) -> None:
         )
 
 
-def _scores(image: np.ndarray, truth: np.ndarray | None, task: str) -> tuple[Any, Any]:
+def _scores(image: np.ndarray, truth: np.ndarray | None, in_units: bool) -> tuple[Any, Any]:
+    """PSNR and SSIM of 8-bit outputs, or ``in_units`` (MRI magnitudes, data of any scale) of
+    floats with the truth's maximum as the data range."""
     if truth is None:
         return None, None
     _check_truth_shape(truth, image.shape)
-    if task == "mri":  # magnitudes in the truth's units
+    if in_units:
         peak = max(float(truth.max()), np.finfo(float).tiny)
         return psnr(image, truth, peak), ssim(image, truth, data_range=peak)
     estimate = to_8bit(image) / 255.0
@@ -181,7 +186,8 @@ def write_comparison(
     """Write each result as ``OUT/<label>.png``, ``figure.png`` (crops of the measurement
     ``shown`` at the results' size, the results and the ``truth``, side by side),
     ``results.md`` and ``report.html``; returns the written paths by name. ``peak`` is the
-    value drawn white in the pictures of results and truth (MRI magnitudes have any scale);
+    value drawn white in the pictures of results and truth (MRI magnitudes and data in their
+    own units have any scale);
     by default 1, or each result's maximum where it is above 1."""
     out = check_output_folder(out, force)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,12 @@
-"""Reading and writing images: PNG, JPEG, TIFF (8 or 16 bit) and ``.npy``, written atomically.
+"""Reading and writing images: PNG, JPEG, TIFF (8 or 16 bit), ``.npy`` and FITS, written
+atomically.
 
 Images come back as float64 numpy arrays of shape ``(H, W)`` (gray) or ``(H, W, C)``, with
 8- and 16-bit integers (files or ``uint8`` / ``uint16`` arrays) scaled to ``[0, 1]``; float
-``.npy`` arrays come back as stored (real or complex). Integers of other types have no implied
-range and are refused, as are ``(C, H, W)`` arrays; an alpha channel is dropped with a warning.
+``.npy`` arrays come back as stored (real or complex), and FITS images (astronomy's format;
+the optional ``astropy``, ``pip install 'rimkit[fits]'``) in their own units, as stored.
+Integers of other types have no implied range and are refused, as are ``(C, H, W)`` arrays; an
+alpha channel is dropped with a warning.
 ``example:NAME`` reads an image bundled with scikit-image (``example:camera``,
 ``example:astronaut``, ...), so examples need no data of their own. :func:`check_image_range`
 refuses float images far outside ``[0, 1]`` (e.g. stored as 0-255).
@@ -29,8 +32,32 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
+"""FITS files: values in the data's own units (e.g. counts), read and written as stored."""
+VALUE_SUFFIXES = (".npy", *FITS_SUFFIXES)
+"""Output types that keep the values; the others store 8 bits of ``[0, 1]``."""
 EXAMPLE_PREFIX = "example:"
-EXAMPLES = ("camera", "astronaut", "coffee", "moon", "brick", "grass", "gravel", "chelsea")
+EXAMPLES = (
+    "camera", "astronaut", "coffee", "moon", "brick", "grass", "gravel", "chelsea",
+    "hubble_deep_field",
+)  # fmt: skip
+
+
+def file_suffix(path: str | os.PathLike) -> str:
+    """The lower-case type of a file name, two parts for compressed FITS.
+
+    Example:
+        >>> file_suffix("deep.FITS.gz"), file_suffix("a.b.png")
+        ('.fits.gz', '.png')
+    """
+    name = Path(path).name.lower()
+    double = "".join(Path(name).suffixes[-2:])
+    return double if double in FITS_SUFFIXES else Path(name).suffix
+
+
+def is_fits(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a FITS file (by its name)."""
+    return file_suffix(path) in FITS_SUFFIXES
 
 
 def read_image(path: str | os.PathLike, gray: bool | None = None) -> np.ndarray:
@@ -61,11 +88,13 @@ def _read_file(path: Path) -> np.ndarray:
         raise ValueError(f"input file {str(path)!r} does not exist")
     if path.is_dir():
         raise ValueError(f"input {str(path)!r} is a folder; give an image file")
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     if suffix == ".npy":
         return _check_array(load_array(path, "a .npy array"), str(path))
+    if suffix in FITS_SUFFIXES:
+        return _check_array(_read_fits(path), str(path))
     if suffix not in IMAGE_SUFFIXES:
-        known = ", ".join((*IMAGE_SUFFIXES, ".npy"))
+        known = ", ".join((*IMAGE_SUFFIXES, *VALUE_SUFFIXES))
         raise ValueError(f"unsupported file type {suffix!r} for {str(path)!r}; known: {known}")
     try:
         with Image.open(path) as img:
@@ -85,6 +114,50 @@ def load_array(path: Path, what: str) -> np.ndarray | np.lib.npyio.NpzFile:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
         raise ValueError(f"cannot read {str(path)!r} as {what}: {err}") from None
+
+
+def _astropy_fits():  # -> astropy.io.fits
+    try:
+        from astropy.io import fits
+    except ImportError:
+        raise ValueError(
+            "FITS files need astropy, an optional dependency: pip install 'rimkit[fits]'"
+        ) from None
+    return fits
+
+
+def _read_fits(path: Path) -> np.ndarray:
+    """The first image of a FITS file (the primary HDU, else the first extension holding
+    one) as float64 in its own units; a cube's leading axes of length 1 are dropped, a colour
+    cube ``(3, H, W)`` becomes ``(H, W, 3)``. Blank (NaN) pixels are refused with a count."""
+    fits = _astropy_fits()
+    try:
+        with fits.open(path, memmap=False) as hdus:
+            found = [(i, h) for i, h in enumerate(hdus) if getattr(h, "data", None) is not None]
+            images = [(i, h) for i, h in found if np.ndim(h.data) >= 2]
+            if not images:
+                raise ValueError(f"{str(path)!r} holds no image (no HDU with 2-D data)")
+            index, hdu = images[0]
+            data = np.array(hdu.data, dtype=np.float64)
+    except (OSError, TypeError) as err:
+        raise ValueError(f"{str(path)!r} is not a readable FITS file: {err}") from None
+    while data.ndim > 2 and data.shape[0] == 1:
+        data = data[0]
+    if data.ndim == 3 and data.shape[0] == 3:
+        data = np.moveaxis(data, 0, -1)
+    if data.ndim != 2 and not (data.ndim == 3 and data.shape[2] == 3):
+        raise ValueError(
+            f"{str(path)!r} (HDU {index}) holds a cube of shape {data.shape}; rimkit takes one "
+            "2-D image (or 3 colour planes): cut out the plane you want first"
+        )
+    blank = int(np.isnan(data).sum())
+    if blank:
+        raise ValueError(
+            f"{str(path)!r} has {blank} blank (NaN) pixel(s) of {data.size}; fill them first "
+            "(e.g. with the background level), or for inpainting set them to 0 and give a mask "
+            "(white = observed)"
+        )
+    return data
 
 
 INTEGER_RANGES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
@@ -192,20 +265,27 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
 def write_image(path: str | os.PathLike, array: np.ndarray, force: bool = False) -> None:
     """Write an image atomically: a temporary file in the same folder, then a rename.
 
-    ``.npy`` stores the array exactly; image formats store it clipped and rounded to 8 bits
-    (gray or RGB). An existing file is kept unless ``force``; a failed write leaves no file.
+    ``.npy`` stores the array exactly, FITS as float32 values (colour as a ``(3, H, W)`` cube);
+    image formats store it clipped and rounded to 8 bits (gray or RGB). An existing file is
+    kept unless ``force``; a failed write leaves no file.
     """
     path = check_output(path, force)
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     if suffix != ".npy" and np.iscomplexobj(array):
         raise ValueError(f"complex data cannot be stored as {suffix}; write a .npy file")
     if suffix != ".npy" and not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
         raise ValueError(f"an image file holds gray or RGB; got an array of shape {array.shape}")
+    fits = _astropy_fits() if suffix in FITS_SUFFIXES else None
 
     def save(tmp: str) -> None:
         if suffix == ".npy":
             with open(tmp, "wb") as handle:
                 np.save(handle, array)
+        elif fits is not None:
+            planes = array if array.ndim == 2 else np.moveaxis(array, -1, 0)
+            hdu = fits.PrimaryHDU(np.asarray(planes, dtype=np.float32))
+            hdu.header["HISTORY"] = "written by rimkit"
+            hdu.writeto(tmp, overwrite=True)
         else:
             fmt = Image.registered_extensions()[suffix]
             Image.fromarray(to_uint8(array)).save(tmp, format=fmt)
@@ -218,11 +298,11 @@ def check_output(path: str | os.PathLike, force: bool = False) -> Path:
     missing folder, or an existing file without ``force``. Call it before the work that makes
     the output, so a bad path fails at once."""
     path = Path(path)
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     if path.is_dir():
         raise ValueError(f"output {str(path)!r} is a folder; give a file name")
-    if suffix != ".npy" and suffix not in IMAGE_SUFFIXES:
-        known = ", ".join((*IMAGE_SUFFIXES, ".npy"))
+    if suffix not in (*IMAGE_SUFFIXES, *VALUE_SUFFIXES):
+        known = ", ".join((*IMAGE_SUFFIXES, *VALUE_SUFFIXES))
         raise ValueError(f"unsupported output type {suffix!r} for {str(path)!r}; known: {known}")
     if path.exists() and not force:
         raise ValueError(f"output {str(path)!r} exists; pass --force to overwrite it")

@@ -66,20 +66,66 @@ low-resolution image over their root sum of squares (:func:`rimkit.operators.coi
 Single-coil k-space is always demodulated by its low-resolution phase (``lowres``)."""
 
 
+UNITS = ("image", "data")
+"""How :func:`restore` reads a measurement and ``sigma``. ``"image"``: an image in ``[0, 1]``
+with sigma on the 0-255 scale (MRI: k-space of any scale, sigma 255 times its units).
+``"data"``: values of any scale in the data's own units (an astronomer's counts, a detector's
+photons; MRI k-space) with sigma, the noise's standard deviation, in those units."""
+
+
 @dataclass
 class Restored:
     """The restored image ``(H, W[, C])``, every step ``x_1 .. x_T`` of its trajectory (a
-    baseline: its final estimate) and the noise level the method was told (0-255 scale;
-    estimated when ``sigma="auto"``)."""
+    baseline: its final estimate) and the noise level the method was told (estimated when
+    ``sigma="auto"``), all in the units of the call (:data:`UNITS`: sigma on the 0-255 scale,
+    or in the data's units)."""
 
     image: np.ndarray
     frames: list[np.ndarray]
     sigma: float = 0.0
 
 
-def check_sigma(task: str, sigma: float | str | None) -> float | str:
-    """The noise level on the 0-255 scale; ``"auto"`` (estimate it from the measurement) passes
-    for the tasks in :data:`IMAGE_TASKS` and is the default for denoising, 0 for the others."""
+def data_peak(image: np.ndarray, task: str, mask: np.ndarray | None = None) -> float:
+    """What ``restore(units="data")`` divides a real measurement by: its largest value (for
+    inpainting with a mask, over the observed pixels), where the models' images have their
+    white, 1. MRI k-space is scaled inside (by its zero-filled image's maximum): 1.
+
+    Example:
+        >>> data_peak(np.array([[-3.0, 40.0], [7.0, 10.0]]), "lensing")
+        40.0
+    """
+    if task == "mri":
+        return 1.0
+    values = np.asarray(image, dtype=np.float64)
+    if task == "inpaint" and mask is not None and np.shape(mask) == values.shape[:2]:
+        values = values[np.asarray(mask) > 0.5]
+    peak = float(values.max()) if values.size else 0.0
+    if not (math.isfinite(peak) and peak > 0):
+        raise ValueError(
+            f"the measurement's largest value is {peak:g}; units='data' divides it by its peak "
+            "(the models' white), so it needs a positive one (subtract a negative offset first)"
+        )
+    return peak
+
+
+def check_sigma(
+    task: str, sigma: float | str | None, units: str = "image", peak: float = 1.0
+) -> float | str:
+    """The noise level on the 0-255 scale of the image :func:`restore` works on (a measurement
+    in the data's units divided by ``peak``; MRI k-space in its units); ``"auto"`` (estimate
+    it from the measurement) passes for the tasks in :data:`IMAGE_TASKS` and is the default
+    for denoising, 0 for the others."""
+    if units not in UNITS:
+        raise ValueError(f"units must be one of {', '.join(UNITS)}, got {units!r}")
+    if units == "data" and not isinstance(sigma, str | type(None)):
+        if isinstance(sigma, bool) or not (math.isfinite(sigma) and sigma >= 0):
+            raise ValueError(f"sigma (in the data's units) must be a number >= 0, got {sigma}")
+        if task != "mri" and sigma > peak:
+            raise ValueError(
+                f"sigma {sigma:g} exceeds the measurement's peak {peak:g}: the noise would hide "
+                "the image; give the noise's standard deviation in the data's units"
+            )
+        return 255.0 * sigma / peak
     if isinstance(sigma, str):
         if sigma != "auto":
             raise ValueError(f"sigma is a number (0-255 scale) or 'auto', got {sigma!r}")
@@ -146,6 +192,7 @@ def restore(
     ensemble: int = 1,
     lensing: LensingSetup | None = None,
     maps: np.ndarray | str | None = None,
+    units: str = "image",
 ) -> Restored:
     """Reconstruct ``x`` from the measurement ``image`` (``(H, W[, C])``; complex k-space for
     MRI) with ``model``, or with the classical ``baseline`` of that name instead
@@ -171,9 +218,61 @@ def restore(
     low-resolution image; pixels no coil sees (every map 0 there, as outside ESPIRiT's crop)
     come back 0, as in a SENSE reconstruction. Single-coil data with such a centre are
     demodulated by the image's low-resolution phase ``exp(i phi)`` as a one-coil map, so the
-    models, trained on real images, see a nearly real image."""
+    models, trained on real images, see a nearly real image.
+
+    ``units="data"`` takes a measurement of any scale (:data:`UNITS`): it is divided by its
+    peak (:func:`data_peak`), restored, and multiplied back, so the result (within ``[0,
+    peak]``) and ``sigma`` are in the data's units; for MRI only sigma's units change.
+
+    Example (a lensed galaxy in counts):
+        >>> from rimkit.models import build_rim
+        >>> from rimkit.operators import SIE, LensingSetup
+        >>> setup = LensingSetup(SIE(einstein_radius=0.45))
+        >>> counts = 900.0 * np.random.default_rng(0).random((16, 16))
+        >>> model = build_rim(features=4, hidden=4, train_steps=2)
+        >>> out = restore(counts, "lensing", model, sigma=12.0, lensing=setup, units="data")
+        >>> bool(out.image.max() <= counts.max()), out.sigma
+        (True, 12.0)
+    """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    peak = 1.0
+    if units == "data" and task != "mri":
+        _check_real_array(image)
+        peak = data_peak(image, task, mask)
+        image = image / peak
+    restored = _restore(
+        image, task, model, baseline=baseline, sigma=check_sigma(task, sigma, units, peak),
+        scale=scale, mask=mask, kernel=kernel, boundary=boundary, steps=steps, tile=tile,
+        progress=progress, scales=scales, ensemble=ensemble, lensing=lensing, maps=maps,
+    )  # fmt: skip
+    if units == "image":
+        return restored
+    frames = [frame * peak for frame in restored.frames]
+    return Restored(frames[-1], frames, restored.sigma / 255.0 * peak)
+
+
+def _restore(
+    image: np.ndarray,
+    task: str,
+    model: RIM | None,
+    *,
+    baseline: str | None,
+    sigma: float | str,
+    scale: int,
+    mask: np.ndarray | None,
+    kernel: np.ndarray | None,
+    boundary: str,
+    steps: int | None,
+    tile: int | None,
+    progress: bool,
+    scales: tuple[int, ...] | None,
+    ensemble: int,
+    lensing: LensingSetup | None,
+    maps: np.ndarray | str | None,
+) -> Restored:
+    """:func:`restore` of an image in ``[0, 1]`` (MRI: k-space), ``sigma`` checked, on the
+    0-255 scale."""
     _check_measurement(image, task)
     if model is not None and not isinstance(model, torch.nn.Module):
         raise TypeError(
@@ -189,7 +288,7 @@ def restore(
             f"a self-ensemble needs an operator that commutes with flips and rotations "
             f"({', '.join(ENSEMBLE_TASKS)}); {task} has none: use ensemble 1"
         )
-    sigma255 = check_sigma(task, sigma)
+    sigma255 = sigma
     if task == "sr" and (isinstance(scale, bool) or int(scale) != scale or scale < 2):
         raise ValueError(f"scale must be an integer >= 2, got {scale}")
     if task == "sr" and scales and int(scale) not in scales:
@@ -256,18 +355,14 @@ def restore(
 def _check_measurement(image: np.ndarray, task: str) -> None:
     """Refuse what :func:`restore` would misread: tensors, integer images, channels first, and
     images on another scale than ``[0, 1]``."""
-    if not isinstance(image, np.ndarray):
-        raise TypeError(
-            f"restore takes one measurement as a numpy array, (H, W) or (H, W, C) (MRI k-space: "
-            f"(H, W) or (coils, H, W)), got {type(image).__name__}; for batches of tensors use "
-            "rimkit.reconstruct.RIMReconstructor"
-        )
+    _check_array_type(image)
     if task == "mri":
         return
     if not (np.issubdtype(image.dtype, np.floating) or np.iscomplexobj(image)):
         raise ValueError(
             f"the image holds {image.dtype} values; restore takes float images in [0, 1]: "
-            "divide 8-bit data by 255 (rimkit.io.read_image scales image files)"
+            "divide 8-bit data by 255 (rimkit.io.read_image scales image files), or give "
+            "data of another scale with units='data'"
         )
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
         raise ValueError(
@@ -275,6 +370,27 @@ def _check_measurement(image: np.ndarray, task: str) -> None:
             "or 3 (channels first: np.moveaxis(a, 0, -1))"
         )
     check_image_range(image, "the image")
+
+
+def _check_array_type(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray):
+        raise TypeError(
+            f"restore takes one measurement as a numpy array, (H, W) or (H, W, C) (MRI k-space: "
+            f"(H, W) or (coils, H, W)), got {type(image).__name__}; for batches of tensors use "
+            "rimkit.reconstruct.RIMReconstructor"
+        )
+
+
+def _check_real_array(image: np.ndarray) -> None:
+    """A measurement in the data's units: a real numpy array (complex input is MRI k-space)."""
+    _check_array_type(image)
+    if np.iscomplexobj(image) or not np.issubdtype(image.dtype, np.number):
+        raise ValueError(
+            f"the measurement holds {image.dtype} values; units='data' takes real numbers "
+            "(complex k-space is --task mri)"
+        )
+    if not np.isfinite(image).all():
+        raise ValueError("the measurement holds NaN or Inf values; replace them first")
 
 
 def shown_measurement(image: np.ndarray, task: str, scale: float = 2) -> np.ndarray | None:

@@ -1,0 +1,218 @@
+"""Data of any scale: FITS files, ``restore(units="data")`` and ``--units data`` in the CLI."""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+import pytest
+
+from rimkit import io
+from rimkit.cli import main
+from rimkit.compare import compare
+from rimkit.models import build_rim
+from rimkit.operators import SIE, LensingSetup
+from rimkit.pipeline import data_peak, restore
+
+fits = pytest.importorskip("astropy.io.fits")
+
+SETUP = LensingSetup(SIE(einstein_radius=0.45))
+
+
+def smooth(shape=(24, 24), seed=0) -> np.ndarray:
+    """A smooth image whose maximum is exactly 1."""
+    from scipy import ndimage
+
+    field = ndimage.gaussian_filter(np.random.default_rng(seed).random(shape), 2)
+    field = (field - field.min()) / (field.max() - field.min())
+    return 0.1 + 0.9 * field
+
+
+@pytest.fixture(scope="module")
+def model():
+    import torch
+
+    torch.manual_seed(0)
+    return build_rim(features=4, hidden=4, train_steps=3)
+
+
+def run(capsys, *argv):
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_fits_files_keep_their_values_and_colour_cubes_turn_channels_last(tmp_path):
+    counts = 1000.0 * smooth()
+    io.write_image(tmp_path / "a.fits", counts)
+    back = io.read_image(tmp_path / "a.fits")
+    assert back.dtype == np.float64 and np.allclose(back, counts, rtol=1e-6)
+    rgb = np.stack([counts, 2 * counts, 3 * counts], axis=-1)
+    io.write_image(tmp_path / "c.fits.gz", rgb)
+    assert fits.getdata(tmp_path / "c.fits.gz").shape == (3, 24, 24)  # FITS order: planes first
+    assert np.allclose(io.read_image(tmp_path / "c.fits.gz"), rgb, rtol=1e-6)
+    assert io.file_suffix("deep.FITS.gz") == ".fits.gz" and io.is_fits("x.fts")
+
+
+def test_fits_image_in_an_extension_and_a_cube_of_one_plane_are_read(tmp_path):
+    image = smooth().astype(np.float32)
+    empty = fits.PrimaryHDU()
+    fits.HDUList([empty, fits.ImageHDU(image[None, None])]).writeto(tmp_path / "mef.fits")
+    assert io.read_image(tmp_path / "mef.fits").shape == (24, 24)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (np.where(np.eye(24) > 0, np.nan, 1.0), "24 blank (NaN) pixel(s) of 576; fill them"),
+        (np.ones((2, 24, 24)), "holds a cube of shape (2, 24, 24); rimkit takes one 2-D image"),
+        (np.ones(24), "holds no image (no HDU with 2-D data)"),
+    ],
+)
+def test_unusable_fits_images_are_named(tmp_path, data, message):
+    fits.PrimaryHDU(data).writeto(tmp_path / "bad.fits")
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        io.read_image(tmp_path / "bad.fits")
+
+
+def test_fits_without_astropy_asks_for_the_extra(tmp_path, monkeypatch):
+    real_import = builtins.__import__
+
+    def no_astropy(name, *args, **kwargs):
+        if name.startswith("astropy"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    fits.PrimaryHDU(np.ones((4, 4))).writeto(tmp_path / "a.fits")
+    monkeypatch.setattr(builtins, "__import__", no_astropy)
+    with pytest.raises(ValueError, match=r"FITS files need astropy.*rimkit\[fits\]"):
+        io.read_image(tmp_path / "a.fits")
+    with pytest.raises(ValueError, match=r"rimkit\[fits\]"):
+        io.write_image(tmp_path / "b.fits", np.ones((4, 4)))
+    assert not (tmp_path / "b.fits").exists()
+
+
+def test_restore_in_data_units_is_the_image_restore_scaled_by_the_peak(model):
+    image = smooth()  # maximum 1, so 1000 * image has its peak at 1000
+    sigma255 = 10.0
+    in_image = restore(image, "lensing", model, sigma=sigma255, lensing=SETUP)
+    in_data = restore(
+        1000 * image, "lensing", model, sigma=1000 * sigma255 / 255, lensing=SETUP, units="data"
+    )
+    assert np.allclose(in_data.image, 1000 * in_image.image, rtol=1e-5, atol=1e-6)
+    assert len(in_data.frames) == 3 and in_data.sigma == pytest.approx(1000 * sigma255 / 255)
+    counts = np.round(1000 * image).astype(np.int64)  # integer counts are data too
+    assert restore(counts, "denoise", model, sigma=5.0, units="data").image.max() <= 1000
+
+
+def test_an_estimated_noise_level_comes_back_in_the_data_units(model):
+    noisy = smooth((48, 48)) + np.random.default_rng(1).normal(0, 0.05, (48, 48))
+    peak = data_peak(noisy, "denoise")
+    in_image = restore(noisy / peak, "denoise", model)  # sigma "auto", 0-255 scale
+    in_data = restore(500 * noisy, "denoise", model, units="data")
+    assert in_data.sigma == pytest.approx(in_image.sigma / 255 * 500 * peak, rel=1e-6)
+
+
+def test_mri_in_data_units_takes_sigma_in_the_kspace_units(model):
+    kspace = np.fft.fft2(smooth((16, 16)), norm="ortho") * 1e4
+    kspace[:, 1::2] = 0
+    plain = restore(kspace, "mri", model, sigma=255 * 0.5)  # 255 times the k-space's units
+    in_data = restore(kspace, "mri", model, sigma=0.5, units="data")
+    assert np.allclose(in_data.image, plain.image) and in_data.sigma == pytest.approx(0.5)
+    assert restore(kspace, "mri", model, sigma=30.0, units="data").sigma == 30  # any scale
+
+
+@pytest.mark.parametrize(
+    "data, options, message",
+    [
+        (np.ones((8, 8)), {"sigma": 2.0}, "sigma 2 exceeds the measurement's peak 1"),
+        (np.ones((8, 8)), {"sigma": -1.0}, r"sigma \(in the data's units\) must be a number >= 0"),
+        (-np.ones((8, 8)), {}, "largest value is -1; units='data' divides it by its peak"),
+        (np.full((8, 8), np.nan), {}, "holds NaN or Inf values"),
+        (np.ones((8, 8), complex), {}, "complex k-space is --task mri"),
+        (np.ones((8, 8)), {"units": "counts"}, "units must be one of image, data"),
+    ],
+)
+def test_bad_data_or_units_are_refused(model, data, options, message):
+    options = {"units": "data", "sigma": 0.0, **options}
+    with pytest.raises(ValueError, match=message):
+        restore(data, "denoise", model, **options)
+
+
+def test_inpainting_takes_the_peak_of_the_observed_pixels_only():
+    image = np.ones((4, 4))
+    image[0, 0] = 50.0  # a hole holding garbage
+    mask = np.ones((4, 4))
+    mask[0, 0] = 0
+    assert data_peak(image, "inpaint", mask) == 1.0 and data_peak(image, "denoise") == 50.0
+
+
+def test_compare_in_data_units_scores_against_the_truth_in_those_units():
+    truth = smooth((32, 32))
+    noisy = truth + np.random.default_rng(2).normal(0, 10 / 255, truth.shape)
+    scaled = compare(
+        700 * noisy, "denoise", ["tv"], truth=700 * truth, sigma=700 * 10 / 255, units="data"
+    )[0]
+    plain = compare(
+        noisy / noisy.max(), "denoise", ["tv"], truth=truth / noisy.max(), sigma=10 / noisy.max()
+    )[0]
+    assert scaled.sigma == pytest.approx(700 * 10 / 255)
+    # the same restoration: PSNR differs by the peaks (the truth's maximum against 1) only
+    peaks = 20 * np.log10(1 / noisy.max())
+    assert abs(scaled.psnr - plain.psnr - peaks) < 0.05 and scaled.psnr > 20
+
+
+def test_cli_lensing_of_counts_from_fits_to_fits_and_png(tmp_path, capsys):
+    source = 1200.0 * smooth((32, 32))
+    io.write_image(tmp_path / "galaxy.fits", source)
+    lens = ["--task", "lensing", "--einstein-radius", "0.45", "--sigma", "6"]
+    assert run(capsys, "degrade", tmp_path / "galaxy.fits", tmp_path / "lensed.fits", *lens)[0] == 0
+    lensed = io.read_image(tmp_path / "lensed.fits")
+    assert 900 < lensed.max() < 1400  # in counts: the lens keeps surface brightness
+    status, out, _ = run(
+        capsys, "reconstruct", tmp_path / "lensed.fits", tmp_path / "s.fits", *lens
+    )
+    restored = io.read_image(tmp_path / "s.fits")
+    assert status == 0 and restored.max() > 500
+    psnr = 10 * np.log10(source.max() ** 2 / np.mean((restored - source) ** 2))
+    assert psnr > 20
+    status, out, _ = run(capsys, "reconstruct", tmp_path / "lensed.fits", tmp_path / "s.png", *lens)
+    assert status == 0 and "(values / their maximum, " in out and "keep the values" in out
+    png = io.read_image(tmp_path / "s.png")
+    assert np.abs(png - restored / restored.max()).max() <= 0.5 / 255 + 1e-6
+
+
+def test_cli_units_data_for_npy_and_the_scale_of_an_estimated_sigma(tmp_path, capsys):
+    noisy = 3000 * (smooth((40, 40)) + np.random.default_rng(3).normal(0, 0.04, (40, 40)))
+    np.save(tmp_path / "noisy.npy", noisy)
+    status, _, err = run(
+        capsys, "reconstruct", tmp_path / "noisy.npy", tmp_path / "o.npy", "--task", "denoise"
+    )
+    assert status == 2 and "holds values up to" in err  # image units by default for .npy
+    status, out, _ = run(
+        capsys,
+        "reconstruct",
+        tmp_path / "noisy.npy",
+        tmp_path / "o.npy",
+        "--task",
+        "denoise",
+        "--units",
+        "data",
+    )
+    assert status == 0 and "(the data's units)" in out
+    estimated = float(out.split("sigma ")[1].split(" ")[0])
+    assert 60 < estimated < 180  # 3000 * 0.04 = 120
+    assert 1000 < np.load(tmp_path / "o.npy").max() <= noisy.max()
+
+
+def test_cli_refuses_quantising_data_and_sigma_beyond_the_peak(tmp_path, capsys):
+    io.write_image(tmp_path / "g.fits", 100 * smooth())
+    argv = ["degrade", tmp_path / "g.fits", tmp_path / "n.fits", "--task", "denoise"]
+    status, _, err = run(capsys, *argv, "--sigma", "5", "--quantize")
+    assert status == 2 and "--quantize rounds an image in [0, 1] to 8 bits" in err
+    status, _, err = run(capsys, *argv, "--sigma", "500")
+    assert status == 2 and "sigma 500 exceeds the measurement's peak 100" in err
+
+
+def test_hubble_deep_field_is_an_example_image():
+    assert io.read_image("example:hubble_deep_field", gray=True).shape == (872, 1000)
