@@ -442,8 +442,13 @@ def test_a_fresh_start_clears_the_old_run(image_folder, tmp_path, capsys):
     rows = (out / "log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
     assert json.loads((out / "last.json").read_text())["iteration"] == 3
-    train(tiny_config(image_folder), out, stop_after=2, progress=False)  # stopped early
+    train(tiny_config(image_folder), out, stop_after=2, progress=False, force=True)  # stopped early
     assert not (out / "model.safetensors").exists()  # the finished run's weights are gone
+    for name in ("last.safetensors", "last.json"):  # a run with nothing to resume
+        (out / name).unlink()
+    status, err = _cli(capsys, "train", cfg_path, "--out", out, "-q")
+    assert status == 2 and "holds a run (log.csv, best.safetensors" in err
+    assert "pass --force to start over in it" in err and "--resume" not in err
 
 
 def test_init_fine_tunes_from_the_weights_of_another_run(image_folder, tmp_path):

@@ -917,6 +917,7 @@ def _run_models(args: argparse.Namespace) -> None:
 def _run_train(args: argparse.Namespace) -> None:
     from rimkit.train import load_config
     from rimkit.train.launch import launch
+    from rimkit.train.loop import RUN_FILES
 
     if args.resume:
         out = Path(args.resume)
@@ -942,10 +943,12 @@ def _run_train(args: argparse.Namespace) -> None:
                 f"--out {str(out)!r} {where}; --out must be a folder for the run "
                 "(created if missing)"
             )
-        if (out / "last.safetensors").exists() and not args.force:
+        held = [name for name in (*RUN_FILES, "best.json") if (out / name).exists()]
+        if held and not args.force:
+            go_on = f"continue it with --resume {out}, or " if "last.safetensors" in held else ""
             raise UsageError(
-                f"{str(out)!r} holds a run; continue it with --resume {out}, "
-                "or pass --force to start over in it"
+                f"{str(out)!r} holds a run ({', '.join(held)}); {go_on}pass --force to start "
+                "over in it (its files are removed)"
             )
     cfg = load_config(config, args.set)
     if args.nproc < 1:
@@ -963,7 +966,9 @@ def _run_train(args: argparse.Namespace) -> None:
                     f"longer, resume with --set optim.iterations=N, N > {done}"
                 )
             return
-    meta = launch(cfg, out, resume=bool(args.resume), nproc=args.nproc, progress=not args.quiet)
+    meta = launch(  # a folder holding another run was refused above without --force
+        cfg, out, resume=bool(args.resume), nproc=args.nproc, progress=not args.quiet, force=True
+    )
     if not args.quiet:
         score = meta.get("val_psnr_final") if meta else None
         print(f"trained to iteration {meta.get('iteration')} in {out}; validation PSNR {score}")

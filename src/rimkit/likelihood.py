@@ -25,9 +25,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -35,6 +37,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from rimkit.noise import warn_if_255_scale
 from rimkit.operators.base import LinearOperator, per_sample
 
 
@@ -81,6 +84,7 @@ class _GaussianBase:
             raise ValueError("y contains NaN or Inf; a measurement must be finite")
         self.y = y
         self.sigma = _check_sigma(sigma)
+        warn_if_255_scale(y, self.sigma, stacklevel=4)  # the line that made the likelihood
 
     def variance(self, like: Tensor, eps: Tensor | float) -> Tensor:
         """``sigma^2 + eps`` broadcast to ``(B, 1, ...)`` for a tensor shaped like ``like``."""
@@ -177,20 +181,61 @@ class AutogradLikelihood(_GaussianBase):
             raise ValueError(f"forward must be callable, got {type(forward).__name__}")
         super().__init__(y, sigma)
         self.forward = forward
+        self._checked_zero = False
 
     def log_prob(self, x: Tensor, eps: Tensor | float = 0.0) -> Tensor:
         return self._log_prob_from(self._residual(self.forward(x)), eps)
 
     def grad(self, x: Tensor, eps: Tensor | float = 0.0) -> Tensor:
         grad_enabled = torch.is_grad_enabled()
-        with torch.enable_grad():
+        with torch.enable_grad(), _differentiable_forward():
             xg = x if x.requires_grad else x.detach().requires_grad_(True)
             log_prob = self.log_prob(xg, eps).sum()
             keep_graph = grad_enabled and (
                 x.requires_grad or _requires_grad(eps) or _reaches_other_leaf(log_prob, xg)
             )
             (g,) = torch.autograd.grad(log_prob, xg, create_graph=keep_graph)
+        if not self._checked_zero:  # once: a sync, and a forward without gradient stays so
+            self._checked_zero = True
+            _warn_if_zero_gradient(g, log_prob)
         return g
+
+
+NOT_DIFFERENTIABLE = (
+    "does not require grad",  # the forward model's output is cut off from x
+    "not have been used in the graph",  # ... while something else (eps, y) requires grad
+    "in-place operation",
+    "numpy() on Tensor that requires grad",
+)
+"""What torch says when a forward model is not differentiable in torch."""
+
+
+@contextlib.contextmanager
+def _differentiable_forward() -> Iterator[None]:
+    """Turn torch's errors about a forward model cut off from autograd into one that says so."""
+    try:
+        yield
+    except RuntimeError as err:
+        if not any(words in str(err) for words in NOT_DIFFERENTIABLE):
+            raise
+        raise ValueError(
+            "AutogradLikelihood needs a forward model that is differentiable in torch: "
+            "compute A(x) from x with torch operations only (no .detach(), .numpy() or "
+            f"in-place operations on the input); torch says: {err}"
+        ) from None
+
+
+def _warn_if_zero_gradient(grad: Tensor, log_prob: Tensor) -> None:
+    """A note when the gradient is exactly zero everywhere but the forward model misses ``y``:
+    the RIM then cannot move its estimate."""
+    if bool((grad == 0).all()) and bool(log_prob.detach() != 0):
+        warnings.warn(
+            "the likelihood gradient is exactly zero everywhere although the forward model does "
+            "not fit y: the RIM will not move its estimate; is the forward model differentiable "
+            "(torch.round, argmax, comparisons and integer casts have zero gradient)?",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _requires_grad(value: Tensor | float) -> bool:

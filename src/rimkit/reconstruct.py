@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -29,7 +30,6 @@ from torch.nn import functional as F
 from rimkit.likelihood import GaussianLikelihood
 from rimkit.likelihood import _check_sigma as check_noise_sigma
 from rimkit.models import RIM, Trajectory
-from rimkit.noise import warn_if_255_scale
 from rimkit.operators import (
     BicubicDownsample,
     Blur,
@@ -41,6 +41,9 @@ from rimkit.operators import (
     bicubic_upsample,
 )
 from rimkit.solvers.base import check_measurement
+
+if TYPE_CHECKING:
+    from rimkit.zoo import LoadedModel
 
 
 def _inpaint_start(op: Inpainting, y: Tensor) -> Tensor:
@@ -93,12 +96,21 @@ def initial_estimate(
         >>> initial_estimate(Identity(), y, flat=True).unique().tolist()
         [0.5]
     """
-    start = None if flat else INITIAL_ESTIMATES.get(type(operator))
+    start = None if flat else _start_of(operator)
     if start is not None:
         x0 = start(operator, y)
         return x0 if isinstance(operator, ComplexAsChannels) else x0.clamp(0, 1)
     shape_of = like if like is not None else operator.adjoint(y)
     return torch.full_like(shape_of, 0.5)
+
+
+def _start_of(operator: LinearOperator) -> Callable[[LinearOperator, Tensor], Tensor] | None:
+    """The :data:`INITIAL_ESTIMATES` entry of ``operator``'s class or of its nearest base
+    class (a subclass of ``Blur`` starts as a blur does)."""
+    for cls in type(operator).__mro__:
+        if cls in INITIAL_ESTIMATES:
+            return INITIAL_ESTIMATES[cls]
+    return None
 
 
 def trained_start(task_names: Iterable[str]) -> str:
@@ -121,20 +133,21 @@ class RIMReconstructor:
     ``steps`` defaults to the model's trained ``T``; ``tile`` (pixels of the output image)
     turns on tiled reconstruction for images larger than a tile. A model whose ``start``
     attribute is ``"flat"`` (set by :func:`rimkit.zoo.load_model`, see :func:`trained_start`)
-    starts from the constant 0.5 image on every task.
+    starts from the constant 0.5 image on every task. ``model`` is the network (an
+    ``nn.Module``) or what :func:`rimkit.zoo.load_model` returns.
     """
 
     name = "rim"
 
     def __init__(
         self,
-        model: RIM,
+        model: RIM | LoadedModel,
         steps: int | None = None,
         tile: int | None = None,
         overlap: int = 32,
         progress: bool = False,
     ) -> None:
-        self.model = model
+        self.model = _network(model)
         self.steps = steps
         self.tile = tile
         self.overlap = overlap
@@ -155,12 +168,14 @@ class RIMReconstructor:
                 "for a non-linear forward model f run the RIM itself: "
                 "model(AutogradLikelihood(f, y, sigma), x0=...)"
             )
-        warn_if_255_scale(y, check_noise_sigma(sigma), stacklevel=3)
+        check_noise_sigma(sigma)  # the likelihood notes a sigma on the 0-255 scale
         if self.tile is not None and x0 is None:
             return reconstruct_tiled(self, y, operator, sigma, self.tile, self.overlap)
         param = next(self.model.parameters())
         dtype = param.dtype.to_complex() if y.is_complex() else param.dtype  # MRI: k-space
         y = y.to(device=param.device, dtype=dtype)
+        if isinstance(x0, Tensor) and x0.is_floating_point():
+            x0 = x0.to(device=param.device, dtype=param.dtype)
         operator = in_model_dtype(operator.to(param.device), param.dtype)
         if x0 is None:
             x0 = initial_estimate(operator, y, flat=getattr(self.model, "start", "task") == "flat")
@@ -170,6 +185,20 @@ class RIMReconstructor:
             return self.model(CountingLikelihood(likelihood, bar), x0=x0, steps=self.steps)
 
     __call__ = reconstruct
+
+
+def _network(model: object) -> torch.nn.Module:
+    """The network of ``model``: itself, or the ``.model`` of a loaded model."""
+    from rimkit.zoo import LoadedModel  # the zoo builds on this module
+
+    if isinstance(model, LoadedModel):
+        return model.model
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(
+            f"RIMReconstructor takes a model (a torch.nn.Module), got {type(model).__name__}; "
+            "for a shipped model or a run folder give RIMReconstructor(load_model(name).model)"
+        )
+    return model
 
 
 CASTS = {torch.float32: "float", torch.float64: "double", torch.float16: "half"}

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from rimkit.likelihood import GaussianLikelihood
-from rimkit.noise import GaussianNoise, simulate
+from rimkit.noise import GaussianNoise, simulate, warn_if_unit_scale
 from rimkit.operators import (
     MRI_MASKS,
     PROJECTION_KINDS,
@@ -102,6 +102,13 @@ def _check_range(bounds: Sequence[float], name: str, low: float, high: float) ->
         )
 
 
+def _check_sigma_range(bounds: Sequence[float], task: str) -> None:
+    """A task's noise range, on the 0-255 scale: one within [0, 1) gets the note that it looks
+    like the 0-1 scale (``[0.01, 0.1]`` for ``[2.55, 25.5]``)."""
+    _check_range(bounds, "sigma", 0.0, 255.0)
+    warn_if_unit_scale(float(bounds[1]), task, stacklevel=5)  # the line that made the task
+
+
 def _measure(
     op: LinearOperator,
     target: Tensor,
@@ -123,7 +130,7 @@ class DenoiseTask:
     quantize: bool = False
 
     def __post_init__(self) -> None:
-        _check_range(self.sigma, "sigma", 0.0, 255.0)
+        _check_sigma_range(self.sigma, type(self).__name__)
 
     def sample(self, x: Tensor, generator: torch.Generator) -> Measurement:
         op = Identity()
@@ -143,7 +150,7 @@ class SuperResolutionTask:
     def __post_init__(self) -> None:
         if not self.scales or any(int(s) != s or s < 1 for s in self.scales):
             raise ValueError(f"scales must be integers >= 1, got {self.scales}")
-        _check_range(self.sigma, "sigma", 0.0, 255.0)
+        _check_sigma_range(self.sigma, type(self).__name__)
 
     def sample(self, x: Tensor, generator: torch.Generator) -> Measurement:
         pick = int(torch.randint(len(self.scales), (1,), generator=generator))
@@ -163,7 +170,7 @@ class InpaintTask:
 
     def __post_init__(self) -> None:
         _check_range(self.fraction, "fraction", 0.0, 0.99)
-        _check_range(self.sigma, "sigma", 0.0, 255.0)
+        _check_sigma_range(self.sigma, type(self).__name__)
 
     def sample(self, x: Tensor, generator: torch.Generator) -> Measurement:
         b, c, h, w = x.shape
@@ -213,7 +220,7 @@ class BlurTask:
             _check_range(self.std, "std", 0.1, (self.size - 1) / 2)
         if "motion" in self.kernels:
             _check_range(self.length, "length", 1.0, float(self.size))
-        _check_range(self.sigma, "sigma", 0.0, 255.0)
+        _check_sigma_range(self.sigma, type(self).__name__)
         Blur(torch.ones(1, 1), self.boundary)  # names an unknown boundary now, not mid-run
 
     def kernel(self, generator: torch.Generator) -> Tensor:
@@ -261,7 +268,7 @@ class ProjectionTask:
         if not self.kinds or unknown:
             raise ValueError(f"unknown projections {unknown}; known: {', '.join(PROJECTION_KINDS)}")
         _check_range(self.ratio, "ratio", 1e-6, 1.0)
-        _check_range(self.sigma, "sigma", 0.0, 255.0)
+        _check_sigma_range(self.sigma, type(self).__name__)
         if self.sigma_units not in SIGMA_UNITS:
             raise ValueError(
                 f"unknown sigma_units {self.sigma_units!r}; known: {', '.join(SIGMA_UNITS)}"
@@ -304,7 +311,7 @@ class MRITask:
 
     def __post_init__(self) -> None:
         _check_range(self.acceleration, "acceleration", 1.0, 1e6)
-        _check_range(self.sigma, "sigma", 0.0, 255.0)
+        _check_sigma_range(self.sigma, type(self).__name__)
         if self.mask not in MRI_MASKS:
             raise ValueError(f"unknown MRI mask {self.mask!r}; known: {', '.join(MRI_MASKS)}")
         _check_range(self.coils, "coils", 1, MAX_COILS)
@@ -378,7 +385,7 @@ class LensingTask:
     def __post_init__(self) -> None:
         _check_range(self.einstein_radius, "einstein_radius", 0.0, 1e6)
         _check_range(self.axis_ratio, "axis_ratio", 1e-3, 1.0)
-        _check_range(self.sigma, "sigma", 0.0, 255.0)
+        _check_sigma_range(self.sigma, type(self).__name__)
         for name in ("offset", "shear", "psf"):
             if not 0.0 <= getattr(self, name) < 1e6:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -36,6 +36,7 @@ from rimkit.likelihood import Likelihood, NoiseFloor
 from rimkit.models.cells import CELLS, State
 from rimkit.models.links import LINKS, Link, SigmoidLink
 from rimkit.models.utils import count_parameters
+from rimkit.operators.base import LinearOperator
 
 if TYPE_CHECKING:
     from rimkit.models.invertible import InvertibleRIM
@@ -123,9 +124,14 @@ def check_start(
     channels: int,
     ref: Tensor,
 ) -> Tensor:
-    """The validated initial image ``x0``, or zeros of ``shape`` (or of ``likelihood.y``'s
-    shape when that is an image with ``channels`` channels), on ``ref``'s dtype and device."""
+    """The validated initial image ``x0``, or zeros of ``shape`` (or of the image shape the
+    likelihood implies, :func:`image_shape`), on ``ref``'s dtype and device."""
     if x0 is not None:
+        if shape is not None and isinstance(x0, Tensor) and tuple(shape) != tuple(x0.shape):
+            raise ValueError(
+                f"shape={tuple(shape)} and x0 of shape {tuple(x0.shape)} disagree; give one of "
+                "them (the start x0 fixes the image shape)"
+            )
         if not isinstance(x0, Tensor) or x0.ndim != 4:
             got = tuple(x0.shape) if isinstance(x0, Tensor) else type(x0).__name__
             raise ValueError(f"x0 must be a tensor (B, C, H, W), got {got}")
@@ -143,20 +149,56 @@ def check_start(
             )
         return x0
     if shape is None:
-        y = getattr(likelihood, "y", None)
-        if isinstance(y, Tensor) and y.ndim == 4 and y.shape[1] == channels:
-            shape = tuple(y.shape)
-        else:
-            raise ValueError(
-                "give x0 (e.g. the adjoint A^T y) or shape=(B, C, H, W); the image shape "
-                "cannot be derived from this likelihood"
-            )
+        shape = image_shape(likelihood, channels)
     shape = tuple(int(s) for s in shape)
     if len(shape) != 4 or min(shape) < 1:
         raise ValueError(f"shape must be (B, C, H, W) with positive sizes, got {shape}")
     if shape[1] != channels:
         raise ValueError(f"shape has {shape[1]} channels; this model was built for {channels}")
     return torch.zeros(shape, dtype=ref.dtype, device=ref.device)
+
+
+_NO_SHAPE = (
+    "give x0 (e.g. the adjoint A^T y) or shape=(B, C, H, W); the image shape cannot be derived "
+    "from this likelihood"
+)
+
+
+@torch.no_grad()
+def image_shape(likelihood: Likelihood, channels: int) -> tuple[int, ...]:
+    """The shape ``(B, C, H, W)`` of the images a likelihood measures, for a run without ``x0``.
+
+    For a measurement that is an image ``(B, C', H', W')`` of a linear operator it is the shape
+    of ``A^T y`` (an operator may change the size: super-resolution, a valid blur); for any
+    other forward model ``f`` it is ``y``'s, checked by ``f(zeros)`` having ``y``'s shape.
+    Anything else (e.g. random projections, whose ``y`` is no image) is a ``ValueError`` asking
+    for ``x0`` or ``shape``.
+
+    Example:
+        >>> from rimkit.likelihood import GaussianLikelihood
+        >>> from rimkit.operators import BicubicDownsample
+        >>> image_shape(GaussianLikelihood(BicubicDownsample(2), torch.rand(2, 1, 4, 4), 0.1), 1)
+        (2, 1, 8, 8)
+    """
+    y = getattr(likelihood, "y", None)
+    if not isinstance(y, Tensor) or y.ndim != 4:
+        raise ValueError(_NO_SHAPE)
+    operator = getattr(likelihood, "operator", None)
+    shape = tuple((operator.adjoint(y) if isinstance(operator, LinearOperator) else y).shape)
+    if len(shape) != 4 or shape[1] != channels:
+        raise ValueError(_NO_SHAPE)
+    forward = getattr(likelihood, "forward", None)
+    if operator is None and callable(forward):
+        try:
+            measured = tuple(forward(torch.zeros(shape, dtype=y.real.dtype, device=y.device)).shape)
+        except (RuntimeError, ValueError) as err:  # f refuses images of y's shape
+            measured = f"an error ({err})"
+        if measured != tuple(y.shape):
+            raise ValueError(
+                f"the forward model maps images of y's shape {tuple(y.shape)} to {measured}, "
+                "not to y's shape, so the image shape is unknown: give x0 or shape=(B, C, H, W)"
+            )
+    return tuple(shape)
 
 
 class RIM(nn.Module):

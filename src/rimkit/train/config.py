@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from rimkit.models import LOSSES, WEIGHT_SCHEMES, RIMConfig
@@ -57,6 +58,28 @@ class DataConfig:
     stride: int = 4
     val_images: int = 10
     val_patches: int = 1000
+
+    def __post_init__(self) -> None:  # a Path (or a list of them) is kept as str
+        for name in DATA_PATHS:
+            object.__setattr__(self, name, paths_as_str(getattr(self, name)))
+
+
+DATA_PATHS = ("train", "val", "root")
+"""The :class:`DataConfig` fields that name files or folders (a ``Path`` is taken too)."""
+
+
+def paths_as_str(value: Any) -> Any:
+    """``value`` with every ``os.PathLike`` in it (or in a list of them) as a ``str``.
+
+    Example:
+        >>> paths_as_str(Path("imgs")), paths_as_str([Path("a"), "b"]), paths_as_str(None)
+        ('imgs', ['a', 'b'], None)
+    """
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(paths_as_str(v) for v in value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -120,19 +143,40 @@ class ExperimentConfig:
             raise ValueError("tasks must be a non-empty list of {name: ..., ...} entries")
         cfg = cls(
             model=typed(RIMConfig, values.get("model", {}), "model"),
-            data=typed(DataConfig, values.get("data", {}), "data"),
+            data=typed(DataConfig, _data_paths(values.get("data", {})), "data"),
             tasks=[dict(t) if isinstance(t, dict) else t for t in tasks],
             optim=typed(OptimConfig, values.get("optim", {}), "optim"),
         )
-        build_tasks(cfg.tasks)  # validates every task entry now, not mid-run
-        _check_optim(cfg.optim)
-        most = cfg.optim.max_train_steps
-        if most is not None and most < cfg.model.train_steps:
+        cfg.check()
+        return cfg
+
+    def check(self) -> None:
+        """Raise a ``ValueError`` naming the first wrong entry: types, ranges and names of every
+        section, so a config built from the dataclasses is checked as a YAML one is.
+
+        Example:
+            >>> ExperimentConfig(optim=OptimConfig(schedule="cosin")).check()
+            Traceback (most recent call last):
+            ...
+            ValueError: unknown optim.schedule 'cosin'; known: ('constant', 'cosine', 'step')
+        """
+        for section, cls in (("model", RIMConfig), ("data", DataConfig), ("optim", OptimConfig)):
+            value = getattr(self, section)
+            if not isinstance(value, cls):
+                raise ValueError(f"{section} must be a {cls.__name__}, got {type(value).__name__}")
+            typed(cls, dataclasses.asdict(value), section)  # the types, as from_dict checks them
+        if not isinstance(self.tasks, list) or not self.tasks:
+            raise ValueError("tasks must be a non-empty list of {name: ..., ...} entries")
+        _check_model(self.model)
+        _check_data(self.data)
+        build_tasks(self.tasks)  # validates every task entry now, not mid-run
+        _check_optim(self.optim)
+        most = self.optim.max_train_steps
+        if most is not None and most < self.model.train_steps:
             raise ValueError(
                 f"optim.max_train_steps ({most}) is below model.train_steps "
-                f"({cfg.model.train_steps}); give at least that, or leave it out"
+                f"({self.model.train_steps}); give at least that, or leave it out"
             )
-        return cfg
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -146,6 +190,30 @@ class ExperimentConfig:
 SCHEDULES = ("constant", "cosine", "step")
 PRECISIONS = ("fp32", "bf16")
 DEVICE_FORMS = "cpu, cuda, cuda:N (N = 0, 1, ...) or mps"
+
+
+def _data_paths(values: Any) -> Any:
+    """The data section with its paths as strings (a ``Path`` given from Python)."""
+    if not isinstance(values, dict):
+        return values
+    return {k: paths_as_str(v) if k in DATA_PATHS else v for k, v in values.items()}
+
+
+def _check_model(model: RIMConfig) -> None:
+    """The model builder's own checks (names, widths, steps), on the meta device: no memory."""
+    try:
+        with torch.device("meta"):
+            model.build()
+    except ValueError as err:
+        raise ValueError(f"model: {err}") from None
+
+
+def _check_data(data: DataConfig) -> None:
+    for name in ("patch_size", "stride", "val_patches"):
+        if getattr(data, name) < 1:
+            raise ValueError(f"data.{name} must be >= 1, got {getattr(data, name)}")
+    if data.train == ():
+        raise ValueError("data.train is an empty list; give a folder of images or a volume file")
 
 
 def _check_optim(optim: OptimConfig) -> None:

@@ -28,7 +28,14 @@ def free_port() -> int:
 
 
 def _worker(
-    rank: int, world: int, port: int, cfg: ExperimentConfig, out: Path, resume: bool, progress: bool
+    rank: int,
+    world: int,
+    port: int,
+    cfg: ExperimentConfig,
+    out: Path,
+    resume: bool,
+    progress: bool,
+    force: bool = False,
 ) -> None:
     os.environ.update(
         {
@@ -39,7 +46,7 @@ def _worker(
             "MASTER_PORT": str(port),
         }
     )
-    train(cfg, out, resume=resume, progress=progress)
+    train(cfg, out, resume=resume, progress=progress, force=force)
 
 
 def launch(
@@ -48,10 +55,11 @@ def launch(
     resume: bool = False,
     nproc: int = 1,
     progress: bool = True,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Train in this process (``nproc == 1``, or already under torchrun) or spawn ``nproc``."""
     if nproc == 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return train(cfg, out, resume=resume, progress=progress)
+        return train(cfg, out, resume=resume, progress=progress, force=force)
     check_device(cfg.optim.device)
     if cfg.optim.device.startswith("cuda") and nproc > torch.cuda.device_count():
         raise ValueError(
@@ -62,7 +70,11 @@ def launch(
     check_data(cfg)
     Path(out).mkdir(parents=True, exist_ok=True)
     try:
-        mp.spawn(_worker, args=(nproc, free_port(), cfg, Path(out), resume, progress), nprocs=nproc)
+        mp.spawn(
+            _worker,
+            args=(nproc, free_port(), cfg, Path(out), resume, progress, force),
+            nprocs=nproc,
+        )
     except mp.ProcessRaisedException as err:  # the worker's own message, not its traceback
         last = str(err).strip().splitlines()[-1]
         kind, _, message = last.partition(": ")

@@ -258,14 +258,26 @@ def train(
     resume: bool = False,
     stop_after: int | None = None,
     progress: bool = True,
+    *,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Train ``cfg`` into ``out_dir``; with ``resume`` continue from ``out_dir/last``.
 
-    ``stop_after`` ends the run (with a checkpoint) after that many iterations in total, as a
-    kill right after a checkpoint would. Returns the final metadata.
+    ``cfg`` is checked first as :meth:`ExperimentConfig.from_dict` checks a YAML recipe. A
+    folder that already holds a run is refused unless ``resume`` continues it or ``force``
+    starts over in it (removing the old run's files). ``stop_after`` ends the run (with a
+    checkpoint) after that many iterations in total, as a kill right after a checkpoint would.
+    Returns the final metadata.
     """
+    if not isinstance(cfg, ExperimentConfig):
+        raise TypeError(
+            f"train takes an ExperimentConfig (e.g. load_config(path)), got {type(cfg).__name__}"
+        )
+    cfg.check()
     dist = Distributed.from_env()
     out = Path(out_dir)
+    if not resume and not force:
+        refuse_existing_run(out)
     optim_cfg = cfg.optim
     if dist.main and optim_cfg.warmup > optim_cfg.iterations:
         warnings.warn(
@@ -300,6 +312,8 @@ def train(
     val_scores: list[float] = []
     if resume:
         start, skipped, val_scores, best = _restore(out, model, optimizer, average, cfg)
+        if dist.main and start < optim_cfg.iterations:  # the old final weights are stale now
+            (out / "model.safetensors").unlink(missing_ok=True)
     elif dist.main:
         out.mkdir(parents=True, exist_ok=True)
         _clear_run(out)
@@ -544,8 +558,31 @@ def _changed_keys(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") 
 RUN_FILES = ("log.csv", "model.safetensors", "last.safetensors", "last.json", "best.safetensors")
 
 
+def refuse_existing_run(out: Path) -> None:
+    """Refuse to start a fresh run in ``out`` when it holds another run's files.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> refuse_existing_run(folder)  # an empty folder is fine
+        >>> _ = (folder / "last.json").write_text("{}")
+        >>> try:
+        ...     refuse_existing_run(folder)
+        ... except ValueError as err:
+        ...     print(str(err).split("; ")[1][:55])
+        continue it with train(..., resume=True), or pass force
+    """
+    held = [name for name in (*RUN_FILES, "best.json") if (Path(out) / name).exists()]
+    if held:
+        raise ValueError(
+            f"{str(out)!r} holds a run ({', '.join(held)}); continue it with "
+            "train(..., resume=True), or pass force=True to start over in it (its files are "
+            "removed)"
+        )
+
+
 def _clear_run(out: Path) -> None:
-    """A fresh start in a run folder (``--force``) removes the old run's outputs first."""
+    """A fresh start in a run folder (``force``) removes the old run's outputs first."""
     for name in (*RUN_FILES, "best.json"):
         (out / name).unlink(missing_ok=True)
     if (out / "tensorboard").is_dir():

@@ -5,7 +5,8 @@ metadata) plus ``weights/NAME.json`` (its model card: task, channels, trained st
 recipe, hardware and measured scores) and ``weights/NAME.md`` (the card for people).
 
 ``load_model`` also takes a training run folder (``model.safetensors``, else ``best``, else
-``last``) or a ``.safetensors`` file written by ``rimkit train``.
+``last``) or a ``.safetensors`` file written by ``rimkit train``; of a run with ``optim.ema`` it
+loads the weight average, the weights that run validates and ships.
 
 Example:
     >>> [card.name for card in list_models()] == sorted(c.name for c in list_models())
@@ -142,13 +143,38 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     if "model" not in config:
         raise ValueError(f"{str(path)!r} has no model config in its metadata; not a rimkit model")
     model = RIMConfig.from_dict(config["model"]).build()
-    weights = {
-        k.removeprefix("model/"): v for k, v in tensors.items() if not k.startswith("optim/")
-    }
-    _load_weights(model, weights, path)
+    _load_weights(model, _shipped_weights(tensors), path)
     model.start = trained_start(t.get("name", "") for t in config.get("tasks", []))
     model.eval()
     return LoadedModel(model.to(device), config, path, card)
+
+
+EMA_PREFIX = "ema/module."
+"""Where a checkpoint of a run with ``optim.ema`` keeps the averaged model's weights."""
+
+
+def _shipped_weights(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The weights a run validates and ships, from any file it writes: a checkpoint's weight
+    average (``ema/module.*``, a run with ``optim.ema``) where it holds one, else its model
+    weights (``model/*``, or the unprefixed ones of ``model.safetensors``); Adam's moments and
+    the average's counter are left out.
+
+    Example:
+        >>> w, avg = torch.zeros(1), torch.ones(1)
+        >>> _shipped_weights({"model/b": w, "ema/module.b": avg, "ema/n_averaged": w})
+        {'b': tensor([1.])}
+        >>> _shipped_weights({"model/b": w, "optim/exp_avg/b": avg})
+        {'b': tensor([0.])}
+    """
+    if any(k.startswith(EMA_PREFIX) for k in tensors):
+        return {
+            k.removeprefix(EMA_PREFIX): v for k, v in tensors.items() if k.startswith(EMA_PREFIX)
+        }
+    return {
+        k.removeprefix("model/"): v
+        for k, v in tensors.items()
+        if not k.startswith(("optim/", "ema/"))
+    }
 
 
 def _load_weights(model: nn.Module, weights: dict[str, torch.Tensor], path: Path) -> None:
