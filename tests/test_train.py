@@ -447,7 +447,7 @@ def test_a_fresh_start_clears_the_old_run(image_folder, tmp_path, capsys):
     for name in ("last.safetensors", "last.json"):  # a run with nothing to resume
         (out / name).unlink()
     status, err = _cli(capsys, "train", cfg_path, "--out", out, "-q")
-    assert status == 2 and "holds a run (log.csv, best.safetensors" in err
+    assert status == 2 and "holds a run (log.csv" in err
     assert "pass --force to start over in it" in err and "--resume" not in err
 
 
