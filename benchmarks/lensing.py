@@ -11,9 +11,15 @@ paper's claim: one model for many forward models by swapping the likelihood grad
 
     python benchmarks/lensing.py --model rim=3task --model gdn=gdn-3task --model ffn=ffn-3task
     python benchmarks/lensing.py --limit 2 --patches 2 --output /tmp/BENCHMARKS.md
+    python benchmarks/lensing.py --set galaxy --patches 64 --sigma 5 --section lensing-galaxies
+
+``--set galaxy`` takes the Hubble Deep Field (``galaxy/`` of the data) as the sources: 32x32
+crops of real galaxies and the dark sky between them, in gray.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import _common as C
 
@@ -54,9 +60,10 @@ def main() -> None:
 
     limit = "; --limit" if args.limit else ""
     notes = (
-        f"{n} BSD68 images{limit}, {args.patches} patches of 32x32 each (positions and lenses "
-        f"drawn from seed + image index), noise sigma {args.sigma:g}/255, PSF {args.psf:g} "
-        "pixels. Each setting is an Einstein radius in units of the source patch's width. "
+        f"{n} {Path(args.set).name} image(s){limit}, {args.patches} patches of 32x32 each "
+        "(positions and lenses drawn from seed + image index), noise sigma "
+        f"{args.sigma:g}/255, PSF {args.psf:g} pixels. Each setting is an Einstein radius in "
+        "units of the source patch's width. "
         "PSNR (dB) of 8-bit outputs of the source at each model's trained T, averaged over "
         "patches; source pixels that no image pixel sees can only come from the prior. The "
         "baselines use the weights tuned on training images for lensing at radius 0.45 "

@@ -114,7 +114,7 @@ def test_an_estimated_noise_level_comes_back_in_the_data_units(model):
 
 
 def test_mri_in_data_units_takes_sigma_in_the_kspace_units(model):
-    kspace = np.fft.fft2(smooth((16, 16)), norm="ortho") * 1e4
+    kspace = np.fft.fftshift(np.fft.fft2(smooth((16, 16)), norm="ortho")) * 1e4
     kspace[:, 1::2] = 0
     plain = restore(kspace, "mri", model, sigma=255 * 0.5)  # 255 times the k-space's units
     in_data = restore(kspace, "mri", model, sigma=0.5, units="data")

@@ -736,3 +736,21 @@ def test_an_image_named_by_a_path_is_told_to_use_a_string():
 
     with pytest.raises(ValueError, match=r"an image's name is a string, got \w*Path"):
         _evaluate([(Path("a.png"), np.zeros((16, 16)))], runner.Method("gauss", _gauss))
+
+
+@pytest.mark.parametrize("form", ["magnitude array", "complex tensor", "channels"])
+def test_an_mri_method_of_ones_own_may_return_a_magnitude_or_complex_image(form):
+    from rimkit.evaluate import Method, MRIProtocol, evaluate
+    from rimkit.operators import channels_to_complex
+
+    def exact(case):  # the truth itself, in the form under test
+        truth = case.truth
+        if form == "magnitude array":
+            return [truth[0].square().sum(0).sqrt().numpy()]  # (H, W)
+        if form == "complex tensor":
+            return [channels_to_complex(truth)]  # (1, 1, H, W) complex
+        return [truth]
+
+    image = np.linspace(0.1, 1, 24 * 24).reshape(24, 24)
+    result = evaluate([("ramp", image)], [MRIProtocol(4.0)], [Method("mine", exact)])
+    assert result.summary()[0]["psnr"] > 50  # the truth in each form (8-bit scoring: 58.9)

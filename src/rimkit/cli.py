@@ -501,8 +501,16 @@ def _sr_scale(args: argparse.Namespace) -> float:
 
 
 def _is_kspace_file(path: str) -> bool:
-    """Whether ``path`` holds measured k-space: a fastMRI .h5 or a BART .cfl / .hdr file."""
+    """Whether ``path`` holds measured k-space: a fastMRI .h5, a BART .cfl / .hdr file or a
+    complex ``(coils, H, W)`` .npy (an image to transform is 2-D)."""
     from rimkit.fastmri import is_fastmri
+
+    if Path(path).suffix.lower() == ".npy" and Path(path).is_file():
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError):
+            return False  # read_image names what is wrong with it
+        return np.iscomplexobj(array) and array.ndim == 3
 
     return is_fastmri(path) or Path(path).suffix.lower() in (".cfl", ".hdr")
 
@@ -590,8 +598,10 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
     if args.trajectory:
         inputs = [args.input, args.mask, args.kernel, args.maps]
         check_trajectory_target(Path(args.trajectory), args.force, inputs, args.output)
-    if args.mask and Path(args.mask).resolve() == output.resolve():
-        raise UsageError(f"OUTPUT {args.output!r} is the --mask file; choose another output path")
+    for flag in ("mask", "maps", "kernel"):
+        given = getattr(args, flag)
+        if given and Path(given).resolve() == output.resolve():
+            raise UsageError(f"OUTPUT {args.output!r} is the --{flag} file; choose another path")
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
     if args.baseline and (args.steps or args.trajectory):
@@ -674,7 +684,12 @@ def _reconstruct_volume(args: argparse.Namespace, output: Path) -> None:
     volume = []
     for index in tqdm(range(slices), desc="slices", unit="slice", disable=args.quiet):
         kspace = image if index == 0 else read_fastmri(args.input, index).kspace
-        result = restore(kspace, "mri", model, baseline=args.baseline, steps=args.steps, **options)
+        try:
+            result = restore(
+                kspace, "mri", model, baseline=args.baseline, steps=args.steps, **options
+            )
+        except ValueError as err:
+            raise ValueError(f"slice {index} of {args.input}: {err}; nothing written") from None
         volume.append(result.image)
     write_image(output, np.stack(volume), force=args.force)
     if not args.quiet:
@@ -686,7 +701,7 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
     """The measurement of ``reconstruct`` / ``compare`` and the options of
     :func:`rimkit.pipeline.restore` that describe it, read and checked."""
     from rimkit.fastmri import is_fastmri
-    from rimkit.io import check_image_range, read_image, read_kspace
+    from rimkit.io import check_image_range, read_image, read_kspace, read_mask
     from rimkit.pipeline import COIL_MAP_METHODS
 
     if args.device == "cuda":
@@ -728,7 +743,7 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
     options = {
         "sigma": args.sigma,
         "scale": _sr_scale(args),
-        "mask": None if args.mask is None else read_image(args.mask, gray=True),
+        "mask": None if args.mask is None else read_mask(args.mask),
         "kernel": _read_kernel(args.kernel, args.task),
         "boundary": args.boundary,
         "tile": args.tile,
@@ -777,7 +792,7 @@ def _read_truth(args: argparse.Namespace) -> tuple[np.ndarray | None, bool]:
     """``compare --truth``: an image file, or for mri the reference image of a fastMRI file's
     slice (``--slice``, else the measurement's); and whether the results' scale is fitted to
     it (not to a fastMRI reference, which is in its k-space's units)."""
-    from rimkit.fastmri import is_fastmri, read_fastmri
+    from rimkit.fastmri import is_fastmri, read_fastmri, slice_count
     from rimkit.io import check_image_range, read_image
 
     if args.truth is None:
@@ -789,6 +804,11 @@ def _read_truth(args: argparse.Namespace) -> tuple[np.ndarray | None, bool]:
         return truth, True
     if args.task != "mri":
         raise UsageError(f"--truth {args.truth!r} is a fastMRI file; it scores --task mri only")
+    if args.slice is None and slice_count(args.truth) > 1:
+        raise UsageError(
+            f"--truth {args.truth!r} holds {slice_count(args.truth)} slices: give --slice N, the "
+            "slice the measurement was taken from (rimkit degrade printed it)"
+        )
     piece = read_fastmri(args.truth, args.slice)
     if piece.reference is None:
         raise UsageError(

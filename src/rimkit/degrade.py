@@ -111,6 +111,8 @@ def degrade(
         raise ValueError("8-bit quantisation applies to real measurements, not MRI k-space")
     noise = GaussianNoise(sigma / 255.0, quantize=quantize)
     y = simulate(x, operator, noise, generator)
+    if task == "mri":  # points not sampled are not measured: 0, noise or not
+        y = y * sampled.to(y.real.dtype)  # (1, 1, H, W) over (1, coils, H, W)
     mask_array = None if sampled is None else sampled[0, 0].numpy()
     if isinstance(operator, MultiCoilMRI):  # coils first, as multi-coil k-space is stored
         return Degraded(y[0].numpy(), operator, mask_array, operator.maps[0].numpy())

@@ -164,6 +164,32 @@ INTEGER_RANGES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 """The integer types read as images, and the value each scales to 1."""
 
 
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """A mask file (inpainting's observed pixels, MRI's sampled k-space points) as float64
+    ``(H, W)``, or ``(W,)`` for a 1-D column mask in a ``.npy``: an image (white = observed)
+    or a ``.npy`` of bools, integers (nonzero = observed) or floats in ``[0, 1]``. A 0/1 mask
+    stored as 8 bits (black to the eye) counts as 0/1.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "m.npy"
+        >>> np.save(path, np.array([[0, 1], [1, 0]], dtype=np.int64))
+        >>> read_mask(path).tolist()
+        [[0.0, 1.0], [1.0, 0.0]]
+    """
+    path = Path(path)
+    if file_suffix(path) == ".npy":
+        array = np.asarray(load_array(path, "a mask"))
+        if array.ndim == 1 or array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer):
+            if np.iscomplexobj(array) or array.ndim not in (1, 2):
+                raise ValueError(f"mask {str(path)!r} has shape {array.shape}; give (H, W) or (W,)")
+            return (array > (0 if array.dtype.kind in "biu" else 0.5)).astype(np.float64)
+    mask = read_image(path, gray=True)
+    if 0 < mask.max() <= 1 / 255 + 1e-9:  # 0/1 stored in 8 bits
+        mask = (mask > 0).astype(np.float64)
+    return mask
+
+
 def _scale_integers(array: np.ndarray, name: str, int32_as_16_bit: bool = False) -> np.ndarray:
     """Integers to ``[0, 1]`` by their type's range; ``int32_as_16_bit``: Pillow's mode ``I``
     (how it opens some 16-bit PNG and TIFF files) with values in 0-65535 is read as 16-bit."""
@@ -430,6 +456,12 @@ def read_kspace(path: str | os.PathLike, what: str = "k-space") -> np.ndarray:
             raise ValueError(
                 f"{path} holds an array of shape {array.shape}; {what} is (H, W) for one coil "
                 "or (coils, H, W)"
+            )
+        if array.shape[2] * 4 <= min(array.shape[:2]):
+            raise ValueError(
+                f"{path} holds an array of shape {array.shape}, which looks like (H, W, coils) "
+                f"(BART's and MATLAB's order); {what} is (coils, H, W), coils first as in "
+                "fastMRI: np.moveaxis(k, -1, 0)"
             )
     else:
         raise ValueError(f"{what} must be a complex .npy array or a BART .cfl, got {str(path)!r}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,12 +47,14 @@ from rimkit.operators import (
     MultiCoilMRI,
     RealImages,
     bicubic_upsample,
+    calibration_side,
     calibration_size,
     coil_sensitivities,
     espirit_maps,
     kernel_from_spec,
     magnitude,
     sampled_mask,
+    with_image_phase,
 )
 from rimkit.reconstruct import RIMReconstructor
 from rimkit.self_ensemble import ENSEMBLE_TASKS, SelfEnsemble, check_size
@@ -138,7 +141,10 @@ def check_sigma(
     if sigma is None:
         return "auto" if task == "denoise" else 0.0
     if not (math.isfinite(sigma) and 0 <= sigma <= SIGMA_MAX):
-        raise ValueError(f"sigma must lie in [0, {SIGMA_MAX:g}] on the 0-255 scale, got {sigma}")
+        other = "; data of another scale: units='data' (--units data) takes sigma in their units"
+        raise ValueError(
+            f"sigma must lie in [0, {SIGMA_MAX:g}] on the 0-255 scale, got {sigma}{other}"
+        )
     if task != "mri":  # k-space has any scale
         warn_if_unit_scale(sigma, "restore", stacklevel=4)
     return float(sigma)
@@ -165,11 +171,17 @@ def _operator(
     return Inpainting(_mask_tensor(mask, shape))
 
 
-def _mask_tensor(mask: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
+def _mask_tensor(mask: np.ndarray, shape: tuple[int, int], columns: bool = False) -> torch.Tensor:
+    """``(1, 1, H, W)`` of 0 / 1 from a mask array (numpy or torch) of ``shape``, observed
+    where above 0.5; ``columns``: a 1-D mask of the ``W`` columns is taken for every row."""
+    mask = np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask)
+    if columns and mask.ndim == 1 and mask.shape[0] == shape[1]:
+        mask = np.broadcast_to(mask, shape)
     if mask.shape != shape:
+        columns_too = f", or ({shape[1]},) columns" if columns else ""
         raise ValueError(
-            f"the mask is {mask.shape[0]}x{mask.shape[1]} but the image is "
-            f"{shape[0]}x{shape[1]}; give the mask written with this measurement"
+            f"the mask has shape {mask.shape} but the measurement is {shape[0]}x{shape[1]}; "
+            f"give the mask written with this measurement ({shape[0]}, {shape[1]}){columns_too}"
         )
     return torch.from_numpy((mask > 0.5).astype(np.float32))[None, None]  # (1, 1, H, W)
 
@@ -481,7 +493,29 @@ def _kspace_and_mask(
     if kspace.ndim != 3:
         raise ValueError(f"MRI k-space must be (H, W) or (coils, H, W), got shape {kspace.shape}")
     k = torch.from_numpy(kspace.astype(np.complex64))[None]  # (1, coils, H, W)
-    return k, sampled_mask(k) if mask is None else _mask_tensor(mask, tuple(kspace.shape[-2:]))
+    binary = sampled_mask(k) if mask is None else _mask_tensor(mask, kspace.shape[-2:], True)
+    _warn_if_uncentred(k, binary)
+    return k, binary
+
+
+def _warn_if_uncentred(k: torch.Tensor, mask: torch.Tensor) -> None:
+    """A note when k-space ``(1, coils, H, W)`` whose centre is sampled peaks far from it: the
+    DC at (0, 0) (``np.fft.fft2`` without ``fftshift``) rather than at ``(H // 2, W // 2)``."""
+    h, w = k.shape[-2:]
+    if not bool(mask[0, 0, h // 2, w // 2]):
+        return
+    energy = k.abs().square().sum(dim=(0, 1))  # (H, W)
+    row, col = divmod(int(energy.argmax()), w)
+    sharp = float(energy.max()) > 100 * float(energy[energy > 0].median())  # a DC, not noise
+    if sharp and (abs(row - h // 2) > h / 4 or abs(col - w // 2) > w / 4):
+        warnings.warn(
+            f"the k-space peaks at ({row}, {col}), far from its centre ({h // 2}, {w // 2}): "
+            "rimkit takes centred k-space, fftshift(fft2(ifftshift(x), norm='ortho')) as "
+            "fastMRI and BART store it; for the DC at (0, 0) give np.fft.fftshift(k, axes=(-2, "
+            "-1))",
+            UserWarning,
+            stacklevel=6,  # restore's caller
+        )
 
 
 def estimate_coil_maps(
@@ -505,6 +539,33 @@ def estimate_coil_maps(
     return COIL_MAP_METHODS[method](k, binary)[0].numpy()
 
 
+def _given_maps(maps: np.ndarray, k: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Coil maps given for k-space ``k`` ``(1, coils, H, W)``, as ``(1, coils, H, W)``: one
+    per coil of its size, noted when ``sum_c |S_c|^2`` is not about 1 where they see signal,
+    and turned to the image's low-resolution phase when ``mask`` samples the centre (maps
+    from BART or SigPy keep a phase convention of their own; the models see real images)."""
+    sens = torch.from_numpy(np.asarray(maps, dtype=np.complex64))
+    sens = sens.reshape(1, -1, *sens.shape[-2:])  # (1, coils, H, W); (H, W): one coil
+    if tuple(sens.shape[1:]) != tuple(k.shape[1:]):
+        raise ValueError(
+            f"the maps are {tuple(sens.shape[1:])} (coils, H, W) but the k-space is "
+            f"{tuple(k.shape[1:])}; give one map per coil of the same size"
+        )
+    energy = sens.abs().square().sum(dim=1)  # (1, H, W)
+    typical = float(energy[energy > 0].median()) if bool((energy > 0).any()) else 0.0
+    if abs(typical - 1) > 0.1:
+        warnings.warn(
+            f"the coil maps have sum_c |S_c|^2 = {typical:.3g} where they see signal (the "
+            "median), not 1 as ESPIRiT's: the image comes back scaled by about its inverse and "
+            "the models see another scale; normalise them, S / sqrt(sum_c |S_c|^2)",
+            UserWarning,
+            stacklevel=4,
+        )
+    if calibration_size(mask) < MIN_CALIBRATION:
+        return sens
+    return with_image_phase(sens, k, calibration_side(k, mask, limit=24))
+
+
 def _restore_mri(image, model, sigma255, mask, steps, maps, baseline=None) -> Restored:
     if model is not None and model.channels not in (1, 2):
         raise ValueError(
@@ -522,13 +583,7 @@ def _restore_mri(image, model, sigma255, mask, steps, maps, baseline=None) -> Re
             estimate = COIL_MAP_METHODS["lowres" if k.shape[1] == 1 else method]
             sens = estimate(k, binary)
         else:
-            sens = torch.from_numpy(np.asarray(maps, dtype=np.complex64))
-            sens = sens.reshape(1, -1, *sens.shape[-2:])  # (1, coils, H, W); (H, W): one coil
-            if tuple(sens.shape[1:]) != tuple(k.shape[1:]):
-                raise ValueError(
-                    f"the maps are {tuple(sens.shape[1:])} (coils, H, W) but the k-space is "
-                    f"{tuple(k.shape[1:])}; give one map per coil of the same size"
-                )
+            sens = _given_maps(maps, k, binary)
         operator = MultiCoilMRI(binary, sens)
         seen = (sens != 0).any(dim=1)[0].numpy()  # (H, W): ESPIRiT's crop
     # a 2-channel model (and a baseline) sees the complex image; a gray model takes it as real:

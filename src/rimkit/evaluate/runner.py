@@ -149,6 +149,10 @@ class Method:
     the last), the others feed the convergence curve. An estimate with NaN or Inf values
     scores NaN (with a warning).
 
+    For MRI the truth is the complex image as channels ``(1, 2, H, W)`` (real, imaginary) and
+    its magnitude is scored; an estimate may be that, or a magnitude or complex image
+    ``(H, W)`` / ``(1, 1, H, W)``.
+
     ``fingerprint``: what its results depend on besides its name (a RIM's weights and steps,
     a baseline's options), so that a journal is never resumed with another model.
     :func:`rim_method` and :func:`baseline_method` set it; a method of your own that is run
@@ -753,7 +757,8 @@ def _run_case(
 
 def _estimates(method: Method, case: Case, estimates: Any) -> list[Tensor]:
     """What ``method.run(case)`` returned, checked: a non-empty list of estimates of
-    ``case.truth``'s shape, tensors ``(1, C, H, W)`` (arrays ``(H, W[, C])`` are converted)."""
+    ``case.truth``'s shape, tensors ``(1, C, H, W)`` (arrays ``(H, W[, C])`` are converted;
+    MRI: also a magnitude or complex image, :func:`_mri_channels`)."""
     where = f"on image {case.image!r} ({case.setting})"
     if not isinstance(estimates, (list, tuple)):
         raise ValueError(
@@ -766,6 +771,8 @@ def _estimates(method: Method, case: Case, estimates: Any) -> list[Tensor]:
             "of at least one"
         )
     shape = tuple(case.truth.shape)  # (1, C, H, W)
+    if case.task == "mri" and shape[1] == 2:  # a magnitude or complex image is scored too
+        estimates = [_mri_channels(x, shape) for x in estimates]
     layout = (*shape[2:], shape[1])  # as an array (H, W, C)
     arrays = (shape[2:], layout) if shape[1] == 1 else (layout,)
     out = []
@@ -780,6 +787,19 @@ def _estimates(method: Method, case: Case, estimates: Any) -> list[Tensor]:
             )
         out.append(x)
     return out
+
+
+def _mri_channels(x: Any, shape: tuple[int, ...]) -> Any:
+    """An MRI estimate given as a magnitude or a complex image, ``(H, W)`` or ``(1, 1, H, W)``
+    (array or tensor), as the truth's ``(1, 2, H, W)`` channels (real, imaginary); what is
+    scored, the magnitude, is the same. Anything else is returned as it is."""
+    if isinstance(x, np.ndarray) and x.dtype.kind in "biufc":
+        x = torch.from_numpy(x)
+    if not isinstance(x, Tensor) or x.shape not in (shape[2:], (1, 1, *shape[2:])):
+        return x
+    x = x.reshape(1, 1, *shape[2:])
+    parts = (x.real, x.imag) if x.is_complex() else (x, torch.zeros_like(x))
+    return torch.cat(parts, dim=1).to(torch.float64)
 
 
 def _curve_psnr(case: Case, estimate: Tensor) -> float:

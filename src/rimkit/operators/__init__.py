@@ -24,7 +24,7 @@ from rimkit.operators.blur import (
     kernel_from_spec,
     motion_kernel,
 )
-from rimkit.operators.espirit import espirit_maps
+from rimkit.operators.espirit import espirit_maps, with_image_phase
 from rimkit.operators.inpaint import Inpainting, random_mask
 from rimkit.operators.lensing import SIE, Lensing, LensingSetup, angular_grid
 from rimkit.operators.mri import (
@@ -40,6 +40,7 @@ from rimkit.operators.mri import (
 from rimkit.operators.multicoil import (
     MIN_CALIBRATION,
     MultiCoilMRI,
+    calibration_side,
     calibration_size,
     coil_sensitivities,
     sampled_mask,
@@ -80,6 +81,7 @@ __all__ = [
     "angular_grid",
     "bicubic_upsample",
     "box_kernel",
+    "calibration_side",
     "calibration_size",
     "channels_to_complex",
     "check_image",
@@ -102,4 +104,5 @@ __all__ = [
     "sampled_mask",
     "synthetic_coil_maps",
     "variable_density_mask",
+    "with_image_phase",
 ]

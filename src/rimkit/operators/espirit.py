@@ -95,6 +95,22 @@ def espirit_maps(
             f"{side}-point calibration region has too few {kernel}x{kernel} patches; use a "
             "smaller kernel or crop, or the low-resolution maps (coil_sensitivities)"
         )
+    return with_image_phase(maps, kspace, side)
+
+
+def with_image_phase(maps: Tensor, kspace: Tensor, side: int) -> Tensor:
+    """``maps`` ``(B, coils, H, W)`` times the phase of the image they combine from the
+    low-resolution images of ``kspace``'s centred ``side`` square, ``sum_c conj(S_c) x_c``: the
+    image seen through them is then close to real and non-negative, whatever phase the maps
+    came with (an eigenvector's arbitrary one, or BART's or SigPy's normalisation).
+
+    Example:
+        >>> from rimkit.operators import fft2c
+        >>> maps = torch.full((1, 2, 8, 8), 0.5**0.5, dtype=torch.complex128)
+        >>> turned = with_image_phase(maps * 1j, fft2c(maps * torch.ones(8, 8)), 4)
+        >>> torch.allclose(turned, maps)
+        True
+    """
     low = low_resolution_images(kspace, side).to(maps.dtype)  # (B, coils, H, W)
     combined = (maps.conj() * low).sum(dim=1, keepdim=True)  # (B, 1, H, W)
     phase = torch.where(combined.abs() > 0, combined / combined.abs(), torch.ones_like(combined))
