@@ -271,3 +271,29 @@ def test_a_forward_model_with_zero_gradient_gets_one_note():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a zero residual: nothing to note
         AutogradLikelihood(torch.round, torch.round(y), 0.1).grad(y)
+
+
+def test_a_model_trained_in_ones_own_loop_is_saved_for_load_model(tmp_path):
+    from rimkit.models import build_rim
+    from rimkit.operators import Identity
+    from rimkit.reconstruct import RIMReconstructor
+    from rimkit.zoo import load_model, save_model
+
+    torch.manual_seed(0)
+    for variant in ("rim", "invertible"):
+        model = build_rim(features=4, hidden=4, train_steps=2, variant=variant)
+        path = save_model(tmp_path / f"{variant}.safetensors", model, [{"name": "projection"}])
+        loaded = load_model(path)
+        assert loaded.model.start == "flat" and loaded.config["model"]["variant"] == variant
+        y = torch.rand(1, 1, 8, 8)
+        model.start = "flat"  # as load_model sets it for a model of projections only
+        before = RIMReconstructor(model)(y, Identity(), 0.1).estimates[-1]
+        after = RIMReconstructor(loaded.model)(y, Identity(), 0.1).estimates[-1]
+        assert torch.allclose(before, after)
+    with pytest.raises(ValueError, match="exists; pass force=True"):
+        save_model(tmp_path / "rim.safetensors", model)
+    with pytest.raises(ValueError, match=r"writes a \.safetensors file"):
+        save_model(tmp_path / "rim.pt", model)
+    bare = torch.nn.Conv2d(1, 1, 1)
+    with pytest.raises(ValueError, match="built by build_rim or RIMConfig"):
+        save_model(tmp_path / "bare.safetensors", bare)

@@ -557,7 +557,29 @@ def build_rim(
         >>> rim = build_rim("restoration", channels=3, features=8, hidden=8)
         >>> rim.cell.in_channels, rim.channels
         (6, 3)
+        >>> rim.config.features  # what it was built from, for rimkit.zoo.save_model
+        8
     """
+    options = dict(locals())
+    model = _build_model(**options)
+    model.config = RIMConfig(**options)
+    return model
+
+
+def _build_model(
+    cell: str,
+    channels: int,
+    *,
+    variant: str,
+    link: str | None,
+    features: int | None,
+    hidden: int | None,
+    train_steps: int,
+    noise_floor: float,
+    checkpoint: bool,
+    check_finite: bool,
+    color: str,
+) -> RIM | UnrolledProximalGradient | InvertibleRIM:
     from rimkit.models import invertible, opponent, unrolled  # they build on this module
 
     cell_cls = _pick(CELLS, cell, "cell")

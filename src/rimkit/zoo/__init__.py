@@ -149,6 +149,48 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     return LoadedModel(model.to(device), config, path, card)
 
 
+def save_model(
+    path: str | os.PathLike,
+    model: nn.Module,
+    tasks: list[dict[str, Any]] | None = None,
+    *,
+    force: bool = False,
+) -> Path:
+    """Save ``model`` (built by :func:`~rimkit.models.build_rim` or ``RIMConfig(...).build()``,
+    which keep what it was built from as ``model.config``; trained in a loop of one's own,
+    say) as a ``.safetensors`` file that :func:`load_model` reads. ``tasks``, the task entries
+    it was trained on (as in a recipe), set where it starts (a model trained only on
+    ``projection`` starts flat). An existing file is kept unless ``force``.
+
+    Example:
+        >>> import tempfile
+        >>> from rimkit.models import build_rim
+        >>> path = Path(tempfile.mkdtemp()) / "mine.safetensors"
+        >>> model = build_rim(features=4, hidden=4, train_steps=3)
+        >>> _ = save_model(path, model, [{"name": "denoise"}])
+        >>> load_model(path).model.train_steps
+        3
+    """
+    from rimkit.train.checkpoint import export_weights
+
+    config = getattr(model, "config", None)
+    if not isinstance(config, RIMConfig):
+        raise ValueError(
+            f"save_model needs a model built by build_rim or RIMConfig(...).build(), which keep "
+            f"what it was built from as model.config; this {type(model).__name__} has none"
+        )
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"save_model writes a .safetensors file, got {str(path)!r}")
+    if path.exists() and not force:
+        raise ValueError(f"{str(path)!r} exists; pass force=True to replace it")
+    if not path.parent.is_dir():
+        raise ValueError(f"the folder of {str(path)!r} does not exist")
+    meta = {"config": {"model": config.to_dict(), "tasks": list(tasks or [])}}
+    export_weights(path, model, meta)
+    return path
+
+
 EMA_PREFIX = "ema/module."
 """Where a checkpoint of a run with ``optim.ema`` keeps the averaged model's weights."""
 
