@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import warnings
 
 import numpy as np
 import pytest
@@ -42,16 +43,17 @@ def run(capsys, *argv):
     return status, out, err
 
 
-def test_fits_files_keep_their_values_and_colour_cubes_turn_channels_last(tmp_path):
+def test_fits_files_keep_their_values_and_one_plane(tmp_path):
     counts = 1000.0 * smooth()
-    io.write_image(tmp_path / "a.fits", counts)
-    back = io.read_image(tmp_path / "a.fits")
+    io.write_image(tmp_path / "a.fits.gz", counts)
+    back = io.read_image(tmp_path / "a.fits.gz")
     assert back.dtype == np.float64 and np.allclose(back, counts, rtol=1e-6)
-    rgb = np.stack([counts, 2 * counts, 3 * counts], axis=-1)
-    io.write_image(tmp_path / "c.fits.gz", rgb)
-    assert fits.getdata(tmp_path / "c.fits.gz").shape == (3, 24, 24)  # FITS order: planes first
-    assert np.allclose(io.read_image(tmp_path / "c.fits.gz"), rgb, rtol=1e-6)
     assert io.file_suffix("deep.FITS.gz") == ".fits.gz" and io.is_fits("x.fts")
+    with pytest.raises(ValueError, match=r"one 2-D image to a FITS file.*write colour as \.npy"):
+        io.write_image(tmp_path / "c.fits", np.stack([counts] * 3, axis=-1))
+    fits.PrimaryHDU(np.ones((3, 24, 24))).writeto(tmp_path / "bands.fits")
+    with pytest.raises(ValueError, match=r"cube of shape \(3, 24, 24\).*one 2-D image at a time"):
+        io.read_image(tmp_path / "bands.fits")
 
 
 def test_fits_image_in_an_extension_and_a_cube_of_one_plane_are_read(tmp_path):
@@ -65,7 +67,7 @@ def test_fits_image_in_an_extension_and_a_cube_of_one_plane_are_read(tmp_path):
     "data, message",
     [
         (np.where(np.eye(24) > 0, np.nan, 1.0), "24 blank (NaN) pixel(s) of 576; fill them"),
-        (np.ones((2, 24, 24)), "holds a cube of shape (2, 24, 24); rimkit takes one 2-D image"),
+        (np.ones((2, 24, 24)), "holds a cube of shape (2, 24, 24); rimkit restores one 2-D"),
         (np.ones(24), "holds no image (no HDU with 2-D data)"),
     ],
 )
@@ -216,3 +218,93 @@ def test_cli_refuses_quantising_data_and_sigma_beyond_the_peak(tmp_path, capsys)
 
 def test_hubble_deep_field_is_an_example_image():
     assert io.read_image("example:hubble_deep_field", gray=True).shape == (872, 1000)
+
+
+def test_fits_outputs_keep_the_header_and_the_wcs_where_the_grid_stays(tmp_path, capsys):
+    hdu = fits.PrimaryHDU((800 * smooth((32, 32))).astype(np.float32))
+    hdu.header["BUNIT"], hdu.header["EXPTIME"], hdu.header["CRPIX1"] = "electron", 600.0, 16.0
+    hdu.writeto(tmp_path / "obs.fits")
+    lens = ["--einstein-radius", "0.45", "--sigma", "4"]
+    for task, extra, wcs in (("denoise", ["--sigma", "4"], True), ("lensing", lens, False)):
+        out = tmp_path / f"{task}.fits"
+        assert (
+            run(capsys, "reconstruct", tmp_path / "obs.fits", out, "--task", task, *extra)[0] == 0
+        )
+        header = fits.getheader(out)
+        assert header["BUNIT"] == "electron" and header["EXPTIME"] == 600.0
+        assert ("CRPIX1" in header) == wcs and "written by rimkit" in str(header["HISTORY"])
+
+
+def test_a_trajectory_of_data_shows_the_image_not_white(tmp_path, capsys):
+    from PIL import Image
+
+    io.write_image(tmp_path / "obs.fits", 900 * smooth((32, 32)))
+    argv = ["reconstruct", tmp_path / "obs.fits", tmp_path / "o.fits", "--task", "denoise"]
+    assert run(capsys, *argv, "--sigma", "9", "--trajectory", tmp_path / "t.gif")[0] == 0
+    with Image.open(tmp_path / "t.gif") as gif:
+        gif.seek(gif.n_frames - 1)
+        last = np.asarray(gif.convert("L"), dtype=float)
+    assert 20 < last.mean() < 235 and last.std() > 10
+
+
+def test_compare_keeps_the_values_and_refuses_a_picture_as_the_truth(tmp_path, capsys):
+    truth = 700 * smooth((32, 32))
+    io.write_image(tmp_path / "truth.fits", truth)
+    noisy = truth + np.random.default_rng(4).normal(0, 10, truth.shape)
+    io.write_image(tmp_path / "noisy.fits", noisy)
+    argv = ["compare", tmp_path / "noisy.fits", "--task", "denoise", "--sigma", "10"]
+    argv += ["--methods", "tv", "--out", tmp_path / "cmp", "-q"]
+    assert run(capsys, *argv, "--truth", tmp_path / "truth.fits")[0] == 0
+    values = io.read_image(tmp_path / "cmp" / "tv-values.fits")
+    assert 400 < values.max() < 800
+    io.write_image(tmp_path / "truth.png", truth / truth.max())
+    status, _, err = run(
+        capsys, *argv[:-3], "--out", tmp_path / "cmp2", "--truth", tmp_path / "truth.png"
+    )
+    assert (
+        status == 2 and "is a picture (values in [0, 1]) but the measurement is in the data" in err
+    )
+
+
+def test_folders_take_fits_images_scaled_by_their_peak_and_refuse_counts_in_npy(tmp_path):
+    from rimkit.data import ImageFolder, list_images
+
+    (tmp_path / "sky").mkdir()
+    io.write_image(tmp_path / "sky" / "a.fits.gz", 5000 * smooth((16, 16)) - 600)
+    folder = ImageFolder(tmp_path / "sky")
+    assert list_images(tmp_path / "sky")[0].name == "a.fits.gz"
+    assert folder[0].max() == 1.0 and folder[0].min() == 0.0  # the sky's negatives clipped
+    np.save(tmp_path / "sky" / "b.npy", 5000 * smooth((16, 16)))
+    with pytest.raises(ValueError, match=r"b\.npy holds values up to 5000"):
+        ImageFolder(tmp_path / "sky")
+
+
+def test_a_lone_hot_pixel_that_sets_the_peak_gets_a_note(model):
+    image = 500 * smooth((32, 32))
+    arc = image.copy()
+    arc[10, 2:30] = 5000  # a thin, bright line is no lone pixel
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", "the measurement's peak", UserWarning)
+        restore(image, "denoise", model, sigma=20.0, units="data")
+        restore(arc, "denoise", model, sigma=20.0, units="data")
+    image[0, 0] = 20000
+    with pytest.warns(UserWarning, match=r"peak, 20000, .* a lone pixel far above its neighbours"):
+        restore(image, "denoise", model, sigma=20.0, units="data")
+
+
+def test_denoising_far_below_the_noise_floor_gets_a_note(model):
+    from rimkit.zoo import load_model
+
+    gray = load_model("denoise-gray").model
+    with pytest.warns(UserWarning, match=r"sigma 1 on the 0-255 scale .* noise floor \(10"):
+        restore(smooth(), "denoise", gray, sigma=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        restore(smooth(), "denoise", gray, sigma=15.0)
+
+
+def test_data_far_below_zero_ask_for_the_sky_to_be_subtracted(model):
+    data = 10 * smooth()
+    data[3, 3] = -300
+    with pytest.raises(ValueError, match=r"reaches down to -300, .* subtract its background"):
+        restore(data, "denoise", model, sigma=1.0, units="data")

@@ -357,12 +357,13 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_lens_arguments(parser: argparse.ArgumentParser) -> None:
     lens = parser.add_argument_group(
         "lensing (--task lensing): a singular isothermal ellipsoid with external shear; angles "
-        "in the units of the fields of view"
+        "in the units of the fields of view; x along columns, y along rows as stored (down in "
+        "a PNG, up in a FITS image as ds9 shows it)"
     )
     lens.add_argument("--einstein-radius", type=float, help="the lens's Einstein radius")
     lens.add_argument("--axis-ratio", type=float, default=1.0, help="axis ratio q in (0, 1]")
     lens.add_argument(
-        "--angle", type=float, default=0.0, help="major axis from +x towards +y (down), degrees"
+        "--angle", type=float, default=0.0, help="major axis from +x towards +y, degrees"
     )
     lens.add_argument(
         "--shear", type=float, nargs=2, default=[0.0, 0.0], metavar=("G1", "G2"),
@@ -462,7 +463,8 @@ def _run_degrade(args: argparse.Namespace) -> None:
     measurement = result.measurement * peak
     if _picture_of_values(output, units):
         measurement = measurement / _maximum(measurement)
-    write_image(output, measurement, force=args.force)
+    header = _fits_header(args.input, args.task, args.boundary)
+    write_image(output, measurement, args.force, header)
     if result.mask is not None:
         write_image(mask_path, result.mask, force=args.force)
     if result.maps is not None:
@@ -484,9 +486,26 @@ def _units(args: argparse.Namespace, path: str) -> str:
 def _picture_of_values(output: Path, units: str) -> bool:
     """Whether ``output`` is an 8-bit picture (it holds ``[0, 1]``) of values in their own
     units, which are divided by their maximum for it."""
+    return units == "data" and not _keeps_values(str(output))
+
+
+def _fits_header(source: str, task: str, boundary: str) -> Any:
+    """The header a FITS output takes from a FITS ``source``: all but the stored array's
+    keywords, and the sky coordinates (WCS) only where the output keeps its pixel grid
+    (denoise, blur but a valid one, inpaint); ``None`` for a source of another type."""
+    from rimkit.io import is_fits, read_fits_header
+
+    if not is_fits(source):
+        return None
+    same_grid = task in ("denoise", "inpaint") or (task == "blur" and boundary != "valid")
+    return read_fits_header(source, geometry=same_grid)
+
+
+def _keeps_values(path: str) -> bool:
+    """Whether a file holds values as they are (.npy, FITS), not an 8/16-bit picture."""
     from rimkit.io import VALUE_SUFFIXES, file_suffix
 
-    return units == "data" and file_suffix(output) not in VALUE_SUFFIXES
+    return file_suffix(path) in VALUE_SUFFIXES
 
 
 def _maximum(array: np.ndarray) -> float:
@@ -621,15 +640,14 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
         ensemble=args.ensemble,
         **options,
     )
-    frames = result.frames
     units = "data" if args.task == "mri" else options["units"]  # k-space has any scale
+    peak = _maximum(result.image) if units == "data" else 1.0
+    pictures = [frame / peak for frame in result.frames]  # what 8-bit pictures show
     scaled = _picture_of_values(output, units)
-    if scaled:
-        peak = _maximum(result.image)
-        frames = [frame / peak for frame in frames]
-    write_image(output, frames[-1], force=args.force)
+    header = _fits_header(args.input, args.task, args.boundary)
+    write_image(output, pictures[-1] if scaled else result.image, args.force, header)
     if args.trajectory:
-        write_trajectory(Path(args.trajectory), frames)
+        write_trajectory(Path(args.trajectory), pictures)
     if not args.quiet:
         shape = "x".join(str(s) for s in result.image.shape)
         runs = f" (mean of {args.ensemble} flips/rotations)" if args.ensemble > 1 else ""
@@ -757,7 +775,7 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
 def _run_compare(args: argparse.Namespace) -> None:
     from rimkit.compare import compare, write_comparison
     from rimkit.evaluate.runner import DEFAULT_BASELINES
-    from rimkit.io import check_output_folder
+    from rimkit.io import check_output_folder, is_fits
     from rimkit.pipeline import shown_measurement
 
     inputs = [args.input, args.truth, args.mask, args.kernel, args.maps]
@@ -779,7 +797,13 @@ def _run_compare(args: argparse.Namespace) -> None:
     if args.task == "mri" or options["units"] == "data":  # one white: the truth's or brightest
         peak = _maximum(truth if truth is not None else [r.image.max() for r in results])
     shown = shown_measurement(image / (peak or 1.0), args.task, options["scale"])
-    written = write_comparison(out, results, shown, truth, peak=peak, force=args.force)
+    values = None
+    if options["units"] == "data":  # the pictures show them; keep the values too
+        values = ".fits" if is_fits(args.input) else ".npy"
+    header = _fits_header(args.input, args.task, args.boundary)
+    written = write_comparison(
+        out, results, shown, truth, peak=peak, force=args.force, values=values, header=header
+    )
     if not args.quiet:
         if args.sigma == "auto" or (args.sigma is None and args.task == "denoise"):
             sigma = results[0].sigma
@@ -798,8 +822,15 @@ def _read_truth(args: argparse.Namespace) -> tuple[np.ndarray | None, bool]:
     if args.truth is None:
         return None, True
     if not is_fastmri(args.truth):
+        units = _units(args, args.input)
+        if units == "data" and args.task != "mri" and not _keeps_values(args.truth):
+            raise UsageError(
+                f"--truth {args.truth!r} is a picture (values in [0, 1]) but the measurement is "
+                "in the data's units (--units data): give the clean image in those units, as "
+                ".fits or .npy"
+            )
         truth = read_image(args.truth)
-        if args.task != "mri" and _units(args, args.input) == "image":
+        if args.task != "mri" and units == "image":
             check_image_range(truth, args.truth)
         return truth, True
     if args.task != "mri":

@@ -182,13 +182,17 @@ def write_comparison(
     crop: int = 96,
     peak: float | None = None,
     force: bool = False,
+    values: str | None = None,
+    header: Any = None,
 ) -> dict[str, Path]:
     """Write each result as ``OUT/<label>.png``, ``figure.png`` (crops of the measurement
     ``shown`` at the results' size, the results and the ``truth``, side by side),
     ``results.md`` and ``report.html``; returns the written paths by name. ``peak`` is the
     value drawn white in the pictures of results and truth (MRI magnitudes and data in their
     own units have any scale);
-    by default 1, or each result's maximum where it is above 1."""
+    by default 1, or each result's maximum where it is above 1. ``values`` (``".npy"`` or
+    ``".fits"``, the latter with ``header``) also writes each result's values so, as
+    ``OUT/<label>-values.npy``: data in their own units, which the pictures only show."""
     out = check_output_folder(out, force)
     out.mkdir(parents=True, exist_ok=True)
     pictures = [r.image / (peak or max(float(r.image.max()), 1.0)) for r in results]
@@ -197,6 +201,10 @@ def write_comparison(
         path = out / f"{_slug(result.label)}.png"
         write_image(path, picture, force=True)
         written[result.label] = path
+        if values is not None:
+            kept = out / f"{_slug(result.label)}-values{values}"
+            write_image(kept, result.image, True, header if values != ".npy" else None)
+            written[f"{result.label} values"] = kept
     panels = [] if shown is None or shown.shape != results[0].image.shape else [("input", shown)]
     panels += [(r.label, picture) for r, picture in zip(results, pictures, strict=True)]
     panels += [] if truth is None else [("clean", truth / (peak or 1.0))]

@@ -22,10 +22,12 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -127,28 +129,19 @@ def _astropy_fits():  # -> astropy.io.fits
 
 
 def _read_fits(path: Path) -> np.ndarray:
-    """The first image of a FITS file (the primary HDU, else the first extension holding
-    one) as float64 in its own units; a cube's leading axes of length 1 are dropped, a colour
-    cube ``(3, H, W)`` becomes ``(H, W, 3)``. Blank (NaN) pixels are refused with a count."""
+    """The first image of a FITS file (:func:`read_fits_header` names which) as float64 in its
+    own units; a cube's leading axes of length 1 are dropped. Blank (NaN) pixels and cubes of
+    several planes are refused, each with what to do."""
     fits = _astropy_fits()
-    try:
-        with fits.open(path, memmap=False) as hdus:
-            found = [(i, h) for i, h in enumerate(hdus) if getattr(h, "data", None) is not None]
-            images = [(i, h) for i, h in found if np.ndim(h.data) >= 2]
-            if not images:
-                raise ValueError(f"{str(path)!r} holds no image (no HDU with 2-D data)")
-            index, hdu = images[0]
-            data = np.array(hdu.data, dtype=np.float64)
-    except (OSError, TypeError) as err:
-        raise ValueError(f"{str(path)!r} is not a readable FITS file: {err}") from None
+    index, hdu_name = _fits_image_hdu(path)
+    with fits.open(path, memmap=False) as hdus:
+        data = np.array(hdus[index].data, dtype=np.float64)
     while data.ndim > 2 and data.shape[0] == 1:
         data = data[0]
-    if data.ndim == 3 and data.shape[0] == 3:
-        data = np.moveaxis(data, 0, -1)
-    if data.ndim != 2 and not (data.ndim == 3 and data.shape[2] == 3):
+    if data.ndim != 2:
         raise ValueError(
-            f"{str(path)!r} (HDU {index}) holds a cube of shape {data.shape}; rimkit takes one "
-            "2-D image (or 3 colour planes): cut out the plane you want first"
+            f"{str(path)!r} ({hdu_name}) holds a cube of shape {data.shape}; rimkit restores "
+            "one 2-D image at a time: cut out the plane (band) you want first"
         )
     blank = int(np.isnan(data).sum())
     if blank:
@@ -158,6 +151,59 @@ def _read_fits(path: Path) -> np.ndarray:
             "(white = observed)"
         )
     return data
+
+
+def _fits_image_hdu(path: Path) -> tuple[int, str]:
+    """The index and name of a FITS file's first HDU that holds an image (2-D or more): the
+    primary one, else the first extension (as ``SCI`` in HST's files)."""
+    fits = _astropy_fits()
+    try:
+        with fits.open(path, memmap=False) as hdus:
+            for index, hdu in enumerate(hdus):
+                if getattr(hdu, "data", None) is not None and np.ndim(hdu.data) >= 2:
+                    return index, f"HDU {index}" + (f" {hdu.name}" if hdu.name else "")
+    except (OSError, TypeError) as err:
+        raise ValueError(f"{str(path)!r} is not a readable FITS file: {err}") from None
+    raise ValueError(f"{str(path)!r} holds no image (no HDU with 2-D data)")
+
+
+FITS_GEOMETRY = re.compile(
+    r"(WCSAXES|WCSNAME|RADESYS|EQUINOX|LONPOLE|LATPOLE|CTYPE|CRPIX|CRVAL|CDELT|CUNIT|CROTA|CD\d_|"
+    r"PC\d_|PV\d_|PS\d_|A_|B_|AP_|BP_|LTV|LTM|DATASEC|TRIMSEC|BIASSEC)"
+)
+"""Header keywords that tie pixels to the sky (WCS, SIP, IRAF's LTV / LTM, sections)."""
+FITS_STRUCTURE = (
+    "SIMPLE", "XTENSION", "BITPIX", "NAXIS", "EXTEND", "PCOUNT", "GCOUNT",
+    "BSCALE", "BZERO", "BLANK", "CHECKSUM", "DATASUM", "EXTNAME", "EXTVER",
+)  # fmt: skip
+"""Header keywords that describe the stored array, written anew for the output's."""
+
+
+def read_fits_header(path: str | os.PathLike, geometry: bool = True) -> Any:
+    """The header of the image :func:`read_image` reads from a FITS file, without the
+    keywords of the stored array (``BITPIX``, ``NAXISn``, ``BSCALE``, ...); ``geometry=False``
+    also drops those that tie pixels to the sky (WCS), for an output of another pixel grid
+    (a lensed source, a super-resolved image). An ``astropy.io.fits.Header``.
+
+    Example:
+        >>> import tempfile
+        >>> from astropy.io import fits
+        >>> path = Path(tempfile.mkdtemp()) / "a.fits"
+        >>> hdu = fits.PrimaryHDU(np.ones((4, 4), np.float32))
+        >>> hdu.header["BUNIT"], hdu.header["CRPIX1"] = "electron/s", 2.0
+        >>> hdu.writeto(path)
+        >>> sorted(read_fits_header(path)), sorted(read_fits_header(path, geometry=False))
+        (['BUNIT', 'CRPIX1'], ['BUNIT'])
+    """
+    fits = _astropy_fits()
+    index, _ = _fits_image_hdu(Path(path))
+    with fits.open(path, memmap=False) as hdus:
+        header = hdus[index].header.copy()
+    for key in list(header.keys()):
+        structural = key.startswith(FITS_STRUCTURE) or key in ("", "COMMENT")
+        if structural or (not geometry and FITS_GEOMETRY.match(key)):
+            header.remove(key, ignore_missing=True, remove_all=True)
+    return header
 
 
 INTEGER_RANGES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
@@ -262,7 +308,8 @@ def check_image_range(image: np.ndarray, name: str) -> None:
         extreme = f"up to {high:g}" if high > -low else f"down to {low:g}"
         raise ValueError(
             f"{name} holds values {extreme}; rimkit takes images in [0, 1] (sigma on the 0-255 "
-            "scale): divide it by 255 (or by its maximum)"
+            "scale): divide it by 255 (or by its maximum), or for data of another scale give "
+            "--units data (Python: units='data')"
         )
 
 
@@ -288,12 +335,15 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
     return np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def write_image(path: str | os.PathLike, array: np.ndarray, force: bool = False) -> None:
+def write_image(
+    path: str | os.PathLike, array: np.ndarray, force: bool = False, header: Any = None
+) -> None:
     """Write an image atomically: a temporary file in the same folder, then a rename.
 
-    ``.npy`` stores the array exactly, FITS as float32 values (colour as a ``(3, H, W)`` cube);
-    image formats store it clipped and rounded to 8 bits (gray or RGB). An existing file is
-    kept unless ``force``; a failed write leaves no file.
+    ``.npy`` stores the array exactly, FITS (gray only) as float32 values with ``header`` (an
+    ``astropy.io.fits.Header``, e.g. :func:`read_fits_header` of the input) where given; image
+    formats store it clipped and rounded to 8 bits (gray or RGB). An existing file is kept
+    unless ``force``; a failed write leaves no file.
     """
     path = check_output(path, force)
     suffix = file_suffix(path)
@@ -302,14 +352,18 @@ def write_image(path: str | os.PathLike, array: np.ndarray, force: bool = False)
     if suffix != ".npy" and not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
         raise ValueError(f"an image file holds gray or RGB; got an array of shape {array.shape}")
     fits = _astropy_fits() if suffix in FITS_SUFFIXES else None
+    if fits is not None and array.ndim != 2:
+        raise ValueError(
+            f"{str(path)!r}: rimkit writes one 2-D image to a FITS file, got shape "
+            f"{array.shape}; write colour as .npy or .png"
+        )
 
     def save(tmp: str) -> None:
         if suffix == ".npy":
             with open(tmp, "wb") as handle:
                 np.save(handle, array)
         elif fits is not None:
-            planes = array if array.ndim == 2 else np.moveaxis(array, -1, 0)
-            hdu = fits.PrimaryHDU(np.asarray(planes, dtype=np.float32))
+            hdu = fits.PrimaryHDU(np.asarray(array, dtype=np.float32), header=header)
             hdu.header["HISTORY"] = "written by rimkit"
             hdu.writeto(tmp, overwrite=True)
         else:

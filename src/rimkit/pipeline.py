@@ -28,7 +28,7 @@ import torch
 
 from rimkit.color import rgb_to_ycbcr, ycbcr_to_rgb
 from rimkit.degrade import SIGMA_MAX, lensing_operator
-from rimkit.io import check_image_range, from_tensor, to_tensor
+from rimkit.io import IMAGE_RANGE_LIMIT, check_image_range, from_tensor, to_tensor
 from rimkit.models import RIM
 from rimkit.models.opponent import OpponentColorRIM
 from rimkit.noise import warn_if_unit_scale
@@ -252,9 +252,16 @@ def restore(
     if units == "data" and task != "mri":
         _check_real_array(image)
         peak = data_peak(image, task, mask)
+        _note_outliers(image, peak)
         image = image / peak
+        if float(image.min()) < -IMAGE_RANGE_LIMIT:
+            raise ValueError(
+                f"the measurement reaches down to {float(image.min()) * peak:g}, over "
+                f"{IMAGE_RANGE_LIMIT:g} times its peak ({peak:g}) below zero: subtract its "
+                "background (sky) first"
+            )
     restored = _restore(
-        image, task, model, baseline=baseline, sigma=check_sigma(task, sigma, units, peak),
+        image, task, model, baseline=baseline, sigma255=check_sigma(task, sigma, units, peak),
         scale=scale, mask=mask, kernel=kernel, boundary=boundary, steps=steps, tile=tile,
         progress=progress, scales=scales, ensemble=ensemble, lensing=lensing, maps=maps,
     )  # fmt: skip
@@ -270,7 +277,7 @@ def _restore(
     model: RIM | None,
     *,
     baseline: str | None,
-    sigma: float | str,
+    sigma255: float | str,
     scale: int,
     mask: np.ndarray | None,
     kernel: np.ndarray | None,
@@ -300,7 +307,6 @@ def _restore(
             f"a self-ensemble needs an operator that commutes with flips and rotations "
             f"({', '.join(ENSEMBLE_TASKS)}); {task} has none: use ensemble 1"
         )
-    sigma255 = sigma
     if task == "sr" and (isinstance(scale, bool) or int(scale) != scale or scale < 2):
         raise ValueError(f"scale must be an integer >= 2, got {scale}")
     if task == "sr" and scales and int(scale) not in scales:
@@ -344,6 +350,8 @@ def _restore(
     if model is None:
         run = _baseline_run(baseline, operator, sigma255 / 255.0, image.shape)
     else:
+        if task == "denoise":
+            _note_noise_below_floor(model, sigma255)
         if task != "sr" and channels == 3 and gray_model and isinstance(model, RIM):
             model = OpponentColorRIM.from_gray(model)
             gray_model = False
@@ -382,6 +390,45 @@ def _check_measurement(image: np.ndarray, task: str) -> None:
             "or 3 (channels first: np.moveaxis(a, 0, -1))"
         )
     check_image_range(image, "the image")
+
+
+def _note_noise_below_floor(model: torch.nn.Module, sigma255: float) -> None:
+    """A note when denoising noise far below the model's learned noise floor ``eps`` (its
+    likelihood's variance is ``sigma^2 + eps``): it then smooths as at that floor, and an
+    image of high signal-to-noise may come back worse than it went in."""
+    floor = getattr(model, "noise_floor", None)
+    if not isinstance(floor, torch.nn.Module):
+        return
+    with torch.no_grad():
+        floor255 = 255.0 * float(floor()) ** 0.5
+    if sigma255 < floor255 / 3:
+        warnings.warn(
+            f"the noise, sigma {sigma255:.3g} on the 0-255 scale of the image (its peak: 255), "
+            f"is far below the model's noise floor ({floor255:.3g}): it smooths as at that "
+            "level, so an image this clean may come back no better than it went in",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _note_outliers(image: np.ndarray, peak: float) -> None:
+    """A note when the peak that scales data is a pixel far above its neighbours (a cosmic
+    ray, a hot pixel): the image then comes out dim beside it."""
+    from scipy.ndimage import rank_filter
+
+    size = (3, 3) if image.ndim == 2 else (3, 3, 1)
+    values = np.asarray(image, dtype=np.float64)
+    second = rank_filter(values, rank=-2, size=size, mode="constant", cval=float(values.min()))
+    around = float(second.max())  # the largest second brightest of a 3x3 neighbourhood
+    if peak > 3 * max(around, 0.0):
+        warnings.warn(
+            f"the measurement's peak, {peak:g}, which scales it for the model, is a lone pixel "
+            f"far above its neighbours (without such pixels the peak is {around:g}): a cosmic "
+            "ray or hot pixel? The rest is then restored as a faint image; clean it first (or "
+            "mask it and inpaint)",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _check_array_type(image: np.ndarray) -> None:

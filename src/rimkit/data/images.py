@@ -1,4 +1,5 @@
 """Image folders: decode once, keep as uint8 in memory, hand out ``[0, 1]`` float tensors.
+FITS images are divided by their largest value (:func:`read_folder_image`).
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -20,9 +21,33 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rimkit.io import IMAGE_SUFFIXES, read_image, to_uint8
+from rimkit.io import (
+    FITS_SUFFIXES,
+    IMAGE_SUFFIXES,
+    check_image_range,
+    file_suffix,
+    is_fits,
+    read_image,
+    to_uint8,
+)
 
-FOLDER_SUFFIXES = (*IMAGE_SUFFIXES, ".npy")
+FOLDER_SUFFIXES = (*IMAGE_SUFFIXES, ".npy", *FITS_SUFFIXES)
+
+
+def read_folder_image(path: Path, gray: bool | None = None) -> np.ndarray:
+    """One image of a training or evaluation folder in ``[0, 1]``, checked: real, with
+    ``.npy`` arrays within the image range; a FITS image (its own units) divided by its
+    largest value and clipped to ``[0, 1]`` (a sky's negative noise to 0)."""
+    array = read_image(path, gray=gray)
+    if np.iscomplexobj(array):
+        raise ValueError(f"{str(path)!r} holds complex values; images to train on are real")
+    if not is_fits(path):
+        check_image_range(array, str(path))
+        return array
+    peak = float(array.max())
+    if not peak > 0:
+        raise ValueError(f"{str(path)!r} has no positive value to scale the image by")
+    return np.clip(array / peak, 0.0, 1.0)
 
 
 def list_images(root: str | os.PathLike) -> list[Path]:
@@ -38,10 +63,10 @@ def list_images(root: str | os.PathLike) -> list[Path]:
             f"image folder {str(root)!r} does not exist; give a folder of PNG/JPEG/TIFF/.npy "
             "images (e.g. ../shared/data/train/BSDS300-train)"
         )
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in FOLDER_SUFFIXES)
+    files = sorted(p for p in root.rglob("*") if file_suffix(p) in FOLDER_SUFFIXES)
     if not files:
         raise ValueError(
-            f"no images in {str(root)!r}; expected PNG, JPEG, TIFF or .npy files inside it"
+            f"no images in {str(root)!r}; expected PNG, JPEG, TIFF, .npy or FITS files inside it"
         )
     return files
 
@@ -63,9 +88,7 @@ class ImageFolder:
         self.files = list_images(root) if files is None else list(files)
         self.images: list[np.ndarray] = []
         for path in self.files:
-            array = read_image(path, gray=gray)
-            if np.iscomplexobj(array):
-                raise ValueError(f"{str(path)!r} holds complex values; training images are real")
+            array = read_folder_image(path, gray)
             chw = array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
             self.images.append(np.ascontiguousarray(to_uint8(chw)))
         channels = {img.shape[0] for img in self.images}

@@ -38,12 +38,13 @@ def fastmri_folder(path: str | os.PathLike) -> list[Path] | None:
     """The fastMRI files (``.h5``) in the folder ``path`` and its sub-folders, sorted, when it
     holds some and no images; else ``None`` (a folder of images, or not a folder)."""
     from rimkit.data.images import FOLDER_SUFFIXES
+    from rimkit.io import file_suffix
 
     path = Path(path)
     if not path.is_dir():
         return None
     files = sorted(p for p in path.rglob("*") if p.is_file())
-    if any(p.suffix.lower() in FOLDER_SUFFIXES for p in files):
+    if any(file_suffix(p) in FOLDER_SUFFIXES for p in files):
         return None
     found = [p for p in files if is_fastmri(p)]
     return found or None

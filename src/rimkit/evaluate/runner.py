@@ -995,9 +995,8 @@ def load_images(
         ...
         ValueError: image folder '/no/such/folder' does not exist; ...
     """
-    from rimkit.data.images import list_images
+    from rimkit.data.images import list_images, read_folder_image
     from rimkit.data.volumes import fastmri_folder, is_volume_file, volume_planes
-    from rimkit.io import read_image
 
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be >= 1, got {limit}")
@@ -1013,9 +1012,7 @@ def load_images(
     files = list_images(folder)[:limit]
     out = []
     for path in files:
-        array = read_image(path)
-        if np.iscomplexobj(array):
-            raise ValueError(f"{str(path)!r} holds complex values; evaluation images are real")
+        array = read_folder_image(path)
         if array.ndim == 3 and array.shape[2] != 3:
             raise ValueError(f"{str(path)!r} has {array.shape[2]} channels; expected gray or RGB")
         out.append((path.relative_to(folder).as_posix(), convert_channels(array, channels)))
