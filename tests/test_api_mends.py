@@ -297,3 +297,21 @@ def test_a_model_trained_in_ones_own_loop_is_saved_for_load_model(tmp_path):
     bare = torch.nn.Conv2d(1, 1, 1)
     with pytest.raises(ValueError, match="built by build_rim or RIMConfig"):
         save_model(tmp_path / "bare.safetensors", bare)
+
+
+def test_save_model_refuses_tasks_that_are_not_recipe_entries(tmp_path):
+    from rimkit.models import build_rim
+    from rimkit.zoo import save_model
+
+    model = build_rim(features=4, hidden=4, train_steps=2)
+    with pytest.raises(ValueError, match=r"dicts such as \{'name': 'denoise'\}, got \['denoise'\]"):
+        save_model(tmp_path / "m.safetensors", model, ["denoise"])
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_an_empty_list_of_training_folders_is_refused(image_folder):
+    from rimkit.train.config import DataConfig, ExperimentConfig
+
+    cfg = ExperimentConfig(data=DataConfig(train=[]), tasks=[{"name": "denoise"}])
+    with pytest.raises(ValueError, match=r"data\.train is an empty list"):
+        cfg.check()

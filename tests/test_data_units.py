@@ -275,7 +275,7 @@ def test_folders_take_fits_images_scaled_by_their_peak_and_refuse_counts_in_npy(
     assert list_images(tmp_path / "sky")[0].name == "a.fits.gz"
     assert folder[0].max() == 1.0 and folder[0].min() == 0.0  # the sky's negatives clipped
     np.save(tmp_path / "sky" / "b.npy", 5000 * smooth((16, 16)))
-    with pytest.raises(ValueError, match=r"b\.npy holds values up to 5000"):
+    with pytest.raises(ValueError, match=r"b\.npy' holds values up to 5000; images in a folder"):
         ImageFolder(tmp_path / "sky")
 
 
@@ -308,3 +308,64 @@ def test_data_far_below_zero_ask_for_the_sky_to_be_subtracted(model):
     data[3, 3] = -300
     with pytest.raises(ValueError, match=r"reaches down to -300, .* subtract its background"):
         restore(data, "denoise", model, sigma=1.0, units="data")
+
+
+def test_inpainting_data_ignores_what_the_holes_hold():
+    observed = 10 + 100 * smooth()
+    mask = np.ones_like(observed)
+    mask[5:9, 5:9] = 0
+    holes = observed.copy()
+    holes[mask == 0] = 5000  # garbage where nothing was measured
+    clean = restore(observed * mask, "inpaint", None, baseline="tv", mask=mask, units="data")
+    given = restore(holes, "inpaint", None, baseline="tv", mask=mask, units="data")
+    assert np.allclose(given.image, clean.image)
+
+
+def test_deblurred_data_meeting_the_peak_get_a_note_and_a_larger_peak_lifts_it():
+    from scipy import ndimage
+
+    from rimkit.operators import gaussian_kernel
+
+    x = np.zeros((32, 32))
+    x[16, 16], x[8, 4:28] = 300.0, 60.0
+    kernel = gaussian_kernel(2.0).numpy()
+    y = ndimage.convolve(x, kernel, mode="wrap")
+    options = {"baseline": "tv", "kernel": kernel, "units": "data", "sigma": 0.5}
+    with pytest.warns(UserWarning, match=r"meets the data's peak, .* give a larger peak"):
+        capped = restore(y, "blur", None, **options)
+    assert capped.image.max() <= y.max() + 1e-9
+    lifted = restore(y, "blur", None, peak=8 * y.max(), **options)
+    assert lifted.image.max() > 1.5 * y.max()  # TV: 20.4 against the blurred 12.0
+    with pytest.raises(ValueError, match="peak sets the white of data in their own units"):
+        restore(y / y.max(), "blur", None, baseline="tv", kernel=kernel, peak=2.0)
+
+
+def test_degrade_of_an_mri_slice_takes_sigma_in_its_units(tmp_path, capsys):
+    np.save(tmp_path / "slice.npy", 1000 * smooth((16, 16)))
+    argv = ["degrade", tmp_path / "slice.npy", tmp_path / "k.npy", "--task", "mri"]
+    assert run(capsys, *argv, "--sigma", "2", "--units", "data")[0] == 0
+    kspace = np.load(tmp_path / "k.npy")
+    sampled = kspace != 0
+    clean = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(1000 * smooth((16, 16))), norm="ortho"))
+    noise = (kspace - clean)[sampled]
+    assert 1.5 < float(np.std(noise.real)) < 2.5  # sigma 2, in the slice's units
+
+
+def test_a_header_of_a_one_plane_cube_or_blank_integers_read_right(tmp_path):
+    cube = fits.PrimaryHDU(np.ones((1, 8, 8), np.float32))
+    cube.header["WCSAXES"], cube.header["CTYPE3"], cube.header["CRPIX1"] = 3, "FREQ", 4.0
+    cube.writeto(tmp_path / "cube.fits")
+    header = io.read_fits_header(tmp_path / "cube.fits")
+    assert header["WCSAXES"] == 2 and "CTYPE3" not in header and header["CRPIX1"] == 4.0
+    ints = fits.PrimaryHDU(np.array([[1, -32768], [3, 4]], np.int16))
+    ints.header["BLANK"] = -32768
+    ints.writeto(tmp_path / "ints.fits")
+    with pytest.raises(ValueError, match=r"1 blank \(NaN\) pixel\(s\) of 4"):
+        io.read_image(tmp_path / "ints.fits")
+
+
+def test_degrade_names_side_files_of_a_compressed_fits_by_its_stem(tmp_path, capsys):
+    io.write_image(tmp_path / "g.fits", 100 * smooth())
+    argv = ["degrade", tmp_path / "g.fits", tmp_path / "h.fits.gz", "--task", "inpaint"]
+    assert run(capsys, *argv)[0] == 0
+    assert (tmp_path / "h-mask.png").is_file()

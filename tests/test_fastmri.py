@@ -127,6 +127,8 @@ def test_degrade_then_compare_scores_in_the_reference_s_units(tmp_path, single_c
     assert float(row.split("|")[3]) > 60
     written = np.asarray(Image.open(tmp_path / "cmp" / "zero-filled.png"))
     assert written.shape == (32, 32)  # the reference's central crop
+    values = np.load(tmp_path / "cmp" / "zero-filled-values.npy")  # in the k-space's units
+    assert values.shape == (32, 32) and values.max() == pytest.approx(esc_max(path), rel=1e-4)
 
 
 def test_compare_reads_an_under_sampled_fastmri_file_directly(tmp_path, capsys):
@@ -274,3 +276,8 @@ def test_a_folder_of_fastmri_files_trains_and_evaluates_on_their_reference_slice
     slices = _source_images(config.data, str(folder))
     assert len(slices) == 5 and all(s.shape == (1, 48, 40) for s in slices)
     assert train(config, tmp_path / "run", progress=False)["iteration"] == 2
+
+
+def esc_max(path) -> float:
+    """The largest value of slice 1's reference image in a fastMRI file."""
+    return float(read_fastmri(path, 1).reference.max())

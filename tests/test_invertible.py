@@ -227,9 +227,11 @@ def test_config_builds_it_and_names_bad_widths():
     assert type(RIMConfig(variant="invertible", cell="mri", channels=2).build().link).__name__ == (
         "IdentityLink"
     )
-    with pytest.raises(ValueError, match="state_channels must be an int >= 8, got 6"):
+    with pytest.raises(
+        ValueError, match=r"hidden \(the state channels\) must be an int >= 8, got 6"
+    ):
         build_invertible(2, hidden=6)
-    with pytest.raises(ValueError, match="state_channels must be even, got 9"):
+    with pytest.raises(ValueError, match=r"hidden \(the state channels\) must be even, got 9"):
         build_invertible(1, hidden=9)
     with pytest.raises(ValueError, match="color 'opponent' is for RIMs of RGB images"):
         RIMConfig(variant="invertible", channels=3, color="opponent").build()

@@ -115,6 +115,8 @@ MASK_HELP = (
 )
 VOLUME_HELP = f"{SLICE_HELP}, or all: every slice, written as one (slices, H, W) .npy"
 UNITS = ("image", "data")  # rimkit.pipeline.UNITS, without importing torch for --help
+SAME_GRID_TASKS = ("denoise", "inpaint", "blur")
+"""Tasks whose restored image has the measurement's pixel grid (a valid blur's is cropped back)."""
 UNITS_HELP = (
     "image: an image in [0, 1] (8/16-bit files are scaled there), --sigma on the 0-255 scale "
     "(mri: 255 times the k-space's units); data: values of any scale in their own units "
@@ -326,6 +328,12 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
         "0 otherwise",
     )
     parser.add_argument("--units", choices=UNITS, help=UNITS_HELP)
+    parser.add_argument(
+        "--peak",
+        type=float,
+        help="--units data: the value taken as the models' white (default: the measurement's "
+        "largest; a deblurred or super-resolved image may need more)",
+    )
     parser.add_argument("--scale", type=float, help="sr: the up-sampling factor (default 2)")
     parser.add_argument(
         "--mask",
@@ -408,13 +416,14 @@ def _check_paths(input_path: str, output_path: str) -> None:
 
 def _run_degrade(args: argparse.Namespace) -> None:
     from rimkit.degrade import degrade
-    from rimkit.io import check_image_range, check_output, read_image, write_image
+    from rimkit.io import check_image_range, check_output, file_suffix, read_image, write_image
     from rimkit.pipeline import check_sigma, data_peak
 
     _check_paths(args.input, args.output)
     output = Path(args.output)
-    mask_path = output.with_name(f"{output.stem}-mask.png")
-    maps_path = output.with_name(f"{output.stem}-maps.npy")
+    stem = output.name[: len(output.name) - len(file_suffix(output))]  # x.fits.gz: x
+    mask_path = output.with_name(f"{stem}-mask.png")
+    maps_path = output.with_name(f"{stem}-maps.npy")
     targets = [output] + ([mask_path] if args.task in ("inpaint", "mri") else [])
     targets += [maps_path] if args.coils > 1 else []
     _check_paths(args.input, str(mask_path))
@@ -436,13 +445,13 @@ def _run_degrade(args: argparse.Namespace) -> None:
     lensing = _lensing_setup(args)
     image = read_image(args.input, gray=True if args.gray else None)
     units, peak, sigma = _units(args, args.input), 1.0, args.sigma
-    if units == "data" and args.task != "mri":  # any scale: degrade it as an image of peak 1
+    if units == "data":  # any scale (an MRI slice's too): degrade it as an image of peak 1
         if args.quantize:
             raise UsageError("--quantize rounds an image in [0, 1] to 8 bits; not --units data")
-        peak = data_peak(image, args.task)
+        peak = data_peak(np.abs(image), "denoise")  # the clean image's largest value
         image = image / peak
-    if units == "data" and sigma is not None:  # degrade's sigma: 0-255 scale of image / peak
-        sigma = check_sigma(args.task, sigma, units, peak)
+        if sigma is not None:  # degrade's sigma: the 0-255 scale of image / peak
+            sigma = check_sigma("denoise", sigma, units, peak)
     if units == "image" and args.task != "mri":  # an MRI slice may have any scale
         check_image_range(image, args.input)
     result = degrade(
@@ -463,7 +472,10 @@ def _run_degrade(args: argparse.Namespace) -> None:
     measurement = result.measurement * peak
     if _picture_of_values(output, units):
         measurement = measurement / _maximum(measurement)
-    header = _fits_header(args.input, args.task, args.boundary)
+    header = _fits_header(
+        args.input,
+        args.task in ("denoise", "inpaint") or (args.task == "blur" and args.boundary != "valid"),
+    )
     write_image(output, measurement, args.force, header)
     if result.mask is not None:
         write_image(mask_path, result.mask, force=args.force)
@@ -489,16 +501,13 @@ def _picture_of_values(output: Path, units: str) -> bool:
     return units == "data" and not _keeps_values(str(output))
 
 
-def _fits_header(source: str, task: str, boundary: str) -> Any:
+def _fits_header(source: str, same_grid: bool) -> Any:
     """The header a FITS output takes from a FITS ``source``: all but the stored array's
-    keywords, and the sky coordinates (WCS) only where the output keeps its pixel grid
-    (denoise, blur but a valid one, inpaint); ``None`` for a source of another type."""
+    keywords, and the sky coordinates (WCS) where the output keeps the source's pixel grid;
+    ``None`` for a source of another type."""
     from rimkit.io import is_fits, read_fits_header
 
-    if not is_fits(source):
-        return None
-    same_grid = task in ("denoise", "inpaint") or (task == "blur" and boundary != "valid")
-    return read_fits_header(source, geometry=same_grid)
+    return read_fits_header(source, geometry=same_grid) if is_fits(source) else None
 
 
 def _keeps_values(path: str) -> bool:
@@ -644,7 +653,7 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
     peak = _maximum(result.image) if units == "data" else 1.0
     pictures = [frame / peak for frame in result.frames]  # what 8-bit pictures show
     scaled = _picture_of_values(output, units)
-    header = _fits_header(args.input, args.task, args.boundary)
+    header = _fits_header(args.input, args.task in SAME_GRID_TASKS)
     write_image(output, pictures[-1] if scaled else result.image, args.force, header)
     if args.trajectory:
         write_trajectory(Path(args.trajectory), pictures)
@@ -768,7 +777,10 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
         "lensing": lensing,
         "maps": maps,
         "units": _units(args, args.input),
+        "peak": args.peak,
     }
+    if args.peak is not None and options["units"] != "data":
+        raise UsageError("--peak sets the white of data in their own units: give --units data")
     return image, options
 
 
@@ -798,9 +810,9 @@ def _run_compare(args: argparse.Namespace) -> None:
         peak = _maximum(truth if truth is not None else [r.image.max() for r in results])
     shown = shown_measurement(image / (peak or 1.0), args.task, options["scale"])
     values = None
-    if options["units"] == "data":  # the pictures show them; keep the values too
+    if options["units"] == "data" or args.task == "mri":  # pictures show them; keep values
         values = ".fits" if is_fits(args.input) else ".npy"
-    header = _fits_header(args.input, args.task, args.boundary)
+    header = _fits_header(args.input, args.task in SAME_GRID_TASKS)
     written = write_comparison(
         out, results, shown, truth, peak=peak, force=args.force, values=values, header=header
     )
@@ -809,7 +821,8 @@ def _run_compare(args: argparse.Namespace) -> None:
             sigma = results[0].sigma
             print(f"noise level estimated from the input: sigma {sigma:.4g}, told every method")
         print((written["results"]).read_text(), end="")
-        print(f"wrote {len(results)} results, figure.png, results.md and report.html to {out}")
+        kept = f" (and their values, -values{values})" if values else ""
+        print(f"wrote {len(results)} results{kept}, figure.png, results.md, report.html to {out}")
 
 
 def _read_truth(args: argparse.Namespace) -> tuple[np.ndarray | None, bool]:
@@ -968,7 +981,7 @@ def _run_models(args: argparse.Namespace) -> None:
 def _run_train(args: argparse.Namespace) -> None:
     from rimkit.train import load_config
     from rimkit.train.launch import launch
-    from rimkit.train.loop import RUN_FILES
+    from rimkit.train.loop import run_files
 
     if args.resume:
         out = Path(args.resume)
@@ -994,7 +1007,7 @@ def _run_train(args: argparse.Namespace) -> None:
                 f"--out {str(out)!r} {where}; --out must be a folder for the run "
                 "(created if missing)"
             )
-        held = [name for name in (*RUN_FILES, "best.json") if (out / name).exists()]
+        held = run_files(out)
         if held and not args.force:
             go_on = f"continue it with --resume {out}, or " if "last.safetensors" in held else ""
             raise UsageError(

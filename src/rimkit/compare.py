@@ -191,8 +191,11 @@ def write_comparison(
     value drawn white in the pictures of results and truth (MRI magnitudes and data in their
     own units have any scale);
     by default 1, or each result's maximum where it is above 1. ``values`` (``".npy"`` or
-    ``".fits"``, the latter with ``header``) also writes each result's values so, as
-    ``OUT/<label>-values.npy``: data in their own units, which the pictures only show."""
+    ``".fits"``, the latter with ``header``) also writes each result's values as they are, as
+    ``OUT/<label>-values.npy`` (or ``.fits``): data in their own units, which the pictures only
+    show."""
+    if values not in (None, ".npy", ".fits"):
+        raise ValueError(f"values is '.npy', '.fits' or None, got {values!r}")
     out = check_output_folder(out, force)
     out.mkdir(parents=True, exist_ok=True)
     pictures = [r.image / (peak or max(float(r.image.max()), 1.0)) for r in results]

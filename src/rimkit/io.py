@@ -135,7 +135,10 @@ def _read_fits(path: Path) -> np.ndarray:
     fits = _astropy_fits()
     index, hdu_name = _fits_image_hdu(path)
     with fits.open(path, memmap=False) as hdus:
-        data = np.array(hdus[index].data, dtype=np.float64)
+        stored, blank = hdus[index].data, hdus[index].header.get("BLANK")
+        data = np.array(stored, dtype=np.float64)
+        if blank is not None and np.issubdtype(stored.dtype, np.integer):  # unscaled integers
+            data[stored == blank] = np.nan
     while data.ndim > 2 and data.shape[0] == 1:
         data = data[0]
     if data.ndim != 2:
@@ -201,8 +204,12 @@ def read_fits_header(path: str | os.PathLike, geometry: bool = True) -> Any:
         header = hdus[index].header.copy()
     for key in list(header.keys()):
         structural = key.startswith(FITS_STRUCTURE) or key in ("", "COMMENT")
-        if structural or (not geometry and FITS_GEOMETRY.match(key)):
+        sky = FITS_GEOMETRY.match(key) is not None
+        third = sky and re.search(r"[3-9]$|[3-9]_\d+$", key) is not None  # a cube's axes
+        if structural or (sky and (not geometry or third)):
             header.remove(key, ignore_missing=True, remove_all=True)
+    if "WCSAXES" in header:
+        header["WCSAXES"] = 2  # the image read is 2-D
     return header
 
 

@@ -205,6 +205,7 @@ def restore(
     lensing: LensingSetup | None = None,
     maps: np.ndarray | str | None = None,
     units: str = "image",
+    peak: float | None = None,
 ) -> Restored:
     """Reconstruct ``x`` from the measurement ``image`` (``(H, W[, C])``; complex k-space for
     MRI) with ``model``, or with the classical ``baseline`` of that name instead
@@ -233,8 +234,10 @@ def restore(
     models, trained on real images, see a nearly real image.
 
     ``units="data"`` takes a measurement of any scale (:data:`UNITS`): it is divided by its
-    peak (:func:`data_peak`), restored, and multiplied back, so the result (within ``[0,
-    peak]``) and ``sigma`` are in the data's units; for MRI only sigma's units change.
+    ``peak`` (default :func:`data_peak`, its largest value), restored, and multiplied back, so
+    the result (within ``[0, peak]``) and ``sigma`` are in the data's units; for MRI only
+    sigma's units change. A deblurred or super-resolved image can be brighter than its
+    measurement: give such data a larger ``peak`` (a note says when the result meets it).
 
     Example (a lensed galaxy in counts):
         >>> from rimkit.models import build_rim
@@ -248,11 +251,18 @@ def restore(
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
-    peak = 1.0
+    if peak is not None and units != "data":
+        raise ValueError("peak sets the white of data in their own units: give units='data'")
     if units == "data" and task != "mri":
         _check_real_array(image)
-        peak = data_peak(image, task, mask)
-        _note_outliers(image, peak)
+        if task == "inpaint" and mask is not None and np.shape(mask) == image.shape[:2]:
+            observed = np.asarray(mask, dtype=np.float64) > 0.5  # the holes' values are unknown
+            image = image * (observed if image.ndim == 2 else observed[..., None])
+        if peak is None:
+            peak = data_peak(image, task, mask)
+            _note_outliers(image, peak)
+        elif isinstance(peak, bool) or not (math.isfinite(peak) and peak > 0):
+            raise ValueError(f"peak must be a positive number (the data's white), got {peak!r}")
         image = image / peak
         if float(image.min()) < -IMAGE_RANGE_LIMIT:
             raise ValueError(
@@ -260,6 +270,7 @@ def restore(
                 f"{IMAGE_RANGE_LIMIT:g} times its peak ({peak:g}) below zero: subtract its "
                 "background (sky) first"
             )
+    peak = 1.0 if peak is None else peak
     restored = _restore(
         image, task, model, baseline=baseline, sigma255=check_sigma(task, sigma, units, peak),
         scale=scale, mask=mask, kernel=kernel, boundary=boundary, steps=steps, tile=tile,
@@ -267,6 +278,14 @@ def restore(
     )  # fmt: skip
     if units == "image":
         return restored
+    if task in ("blur", "sr") and float(np.mean(restored.image >= 0.999)) > 0.001:
+        warnings.warn(
+            f"{100 * float(np.mean(restored.image >= 0.999)):.2g} % of the result meets the "
+            f"data's peak, {peak:g}, and is clipped there: a deblurred or super-resolved image can "
+            "be brighter than its measurement; give a larger peak (--peak)",
+            UserWarning,
+            stacklevel=2,
+        )
     frames = [frame * peak for frame in restored.frames]
     return Restored(frames[-1], frames, restored.sigma / 255.0 * peak)
 
@@ -420,12 +439,12 @@ def _note_outliers(image: np.ndarray, peak: float) -> None:
     values = np.asarray(image, dtype=np.float64)
     second = rank_filter(values, rank=-2, size=size, mode="constant", cval=float(values.min()))
     around = float(second.max())  # the largest second brightest of a 3x3 neighbourhood
-    if peak > 3 * max(around, 0.0):
+    if peak > 5 * max(around, 0.0):
         warnings.warn(
             f"the measurement's peak, {peak:g}, which scales it for the model, is a lone pixel "
             f"far above its neighbours (without such pixels the peak is {around:g}): a cosmic "
-            "ray or hot pixel? The rest is then restored as a faint image; clean it first (or "
-            "mask it and inpaint)",
+            "ray or hot pixel (or a star narrower than a pixel)? The rest is then restored as a "
+            "faint image; clean it first (or mask it and inpaint), or give the peak yourself",
             UserWarning,
             stacklevel=3,
         )
@@ -606,7 +625,7 @@ def _given_maps(maps: np.ndarray, k: torch.Tensor, mask: torch.Tensor) -> torch.
             "median), not 1 as ESPIRiT's: the image comes back scaled by about its inverse and "
             "the models see another scale; normalise them, S / sqrt(sum_c |S_c|^2)",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
     if calibration_size(mask) < MIN_CALIBRATION:
         return sens

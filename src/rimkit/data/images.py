@@ -42,7 +42,15 @@ def read_folder_image(path: Path, gray: bool | None = None) -> np.ndarray:
     if np.iscomplexobj(array):
         raise ValueError(f"{str(path)!r} holds complex values; images to train on are real")
     if not is_fits(path):
-        check_image_range(array, str(path))
+        try:
+            check_image_range(array, str(path))
+        except ValueError:
+            high = float(np.abs(array).max())
+            raise ValueError(
+                f"{str(path)!r} holds values up to {high:g}; images in a folder are in [0, 1] "
+                "(.npy) or 8/16-bit: divide it by its maximum, or store data of another scale "
+                "as FITS (each divided by its largest value)"
+            ) from None
         return array
     peak = float(array.max())
     if not peak > 0:

@@ -409,13 +409,17 @@ def build_invertible(
         >>> irim.state_channels, irim.train_steps
         (8, 5)
     """
-    return InvertibleRIM(
-        channels,
-        link,
-        state_channels=16 if hidden is None else hidden,
-        features=32 if features is None else features,
-        train_steps=train_steps,
-        noise_floor=noise_floor,
-        checkpoint=checkpoint,
-        check_finite=check_finite,
-    )
+    try:
+        return InvertibleRIM(
+            channels,
+            link,
+            state_channels=16 if hidden is None else hidden,
+            features=32 if features is None else features,
+            train_steps=train_steps,
+            noise_floor=noise_floor,
+            checkpoint=checkpoint,
+            check_finite=check_finite,
+        )
+    except ValueError as err:  # named as the config names it: hidden is the state channels
+        named = str(err).replace("state_channels", "hidden (the state channels)")
+        raise ValueError(named) from None

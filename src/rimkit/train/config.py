@@ -212,7 +212,7 @@ def _check_data(data: DataConfig) -> None:
     for name in ("patch_size", "stride", "val_patches"):
         if getattr(data, name) < 1:
             raise ValueError(f"data.{name} must be >= 1, got {getattr(data, name)}")
-    if data.train == ():
+    if isinstance(data.train, (list, tuple)) and not data.train:
         raise ValueError("data.train is an empty list; give a folder of images or a volume file")
 
 

@@ -558,6 +558,11 @@ def _changed_keys(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") 
 RUN_FILES = ("log.csv", "model.safetensors", "last.safetensors", "last.json", "best.safetensors")
 
 
+def run_files(out: str | os.PathLike) -> list[str]:
+    """The files of a run that ``out`` holds (:data:`RUN_FILES`, ``best.json``)."""
+    return [name for name in (*RUN_FILES, "best.json") if (Path(out) / name).exists()]
+
+
 def refuse_existing_run(out: Path) -> None:
     """Refuse to start a fresh run in ``out`` when it holds another run's files.
 
@@ -572,7 +577,7 @@ def refuse_existing_run(out: Path) -> None:
         ...     print(str(err).split("; ")[1][:55])
         continue it with train(..., resume=True), or pass force
     """
-    held = [name for name in (*RUN_FILES, "best.json") if (Path(out) / name).exists()]
+    held = run_files(out)
     if held:
         raise ValueError(
             f"{str(out)!r} holds a run ({', '.join(held)}); continue it with "

@@ -179,6 +179,12 @@ def save_model(
             f"save_model needs a model built by build_rim or RIMConfig(...).build(), which keep "
             f"what it was built from as model.config; this {type(model).__name__} has none"
         )
+    entries = list(tasks or [])
+    if not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in entries):
+        raise ValueError(
+            f"tasks are the recipe's task entries, dicts such as {{'name': 'denoise'}}, got "
+            f"{entries!r}"
+        )
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"save_model writes a .safetensors file, got {str(path)!r}")
@@ -186,7 +192,7 @@ def save_model(
         raise ValueError(f"{str(path)!r} exists; pass force=True to replace it")
     if not path.parent.is_dir():
         raise ValueError(f"the folder of {str(path)!r} does not exist")
-    meta = {"config": {"model": config.to_dict(), "tasks": list(tasks or [])}}
+    meta = {"config": {"model": config.to_dict(), "tasks": entries}}
     export_weights(path, model, meta)
     return path
 
