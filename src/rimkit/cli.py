@@ -334,6 +334,12 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
         help="--units data: the value taken as the models' white (default: the measurement's "
         "largest; a deblurred or super-resolved image may need more)",
     )
+    parser.add_argument(
+        "--background",
+        type=_level_or_auto,
+        help="a background (sky) level to subtract first and add back (not to a lensed "
+        "source), in the input's units, or auto: the sigma-clipped median of the input",
+    )
     parser.add_argument("--scale", type=float, help="sr: the up-sampling factor (default 2)")
     parser.add_argument(
         "--mask",
@@ -671,6 +677,9 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
         if args.sigma == "auto" or (args.sigma is None and args.task == "denoise"):
             scale = "the data's units" if units == "data" else "0-255 scale"
             print(f"noise level estimated from the input: sigma {result.sigma:.4g} ({scale})")
+        if args.background is not None:
+            back = "" if args.task == "lensing" else " and added back"
+            print(f"background (sky) level {result.background:.4g} subtracted{back}")
         steps = "with baseline" if args.baseline else f"after {len(result.frames)} steps of"
         print(f"wrote {output} ({shape}) {steps} {name}{runs}")
 
@@ -778,6 +787,7 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
         "maps": maps,
         "units": _units(args, args.input),
         "peak": args.peak,
+        "background": args.background,
     }
     if args.peak is not None and options["units"] != "data":
         raise UsageError("--peak sets the white of data in their own units: give --units data")
@@ -873,16 +883,22 @@ def _slice_or_all(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"a slice number or all, got {text!r}") from None
 
 
-def _sigma_or_auto(text: str) -> float | str:
-    """``--sigma``'s type: a number, or ``auto``."""
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"a number on the 0-255 scale or auto, got {text!r}"
-        ) from None
+def _number_or_auto(what: str) -> Callable[[str], float | str]:
+    """An argparse type: a number (``what`` names it in the error), or ``auto``."""
+
+    def parse(text: str) -> float | str:
+        if text.strip().lower() == "auto":
+            return "auto"
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} or auto, got {text!r}") from None
+
+    return parse
+
+
+_sigma_or_auto = _number_or_auto("a number on the 0-255 scale")
+_level_or_auto = _number_or_auto("a level in the input's units")
 
 
 def _alternative_models(task: str) -> list[str]:

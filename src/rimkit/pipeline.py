@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rimkit.background import sky_level
 from rimkit.color import rgb_to_ycbcr, ycbcr_to_rgb
 from rimkit.degrade import SIGMA_MAX, lensing_operator
 from rimkit.io import IMAGE_RANGE_LIMIT, check_image_range, from_tensor, to_tensor
@@ -79,13 +80,14 @@ photons; MRI k-space) with sigma, the noise's standard deviation, in those units
 @dataclass
 class Restored:
     """The restored image ``(H, W[, C])``, every step ``x_1 .. x_T`` of its trajectory (a
-    baseline: its final estimate) and the noise level the method was told (estimated when
-    ``sigma="auto"``), all in the units of the call (:data:`UNITS`: sigma on the 0-255 scale,
-    or in the data's units)."""
+    baseline: its final estimate), the noise level the method was told (estimated when
+    ``sigma="auto"``) and the background subtracted, all in the units of the call
+    (:data:`UNITS`: sigma on the 0-255 scale, or in the data's units)."""
 
     image: np.ndarray
     frames: list[np.ndarray]
     sigma: float = 0.0
+    background: float = 0.0
 
 
 def data_peak(image: np.ndarray, task: str, mask: np.ndarray | None = None) -> float:
@@ -206,6 +208,7 @@ def restore(
     maps: np.ndarray | str | None = None,
     units: str = "image",
     peak: float | None = None,
+    background: float | str | None = None,
 ) -> Restored:
     """Reconstruct ``x`` from the measurement ``image`` (``(H, W[, C])``; complex k-space for
     MRI) with ``model``, or with the classical ``baseline`` of that name instead
@@ -238,6 +241,9 @@ def restore(
     the result (within ``[0, peak]``) and ``sigma`` are in the data's units; for MRI only
     sigma's units change. A deblurred or super-resolved image can be brighter than its
     measurement: give such data a larger ``peak`` (a note says when the result meets it).
+    ``background`` (a level in the call's units, or ``"auto"``: the sky level,
+    :func:`rimkit.background.sky_level`) is subtracted first and added back to the result,
+    except for lensing, whose source lies behind the sky.
 
     Example (a lensed galaxy in counts):
         >>> from rimkit.models import build_rim
@@ -253,6 +259,9 @@ def restore(
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     if peak is not None and units != "data":
         raise ValueError("peak sets the white of data in their own units: give units='data'")
+    sky = _background_level(image, task, background, mask)
+    if sky:
+        image = image - sky
     if units == "data" and task != "mri":
         _check_real_array(image)
         if task == "inpaint" and mask is not None and np.shape(mask) == image.shape[:2]:
@@ -268,7 +277,7 @@ def restore(
             raise ValueError(
                 f"the measurement reaches down to {float(image.min()) * peak:g}, over "
                 f"{IMAGE_RANGE_LIMIT:g} times its peak ({peak:g}) below zero: subtract its "
-                "background (sky) first"
+                "background (sky) first (background='auto', --background auto)"
             )
     peak = 1.0 if peak is None else peak
     restored = _restore(
@@ -276,18 +285,44 @@ def restore(
         scale=scale, mask=mask, kernel=kernel, boundary=boundary, steps=steps, tile=tile,
         progress=progress, scales=scales, ensemble=ensemble, lensing=lensing, maps=maps,
     )  # fmt: skip
-    if units == "image":
-        return restored
-    if task in ("blur", "sr") and float(np.mean(restored.image >= 0.999)) > 0.001:
-        warnings.warn(
-            f"{100 * float(np.mean(restored.image >= 0.999)):.2g} % of the result meets the "
-            f"data's peak, {peak:g}, and is clipped there: a deblurred or super-resolved image can "
-            "be brighter than its measurement; give a larger peak (--peak)",
-            UserWarning,
-            stacklevel=2,
-        )
-    frames = [frame * peak for frame in restored.frames]
-    return Restored(frames[-1], frames, restored.sigma / 255.0 * peak)
+    frames, sigma_out = restored.frames, restored.sigma
+    if units == "data":
+        if task in ("blur", "sr") and float(np.mean(restored.image >= 0.999)) > 0.001:
+            warnings.warn(
+                f"{100 * float(np.mean(restored.image >= 0.999)):.2g} % of the result meets the "
+                f"data's peak, {peak:g}, and is clipped there: a deblurred or super-resolved "
+                "image can be brighter than its measurement; give a larger peak (--peak)",
+                UserWarning,
+                stacklevel=2,
+            )
+        frames, sigma_out = [frame * peak for frame in frames], sigma_out / 255.0 * peak
+    if sky and task != "lensing":  # the sky lies in the image plane, not in the source
+        frames = [frame + sky for frame in frames]
+    return Restored(frames[-1], frames, sigma_out, sky)
+
+
+def _background_level(
+    image: np.ndarray, task: str, background: float | str | None, mask: np.ndarray | None
+) -> float:
+    """The background :func:`restore` subtracts: 0 for ``None``, the number given, or for
+    ``"auto"`` the sky level of the (observed) pixels, :func:`rimkit.background.sky_level`."""
+    if background is None:
+        return 0.0
+    if task == "mri":
+        raise ValueError("a background (sky) level belongs to images, not to MRI k-space")
+    _check_real_array(image)
+    if isinstance(background, str):
+        if background != "auto":
+            raise ValueError(
+                f"background is a level in the image's units or 'auto', got {background!r}"
+            )
+        values = image
+        if task == "inpaint" and mask is not None and np.shape(mask) == image.shape[:2]:
+            values = image[np.asarray(mask, dtype=np.float64) > 0.5]
+        return sky_level(values)
+    if isinstance(background, bool) or not math.isfinite(background):
+        raise ValueError(f"background must be a finite number or 'auto', got {background!r}")
+    return float(background)
 
 
 def _restore(
