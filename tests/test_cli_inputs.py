@@ -172,7 +172,10 @@ def test_bad_output_paths_fail_before_any_work(tmp_path, noisy, capsys, monkeypa
     ("extra", "message"),
     [
         (["--task", "denoise", "--sigma", "25", "--scale", "3"], "--scale applies to --task sr"),
-        (["--task", "denoise", "--sigma", "25", "--mask", "{noisy}"], "a mask belongs to inpaint"),
+        (
+            ["--task", "denoise", "--sigma", "25", "--maps", "lowres"],
+            "--maps applies to --task mri",
+        ),
     ],
 )
 def test_flags_that_do_not_belong_to_the_task_are_refused(tmp_path, noisy, capsys, extra, message):

@@ -415,3 +415,42 @@ def test_cli_background_auto_prints_the_level(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run(capsys, *argv, "--sigma", "3", "--background", "sky", "--force")
     assert "a level in the input's units or auto, got 'sky'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", ["blur", "lensing", "sr", "denoise"])
+def test_bad_pixels_of_any_image_task_are_left_out(task):
+    from rimkit.degrade import degrade
+    from rimkit.zoo import load_model
+
+    names = {"blur": "deblur", "lensing": "lensing", "sr": "sr", "denoise": "denoise-gray"}
+    model = load_model(names[task]).model
+    source = smooth((32, 32), seed=3)
+    options = {"lensing": SETUP} if task == "lensing" else {"scale": 2} if task == "sr" else {}
+    measured = degrade(source, task, sigma=2.0, seed=0, **options).measurement
+    mask = np.ones(measured.shape)
+    k = measured.shape[0] // 16  # the same share of pixels for sr's smaller measurement
+    mask[k : 3 * k, k : 4 * k] = 0  # a detector's bad pixels, a satellite trail
+    broken = np.where(mask > 0, measured, 1.0)  # saturated: the brightest value
+    clean = restore(measured, task, model, sigma=2.0, **options).image
+    ignored = restore(broken, task, model, sigma=2.0, mask=mask, **options).image
+    trusted = restore(broken, task, model, sigma=2.0, **options).image
+
+    def error(x):
+        return float(np.mean((x - source) ** 2))
+
+    assert error(ignored) < error(trusted)
+    assert error(ignored) < 2 * error(clean)
+
+
+def test_cli_leaves_out_the_bad_pixels_of_a_lensed_fits(tmp_path, capsys):
+    from PIL import Image
+
+    io.write_image(tmp_path / "galaxy.fits", 800 * smooth((32, 32)))
+    lens = ["--task", "lensing", "--einstein-radius", "0.45", "--sigma", "4"]
+    run(capsys, "degrade", tmp_path / "galaxy.fits", tmp_path / "lensed.fits", *lens)
+    good = np.full((32, 32), 255, np.uint8)
+    good[10:12, :] = 0  # a bad row
+    Image.fromarray(good).save(tmp_path / "good.png")
+    argv = ["reconstruct", tmp_path / "lensed.fits", tmp_path / "s.fits", *lens]
+    assert run(capsys, *argv, "--mask", tmp_path / "good.png")[0] == 0
+    assert io.read_image(tmp_path / "s.fits").max() > 400

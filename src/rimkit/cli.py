@@ -343,7 +343,9 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=float, help="sr: the up-sampling factor (default 2)")
     parser.add_argument(
         "--mask",
-        help="inpaint/mri: the mask image (white = observed); mri default: the nonzero k-space",
+        help="the measured pixels (white; a 0/1 image or .npy): inpaint's holes, or bad pixels "
+        "of a denoise/blur/sr/lensing measurement left out; mri: the sampled k-space (default: "
+        "its nonzero points)",
     )
     parser.add_argument(
         "--maps",

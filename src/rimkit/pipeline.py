@@ -61,6 +61,9 @@ from rimkit.reconstruct import RIMReconstructor
 from rimkit.self_ensemble import ENSEMBLE_TASKS, SelfEnsemble, check_size
 
 TASKS = ("denoise", "sr", "inpaint", "blur", "mri", "lensing")
+BAD_PIXEL_TASKS = ("sr", "blur", "lensing")
+"""Tasks that take a mask of the measurement's bad pixels (white = measured): the operator is
+then ``Inpainting(mask) @ A``. Denoising with a mask is inpainting; MRI's mask samples k-space."""
 AUTO_TILE_PIXELS = 2048 * 2048
 DEFAULT_TILE = 512
 COIL_MAP_METHODS = {"espirit": espirit_maps, "lowres": coil_sensitivities}
@@ -91,9 +94,9 @@ class Restored:
 
 
 def data_peak(image: np.ndarray, task: str, mask: np.ndarray | None = None) -> float:
-    """What ``restore(units="data")`` divides a real measurement by: its largest value (for
-    inpainting with a mask, over the observed pixels), where the models' images have their
-    white, 1. MRI k-space is scaled inside (by its zero-filled image's maximum): 1.
+    """What ``restore(units="data")`` divides a real measurement by: its largest value (with a
+    mask, over the observed pixels), where the models' images have their white, 1. MRI
+    k-space is scaled inside (by its zero-filled image's maximum): 1.
 
     Example:
         >>> data_peak(np.array([[-3.0, 40.0], [7.0, 10.0]]), "lensing")
@@ -102,7 +105,7 @@ def data_peak(image: np.ndarray, task: str, mask: np.ndarray | None = None) -> f
     if task == "mri":
         return 1.0
     values = np.asarray(image, dtype=np.float64)
-    if task == "inpaint" and mask is not None and np.shape(mask) == values.shape[:2]:
+    if mask is not None and np.shape(mask) == values.shape[:2]:  # observed pixels only
         values = values[np.asarray(mask) > 0.5]
     peak = float(values.max()) if values.size else 0.0
     if not (math.isfinite(peak) and peak > 0):
@@ -264,7 +267,7 @@ def restore(
         image = image - sky
     if units == "data" and task != "mri":
         _check_real_array(image)
-        if task == "inpaint" and mask is not None and np.shape(mask) == image.shape[:2]:
+        if mask is not None and np.shape(mask) == image.shape[:2]:
             observed = np.asarray(mask, dtype=np.float64) > 0.5  # the holes' values are unknown
             image = image * (observed if image.ndim == 2 else observed[..., None])
         if peak is None:
@@ -317,7 +320,7 @@ def _background_level(
                 f"background is a level in the image's units or 'auto', got {background!r}"
             )
         values = image
-        if task == "inpaint" and mask is not None and np.shape(mask) == image.shape[:2]:
+        if mask is not None and np.shape(mask) == image.shape[:2]:
             values = image[np.asarray(mask, dtype=np.float64) > 0.5]
         return sky_level(values)
     if isinstance(background, bool) or not math.isfinite(background):
@@ -354,6 +357,9 @@ def _restore(
         )
     if (model is None) == (baseline is None):
         raise ValueError("restore with a model or a baseline: give exactly one")
+    bad_pixels = mask if task in BAD_PIXEL_TASKS else None  # pixels of y not measured
+    if mask is not None and task == "denoise":  # noisy pixels and holes: inpainting
+        task, bad_pixels = "inpaint", None
     if baseline is not None:
         _check_baseline(baseline, task, ensemble)
     if check_size(ensemble) > 1 and task not in ENSEMBLE_TASKS:
@@ -366,8 +372,11 @@ def _restore(
     if task == "sr" and scales and int(scale) not in scales:
         known = ", ".join(str(s) for s in scales)
         raise ValueError(f"the model was trained for scales {known}, not {int(scale)}")
-    if mask is not None and task not in ("inpaint", "mri"):
-        raise ValueError(f"a mask belongs to inpaint and mri, not {task}: leave --mask out")
+    if bad_pixels is not None:
+        if tile is not None:
+            raise ValueError("tiles do not apply with a mask of bad pixels; leave --tile out")
+        if check_size(ensemble) > 1:
+            raise ValueError("a self-ensemble does not apply with a mask of bad pixels: use 1")
     if task == "mri":
         if tile is not None:
             raise ValueError(
@@ -394,9 +403,12 @@ def _restore(
         operator = lensing_operator(lensing, (h, w))
     else:
         local = task != "blur" or boundary == "valid"  # a wrapped or zero-padded blur is not
-        if tile is None and local and h * w * (scale**2 if task == "sr" else 1) > AUTO_TILE_PIXELS:
+        large = h * w * (scale**2 if task == "sr" else 1) > AUTO_TILE_PIXELS
+        if tile is None and local and large and bad_pixels is None:
             tile = DEFAULT_TILE
         operator = _operator(task, (h, w), int(scale), mask, kernel, boundary)
+    if bad_pixels is not None:  # A's output measured only where the mask is white
+        operator = Inpainting(_mask_tensor(bad_pixels, (h, w))) @ operator
     gray_model = model is not None and model.channels == 1
     luma = task == "sr" and channels == 3 and (gray_model or model is None)
     if sigma255 == "auto":
@@ -525,7 +537,7 @@ def shown_measurement(image: np.ndarray, task: str, scale: float = 2) -> np.ndar
 
 def _estimate_sigma(image: np.ndarray, task: str, mask: np.ndarray | None) -> float:
     """The noise level of the measurement on its own scale (0-1); holes of a mask left out."""
-    observed = None if task != "inpaint" or mask is None else mask > 0.5
+    observed = None if mask is None or task == "mri" else np.asarray(mask) > 0.5
     return estimate_noise_level(image, mask=observed)
 
 

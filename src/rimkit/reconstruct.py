@@ -34,6 +34,7 @@ from rimkit.operators import (
     BicubicDownsample,
     Blur,
     ComplexAsChannels,
+    Composition,
     Identity,
     Inpainting,
     LinearOperator,
@@ -96,6 +97,8 @@ def initial_estimate(
         >>> initial_estimate(Identity(), y, flat=True).unique().tolist()
         [0.5]
     """
+    if not flat and isinstance(operator, Composition) and isinstance(operator.outer, Inpainting):
+        y, operator = _inpaint_start(operator.outer, y), operator.inner  # bad pixels filled
     start = None if flat else _start_of(operator)
     if start is not None:
         x0 = start(operator, y)

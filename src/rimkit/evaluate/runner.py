@@ -258,6 +258,8 @@ def operator_setting(op: LinearOperator, sigma: float, pixels: int) -> tuple[str
         >>> operator_setting(Identity(), 25 / 255, 64)
         ('denoise', 25.0)
     """
+    if isinstance(op, Composition) and isinstance(op.outer, Inpainting):  # bad pixels of y
+        return operator_setting(op.inner, sigma, pixels)
     if isinstance(op, BicubicDownsample):
         return "sr", float(op.scale)
     if isinstance(op, Inpainting):
