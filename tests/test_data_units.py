@@ -66,7 +66,10 @@ def test_fits_image_in_an_extension_and_a_cube_of_one_plane_are_read(tmp_path):
 @pytest.mark.parametrize(
     "data, message",
     [
-        (np.where(np.eye(24) > 0, np.nan, 1.0), "24 blank (NaN) pixel(s) of 576; fill them"),
+        (
+            np.where(np.eye(24) > 0, np.nan, 1.0),
+            "24 blank (NaN) pixel(s) of 576; rimkit reconstruct",
+        ),
         (np.ones((2, 24, 24)), "holds a cube of shape (2, 24, 24); rimkit restores one 2-D"),
         (np.ones(24), "holds no image (no HDU with 2-D data)"),
     ],
@@ -454,3 +457,18 @@ def test_cli_leaves_out_the_bad_pixels_of_a_lensed_fits(tmp_path, capsys):
     argv = ["reconstruct", tmp_path / "lensed.fits", tmp_path / "s.fits", *lens]
     assert run(capsys, *argv, "--mask", tmp_path / "good.png")[0] == 0
     assert io.read_image(tmp_path / "s.fits").max() > 400
+
+
+def test_blank_pixels_of_a_fits_measurement_are_left_out(tmp_path, capsys):
+    truth = 600 * smooth((32, 32))
+    noisy = truth + np.random.default_rng(5).normal(0, 6, truth.shape)
+    noisy[4:8, 10:20] = np.nan  # blank: a chip gap
+    fits.PrimaryHDU(noisy).writeto(tmp_path / "obs.fits")
+    argv = ["reconstruct", tmp_path / "obs.fits", tmp_path / "o.fits", "--task", "denoise"]
+    status, out, _ = run(capsys, *argv, "--sigma", "6")
+    assert status == 0 and "40 blank (NaN) pixel(s) left out of the measurement" in out
+    restored = io.read_image(tmp_path / "o.fits")
+    gap = np.abs(restored[4:8, 10:20] - truth[4:8, 10:20]).mean()
+    assert gap < 0.5 * truth[4:8, 10:20].mean()  # filled from around (measured 0.25), not 0
+    with pytest.raises(ValueError, match=r"40 blank .* rimkit reconstruct and compare leave"):
+        io.read_image(tmp_path / "obs.fits")

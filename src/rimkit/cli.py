@@ -739,7 +739,14 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
     """The measurement of ``reconstruct`` / ``compare`` and the options of
     :func:`rimkit.pipeline.restore` that describe it, read and checked."""
     from rimkit.fastmri import is_fastmri
-    from rimkit.io import check_image_range, read_image, read_kspace, read_mask
+    from rimkit.io import (
+        check_image_range,
+        is_fits,
+        read_fits_measured,
+        read_image,
+        read_kspace,
+        read_mask,
+    )
     from rimkit.pipeline import COIL_MAP_METHODS
 
     if args.device == "cuda":
@@ -762,6 +769,7 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
         raise UsageError("--slice picks a slice of a fastMRI .h5 file (mri); none is given")
     if args.task != "mri" and is_fastmri(args.input):
         raise UsageError(f"{args.input!r} is a fastMRI k-space file; it takes --task mri")
+    measured = None  # the pixels a FITS measurement holds, where it has blank ones
     if args.task == "mri":
         image, index = _read_kspace_input(args.input, args.slice, args.quiet)  # (coils, H, W)
         args.slice = args.slice if index < 0 else index  # --truth FILE.h5 takes the same slice
@@ -775,13 +783,26 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
                 )
             maps = read_kspace(maps, "coil sensitivity maps")
     else:
-        image, maps = read_image(args.input), None
+        maps = None
+        if is_fits(args.input):  # blank (NaN) pixels are left out as bad ones
+            image, measured = read_fits_measured(args.input)
+            blank = int((measured == 0).sum())
+            measured = None if blank == 0 else measured
+            if measured is not None and not args.quiet:
+                print(f"{args.input}: {blank} blank (NaN) pixel(s) left out of the measurement")
+        else:
+            image = read_image(args.input)
         if _units(args, args.input) == "image":
             check_image_range(image, args.input)
+    mask = None if args.mask is None else read_mask(args.mask)
+    if args.task != "mri" and measured is not None:
+        if mask is not None and mask.shape != measured.shape:
+            raise UsageError(f"--mask is {mask.shape} but {args.input!r} is {measured.shape}")
+        mask = measured if mask is None else measured * (mask > 0.5)
     options = {
         "sigma": args.sigma,
         "scale": _sr_scale(args),
-        "mask": None if args.mask is None else read_mask(args.mask),
+        "mask": mask,
         "kernel": _read_kernel(args.kernel, args.task),
         "boundary": args.boundary,
         "tile": args.tile,

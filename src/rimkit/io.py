@@ -128,10 +128,28 @@ def _astropy_fits():  # -> astropy.io.fits
     return fits
 
 
-def _read_fits(path: Path) -> np.ndarray:
+def read_fits_measured(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """A FITS image as :func:`read_image` reads it, but its blank (NaN) pixels set to 0, and
+    the mask of its measured pixels (1; blank: 0), for a reconstruction that leaves them out.
+
+    Example:
+        >>> import tempfile
+        >>> from astropy.io import fits
+        >>> path = Path(tempfile.mkdtemp()) / "a.fits"
+        >>> fits.PrimaryHDU(np.array([[1.0, np.nan], [3.0, 4.0]])).writeto(path)
+        >>> image, measured = read_fits_measured(path)
+        >>> image.tolist(), measured.tolist()
+        ([[1.0, 0.0], [3.0, 4.0]], [[1.0, 0.0], [1.0, 1.0]])
+    """
+    data = _read_fits(Path(path), blank_ok=True)
+    measured = np.isfinite(data)
+    return np.where(measured, data, 0.0), measured.astype(np.float64)
+
+
+def _read_fits(path: Path, blank_ok: bool = False) -> np.ndarray:
     """The first image of a FITS file (:func:`read_fits_header` names which) as float64 in its
-    own units; a cube's leading axes of length 1 are dropped. Blank (NaN) pixels and cubes of
-    several planes are refused, each with what to do."""
+    own units; a cube's leading axes of length 1 are dropped. Blank (NaN) pixels (unless
+    ``blank_ok``) and cubes of several planes are refused, each with what to do."""
     fits = _astropy_fits()
     index, hdu_name = _fits_image_hdu(path)
     with fits.open(path, memmap=False) as hdus:
@@ -147,12 +165,14 @@ def _read_fits(path: Path) -> np.ndarray:
             "one 2-D image at a time: cut out the plane (band) you want first"
         )
     blank = int(np.isnan(data).sum())
-    if blank:
+    if blank and not blank_ok:
         raise ValueError(
-            f"{str(path)!r} has {blank} blank (NaN) pixel(s) of {data.size}; fill them first "
-            "(e.g. with the background level), or for inpainting set them to 0 and give a mask "
-            "(white = observed)"
+            f"{str(path)!r} has {blank} blank (NaN) pixel(s) of {data.size}; rimkit reconstruct "
+            "and compare leave them out as bad pixels; elsewhere fill them first (e.g. with the "
+            "background level)"
         )
+    if np.isinf(data).any():
+        raise ValueError(f"{str(path)!r} holds Inf values; replace them before use")
     return data
 
 
