@@ -74,6 +74,11 @@ def read_fastmri(path: str | os.PathLike, slice_index: int | None = None) -> Fas
                 f"{str(path)!r}: kspace is {kspace.dtype} of shape {kspace.shape}; fastMRI "
                 "k-space is complex (slices, H, W) or (slices, coils, H, W)"
             )
+        if kspace.shape[-1] * 4 <= min(kspace.shape[-3:-1]):
+            raise ValueError(
+                f"{str(path)!r}: kspace has shape {kspace.shape}, whose last axis looks like "
+                "slices or coils; fastMRI stores (slices, H, W) or (slices, coils, H, W)"
+            )
         slices = kspace.shape[0]
         index = slices // 2 if slice_index is None else slice_index
         if not 0 <= index < slices:
