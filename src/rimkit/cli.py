@@ -351,7 +351,8 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
         "--maps",
         help="mri: coil sensitivity maps, complex (coils, H, W) .npy or BART .cfl, or how to "
         "estimate them from the fully sampled k-space centre: espirit (default) or lowres (each "
-        "coil's low-resolution image over their root sum of squares)",
+        "coil's low-resolution image over their root sum of squares); none: single-coil "
+        "k-space taken as it is (no phase demodulation)",
     )
     parser.add_argument("--slice", type=_slice_or_all, help=VOLUME_HELP)
     parser.add_argument("--kernel", help=KERNEL_HELP)
@@ -705,7 +706,7 @@ def _reconstruct_volume(args: argparse.Namespace, output: Path) -> None:
 
     from rimkit.fastmri import is_fastmri, read_fastmri, slice_count
     from rimkit.io import write_image
-    from rimkit.pipeline import COIL_MAP_METHODS, restore
+    from rimkit.pipeline import COIL_MAP_METHODS, NO_MAPS, restore
 
     if args.task != "mri" or not is_fastmri(args.input):
         raise UsageError("--slice all takes every slice of a fastMRI .h5 file (--task mri)")
@@ -713,7 +714,7 @@ def _reconstruct_volume(args: argparse.Namespace, output: Path) -> None:
         raise UsageError("--slice all writes a volume (slices, H, W): give an OUTPUT ending .npy")
     if args.trajectory or args.ensemble > 1:
         raise UsageError("--trajectory and --ensemble take one slice, not --slice all")
-    if args.maps is not None and args.maps not in COIL_MAP_METHODS:
+    if args.maps is not None and args.maps not in (*COIL_MAP_METHODS, NO_MAPS):
         raise UsageError("--slice all estimates each slice's maps: --maps espirit or lowres")
     args.slice = 0
     image, options = _read_measurement(args)  # slice 0, and the options every slice shares
@@ -747,7 +748,7 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
         read_kspace,
         read_mask,
     )
-    from rimkit.pipeline import COIL_MAP_METHODS
+    from rimkit.pipeline import COIL_MAP_METHODS, NO_MAPS
 
     if args.device == "cuda":
         import torch
@@ -774,9 +775,9 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
         image, index = _read_kspace_input(args.input, args.slice, args.quiet)  # (coils, H, W)
         args.slice = args.slice if index < 0 else index  # --truth FILE.h5 takes the same slice
         maps = args.maps
-        if maps is not None and maps not in COIL_MAP_METHODS:
+        if maps is not None and maps not in (*COIL_MAP_METHODS, NO_MAPS):
             if not (Path(maps).exists() or Path(f"{maps}.cfl").exists()):
-                methods = ", ".join(COIL_MAP_METHODS)
+                methods = ", ".join((*COIL_MAP_METHODS, NO_MAPS))
                 raise UsageError(
                     f"--maps {maps}: no such file; give a maps file (.npy or BART .cfl) or a "
                     f"method to estimate them: {methods}"

@@ -70,7 +70,10 @@ COIL_MAP_METHODS = {"espirit": espirit_maps, "lowres": coil_sensitivities}
 """How :func:`restore` estimates multi-coil maps from the fully sampled k-space centre when it is
 not given them: ESPIRiT (the default; :func:`rimkit.operators.espirit_maps`) or each coil's
 low-resolution image over their root sum of squares (:func:`rimkit.operators.coil_sensitivities`).
-Single-coil k-space is always demodulated by its low-resolution phase (``lowres``)."""
+Single-coil k-space is demodulated by its low-resolution phase (``lowres``) unless ``maps`` is
+:data:`NO_MAPS`."""
+NO_MAPS = "none"
+"""``maps`` for single-coil k-space taken as it is: no phase demodulation."""
 
 
 UNITS = ("image", "data")
@@ -580,12 +583,13 @@ def _restore_luma(image: np.ndarray, run, scale: int) -> list[np.ndarray]:
 
 
 def _coil_map_method(maps: np.ndarray | str | None) -> str | None:
-    """The :data:`COIL_MAP_METHODS` name ``maps`` asks for (``None``: given maps)."""
+    """The :data:`COIL_MAP_METHODS` name ``maps`` asks for, or :data:`NO_MAPS` (``None``:
+    given maps)."""
     if maps is None:
         return "espirit"
     if isinstance(maps, str):
-        if maps not in COIL_MAP_METHODS:
-            known = ", ".join(COIL_MAP_METHODS)
+        if maps not in (*COIL_MAP_METHODS, NO_MAPS):
+            known = ", ".join((*COIL_MAP_METHODS, NO_MAPS))
             raise ValueError(f"unknown coil map method {maps!r}; known: {known}, or give maps")
         return maps
     return None
@@ -646,7 +650,7 @@ def estimate_coil_maps(
         (2, 24, 24)
     """
     method = _coil_map_method(maps)
-    if method is None or np.ndim(image) == 2 or len(image) == 1:  # given maps, or one coil
+    if method in (None, NO_MAPS) or np.ndim(image) == 2 or len(image) == 1:  # given, one coil
         return maps
     k, binary = _kspace_and_mask(image, mask)
     return COIL_MAP_METHODS[method](k, binary)[0].numpy()
@@ -689,8 +693,14 @@ def _restore_mri(image, model, sigma255, mask, steps, maps, baseline=None) -> Re
     shape = tuple(k.shape[-2:])
     method = _coil_map_method(maps)
     seen = np.ones(shape)  # the pixels some coil sees; the others come back 0
-    if method and k.shape[1] == 1 and calibration_size(binary) < MIN_CALIBRATION:
-        operator = CartesianMRI(binary)  # no centre to read the image's phase from
+    if method == NO_MAPS and k.shape[1] > 1:
+        raise ValueError(f"maps {NO_MAPS!r} is for single-coil k-space, not {k.shape[1]} coils")
+    if (
+        method
+        and k.shape[1] == 1
+        and (method == NO_MAPS or calibration_size(binary) < MIN_CALIBRATION)
+    ):
+        operator = CartesianMRI(binary)  # no phase read (none asked, or no centre to read)
     else:
         if method:  # coil maps; for one coil, the image's low-resolution phase
             estimate = COIL_MAP_METHODS["lowres" if k.shape[1] == 1 else method]
