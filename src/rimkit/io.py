@@ -391,7 +391,11 @@ def write_image(
                 np.save(handle, array)
         elif fits is not None:
             hdu = fits.PrimaryHDU(np.asarray(array, dtype=np.float32), header=header)
-            hdu.header["HISTORY"] = "written by rimkit"
+            from rimkit import __version__
+
+            line = f"written by rimkit {__version__}"
+            if line not in [str(h) for h in hdu.header.get("HISTORY", [])]:
+                hdu.header["HISTORY"] = line
             hdu.writeto(tmp, overwrite=True)
         else:
             fmt = Image.registered_extensions()[suffix]
