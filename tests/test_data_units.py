@@ -68,7 +68,7 @@ def test_fits_image_in_an_extension_and_a_cube_of_one_plane_are_read(tmp_path):
     [
         (
             np.where(np.eye(24) > 0, np.nan, 1.0),
-            "24 blank (NaN) pixel(s) of 576; rimkit reconstruct",
+            "24 blank (NaN) pixel(s) of 576; fill them first",
         ),
         (np.ones((2, 24, 24)), "holds a cube of shape (2, 24, 24); rimkit restores one 2-D"),
         (np.ones(24), "holds no image (no HDU with 2-D data)"),
@@ -454,11 +454,19 @@ def test_cli_leaves_out_the_bad_pixels_of_a_lensed_fits(tmp_path, capsys):
     lens = ["--task", "lensing", "--einstein-radius", "0.45", "--sigma", "4"]
     run(capsys, "degrade", tmp_path / "galaxy.fits", tmp_path / "lensed.fits", *lens)
     good = np.full((32, 32), 255, np.uint8)
-    good[10:12, :] = 0  # a bad row
+    good[10:12, :] = 0  # a bad row, saturated
     Image.fromarray(good).save(tmp_path / "good.png")
-    argv = ["reconstruct", tmp_path / "lensed.fits", tmp_path / "s.fits", *lens]
+    lensed = io.read_image(tmp_path / "lensed.fits")
+    lensed[10:12, :] = 5 * lensed.max()
+    io.write_image(tmp_path / "broken.fits", lensed)
+    argv = ["reconstruct", tmp_path / "broken.fits", tmp_path / "s.fits", *lens]
     assert run(capsys, *argv, "--mask", tmp_path / "good.png")[0] == 0
-    assert io.read_image(tmp_path / "s.fits").max() > 400
+    assert run(capsys, *argv[:2], tmp_path / "t.fits", *lens)[0] == 0  # the row trusted
+
+    def error(name):
+        return np.mean((io.read_image(tmp_path / name) - 800 * smooth((32, 32))) ** 2)
+
+    assert error("s.fits") < 0.5 * error("t.fits")
 
 
 def test_blank_pixels_of_a_fits_measurement_are_left_out(tmp_path, capsys):
@@ -472,5 +480,54 @@ def test_blank_pixels_of_a_fits_measurement_are_left_out(tmp_path, capsys):
     restored = io.read_image(tmp_path / "o.fits")
     gap = np.abs(restored[4:8, 10:20] - truth[4:8, 10:20]).mean()
     assert gap < 0.5 * truth[4:8, 10:20].mean()  # filled from around (measured 0.25), not 0
-    with pytest.raises(ValueError, match=r"40 blank .* rimkit reconstruct and compare leave"):
+    with pytest.raises(ValueError, match=r"40 blank .* reconstruct and compare leave them out"):
         io.read_image(tmp_path / "obs.fits")
+
+
+def test_bad_pixels_keep_the_baselines_weights_the_shape_and_the_colour():
+    from rimkit.operators import gaussian_kernel
+
+    rng = np.random.default_rng(6)
+    truth = smooth((64, 64))
+    noisy = truth + rng.normal(0, 40 / 255, truth.shape)
+    one = np.ones(truth.shape)
+    one[5, 5] = 0
+
+    def psnr(x):
+        return 10 * np.log10(1 / np.mean((x - truth) ** 2))
+
+    plain = psnr(restore(noisy, "denoise", None, baseline="tv", sigma=40.0).image)
+    masked = psnr(restore(noisy, "denoise", None, baseline="tv", sigma=40.0, mask=one).image)
+    assert abs(plain - masked) < 0.3  # the denoising weight, not inpainting's
+    kernel = gaussian_kernel(1.0).numpy()
+    valid = restore(truth[:50, :50], "blur", None, baseline="tv", kernel=kernel, boundary="valid",
+                    mask=one[:50, :50])  # fmt: skip
+    assert valid.image.shape == (50, 50)
+    with pytest.raises(ValueError, match="'bicubic' takes no mask of bad pixels"):
+        restore(truth[:32, :32], "sr", None, baseline="bicubic", mask=one[:32, :32])
+    colour = np.stack([truth[:32, :32]] * 3, axis=-1) * 0.5 + 0.2  # gray, in RGB
+    trail = np.ones((32, 32))
+    trail[10, :] = 0
+    red = colour.copy()
+    red[10, :] = (1.0, 0.0, 0.0)  # a red satellite trail
+    up = restore(red, "sr", None, baseline="tv", scale=2, mask=trail).image
+    assert np.abs(up[20:22, :, 0] - up[20:22, :, 1]).max() < 0.05  # gray there, not red
+
+
+def test_a_background_of_a_picture_is_on_the_0_255_scale(model):
+    image = smooth() * 0.5
+    plain = restore(image, "denoise", model, sigma=10.0)
+    lifted = restore(image + 40 / 255, "denoise", model, sigma=10.0, background=40.0)
+    assert lifted.background == 40.0
+    assert np.allclose(lifted.image, np.clip(plain.image, 0, 1) + 40 / 255, atol=1e-6)
+
+
+def test_compare_leaves_maskless_baselines_out_of_its_defaults(tmp_path, capsys):
+    io.write_image(tmp_path / "lr.png", smooth((16, 16)))
+    from PIL import Image
+
+    Image.fromarray(np.full((16, 16), 255, np.uint8)).save(tmp_path / "m.png")
+    argv = ["compare", tmp_path / "lr.png", "--task", "sr", "--mask", tmp_path / "m.png"]
+    status, out, err = run(capsys, *argv, "--out", tmp_path / "cmp")
+    assert status == 0, err
+    assert "bicubic" not in out and "| sr |" in out

@@ -338,7 +338,8 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
         "--background",
         type=_level_or_auto,
         help="a background (sky) level to subtract first and add back (not to a lensed "
-        "source), in the input's units, or auto: the sigma-clipped median of the input",
+        "source), as --sigma: on the 0-255 scale, or with --units data in the data's units; or "
+        "auto: the sigma-clipped median of the input",
     )
     parser.add_argument("--scale", type=float, help="sr: the up-sampling factor (default 2)")
     parser.add_argument(
@@ -715,7 +716,7 @@ def _reconstruct_volume(args: argparse.Namespace, output: Path) -> None:
     if args.trajectory or args.ensemble > 1:
         raise UsageError("--trajectory and --ensemble take one slice, not --slice all")
     if args.maps is not None and args.maps not in (*COIL_MAP_METHODS, NO_MAPS):
-        raise UsageError("--slice all estimates each slice's maps: --maps espirit or lowres")
+        raise UsageError("--slice all estimates each slice's maps: --maps espirit, lowres or none")
     args.slice = 0
     image, options = _read_measurement(args)  # slice 0, and the options every slice shares
     name, model, _, _ = _load_method(args, image)
@@ -822,7 +823,7 @@ def _run_compare(args: argparse.Namespace) -> None:
     from rimkit.compare import compare, write_comparison
     from rimkit.evaluate.runner import DEFAULT_BASELINES
     from rimkit.io import check_output_folder, is_fits
-    from rimkit.pipeline import shown_measurement
+    from rimkit.pipeline import BAD_PIXEL_TASKS, MASKLESS_BASELINES, shown_measurement
 
     inputs = [args.input, args.truth, args.mask, args.kernel, args.maps]
     out = check_output_folder(args.out, args.force, inputs)
@@ -835,6 +836,8 @@ def _run_compare(args: argparse.Namespace) -> None:
         *_alternative_models(args.task),
         *DEFAULT_BASELINES[args.task],
     ]
+    if not args.methods and options["mask"] is not None and args.task in BAD_PIXEL_TASKS:
+        methods = [m for m in methods if m not in MASKLESS_BASELINES]  # they see no mask
     results = compare(
         image, args.task, methods, truth=truth, fit_scale=fit_scale, device=args.device,
         progress=not args.quiet, **options,
@@ -854,6 +857,8 @@ def _run_compare(args: argparse.Namespace) -> None:
         if args.sigma == "auto" or (args.sigma is None and args.task == "denoise"):
             sigma = results[0].sigma
             print(f"noise level estimated from the input: sigma {sigma:.4g}, told every method")
+        if args.background is not None:
+            print(f"background (sky) level {results[0].background:.4g} subtracted first")
         print((written["results"]).read_text(), end="")
         kept = f" (and their values, -values{values})" if values else ""
         print(f"wrote {len(results)} results{kept}, figure.png, results.md, report.html to {out}")

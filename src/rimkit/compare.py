@@ -45,8 +45,8 @@ from rimkit.pipeline import estimate_coil_maps, restore
 @dataclass
 class Compared:
     """One method's result: its label, the restored image, seconds, PSNR (dB) / SSIM against
-    the clean image when one was given (else ``None``) and the noise level it was told
-    (0-255 scale)."""
+    the clean image when one was given (else ``None``), the noise level it was told and the
+    background subtracted (in the call's units: the 0-255 scale, or the data's)."""
 
     label: str
     image: np.ndarray
@@ -54,6 +54,7 @@ class Compared:
     psnr: float | None = None
     ssim: float | None = None
     sigma: float = 0.0
+    background: float = 0.0
 
 
 def compare(
@@ -132,7 +133,8 @@ def compare(
                 result = result * _least_squares_scale(result, truth)
         in_units = task == "mri" or restore_options.get("units") == "data"
         scores = _scores(result, truth, in_units)
-        results.append(Compared(name, result, seconds, *scores, restored.sigma))
+        told = (restored.sigma, restored.background)
+        results.append(Compared(name, result, seconds, *scores, *told))
     return results
 
 

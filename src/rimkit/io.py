@@ -167,9 +167,9 @@ def _read_fits(path: Path, blank_ok: bool = False) -> np.ndarray:
     blank = int(np.isnan(data).sum())
     if blank and not blank_ok:
         raise ValueError(
-            f"{str(path)!r} has {blank} blank (NaN) pixel(s) of {data.size}; rimkit reconstruct "
-            "and compare leave them out as bad pixels; elsewhere fill them first (e.g. with the "
-            "background level)"
+            f"{str(path)!r} has {blank} blank (NaN) pixel(s) of {data.size}; fill them first "
+            "(e.g. with the background level); in a measurement, rimkit reconstruct and compare "
+            "leave them out as bad pixels"
         )
     if np.isinf(data).any():
         raise ValueError(f"{str(path)!r} holds Inf values; replace them before use")

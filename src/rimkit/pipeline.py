@@ -61,9 +61,12 @@ from rimkit.reconstruct import RIMReconstructor
 from rimkit.self_ensemble import ENSEMBLE_TASKS, SelfEnsemble, check_size
 
 TASKS = ("denoise", "sr", "inpaint", "blur", "mri", "lensing")
-BAD_PIXEL_TASKS = ("sr", "blur", "lensing")
+BAD_PIXEL_TASKS = ("denoise", "sr", "blur", "lensing")
 """Tasks that take a mask of the measurement's bad pixels (white = measured): the operator is
-then ``Inpainting(mask) @ A``. Denoising with a mask is inpainting; MRI's mask samples k-space."""
+then ``Inpainting(mask) @ A`` (denoising: inpainting, with the denoising weights of baselines).
+Inpainting's mask is its operator; MRI's samples k-space."""
+MASKLESS_BASELINES = ("bm3d", "bicubic")
+"""Baselines that cannot leave bad pixels out (they do not use the operator)."""
 AUTO_TILE_PIXELS = 2048 * 2048
 DEFAULT_TILE = 512
 COIL_MAP_METHODS = {"espirit": espirit_maps, "lowres": coil_sensitivities}
@@ -221,7 +224,7 @@ def restore(
     (:data:`rimkit.solvers.BASELINES`, with the weight tuned for the task and noise level,
     every channel at once, MRI on the complex image; only its final estimate comes back).
     ``sigma`` is on the 0-255 scale, or ``"auto"``: estimated from the measurement
-    (:func:`rimkit.noise_level.estimate_noise_level`; inpainting: from the observed pixels
+    (:func:`rimkit.noise_level.estimate_noise_level`; with a mask: from the measured pixels
     only; super-resolution of a colour image: from its luma), the default for denoising (0
     for the other tasks); the ``sigma`` used comes back in :class:`Restored`.
 
@@ -243,13 +246,17 @@ def restore(
     models, trained on real images, see a nearly real image.
 
     ``units="data"`` takes a measurement of any scale (:data:`UNITS`): it is divided by its
-    ``peak`` (default :func:`data_peak`, its largest value), restored, and multiplied back, so
-    the result (within ``[0, peak]``) and ``sigma`` are in the data's units; for MRI only
-    sigma's units change. A deblurred or super-resolved image can be brighter than its
-    measurement: give such data a larger ``peak`` (a note says when the result meets it).
-    ``background`` (a level in the call's units, or ``"auto"``: the sky level,
-    :func:`rimkit.background.sky_level`) is subtracted first and added back to the result,
-    except for lensing, whose source lies behind the sky.
+    ``peak`` (default :func:`data_peak`, its largest value), restored, and multiplied back,
+    so the result (within ``[0, peak]``, plus a background) and ``sigma`` are in the data's
+    units; for MRI only sigma's units change. A deblurred or super-resolved image can be
+    brighter than its measurement: give such data a larger ``peak`` (a note says when the
+    result meets it).
+    ``background`` (a level in the call's units, as sigma: the 0-255 scale or the data's, or
+    ``"auto"``: the sky level, :func:`rimkit.background.sky_level`) is subtracted first and
+    added back to the result, except for lensing, whose source lies behind the sky. A ``mask``
+    of a denoise, blur, sr or lensing measurement (white = measured) leaves its bad pixels out
+    of the likelihood (:data:`BAD_PIXEL_TASKS`); the noise level ``"auto"`` and the data's peak
+    are read from the measured pixels only.
 
     Example (a lensed galaxy in counts):
         >>> from rimkit.models import build_rim
@@ -265,7 +272,7 @@ def restore(
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     if peak is not None and units != "data":
         raise ValueError("peak sets the white of data in their own units: give units='data'")
-    sky = _background_level(image, task, background, mask)
+    sky = _background_level(image, task, background, mask, units)  # in the image's values
     if sky:
         image = image - sky
     if units == "data" and task != "mri":
@@ -283,7 +290,8 @@ def restore(
             raise ValueError(
                 f"the measurement reaches down to {float(image.min()) * peak:g}, over "
                 f"{IMAGE_RANGE_LIMIT:g} times its peak ({peak:g}) below zero: subtract its "
-                "background (sky) first (background='auto', --background auto)"
+                "background (sky) first"
+                + ("" if background is not None else " (background='auto', --background auto)")
             )
     peak = 1.0 if peak is None else peak
     restored = _restore(
@@ -304,14 +312,19 @@ def restore(
         frames, sigma_out = [frame * peak for frame in frames], sigma_out / 255.0 * peak
     if sky and task != "lensing":  # the sky lies in the image plane, not in the source
         frames = [frame + sky for frame in frames]
-    return Restored(frames[-1], frames, sigma_out, sky)
+    return Restored(frames[-1], frames, sigma_out, sky * (255.0 if units == "image" else 1.0))
 
 
 def _background_level(
-    image: np.ndarray, task: str, background: float | str | None, mask: np.ndarray | None
+    image: np.ndarray,
+    task: str,
+    background: float | str | None,
+    mask: np.ndarray | None,
+    units: str,
 ) -> float:
-    """The background :func:`restore` subtracts: 0 for ``None``, the number given, or for
-    ``"auto"`` the sky level of the (observed) pixels, :func:`rimkit.background.sky_level`."""
+    """The background :func:`restore` subtracts, in the image's own values: 0 for ``None``, the
+    level given (on the 0-255 scale for ``units="image"``, as sigma), or for ``"auto"`` the sky
+    level of the measured pixels, :func:`rimkit.background.sky_level`."""
     if background is None:
         return 0.0
     if task == "mri":
@@ -328,7 +341,7 @@ def _background_level(
         return sky_level(values)
     if isinstance(background, bool) or not math.isfinite(background):
         raise ValueError(f"background must be a finite number or 'auto', got {background!r}")
-    return float(background)
+    return float(background) / (255.0 if units == "image" else 1.0)
 
 
 def _restore(
@@ -361,10 +374,13 @@ def _restore(
     if (model is None) == (baseline is None):
         raise ValueError("restore with a model or a baseline: give exactly one")
     bad_pixels = mask if task in BAD_PIXEL_TASKS else None  # pixels of y not measured
-    if mask is not None and task == "denoise":  # noisy pixels and holes: inpainting
-        task, bad_pixels = "inpaint", None
     if baseline is not None:
         _check_baseline(baseline, task, ensemble)
+        if bad_pixels is not None and baseline in MASKLESS_BASELINES:
+            raise ValueError(
+                f"baseline {baseline!r} takes no mask of bad pixels (or blank pixels); choose "
+                "one that does, such as tv or fista-wavelet"
+            )
     if check_size(ensemble) > 1 and task not in ENSEMBLE_TASKS:
         raise ValueError(
             f"a self-ensemble needs an operator that commutes with flips and rotations "
@@ -410,6 +426,7 @@ def _restore(
         if tile is None and local and large and bad_pixels is None:
             tile = DEFAULT_TILE
         operator = _operator(task, (h, w), int(scale), mask, kernel, boundary)
+    base = operator  # without the bad pixels' mask
     if bad_pixels is not None:  # A's output measured only where the mask is white
         operator = Inpainting(_mask_tensor(bad_pixels, (h, w))) @ operator
     gray_model = model is not None and model.channels == 1
@@ -429,14 +446,14 @@ def _restore(
             method = SelfEnsemble(method, ensemble)
         run = lambda y: method(to_tensor(y), operator, sigma255 / 255.0).estimates  # noqa: E731
     if luma:
-        frames = _restore_luma(image, run, int(scale))
+        frames = _restore_luma(image, run, int(scale), bad_pixels)
     elif channels > 1 and gray_model:
         parts = [_frames(run(image[..., c])) for c in range(channels)]
         frames = [np.stack(f, axis=-1) for f in zip(*parts, strict=True)]
     else:
         frames = _frames(run(image))
-    if isinstance(operator, Blur):  # valid boundaries: x extends past y; keep y's view
-        top, _, left, _ = operator.margins()
+    if isinstance(base, Blur):  # valid boundaries: x extends past y; keep y's view
+        top, _, left, _ = base.margins()
         frames = [f[top : top + h, left : left + w] for f in frames]
     return Restored(frames[-1], frames, sigma255)
 
@@ -572,14 +589,34 @@ def _frames(estimates: list[torch.Tensor]) -> list[np.ndarray]:
     return [np.clip(from_tensor(x), 0, 1) for x in estimates]
 
 
-def _restore_luma(image: np.ndarray, run, scale: int) -> list[np.ndarray]:
+def _restore_luma(
+    image: np.ndarray, run, scale: int, bad_pixels: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """Super-resolution of a colour image: ``run`` on its luma, the chroma up-sampled
+    bicubically (their bad pixels filled from the measured ones around them first)."""
     ycbcr = rgb_to_ycbcr(image)
+    if bad_pixels is not None:
+        measured = np.asarray(bad_pixels, dtype=np.float64) > 0.5
+        for c in (1, 2):
+            ycbcr[..., c] = _fill_from_around(ycbcr[..., c], measured)
     chroma = to_tensor(ycbcr[..., 1:], torch.float64)
     up = from_tensor(bicubic_upsample(chroma, scale))  # (sH, sW, 2)
     frames = []
     for luma in _frames(run(ycbcr[..., 0])):
         frames.append(np.clip(ycbcr_to_rgb(np.concatenate([luma[..., None], up], -1)), 0, 1))
     return frames
+
+
+def _fill_from_around(values: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """``values`` ``(H, W)`` with the pixels not ``measured`` set to the Gaussian-weighted mean
+    of the measured ones around them (a normalised convolution; far from any: their mean)."""
+    from scipy.ndimage import gaussian_filter
+
+    weights = gaussian_filter(measured.astype(np.float64), 2.0)
+    smooth = gaussian_filter(np.where(measured, values, 0.0), 2.0)
+    mean = float(values[measured].mean()) if measured.any() else 0.0
+    filled = np.where(weights > 1e-3, smooth / np.maximum(weights, 1e-3), mean)
+    return np.where(measured, values, filled)
 
 
 def _coil_map_method(maps: np.ndarray | str | None) -> str | None:
