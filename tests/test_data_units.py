@@ -531,3 +531,61 @@ def test_compare_leaves_maskless_baselines_out_of_its_defaults(tmp_path, capsys)
     status, out, err = run(capsys, *argv, "--out", tmp_path / "cmp")
     assert status == 0, err
     assert "bicubic" not in out and "| sr |" in out
+
+
+def test_a_noise_map_weighs_each_pixel_by_its_variance():
+    from rimkit.likelihood import GaussianLikelihood
+    from rimkit.operators import BicubicDownsample
+
+    torch = pytest.importorskip("torch")
+    op = BicubicDownsample(2)
+    x, y = torch.rand(1, 1, 8, 8), torch.rand(1, 1, 4, 4)
+    flat = GaussianLikelihood(op, y, 0.1).grad(x, 0.01)
+    mapped = GaussianLikelihood(op, y, torch.full((1, 1, 4, 4), 0.1)).grad(x, 0.01)
+    assert torch.allclose(flat, mapped)  # a constant map is the number
+    varying = torch.full((1, 1, 4, 4), 0.1)
+    varying[..., 0, 0] = 10.0  # one measurement is not to be trusted
+    weighted = GaussianLikelihood(op, y, varying).grad(x, 0.0)
+    expected = op.adjoint((y - op(x)) / varying**2)
+    assert torch.allclose(weighted, expected)
+    with pytest.raises(ValueError, match=r"noise map .* must have y's shape"):
+        GaussianLikelihood(op, y, torch.ones(1, 1, 8, 8))
+
+
+def test_restore_with_a_noise_map_trusts_the_quiet_pixels(model):
+    from rimkit.zoo import load_model
+
+    gray = load_model("denoise-gray").model
+    rng = np.random.default_rng(7)
+    truth = 0.2 + 0.6 * smooth((48, 48))
+    noise = np.full(truth.shape, 5.0)
+    noise[:, 24:] = 40.0  # the right half much noisier (0-255 scale)
+    noisy = truth + rng.normal(0, 1, truth.shape) * noise / 255
+
+    def error(x):
+        return float(np.mean((x - truth) ** 2))
+
+    mapped = restore(noisy, "denoise", gray, sigma=noise)
+    single = restore(noisy, "denoise", gray, sigma=float(np.sqrt(np.mean(noise**2))))
+    assert error(mapped.image) < 0.8 * error(single.image)
+    assert mapped.sigma is noise
+    in_counts = 1000 * noise / 255
+    counts = restore(1000 * noisy, "denoise", gray, sigma=in_counts, units="data")
+    assert counts.sigma is in_counts and error(counts.image / 1000) < error(single.image)
+    with pytest.raises(ValueError, match="the noise map is \\(4, 4\\) but the measurement"):
+        restore(noisy, "denoise", gray, sigma=np.ones((4, 4)))
+
+
+def test_cli_noise_map(tmp_path, capsys):
+    truth = 500 * smooth((32, 32))
+    error_image = np.full(truth.shape, 5.0)
+    noisy = truth + np.random.default_rng(8).normal(0, 1, truth.shape) * error_image
+    io.write_image(tmp_path / "sci.fits", noisy)
+    io.write_image(tmp_path / "err.fits", error_image)
+    argv = ["reconstruct", tmp_path / "sci.fits", tmp_path / "o.fits", "--task", "denoise"]
+    assert run(capsys, *argv, "--noise-map", tmp_path / "err.fits")[0] == 0
+    assert 0.5 * 500 < io.read_image(tmp_path / "o.fits").mean() < 1.5 * 500
+    status, _, err = run(
+        capsys, *argv, "--noise-map", tmp_path / "err.fits", "--sigma", "5", "--force"
+    )
+    assert status == 2 and "give --sigma or --noise-map, not both" in err

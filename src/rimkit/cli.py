@@ -329,6 +329,13 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--units", choices=UNITS, help=UNITS_HELP)
     parser.add_argument(
+        "--noise-map",
+        metavar="FILE",
+        help="sigma per pixel instead of --sigma: a .fits or .npy of the (gray) input's shape, "
+        "in --sigma's units (e.g. an error image); RIMs weigh each pixel by it, baselines take "
+        "its root mean square",
+    )
+    parser.add_argument(
         "--peak",
         type=float,
         help="--units data: the value taken as the models' white (default: the measurement's "
@@ -634,12 +641,13 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
     _check_paths(args.input, args.output)
     output = check_output(args.output, args.force)
     if args.trajectory:
-        inputs = [args.input, args.mask, args.kernel, args.maps]
+        inputs = [args.input, args.mask, args.kernel, args.maps, args.noise_map]
         check_trajectory_target(Path(args.trajectory), args.force, inputs, args.output)
-    for flag in ("mask", "maps", "kernel"):
+    for flag in ("mask", "maps", "kernel", "noise_map"):
         given = getattr(args, flag)
         if given and Path(given).resolve() == output.resolve():
-            raise UsageError(f"OUTPUT {args.output!r} is the --{flag} file; choose another path")
+            name = flag.replace("_", "-")
+            raise UsageError(f"OUTPUT {args.output!r} is the --{name} file; choose another path")
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
     if args.baseline and (args.steps or args.trajectory):
@@ -678,7 +686,9 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
             runs = f" ({len(image)} coil{'s' * (len(image) > 1)}{note})"
         elif scaled:
             runs += f" (values / their maximum, {peak:.4g}; .fits or .npy keep the values)"
-        if args.sigma == "auto" or (args.sigma is None and args.task == "denoise"):
+        if args.sigma == "auto" or (
+            args.sigma is None and args.task == "denoise" and not args.noise_map
+        ):
             scale = "the data's units" if units == "data" else "0-255 scale"
             print(f"noise level estimated from the input: sigma {result.sigma:.4g} ({scale})")
         if args.background is not None:
@@ -801,8 +811,15 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
         if mask is not None and mask.shape != measured.shape:
             raise UsageError(f"--mask is {mask.shape} but {args.input!r} is {measured.shape}")
         mask = measured if mask is None else measured * (mask > 0.5)
+    sigma = args.sigma
+    if args.noise_map is not None:
+        if sigma is not None:
+            raise UsageError("give --sigma or --noise-map, not both")
+        if _keeps_values(args.noise_map) is False:
+            raise UsageError(f"--noise-map {args.noise_map!r}: give a .fits or .npy of values")
+        sigma = read_image(args.noise_map)
     options = {
-        "sigma": args.sigma,
+        "sigma": sigma,
         "scale": _sr_scale(args),
         "mask": mask,
         "kernel": _read_kernel(args.kernel, args.task),
@@ -825,7 +842,7 @@ def _run_compare(args: argparse.Namespace) -> None:
     from rimkit.io import check_output_folder, is_fits
     from rimkit.pipeline import BAD_PIXEL_TASKS, MASKLESS_BASELINES, shown_measurement
 
-    inputs = [args.input, args.truth, args.mask, args.kernel, args.maps]
+    inputs = [args.input, args.truth, args.mask, args.kernel, args.maps, args.noise_map]
     out = check_output_folder(args.out, args.force, inputs)
     if args.slice == "all":
         raise UsageError("compare restores one slice; give --slice N (reconstruct takes all)")
@@ -854,7 +871,9 @@ def _run_compare(args: argparse.Namespace) -> None:
         out, results, shown, truth, peak=peak, force=args.force, values=values, header=header
     )
     if not args.quiet:
-        if args.sigma == "auto" or (args.sigma is None and args.task == "denoise"):
+        if args.sigma == "auto" or (
+            args.sigma is None and args.task == "denoise" and not args.noise_map
+        ):
             sigma = results[0].sigma
             print(f"noise level estimated from the input: sigma {sigma:.4g}, told every method")
         if args.background is not None:

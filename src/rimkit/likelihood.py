@@ -84,14 +84,41 @@ class _GaussianBase:
             raise ValueError("y contains NaN or Inf; a measurement must be finite")
         self.y = y
         self.sigma = _check_sigma(sigma)
+        if self.is_map:
+            try:
+                fits = torch.broadcast_shapes(self.sigma.shape, y.shape) == y.shape
+            except RuntimeError:
+                fits = False
+            if not fits:
+                raise ValueError(
+                    f"a noise map (sigma per pixel) must have y's shape {tuple(y.shape)} or "
+                    f"broadcast to it, got {tuple(self.sigma.shape)}"
+                )
         warn_if_255_scale(y, self.sigma, stacklevel=4)  # the line that made the likelihood
+
+    @property
+    def is_map(self) -> bool:
+        """Whether ``sigma`` is a noise map, one value per pixel of ``y`` (2-D or more)."""
+        return self.sigma.ndim >= 2
 
     def variance(self, like: Tensor, eps: Tensor | float) -> Tensor:
         """``sigma^2 + eps`` broadcast to ``(B, 1, ...)`` for a tensor shaped like ``like``."""
+        if self.is_map:
+            raise ValueError("a noise map has a variance per pixel of y: use measured_variance")
         batch = like.shape[0]
         s = per_sample(self.sigma, batch, like, "sigma")  # (B, 1, 1, 1)
         var = s**2 + torch.as_tensor(eps, dtype=s.dtype, device=s.device)
         return var.reshape((batch,) + (1,) * (like.ndim - 1))
+
+    def measured_variance(self, residual: Tensor, eps: Tensor | float) -> Tensor:
+        """``sigma^2 + eps`` for each value of a residual shaped like ``y``: per pixel for a
+        noise map, else per sample (``(B, 1, ...)``)."""
+        if not self.is_map:
+            return self.variance(residual, eps)
+        s = self.sigma.to(device=residual.device, dtype=residual.real.dtype)
+        e = torch.as_tensor(eps, dtype=s.dtype, device=s.device)
+        e = e.reshape(-1, *([1] * (residual.ndim - 1))) if e.ndim == 1 else e  # (B,) eps
+        return s**2 + e
 
     def _residual(self, ax: Tensor) -> Tensor:
         if ax.shape != self.y.shape:
@@ -102,7 +129,7 @@ class _GaussianBase:
         return self.y - ax
 
     def _log_prob_from(self, residual: Tensor, eps: Tensor | float) -> Tensor:
-        var = self.variance(residual, eps)
+        var = self.measured_variance(residual, eps)
         sq = (residual.abs() ** 2) / (2 * var)
         return -sq.reshape(sq.shape[0], -1).sum(dim=1)
 
@@ -112,10 +139,12 @@ class GaussianLikelihood(_GaussianBase):
 
     ``sigma`` is the noise standard deviation in the units of ``y``: on the 0-1 scale for
     images in [0, 1] (``25 / 255`` for sigma 25 on 8-bit images), not the 0-255 scale of
-    :func:`rimkit.degrade.degrade` and :func:`rimkit.pipeline.restore`. It is a number or a
-    per-sample ``(B,)`` tensor; ``y`` is a float (or complex) tensor of ``A(x)``'s shape.
+    :func:`rimkit.degrade.degrade` and :func:`rimkit.pipeline.restore`. It is a number, a
+    per-sample ``(B,)`` tensor, or a noise map of ``y``'s shape (one value per measured value,
+    e.g. an astronomer's error image); ``y`` is a float (or complex) tensor of ``A(x)``'s shape.
 
-    ``grad(x) = A^H (y - A x) / (sigma^2 + eps)``, with ``eps`` the model's noise floor. The
+    ``grad(x) = A^H (y - A x) / (sigma^2 + eps)``, with ``eps`` the model's noise floor; for a
+    noise map ``A^H ((y - A x) / (sigma^2 + eps))``, each residual weighted by its variance. The
     result carries an autograd graph to every tensor involved that requires grad (``x``,
     ``eps``, ``y``, ``sigma``, the operator's parameters).
 
@@ -139,6 +168,8 @@ class GaussianLikelihood(_GaussianBase):
 
     def grad(self, x: Tensor, eps: Tensor | float = 0.0) -> Tensor:
         residual = self._residual(self.operator(x))
+        if self.is_map:  # weighted per pixel of y: A^H ((y - A x) / (sigma^2 + eps))
+            residual = residual / self.measured_variance(residual, eps)
         grad = self.operator.adjoint(residual)
         if grad.shape != x.shape:
             raise ValueError(
@@ -148,7 +179,7 @@ class GaussianLikelihood(_GaussianBase):
             )
         if grad.is_complex() and not x.is_complex():  # a real image: the real part is its gradient
             grad = grad.real
-        return grad / self.variance(x, eps)
+        return grad if self.is_map else grad / self.variance(x, eps)
 
     def log_prob(self, x: Tensor, eps: Tensor | float = 0.0) -> Tensor:
         return self._log_prob_from(self._residual(self.operator(x)), eps)

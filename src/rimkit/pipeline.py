@@ -90,12 +90,12 @@ photons; MRI k-space) with sigma, the noise's standard deviation, in those units
 class Restored:
     """The restored image ``(H, W[, C])``, every step ``x_1 .. x_T`` of its trajectory (a
     baseline: its final estimate), the noise level the method was told (estimated when
-    ``sigma="auto"``) and the background subtracted, all in the units of the call
-    (:data:`UNITS`: sigma on the 0-255 scale, or in the data's units)."""
+    ``sigma="auto"``; a noise map as given) and the background subtracted, all in the units
+    of the call (:data:`UNITS`: sigma on the 0-255 scale, or in the data's units)."""
 
     image: np.ndarray
     frames: list[np.ndarray]
-    sigma: float = 0.0
+    sigma: float | np.ndarray = 0.0
     background: float = 0.0
 
 
@@ -123,14 +123,21 @@ def data_peak(image: np.ndarray, task: str, mask: np.ndarray | None = None) -> f
 
 
 def check_sigma(
-    task: str, sigma: float | str | None, units: str = "image", peak: float = 1.0
-) -> float | str:
+    task: str, sigma: float | str | np.ndarray | None, units: str = "image", peak: float = 1.0
+) -> float | str | np.ndarray:
     """The noise level on the 0-255 scale of the image :func:`restore` works on (a measurement
     in the data's units divided by ``peak``; MRI k-space in its units); ``"auto"`` (estimate
     it from the measurement) passes for the tasks in :data:`IMAGE_TASKS` and is the default
-    for denoising, 0 for the others."""
+    for denoising, 0 for the others. A noise map (an array, sigma per pixel) is converted
+    alike."""
     if units not in UNITS:
         raise ValueError(f"units must be one of {', '.join(UNITS)}, got {units!r}")
+    if isinstance(sigma, np.ndarray):
+        if not (np.issubdtype(sigma.dtype, np.number) and not np.iscomplexobj(sigma)):
+            raise ValueError(f"a noise map holds real numbers, got {sigma.dtype}")
+        if not (np.isfinite(sigma).all() and (sigma >= 0).all()):
+            raise ValueError("a noise map must be finite and >= 0 everywhere")
+        return sigma.astype(np.float64) * (255.0 / peak if units == "data" else 1.0)
     if units == "data" and not isinstance(sigma, str | type(None)):
         if isinstance(sigma, bool) or not (math.isfinite(sigma) and sigma >= 0):
             raise ValueError(f"sigma (in the data's units) must be a number >= 0, got {sigma}")
@@ -251,7 +258,10 @@ def restore(
     units; for MRI only sigma's units change. A deblurred or super-resolved image can be
     brighter than its measurement: give such data a larger ``peak`` (a note says when the
     result meets it).
-    ``background`` (a level in the call's units, as sigma: the 0-255 scale or the data's, or
+    ``sigma`` may also be a noise map, an array of the (gray) measurement's shape in the same
+    units: each pixel's residual is weighted by its variance (RIMs; a baseline takes the map's
+    root mean square). ``background`` (a level in the call's units, as sigma: the 0-255 scale
+    or the data's, or
     ``"auto"``: the sky level, :func:`rimkit.background.sky_level`) is subtracted first and
     added back to the result, except for lensing, whose source lies behind the sky. A ``mask``
     of a denoise, blur, sr or lensing measurement (white = measured) leaves its bad pixels out
@@ -310,6 +320,8 @@ def restore(
                 stacklevel=2,
             )
         frames, sigma_out = [frame * peak for frame in frames], sigma_out / 255.0 * peak
+    if isinstance(sigma, np.ndarray):
+        sigma_out = sigma  # the noise map, as given
     if sky and task != "lensing":  # the sky lies in the image plane, not in the source
         frames = [frame + sky for frame in frames]
     return Restored(frames[-1], frames, sigma_out, sky * (255.0 if units == "image" else 1.0))
@@ -396,6 +408,9 @@ def _restore(
             raise ValueError("tiles do not apply with a mask of bad pixels; leave --tile out")
         if check_size(ensemble) > 1:
             raise ValueError("a self-ensemble does not apply with a mask of bad pixels: use 1")
+    noise_map = isinstance(sigma255, np.ndarray)
+    if noise_map:
+        _check_noise_map(sigma255, image, task, tile, ensemble)
     if task == "mri":
         if tile is not None:
             raise ValueError(
@@ -423,7 +438,7 @@ def _restore(
     else:
         local = task != "blur" or boundary == "valid"  # a wrapped or zero-padded blur is not
         large = h * w * (scale**2 if task == "sr" else 1) > AUTO_TILE_PIXELS
-        if tile is None and local and large and bad_pixels is None:
+        if tile is None and local and large and bad_pixels is None and not noise_map:
             tile = DEFAULT_TILE
         operator = _operator(task, (h, w), int(scale), mask, kernel, boundary)
     base = operator  # without the bad pixels' mask
@@ -431,20 +446,22 @@ def _restore(
         operator = Inpainting(_mask_tensor(bad_pixels, (h, w))) @ operator
     gray_model = model is not None and model.channels == 1
     luma = task == "sr" and channels == 3 and (gray_model or model is None)
-    if sigma255 == "auto":
+    if isinstance(sigma255, str):  # "auto"
         sigma255 = 255 * _estimate_sigma(rgb_to_ycbcr(image)[..., 0] if luma else image, task, mask)
-    if model is None:
-        run = _baseline_run(baseline, operator, sigma255 / 255.0, image.shape)
+    level = float(np.sqrt(np.mean(np.square(sigma255))))  # a noise map's root mean square
+    told = to_tensor(sigma255 / 255.0, torch.float64) if noise_map else sigma255 / 255.0
+    if model is None:  # a baseline takes one level: a map's root mean square
+        run = _baseline_run(baseline, operator, level / 255.0, image.shape)
     else:
         if task == "denoise":
-            _note_noise_below_floor(model, sigma255)
+            _note_noise_below_floor(model, level)
         if task != "sr" and channels == 3 and gray_model and isinstance(model, RIM):
             model = OpponentColorRIM.from_gray(model)
             gray_model = False
         method = RIMReconstructor(model, steps, tile=tile, progress=progress)
         if ensemble > 1:
             method = SelfEnsemble(method, ensemble)
-        run = lambda y: method(to_tensor(y), operator, sigma255 / 255.0).estimates  # noqa: E731
+        run = lambda y: method(to_tensor(y), operator, told).estimates  # noqa: E731
     if luma:
         frames = _restore_luma(image, run, int(scale), bad_pixels)
     elif channels > 1 and gray_model:
@@ -476,6 +493,21 @@ def _check_measurement(image: np.ndarray, task: str) -> None:
             "or 3 (channels first: np.moveaxis(a, 0, -1))"
         )
     check_image_range(image, "the image")
+
+
+def _check_noise_map(
+    noise: np.ndarray, image: np.ndarray, task: str, tile: int | None, ensemble: int
+) -> None:
+    """Refuse a noise map (sigma per pixel) where :func:`restore` cannot use one."""
+    if task == "mri" or image.ndim != 2:
+        raise ValueError(
+            "a noise map (sigma per pixel) is for gray image measurements, not "
+            f"{'MRI k-space' if task == 'mri' else 'colour images'}: give sigma as a number"
+        )
+    if noise.shape != image.shape:
+        raise ValueError(f"the noise map is {noise.shape} but the measurement {image.shape}")
+    if tile is not None or check_size(ensemble) > 1:
+        raise ValueError("tiles and self-ensembles do not apply with a noise map; leave them out")
 
 
 def _note_noise_below_floor(model: torch.nn.Module, sigma255: float) -> None:
