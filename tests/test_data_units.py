@@ -577,15 +577,58 @@ def test_restore_with_a_noise_map_trusts_the_quiet_pixels(model):
 
 
 def test_cli_noise_map(tmp_path, capsys):
-    truth = 500 * smooth((32, 32))
+    truth = 0.2 + 0.6 * smooth((48, 48))
     error_image = np.full(truth.shape, 5.0)
-    noisy = truth + np.random.default_rng(8).normal(0, 1, truth.shape) * error_image
-    io.write_image(tmp_path / "sci.fits", noisy)
-    io.write_image(tmp_path / "err.fits", error_image)
-    argv = ["reconstruct", tmp_path / "sci.fits", tmp_path / "o.fits", "--task", "denoise"]
-    assert run(capsys, *argv, "--noise-map", tmp_path / "err.fits")[0] == 0
-    assert 0.5 * 500 < io.read_image(tmp_path / "o.fits").mean() < 1.5 * 500
-    status, _, err = run(
-        capsys, *argv, "--noise-map", tmp_path / "err.fits", "--sigma", "5", "--force"
+    error_image[:, 24:] = 40.0
+    noisy = truth + np.random.default_rng(8).normal(0, 1, truth.shape) * error_image / 255
+    io.write_image(tmp_path / "sci.npy", noisy)
+    np.save(tmp_path / "err.npy", error_image)
+    argv = ["reconstruct", tmp_path / "sci.npy", "--task", "denoise"]
+    assert (
+        run(capsys, *argv[:2], tmp_path / "m.npy", *argv[2:], "--noise-map", tmp_path / "err.npy")[
+            0
+        ]
+        == 0
     )
+    rms = str(float(np.sqrt(np.mean(error_image**2))))
+    assert run(capsys, *argv[:2], tmp_path / "r.npy", *argv[2:], "--sigma", rms)[0] == 0
+
+    def error(name):
+        return float(np.mean((np.load(tmp_path / name) - truth) ** 2))
+
+    assert error("m.npy") < 0.8 * error("r.npy")
+    both = ["--noise-map", tmp_path / "err.npy", "--sigma", "5"]
+    status, _, err = run(capsys, *argv[:2], tmp_path / "b.npy", *argv[2:], *both)
     assert status == 2 and "give --sigma or --noise-map, not both" in err
+    cmp = [
+        "compare",
+        tmp_path / "sci.npy",
+        "--task",
+        "denoise",
+        "--noise-map",
+        tmp_path / "err.npy",
+    ]
+    status, out, err = run(capsys, *cmp, "--methods", "tv", "cg-tikhonov", "--out", tmp_path / "c")
+    assert status == 0 and "| cg-tikhonov |" in out, err
+
+
+def test_a_noise_map_is_refused_by_self_ensembles_and_cut_into_tiles():
+    import torch
+
+    from rimkit.likelihood import GaussianLikelihood, is_noise_map
+    from rimkit.operators import Identity
+    from rimkit.reconstruct import RIMReconstructor
+    from rimkit.self_ensemble import SelfEnsemble
+
+    torch.manual_seed(0)
+    model = build_rim(features=4, hidden=4, train_steps=2)
+    y, noise = torch.rand(1, 1, 24, 24), torch.full((1, 1, 24, 24), 0.1)
+    with pytest.raises(ValueError, match="one noise level per sample, not a noise map"):
+        SelfEnsemble(RIMReconstructor(model), 2)(y, Identity(), noise)
+    tiled = RIMReconstructor(model, tile=16, overlap=4)(y, Identity(), noise).final
+    assert tiled.shape == y.shape
+    per_row = torch.tensor([0.1, 0.2, 0.5, 1.0]).reshape(4, 1)  # per sample, B == H
+    assert not is_noise_map(per_row)
+    x = torch.rand(4, 1, 4, 4)
+    rows = GaussianLikelihood(Identity(), x, per_row).grad(torch.zeros_like(x))
+    assert torch.allclose(rows[1], x[1] / 0.2**2)

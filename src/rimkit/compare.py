@@ -53,7 +53,7 @@ class Compared:
     seconds: float
     psnr: float | None = None
     ssim: float | None = None
-    sigma: float = 0.0
+    sigma: float | np.ndarray = 0.0
     background: float = 0.0
 
 
@@ -110,7 +110,7 @@ def compare(
         else:
             loaded = load_model(name, device=device)
             model, scales = loaded.model, trained_scales(loaded.config, loaded.card)
-        estimated = bool(results) and given_sigma in (None, "auto")  # our estimate: no note
+        estimated = bool(results) and (given_sigma is None or isinstance(given_sigma, str))
         tic = time.perf_counter()
         with warnings.catch_warnings():
             if estimated:

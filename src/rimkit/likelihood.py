@@ -50,6 +50,17 @@ class Likelihood(Protocol):
     def log_prob(self, x: Tensor, eps: Tensor | float = 0.0) -> Tensor: ...
 
 
+def is_noise_map(sigma: Tensor | float) -> bool:
+    """Whether ``sigma`` is a noise map, a value per measured pixel: a tensor of 2-D or more
+    with a trailing size above 1 (``(B, 1, 1, 1)`` is one level per sample).
+
+    Example:
+        >>> [is_noise_map(s) for s in (torch.ones(1, 1, 4, 4), torch.ones(3, 1, 1, 1), 0.1)]
+        [True, False, False]
+    """
+    return isinstance(sigma, Tensor) and sigma.ndim >= 2 and any(d != 1 for d in sigma.shape[1:])
+
+
 def _check_sigma(sigma: Tensor | float) -> Tensor:
     """``sigma`` as a tensor after checking it is a real number (or real numbers) >= 0."""
     wrong = "sigma must be a number or a tensor, on the 0-1 scale here (e.g. 0.1, or 25 / 255 "
@@ -98,8 +109,8 @@ class _GaussianBase:
 
     @property
     def is_map(self) -> bool:
-        """Whether ``sigma`` is a noise map, one value per pixel of ``y`` (2-D or more)."""
-        return self.sigma.ndim >= 2
+        """Whether ``sigma`` is a noise map, one value per pixel of ``y`` (:func:`is_noise_map`)."""
+        return is_noise_map(self.sigma)
 
     def variance(self, like: Tensor, eps: Tensor | float) -> Tensor:
         """``sigma^2 + eps`` broadcast to ``(B, 1, ...)`` for a tensor shaped like ``like``."""
@@ -190,8 +201,9 @@ class AutogradLikelihood(_GaussianBase):
 
     ``sigma`` is the noise standard deviation in the units of ``y``: on the 0-1 scale for
     images in [0, 1] (``25 / 255`` for sigma 25 on 8-bit images), not the 0-255 scale of
-    :func:`rimkit.degrade.degrade` and :func:`rimkit.pipeline.restore`. It is a number or a
-    per-sample ``(B,)`` tensor; ``y`` is a float (or complex) tensor of ``forward(x)``'s shape.
+    :func:`rimkit.degrade.degrade` and :func:`rimkit.pipeline.restore`. It is a number, a
+    per-sample ``(B,)`` tensor or a noise map of ``y``'s shape; ``y`` is a float (or complex)
+    tensor of ``forward(x)``'s shape.
 
     ``grad(x) = grad_x log p(y | x)`` comes from ``torch.autograd``. When gradients are enabled
     and anything involved requires grad (``x``, ``eps``, ``y``, ``sigma``, or a tensor the

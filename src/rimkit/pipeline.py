@@ -132,11 +132,15 @@ def check_sigma(
     alike."""
     if units not in UNITS:
         raise ValueError(f"units must be one of {', '.join(UNITS)}, got {units!r}")
+    if isinstance(sigma, list | tuple | torch.Tensor):
+        sigma = np.asarray(sigma.detach().cpu() if isinstance(sigma, torch.Tensor) else sigma)
     if isinstance(sigma, np.ndarray):
         if not (np.issubdtype(sigma.dtype, np.number) and not np.iscomplexobj(sigma)):
             raise ValueError(f"a noise map holds real numbers, got {sigma.dtype}")
         if not (np.isfinite(sigma).all() and (sigma >= 0).all()):
             raise ValueError("a noise map must be finite and >= 0 everywhere")
+        if units == "image" and sigma.size and task != "mri":
+            warn_if_unit_scale(float(np.median(sigma)), "restore's noise map", stacklevel=4)
         return sigma.astype(np.float64) * (255.0 / peak if units == "data" else 1.0)
     if units == "data" and not isinstance(sigma, str | type(None)):
         if isinstance(sigma, bool) or not (math.isfinite(sigma) and sigma >= 0):
@@ -438,7 +442,7 @@ def _restore(
     else:
         local = task != "blur" or boundary == "valid"  # a wrapped or zero-padded blur is not
         large = h * w * (scale**2 if task == "sr" else 1) > AUTO_TILE_PIXELS
-        if tile is None and local and large and bad_pixels is None and not noise_map:
+        if tile is None and local and large and bad_pixels is None:
             tile = DEFAULT_TILE
         operator = _operator(task, (h, w), int(scale), mask, kernel, boundary)
     base = operator  # without the bad pixels' mask
@@ -448,9 +452,9 @@ def _restore(
     luma = task == "sr" and channels == 3 and (gray_model or model is None)
     if isinstance(sigma255, str):  # "auto"
         sigma255 = 255 * _estimate_sigma(rgb_to_ycbcr(image)[..., 0] if luma else image, task, mask)
-    level = float(np.sqrt(np.mean(np.square(sigma255))))  # a noise map's root mean square
+    level = _map_level(sigma255, mask) if noise_map else sigma255
     told = to_tensor(sigma255 / 255.0, torch.float64) if noise_map else sigma255 / 255.0
-    if model is None:  # a baseline takes one level: a map's root mean square
+    if model is None:  # a baseline takes one level
         run = _baseline_run(baseline, operator, level / 255.0, image.shape)
     else:
         if task == "denoise":
@@ -495,6 +499,21 @@ def _check_measurement(image: np.ndarray, task: str) -> None:
     check_image_range(image, "the image")
 
 
+def _map_level(noise: np.ndarray, mask: np.ndarray | None) -> float:
+    """The one noise level a noise map amounts to, for a baseline: the inverse-variance mean
+    over the measured pixels, ``1 / sqrt(mean(1 / sigma^2))`` (huge sigma of bad pixels do not
+    dominate it).
+
+    Example:
+        >>> round(_map_level(np.array([[5.0, 5.0], [5.0, 1e4]]), None), 2)
+        5.77
+    """
+    values = noise if mask is None else noise[np.asarray(mask) > 0.5]
+    if values.size == 0 or float(values.min()) == 0.0:
+        return 0.0
+    return float(1.0 / np.sqrt(np.mean(1.0 / np.square(values))))
+
+
 def _check_noise_map(
     noise: np.ndarray, image: np.ndarray, task: str, tile: int | None, ensemble: int
 ) -> None:
@@ -506,8 +525,8 @@ def _check_noise_map(
         )
     if noise.shape != image.shape:
         raise ValueError(f"the noise map is {noise.shape} but the measurement {image.shape}")
-    if tile is not None or check_size(ensemble) > 1:
-        raise ValueError("tiles and self-ensembles do not apply with a noise map; leave them out")
+    if check_size(ensemble) > 1:
+        raise ValueError("a self-ensemble does not apply with a noise map: use ensemble 1")
 
 
 def _note_noise_below_floor(model: torch.nn.Module, sigma255: float) -> None:

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from rimkit.likelihood import GaussianLikelihood
+from rimkit.likelihood import GaussianLikelihood, is_noise_map
 from rimkit.likelihood import _check_sigma as check_noise_sigma
 from rimkit.models import RIM, Trajectory
 from rimkit.operators import (
@@ -321,7 +321,8 @@ def reconstruct_tiled(
             bar.update(1)
             window = (slice(r, min(r + t_lr, h)), slice(c, min(c + t_lr, w)))
             op = _tile_operator(operator, window)
-            traj = whole(y[..., window[0], window[1]], op, sigma)
+            part = sigma[..., window[0], window[1]] if is_noise_map(sigma) else sigma
+            traj = whole(y[..., window[0], window[1]], op, part)
             weight = torch.outer(
                 _ramp(traj.final.shape[-2], overlap, i == 0, i == len(rows) - 1),
                 _ramp(traj.final.shape[-1], overlap, j == 0, j == len(cols) - 1),

@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 from torch import Tensor
 
+from rimkit.likelihood import is_noise_map
 from rimkit.models import Trajectory
 from rimkit.operators import BicubicDownsample, Identity, Inpainting, LinearOperator
 
@@ -100,6 +101,8 @@ class SelfEnsemble:
         *,
         x0: Tensor | None = None,
     ) -> Trajectory:
+        if is_noise_map(sigma):
+            raise ValueError("a self-ensemble takes one noise level per sample, not a noise map")
         operators = [transform_operator(operator, k) for k in range(self.size)]
         total: list[Tensor] | None = None
         for k, op in enumerate(operators):
