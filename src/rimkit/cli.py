@@ -333,7 +333,7 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="sigma per pixel instead of --sigma: a .fits or .npy of the (gray) input's shape, "
         "in --sigma's units (e.g. an error image); RIMs weigh each pixel by it, baselines take "
-        "its root mean square",
+        "its inverse-variance mean",
     )
     parser.add_argument(
         "--peak",

@@ -263,8 +263,8 @@ def restore(
     brighter than its measurement: give such data a larger ``peak`` (a note says when the
     result meets it).
     ``sigma`` may also be a noise map, an array of the (gray) measurement's shape in the same
-    units: each pixel's residual is weighted by its variance (RIMs; a baseline takes the map's
-    root mean square). ``background`` (a level in the call's units, as sigma: the 0-255 scale
+    units: each pixel's residual is weighted by its variance (RIMs; a baseline takes its
+    inverse-variance mean, :func:`_map_level`). ``background`` (a level in the call's units, as sigma: the 0-255 scale
     or the data's, or
     ``"auto"``: the sky level, :func:`rimkit.background.sky_level`) is subtracted first and
     added back to the result, except for lensing, whose source lies behind the sky. A ``mask``
