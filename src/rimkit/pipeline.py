@@ -264,13 +264,13 @@ def restore(
     result meets it).
     ``sigma`` may also be a noise map, an array of the (gray) measurement's shape in the same
     units: each pixel's residual is weighted by its variance (RIMs; a baseline takes its
-    inverse-variance mean, :func:`_map_level`). ``background`` (a level in the call's units, as sigma: the 0-255 scale
-    or the data's, or
-    ``"auto"``: the sky level, :func:`rimkit.background.sky_level`) is subtracted first and
-    added back to the result, except for lensing, whose source lies behind the sky. A ``mask``
-    of a denoise, blur, sr or lensing measurement (white = measured) leaves its bad pixels out
-    of the likelihood (:data:`BAD_PIXEL_TASKS`); the noise level ``"auto"`` and the data's peak
-    are read from the measured pixels only.
+    inverse-variance mean, :func:`_map_level`). ``background`` (a level in the call's units,
+    as sigma: the 0-255 scale or the data's, or ``"auto"``: the sky level,
+    :func:`rimkit.background.sky_level`) is subtracted first and added back to the result,
+    except for lensing, whose source lies behind the sky. A ``mask`` of a denoise, blur, sr or
+    lensing measurement (white = measured) leaves its bad pixels out of the likelihood
+    (:data:`BAD_PIXEL_TASKS`); the noise level ``"auto"`` and the data's peak are read from the
+    measured pixels only.
 
     Example (a lensed galaxy in counts):
         >>> from rimkit.models import build_rim
