@@ -632,3 +632,23 @@ def test_a_noise_map_is_refused_by_self_ensembles_and_cut_into_tiles():
     x = torch.rand(4, 1, 4, 4)
     rows = GaussianLikelihood(Identity(), x, per_row).grad(torch.zeros_like(x))
     assert torch.allclose(rows[1], x[1] / 0.2**2)
+
+
+def test_an_hdu_named_in_brackets_is_read(tmp_path, capsys):
+    sci = 400 + 300 * smooth((32, 32))
+    err = np.full(sci.shape, 6.0)
+    hdus = [fits.PrimaryHDU(), fits.ImageHDU(sci, name="SCI"), fits.ImageHDU(err, name="ERR")]
+    fits.HDUList(hdus).writeto(tmp_path / "mef.fits")
+    assert np.allclose(io.read_image(f"{tmp_path / 'mef.fits'}[err]"), err)
+    assert np.allclose(io.read_image(f"{tmp_path / 'mef.fits'}[1]"), sci)
+    with pytest.raises(ValueError, match=r"no image HDU 'DQ'; its HDUs: 0 PRIMARY, 1 SCI, 2 ERR"):
+        io.read_image(f"{tmp_path / 'mef.fits'}[DQ]")
+    argv = [
+        "reconstruct",
+        f"{tmp_path / 'mef.fits'}[SCI]",
+        tmp_path / "o.fits",
+        "--task",
+        "denoise",
+    ]
+    assert run(capsys, *argv, "--noise-map", f"{tmp_path / 'mef.fits'}[ERR]")[0] == 0
+    assert io.is_fits("obs.fits[SCI]") and not (tmp_path / "o.fits[SCI]").exists()

@@ -45,14 +45,19 @@ EXAMPLES = (
 )  # fmt: skip
 
 
+FITS_EXTENSION = re.compile(r"^(?P<file>.+)\[(?P<ext>[^\[\]]+)\]$")
+"""A FITS file with the HDU to read named in brackets: ``obs.fits[ERR]``, ``obs.fits[2]``."""
+
+
 def file_suffix(path: str | os.PathLike) -> str:
-    """The lower-case type of a file name, two parts for compressed FITS.
+    """The lower-case type of a file name, two parts for compressed FITS (an HDU named in
+    brackets left out).
 
     Example:
-        >>> file_suffix("deep.FITS.gz"), file_suffix("a.b.png")
-        ('.fits.gz', '.png')
+        >>> file_suffix("deep.FITS.gz"), file_suffix("a.b.png"), file_suffix("obs.fits[ERR]")
+        ('.fits.gz', '.png', '.fits')
     """
-    name = Path(path).name.lower()
+    name = _without_extension(path).name.lower()
     double = "".join(Path(name).suffixes[-2:])
     return double if double in FITS_SUFFIXES else Path(name).suffix
 
@@ -85,9 +90,15 @@ def _example(name: str) -> np.ndarray:
     return _scale_integers(np.asarray(getattr(data, name)()), f"example:{name}")
 
 
+def _without_extension(path: str | os.PathLike) -> Path:
+    """The file of ``obs.fits[ERR]``: ``obs.fits``; other paths as they are."""
+    match = FITS_EXTENSION.match(str(path))
+    return Path(match["file"]) if match else Path(path)
+
+
 def _read_file(path: Path) -> np.ndarray:
-    if not path.exists():
-        raise ValueError(f"input file {str(path)!r} does not exist")
+    if not _without_extension(path).exists():
+        raise ValueError(f"input file {str(_without_extension(path))!r} does not exist")
     if path.is_dir():
         raise ValueError(f"input {str(path)!r} is a folder; give an image file")
     suffix = file_suffix(path)
@@ -151,8 +162,8 @@ def _read_fits(path: Path, blank_ok: bool = False) -> np.ndarray:
     own units; a cube's leading axes of length 1 are dropped. Blank (NaN) pixels (unless
     ``blank_ok``) and cubes of several planes are refused, each with what to do."""
     fits = _astropy_fits()
-    index, hdu_name = _fits_image_hdu(path)
-    with fits.open(path, memmap=False) as hdus:
+    file, index, hdu_name = _fits_image_hdu(path)
+    with fits.open(file, memmap=False) as hdus:
         stored, blank = hdus[index].data, hdus[index].header.get("BLANK")
         data = np.array(stored, dtype=np.float64)
         if blank is not None and np.issubdtype(stored.dtype, np.integer):  # unscaled integers
@@ -176,18 +187,36 @@ def _read_fits(path: Path, blank_ok: bool = False) -> np.ndarray:
     return data
 
 
-def _fits_image_hdu(path: Path) -> tuple[int, str]:
-    """The index and name of a FITS file's first HDU that holds an image (2-D or more): the
-    primary one, else the first extension (as ``SCI`` in HST's files)."""
+def _fits_image_hdu(path: str | os.PathLike) -> tuple[Path, int, str]:
+    """The file, index and name of the FITS HDU to read: the one named in brackets
+    (``obs.fits[ERR]``, ``obs.fits[1]``), else the first that holds an image (2-D or more):
+    the primary one, else the first extension (as ``SCI`` in HST's files)."""
     fits = _astropy_fits()
+    file, named = _without_extension(path), FITS_EXTENSION.match(str(path))
+    if not file.is_file():
+        raise ValueError(f"input file {str(file)!r} does not exist")
     try:
-        with fits.open(path, memmap=False) as hdus:
-            for index, hdu in enumerate(hdus):
-                if getattr(hdu, "data", None) is not None and np.ndim(hdu.data) >= 2:
-                    return index, f"HDU {index}" + (f" {hdu.name}" if hdu.name else "")
+        with fits.open(file, memmap=False) as hdus:
+            found = [
+                (index, hdu.name)
+                for index, hdu in enumerate(hdus)
+                if getattr(hdu, "data", None) is not None and np.ndim(hdu.data) >= 2
+            ]
+            names = [f"{i} {hdu.name}".strip() for i, hdu in enumerate(hdus)]
     except (OSError, TypeError) as err:
-        raise ValueError(f"{str(path)!r} is not a readable FITS file: {err}") from None
-    raise ValueError(f"{str(path)!r} holds no image (no HDU with 2-D data)")
+        raise ValueError(f"{str(file)!r} is not a readable FITS file: {err}") from None
+    if named:
+        ext = named["ext"].strip()
+        hits = [(i, n) for i, n in found if str(i) == ext or n.upper() == ext.upper()]
+        if not hits:
+            raise ValueError(
+                f"{str(file)!r} has no image HDU {ext!r}; its HDUs: {', '.join(names)}"
+            )
+        found = hits
+    if not found:
+        raise ValueError(f"{str(file)!r} holds no image (no HDU with 2-D data)")
+    index, name = found[0]
+    return file, index, f"HDU {index}" + (f" {name}" if name else "")
 
 
 FITS_GEOMETRY = re.compile(
@@ -219,8 +248,8 @@ def read_fits_header(path: str | os.PathLike, geometry: bool = True) -> Any:
         (['BUNIT', 'CRPIX1'], ['BUNIT'])
     """
     fits = _astropy_fits()
-    index, _ = _fits_image_hdu(Path(path))
-    with fits.open(path, memmap=False) as hdus:
+    file, index, _ = _fits_image_hdu(path)
+    with fits.open(file, memmap=False) as hdus:
         header = hdus[index].header.copy()
     for key in list(header.keys()):
         structural = key.startswith(FITS_STRUCTURE) or key in ("", "COMMENT")
