@@ -815,7 +815,7 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
     if args.noise_map is not None:
         if sigma is not None:
             raise UsageError("give --sigma or --noise-map, not both")
-        if _keeps_values(args.noise_map) is False:
+        if not _keeps_values(args.noise_map):
             raise UsageError(f"--noise-map {args.noise_map!r}: give a .fits or .npy of values")
         sigma = read_image(args.noise_map)
     options = {

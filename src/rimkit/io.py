@@ -21,11 +21,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +92,10 @@ def _example(name: str) -> np.ndarray:
 
 
 def _without_extension(path: str | os.PathLike) -> Path:
-    """The file of ``obs.fits[ERR]``: ``obs.fits``; other paths as they are."""
+    """The file of ``obs.fits[ERR]``: ``obs.fits``; other paths (not FITS) as they are."""
     match = FITS_EXTENSION.match(str(path))
-    return Path(match["file"]) if match else Path(path)
+    fits_file = match and Path(match["file"]).name.lower().endswith(FITS_SUFFIXES)
+    return Path(match["file"]) if fits_file else Path(path)
 
 
 def _read_file(path: Path) -> np.ndarray:
@@ -161,10 +163,8 @@ def _read_fits(path: Path, blank_ok: bool = False) -> np.ndarray:
     """The first image of a FITS file (:func:`read_fits_header` names which) as float64 in its
     own units; a cube's leading axes of length 1 are dropped. Blank (NaN) pixels (unless
     ``blank_ok``) and cubes of several planes are refused, each with what to do."""
-    fits = _astropy_fits()
-    file, index, hdu_name = _fits_image_hdu(path)
-    with fits.open(file, memmap=False) as hdus:
-        stored, blank = hdus[index].data, hdus[index].header.get("BLANK")
+    with _fits_image_hdu(path) as (hdu, hdu_name):
+        stored, blank = hdu.data, hdu.header.get("BLANK")
         data = np.array(stored, dtype=np.float64)
         if blank is not None and np.issubdtype(stored.dtype, np.integer):  # unscaled integers
             data[stored == blank] = np.nan
@@ -187,36 +187,36 @@ def _read_fits(path: Path, blank_ok: bool = False) -> np.ndarray:
     return data
 
 
-def _fits_image_hdu(path: str | os.PathLike) -> tuple[Path, int, str]:
-    """The file, index and name of the FITS HDU to read: the one named in brackets
-    (``obs.fits[ERR]``, ``obs.fits[1]``), else the first that holds an image (2-D or more):
-    the primary one, else the first extension (as ``SCI`` in HST's files)."""
+@contextlib.contextmanager
+def _fits_image_hdu(path: str | os.PathLike) -> Iterator[tuple[Any, str]]:
+    """The FITS HDU to read and its label, from one opening of the file: the one named in
+    brackets (``obs.fits[ERR]``, ``obs.fits[1]``), else the first that holds an image (2-D or
+    more, told by its header): the primary one, else the first extension (as ``SCI`` in HST's
+    files)."""
     fits = _astropy_fits()
     file, named = _without_extension(path), FITS_EXTENSION.match(str(path))
     if not file.is_file():
         raise ValueError(f"input file {str(file)!r} does not exist")
     try:
-        with fits.open(file, memmap=False) as hdus:
-            found = [
-                (index, hdu.name)
-                for index, hdu in enumerate(hdus)
-                if getattr(hdu, "data", None) is not None and np.ndim(hdu.data) >= 2
-            ]
-            names = [f"{i} {hdu.name}".strip() for i, hdu in enumerate(hdus)]
+        hdus = fits.open(file, memmap=False)
     except (OSError, TypeError) as err:
         raise ValueError(f"{str(file)!r} is not a readable FITS file: {err}") from None
-    if named:
-        ext = named["ext"].strip()
-        hits = [(i, n) for i, n in found if str(i) == ext or n.upper() == ext.upper()]
-        if not hits:
-            raise ValueError(
-                f"{str(file)!r} has no image HDU {ext!r}; its HDUs: {', '.join(names)}"
-            )
-        found = hits
-    if not found:
-        raise ValueError(f"{str(file)!r} holds no image (no HDU with 2-D data)")
-    index, name = found[0]
-    return file, index, f"HDU {index}" + (f" {name}" if name else "")
+    with hdus:
+        found = [
+            (index, hdu)
+            for index, hdu in enumerate(hdus)
+            if getattr(hdu, "is_image", False) and hdu.header.get("NAXIS", 0) >= 2
+        ]
+        if named:
+            ext = named["ext"].strip()
+            found = [(i, h) for i, h in found if str(i) == ext or h.name.upper() == ext.upper()]
+            if not found:
+                names = ", ".join(f"{i} {hdu.name}".strip() for i, hdu in enumerate(hdus))
+                raise ValueError(f"{str(file)!r} has no image HDU {ext!r}; its HDUs: {names}")
+        if not found:
+            raise ValueError(f"{str(file)!r} holds no image (no HDU with 2-D data)")
+        index, hdu = found[0]
+        yield hdu, f"HDU {index}" + (f" {hdu.name}" if hdu.name else "")
 
 
 FITS_GEOMETRY = re.compile(
@@ -247,10 +247,8 @@ def read_fits_header(path: str | os.PathLike, geometry: bool = True) -> Any:
         >>> sorted(read_fits_header(path)), sorted(read_fits_header(path, geometry=False))
         (['BUNIT', 'CRPIX1'], ['BUNIT'])
     """
-    fits = _astropy_fits()
-    file, index, _ = _fits_image_hdu(path)
-    with fits.open(file, memmap=False) as hdus:
-        header = hdus[index].header.copy()
+    with _fits_image_hdu(path) as (hdu, _):
+        header = hdu.header.copy()
     for key in list(header.keys()):
         structural = key.startswith(FITS_STRUCTURE) or key in ("", "COMMENT")
         sky = FITS_GEOMETRY.match(key) is not None

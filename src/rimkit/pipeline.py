@@ -414,7 +414,7 @@ def _restore(
             raise ValueError("a self-ensemble does not apply with a mask of bad pixels: use 1")
     noise_map = isinstance(sigma255, np.ndarray)
     if noise_map:
-        _check_noise_map(sigma255, image, task, tile, ensemble)
+        _check_noise_map(sigma255, image, task, ensemble)
     if task == "mri":
         if tile is not None:
             raise ValueError(
@@ -514,9 +514,7 @@ def _map_level(noise: np.ndarray, mask: np.ndarray | None) -> float:
     return float(1.0 / np.sqrt(np.mean(1.0 / np.square(values))))
 
 
-def _check_noise_map(
-    noise: np.ndarray, image: np.ndarray, task: str, tile: int | None, ensemble: int
-) -> None:
+def _check_noise_map(noise: np.ndarray, image: np.ndarray, task: str, ensemble: int) -> None:
     """Refuse a noise map (sigma per pixel) where :func:`restore` cannot use one."""
     if task == "mri" or image.ndim != 2:
         raise ValueError(
