@@ -66,8 +66,9 @@ def main() -> None:
         "units of the source patch's width. "
         "PSNR (dB) of 8-bit outputs of the source at each model's trained T, averaged over "
         "patches; source pixels that no image pixel sees can only come from the prior. The "
-        "baselines use the weights tuned on training images for lensing at radius 0.45 "
-        "(noiseless). No published numbers: the RIM paper has no lensing experiment (the "
+        "baselines use the weights tuned on training images for lensing at the nearest of "
+        "radii 0.3, 0.45 and 0.6 and noise sigma 0, 5 and 15 (`rimkit.solvers.tuning`). No "
+        "published numbers: the RIM paper has no lensing experiment (the "
         "lensing RIMs of Morningstar et al. were trained on lensing itself)."
     )
     parts = [

@@ -17,11 +17,15 @@ from torch import Tensor
 from rimkit.solvers import BASELINES, ISTAWavelet, TotalVariation, baseline
 from rimkit.solvers.tuning import (
     DEFAULTS_PATH,
+    DENOISE_GRID,
+    NOISELESS_GRID,
+    NOISY_GRID,
     SETTINGS,
     TUNED_BASELINES,
     Setting,
     _crops,
     default_weight,
+    grid_key,
     grid_search,
     load_training_crops,
     main,
@@ -110,6 +114,78 @@ def test_default_weight_takes_the_nearest_level_and_falls_back(tmp_path):
         default_weight("tvv", "denoise", 25, table)
 
 
+def test_default_weight_takes_the_nearest_noise_level(tmp_path):
+    rows = [
+        {"baseline": "tv", "task": "mri", "level": 4.0, "sigma": 0.0, "weight": 0.001},
+        {"baseline": "tv", "task": "mri", "level": 4.0, "sigma": 5.0, "weight": 0.01},
+        {"baseline": "tv", "task": "mri", "level": 4.0, "sigma": 15.0, "weight": 0.05},
+        {"baseline": "tv", "task": "mri", "level": 8.0, "sigma": 0.0, "weight": 0.002},
+        {"baseline": "tv", "task": "sr", "level": 2.0, "weight": 0.0003},  # no sigma: noiseless
+    ]
+    table = write_table(tmp_path / "defaults.json", rows)
+    assert default_weight("tv", "mri", 4, table) == 0.001  # sigma left out: noiseless
+    assert default_weight("tv", "mri", 4, table, sigma=0) == 0.001
+    assert default_weight("tv", "mri", 4, table, sigma=1) == 0.001  # log(1 + sigma) scale
+    assert default_weight("tv", "mri", 4, table, sigma=3) == 0.01
+    assert default_weight("tv", "mri", 4, table, sigma=10) == 0.05
+    assert default_weight("tv", "mri", 4, table, sigma=200) == 0.05
+    assert default_weight("tv", "mri", 7, table, sigma=15) == 0.002  # the level comes first
+    assert default_weight("tv", "sr", 2, table, sigma=15) == 0.0003  # the only row
+
+
+def test_noisy_settings_measure_with_noise_and_try_the_noisy_grid():
+    x = torch.stack(blocky_images(2, 24))
+    m = Setting("sr", 2, crop=24, sigma=15).measure(x, torch.Generator().manual_seed(0))
+    noise = m.y - m.operator(x)
+    assert m.sigma.tolist() == pytest.approx([15 / 255] * 2)
+    assert float(noise.std()) == pytest.approx(15 / 255, rel=0.2)
+    assert Setting("sr", 2, sigma=15).grid == NOISY_GRID and Setting("sr", 2).grid != NOISY_GRID
+    assert grid_search("cg-tikhonov", m, [0.01], iterations=2, level=2).sigma == 15.0
+    assert sum(s.task == "lensing" and s.noise == 15 for s in SETTINGS) == 3  # every radius
+    with pytest.raises(ValueError, match="its level"):
+        Setting("denoise", 25, sigma=5)
+    with pytest.raises(ValueError, match=r"\[0, 255\]"):
+        Setting("mri", 4, sigma=-1)
+
+
+def test_the_chosen_tv_weight_grows_with_the_noise_of_an_inpainting():
+    images = blocky_images(3, 32, seed=5)
+    settings = [Setting("inpaint", 0.5, crop=32, sigma=s) for s in (0, 10, 40)]
+    grid = [float(w) for w in np.logspace(-4, 0, 13)]
+    weights = [r.weight for r in tune(images, settings, ["tv"], grid, {"tv": 60})]
+    assert weights == sorted(weights) and weights[0] < weights[-1], weights
+
+
+def test_a_baseline_is_run_with_the_weight_tuned_for_its_noise(tmp_path, monkeypatch):
+    from rimkit.evaluate.runner import run_baseline
+    from rimkit.operators import Inpainting
+    from rimkit.reconstruct import initial_estimate
+    from rimkit.solvers import tuning
+
+    rows = [
+        {
+            "baseline": "tv",
+            "task": "inpaint",
+            "level": 0.5,
+            "sigma": s,
+            "weight": w,
+            "iterations": 5,
+        }
+        for s, w in ((0.0, 0.001), (15.0, 0.2))
+    ]
+    monkeypatch.setattr(tuning, "DEFAULTS_PATH", write_table(tmp_path / "d.json", rows))
+    x = torch.stack(blocky_images(1, 16))
+    mask = (torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    op = Inpainting(mask)
+    y = op(x) + 0.06 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1)) * mask
+    got = run_baseline("tv", ("inpaint", 0.5), y, op, 15 / 255)[-1]
+    x0 = initial_estimate(op, y)
+    want = TotalVariation(weight=0.2, iterations=5)(y, op, 15 / 255, x0=x0).final
+    other = TotalVariation(weight=0.001, iterations=5)(y, op, 15 / 255, x0=x0).final
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(got, other)
+
+
 def test_tuned_baseline_uses_the_tuned_weight_unless_given():
     solver = tuned_baseline("fista-wavelet", "inpaint", 0.5, iterations=7)
     assert solver.weight == default_weight("fista-wavelet", "inpaint", 0.5)
@@ -141,11 +217,15 @@ def test_the_command_line_writes_weights_with_their_provenance(training_folder, 
     assert prov["quick"] is True and prov["seed"] == 0
     assert set(prov["iterations"]) == {"tv", "cg-tikhonov"}
     rows = table["results"]
-    assert len(rows) == 4 * 2  # 3 noise levels + fourier, two baselines
+    assert len(rows) == 6 * 2  # 3 noise levels + fourier at sigma 0, 5, 15; two baselines
     for row in rows:
-        assert row["grid"] == prov["grid"][row["task"]] and row["weight"] in row["grid"]
+        grid = prov["grid"][grid_key(row["task"], row["sigma"])]
+        assert row["grid"] == grid and row["weight"] in row["grid"]
         assert row["psnr"] == pytest.approx(max(row["psnr_grid"]), abs=1e-3)
-        assert len(row["psnr_grid"]) == len(row["grid"]) == 5  # --quick: every other weight
+        full = DENOISE_GRID if row["task"] == "denoise" else NOISY_GRID
+        if row["task"] == "fourier" and row["sigma"] == 0:
+            full = NOISELESS_GRID
+        assert row["grid"] == list(full[::2])  # --quick: every other weight
         assert row["iterations"] == prov["iterations"][row["baseline"]]
     assert default_weight("tv", "denoise", 25, out) == next(
         r["weight"] for r in rows if r["baseline"] == "tv" and r["level"] == 25
@@ -181,8 +261,10 @@ def test_the_shipped_table_covers_every_baseline_and_setting():
     assert table["provenance"]["quick"] is False
     assert not any("eval" in p.split("/") for p in table["provenance"]["images"])
     assert table["provenance"]["settings"] == [dataclasses.asdict(s) for s in SETTINGS]
-    tuned = {(r["baseline"], r["task"], r["level"]) for r in table["results"]}
-    assert tuned == {(b, s.task, float(s.level)) for b in TUNED_BASELINES for s in SETTINGS}
+    tuned = {(r["baseline"], r["task"], r["level"], r["sigma"]) for r in table["results"]}
+    assert tuned == {
+        (b, s.task, float(s.level), s.noise) for b in TUNED_BASELINES for s in SETTINGS
+    }
     row = next(r for r in table["results"] if (r["baseline"], r["task"]) == ("tv", "sr"))
     solver = tuned_baseline("tv", "sr", row["level"])  # the tuned weight and iteration count
     assert (solver.weight, solver.iterations) == (row["weight"], row["iterations"])

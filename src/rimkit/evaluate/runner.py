@@ -339,8 +339,9 @@ def run_baseline(
     options: dict[str, Any] | None = None,
 ) -> list[Tensor]:
     """Baseline ``name`` with the weight tuned for ``setting`` (``(task, level)``, see
-    :func:`operator_setting`) and ``options``, started where the tuning started it; its
-    estimates. ``like``: an image of ``x``'s shape, for operators whose start is flat.
+    :func:`operator_setting`) at the noise level ``sigma`` (0-1 scale) and ``options``, started
+    where the tuning started it; its estimates. ``like``: an image of ``x``'s shape, for
+    operators whose start is flat.
 
     Example:
         >>> from rimkit.operators import Identity
@@ -352,7 +353,7 @@ def run_baseline(
     from rimkit.solvers import BASELINES, tuned_baseline
 
     y = y.to(torch.complex64 if y.is_complex() else torch.float32)  # MRI: k-space
-    solver = tuned_baseline(name, *setting, **(options or {}))
+    solver = tuned_baseline(name, *setting, sigma=sigma * 255.0, **(options or {}))
     x0 = None
     if "keep_estimates" in {f.name for f in dataclasses.fields(BASELINES[name])}:  # iterative
         x0 = initial_estimate(operator, y, like=None if like is None else like.to(torch.float32))

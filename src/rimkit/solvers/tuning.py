@@ -15,10 +15,12 @@ were found (grid, images, iterations, seed, date, PSNR at every grid value) are 
 Task settings (``level`` units): ``denoise`` (sigma on the 0-255 scale), ``sr`` (scale),
 ``inpaint`` (missing fraction), ``gaussian`` / ``bernoulli`` / ``fourier`` (random projections,
 ratio ``m / n``), ``lensing`` (Einstein radius), ``mri`` (acceleration), ``blur`` (sigma on the
-0-255 scale, Gaussian and motion kernels). Only denoising and deblurring are noisy; the others
-are noiseless, as in the training tasks.
+0-255 scale, Gaussian and motion kernels). Denoising and deblurring are tuned at their noise
+levels; the other tasks without noise and with noise of sigma 5 and 15 (0-255 scale), since the
+best weight grows with the noise: a measurement takes the weight of the nearest level, then of
+the nearest noise level (:func:`tuned_entry`).
 
-Regenerate the shipped table (a few minutes on one CPU core)::
+Regenerate the shipped table (about a quarter of an hour on one CPU core)::
 
     python -m rimkit.solvers.tuning --data ../shared/data --out src/rimkit/solvers/defaults.json
 
@@ -26,6 +28,8 @@ Example:
     >>> default_weight("tv", "denoise", 25) > 0
     True
     >>> default_weight("tv", "blur", 5.0) == default_weight("tv", "blur", 7.65)  # the nearest
+    True
+    >>> default_weight("tv", "mri", 4, sigma=15) > default_weight("tv", "mri", 4)  # noisy k-space
     True
     >>> from rimkit.solvers import TotalVariation
     >>> default_weight("tv", "untuned-task", 1.0) == TotalVariation().weight   # class default
@@ -103,6 +107,9 @@ DENOISE_GRID: tuple[float, ...] = _logspace(-3, 0, 10)
 NOISELESS_GRID: tuple[float, ...] = _logspace(-5, -0.5, 10)
 """Weights tried for the noiseless tasks: 10 from ``10^-5`` to ``10^-0.5``, half a decade apart."""
 
+NOISY_GRID: tuple[float, ...] = _logspace(-5, 0, 11)
+"""Weights tried for the other tasks with noise: 11 from ``10^-5`` to ``1``, half a decade apart."""
+
 PROJECTIONS = ("gaussian", "bernoulli", "fourier")
 TASK_NAMES = ("denoise", "sr", "inpaint", *PROJECTIONS, "lensing", "mri", "blur")
 NOISY_TASKS = ("denoise", "blur")
@@ -111,19 +118,24 @@ NOISY_TASKS = ("denoise", "blur")
 @dataclass(frozen=True)
 class Setting:
     """One task setting: ``task`` (a name of :data:`TASK_NAMES`), its ``level``, the side of
-    the square training crops it is tuned on and how many crops each image gives.
+    the square training crops it is tuned on, how many crops each image gives, and the noise
+    ``sigma`` (0-255 scale) of the tasks whose level is not a noise level: 0 (noiseless) unless
+    given. Denoising and deblurring take theirs from ``level``.
 
     Example:
         >>> import torch
         >>> m = Setting("sr", 3, crop=24).measure(torch.rand(2, 1, 24, 24), torch.Generator())
         >>> m.y.shape, m.name
         (torch.Size([2, 1, 8, 8]), 'sr-x3')
+        >>> Setting("sr", 3, sigma=5).noise, Setting("blur", 7.65).noise
+        (5.0, 7.65)
     """
 
     task: str
     level: float
     crop: int = 64
     crops_per_image: int = 1
+    sigma: float | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASK_NAMES:
@@ -132,35 +144,50 @@ class Setting:
             raise ValueError(f"crop must be an int >= 8, got {self.crop!r}")
         if not (isinstance(self.crops_per_image, int) and self.crops_per_image >= 1):
             raise ValueError(f"crops_per_image must be an int >= 1, got {self.crops_per_image!r}")
+        if self.sigma is not None:
+            if self.task in NOISY_TASKS:
+                raise ValueError(f"{self.task}'s noise level is its level; leave sigma out")
+            if not (isinstance(self.sigma, (int, float)) and 0 <= self.sigma <= 255):
+                raise ValueError(f"sigma must be a number in [0, 255], got {self.sigma!r}")
+
+    @property
+    def noise(self) -> float:
+        """The noise level sigma (0-255 scale) of the measurements."""
+        if self.task in NOISY_TASKS:
+            return float(self.level)
+        return float(self.sigma or 0.0)
 
     @property
     def grid(self) -> tuple[float, ...]:
-        """The weights tried: :data:`DENOISE_GRID` (noisy tasks) or :data:`NOISELESS_GRID`."""
-        return DENOISE_GRID if self.task in NOISY_TASKS else NOISELESS_GRID
+        """The weights tried: :data:`DENOISE_GRID` (denoising, deblurring),
+        :data:`NOISELESS_GRID` (the other tasks without noise) or :data:`NOISY_GRID`."""
+        if self.task in NOISY_TASKS:
+            return DENOISE_GRID
+        return NOISY_GRID if self.noise > 0 else NOISELESS_GRID
 
     def measure(self, x: Tensor, generator: torch.Generator):  # -> rimkit.tasks.Measurement
         """A measurement of the clean batch ``x`` ``(B, C, H, W)`` with the tasks' samplers."""
         from rimkit import tasks
 
-        level = float(self.level)
+        level, noise = float(self.level), (self.noise, self.noise)
         if self.task == "denoise":
-            task: Any = tasks.DenoiseTask(sigma=(level, level))
+            task: Any = tasks.DenoiseTask(sigma=noise)
         elif self.task == "sr":
-            task = tasks.SuperResolutionTask(scales=(int(level),))
+            task = tasks.SuperResolutionTask(scales=(int(level),), sigma=noise)
         elif self.task == "inpaint":
-            task = tasks.InpaintTask(fraction=(level, level))
+            task = tasks.InpaintTask(fraction=(level, level), sigma=noise)
         elif self.task == "lensing":
-            task = tasks.LensingTask(einstein_radius=(level, level))
+            task = tasks.LensingTask(einstein_radius=(level, level), sigma=noise)
         elif self.task == "mri":
-            task = tasks.MRITask(acceleration=(level, level))
+            task = tasks.MRITask(acceleration=(level, level), sigma=noise)
         elif self.task == "blur":
-            task = tasks.BlurTask(sigma=(level, level))
+            task = tasks.BlurTask(sigma=noise)
         else:
-            task = tasks.ProjectionTask(kinds=(self.task,), ratio=(level, level))
+            task = tasks.ProjectionTask(kinds=(self.task,), ratio=(level, level), sigma=noise)
         return task.sample(x, generator)
 
 
-SETTINGS: tuple[Setting, ...] = (
+_FIRST_SETTINGS: tuple[Setting, ...] = (
     Setting("denoise", 15),
     Setting("denoise", 25),
     Setting("denoise", 50),
@@ -177,13 +204,28 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mri", 8.0),
     Setting("blur", 2.55, crops_per_image=4),
     Setting("blur", 7.65, crops_per_image=4),
+    Setting("lensing", 0.3, crop=32, crops_per_image=8),
+    Setting("lensing", 0.6, crop=32, crops_per_image=8),
+)
+
+NOISY_SIGMAS: tuple[float, ...] = (5.0, 15.0)
+"""The noise levels (0-255 scale) at which the tasks that are noiseless by default are tuned
+too; a measurement's weight comes from the nearest of 0 and these (:func:`tuned_entry`)."""
+
+SETTINGS: tuple[Setting, ...] = _FIRST_SETTINGS + tuple(
+    dataclasses.replace(s, sigma=sigma)
+    for s in _FIRST_SETTINGS
+    if s.task not in NOISY_TASKS
+    for sigma in NOISY_SIGMAS
 )
 """The tuned settings: one 64x64 crop per image; eight 32x32 crops per image for the random
 projections (the paper's patch size), whose PSNR varies much from crop to crop (a random
 Fourier ensemble of 256 rows misses the mean, the DC coefficient, 3 times in 4), and for
 lensing, whose lenses differ from crop to crop. MRI is scored on the magnitude image.
 Deblurring (``level``: sigma on the 0-255 scale) takes four 64x64 crops per image, each blurred
-by its own kernel drawn as :class:`rimkit.tasks.BlurTask` draws them (Gaussian or motion)."""
+by its own kernel drawn as :class:`rimkit.tasks.BlurTask` draws them (Gaussian or motion).
+Every setting of the other tasks is tuned noiseless and again at each of :data:`NOISY_SIGMAS`
+(appended, so the seeds of the first settings, drawn from their index, stay as they were)."""
 
 
 def psnr(estimate: Tensor, target: Tensor) -> Tensor:
@@ -210,6 +252,7 @@ class GridResult:
     grid: tuple[float, ...]
     psnr: tuple[float, ...]
     iterations: int
+    sigma: float = 0.0
 
     @property
     def best_index(self) -> int:
@@ -235,6 +278,7 @@ class GridResult:
             "baseline": self.baseline,
             "task": self.task,
             "level": self.level,
+            "sigma": self.sigma,
             "weight": self.weight,
             "psnr": round(self.best_psnr, 3),
             "at_edge": self.at_edge,
@@ -286,7 +330,8 @@ def grid_search(
             final, target = magnitude(final), magnitude(target)
         scores.append(float(psnr(final, target).mean()))
     task = _canonical_task(measurement.name)
-    return GridResult(name, task, float(level), grid, tuple(scores), iterations)
+    sigma = round(float(measurement.sigma.double().mean()) * 255.0, 4)  # 0-255 scale
+    return GridResult(name, task, float(level), grid, tuple(scores), iterations, sigma)
 
 
 def load_training_crops(
@@ -359,13 +404,20 @@ def tune(
             results.append(r)
             if progress:
                 print(
-                    f"{name:14s} {setting.task:9s} {setting.level:<5g} weight {r.weight:<8.3g} "
+                    f"{name:14s} {setting.task:9s} {setting.level:<5g} sigma {r.sigma:<5g} "
+                    f"weight {r.weight:<8.3g} "
                     f"PSNR {r.best_psnr:6.2f}{' (grid edge)' if r.at_edge else ''} "
                     f"[{time.perf_counter() - tic:.1f}s]",
                     file=sys.stderr,
                     flush=True,
                 )
     return results
+
+
+def grid_key(task: str, sigma: float) -> str:
+    """The key of the provenance's ``grid`` for a task at a noise level: the task's name, with
+    ``", sigma > 0"`` for the noisy settings of the tasks that are noiseless by default."""
+    return task if task in NOISY_TASKS or not sigma > 0 else f"{task}, sigma > 0"
 
 
 def report(
@@ -388,7 +440,7 @@ def report(
 
     grids: dict[str, list[float]] = {}
     for r in results:
-        grids.setdefault(r.task, list(r.grid))
+        grids.setdefault(grid_key(r.task, r.sigma), list(r.grid))
     return {
         "format": 1,
         "provenance": {
@@ -399,8 +451,8 @@ def report(
                 "every solver starts at the "
                 "task's x0 (rimkit.tasks; y for denoising and deblurring, bicubic for sr, "
                 "mean-filled for inpainting, 0.5 for projections and lensing, zero-filled for "
-                "MRI); denoising and deblurring are noisy, the other tasks noiseless; MRI is "
-                "scored on the magnitude"
+                "MRI); denoising and deblurring are noisy, the other tasks tuned noiseless and "
+                "with noise (sigma, 0-255 scale); MRI is scored on the magnitude"
             ),
             "date": datetime.date.today().isoformat(),
             "command": "python -m rimkit.solvers.tuning " + " ".join(sys.argv[1:]),
@@ -448,12 +500,23 @@ def _canonical_task(task: str) -> str:
 
 
 def tuned_entry(
-    baseline_name: str, task: str, level: float, path: str | os.PathLike | None = None
+    baseline_name: str,
+    task: str,
+    level: float,
+    path: str | os.PathLike | None = None,
+    sigma: float | None = None,
 ) -> dict[str, Any] | None:
-    """The row of the table nearest to ``(baseline_name, task, level)``, or ``None``.
+    """The row of the table nearest to ``(baseline_name, task, level, sigma)``, or ``None``.
 
     Among the tuned levels of that baseline and task, the nearest on a log scale (``level <= 0``
-    picks the lowest; ties go to the lower level).
+    picks the lowest; ties go to the lower level); among that level's rows, the one tuned at the
+    noise level (0-255 scale) nearest to ``sigma`` on the scale ``log(1 + sigma)`` (``None``:
+    the lowest, noiseless where the table has it). Denoising's and deblurring's noise level is
+    their level.
+
+    Example:
+        >>> tuned_entry("tv", "sr", 3, sigma=4)["sigma"], tuned_entry("tv", "sr", 3)["sigma"]
+        (5.0, 0.0)
     """
     path = Path(DEFAULTS_PATH if path is None else path)
     if not path.is_file():
@@ -467,21 +530,41 @@ def tuned_entry(
     if not rows:
         return None
     if not level > 0:
-        return min(rows, key=lambda r: r["level"])
-    return min(rows, key=lambda r: (abs(math.log(level / r["level"])), r["level"]))
+        level = min(r["level"] for r in rows)
+    nearest = min(rows, key=lambda r: (abs(math.log(level / r["level"])), r["level"]))
+    rows = [r for r in rows if r["level"] == nearest["level"]]
+    noise = 0.0 if sigma is None or not sigma > 0 else float(sigma)
+
+    def noise_gap(row: dict[str, Any]) -> tuple[float, float]:
+        return abs(math.log1p(noise) - math.log1p(_row_sigma(row))), _row_sigma(row)
+
+    return min(rows, key=noise_gap)
+
+
+def _row_sigma(row: dict[str, Any]) -> float:
+    """A table row's noise level; rows written before it was recorded: denoising's and
+    deblurring's level, 0 for the others."""
+    if "sigma" in row:
+        return float(row["sigma"])
+    return float(row["level"]) if row["task"] in NOISY_TASKS else 0.0
 
 
 def default_weight(
-    baseline_name: str, task: str, level: float, path: str | os.PathLike | None = None
+    baseline_name: str,
+    task: str,
+    level: float,
+    path: str | os.PathLike | None = None,
+    sigma: float | None = None,
 ) -> float:
-    """The tuned weight of ``baseline_name`` for ``task`` at ``level``, or its class default.
+    """The tuned weight of ``baseline_name`` for ``task`` at ``level`` and noise ``sigma``
+    (0-255 scale), or its class default.
 
-    The nearest tuned level of that baseline and task is used (on a log scale; see
-    :func:`tuned_entry`). Without a tuned entry for the baseline and task (or without the
-    table) the class default ``weight`` is returned. ``task`` is one of ``denoise``, ``sr``,
-    ``inpaint``, ``gaussian``, ``bernoulli``, ``fourier``, ``lensing``, ``mri``, ``blur`` (also
-    accepted: ``projection-<kind>`` and measurement names such as ``sr-x2``); ``path`` defaults
-    to the shipped ``defaults.json``.
+    The nearest tuned level of that baseline and task is used (on a log scale), then the
+    nearest tuned noise level (see :func:`tuned_entry`). Without a tuned entry for the
+    baseline and task (or without the table) the class default ``weight`` is returned.
+    ``task`` is one of ``denoise``, ``sr``, ``inpaint``, ``gaussian``, ``bernoulli``,
+    ``fourier``, ``lensing``, ``mri``, ``blur`` (also accepted: ``projection-<kind>`` and
+    measurement names such as ``sr-x2``); ``path`` defaults to the shipped ``defaults.json``.
 
     Example:
         >>> default_weight("cg-tikhonov", "denoise", 20) in (
@@ -494,14 +577,20 @@ def default_weight(
         ValueError: baseline 'bm3d' has no regularisation weight
     """
     fallback = _class_default(baseline_name)
-    entry = tuned_entry(baseline_name, task, level, path)
+    entry = tuned_entry(baseline_name, task, level, path, sigma)
     return fallback if entry is None else float(entry["weight"])
 
 
 def tuned_baseline(
-    name: str, task: str, level: float, path: str | os.PathLike | None = None, **options: object
+    name: str,
+    task: str,
+    level: float,
+    path: str | os.PathLike | None = None,
+    sigma: float | None = None,
+    **options: object,
 ):
-    """``baseline(name, **options)`` with the tuned ``weight`` and ``iterations`` unless given.
+    """``baseline(name, **options)`` with the ``weight`` and ``iterations`` tuned for ``task``
+    at ``level`` and noise ``sigma`` (0-255 scale; :func:`tuned_entry`) unless given.
 
     Without a tuned entry the class defaults stay. Baselines without a weight (``bm3d``,
     ``zero-filled``, ``bicubic``) are built as they are. Start the solver where the tuning
@@ -520,7 +609,7 @@ def tuned_baseline(
         if "no regularisation weight" not in str(err):
             raise
         return baseline(name, **options)
-    entry = tuned_entry(name, task, level, path)
+    entry = tuned_entry(name, task, level, path, sigma)
     if entry is not None:
         options.setdefault("weight", float(entry["weight"]))
         options.setdefault("iterations", int(entry["iterations"]))
@@ -583,9 +672,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         torch.set_num_threads(threads)
+    from rimkit.evaluate.report import atomic_write_text
+
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(_dumps(table))
+    atomic_write_text(out, _dumps(table))
     print(f"wrote {out} ({table['provenance']['wall_time_s']} s)", file=sys.stderr)
     return 0
 
