@@ -56,6 +56,23 @@ def test_ellipsoid_tends_to_the_sphere():
     torch.testing.assert_close(near, torch.stack(SIE(0.9).deflection(x, y)), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("q0", [1.0, 1 - 1e-5, 0.9995, 0.99, 0.7])
+def test_the_gradient_in_the_axis_ratio_is_right_up_to_a_round_lens(q0):
+    """The SIS (q = 1) is where a lens fit starts; the derivative in q must be the one-sided
+    finite difference there and continuous across the series' threshold."""
+    x, y = (t.detach() for t in _points(8, seed=3))
+
+    def spread(q: torch.Tensor) -> torch.Tensor:
+        ax, ay = SIE(1.0, q, 0.4, shear=(0.05, 0.02)).deflection(x, y)
+        return (ax**2 + ay**2).sum()
+
+    q = torch.tensor(q0, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(spread(q), q)
+    h = 1e-6
+    finite = (spread(torch.tensor(q0 - h, dtype=torch.float64)) - spread(q.detach() - 2 * h)) / h
+    assert float(grad) == pytest.approx(float(finite), rel=1e-3, abs=1e-6)
+
+
 def test_deflection_is_finite_at_the_lens_centre():
     x = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     ax, ay = SIE(1.0, 0.6).deflection(x, x)

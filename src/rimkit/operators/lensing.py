@@ -120,10 +120,11 @@ class SIE:
         dx, dy = x - param(self.center[0]), y - param(self.center[1])
         cos, sin = torch.cos(phi), torch.sin(phi)
         xr, yr = cos * dx + sin * dy, -sin * dx + cos * dy  # into the lens frame
-        e = torch.sqrt((1 - q * q).clamp_min(1e-12))
         psi = torch.sqrt(q * q * xr * xr + yr * yr + _CORE)
-        scale = theta_e * torch.sqrt(q) / e
-        ax_r, ay_r = scale * torch.atan(e * xr / psi), scale * torch.atanh(e * yr / psi)
+        e2 = 1 - q * q
+        scale = theta_e * torch.sqrt(q)
+        ax_r = scale * _atan_over(e2, xr / psi, hyperbolic=False)
+        ay_r = scale * _atan_over(e2, yr / psi, hyperbolic=True)
         g1, g2 = param(self.shear[0]), param(self.shear[1])
         alpha_x = cos * ax_r - sin * ay_r + g1 * dx + g2 * dy
         alpha_y = sin * ax_r + cos * ay_r + g2 * dx - g1 * dy
@@ -133,6 +134,19 @@ class SIE:
         """``beta = theta - alpha(theta)`` as ``(..., H, W, 2)`` with ``(x, y)`` last."""
         alpha_x, alpha_y = self.deflection(x, y)
         return torch.stack(torch.broadcast_tensors(x - alpha_x, y - alpha_y), dim=-1)
+
+
+def _atan_over(e2: Tensor, u: Tensor, hyperbolic: bool) -> Tensor:
+    """``atan(e u) / e`` (or ``atanh``) for ``e = sqrt(e2)``, analytic in ``e2`` down to 0.
+
+    Near a round lens (``e2 < 1e-3``) the series ``u -+ e2 u^3 / 3 + e2^2 u^5 / 5`` stands in,
+    so the value and its gradient in the axis ratio stay right at ``q = 1`` (the SIS).
+    """
+    sign = 1.0 if hyperbolic else -1.0
+    series = u + sign * e2 * u**3 / 3 + e2 * e2 * u**5 / 5
+    e = torch.sqrt(e2.clamp_min(1e-3))
+    exact = (torch.atanh(e * u) if hyperbolic else torch.atan(e * u)) / e
+    return torch.where(e2 < 1e-3, series, exact)
 
 
 class Lensing(LinearOperator):
