@@ -75,6 +75,15 @@ def test_gaussian_likelihood_value_and_gradient_in_closed_form():
     torch.testing.assert_close(lik.grad(x, eps)[:, 0, 0, 0], 1 / var)
 
 
+def test_a_noise_floor_per_sample_is_taken_and_none_at_zero_noise_is_refused():
+    x = torch.zeros(2, 1, 2, 2, dtype=torch.float64)
+    sigma, eps = torch.tensor([[0.0, 0.5], [0.25, 0.75]], dtype=x.dtype)
+    lik = GaussianLikelihood(Identity(), torch.ones_like(x), sigma)
+    torch.testing.assert_close(lik.grad(x, eps)[:, 0, 0, 0], 1 / (sigma**2 + eps))
+    with pytest.raises(ValueError, match="needs eps > 0"):
+        lik.grad(x)  # sigma 0 for the first sample, no floor: an infinite gradient
+
+
 def test_trainable_noise_floor_keeps_the_gradient_finite_at_zero_noise():
     floor = NoiseFloor(1e-3)
     lik = GaussianLikelihood(Identity(), torch.ones(1, 1, 4, 4), sigma=0.0)

@@ -21,6 +21,7 @@ from rimkit.operators import (
     BicubicDownsample,
     Blur,
     CartesianMRI,
+    ComplexAsChannels,
     Identity,
     Inpainting,
     bicubic_upsample,
@@ -321,6 +322,8 @@ def test_zero_filled_is_the_adjoint_and_its_magnitude():
     assert torch.equal(ZeroFilled()(y, op).final, op.adjoint(y))
     magnitude = ZeroFilled(magnitude=True)(y, op).final
     assert torch.equal(magnitude, op.adjoint(y).abs()) and magnitude.dtype == F64
+    as_channels = ZeroFilled(magnitude=True)(y, ComplexAsChannels(op)).final  # (B, 1, H, W)
+    torch.testing.assert_close(as_channels, op.adjoint(y).abs())
 
 
 def test_bicubic_baseline_is_bicubic_upsample():

@@ -118,8 +118,15 @@ class _GaussianBase:
             raise ValueError("a noise map has a variance per pixel of y: use measured_variance")
         batch = like.shape[0]
         s = per_sample(self.sigma, batch, like, "sigma")  # (B, 1, 1, 1)
-        var = s**2 + torch.as_tensor(eps, dtype=s.dtype, device=s.device)
-        return var.reshape((batch,) + (1,) * (like.ndim - 1))
+        e = torch.as_tensor(eps, dtype=s.dtype, device=s.device)
+        e = e.reshape(-1, *([1] * (s.ndim - 1))) if e.ndim == 1 else e  # (B,) eps
+        var = (s**2 + e).reshape((batch,) + (1,) * (like.ndim - 1))
+        if not bool((var > 0).all()):
+            raise ValueError(
+                "sigma^2 + eps is 0: a noiseless measurement needs eps > 0 (the RIMs learn one; "
+                "pass eps=1e-6 or so when taking the gradient by hand)"
+            )
+        return var
 
     def measured_variance(self, residual: Tensor, eps: Tensor | float) -> Tensor:
         """``sigma^2 + eps`` for each value of a residual shaped like ``y``: per pixel for a

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from rimkit.operators.base import LinearOperator
+from rimkit.operators.base import ComplexAsChannels, LinearOperator, magnitude
 from rimkit.operators.bicubic import BicubicDownsample, bicubic_upsample
 from rimkit.solvers.base import Reconstructor, SolverResult
 
@@ -46,7 +46,9 @@ class ZeroFilled(Reconstructor):
         self, y: Tensor, operator: LinearOperator, sigma: Tensor, x0: Tensor | None
     ) -> SolverResult:
         x = operator.adjoint(y)  # (B, C, H, W), complex for MRI
-        return SolverResult([x.abs() if self.magnitude else x])
+        if self.magnitude:  # a complex image held as two real channels: one magnitude channel
+            x = magnitude(x) if isinstance(operator, ComplexAsChannels) else x.abs()
+        return SolverResult([x])
 
 
 @dataclass(frozen=True)
