@@ -232,6 +232,15 @@ def test_the_command_line_writes_weights_with_their_provenance(training_folder, 
     )
 
 
+def test_a_setting_is_tuned_alike_alone_or_among_others():
+    images = blocky_images(2, 64, seed=6)
+    chosen = [s for s in SETTINGS if s.task == "inpaint"][-2:]
+    small = [dataclasses.replace(s, crop=16) for s in chosen]  # not shipped: seeded after them
+    both = tune(images, chosen + small, ["cg-tikhonov"], [0.01, 0.1], {"cg-tikhonov": 3})
+    alone = tune(images, chosen[1:], ["cg-tikhonov"], [0.01, 0.1], {"cg-tikhonov": 3})
+    assert both[1].psnr == alone[0].psnr
+
+
 def test_several_crops_per_image_are_drawn_where_a_setting_asks():
     images = blocky_images(2, 48)
     x = _crops(images, 16, torch.Generator().manual_seed(0), per_image=3)

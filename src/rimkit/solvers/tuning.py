@@ -388,13 +388,15 @@ def tune(
 
     ``grid`` defaults to each setting's own (:attr:`Setting.grid`), of which every ``thin``-th
     value is tried. Each setting draws its crops and measurement from generators seeded by
-    ``(seed, setting index)``, so the result does not depend on which baselines run.
+    ``(seed, setting index)``, its index in :data:`SETTINGS` (others: after those), so its
+    result depends neither on which baselines run nor on which other settings.
     """
     from rimkit.data import seeded
 
     iterations = {**ITERATIONS, **(iterations or {})}
     results = []
-    for index, setting in enumerate(settings):
+    for position, setting in enumerate(settings):
+        index = SETTINGS.index(setting) if setting in SETTINGS else len(SETTINGS) + position
         x = _crops(images, setting.crop, seeded(seed, index, 0), setting.crops_per_image)
         measurement = setting.measure(x, seeded(seed, index, 1))
         weights = tuple(setting.grid if grid is None else grid)[::thin]
