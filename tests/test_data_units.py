@@ -266,9 +266,7 @@ def test_compare_keeps_the_values_and_refuses_a_picture_as_the_truth(tmp_path, c
     status, _, err = run(
         capsys, *argv[:-3], "--out", tmp_path / "cmp2", "--truth", tmp_path / "truth.png"
     )
-    assert (
-        status == 2 and "is a picture (values in [0, 1]) but the measurement is in the data" in err
-    )
+    assert status == 2 and "holds 8-bit integers but the measurement values" in err
 
 
 def test_folders_take_fits_images_scaled_by_their_peak_and_refuse_counts_in_npy(tmp_path):

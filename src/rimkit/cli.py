@@ -460,8 +460,8 @@ def _run_degrade(args: argparse.Namespace) -> None:
         raise UsageError("--slice picks a slice of a fastMRI .h5 file; this input is an image")
     kernel = _read_kernel(args.kernel, args.task)
     lensing = _lensing_setup(args)
-    image = read_image(args.input, gray=True if args.gray else None)
     units, peak, sigma = _units(args, args.input), 1.0, args.sigma
+    image = read_image(args.input, gray=True if args.gray else None, counts=units == "data")
     if units == "data":  # any scale (an MRI slice's too): degrade it as an image of peak 1
         if args.quantize:
             raise UsageError("--quantize rounds an image in [0, 1] to 8 bits; not --units data")
@@ -487,13 +487,14 @@ def _run_degrade(args: argparse.Namespace) -> None:
         coils=args.coils,
     )
     measurement = result.measurement * peak
+    white, bits = _picture_encoding(args.input, output, measurement)
     if _picture_of_values(output, units):
-        measurement = measurement / _maximum(measurement)
+        measurement = measurement / (white or _maximum(measurement))
     header = _fits_header(
         args.input,
         args.task in ("denoise", "inpaint") or (args.task == "blur" and args.boundary != "valid"),
     )
-    write_image(output, measurement, args.force, header)
+    write_image(output, measurement, args.force, header, bits=bits)
     if result.mask is not None:
         write_image(mask_path, result.mask, force=args.force)
     if result.maps is not None:
@@ -516,6 +517,34 @@ def _picture_of_values(output: Path, units: str) -> bool:
     """Whether ``output`` is an 8-bit picture (it holds ``[0, 1]``) of values in their own
     units, which are divided by their maximum for it."""
     return units == "data" and not _keeps_values(str(output))
+
+
+def _note_unused_range(path: str, image: np.ndarray) -> None:
+    """A note where a 16-bit image uses a small part of its range (a 12-bit camera's counts):
+    read as an image in [0, 1] it is dark and its noise far below the 0-255 scale's."""
+    from rimkit.io import stored_white
+
+    white = stored_white(path)
+    if white == 65535 and 0 < float(np.max(image)) < 0.125:
+        warnings.warn(
+            f"{path!r} uses {100 * float(np.max(image)):.2g} % of its 16-bit range (largest "
+            f"value {float(np.max(image)) * white:.0f} of 65535), so it is restored as a dark "
+            "image in [0, 1] with --sigma on the 0-255 scale; for counts (a camera's 12 bits) "
+            "give --units data, with --sigma in counts",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
+def _picture_encoding(source: str, output: Path, image: np.ndarray) -> tuple[float | None, int]:
+    """How a picture output stores what was restored from ``source``: the value white is
+    stored as in ``source`` when it holds integers (counts under --units data keep their
+    encoding), else ``None``; and the bits: 16 for a 16-bit ``source`` where ``output`` can
+    hold them (TIFF, gray PNG), else 8."""
+    from rimkit.io import can_store_16_bits, stored_white
+
+    white = stored_white(source)
+    return white, 16 if white == 65535 and can_store_16_bits(output, image) else 8
 
 
 def _fits_header(source: str, same_grid: bool) -> Any:
@@ -671,8 +700,12 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
     peak = _maximum(result.image) if units == "data" else 1.0
     pictures = [frame / peak for frame in result.frames]  # what 8-bit pictures show
     scaled = _picture_of_values(output, units)
+    white, bits = _picture_encoding(args.input, output, result.image)
+    final = result.image
+    if scaled:  # counts as the input stores them, else values / their maximum
+        final = result.image / white if white else pictures[-1]
     header = _fits_header(args.input, args.task in SAME_GRID_TASKS)
-    write_image(output, pictures[-1] if scaled else result.image, args.force, header)
+    write_image(output, final, args.force, header, bits=bits)
     if args.trajectory:
         write_trajectory(Path(args.trajectory), pictures)
     if not args.quiet:
@@ -684,8 +717,12 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
             maps = maps if len(image) > 1 else ""
             note = (f", {maps}" if maps else "") + (", magnitude / its maximum" if scaled else "")
             runs = f" ({len(image)} coil{'s' * (len(image) > 1)}{note})"
+        elif scaled and white:
+            runs += f" (in the input's counts, {bits} bits)"
         elif scaled:
             runs += f" (values / their maximum, {peak:.4g}; .fits or .npy keep the values)"
+        elif bits == 16:
+            runs += " (16 bits, as the input)"
         if args.sigma == "auto" or (
             args.sigma is None and args.task == "denoise" and not args.noise_map
         ):
@@ -803,9 +840,10 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
             if measured is not None and not args.quiet:
                 print(f"{args.input}: {blank} blank (NaN) pixel(s) left out of the measurement")
         else:
-            image = read_image(args.input)
+            image = read_image(args.input, counts=_units(args, args.input) == "data")
         if _units(args, args.input) == "image":
             check_image_range(image, args.input)
+            _note_unused_range(args.input, image)
     mask = None if args.mask is None else read_mask(args.mask)
     if args.task != "mri" and measured is not None:
         if mask is not None and mask.shape != measured.shape:
@@ -888,19 +926,22 @@ def _read_truth(args: argparse.Namespace) -> tuple[np.ndarray | None, bool]:
     slice (``--slice``, else the measurement's); and whether the results' scale is fitted to
     it (not to a fastMRI reference, which is in its k-space's units)."""
     from rimkit.fastmri import is_fastmri, read_fastmri, slice_count
-    from rimkit.io import check_image_range, read_image
+    from rimkit.io import check_image_range, read_image, stored_white
 
     if args.truth is None:
         return None, True
     if not is_fastmri(args.truth):
         units = _units(args, args.input)
-        if units == "data" and args.task != "mri" and not _keeps_values(args.truth):
+        stored = {path: stored_white(path) for path in (args.truth, args.input)}
+        if units == "data" and args.task != "mri" and stored[args.truth] != stored[args.input]:
+            kinds = {None: "values", 255.0: "8-bit integers", 65535.0: "16-bit integers"}
             raise UsageError(
-                f"--truth {args.truth!r} is a picture (values in [0, 1]) but the measurement is "
-                "in the data's units (--units data): give the clean image in those units, as "
-                ".fits or .npy"
+                f"--truth {args.truth!r} holds {kinds[stored[args.truth]]} but the measurement "
+                f"{kinds[stored[args.input]]}; with --units data both are read as stored, so "
+                "give the clean image in the measurement's units (.fits or .npy values, or the "
+                "same kind of integer file)"
             )
-        truth = read_image(args.truth)
+        truth = read_image(args.truth, counts=units == "data" and args.task != "mri")
         if args.task != "mri" and units == "image":
             check_image_range(truth, args.truth)
         return truth, True

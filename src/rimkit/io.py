@@ -68,19 +68,61 @@ def is_fits(path: str | os.PathLike) -> bool:
     return file_suffix(path) in FITS_SUFFIXES
 
 
-def read_image(path: str | os.PathLike, gray: bool | None = None) -> np.ndarray:
+def read_image(
+    path: str | os.PathLike, gray: bool | None = None, counts: bool = False
+) -> np.ndarray:
     """Read an image file (or ``example:NAME``) as float64 ``(H, W)`` or ``(H, W, C)``.
 
     ``gray=True`` converts RGB to luminance (ITU-R 601, as Pillow's ``L`` mode), ``gray=False``
     converts gray to RGB, ``None`` keeps what the file holds. Alpha channels are dropped (with a
-    ``UserWarning``).
+    ``UserWarning``). ``counts=True`` keeps integers as stored (counts, e.g. a camera's 0-4095
+    in a 16-bit TIFF) instead of scaling them to ``[0, 1]``; :func:`stored_white` tells the
+    value their type's white is.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "counts.tif"
+        >>> write_image(path, np.array([[0.0, 1000 / 65535]]), bits=16)
+        >>> read_image(path, counts=True).tolist(), stored_white(path)
+        ([[0.0, 1000.0]], 65535.0)
     """
     name = str(path)
     if name.startswith(EXAMPLE_PREFIX):
-        array = _example(name.removeprefix(EXAMPLE_PREFIX))
+        array, picture = _example(name.removeprefix(EXAMPLE_PREFIX)), False
     else:
-        array = _read_file(Path(path))
+        array, picture = _read_file(Path(path))
+    if counts and array.dtype != np.bool_ and np.issubdtype(array.dtype, np.integer):
+        array = array.astype(np.float64)
+    else:
+        array = _scale_integers(array, name, int32_as_16_bit=picture)
     return _convert_channels(array, gray, name)
+
+
+def stored_white(path: str | os.PathLike) -> float | None:
+    """The value white is stored as in an image file of integers (255 for 8 bits, 65535 for
+    16), read off its header; ``None`` for floats and for value files (``.npy``, FITS)."""
+    name = str(path)
+    if name.startswith(EXAMPLE_PREFIX):
+        return INTEGER_RANGES.get(_example(name.removeprefix(EXAMPLE_PREFIX)).dtype)
+    path = Path(path)
+    suffix = file_suffix(path)
+    if suffix not in IMAGE_SUFFIXES or not path.is_file():
+        return None
+    try:
+        if suffix in TIFF_SUFFIXES:
+            tifffile = _tifffile()
+            with tifffile.TiffFile(path) as tif:
+                dtype = np.dtype(tif.series[0].dtype)
+        else:
+            with Image.open(path) as img:
+                dtype = np.dtype("float32" if img.mode == "F" else "uint8")
+                if img.mode.startswith("I"):
+                    dtype = np.dtype("uint16")  # Pillow's 16-bit modes (I;16, I)
+    except Exception:  # unreadable: read_image says why
+        return None
+    if dtype.kind in "iu" and dtype not in INTEGER_RANGES:
+        return 65535.0 if dtype.itemsize >= 2 else 255.0
+    return INTEGER_RANGES.get(dtype.newbyteorder("="))
 
 
 def _example(name: str) -> np.ndarray:
@@ -88,7 +130,7 @@ def _example(name: str) -> np.ndarray:
         raise ValueError(f"unknown example image {name!r}; known: {', '.join(EXAMPLES)}")
     from skimage import data
 
-    return _scale_integers(np.asarray(getattr(data, name)()), f"example:{name}")
+    return np.asarray(getattr(data, name)())
 
 
 def _without_extension(path: str | os.PathLike) -> Path:
@@ -98,26 +140,99 @@ def _without_extension(path: str | os.PathLike) -> Path:
     return Path(match["file"]) if fits_file else Path(path)
 
 
-def _read_file(path: Path) -> np.ndarray:
+def _read_file(path: Path) -> tuple[np.ndarray, bool]:
+    """The array a file holds, integers as stored, and whether it is a picture file (PNG,
+    TIFF, ...: its 32-bit integers may hold 16-bit values, as Pillow's mode ``I`` stores
+    them)."""
     if not _without_extension(path).exists():
         raise ValueError(f"input file {str(_without_extension(path))!r} does not exist")
     if path.is_dir():
         raise ValueError(f"input {str(path)!r} is a folder; give an image file")
     suffix = file_suffix(path)
     if suffix == ".npy":
-        return _check_array(load_array(path, "a .npy array"), str(path))
+        return _check_array(load_array(path, "a .npy array"), str(path)), False
     if suffix in FITS_SUFFIXES:
-        return _check_array(_read_fits(path), str(path))
+        return _check_array(_read_fits(path), str(path)), False
     if suffix not in IMAGE_SUFFIXES:
         known = ", ".join((*IMAGE_SUFFIXES, *VALUE_SUFFIXES))
         raise ValueError(f"unsupported file type {suffix!r} for {str(path)!r}; known: {known}")
+    if suffix in TIFF_SUFFIXES:
+        array = _read_tiff(path)
+        if array is not None:
+            return _check_array(array, str(path)), True
     try:
         with Image.open(path) as img:
+            _refuse_what_pillow_cuts(img, path)
             img.load()
             array = np.asarray(img.convert("RGB") if img.mode in ("P", "CMYK", "YCbCr") else img)
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"{str(path)!r} is not a readable image: {err}") from None
-    return _scale_integers(array, str(path), int32_as_16_bit=True)
+    return array, True
+
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def _tifffile():  # -> the tifffile module (a dependency of scikit-image)
+    import tifffile
+
+    return tifffile
+
+
+def _read_tiff(path: Path) -> np.ndarray | None:
+    """A TIFF's one 2-D image (gray, or colour with its samples last), read by ``tifffile`` in
+    its stored type (16-bit colour too); ``None`` where it needs a codec tifffile lacks here
+    (LZW, JPEG without ``imagecodecs``), for Pillow to read. Stacks (z, time, several pages or
+    channels) are refused with what to do."""
+    tifffile = _tifffile()
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            axes, shape = series.axes, tuple(series.shape)
+            colour = axes == "YXS" or (axes == "SYX" and shape[0] in (3, 4) and _rgb(tif))
+            if axes != "YX" and not colour:
+                planes = int(
+                    np.prod([n for a, n in zip(axes, shape, strict=True) if a not in "YXS"]) or 1
+                )
+                raise ValueError(
+                    f"{str(path)!r} holds a stack of {shape} ({axes}: {planes} planes); rimkit "
+                    "restores one 2-D image (gray or colour) at a time: save each plane as its "
+                    "own file, or loop in Python over tifffile.imread(path) with rimkit.restore"
+                )
+            try:
+                array = series.asarray()
+            except ValueError as err:
+                if "imagecodecs" in str(err):
+                    return None
+                raise
+    except tifffile.TiffFileError as err:
+        raise ValueError(f"{str(path)!r} is not a readable image: {err}") from None
+    except (OSError, EOFError) as err:
+        raise ValueError(f"{str(path)!r} is not a readable image: {err}") from None
+    return np.moveaxis(array, 0, -1) if axes == "SYX" else array
+
+
+def _rgb(tif: Any) -> bool:
+    """Whether a TIFF's first page stores colour (photometric RGB)."""
+    return int(getattr(tif.pages[0], "photometric", 0)) == 2
+
+
+def _refuse_what_pillow_cuts(img: Image.Image, path: Path) -> None:
+    """Refuse what Pillow would read only in part: the pages of a stack after its first, and
+    colour of more than 8 bits per channel (cut to 8)."""
+    if getattr(img, "n_frames", 1) > 1:
+        raise ValueError(
+            f"{str(path)!r} holds {img.n_frames} images (a stack or an animation); rimkit "
+            "restores one 2-D image at a time: save each as its own file"
+        )
+    rawmodes = [tile[3][0] if isinstance(tile[3], tuple) else tile[3] for tile in img.tile]
+    deep = any(";16" in str(raw) for raw in rawmodes)
+    if img.mode in ("RGB", "RGBA") and deep:
+        raise ValueError(
+            f"{str(path)!r} stores colour in 16 bits per channel, which Pillow reads as 8: "
+            "save it as a 16-bit TIFF or a .npy (for a TIFF with LZW or JPEG compression, "
+            "pip install imagecodecs)"
+        )
 
 
 def load_array(path: Path, what: str) -> np.ndarray | np.lib.npyio.NpzFile:
@@ -293,6 +408,8 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
 def _scale_integers(array: np.ndarray, name: str, int32_as_16_bit: bool = False) -> np.ndarray:
     """Integers to ``[0, 1]`` by their type's range; ``int32_as_16_bit``: Pillow's mode ``I``
     (how it opens some 16-bit PNG and TIFF files) with values in 0-65535 is read as 16-bit."""
+    if np.iscomplexobj(array):
+        return array
     if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
         return array.astype(np.float64)
     top = INTEGER_RANGES.get(array.dtype.newbyteorder("="))  # big-endian files too
@@ -308,6 +425,7 @@ def _scale_integers(array: np.ndarray, name: str, int32_as_16_bit: bool = False)
 
 
 def _check_array(array: np.ndarray, name: str) -> np.ndarray:
+    """A value file's array checked (shape, finite numbers); integers stay as stored."""
     if array.ndim not in (2, 3):
         raise ValueError(
             f"{name} holds an array of shape {array.shape}; expected (H, W) or (H, W, C)"
@@ -323,7 +441,7 @@ def _check_array(array: np.ndarray, name: str) -> np.ndarray:
         )
     if np.iscomplexobj(array):
         return array.astype(np.complex128)
-    return _scale_integers(array, name)
+    return array
 
 
 def _convert_channels(array: np.ndarray, gray: bool | None, name: str) -> np.ndarray:
@@ -389,18 +507,31 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
     return np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+SIXTEEN_BIT_SUFFIXES = (".png", *TIFF_SUFFIXES)
+"""Picture types :func:`write_image` can store in 16 bits (PNG: gray only)."""
+
+
 def write_image(
-    path: str | os.PathLike, array: np.ndarray, force: bool = False, header: Any = None
+    path: str | os.PathLike,
+    array: np.ndarray,
+    force: bool = False,
+    header: Any = None,
+    bits: int = 8,
 ) -> None:
     """Write an image atomically: a temporary file in the same folder, then a rename.
 
     ``.npy`` stores the array exactly, FITS (gray only) as float32 values with ``header`` (an
     ``astropy.io.fits.Header``, e.g. :func:`read_fits_header` of the input) where given; image
-    formats store it clipped and rounded to 8 bits (gray or RGB). An existing file is kept
-    unless ``force``; a failed write leaves no file.
+    formats store it clipped to ``[0, 1]`` and rounded to ``bits`` (8, or 16 for TIFF and gray
+    PNG: :func:`can_store_16_bits`), gray or RGB. An existing file is kept unless ``force``; a
+    failed write leaves no file.
     """
     path = check_output(path, force)
     suffix = file_suffix(path)
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 or 16, got {bits!r}")
+    if bits == 16 and suffix not in VALUE_SUFFIXES and not can_store_16_bits(path, array):
+        raise ValueError(f"{str(path)!r} cannot hold 16 bits of this image; write .tif or .npy")
     if suffix != ".npy" and np.iscomplexobj(array):
         raise ValueError(f"complex data cannot be stored as {suffix}; write a .npy file")
     if suffix != ".npy" and not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
@@ -424,11 +555,29 @@ def write_image(
             if line not in [str(h) for h in hdu.header.get("HISTORY", [])]:
                 hdu.header["HISTORY"] = line
             hdu.writeto(tmp, overwrite=True)
+        elif bits == 16 and suffix in TIFF_SUFFIXES:
+            _tifffile().imwrite(
+                tmp, to_uint16(array), photometric="rgb" if array.ndim == 3 else None
+            )
+        elif bits == 16:
+            Image.fromarray(to_uint16(array)).save(tmp, format="PNG")
         else:
             fmt = Image.registered_extensions()[suffix]
             Image.fromarray(to_uint8(array)).save(tmp, format=fmt)
 
     atomic_write(path, save)
+
+
+def can_store_16_bits(path: str | os.PathLike, array: np.ndarray) -> bool:
+    """Whether :func:`write_image` can store ``array`` in 16 bits at ``path``: a TIFF, or a
+    PNG of a gray image."""
+    suffix = file_suffix(path)
+    return suffix in TIFF_SUFFIXES or (suffix == ".png" and np.ndim(array) == 2)
+
+
+def to_uint16(array: np.ndarray) -> np.ndarray:
+    """Clip to ``[0, 1]`` and round to 16 bits."""
+    return np.round(np.clip(array, 0.0, 1.0) * 65535.0).astype(np.uint16)
 
 
 def check_output(path: str | os.PathLike, force: bool = False) -> Path:

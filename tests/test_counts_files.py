@@ -1,0 +1,94 @@
+"""Integer image files as a camera writes them: 16-bit TIFF and PNG read and written in full,
+colour of 16 bits per channel, stacks refused, and counts kept under ``--units data``.
+
+Everything runs on generated images; nothing here reads ../shared.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from rimkit import io
+from rimkit.cli import main
+
+
+def counts(shape=(32, 32), top=3000, seed=0) -> np.ndarray:
+    """A smooth 12-bit-camera image: uint16 counts from 100 to ``top``."""
+    from scipy import ndimage
+
+    field = ndimage.gaussian_filter(np.random.default_rng(seed).random(shape), 2)
+    field = (field - field.min()) / (field.max() - field.min())
+    return np.round(100 + (top - 100) * field).astype(np.uint16)
+
+
+def test_16_bit_gray_and_colour_tiffs_are_read_in_full(tmp_path):
+    gray, rgb = counts(), np.stack([counts(seed=s) for s in range(3)], axis=-1)
+    tifffile.imwrite(tmp_path / "g.tif", gray)
+    tifffile.imwrite(tmp_path / "c.tif", rgb, photometric="rgb")
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(rgb, -1, 0), photometric="rgb")
+    for name, stored in (("g.tif", gray), ("c.tif", rgb), ("planar.tif", rgb)):
+        np.testing.assert_array_equal(io.read_image(tmp_path / name), stored / 65535)
+        np.testing.assert_array_equal(io.read_image(tmp_path / name, counts=True), stored)
+        assert io.stored_white(tmp_path / name) == 65535
+    Image.fromarray(gray).save(tmp_path / "lzw.tif", compression="tiff_lzw")  # read by Pillow
+    np.testing.assert_array_equal(io.read_image(tmp_path / "lzw.tif", counts=True), gray)
+
+
+def test_stacks_are_refused_not_cut_to_their_first_plane(tmp_path):
+    tifffile.imwrite(tmp_path / "z.tif", np.stack([counts(seed=s) for s in range(5)]))
+    with pytest.raises(ValueError, match=r"stack of \(5, 32, 32\).*one 2-D image"):
+        io.read_image(tmp_path / "z.tif")
+    pages = [Image.fromarray(counts(seed=s)) for s in range(3)]
+    pages[0].save(tmp_path / "p.tif", save_all=True, append_images=pages[1:])
+    with pytest.raises(ValueError, match="stack"):
+        io.read_image(tmp_path / "p.tif")
+
+
+def test_16_bit_outputs_keep_16_bits_where_the_type_can(tmp_path):
+    image = np.random.default_rng(1).random((6, 7))
+    for name in ("a.tif", "a.png"):
+        io.write_image(tmp_path / name, image, bits=16)
+        assert np.abs(io.read_image(tmp_path / name) - image).max() < 1e-5
+    io.write_image(tmp_path / "c.tif", np.stack([image] * 3, -1), bits=16)
+    assert io.stored_white(tmp_path / "c.tif") == 65535
+    with pytest.raises(ValueError, match="cannot hold 16 bits"):
+        io.write_image(tmp_path / "c.png", np.stack([image] * 3, -1), bits=16)
+    with pytest.raises(ValueError, match="cannot hold 16 bits"):
+        io.write_image(tmp_path / "a.jpg", image, bits=16)
+
+
+def run(capsys, *argv):
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cli_restores_counts_of_a_16_bit_tiff_into_a_16_bit_tiff(tmp_path, capsys):
+    clean = counts((48, 48))
+    noisy = clean + np.random.default_rng(2).normal(0, 60, clean.shape)
+    tifffile.imwrite(tmp_path / "noisy.tif", np.round(noisy).astype(np.uint16))
+    tifffile.imwrite(tmp_path / "clean.tif", clean)
+    argv = ["reconstruct", tmp_path / "noisy.tif", tmp_path / "out.tif", "--task", "denoise"]
+    status, out, _ = run(capsys, *argv, "--units", "data", "--sigma", "60", "--threads", "1")
+    assert status == 0 and "in the input's counts, 16 bits" in out
+    restored = tifffile.imread(tmp_path / "out.tif")
+    assert restored.dtype == np.uint16 and 2000 < restored.max() < 3500  # counts, not [0, 1]
+    error = np.abs(restored.astype(float) - clean).mean()
+    assert error < 0.8 * np.abs(noisy - clean).mean()
+    argv = ["compare", tmp_path / "noisy.tif", "--task", "denoise", "--units", "data"]
+    argv += ["--sigma", "60", "--methods", "tv", "--out", tmp_path / "cmp", "-q"]
+    assert run(capsys, *argv, "--truth", tmp_path / "clean.tif")[0] == 0
+    values = np.load(tmp_path / "cmp" / "tv-values.npy")
+    assert 2000 < values.max() < 3500
+
+
+def test_cli_keeps_16_bits_of_an_image_and_notes_a_range_barely_used(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "dim.tif", counts((32, 32)))
+    argv = ["reconstruct", tmp_path / "dim.tif", tmp_path / "out.tif", "--task", "denoise"]
+    status, out, err = run(capsys, *argv, "--sigma", "1", "--threads", "1")
+    assert status == 0 and "16 bits, as the input" in out
+    assert "uses 4.6 % of its 16-bit range" in err and "--units data" in err
+    assert tifffile.imread(tmp_path / "out.tif").dtype == np.uint16
