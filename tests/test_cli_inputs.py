@@ -117,6 +117,31 @@ def test_blur_kernels_from_files_are_normalised_and_bad_ones_refused(tmp_path, n
     assert not (tmp_path / "c.npy").exists()
 
 
+def test_an_off_centre_psf_gets_a_note_and_a_centred_one_none(tmp_path, noisy, capsys):
+    blur = ("--task", "blur", "--sigma", "0")
+    psf = np.zeros((9, 9))
+    psf[3:6, 3:6] = 1  # centred on pixel (4, 4)
+    np.save(tmp_path / "centred.npy", psf)
+    np.save(tmp_path / "off.npy", np.roll(psf, (0, 3), axis=(0, 1)))
+    status, _, err = run(
+        capsys, "degrade", noisy, tmp_path / "a.npy", *blur, "--kernel", tmp_path / "centred.npy"
+    )
+    assert status == 0 and "centre of mass" not in err
+    status, _, err = run(
+        capsys, "degrade", noisy, tmp_path / "b.npy", *blur, "--kernel", tmp_path / "off.npy"
+    )
+    assert status == 0 and "+0.0 rows and +3.0 columns from its centre pixel (4, 4)" in err
+
+
+def test_an_output_folder_that_takes_no_files_fails_before_the_work(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(io.tempfile, "mkstemp", refuse)
+    with pytest.raises(ValueError, match=r"cannot write '.*out\.png': Permission denied"):
+        io.check_output(tmp_path / "out.png")
+
+
 def test_outputs_never_overwrite_inputs_even_with_force(tmp_path, noisy, capsys):
     folder = tmp_path / "cmp"
     folder.mkdir()

@@ -102,8 +102,9 @@ model for k-space measured on a scanner, which carries an image phase)."""
 
 
 KERNEL_HELP = (
-    "blur: a kernel file (.npy) or a named kernel, gaussian:STD, motion:LENGTH:ANGLE or "
-    "box:SIZE (pixels, degrees); default gaussian:1.6"
+    "blur: a kernel (PSF) file (.npy, TIFF, PNG; its centre at pixel (rows // 2, cols // 2), "
+    "normalised to sum 1) or a named kernel, gaussian:STD, motion:LENGTH:ANGLE or box:SIZE "
+    "(pixels, degrees); default gaussian:1.6"
 )
 
 
@@ -659,7 +660,26 @@ def _read_kernel(text: str | None, task: str) -> np.ndarray | None:
     if abs(total - 1) > 1e-6:
         note = f"the kernel in {text!r} sums to {total:.6g}; it is normalised to sum 1"
         warnings.warn(note, UserWarning, stacklevel=2)
+    _note_off_centre(kernel / total, text)
     return kernel / total
+
+
+def _note_off_centre(kernel: np.ndarray, name: str) -> None:
+    """A note where a kernel's centre of mass lies over half a pixel from its centre pixel
+    ``(rows // 2, cols // 2)``, where the blur operator puts it: the result shifts by as much."""
+    rows, cols = np.indices(kernel.shape)
+    mass = (float((rows * kernel).sum()), float((cols * kernel).sum()))
+    centre = (kernel.shape[0] // 2, kernel.shape[1] // 2)
+    offset = (mass[0] - centre[0], mass[1] - centre[1])
+    if max(abs(offset[0]), abs(offset[1])) > 0.5:
+        warnings.warn(
+            f"the kernel in {name!r} has its centre of mass at pixel ({mass[0]:.1f}, "
+            f"{mass[1]:.1f}), {offset[0]:+.1f} rows and {offset[1]:+.1f} columns from its centre "
+            f"pixel {centre}: the result shifts by as much; centre the PSF there (np.roll) "
+            "if that is not meant",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _run_reconstruct(args: argparse.Namespace) -> None:

@@ -595,6 +595,12 @@ def check_output(path: str | os.PathLike, force: bool = False) -> Path:
         raise ValueError(f"output {str(path)!r} exists; pass --force to overwrite it")
     if not path.parent.is_dir():
         raise ValueError(f"the folder of output {str(path)!r} does not exist")
+    try:  # a probe, so a folder that takes no files fails now, not after the work
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as err:
+        raise ValueError(f"cannot write {str(path)!r}: {err.strerror or err}") from None
+    os.close(fd)
+    os.unlink(probe)
     return path
 
 
@@ -632,12 +638,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     path = Path(path)
     if not path.parent.is_dir():
         raise ValueError(f"the folder of {str(path)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    except OSError as err:
+        raise ValueError(f"cannot write {str(path)!r}: {err.strerror}") from None
     os.close(fd)
     try:
         write(tmp)
         os.chmod(tmp, _mode(path))
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise ValueError(f"cannot write {str(path)!r}: {err.strerror or err}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
