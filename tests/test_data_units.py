@@ -650,3 +650,19 @@ def test_an_hdu_named_in_brackets_is_read(tmp_path, capsys):
     ]
     assert run(capsys, *argv, "--noise-map", f"{tmp_path / 'mef.fits'}[ERR]")[0] == 0
     assert io.is_fits("obs.fits[SCI]") and not (tmp_path / "o.fits[SCI]").exists()
+
+
+def test_a_subtracted_sky_comes_back_without_its_noise_cut_off_at_zero():
+    """Estimates lie in [0, peak]: noise about a sky lowered to 0 would be clipped there and
+    the sky come back lifted. Image-plane tasks lower the image only to its darkest pixels."""
+    sky = np.full((48, 48), 100.0)
+    sky[20:28, 20:28] += 400  # one bright object
+    noisy = sky + np.random.default_rng(5).normal(0, 5, sky.shape)
+    from rimkit.zoo import load_model
+
+    model = load_model("denoise-gray").model
+    out = restore(noisy, "denoise", model, sigma=5.0, units="data", background="auto")
+    dark = np.ones(sky.shape, bool)
+    dark[16:32, 16:32] = False
+    assert abs(float(out.image[dark].mean()) - 100) < 0.5
+    assert out.background == pytest.approx(100, abs=1)

@@ -287,8 +287,9 @@ def restore(
     if peak is not None and units != "data":
         raise ValueError("peak sets the white of data in their own units: give units='data'")
     sky = _background_level(image, task, background, mask, units)  # in the image's values
+    lowered = sky if task == "lensing" else _lowered_by(image, sky, mask)
     if sky:
-        image = image - sky
+        image = image - lowered
     if units == "data" and task != "mri":
         _check_real_array(image)
         if mask is not None and np.shape(mask) == image.shape[:2]:
@@ -327,8 +328,22 @@ def restore(
     if isinstance(sigma, np.ndarray):
         sigma_out = sigma  # the noise map, as given
     if sky and task != "lensing":  # the sky lies in the image plane, not in the source
-        frames = [frame + sky for frame in frames]
+        frames = [frame + lowered for frame in frames]
     return Restored(frames[-1], frames, sigma_out, sky * (255.0 if units == "image" else 1.0))
+
+
+def _lowered_by(image: np.ndarray, sky: float, mask: np.ndarray | None) -> float:
+    """How far :func:`restore` lowers an image-plane measurement for its background ``sky``:
+    by the sky, but no further than its darkest measured pixels (the 0.5th percentile), so
+    the noise about a sky of nearly no signal stays above 0, where the models' estimates lie
+    (the sky's level comes back as it went in, not lifted by the half of its noise cut off).
+    A lensed source lies behind the sky: lensing subtracts all of it."""
+    if not sky:
+        return 0.0
+    values = np.asarray(image, dtype=np.float64)
+    if mask is not None and np.shape(mask) == values.shape[:2]:
+        values = values[np.asarray(mask, dtype=np.float64) > 0.5]
+    return min(sky, float(np.percentile(values, 0.5))) if values.size else sky
 
 
 def _background_level(
