@@ -32,6 +32,7 @@ from PIL import Image
 from rimkit.evaluate.figures import convergence_figure, crop_grid
 from rimkit.evaluate.metrics import psnr, ssim, to_8bit
 from rimkit.evaluate.report import atomic_write_bytes, atomic_write_text, write_report
+from rimkit.evaluate.runner import check_baselines
 from rimkit.io import check_image_range, check_output_folder, read_image
 from rimkit.noise import GaussianNoise, simulate
 from rimkit.operators import (
@@ -108,6 +109,23 @@ def _measure(
     return op, op(x), 0.0
 
 
+def baselines(setting: Setting) -> tuple[list[tuple[str, Any]], list[str]]:
+    """The setting's baselines as ``(name, solver)`` pairs, and a note for each one skipped
+    because its optional extra (e.g. ``bm3d``) is not installed.
+
+    The extra is checked here: BM3D imports its package only when it runs.
+    """
+    methods, notes = [], []
+    for name in setting.baselines:
+        try:
+            check_baselines([name], setting.task)
+        except ValueError as err:  # only an extra can be missing: the names are fixed here
+            notes.append(f"{setting.name}: {name} skipped ({err}).")
+            continue
+        methods.append((name, _baseline(name, setting)))
+    return methods, notes
+
+
 def _baseline(name: str, setting: Setting):
     options: dict[str, Any] = {}
     if name in ("tv", "fista-wavelet"):
@@ -145,7 +163,17 @@ def run_demo(
     out = check_output_folder(out, force, inputs=[image])
     truth = _crop(read_image(image, gray=True), crop)
     check_image_range(truth, image)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run(out, image, truth, seed, progress)
+    except BaseException:
+        if created and not any(out.iterdir()):  # a failed run leaves no empty folder of its own
+            out.rmdir()
+        raise
+
+
+def _run(out: Path, image: str, truth: np.ndarray, seed: int, progress: bool) -> dict[str, Any]:
     x = torch.from_numpy(truth).float()[None, None]  # (1, 1, H, W)
     shipped = {card.name for card in list_models()}
     rows, curves, panels, notes = [], {}, [], []
@@ -161,11 +189,9 @@ def run_demo(
         else:
             notes.append(f"{setting.name}: the RIM '{setting.model}' is not shipped yet.")
             rows.append(_row(setting, f"RIM {setting.model}", None, None, None))
-        for name in setting.baselines:
-            try:
-                methods.append((name, _baseline(name, setting)))
-            except ImportError as err:
-                notes.append(f"{setting.name}: {name} skipped ({err}).")
+        tuned, skipped = baselines(setting)
+        methods += tuned
+        notes += skipped
         start = initial_estimate(op, y, like=x)  # the baselines were tuned from this start
         for label, method in methods:
             tic = time.perf_counter()

@@ -48,9 +48,9 @@ EXAMPLES = """examples:
       --kinds gaussian fourier --ratio 0.1 0.5 --curve-steps 40
   rimkit eval --model 3task --task lensing --data ../shared/data/eval/BSD68 \\
       --einstein-radius 0.3 0.45 --psf 1 --sigma 5 --baselines tv,cg-tikhonov
-  rimkit eval --model mri --task mri --data ../shared/data/mri/dipy_b0_10slices.npz \
+  rimkit eval --model mri --task mri --data ../shared/data/mri/dipy_b0_10slices.npz \\
       --acceleration 4 8 --baselines zero-filled,tv,fista-wavelet
-  rimkit eval --model mri --task mri --data knee_singlecoil_val/ --measured \
+  rimkit eval --model mri --task mri --data knee_singlecoil_val/ --measured \\
       --acceleration 4 8 --limit 10    # fastMRI's protocol on the files' own k-space
 
 Writes into --out (default evals/LABEL-TASK): results.csv (per image), summary.md and
@@ -101,6 +101,8 @@ def register(
         "--task",
         required=True,
         choices=["denoise", "sr", "inpaint", "blur", "projection", "lensing", "mri"],
+        help="the inverse problem, evaluated under its protocol (an option whose help "
+        "starts 'TASK:' applies to that task only)",
     )
     parser.add_argument(
         "--data",

@@ -17,7 +17,7 @@ import torch.multiprocessing as mp
 
 from rimkit.runtime import check_device
 from rimkit.train.config import ExperimentConfig
-from rimkit.train.loop import TrainingDiverged, check_data, train
+from rimkit.train.loop import TrainingDiverged, check_data, check_tensorboard, train
 
 
 def free_port() -> int:
@@ -68,6 +68,7 @@ def launch(
             f"{torch.cuda.device_count()} or fewer (or optim.device=cpu)"
         )
     check_data(cfg)
+    check_tensorboard(cfg)
     Path(out).mkdir(parents=True, exist_ok=True)
     try:
         mp.spawn(

@@ -236,14 +236,29 @@ class CsvLog:
         atomic_write(self.path, rewrite)
 
 
-def _tensorboard(folder: Path):
+def check_tensorboard(cfg: ExperimentConfig) -> None:
+    """With ``optim.tensorboard``, fail before anything is written when TensorBoard is missing.
+
+    Example:
+        >>> check_tensorboard(ExperimentConfig())  # tensorboard off: nothing to check
+    """
+    if cfg.optim.tensorboard:
+        _summary_writer()
+
+
+def _summary_writer() -> type:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise ValueError(
-            "optim.tensorboard needs TensorBoard: pip install 'rimkit[tensorboard]'"
+            "optim.tensorboard needs TensorBoard, which is not installed: "
+            "pip install 'rimkit[tensorboard]' (or set optim.tensorboard=false)"
         ) from None
-    return SummaryWriter(str(folder / "tensorboard"))
+    return SummaryWriter
+
+
+def _tensorboard(folder: Path):
+    return _summary_writer()(str(folder / "tensorboard"))
 
 
 def _fmt(value: Any) -> str:
@@ -274,6 +289,7 @@ def train(
             f"train takes an ExperimentConfig (e.g. load_config(path)), got {type(cfg).__name__}"
         )
     cfg.check()
+    check_tensorboard(cfg)
     dist = Distributed.from_env()
     out = Path(out_dir)
     if not resume and not force:

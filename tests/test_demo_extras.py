@@ -1,0 +1,50 @@
+"""`rimkit demo` without optional extras: a missing baseline is skipped with a note."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from rimkit import demo
+from rimkit.demo import SETTINGS, baselines, run_demo
+
+DENOISE = next(s for s in SETTINGS if "bm3d" in s.baselines)
+
+
+@pytest.fixture
+def no_bm3d(monkeypatch):
+    """``import bm3d`` raises ImportError, as on an install without the ``bm3d`` extra."""
+    monkeypatch.setitem(sys.modules, "bm3d", None)
+
+
+def test_a_baseline_whose_extra_is_missing_is_skipped_with_a_note(no_bm3d):
+    methods, notes = baselines(DENOISE)
+    assert [name for name, _ in methods] == [n for n in DENOISE.baselines if n != "bm3d"]
+    assert len(notes) == 1 and "bm3d skipped" in notes[0]
+    assert "pip install 'rimkit[bm3d]'" in notes[0]
+
+
+def test_the_demo_runs_on_without_bm3d(no_bm3d, monkeypatch, tmp_path):
+    monkeypatch.setattr(demo, "SETTINGS", (DENOISE,))
+    result = run_demo(tmp_path / "out", crop=24, progress=False)
+    methods = {row["method"] for row in result["rows"]}
+    assert "bm3d" not in methods and "tv" in methods
+    assert any("bm3d skipped" in note for note in result["notes"])
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
+
+
+def test_a_failed_demo_leaves_no_empty_folder_of_its_own(monkeypatch, tmp_path):
+    def fail(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(demo, "_measure", fail)
+    with pytest.raises(RuntimeError, match="boom"):
+        run_demo(tmp_path / "out", crop=24, progress=False)
+    assert not (tmp_path / "out").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    with pytest.raises(RuntimeError, match="boom"):
+        run_demo(kept, crop=24, progress=False)
+    assert kept.is_dir()  # a folder the user made stays
