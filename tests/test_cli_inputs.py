@@ -318,3 +318,27 @@ def test_reconstruct_and_compare_take_threads(tmp_path, noisy, capsys):
         assert status == 2 and "--threads must be >= 1, got 0" in err
     finally:
         torch.set_num_threads(before)
+
+
+def test_no_command_shows_the_overview(capsys):
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "usage: rimkit" in err and "degrade" in err and "required" not in err
+
+
+def test_a_reader_that_stops_early_is_no_error():
+    import subprocess
+    import sys
+
+    child = (
+        "import rimkit.cli as cli\n"
+        "cli._run_models = lambda args: [print('x' * 999) for _ in range(1000)]\n"
+        "raise SystemExit(cli.main(['models']))"
+    )  # a megabyte: more than the pipe holds, so the writer meets the closed end
+    cmd = [sys.executable, "-c", child]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # as `| head -1` does
+    status, err = proc.wait(timeout=120), proc.stderr.read().decode()
+    proc.stderr.close()
+    assert status == 0 and "error" not in err, err

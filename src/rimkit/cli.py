@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import traceback
 import warnings
@@ -162,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         "under-sampled by the mask",
     )
     deg.add_argument("output", help="measurement file (.png, .jpg, .tif, .npy or .fits)")
-    deg.add_argument("--task", required=True, choices=TASKS)
+    deg.add_argument(
+        "--task", required=True, choices=TASKS, help="the forward model that degrades the image"
+    )
     deg.add_argument(
         "--sigma",
         type=float,
@@ -320,7 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags that describe a measurement (task, noise, forward model, lens) and how to
     run on it (tiles, device): shared by ``reconstruct`` and ``compare``."""
-    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument(
+        "--task",
+        required=True,
+        choices=TASKS,
+        help="the inverse problem the input is a measurement of (an option whose help starts "
+        "'TASK:' applies to that task only)",
+    )
     parser.add_argument(
         "--sigma",
         type=_sigma_or_auto,
@@ -373,7 +382,9 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
         "reconstructs x past y's edges and writes y's field of view",
     )
     parser.add_argument("--tile", type=int, help="reconstruct in overlapping tiles of this size")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument(
+        "--device", default="cpu", choices=["cpu", "cuda"], help="where the RIM runs (cpu)"
+    )
     parser.add_argument(
         "--threads", type=int, help="CPU threads for torch and BM3D alike (default: torch's)"
     )
@@ -1166,6 +1177,10 @@ def _run_train(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # no command: the overview, not a usage error about a missing argument
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     args = parser.parse_args(argv)
     from rimkit.runtime import reuse_freed_memory
 
@@ -1175,6 +1190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("default")  # each run shows its notes (once per place)
             warnings.showwarning = _note_printer(args.command)
             args.run(args)
+    except BrokenPipeError:  # the reader stopped early (rimkit models | head): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (ValueError, OSError) as err:
         if args.debug:
             traceback.print_exc()
