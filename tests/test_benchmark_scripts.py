@@ -18,7 +18,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_"))
-WITH_DATA = [s for s in SCRIPTS if s not in ("layout.py", "train_speed.py")]
+WITH_DATA = [s for s in SCRIPTS if s not in ("layout.py", "photon.py", "train_speed.py")]
 """The scripts built on ``_common.parser`` (``--data``, ``--model``, ``--output`` ...)."""
 ABSENT = "absent=no-such-model"
 

@@ -116,6 +116,7 @@ MASK_HELP = (
     "fastMRI's random or equispaced columns (a fully sampled centre of 0.32 / R)"
 )
 VOLUME_HELP = f"{SLICE_HELP}, or all: every slice, written as one (slices, H, W) .npy"
+NOISE_KINDS = ("gaussian", "poisson")
 UNITS = ("image", "data")  # rimkit.pipeline.UNITS, without importing torch for --help
 SAME_GRID_TASKS = ("denoise", "inpaint", "blur")
 """Tasks whose restored image has the measurement's pixel grid (a valid blur's is cropped back)."""
@@ -346,6 +347,29 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
         "its inverse-variance mean",
     )
     parser.add_argument(
+        "--noise",
+        choices=NOISE_KINDS,
+        default="gaussian",
+        help="denoise: gaussian (one sigma, --sigma), or poisson: photon counts (a camera's or "
+        "detector's; --units data), whose noise grows with the signal, made Gaussian by the "
+        "generalised Anscombe transform with --gain, --read-noise and --offset",
+    )
+    parser.add_argument(
+        "--gain", type=float, default=1.0, help="--noise poisson: counts per photon (1)"
+    )
+    parser.add_argument(
+        "--read-noise",
+        type=float,
+        default=0.0,
+        help="--noise poisson: the detector's Gaussian read noise, std in counts (0)",
+    )
+    parser.add_argument(
+        "--offset",
+        type=float,
+        default=0.0,
+        help="--noise poisson: the dark level (bias) every pixel's counts carry (0)",
+    )
+    parser.add_argument(
         "--peak",
         type=float,
         help="--units data: the value taken as the models' white (default: the measurement's "
@@ -519,10 +543,12 @@ def _run_degrade(args: argparse.Namespace) -> None:
 
 
 def _units(args: argparse.Namespace, path: str) -> str:
-    """``--units``, by default ``data`` for a FITS file (it has no white level), else ``image``."""
+    """``--units``, by default ``data`` for a FITS file (it has no white level) and for photon
+    counts (``--noise poisson``), else ``image``."""
     from rimkit.io import is_fits
 
-    return args.units or ("data" if is_fits(path) else "image")
+    counts = getattr(args, "noise", "gaussian") == "poisson"
+    return args.units or ("data" if is_fits(path) or counts else "image")
 
 
 def _picture_of_values(output: Path, units: str) -> bool:
@@ -754,9 +780,7 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
             runs += f" (values / their maximum, {peak:.4g}; .fits or .npy keep the values)"
         elif bits == 16:
             runs += " (16 bits, as the input)"
-        if args.sigma == "auto" or (
-            args.sigma is None and args.task == "denoise" and not args.noise_map
-        ):
+        if _sigma_estimated(args):
             scale = "the data's units" if units == "data" else "0-255 scale"
             print(f"noise level estimated from the input: sigma {result.sigma:.4g} ({scale})")
         if args.background is not None:
@@ -889,6 +913,7 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
         sigma = read_image(args.noise_map)
     options = {
         "sigma": sigma,
+        "photons": _photon_noise(args),
         "scale": _sr_scale(args),
         "mask": mask,
         "kernel": _read_kernel(args.kernel, args.task),
@@ -903,6 +928,31 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
     if args.peak is not None and options["units"] != "data":
         raise UsageError("--peak sets the white of data in their own units: give --units data")
     return image, options
+
+
+def _sigma_estimated(args: argparse.Namespace) -> bool:
+    """Whether the noise level was estimated from the input (``--sigma auto``, or no sigma of
+    any kind for denoising)."""
+    told = args.sigma is not None or args.noise_map is not None or args.noise == "poisson"
+    return args.sigma == "auto" or (args.task == "denoise" and not told)
+
+
+def _photon_noise(args: argparse.Namespace) -> Any:
+    """``--noise poisson``'s detector (:class:`rimkit.photon.PhotonNoise`), else ``None``."""
+    from rimkit.photon import PhotonNoise
+
+    detector = {"gain": args.gain, "read_noise": args.read_noise, "offset": args.offset}
+    if args.noise != "poisson":
+        if detector != {"gain": 1.0, "read_noise": 0.0, "offset": 0.0}:
+            raise UsageError("--gain, --read-noise and --offset describe --noise poisson")
+        return None
+    if args.task != "denoise":
+        raise UsageError("--noise poisson applies to --task denoise only")
+    if args.units == "image":
+        raise UsageError("--noise poisson takes photon counts: --units data (the default there)")
+    if args.sigma is not None or args.noise_map is not None:
+        raise UsageError("--noise poisson: the noise follows the counts; leave --sigma out")
+    return PhotonNoise(**detector)
 
 
 def _run_compare(args: argparse.Namespace) -> None:
@@ -940,9 +990,7 @@ def _run_compare(args: argparse.Namespace) -> None:
         out, results, shown, truth, peak=peak, force=args.force, values=values, header=header
     )
     if not args.quiet:
-        if args.sigma == "auto" or (
-            args.sigma is None and args.task == "denoise" and not args.noise_map
-        ):
+        if _sigma_estimated(args):
             sigma = results[0].sigma
             print(f"noise level estimated from the input: sigma {sigma:.4g}, told every method")
         if args.background is not None:

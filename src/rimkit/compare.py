@@ -125,7 +125,8 @@ def compare(
                 **restore_options,
             )
         seconds = time.perf_counter() - tic
-        restore_options["sigma"] = restored.sigma  # estimated once, if "auto"; then told all
+        if restore_options.get("photons") is None:  # photon noise follows the counts
+            restore_options["sigma"] = restored.sigma  # estimated once, if "auto"; told all
         result = restored.image
         if task == "mri" and truth is not None:  # fastMRI scores the reference's central crop
             result = center_crop(result, truth.shape)

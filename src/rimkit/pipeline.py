@@ -57,6 +57,7 @@ from rimkit.operators import (
     sampled_mask,
     with_image_phase,
 )
+from rimkit.photon import PhotonNoise
 from rimkit.reconstruct import RIMReconstructor
 from rimkit.self_ensemble import ENSEMBLE_TASKS, SelfEnsemble, check_size
 
@@ -229,6 +230,7 @@ def restore(
     units: str = "image",
     peak: float | None = None,
     background: float | str | None = None,
+    photons: PhotonNoise | None = None,
 ) -> Restored:
     """Reconstruct ``x`` from the measurement ``image`` (``(H, W[, C])``; complex k-space for
     MRI) with ``model``, or with the classical ``baseline`` of that name instead
@@ -270,7 +272,10 @@ def restore(
     except for lensing, whose source lies behind the sky. A ``mask`` of a denoise, blur, sr or
     lensing measurement (white = measured) leaves its bad pixels out of the likelihood
     (:data:`BAD_PIXEL_TASKS`); the noise level ``"auto"`` and the data's peak are read from the
-    measured pixels only.
+    measured pixels only. ``photons`` (:class:`rimkit.photon.PhotonNoise`: gain, read noise,
+    dark offset) denoises photon counts (``units="data"``, no ``sigma``), whose noise grows
+    with the signal: made Gaussian of sigma 1 by the generalised Anscombe transform, denoised,
+    and mapped back by its unbiased inverse; ``sigma`` comes back as 1, in those units.
 
     Example (a lensed galaxy in counts):
         >>> from rimkit.models import build_rim
@@ -284,6 +289,15 @@ def restore(
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    if photons is not None:
+        _check_photon_counts(task, sigma, units, peak, background)
+        kept = photons.stabilise(image)  # noise of sigma 1, nearly Gaussian
+        out = restore(
+            kept, task, model, baseline=baseline, sigma=1.0, mask=mask, steps=steps, tile=tile,
+            progress=progress, ensemble=ensemble, units="data",
+        )  # fmt: skip
+        frames = [photons.unstabilise(frame) for frame in out.frames]
+        return Restored(frames[-1], frames, out.sigma)
     if peak is not None and units != "data":
         raise ValueError("peak sets the white of data in their own units: give units='data'")
     sky = _background_level(image, task, background, mask, units)  # in the image's values
@@ -330,6 +344,28 @@ def restore(
     if sky and task != "lensing":  # the sky lies in the image plane, not in the source
         frames = [frame + lowered for frame in frames]
     return Restored(frames[-1], frames, sigma_out, sky * (255.0 if units == "image" else 1.0))
+
+
+def _check_photon_counts(
+    task: str, sigma: object, units: str, peak: object, background: object
+) -> None:
+    """Refuse what photon-counting noise (:class:`rimkit.photon.PhotonNoise`) leaves no room for."""
+    if task != "denoise":
+        raise ValueError(
+            "photon-counting noise is made Gaussian for denoising only (task='denoise')"
+        )
+    if units != "data":
+        raise ValueError("photon counts are data in their own units: give units='data'")
+    if sigma is not None:
+        raise ValueError(
+            "with photon-counting noise the noise follows the signal: leave sigma out (give the "
+            "detector's gain and read noise instead)"
+        )
+    if peak is not None or background is not None:
+        raise ValueError(
+            "with photon-counting noise give the detector's dark level as its offset, not a "
+            "peak or background"
+        )
 
 
 def _lowered_by(image: np.ndarray, sky: float, mask: np.ndarray | None) -> float:

@@ -1,0 +1,115 @@
+"""Photon-counting noise: the generalised Anscombe transform, its unbiased inverse, and
+denoising photon counts through it (API and command line). Generated images only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from rimkit.cli import main
+from rimkit.photon import PhotonNoise
+from rimkit.pipeline import restore
+
+
+def spots(n: int = 64, seed: int = 0) -> np.ndarray:
+    """A fluorescence-like scene in [0, 1]: bright Gaussian spots on a dark field."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:n, :n]
+    image = np.zeros((n, n))
+    for _ in range(8):
+        cy, cx, r = rng.uniform(0, n), rng.uniform(0, n), rng.uniform(2, 6)
+        image += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
+    return image / image.max()
+
+
+def detector_counts(photons: np.ndarray, detector: PhotonNoise, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0, detector.read_noise, photons.shape)
+    return detector.gain * rng.poisson(photons) + noise + detector.offset
+
+
+@pytest.mark.parametrize("mean", [5.0, 20.0, 200.0])
+def test_the_transform_makes_the_noise_unit_and_its_inverse_is_unbiased(mean):
+    detector = PhotonNoise(gain=2.5, read_noise=3.0, offset=100.0)
+    z = detector_counts(np.full(200_000, mean), detector)
+    stabilised = detector.stabilise(z)
+    assert stabilised.std() == pytest.approx(1.0, abs=0.05)
+    back = detector.unstabilise(np.array([stabilised.mean()]))[0]
+    assert back == pytest.approx(2.5 * mean + 100.0, rel=0.01)
+
+
+def test_the_unbiased_inverse_holds_where_the_algebraic_one_is_biased():
+    detector = PhotonNoise()
+    z = detector_counts(np.full(200_000, 2.0), detector)
+    mean = detector.stabilise(z).mean()
+    algebraic = (mean / 2) ** 2 - 3 / 8
+    assert detector.unstabilise(np.array([mean]))[0] == pytest.approx(2.0, abs=0.05)
+    assert abs(algebraic - 2.0) > 0.15
+    assert detector.unstabilise(np.array([0.0, 1.0]))[0] == 0.0  # no photons: no counts
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"gain": 0.0}, "gain"),
+        ({"gain": True}, "gain"),
+        ({"read_noise": -1.0}, "read_noise"),
+        ({"offset": float("nan")}, "offset"),
+    ],
+)
+def test_bad_detectors_are_named(options, message):
+    with pytest.raises(ValueError, match=message):
+        PhotonNoise(**options)
+
+
+@pytest.fixture(scope="module")
+def denoiser():
+    from rimkit.zoo import load_model
+
+    return load_model("denoise-gray").model
+
+
+def test_photon_counts_denoise_better_through_the_transform(denoiser):
+    detector = PhotonNoise(gain=2.0, read_noise=2.0, offset=100.0)
+    photons = 20 * spots()
+    z = detector_counts(photons, detector)
+    truth = 2.0 * photons + 100.0
+
+    def psnr(estimate: np.ndarray) -> float:
+        return float(10 * np.log10(40.0**2 / np.mean((estimate - truth) ** 2)))
+
+    plain = restore(z, "denoise", denoiser, units="data")  # one sigma, estimated
+    counted = restore(z, "denoise", denoiser, units="data", photons=detector)
+    assert psnr(counted.image) > psnr(plain.image) + 2.0 > psnr(z) + 2.0
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"task": "blur"}, "denoising only"),
+        ({"sigma": 5.0}, "leave sigma out"),
+        ({"units": "image"}, "units='data'"),
+        ({"background": "auto"}, "offset"),
+    ],
+)
+def test_what_photon_noise_leaves_no_room_for_is_refused(options, message):
+    options = {"task": "denoise", "units": "data", **options}
+    with pytest.raises(ValueError, match=message):
+        restore(np.ones((16, 16)), model=None, baseline="tv", photons=PhotonNoise(), **options)
+
+
+def test_cli_denoises_photon_counts_and_refuses_stray_options(tmp_path, capsys):
+    detector = PhotonNoise(gain=2.0, read_noise=2.0, offset=100.0)
+    z = detector_counts(20 * spots(48), detector)
+    tifffile.imwrite(tmp_path / "z.tif", np.clip(np.round(z), 0, None).astype(np.uint16))
+    argv = ["reconstruct", str(tmp_path / "z.tif"), str(tmp_path / "o.tif"), "--task", "denoise"]
+    poisson = ["--noise", "poisson", "--gain", "2", "--read-noise", "2", "--offset", "100"]
+    assert main([*argv, *poisson, "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "in the input's counts" in out and "estimated" not in out
+    assert 90 < tifffile.imread(tmp_path / "o.tif").mean() < 140  # counts about the offset
+    assert main([*argv[:-1], "blur", *poisson, "--force"]) == 2
+    assert "--task denoise only" in capsys.readouterr().err
+    assert main([*argv, "--gain", "2", "--force"]) == 2
+    assert "describe --noise poisson" in capsys.readouterr().err
