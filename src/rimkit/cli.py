@@ -819,8 +819,9 @@ def _reconstruct_volume(args: argparse.Namespace, output: Path) -> None:
         raise UsageError("--trajectory and --ensemble take one slice, not --slice all")
     if args.maps is not None and args.maps not in (*COIL_MAP_METHODS, NO_MAPS):
         raise UsageError("--slice all estimates each slice's maps: --maps espirit, lowres or none")
-    args.slice = 0
+    args.slice, quiet, args.quiet = 0, args.quiet, True  # no "slice 0 of N" line: all are taken
     image, options = _read_measurement(args)  # slice 0, and the options every slice shares
+    args.quiet = quiet
     name, model, _, _ = _load_method(args, image)
     slices = slice_count(args.input)
     volume = []

@@ -539,7 +539,8 @@ def _check_measurement(image: np.ndarray, task: str) -> None:
     if not (np.issubdtype(image.dtype, np.floating) or np.iscomplexobj(image)):
         raise ValueError(
             f"the image holds {image.dtype} values; restore takes float images in [0, 1]: "
-            "divide 8-bit data by 255 (rimkit.io.read_image scales image files), or give "
+            "divide 8-bit data by 255 and 16-bit by 65535 (rimkit.io.read_image scales image "
+            "files), or give "
             "data of another scale with units='data'"
         )
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
