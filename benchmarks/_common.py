@@ -484,6 +484,17 @@ def table(rows: list[list[object]]) -> str:
     return markdown_table(rows)
 
 
+def write_table(
+    section: str, title: str, notes: str, rows: list[list[object]], output: str | os.PathLike
+) -> Path:
+    """Replace ``section`` of ``output`` with a title, the machine, the command, ``notes``
+    and the table of ``rows``: the section of a script without an image protocol."""
+    text = "\n\n".join(
+        [f"## {title}", machine_line(), f"- command: `{command()}`", notes, table(rows)]
+    )
+    return write_section(section, text, output)
+
+
 def missing_note(entries: Sequence[ModelEntry]) -> str:
     lines = [f"- `{e.label}` ({e.source}): {MISSING}: {e.why}" for e in entries if e.method is None]
     return (

@@ -92,19 +92,13 @@ def main() -> None:
         )
         print(name, rows[-1][2:], flush=True)
     h, w = args.size
-    text = "\n\n".join(
-        [
-            "## Memory layout of the cells (CPU inference)",
-            C.machine_line(),
-            f"Command: `{C.command()}`",
-            f"One {h}x{w} image, the whole reconstruction (trained T steps), best of "
-            f"{args.repeats} runs per layout, the layouts alternating in one process. Ratio: "
-            "channels-last seconds over NCHW seconds (below 1 is faster); the last column is "
-            "the largest difference between the two final estimates.",
-            C.table(rows),
-        ]
+    notes = (
+        f"One {h}x{w} image, the whole reconstruction (trained T steps), best of "
+        f"{args.repeats} runs per layout, the layouts alternating in one process. Ratio: "
+        "channels-last seconds over NCHW seconds (below 1 is faster); the last column is "
+        "the largest difference between the two final estimates."
     )
-    C.write_section("layout", text, args.output)
+    C.write_table("layout", "Memory layout of the cells (CPU inference)", notes, rows, args.output)
 
 
 if __name__ == "__main__":

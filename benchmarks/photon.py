@@ -97,24 +97,20 @@ def main() -> None:
                 row += [psnr(plain.image, truth, span), psnr(counted.image, truth, span)]
             rows.append(row)
             print(row, flush=True)
-    text = "\n\n".join(
-        [
-            "## Denoising photon counts (Poisson-Gaussian noise)",
-            C.machine_line(),
-            f"- command: `{C.command()}`",
-            f"A detector of gain {args.gain:g} counts per photon, read noise {args.read_noise:g} "
-            f"counts and dark level {args.offset:g} counts; each scene 256x256 gray, scaled so "
-            "its brightest pixel holds the peak's photons (noise seeded by scene and peak). "
-            "PSNR (dB) over the signal's range against the noise-free counts. 'one sigma': "
-            "told the noise level estimated from the counts (sigma='auto', the default for "
-            "denoising); 'Anscombe': through the generalised Anscombe transform and its "
-            "unbiased inverse (`--noise poisson`, `rimkit.photon`). `spots` is made here "
-            "(bright spots on a dark field, fluorescence-like); `cell` and `camera` ship with "
-            "scikit-image.",
-            C.table(rows),
-        ]
+    notes = (
+        f"A detector of gain {args.gain:g} counts per photon, read noise {args.read_noise:g} "
+        f"counts and dark level {args.offset:g} counts; each scene 256x256 gray, scaled so "
+        "its brightest pixel holds the peak's photons (noise seeded by scene and peak). "
+        "PSNR (dB) over the signal's range against the noise-free counts. 'one sigma': "
+        "told the noise level estimated from the counts (sigma='auto', the default for "
+        "denoising); 'Anscombe': through the generalised Anscombe transform and its "
+        "unbiased inverse (`--noise poisson`, `rimkit.photon`). `spots` is made here "
+        "(bright spots on a dark field, fluorescence-like); `cell` and `camera` ship with "
+        "scikit-image."
     )
-    C.write_section("photon", text, args.output)
+    C.write_table(
+        "photon", "Denoising photon counts (Poisson-Gaussian noise)", notes, rows, args.output
+    )
 
 
 if __name__ == "__main__":
