@@ -10,7 +10,7 @@ import skimage.data
 from PIL import Image
 
 from rimkit.cli import main
-from rimkit.compare import compare, write_comparison
+from rimkit.compare import compare, measurement_scores, write_comparison
 from rimkit.models import RIMConfig
 from rimkit.pipeline import restore, shown_measurement
 from rimkit.train.checkpoint import export_weights
@@ -147,6 +147,8 @@ def test_cli_compare_writes_the_comparison_and_refuses_bad_input(tmp_path, capsy
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "noise level estimated from the input: sigma" in printed and "| tv |" in printed
+    own = psnr(np.round(noisy() * 255).clip(0, 255) / 255, clean())  # the 8-bit protocol
+    assert f"| the measurement itself | - | {own:.2f} |" in printed
     files = sorted(p.name for p in out.iterdir())
     assert "tv.png" in files and any(f.endswith("-tiny.safetensors.png") for f in files)
     assert main(argv) == 2 and "pass --force" in capsys.readouterr().err
@@ -172,3 +174,13 @@ def test_cli_compare_runs_both_shipped_mri_models_by_default(tmp_path, capsys):
     assert main(argv) == 0
     names = sorted(p.stem for p in (tmp_path / "cmp").iterdir() if p.suffix == ".png")
     assert {"mri", "mri-measured", "zero-filled"} <= set(names)
+
+
+def test_the_measurement_is_scored_only_on_the_clean_image_grid():
+    x = clean()
+    assert measurement_scores(noisy(), x, "denoise")[0] == pytest.approx(
+        psnr(np.round(noisy() * 255).clip(0, 255) / 255, x), abs=1e-9
+    )
+    assert measurement_scores(x[::2, ::2], x, "sr") is None
+    assert measurement_scores(noisy(), None, "denoise") is None
+    assert measurement_scores(noisy()[:90], x, "blur") is None  # a valid blur is smaller

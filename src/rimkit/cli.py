@@ -957,7 +957,7 @@ def _photon_noise(args: argparse.Namespace) -> Any:
 
 
 def _run_compare(args: argparse.Namespace) -> None:
-    from rimkit.compare import compare, write_comparison
+    from rimkit.compare import compare, measurement_scores, write_comparison
     from rimkit.evaluate.runner import DEFAULT_BASELINES
     from rimkit.io import check_output_folder, is_fits
     from rimkit.pipeline import BAD_PIXEL_TASKS, MASKLESS_BASELINES, shown_measurement
@@ -987,9 +987,11 @@ def _run_compare(args: argparse.Namespace) -> None:
     if options["units"] == "data" or args.task == "mri":  # pictures show them; keep values
         values = ".fits" if is_fits(args.input) else ".npy"
     header = _fits_header(args.input, args.task in SAME_GRID_TASKS)
+    measured = measurement_scores(image, truth, args.task, options["units"])
     written = write_comparison(
-        out, results, shown, truth, peak=peak, force=args.force, values=values, header=header
-    )
+        out, results, shown, truth, peak=peak, force=args.force, values=values, header=header,
+        measured=measured,
+    )  # fmt: skip
     if not args.quiet:
         if _sigma_estimated(args):
             sigma = results[0].sigma

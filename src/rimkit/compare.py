@@ -169,6 +169,29 @@ def _scores(image: np.ndarray, truth: np.ndarray | None, in_units: bool) -> tupl
     return psnr(estimate, truth), ssim(estimate, truth)
 
 
+SAME_GRID_TASKS = ("denoise", "inpaint", "blur")
+"""Tasks whose measurement lies on the clean image's pixel grid, so it can be scored too."""
+
+
+def measurement_scores(
+    image: np.ndarray, truth: np.ndarray | None, task: str, units: str = "image"
+) -> tuple[float, float] | None:
+    """PSNR and SSIM of the measurement itself against ``truth``, scored as the results are,
+    where it lies on the truth's grid (denoising, inpainting, deblurring of that size): the
+    mark a method must beat. ``None`` elsewhere.
+
+    Example:
+        >>> truth = np.full((16, 16), 0.5)
+        >>> round(measurement_scores(truth + 0.1, truth, "denoise")[0], 1)
+        20.0
+    """
+    if truth is None or task not in SAME_GRID_TASKS or np.iscomplexobj(image):
+        return None
+    if np.shape(image) != np.shape(truth):
+        return None
+    return _scores(np.asarray(image, dtype=np.float64), truth, units == "data")
+
+
 def _least_squares_scale(image: np.ndarray, truth: np.ndarray) -> float:
     """``a`` minimising ``||a x - t||``: ``<x, t> / <x, x>`` (1 for an all-zero ``x``)."""
     energy = float(np.vdot(image, image))
@@ -187,6 +210,7 @@ def write_comparison(
     force: bool = False,
     values: str | None = None,
     header: Any = None,
+    measured: tuple[float, float] | None = None,
 ) -> dict[str, Path]:
     """Write each result as ``OUT/<label>.png``, ``figure.png`` (crops of the measurement
     ``shown`` at the results' size, the results and the ``truth``, side by side),
@@ -196,7 +220,8 @@ def write_comparison(
     by default 1, or each result's maximum where it is above 1. ``values`` (``".npy"`` or
     ``".fits"``, the latter with ``header``) also writes each result's values as they are, as
     ``OUT/<label>-values.npy`` (or ``.fits``): data in their own units, which the pictures only
-    show."""
+    show. ``measured``, the measurement's own scores (:func:`measurement_scores`), adds its
+    row to the table."""
     if values not in (None, ".npy", ".fits"):
         raise ValueError(f"values is '.npy', '.fits' or None, got {values!r}")
     out = check_output_folder(out, force)
@@ -217,7 +242,7 @@ def write_comparison(
     size = min(crop, *results[0].image.shape[:2])
     figure = crop_grid(panels, crop=size)
     written["figure"] = atomic_write_bytes(out / "figure.png", figure)
-    table = _table(results)
+    table = _table(results, measured)
     written["results"] = atomic_write_text(out / "results.md", markdown_table(table) + "\n")
     written["report"] = write_report(
         out / "report.html",
@@ -228,9 +253,13 @@ def write_comparison(
     return written
 
 
-def _table(results: Sequence[Compared]) -> list[list[str]]:
+def _table(
+    results: Sequence[Compared], measured: tuple[float, float] | None = None
+) -> list[list[str]]:
     scored = any(r.psnr is not None for r in results)
     rows = [["method", "seconds"] + (["PSNR (dB)", "SSIM"] if scored else [])]
+    if scored and measured is not None:
+        rows.append(["the measurement itself", "-", f"{measured[0]:.2f}", f"{measured[1]:.4f}"])
     for r in results:
         cells = [r.label, f"{r.seconds:.2f}"]
         if scored:
