@@ -92,3 +92,68 @@ def test_cli_keeps_16_bits_of_an_image_and_notes_a_range_barely_used(tmp_path, c
     assert status == 0 and "16 bits, as the input" in out
     assert "uses 4.6 % of its 16-bit range" in err and "--units data" in err
     assert tifffile.imread(tmp_path / "out.tif").dtype == np.uint16
+
+
+def test_tiffs_pillow_converts_and_files_misnamed_tif_read_as_before(tmp_path):
+    rgb = np.random.default_rng(3).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.tif")
+    assert io.read_image(tmp_path / "cmyk.tif").shape == (16, 16, 3)  # converted, not K dropped
+    Image.fromarray(rgb).convert("P").save(tmp_path / "palette.tif")
+    palette = io.read_image(tmp_path / "palette.tif")
+    assert palette.shape == (16, 16, 3) and palette.max() > 0.5
+    Image.fromarray(rgb).save(tmp_path / "png.tif", format="PNG")  # a PNG named .tif
+    np.testing.assert_array_equal(io.read_image(tmp_path / "png.tif"), rgb / 255)
+    tifffile.imwrite(tmp_path / "one.tif", counts()[None])  # (1, H, W): one plane
+    np.testing.assert_array_equal(io.read_image(tmp_path / "one.tif", counts=True), counts())
+
+
+def png_16_bit_rgb(path, rgb: np.ndarray) -> None:
+    """A 16-bit colour PNG, which Pillow cannot write: its chunks by hand."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    h, w, _ = rgb.shape
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in rgb)
+    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    signature = b"\x89PNG\r\n\x1a\n"
+    path.write_bytes(
+        signature + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )  # fmt: skip
+
+
+def test_a_16_bit_colour_png_is_read_at_8_bits_with_a_note(tmp_path):
+    rgb = np.stack([counts(seed=s) for s in range(3)], axis=-1) * 20
+    png_16_bit_rgb(tmp_path / "c.png", rgb)
+    with pytest.warns(UserWarning, match="16 bits per channel as 8"):
+        image = io.read_image(tmp_path / "c.png")
+    assert np.abs(image - rgb / 65535).max() < 1 / 255  # the top 8 bits of each
+
+
+def test_outputs_in_counts_only_where_they_keep_the_input_depth_and_fit(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "dim.tif", counts((32, 32), top=174))
+    argv = ["reconstruct", tmp_path / "dim.tif", None, "--task", "denoise", "--units", "data"]
+    argv += ["--sigma", "5", "--threads", "1"]
+    argv[2] = tmp_path / "o.jpg"  # 8 bits cannot hold 16-bit counts: values / their maximum
+    status, out, _ = run(capsys, *argv)
+    assert status == 0 and "values / their maximum" in out
+    assert np.asarray(Image.open(tmp_path / "o.jpg")).max() > 200
+    big = counts((32, 32), top=199_000).astype(np.int32)  # no 16-bit white: not counts
+    tifffile.imwrite(tmp_path / "big.tif", big)
+    assert io.stored_white(tmp_path / "big.tif") is None
+
+
+def test_a_noise_map_in_counts_is_read_as_the_measurement_is(tmp_path, capsys):
+    clean = counts((32, 32))
+    noisy = np.round(clean + np.random.default_rng(4).normal(0, 80, clean.shape))
+    np.save(tmp_path / "y.npy", np.clip(noisy, 0, None).astype(np.uint16))
+    np.save(tmp_path / "map.npy", np.full(clean.shape, 80, np.uint16))
+    argv = ["reconstruct", tmp_path / "y.npy", tmp_path / "o.npy", "--task", "denoise"]
+    argv += ["--units", "data", "--noise-map", tmp_path / "map.npy", "--threads", "1"]
+    assert run(capsys, *argv)[0] == 0
+    error = np.sqrt(np.mean((np.load(tmp_path / "o.npy") - clean) ** 2))
+    assert error < 0.8 * np.sqrt(np.mean((noisy - clean) ** 2))

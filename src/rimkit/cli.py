@@ -575,14 +575,17 @@ def _note_unused_range(path: str, image: np.ndarray) -> None:
 
 
 def _picture_encoding(source: str, output: Path, image: np.ndarray) -> tuple[float | None, int]:
-    """How a picture output stores what was restored from ``source``: the value white is
-    stored as in ``source`` when it holds integers (counts under --units data keep their
-    encoding), else ``None``; and the bits: 16 for a 16-bit ``source`` where ``output`` can
-    hold them (TIFF, gray PNG), else 8."""
+    """How a picture output stores what was restored from ``source``: the bits, 16 for a 16-bit
+    ``source`` where ``output`` can hold them (TIFF, gray PNG), else 8; and the value white is
+    stored as in ``source`` (8- or 16-bit integers) where the output keeps that depth and
+    ``image``, in their counts under --units data, fits under it, else ``None`` (a picture of
+    values divided by their maximum)."""
     from rimkit.io import can_store_16_bits, stored_white
 
     white = stored_white(source)
-    return white, 16 if white == 65535 and can_store_16_bits(output, image) else 8
+    bits = 16 if white == 65535 and can_store_16_bits(output, image) else 8
+    keeps = white is not None and bits == (16 if white == 65535 else 8)
+    return (white if keeps and float(np.max(image)) <= white else None), bits
 
 
 def _fits_header(source: str, same_grid: bool) -> Any:
@@ -911,7 +914,7 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
             raise UsageError("give --sigma or --noise-map, not both")
         if not _keeps_values(args.noise_map):
             raise UsageError(f"--noise-map {args.noise_map!r}: give a .fits or .npy of values")
-        sigma = read_image(args.noise_map)
+        sigma = read_image(args.noise_map, counts=_units(args, args.input) == "data")
     options = {
         "sigma": sigma,
         "photons": _photon_noise(args),

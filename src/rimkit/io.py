@@ -120,8 +120,6 @@ def stored_white(path: str | os.PathLike) -> float | None:
                     dtype = np.dtype("uint16")  # Pillow's 16-bit modes (I;16, I)
     except Exception:  # unreadable: read_image says why
         return None
-    if dtype.kind in "iu" and dtype not in INTEGER_RANGES:
-        return 65535.0 if dtype.itemsize >= 2 else 255.0
     return INTEGER_RANGES.get(dtype.newbyteorder("="))
 
 
@@ -180,58 +178,60 @@ def _tifffile():  # -> the tifffile module (a dependency of scikit-image)
 
 
 def _read_tiff(path: Path) -> np.ndarray | None:
-    """A TIFF's one 2-D image (gray, or colour with its samples last), read by ``tifffile`` in
-    its stored type (16-bit colour too); ``None`` where it needs a codec tifffile lacks here
-    (LZW, JPEG without ``imagecodecs``), for Pillow to read. Stacks (z, time, several pages or
-    channels) are refused with what to do."""
+    """A TIFF's one 2-D image, gray (black 0) or RGB with its samples last, read by
+    ``tifffile`` in its stored type (16-bit colour too), or ``None`` for Pillow to read: not a
+    TIFF inside (a PNG named .tif), other photometrics (CMYK, palette, white-is-0, YCbCr, which
+    Pillow converts), or a codec tifffile lacks here (LZW, JPEG without ``imagecodecs``).
+    Stacks (z, time, several pages or channels) are refused with what to do."""
     tifffile = _tifffile()
     try:
         with tifffile.TiffFile(path) as tif:
+            photometric = int(getattr(tif.pages[0], "photometric", -1)) if tif.pages else -1
+            if photometric not in (1, 2):  # MINISBLACK, RGB
+                return None
             series = tif.series[0]
-            axes, shape = series.axes, tuple(series.shape)
-            colour = axes == "YXS" or (axes == "SYX" and shape[0] in (3, 4) and _rgb(tif))
+            kept = [
+                (a, n) for a, n in zip(series.axes, series.shape, strict=True) if n > 1 or a in "YX"
+            ]
+            axes, shape = "".join(a for a, _ in kept), tuple(n for _, n in kept)
+            colour = axes == "YXS" or (axes == "SYX" and shape[0] in (3, 4) and photometric == 2)
             if axes != "YX" and not colour:
-                planes = int(
-                    np.prod([n for a, n in zip(axes, shape, strict=True) if a not in "YXS"]) or 1
-                )
+                planes = int(np.prod([n for a, n in kept if a not in "YXS"]) or 1)
                 raise ValueError(
                     f"{str(path)!r} holds a stack of {shape} ({axes}: {planes} planes); rimkit "
                     "restores one 2-D image (gray or colour) at a time: save each plane as its "
                     "own file, or loop in Python over tifffile.imread(path) with rimkit.restore"
                 )
             try:
-                array = series.asarray()
+                array = series.asarray().reshape(shape)
             except ValueError as err:
                 if "imagecodecs" in str(err):
                     return None
                 raise
-    except tifffile.TiffFileError as err:
-        raise ValueError(f"{str(path)!r} is not a readable image: {err}") from None
+    except tifffile.TiffFileError:
+        return None  # Pillow reads it or says why not
     except (OSError, EOFError) as err:
         raise ValueError(f"{str(path)!r} is not a readable image: {err}") from None
     return np.moveaxis(array, 0, -1) if axes == "SYX" else array
 
 
-def _rgb(tif: Any) -> bool:
-    """Whether a TIFF's first page stores colour (photometric RGB)."""
-    return int(getattr(tif.pages[0], "photometric", 0)) == 2
-
-
 def _refuse_what_pillow_cuts(img: Image.Image, path: Path) -> None:
-    """Refuse what Pillow would read only in part: the pages of a stack after its first, and
-    colour of more than 8 bits per channel (cut to 8)."""
-    if getattr(img, "n_frames", 1) > 1:
+    """Refuse the pages of a TIFF stack after its first (Pillow would read the first alone);
+    note colour of 16 bits per channel, which Pillow reads as 8."""
+    if img.format == "TIFF" and getattr(img, "n_frames", 1) > 1:
         raise ValueError(
-            f"{str(path)!r} holds {img.n_frames} images (a stack or an animation); rimkit "
-            "restores one 2-D image at a time: save each as its own file"
+            f"{str(path)!r} holds {img.n_frames} images (a stack); rimkit restores one 2-D "
+            "image at a time: save each as its own file"
         )
     rawmodes = [tile[3][0] if isinstance(tile[3], tuple) else tile[3] for tile in img.tile]
-    deep = any(";16" in str(raw) for raw in rawmodes)
-    if img.mode in ("RGB", "RGBA") and deep:
-        raise ValueError(
-            f"{str(path)!r} stores colour in 16 bits per channel, which Pillow reads as 8: "
-            "save it as a 16-bit TIFF or a .npy (for a TIFF with LZW or JPEG compression, "
-            "pip install imagecodecs)"
+    deep = any(str(raw).endswith((";16B", ";16L", ";16N")) for raw in rawmodes)
+    if img.format in ("PNG", "TIFF") and img.mode in ("RGB", "RGBA") and deep:
+        warnings.warn(
+            f"{str(path)!r}: Pillow reads its 16 bits per channel as 8; to keep them save it "
+            "as a 16-bit TIFF or a .npy (a TIFF with LZW or JPEG compression needs "
+            "pip install imagecodecs)",
+            UserWarning,
+            stacklevel=5,
         )
 
 
@@ -507,10 +507,6 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
     return np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-SIXTEEN_BIT_SUFFIXES = (".png", *TIFF_SUFFIXES)
-"""Picture types :func:`write_image` can store in 16 bits (PNG: gray only)."""
-
-
 def write_image(
     path: str | os.PathLike,
     array: np.ndarray,
@@ -641,7 +637,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     except OSError as err:
-        raise ValueError(f"cannot write {str(path)!r}: {err.strerror}") from None
+        raise OSError(f"cannot write {str(path)!r}: {err.strerror or err}") from None
     os.close(fd)
     try:
         write(tmp)
@@ -649,7 +645,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         os.replace(tmp, path)
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)
-        raise ValueError(f"cannot write {str(path)!r}: {err.strerror or err}") from None
+        raise OSError(f"cannot write {str(path)!r}: {err.strerror or err}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

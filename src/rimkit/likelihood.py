@@ -120,13 +120,7 @@ class _GaussianBase:
         s = per_sample(self.sigma, batch, like, "sigma")  # (B, 1, 1, 1)
         e = torch.as_tensor(eps, dtype=s.dtype, device=s.device)
         e = e.reshape(-1, *([1] * (s.ndim - 1))) if e.ndim == 1 else e  # (B,) eps
-        var = (s**2 + e).reshape((batch,) + (1,) * (like.ndim - 1))
-        if not bool((var > 0).all()):
-            raise ValueError(
-                "sigma^2 + eps is 0: a noiseless measurement needs eps > 0 (the RIMs learn one; "
-                "pass eps=1e-6 or so when taking the gradient by hand)"
-            )
-        return var
+        return _positive((s**2 + e).reshape((batch,) + (1,) * (like.ndim - 1)))
 
     def measured_variance(self, residual: Tensor, eps: Tensor | float) -> Tensor:
         """``sigma^2 + eps`` for each value of a residual shaped like ``y``: per pixel for a
@@ -136,7 +130,7 @@ class _GaussianBase:
         s = self.sigma.to(device=residual.device, dtype=residual.real.dtype)
         e = torch.as_tensor(eps, dtype=s.dtype, device=s.device)
         e = e.reshape(-1, *([1] * (residual.ndim - 1))) if e.ndim == 1 else e  # (B,) eps
-        return s**2 + e
+        return _positive(s**2 + e)
 
     def _residual(self, ax: Tensor) -> Tensor:
         if ax.shape != self.y.shape:
@@ -201,6 +195,18 @@ class GaussianLikelihood(_GaussianBase):
 
     def log_prob(self, x: Tensor, eps: Tensor | float = 0.0) -> Tensor:
         return self._log_prob_from(self._residual(self.operator(x)), eps)
+
+
+def _positive(variance: Tensor) -> Tensor:
+    """``variance`` (``sigma^2 + eps``), refused where it is 0 and would make the gradient
+    infinite. Checked on the CPU only: on a GPU the check would wait for the device at every
+    step, and the models' learned ``eps`` is positive."""
+    if variance.device.type == "cpu" and not bool((variance > 0).all()):
+        raise ValueError(
+            "sigma^2 + eps is 0: a noiseless measurement needs eps > 0 (the RIMs learn one; "
+            "pass eps=1e-6 or so when taking the gradient by hand)"
+        )
+    return variance
 
 
 class AutogradLikelihood(_GaussianBase):

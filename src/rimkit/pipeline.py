@@ -292,6 +292,11 @@ def restore(
     if photons is not None:
         _check_photon_counts(task, sigma, units, peak, background)
         kept = photons.stabilise(image)  # noise of sigma 1, nearly Gaussian
+        if not float(np.max(kept)) > 0:
+            raise ValueError(
+                f"every count is at or below the offset ({photons.offset:g}) and the read "
+                "noise allows: check the detector's offset"
+            )
         out = restore(
             kept, task, model, baseline=baseline, sigma=1.0, mask=mask, steps=steps, tile=tile,
             progress=progress, ensemble=ensemble, units="data",
@@ -301,7 +306,7 @@ def restore(
     if peak is not None and units != "data":
         raise ValueError("peak sets the white of data in their own units: give units='data'")
     sky = _background_level(image, task, background, mask, units)  # in the image's values
-    lowered = sky if task == "lensing" else _lowered_by(image, sky, mask)
+    lowered = sky if task == "lensing" else _lowered_by(image, sky, mask, _noise_of(sigma, units))
     if sky:
         image = image - lowered
     if units == "data" and task != "mri":
@@ -368,18 +373,33 @@ def _check_photon_counts(
         )
 
 
-def _lowered_by(image: np.ndarray, sky: float, mask: np.ndarray | None) -> float:
+def _lowered_by(
+    image: np.ndarray, sky: float, mask: np.ndarray | None, noise: float | None
+) -> float:
     """How far :func:`restore` lowers an image-plane measurement for its background ``sky``:
-    by the sky, but no further than its darkest measured pixels (the 0.5th percentile), so
-    the noise about a sky of nearly no signal stays above 0, where the models' estimates lie
-    (the sky's level comes back as it went in, not lifted by the half of its noise cut off).
-    A lensed source lies behind the sky: lensing subtracts all of it."""
+    to three times the noise above 0 (``noise``, the std in the image's values; ``None``:
+    estimated from the measured pixels), so the noise about an empty sky is not cut off at 0,
+    where the models' estimates end, and the sky comes back as it went in. A lensed source
+    lies behind the sky: lensing subtracts all of it."""
     if not sky:
         return 0.0
-    values = np.asarray(image, dtype=np.float64)
-    if mask is not None and np.shape(mask) == values.shape[:2]:
-        values = values[np.asarray(mask, dtype=np.float64) > 0.5]
-    return min(sky, float(np.percentile(values, 0.5))) if values.size else sky
+    if noise is None:
+        observed = None if mask is None or np.shape(mask) != image.shape[:2] else mask
+        plane = image if image.ndim == 2 else image.mean(axis=2)
+        noise = estimate_noise_level(plane, mask=observed) if min(plane.shape) >= 9 else 0.0
+    return sky - 3.0 * float(noise)
+
+
+def _noise_of(sigma: object, units: str) -> float | None:
+    """A noise level told :func:`restore` as a std in the image's values (a noise map: its
+    median); ``None`` where it is to be estimated."""
+    if isinstance(sigma, np.ndarray):
+        level = float(np.median(sigma))
+    elif isinstance(sigma, (int, float)) and not isinstance(sigma, bool):
+        level = float(sigma)
+    else:
+        return None
+    return level / 255.0 if units == "image" else level
 
 
 def _background_level(
