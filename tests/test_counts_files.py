@@ -157,3 +157,10 @@ def test_a_noise_map_in_counts_is_read_as_the_measurement_is(tmp_path, capsys):
     assert run(capsys, *argv)[0] == 0
     error = np.sqrt(np.mean((np.load(tmp_path / "o.npy") - clean) ** 2))
     assert error < 0.8 * np.sqrt(np.mean((noisy - clean) ** 2))
+
+
+def test_mri_k_space_from_a_picture_is_written_without_a_note(tmp_path, capsys):
+    Image.fromarray((counts((32, 32)) // 16).astype(np.uint8)).save(tmp_path / "slice.png")
+    argv = ["degrade", tmp_path / "slice.png", tmp_path / "k.npy", "--task", "mri"]
+    status, _, err = run(capsys, *argv)
+    assert status == 0 and err == "" and np.iscomplexobj(np.load(tmp_path / "k.npy"))

@@ -583,8 +583,10 @@ def _picture_encoding(source: str, output: Path, image: np.ndarray) -> tuple[flo
     from rimkit.io import can_store_16_bits, stored_white
 
     white = stored_white(source)
+    if white is None or np.iscomplexobj(image):  # values, or MRI k-space (a .npy)
+        return None, 8
     bits = 16 if white == 65535 and can_store_16_bits(output, image) else 8
-    keeps = white is not None and bits == (16 if white == 65535 else 8)
+    keeps = bits == (16 if white == 65535 else 8)
     return (white if keeps and float(np.max(image)) <= white else None), bits
 
 
