@@ -108,19 +108,17 @@ def stored_white(path: str | os.PathLike) -> float | None:
     suffix = file_suffix(path)
     if suffix not in IMAGE_SUFFIXES or not path.is_file():
         return None
+    if suffix in TIFF_SUFFIXES:
+        with contextlib.suppress(Exception):  # not a TIFF inside: Pillow tells
+            with _tifffile().TiffFile(path) as tif:
+                return INTEGER_RANGES.get(np.dtype(tif.series[0].dtype).newbyteorder("="))
     try:
-        if suffix in TIFF_SUFFIXES:
-            tifffile = _tifffile()
-            with tifffile.TiffFile(path) as tif:
-                dtype = np.dtype(tif.series[0].dtype)
-        else:
-            with Image.open(path) as img:
-                dtype = np.dtype("float32" if img.mode == "F" else "uint8")
-                if img.mode.startswith("I"):
-                    dtype = np.dtype("uint16")  # Pillow's 16-bit modes (I;16, I)
+        with Image.open(path) as img:
+            if img.mode == "F":
+                return None
+            return 65535.0 if img.mode.startswith("I") else 255.0  # Pillow's 16-bit: I;16, I
     except Exception:  # unreadable: read_image says why
         return None
-    return INTEGER_RANGES.get(dtype.newbyteorder("="))
 
 
 def _example(name: str) -> np.ndarray:
