@@ -77,6 +77,7 @@ def main() -> None:
     header = ["scene", "peak (photons)", "noisy"]
     for name, _, _ in methods:
         header += [f"{name}, one sigma", f"{name}, Anscombe"]
+    header += [f"{args.model}, Anscombe, detector estimated", "estimated gain / read noise"]
     rows = [header]
     for scene_index, (scene, x) in enumerate(scenes().items()):
         for peak in args.peaks:
@@ -95,6 +96,12 @@ def main() -> None:
                         z, "denoise", rim, baseline=baseline, units="data", photons=detector
                     )
                 row += [psnr(plain.image, truth, span), psnr(counted.image, truth, span)]
+            found = PhotonNoise.estimate(z, offset=args.offset)  # as --gain auto does
+            estimated = restore(z, "denoise", model, units="data", photons=found)
+            row += [
+                psnr(estimated.image, truth, span),
+                f"{found.gain:.2f} / {found.read_noise:.2f}",
+            ]
             rows.append(row)
             print(row, flush=True)
     notes = (
@@ -104,7 +111,9 @@ def main() -> None:
         "PSNR (dB) over the signal's range against the noise-free counts. 'one sigma': "
         "told the noise level estimated from the counts (sigma='auto', the default for "
         "denoising); 'Anscombe': through the generalised Anscombe transform and its "
-        "unbiased inverse (`--noise poisson`, `rimkit.photon`). `spots` is made here "
+        "unbiased inverse (`--noise poisson`, `rimkit.photon`), told the detector, or with "
+        "its gain and read noise estimated from the counts (`--gain auto`, "
+        "`PhotonNoise.estimate`; the offset told). `spots` is made here "
         "(bright spots on a dark field, fluorescence-like); `cell` and `camera` ship with "
         "scikit-image."
     )

@@ -113,3 +113,37 @@ def test_cli_denoises_photon_counts_and_refuses_stray_options(tmp_path, capsys):
     assert "--task denoise only" in capsys.readouterr().err
     assert main([*argv, "--gain", "2", "--force"]) == 2
     assert "describe --noise poisson" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "gain, read_noise, peak", [(2.0, 2.0, 30), (1.0, 5.0, 100), (0.5, 3.0, 300), (4.0, 1.0, 10)]
+)
+def test_the_detector_is_read_off_its_counts(gain, read_noise, peak):
+    from skimage import data
+    from skimage.transform import resize
+
+    scene = resize(data.camera().astype(float), (256, 256), anti_aliasing=True)
+    scene = (scene - scene.min()) / (scene.max() - scene.min())
+    z = detector_counts(peak * scene, PhotonNoise(gain, read_noise, 100.0), seed=2)
+    found = PhotonNoise.estimate(z, offset=100.0)
+    assert found.gain == pytest.approx(gain, rel=0.15)
+    assert found.read_noise == pytest.approx(read_noise, abs=1.2)  # the less certain of the two
+
+
+def test_noise_that_does_not_grow_with_the_counts_is_no_photon_noise():
+    ramp = np.outer(np.linspace(0, 200, 128), np.ones(128))
+    shrinking = ramp + np.random.default_rng(0).normal(0, 1, ramp.shape) * (10 - ramp / 25)
+    with pytest.raises(ValueError, match="does not grow with the counts"):
+        PhotonNoise.estimate(shrinking)
+
+
+def test_cli_estimates_the_detector_where_asked(tmp_path, capsys):
+    detector = PhotonNoise(gain=2.0, read_noise=2.0, offset=100.0)
+    z = detector_counts(30 * spots(96), detector)
+    tifffile.imwrite(tmp_path / "z.tif", np.clip(np.round(z), 0, None).astype(np.uint16))
+    argv = ["reconstruct", str(tmp_path / "z.tif"), str(tmp_path / "o.tif"), "--task", "denoise"]
+    argv += ["--noise", "poisson", "--gain", "auto", "--offset", "100", "--threads", "1"]
+    assert main(argv) == 0
+    assert "detector estimated from the input: gain" in capsys.readouterr().out
+    assert main([*argv, "--read-noise", "2", "--force"]) == 2
+    assert "estimates the read noise too" in capsys.readouterr().err

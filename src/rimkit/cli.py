@@ -355,12 +355,15 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
         "generalised Anscombe transform with --gain, --read-noise and --offset",
     )
     parser.add_argument(
-        "--gain", type=float, default=1.0, help="--noise poisson: counts per photon (1)"
+        "--gain",
+        type=_number_or_auto("counts per photon"),
+        default=1.0,
+        help="--noise poisson: counts per photon (1), or auto: the gain and the read noise "
+        "estimated from the input's noise, which grows with its counts (--offset known)",
     )
     parser.add_argument(
         "--read-noise",
         type=float,
-        default=0.0,
         help="--noise poisson: the detector's Gaussian read noise, std in counts (0)",
     )
     parser.add_argument(
@@ -919,7 +922,7 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
         sigma = read_image(args.noise_map, counts=_units(args, args.input) == "data")
     options = {
         "sigma": sigma,
-        "photons": _photon_noise(args),
+        "photons": _photon_noise(args, image),
         "scale": _sr_scale(args),
         "mask": mask,
         "kernel": _read_kernel(args.kernel, args.task),
@@ -943,13 +946,13 @@ def _sigma_estimated(args: argparse.Namespace) -> bool:
     return args.sigma == "auto" or (args.task == "denoise" and not told)
 
 
-def _photon_noise(args: argparse.Namespace) -> Any:
-    """``--noise poisson``'s detector (:class:`rimkit.photon.PhotonNoise`), else ``None``."""
+def _photon_noise(args: argparse.Namespace, image: np.ndarray) -> Any:
+    """``--noise poisson``'s detector (:class:`rimkit.photon.PhotonNoise`; ``--gain auto``:
+    estimated from ``image``, and printed), else ``None``."""
     from rimkit.photon import PhotonNoise
 
-    detector = {"gain": args.gain, "read_noise": args.read_noise, "offset": args.offset}
     if args.noise != "poisson":
-        if detector != {"gain": 1.0, "read_noise": 0.0, "offset": 0.0}:
+        if args.gain != 1.0 or args.read_noise is not None or args.offset != 0.0:
             raise UsageError("--gain, --read-noise and --offset describe --noise poisson")
         return None
     if args.task != "denoise":
@@ -958,7 +961,17 @@ def _photon_noise(args: argparse.Namespace) -> Any:
         raise UsageError("--noise poisson takes photon counts: --units data (the default there)")
     if args.sigma is not None or args.noise_map is not None:
         raise UsageError("--noise poisson: the noise follows the counts; leave --sigma out")
-    return PhotonNoise(**detector)
+    if args.gain != "auto":
+        return PhotonNoise(args.gain, args.read_noise or 0.0, args.offset)
+    if args.read_noise is not None:
+        raise UsageError("--gain auto estimates the read noise too; leave --read-noise out")
+    detector = PhotonNoise.estimate(image, offset=args.offset)
+    if not args.quiet:
+        print(
+            f"detector estimated from the input: gain {detector.gain:.4g} counts per photon, "
+            f"read noise {detector.read_noise:.4g} counts (offset {args.offset:g})"
+        )
+    return detector
 
 
 def _run_compare(args: argparse.Namespace) -> None:
