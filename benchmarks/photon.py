@@ -1,10 +1,12 @@
 """Denoising photon counts: one estimated sigma against the generalised Anscombe transform.
 
 A detector counts ``z = gain * Poisson(peak * x) + N(0, read_noise^2) + offset`` for a clean
-image ``x`` in [0, 1]. Each method denoises ``z`` in counts (``units="data"``) twice: told one
+image ``x`` in [0, 1]. Each method denoises ``z`` in counts (``units="data"``) told one
 noise level estimated from ``z`` (``sigma="auto"``), and through the transform
-(``photons=PhotonNoise(gain, read_noise, offset)``, :mod:`rimkit.photon`). PSNR over the
-signal's range ``gain * peak`` against the noise-free counts ``gain * peak * x + offset``.
+(``photons=PhotonNoise(gain, read_noise, offset)``, :mod:`rimkit.photon`); the RIM also with
+the gain and read noise estimated from ``z`` (``PhotonNoise.estimate``, ``--gain auto``).
+PSNR over the signal's range ``gain * peak`` against the noise-free counts
+``gain * peak * x + offset``.
 
 Scenes: ``spots`` (bright Gaussian spots on a dark field, a fluorescence-like scene made here,
 seed 0), scikit-image's ``cell`` (a microscope image) and ``camera``, each 256x256 gray.

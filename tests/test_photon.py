@@ -147,3 +147,22 @@ def test_cli_estimates_the_detector_where_asked(tmp_path, capsys):
     assert "detector estimated from the input: gain" in capsys.readouterr().out
     assert main([*argv, "--read-noise", "2", "--force"]) == 2
     assert "estimates the read noise too" in capsys.readouterr().err
+
+
+def test_the_estimate_leaves_out_masked_and_saturated_pixels_and_refuses_what_it_cannot_read():
+    from skimage import data
+    from skimage.transform import resize
+
+    scene = resize(data.camera().astype(float), (128, 128), anti_aliasing=True) / 255
+    z = detector_counts(30 * scene, PhotonNoise(2.0, 2.0, 100.0), seed=3)
+    hot = np.random.default_rng(4).random(z.shape) < 0.01
+    z_hot = np.where(hot, z + 3000 * np.random.default_rng(5).random(z.shape), z)
+    found = PhotonNoise.estimate(z_hot, offset=100.0, mask=~hot)
+    assert found.gain == pytest.approx(2.0, rel=0.2)
+    saturated = PhotonNoise.estimate(np.minimum(z, np.percentile(z, 95)), offset=100.0)
+    assert saturated.gain == pytest.approx(2.0, rel=0.2)
+    with pytest.raises(ValueError, match="below the offset"):
+        PhotonNoise.estimate(z, offset=10_000.0)
+    flat = detector_counts(np.full((64, 64), 500.0), PhotonNoise(2.0, 2.0, 100.0))
+    with pytest.raises(ValueError, match="too narrow a range of levels"):
+        PhotonNoise.estimate(flat, offset=100.0)

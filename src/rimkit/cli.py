@@ -922,7 +922,7 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
         sigma = read_image(args.noise_map, counts=_units(args, args.input) == "data")
     options = {
         "sigma": sigma,
-        "photons": _photon_noise(args, image),
+        "photons": _photon_noise(args, image, mask),
         "scale": _sr_scale(args),
         "mask": mask,
         "kernel": _read_kernel(args.kernel, args.task),
@@ -946,9 +946,9 @@ def _sigma_estimated(args: argparse.Namespace) -> bool:
     return args.sigma == "auto" or (args.task == "denoise" and not told)
 
 
-def _photon_noise(args: argparse.Namespace, image: np.ndarray) -> Any:
+def _photon_noise(args: argparse.Namespace, image: np.ndarray, mask: np.ndarray | None) -> Any:
     """``--noise poisson``'s detector (:class:`rimkit.photon.PhotonNoise`; ``--gain auto``:
-    estimated from ``image``, and printed), else ``None``."""
+    estimated from ``image``'s pixels that ``mask`` keeps, and printed), else ``None``."""
     from rimkit.photon import PhotonNoise
 
     if args.noise != "poisson":
@@ -965,7 +965,7 @@ def _photon_noise(args: argparse.Namespace, image: np.ndarray) -> Any:
         return PhotonNoise(args.gain, args.read_noise or 0.0, args.offset)
     if args.read_noise is not None:
         raise UsageError("--gain auto estimates the read noise too; leave --read-noise out")
-    detector = PhotonNoise.estimate(image, offset=args.offset)
+    detector = PhotonNoise.estimate(image, offset=args.offset, mask=mask)
     if not args.quiet:
         print(
             f"detector estimated from the input: gain {detector.gain:.4g} counts per photon, "

@@ -29,7 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -63,17 +62,27 @@ class PhotonNoise:
         return 2.0 / self.gain * np.sqrt(np.maximum(inside, 0.0))
 
     @classmethod
-    def estimate(cls, counts: np.ndarray, offset: float = 0.0, bins: int = 16) -> PhotonNoise:
+    def estimate(
+        cls,
+        counts: np.ndarray,
+        offset: float = 0.0,
+        mask: np.ndarray | None = None,
+        bins: int = 16,
+    ) -> PhotonNoise:
         """The detector's gain and read noise read off its counts (``offset`` known): the
         noise variance grows along ``gain * (mean - offset) + read_noise^2``.
 
         The counts are cut into 2x2 cells; each cell's mean and its diagonal detail
         ``(a - b - c + d) / 2`` (noise of the pixels' variance, where the signal is locally
-        linear) are grouped into ``bins`` quantile bins of the mean; the robust variance of
-        each bin's details (``(1.4826 MAD)^2``) is fitted by that line, weighted by the bins'
-        sizes (as in Foi et al. 2008, simplified). The gain comes out within a few percent
-        where the counts span a range of levels; the read noise, an intercept, is less sure
-        where the photon noise dominates it (denoising depends little on it there).
+        linear) are grouped into ``bins`` equal bins of the mean between its 1st and 99th
+        percentiles; the robust variance of each bin's details (``(1.4826 MAD)^2``, bins of 50
+        cells or more) is fitted by that line, weighted by the bins' sizes (as in Foi et al.
+        2008, simplified). Cells with a pixel ``mask`` leaves out (0: not measured) or at the
+        image's largest value (saturated) are left out. Measured on ``camera``, ``cell`` and
+        fields of bright spots at five detectors (gain 0.5-4, 10-300 photons), the gain came
+        within 30 % (within 15 % on ``camera``) and the read noise, an intercept, within 1.3
+        counts; too little signal against the noise is refused, and lossy compression (JPEG),
+        which smooths the noise away, defeats it.
 
         Example:
             >>> rng = np.random.default_rng(0)
@@ -84,30 +93,45 @@ class PhotonNoise:
             1.9
         """
         z = np.asarray(counts, dtype=np.float64)
+        if z.ndim not in (2, 3) or not np.isfinite(z).all():
+            raise ValueError("a detector is estimated from an (H, W[, C]) image of finite counts")
+        measured = np.ones(z.shape[:2], bool) if mask is None else np.asarray(mask) > 0.5
+        top = float(z.max())
         planes = [z] if z.ndim == 2 else [z[..., c] for c in range(z.shape[-1])]
         means, details = [], []
         for plane in planes:
             h, w = plane.shape[0] // 2 * 2, plane.shape[1] // 2 * 2
-            a, b = plane[0:h:2, 0:w:2], plane[0:h:2, 1:w:2]
-            c, d = plane[1:h:2, 0:w:2], plane[1:h:2, 1:w:2]
-            means.append(((a + b + c + d) / 4).ravel())
-            details.append(((a - b - c + d) / 2).ravel())
+            corners = [plane[r:h:2, c:w:2] for r in (0, 1) for c in (0, 1)]  # a, b, c, d
+            seen = [measured[r:h:2, c:w:2] for r in (0, 1) for c in (0, 1)]
+            keep = np.logical_and.reduce(seen) & (np.maximum.reduce(corners) < top)
+            a, b, c, d = (corner[keep] for corner in corners)
+            means.append((a + b + c + d) / 4)
+            details.append((a - b - c + d) / 2)
         mean, detail = np.concatenate(means), np.concatenate(details)
         if mean.size < 50 * 3:
-            raise ValueError("too few pixels to estimate a detector's gain; give it")
-        edges = np.quantile(mean, np.linspace(0, 1, bins + 1))
+            raise ValueError("too few measured pixels to estimate a detector's gain; give it")
+        if float(np.median(mean)) < offset:
+            raise ValueError(
+                f"most counts lie below the offset ({offset:g}): check it (the dark level "
+                "every pixel's counts carry)"
+            )
+        low, high = np.percentile(mean, [1, 99])
+        level_bin = np.clip(((mean - low) / max(high - low, 1e-12) * bins).astype(int), 0, bins - 1)
         levels, variances, sizes = [], [], []
-        for low, high in itertools.pairwise(edges):
-            chosen = (mean >= low) & (mean <= high)
-            if chosen.sum() >= 50:
-                part = detail[chosen]
+        for index in range(bins):
+            part = detail[level_bin == index]
+            if part.size >= 50:
                 spread = 1.4826 * np.median(np.abs(part - np.median(part)))
-                levels.append(mean[chosen].mean())
+                levels.append(float(mean[level_bin == index].mean()))
                 variances.append(spread**2)
-                sizes.append(chosen.sum())
+                sizes.append(part.size)
+        spread = 1.4826 * np.median(np.abs(detail - np.median(detail)))  # one pixel's noise
+        if len(levels) < 3 or np.var(mean) < 1.25 * spread**2 / 4:  # a cell mean: noise / 4
+            raise ValueError(
+                "the counts span too narrow a range of levels (against their noise) to read a "
+                "gain off them; give the gain"
+            )
         design = np.stack([np.asarray(levels) - offset, np.ones(len(levels))], axis=1)
-        if len(levels) < 3 or np.ptp(design[:, 0]) <= 0:
-            raise ValueError("the counts hold too few levels to estimate a gain; give it")
         weights = np.sqrt(np.asarray(sizes, dtype=np.float64))
         (gain, floor), *_ = np.linalg.lstsq(
             design * weights[:, None], np.asarray(variances) * weights, rcond=None
