@@ -20,7 +20,7 @@ levels; the other tasks without noise and with noise of sigma 5 and 15 (0-255 sc
 best weight grows with the noise: a measurement takes the weight of the nearest level, then of
 the nearest noise level (:func:`tuned_entry`).
 
-Regenerate the shipped table (about a quarter of an hour on one CPU core)::
+Regenerate the shipped table (about half an hour on one CPU core)::
 
     python -m rimkit.solvers.tuning --data ../shared/data --out src/rimkit/solvers/defaults.json
 
