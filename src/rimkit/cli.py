@@ -118,8 +118,6 @@ MASK_HELP = (
 VOLUME_HELP = f"{SLICE_HELP}, or all: every slice, written as one (slices, H, W) .npy"
 NOISE_KINDS = ("gaussian", "poisson")
 UNITS = ("image", "data")  # rimkit.pipeline.UNITS, without importing torch for --help
-SAME_GRID_TASKS = ("denoise", "inpaint", "blur")
-"""Tasks whose restored image has the measurement's pixel grid (a valid blur's is cropped back)."""
 UNITS_HELP = (
     "image: an image in [0, 1] (8/16-bit files are scaled there), --sigma on the 0-255 scale "
     "(mri: 255 times the k-space's units); data: values of any scale in their own units "
@@ -765,6 +763,8 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
     peak = _maximum(result.image) if units == "data" else 1.0
     pictures = [frame / peak for frame in result.frames]  # what 8-bit pictures show
     scaled = _picture_of_values(output, units)
+    from rimkit.compare import SAME_GRID_TASKS
+
     white, bits = _picture_encoding(args.input, output, result.image)
     final = result.image
     if scaled:  # counts as the input stores them, else values / their maximum
@@ -975,7 +975,7 @@ def _photon_noise(args: argparse.Namespace, image: np.ndarray, mask: np.ndarray 
 
 
 def _run_compare(args: argparse.Namespace) -> None:
-    from rimkit.compare import compare, measurement_scores, write_comparison
+    from rimkit.compare import SAME_GRID_TASKS, compare, measurement_scores, write_comparison
     from rimkit.evaluate.runner import DEFAULT_BASELINES
     from rimkit.io import check_output_folder, is_fits
     from rimkit.pipeline import BAD_PIXEL_TASKS, MASKLESS_BASELINES, shown_measurement

@@ -170,7 +170,8 @@ def _scores(image: np.ndarray, truth: np.ndarray | None, in_units: bool) -> tupl
 
 
 SAME_GRID_TASKS = ("denoise", "inpaint", "blur")
-"""Tasks whose measurement lies on the clean image's pixel grid, so it can be scored too."""
+"""Tasks whose measurement lies on the clean image's pixel grid (a valid blur's restored image
+is cropped back to it): it can be scored too, and a FITS output keeps its sky coordinates."""
 
 
 def measurement_scores(
