@@ -342,3 +342,26 @@ def test_a_reader_that_stops_early_is_no_error():
     status, err = proc.wait(timeout=120), proc.stderr.read().decode()
     proc.stderr.close()
     assert status == 0 and "error" not in err, err
+
+
+@pytest.mark.parametrize(
+    "argv, quiet, debug",
+    [
+        (["-q", "reconstruct", "in.png", "out.png", "--task", "sr"], True, False),
+        (["reconstruct", "in.png", "out.png", "--task", "sr", "-q"], True, False),
+        (["--debug", "-q", "models"], True, True),
+        (["models", "--debug"], False, True),
+        (["reconstruct", "in.png", "out.png", "--task", "sr"], False, False),
+    ],
+)
+def test_quiet_and_debug_go_before_or_after_the_command(argv, quiet, debug):
+    from rimkit.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert (args.quiet, args.debug) == (quiet, debug)
+
+
+def test_quiet_before_the_command_silences_it(tmp_path, noisy, capsys):
+    argv = [noisy, tmp_path / "out.png", "--task", "denoise", "--sigma", "25", "--baseline", "tv"]
+    status, out, err = run(capsys, "-q", "reconstruct", *argv)
+    assert status == 0 and (out, err) == ("", "") and (tmp_path / "out.png").is_file()

@@ -143,8 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rimkit {__version__}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
-    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    for options in (parser, common):  # before or after the command; SUPPRESS keeps the first
+        default = False if options is parser else argparse.SUPPRESS
+        options.add_argument(
+            "-q", "--quiet", action="store_true", default=default, help="print nothing on success"
+        )
+        options.add_argument(
+            "--debug", action="store_true", default=default, help="show tracebacks on errors"
+        )
     common.add_argument("--force", action="store_true", help="overwrite an existing OUTPUT")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -287,7 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the shipped pretrained models",
         description="List the shipped models with their task, channels, T, data and scores.",
     )
-    models.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    models.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
+    )
     models.set_defaults(run=_run_models)
 
     tr = sub.add_parser(
