@@ -668,3 +668,30 @@ def test_a_subtracted_sky_comes_back_without_its_noise_cut_off_at_zero():
     dark[16:32, 16:32] = False
     assert abs(float(out.image[dark].mean()) - 100) < 0.5
     assert out.background == pytest.approx(100, abs=1)
+
+
+def test_with_a_background_the_noise_is_estimated_once_and_per_channel(monkeypatch):
+    """An unknown noise level and a sky: one estimate lowers the image (to three of the
+    channels' noise sigmas above 0, not of their mean's) and is the sigma used."""
+    import rimkit.pipeline as pipeline
+
+    rng = np.random.default_rng(3)
+    image = 200.0 + rng.normal(0, 10, (40, 40, 3))
+    calls, seen = [], {}
+    estimate, inner = pipeline.estimate_noise_level, pipeline._restore
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return estimate(*args, **kwargs)
+
+    def spied(image, *args, **kwargs):
+        seen["mean"] = float(image.mean())
+        return inner(image, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "estimate_noise_level", counted)
+    monkeypatch.setattr(pipeline, "_restore", spied)
+    out = restore(image, "denoise", None, baseline="tv", units="data", peak=100.0,
+                  background="auto")  # fmt: skip
+    assert len(calls) == 1
+    assert out.background == pytest.approx(200, abs=2) and out.sigma == pytest.approx(10, rel=0.1)
+    assert 100 * seen["mean"] == pytest.approx(3 * 10, abs=3)  # 3 sigma above 0, not 3 / sqrt 3

@@ -306,7 +306,12 @@ def restore(
     if peak is not None and units != "data":
         raise ValueError("peak sets the white of data in their own units: give units='data'")
     sky = _background_level(image, task, background, mask, units)  # in the image's values
-    lowered = sky if task == "lensing" else _lowered_by(image, sky, mask, _noise_of(sigma, units))
+    lowered, estimated = sky, None  # the noise std in the image's values, where estimated
+    if sky and task != "lensing":
+        noise = _noise_of(sigma, units)
+        if noise is None:
+            noise = estimated = _sky_noise(image, mask)
+        lowered = _lowered_by(sky, noise)
     if sky:
         image = image - lowered
     if units == "data" and task != "mri":
@@ -332,6 +337,7 @@ def restore(
         image, task, model, baseline=baseline, sigma255=check_sigma(task, sigma, units, peak),
         scale=scale, mask=mask, kernel=kernel, boundary=boundary, steps=steps, tile=tile,
         progress=progress, scales=scales, ensemble=ensemble, lensing=lensing, maps=maps,
+        estimated255=None if estimated is None else 255.0 * estimated / peak,
     )  # fmt: skip
     frames, sigma_out = restored.frames, restored.sigma
     if units == "data":
@@ -373,21 +379,22 @@ def _check_photon_counts(
         )
 
 
-def _lowered_by(
-    image: np.ndarray, sky: float, mask: np.ndarray | None, noise: float | None
-) -> float:
+def _lowered_by(sky: float, noise: float) -> float:
     """How far :func:`restore` lowers an image-plane measurement for its background ``sky``:
-    to three times the noise above 0 (``noise``, the std in the image's values; ``None``:
-    estimated from the measured pixels), so the noise about an empty sky is not cut off at 0,
-    where the models' estimates end, and the sky comes back as it went in. A lensed source
-    lies behind the sky: lensing subtracts all of it."""
-    if not sky:
-        return 0.0
-    if noise is None:
-        observed = None if mask is None or np.shape(mask) != image.shape[:2] else mask
-        plane = image if image.ndim == 2 else image.mean(axis=2)
-        noise = estimate_noise_level(plane, mask=observed) if min(plane.shape) >= 9 else 0.0
+    to three times the noise above 0 (``noise``, the std in the image's values), so the noise
+    about an empty sky is not cut off at 0, where the models' estimates end, and the sky comes
+    back as it went in. A lensed source lies behind the sky: lensing subtracts all of it."""
     return sky - 3.0 * float(noise)
+
+
+def _sky_noise(image: np.ndarray, mask: np.ndarray | None) -> float:
+    """The noise std of a measurement with a background, in its values, estimated as
+    :func:`_restore` estimates ``sigma="auto"`` (each channel's, then their mean; measured
+    pixels only), so that one estimate serves both."""
+    if min(image.shape[:2]) < 9:
+        return 0.0
+    observed = None if mask is None or np.shape(mask) != image.shape[:2] else mask
+    return _estimate_sigma(image, "denoise", observed)
 
 
 def _noise_of(sigma: object, units: str) -> float | None:
@@ -449,9 +456,12 @@ def _restore(
     ensemble: int,
     lensing: LensingSetup | None,
     maps: np.ndarray | str | None,
+    estimated255: float | None = None,
 ) -> Restored:
     """:func:`restore` of an image in ``[0, 1]`` (MRI: k-space), ``sigma`` checked, on the
-    0-255 scale."""
+    0-255 scale; ``estimated255``: the noise level :func:`restore` already estimated for
+    ``sigma255="auto"``, on this image's scale (not for a colour image super-resolved by its
+    luma, whose noise is estimated on the luma)."""
     _check_measurement(image, task)
     if model is not None and not isinstance(model, torch.nn.Module):
         raise TypeError(
@@ -521,7 +531,9 @@ def _restore(
         operator = Inpainting(_mask_tensor(bad_pixels, (h, w))) @ operator
     gray_model = model is not None and model.channels == 1
     luma = task == "sr" and channels == 3 and (gray_model or model is None)
-    if isinstance(sigma255, str):  # "auto"
+    if isinstance(sigma255, str) and estimated255 is not None and not luma:
+        sigma255 = estimated255  # "auto", estimated by restore for the background
+    elif isinstance(sigma255, str):  # "auto"
         sigma255 = 255 * _estimate_sigma(rgb_to_ycbcr(image)[..., 0] if luma else image, task, mask)
     level = _map_level(sigma255, mask) if noise_map else sigma255
     told = to_tensor(sigma255 / 255.0, torch.float64) if noise_map else sigma255 / 255.0
