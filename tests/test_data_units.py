@@ -695,3 +695,24 @@ def test_with_a_background_the_noise_is_estimated_once_and_per_channel(monkeypat
     assert len(calls) == 1
     assert out.background == pytest.approx(200, abs=2) and out.sigma == pytest.approx(10, rel=0.1)
     assert 100 * seen["mean"] == pytest.approx(3 * 10, abs=3)  # 3 sigma above 0, not 3 / sqrt 3
+
+
+def test_a_coloured_sky_is_read_per_channel(tmp_path, capsys):
+    """Light pollution tints the sky: each channel's own level comes off and goes back."""
+    sky = np.array([120.0, 100.0, 60.0])
+    rng = np.random.default_rng(4)
+    image = sky + rng.normal(0, 4, (48, 48, 3))
+    image[20:28, 20:28] += 300  # a star cluster
+    out = restore(image, "denoise", None, baseline="tv", units="data", sigma=4.0,
+                  background="auto")  # fmt: skip
+    assert np.allclose(out.background, sky, atol=1.5)
+    dark = np.ones(image.shape[:2], bool)
+    dark[16:32, 16:32] = False
+    assert np.allclose(out.image[dark].mean(axis=0), sky, atol=1.0)
+    path = tmp_path / "sky.npy"
+    np.save(path, image)
+    argv = ["reconstruct", path, tmp_path / "out.npy", "--task", "denoise", "--sigma", "4",
+            "--units", "data", "--background", "auto", "--baseline", "tv"]  # fmt: skip
+    status, out_text, err = run(capsys, *argv)
+    assert status == 0, err
+    assert "background (sky) level 12" in out_text and "(R / G / B)" in out_text

@@ -389,7 +389,7 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
         type=_level_or_auto,
         help="a background (sky) level to subtract first and add back (not to a lensed "
         "source), as --sigma: on the 0-255 scale, or with --units data in the data's units; or "
-        "auto: the sigma-clipped median of the input",
+        "auto: the sigma-clipped median of the input (of each channel in colour)",
     )
     parser.add_argument("--scale", type=float, help="sr: the up-sampling factor (default 2)")
     parser.add_argument(
@@ -801,7 +801,7 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
             print(f"noise level estimated from the input: sigma {result.sigma:.4g} ({scale})")
         if args.background is not None:
             back = "" if args.task == "lensing" else " and added back"
-            print(f"background (sky) level {result.background:.4g} subtracted{back}")
+            print(f"background (sky) level {_levels(result.background)} subtracted{back}")
         steps = "with baseline" if args.baseline else f"after {len(result.frames)} steps of"
         print(f"wrote {output} ({shape}) {steps} {name}{runs}")
 
@@ -1023,7 +1023,7 @@ def _run_compare(args: argparse.Namespace) -> None:
             sigma = results[0].sigma
             print(f"noise level estimated from the input: sigma {sigma:.4g}, told every method")
         if args.background is not None:
-            print(f"background (sky) level {results[0].background:.4g} subtracted first")
+            print(f"background (sky) level {_levels(results[0].background)} subtracted first")
         print((written["results"]).read_text(), end="")
         kept = f" (and their values, -values{values})" if values else ""
         print(f"wrote {len(results)} results{kept}, figure.png, results.md, report.html to {out}")
@@ -1293,6 +1293,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_INTERNAL
     return EXIT_OK
+
+
+def _levels(level: float | np.ndarray) -> str:
+    """A level, or a colour image's levels per channel (``R / G / B``), for a message."""
+    if np.ndim(level) == 0:
+        return f"{float(level):.4g}"
+    values = " / ".join(f"{float(v):.4g}" for v in np.ravel(level))
+    return f"{values} ({' / '.join('RGB')})" if np.size(level) == 3 else values
 
 
 def _note_printer(command: str) -> Callable[..., None]:

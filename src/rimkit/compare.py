@@ -54,7 +54,7 @@ class Compared:
     psnr: float | None = None
     ssim: float | None = None
     sigma: float | np.ndarray = 0.0
-    background: float = 0.0
+    background: float | np.ndarray = 0.0
 
 
 def compare(

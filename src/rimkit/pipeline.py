@@ -97,7 +97,7 @@ class Restored:
     image: np.ndarray
     frames: list[np.ndarray]
     sigma: float | np.ndarray = 0.0
-    background: float = 0.0
+    background: float | np.ndarray = 0.0
 
 
 def data_peak(image: np.ndarray, task: str, mask: np.ndarray | None = None) -> float:
@@ -264,18 +264,18 @@ def restore(
     units; for MRI only sigma's units change. A deblurred or super-resolved image can be
     brighter than its measurement: give such data a larger ``peak`` (a note says when the
     result meets it).
-    ``sigma`` may also be a noise map, an array of the (gray) measurement's shape in the same
-    units: each pixel's residual is weighted by its variance (RIMs; a baseline takes its
-    inverse-variance mean, :func:`_map_level`). ``background`` (a level in the call's units,
-    as sigma: the 0-255 scale or the data's, or ``"auto"``: the sky level,
-    :func:`rimkit.background.sky_level`) is subtracted first and added back to the result,
-    except for lensing, whose source lies behind the sky. A ``mask`` of a denoise, blur, sr or
-    lensing measurement (white = measured) leaves its bad pixels out of the likelihood
-    (:data:`BAD_PIXEL_TASKS`); the noise level ``"auto"`` and the data's peak are read from the
-    measured pixels only. ``photons`` (:class:`rimkit.photon.PhotonNoise`: gain, read noise,
-    dark offset) denoises photon counts (``units="data"``, no ``sigma``), whose noise grows
-    with the signal: made Gaussian of sigma 1 by the generalised Anscombe transform, denoised,
-    and mapped back by its unbiased inverse; ``sigma`` comes back as 1, in those units.
+    ``sigma`` may also be a noise map, an array of the (gray) measurement's shape in the same units:
+    each pixel's residual is weighted by its variance (RIMs; a baseline takes its inverse-variance
+    mean, :func:`_map_level`). ``background`` (a level in the call's units, as sigma: the 0-255
+    scale or the data's, or ``"auto"``: the sky level, :func:`rimkit.background.sky_level`, of each
+    channel) is subtracted first and added back to the result, except for lensing, whose source lies
+    behind the sky. A ``mask`` of a denoise, blur, sr or lensing measurement (white = measured)
+    leaves its bad pixels out of the likelihood (:data:`BAD_PIXEL_TASKS`); the noise level
+    ``"auto"`` and the data's peak are read from the measured pixels only. ``photons``
+    (:class:`rimkit.photon.PhotonNoise`: gain, read noise, dark offset) denoises photon counts
+    (``units="data"``, no ``sigma``), whose noise grows with the signal: made Gaussian of sigma 1 by
+    the generalised Anscombe transform, denoised, and mapped back by its unbiased inverse; ``sigma``
+    comes back as 1, in those units.
 
     Example (a lensed galaxy in counts):
         >>> from rimkit.models import build_rim
@@ -306,13 +306,14 @@ def restore(
     if peak is not None and units != "data":
         raise ValueError("peak sets the white of data in their own units: give units='data'")
     sky = _background_level(image, task, background, mask, units)  # in the image's values
+    has_sky = bool(np.any(sky))
     lowered, estimated = sky, None  # the noise std in the image's values, where estimated
-    if sky and task != "lensing":
+    if has_sky and task != "lensing":
         noise = _noise_of(sigma, units)
         if noise is None:
             noise = estimated = _sky_noise(image, mask)
         lowered = _lowered_by(sky, noise)
-    if sky:
+    if has_sky:
         image = image - lowered
     if units == "data" and task != "mri":
         _check_real_array(image)
@@ -352,7 +353,7 @@ def restore(
         frames, sigma_out = [frame * peak for frame in frames], sigma_out / 255.0 * peak
     if isinstance(sigma, np.ndarray):
         sigma_out = sigma  # the noise map, as given
-    if sky and task != "lensing":  # the sky lies in the image plane, not in the source
+    if has_sky and task != "lensing":  # the sky lies in the image plane, not in the source
         frames = [frame + lowered for frame in frames]
     return Restored(frames[-1], frames, sigma_out, sky * (255.0 if units == "image" else 1.0))
 
@@ -379,7 +380,7 @@ def _check_photon_counts(
         )
 
 
-def _lowered_by(sky: float, noise: float) -> float:
+def _lowered_by(sky: float | np.ndarray, noise: float) -> float | np.ndarray:
     """How far :func:`restore` lowers an image-plane measurement for its background ``sky``:
     to three times the noise above 0 (``noise``, the std in the image's values), so the noise
     about an empty sky is not cut off at 0, where the models' estimates end, and the sky comes
@@ -415,10 +416,11 @@ def _background_level(
     background: float | str | None,
     mask: np.ndarray | None,
     units: str,
-) -> float:
+) -> float | np.ndarray:
     """The background :func:`restore` subtracts, in the image's own values: 0 for ``None``, the
     level given (on the 0-255 scale for ``units="image"``, as sigma), or for ``"auto"`` the sky
-    level of the measured pixels, :func:`rimkit.background.sky_level`."""
+    level of the measured pixels, :func:`rimkit.background.sky_level`: of each channel of a
+    colour image (``(C,)``; a sky lit by a town is coloured)."""
     if background is None:
         return 0.0
     if task == "mri":
@@ -429,10 +431,11 @@ def _background_level(
             raise ValueError(
                 f"background is a level in the image's units or 'auto', got {background!r}"
             )
-        values = image
+        values = image.reshape(*image.shape[:2], -1)  # (H, W, C)
         if mask is not None and np.shape(mask) == image.shape[:2]:
-            values = image[np.asarray(mask, dtype=np.float64) > 0.5]
-        return sky_level(values)
+            values = values[np.asarray(mask, dtype=np.float64) > 0.5]  # (N, C)
+        levels = np.array([sky_level(values[..., c]) for c in range(values.shape[-1])])
+        return float(levels[0]) if image.ndim == 2 else levels
     if isinstance(background, bool) or not math.isfinite(background):
         raise ValueError(f"background must be a finite number or 'auto', got {background!r}")
     return float(background) / (255.0 if units == "image" else 1.0)
