@@ -716,3 +716,33 @@ def test_a_coloured_sky_is_read_per_channel(tmp_path, capsys):
     status, out_text, err = run(capsys, *argv)
     assert status == 0, err
     assert "background (sky) level 12" in out_text and "(R / G / B)" in out_text
+
+
+def test_a_dq_extension_is_read_as_flags_and_other_flags_are_refused(tmp_path, capsys):
+    """HST's and JWST's DQ extensions flag bad pixels with nonzero bits: the opposite of a
+    mask's 1 = measured. Read any other way, the good pixels would be left out."""
+    rng = np.random.default_rng(0)
+    sci = 100 + 50 * smooth((32, 32)) + rng.normal(0, 2, (32, 32))
+    dq = np.zeros((32, 32), np.int16)
+    dq[10, 10], dq[20, 5:9] = 4, 512
+    sci[10, 10], sci[20, 5:9] = 1e5, 0.0  # a hot pixel and a dead column piece
+    path = tmp_path / "obs.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(sci, name="SCI"),
+                  fits.ImageHDU(dq, name="DQ")]).writeto(path)  # fmt: skip
+    with pytest.warns(UserWarning, match=r"data-quality flags: its 5 flagged"):
+        mask = io.read_mask(f"{path}[DQ]")
+    assert mask.sum() == 32 * 32 - 5 and mask[10, 10] == 0 and mask[0, 0] == 1
+    argv = ["reconstruct", f"{path}[SCI]", tmp_path / "out.fits", "--task", "denoise",
+            "--sigma", "2", "--baseline", "tv"]  # fmt: skip
+    status, _, err = run(capsys, *argv, "--mask", f"{path}[DQ]")
+    assert status == 0 and "5 flagged (nonzero) pixels" in err and "lone pixel" not in err
+    out = fits.getdata(tmp_path / "out.fits")
+    assert abs(float(out[10, 10]) - 100 - 50 * smooth((32, 32))[10, 10]) < 10  # filled in
+    fits.writeto(tmp_path / "flags.fits", dq)
+    status, _, err = run(capsys, *argv, "--force", "--mask", tmp_path / "flags.fits")
+    assert status == 2 and "holds values from 0 to 512" in err and "obs.fits[DQ]" in err
+    fits.writeto(tmp_path / "good.fits", (dq == 0).astype(np.float32))
+    assert np.array_equal(io.read_mask(tmp_path / "good.fits"), mask)
+    np.save(tmp_path / "m.npy", dq.astype(np.float64))
+    with pytest.raises(ValueError, match="holds values from 0 to 512"):
+        io.read_mask(tmp_path / "m.npy")

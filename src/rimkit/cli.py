@@ -395,8 +395,9 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mask",
         help="the measured pixels (white; a 0/1 image or .npy): inpaint's holes, or bad pixels "
-        "of a denoise/blur/sr/lensing measurement left out; mri: the sampled k-space (default: "
-        "its nonzero points)",
+        "of a denoise/blur/sr/lensing measurement left out (a FITS HDU named DQ, obs.fits[DQ]: "
+        "data-quality flags, nonzero = bad); mri: the sampled k-space (default: its nonzero "
+        "points)",
     )
     parser.add_argument(
         "--maps",

@@ -377,11 +377,17 @@ INTEGER_RANGES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 """The integer types read as images, and the value each scales to 1."""
 
 
+DATA_QUALITY_HDUS = ("DQ",)
+"""FITS image HDUs read by :func:`read_mask` as data-quality flags (nonzero = bad pixel), as
+HST's and JWST's ``DQ`` extensions hold them."""
+
+
 def read_mask(path: str | os.PathLike) -> np.ndarray:
     """A mask file (inpainting's observed pixels, MRI's sampled k-space points) as float64
     ``(H, W)``, or ``(W,)`` for a 1-D column mask in a ``.npy``: an image (white = observed)
     or a ``.npy`` of bools, integers (nonzero = observed) or floats in ``[0, 1]``. A 0/1 mask
-    stored as 8 bits (black to the eye) counts as 0/1.
+    stored as 8 bits (black to the eye) counts as 0/1. A FITS HDU named ``DQ``
+    (``obs.fits[DQ]``) holds data-quality flags: its nonzero pixels are the bad ones (0 here).
 
     Example:
         >>> import tempfile
@@ -397,10 +403,42 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
             if np.iscomplexobj(array) or array.ndim not in (1, 2):
                 raise ValueError(f"mask {str(path)!r} has shape {array.shape}; give (H, W) or (W,)")
             return (array > (0 if array.dtype.kind in "biu" else 0.5)).astype(np.float64)
+    if is_fits(path):
+        return _fits_mask(path)
     mask = read_image(path, gray=True)
     if 0 < mask.max() <= 1 / 255 + 1e-9:  # 0/1 stored in 8 bits
         mask = (mask > 0).astype(np.float64)
+    if mask.size and (mask.min() < 0 or mask.max() > 1):
+        raise ValueError(
+            f"mask {str(path)!r} holds values from {mask.min():g} to {mask.max():g}; a mask is "
+            "0/1 or in [0, 1], 1 = measured"
+        )
     return mask
+
+
+def _fits_mask(path: Path) -> np.ndarray:
+    """A FITS mask: data-quality flags (an HDU of :data:`DATA_QUALITY_HDUS`; nonzero = bad),
+    else values in ``[0, 1]`` (1 = measured)."""
+    with _fits_image_hdu(path) as (hdu, label):
+        flags = hdu.name.upper() in DATA_QUALITY_HDUS
+    values = _read_fits(path)
+    if flags:
+        bad = values != 0
+        warnings.warn(
+            f"{str(path)!r} ({label}) holds data-quality flags: its {int(bad.sum())} flagged "
+            f"(nonzero) pixels, {100 * float(bad.mean()):.2g} % of them, are left out as bad",
+            UserWarning,
+            stacklevel=3,
+        )
+        return (~bad).astype(np.float64)
+    if values.min() < 0 or values.max() > 1:
+        raise ValueError(
+            f"mask {str(path)!r} ({label}) holds values from {values.min():g} to "
+            f"{values.max():g}; a mask is 0/1 or in [0, 1], 1 = measured. Data-quality flags "
+            "(nonzero = bad pixel) are read as such from an HDU named DQ (obs.fits[DQ]); or "
+            "store 1 where the flags are 0"
+        )
+    return values
 
 
 def _scale_integers(array: np.ndarray, name: str, int32_as_16_bit: bool = False) -> np.ndarray:
