@@ -344,3 +344,36 @@ def test_validation_scores_complex_images_by_their_magnitude():
     assert complex_scores.shape == (1, 2) and bool((complex_scores > 38).all())
     clipped = psnr_per_step([noisy], target)  # negative parts clipped away: a wrong score
     assert bool((clipped < 25).all())
+
+
+def _write_bart(stem, array: np.ndarray) -> None:
+    """``array`` (BART's dimensions) as ``stem.hdr`` / ``stem.cfl``."""
+    dims = " ".join(str(d) for d in array.shape)
+    stem.with_suffix(".hdr").write_text(f"# Dimensions\n{dims}\n")
+    array.astype(np.complex64).flatten(order="F").tofile(stem.with_suffix(".cfl"))
+
+
+def test_compare_scores_against_a_bart_reference_image(tmp_path, capsys):
+    """BART's pics writes its reference as an image with one ESPIRiT map per dimension 4:
+    the first map's image is the reference; coil images are refused."""
+    from rimkit.io import read_bart_image
+
+    kspace, _, _, x = _multicoil_kspace()
+    _write_bart(tmp_path / "ksp", np.moveaxis(kspace, 0, -1)[None])  # (1, H, W, coils)
+    image = np.stack([x * np.exp(0.3j), 0.01 * x], axis=-1)  # two maps' images
+    _write_bart(tmp_path / "img", image[None, :, :, None, :])  # (1, H, W, 1, 2)
+    with pytest.warns(UserWarning, match="2 ESPIRiT maps' images; the first"):
+        np.testing.assert_allclose(read_bart_image(tmp_path / "img"), x, atol=1e-6)
+    argv = ["compare", tmp_path / "ksp.cfl", "--task", "mri", "--methods", "zero-filled",
+            "--out", tmp_path / "cmp"]  # fmt: skip
+    assert main([str(a) for a in [*argv, "--truth", tmp_path / "img.cfl"]]) == 0
+    out = capsys.readouterr()
+    row = next(line for line in out.out.splitlines() if line.startswith("| zero-filled"))
+    assert float(row.split("|")[3]) > 15 and "the first, which holds the image" in out.err
+    _write_bart(tmp_path / "coils", np.moveaxis(kspace, 0, -1)[None])
+    assert main([str(a) for a in [*argv, "--force", "--truth", tmp_path / "coils.cfl"]]) == 2
+    assert "4 coil images; a reference is one image" in capsys.readouterr().err
+    np.save(tmp_path / "noisy.npy", x)
+    argv[1:4] = [tmp_path / "noisy.npy", "--task", "denoise"]
+    assert main([str(a) for a in [*argv, "--force", "--truth", tmp_path / "img.cfl"]]) == 2
+    assert "is a BART file; it scores --task mri only" in capsys.readouterr().err

@@ -57,7 +57,7 @@ COMPARE_EXAMPLE = """examples:
   rimkit compare noisy.png --task denoise --truth clean.png      # also PSNR / SSIM
   rimkit compare lr.png --task sr --scale 3 --methods sr bicubic runs/my-sr
   rimkit compare photo.png --task blur --kernel motion:15:45 --boundary valid --sigma auto
-  rimkit compare ksp.cfl --task mri            # mri, mri-measured and the baselines on k-space
+  rimkit compare ksp.cfl --task mri --truth img.cfl   # every MRI model and baseline, scored
   rimkit compare under.npy --task mri --truth file1000.h5 --slice 17   # fastMRI's reference
 
 --sigma auto (the default for denoise) estimates the noise level once; every method is told
@@ -264,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument(
         "--truth",
         help="the clean image, to score each result (PSNR / SSIM); mri: also a fastMRI .h5 file "
-        "(its reference image of --slice; the results are cropped to its size)",
+        "(its reference image of --slice; the results are cropped to its size) or a BART image "
+        "(.cfl; of several ESPIRiT maps the first)",
     )
     cmp.add_argument(
         "--out", default="rimkit-compare", help="output folder (default rimkit-compare)"
@@ -1031,14 +1032,18 @@ def _run_compare(args: argparse.Namespace) -> None:
 
 
 def _read_truth(args: argparse.Namespace) -> tuple[np.ndarray | None, bool]:
-    """``compare --truth``: an image file, or for mri the reference image of a fastMRI file's
-    slice (``--slice``, else the measurement's); and whether the results' scale is fitted to
-    it (not to a fastMRI reference, which is in its k-space's units)."""
+    """``compare --truth``: an image file, or for mri a BART image or the reference image of a
+    fastMRI file's slice (``--slice``, else the measurement's); and whether the results' scale
+    is fitted to it (not to a fastMRI reference, which is in its k-space's units)."""
     from rimkit.fastmri import is_fastmri, read_fastmri, slice_count
-    from rimkit.io import check_image_range, read_image, stored_white
+    from rimkit.io import check_image_range, read_bart_image, read_image, stored_white
 
     if args.truth is None:
         return None, True
+    if Path(args.truth).suffix.lower() in (".cfl", ".hdr"):
+        if args.task != "mri":
+            raise UsageError(f"--truth {args.truth!r} is a BART file; it scores --task mri only")
+        return read_bart_image(args.truth), True
     if not is_fastmri(args.truth):
         units = _units(args, args.input)
         stored = {path: stored_white(path) for path in (args.truth, args.input)}

@@ -777,6 +777,38 @@ def read_kspace(path: str | os.PathLike, what: str = "k-space") -> np.ndarray:
     return array.astype(np.complex128)
 
 
+def read_bart_image(path: str | os.PathLike) -> np.ndarray:
+    """The magnitude ``(H, W)`` of a BART image (``.cfl`` / ``.hdr``), as a reference to score
+    an MRI reconstruction against: of a ``pics`` result with several ESPIRiT maps (dimension
+    4) the first map's image, which holds the image (a note says so); coil images refused.
+
+    Example:
+        >>> import tempfile
+        >>> stem = Path(tempfile.mkdtemp()) / "img"
+        >>> _ = stem.with_suffix(".hdr").write_text("# Dimensions\\n1 2 3 1 1\\n")
+        >>> (-np.arange(6, dtype=np.complex64)).tofile(stem.with_suffix(".cfl"))
+        >>> read_bart_image(stem).tolist()
+        [[0.0, 2.0, 4.0], [1.0, 3.0, 5.0]]
+    """
+    array = read_cfl(path)
+    dims = (*array.shape, *([1] * max(0, 5 - array.ndim)))
+    if dims[4] > 1:
+        warnings.warn(
+            f"{str(path)!r} holds {dims[4]} ESPIRiT maps' images; the first, which holds the "
+            "image, is taken as the reference",
+            UserWarning,
+            stacklevel=2,
+        )
+        array = array[:, :, :, :, 0]
+    images = _bart_coils(array, str(path), "a reference image")
+    if images.shape[0] > 1:
+        raise ValueError(
+            f"{str(path)!r} holds {images.shape[0]} coil images; a reference is one image: "
+            "combine them first (bart rss 8)"
+        )
+    return np.abs(images[0]).astype(np.float64)
+
+
 def _bart_coils(array: np.ndarray, name: str, what: str) -> np.ndarray:
     dims = (*array.shape, *([1] * max(0, 4 - array.ndim)))
     if any(d != 1 for d in dims[4:]):
