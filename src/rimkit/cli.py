@@ -537,10 +537,7 @@ def _run_degrade(args: argparse.Namespace) -> None:
     white, bits = _picture_encoding(args.input, output, measurement)
     if _picture_of_values(output, units):
         measurement = measurement / (white or _maximum(measurement))
-    header = _fits_header(
-        args.input,
-        args.task in ("denoise", "inpaint") or (args.task == "blur" and args.boundary != "valid"),
-    )
+    header = _fits_header(args.input, _measurement_grid(args.task, scale, result.operator))
     write_image(output, measurement, args.force, header, bits=bits)
     if result.mask is not None:
         write_image(mask_path, result.mask, force=args.force)
@@ -601,13 +598,42 @@ def _picture_encoding(source: str, output: Path, image: np.ndarray) -> tuple[flo
     return (white if keeps and float(np.max(image)) <= white else None), bits
 
 
-def _fits_header(source: str, same_grid: bool) -> Any:
+def _fits_header(source: str, grid: tuple[float, tuple[int, int]] | None) -> Any:
     """The header a FITS output takes from a FITS ``source``: all but the stored array's
-    keywords, and the sky coordinates (WCS) where the output keeps the source's pixel grid;
-    ``None`` for a source of another type."""
-    from rimkit.io import is_fits, read_fits_header
+    keywords, and the sky coordinates (WCS) where the output's pixel grid is the source's
+    resampled by ``grid[0]`` and cropped by ``grid[1]`` (:func:`rimkit.io.regrid_wcs`);
+    without them where ``grid`` is ``None`` (a lensed source's plane, k-space); ``None`` for
+    a source of another type."""
+    from rimkit.io import is_fits, read_fits_header, regrid_wcs
 
-    return read_fits_header(source, geometry=same_grid) if is_fits(source) else None
+    if not is_fits(source):
+        return None
+    if grid is None:
+        return read_fits_header(source, geometry=False)
+    return regrid_wcs(read_fits_header(source), *grid)
+
+
+def _measurement_grid(
+    task: str, scale: float, operator: Any
+) -> tuple[float, tuple[int, int]] | None:
+    """How a simulated measurement's pixel grid lies on its image's (:func:`_fits_header`):
+    down-sampled by ``scale``, cropped by a valid blur's margins, or not on the sky's."""
+    if task == "blur":
+        top, _, left, _ = operator.margins()
+        return 1.0, (top, left)
+    if task == "sr":
+        return 1.0 / scale, (0, 0)
+    return _output_grid(task, scale)
+
+
+def _output_grid(task: str, scale: float) -> tuple[float, tuple[int, int]] | None:
+    """How a restored image's pixel grid lies on its measurement's (:func:`_fits_header`):
+    the same, super-resolved by ``scale``, or (lensing, MRI) not on the sky's."""
+    from rimkit.compare import SAME_GRID_TASKS
+
+    if task in SAME_GRID_TASKS:
+        return 1.0, (0, 0)
+    return (float(scale), (0, 0)) if task == "sr" else None
 
 
 def _keeps_values(path: str) -> bool:
@@ -773,13 +799,11 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
     peak = _maximum(result.image) if units == "data" else 1.0
     pictures = [frame / peak for frame in result.frames]  # what 8-bit pictures show
     scaled = _picture_of_values(output, units)
-    from rimkit.compare import SAME_GRID_TASKS
-
     white, bits = _picture_encoding(args.input, output, result.image)
     final = result.image
     if scaled:  # counts as the input stores them, else values / their maximum
         final = result.image / white if white else pictures[-1]
-    header = _fits_header(args.input, args.task in SAME_GRID_TASKS)
+    header = _fits_header(args.input, _output_grid(args.task, _sr_scale(args)))
     write_image(output, final, args.force, header, bits=bits)
     if args.trajectory:
         write_trajectory(Path(args.trajectory), pictures)
@@ -985,7 +1009,7 @@ def _photon_noise(args: argparse.Namespace, image: np.ndarray, mask: np.ndarray 
 
 
 def _run_compare(args: argparse.Namespace) -> None:
-    from rimkit.compare import SAME_GRID_TASKS, compare, measurement_scores, write_comparison
+    from rimkit.compare import compare, measurement_scores, write_comparison
     from rimkit.evaluate.runner import DEFAULT_BASELINES
     from rimkit.io import check_output_folder, is_fits
     from rimkit.pipeline import BAD_PIXEL_TASKS, MASKLESS_BASELINES, shown_measurement
@@ -1014,7 +1038,7 @@ def _run_compare(args: argparse.Namespace) -> None:
     values = None
     if options["units"] == "data" or args.task == "mri":  # pictures show them; keep values
         values = ".fits" if is_fits(args.input) else ".npy"
-    header = _fits_header(args.input, args.task in SAME_GRID_TASKS)
+    header = _fits_header(args.input, _output_grid(args.task, _sr_scale(args)))
     measured = measurement_scores(image, truth, args.task, options["units"])
     written = write_comparison(
         out, results, shown, truth, peak=peak, force=args.force, values=values, header=header,

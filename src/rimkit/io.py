@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import tempfile
@@ -347,8 +348,9 @@ FITS_STRUCTURE = (
 def read_fits_header(path: str | os.PathLike, geometry: bool = True) -> Any:
     """The header of the image :func:`read_image` reads from a FITS file, without the
     keywords of the stored array (``BITPIX``, ``NAXISn``, ``BSCALE``, ...); ``geometry=False``
-    also drops those that tie pixels to the sky (WCS), for an output of another pixel grid
-    (a lensed source, a super-resolved image). An ``astropy.io.fits.Header``.
+    also drops those that tie pixels to the sky (WCS), for an output on no grid of the sky's
+    (a lensed source; :func:`regrid_wcs` moves them to a resampled grid). An
+    ``astropy.io.fits.Header``.
 
     Example:
         >>> import tempfile
@@ -370,6 +372,55 @@ def read_fits_header(path: str | os.PathLike, geometry: bool = True) -> Any:
             header.remove(key, ignore_missing=True, remove_all=True)
     if "WCSAXES" in header:
         header["WCSAXES"] = 2  # the image read is 2-D
+    return header
+
+
+SIP_TERM = re.compile(r"^(A|B|AP|BP)_(\d+)_(\d+)$")
+
+
+def regrid_wcs(header: Any, factor: float = 1.0, origin: tuple[int, int] = (0, 0)) -> Any:
+    """A copy of a FITS ``header`` whose sky coordinates (WCS) fit a resampled, cropped grid:
+    the output's pixel ``(row, col)`` (0-based) lies at the input's
+    ``((row + origin[0] + 0.5) / factor - 0.5, (col + origin[1] + 0.5) / factor - 0.5)``, the
+    pixel-centre convention of MATLAB's ``imresize`` (and of :mod:`rimkit.operators.bicubic`):
+    ``factor`` 2 for a super-resolved image, 1/2 for one down-sampled, ``origin`` the pixels a
+    crop drops at the top and left. In FITS's 1-based pixels,
+
+        CRPIX' = factor (CRPIX - 1/2) + 1/2 - origin,    CD' = CD / factor,
+        CDELT' = CDELT / factor,                         SIP A_p_q' = A_p_q factor^(1 - p - q)
+
+    (the SIP polynomials map pixel offsets from CRPIX to pixel offsets); IRAF's physical
+    coordinates and sections (``LTV``, ``LTM``, ``DATASEC``, ...) are dropped.
+
+    Example:
+        >>> from astropy.io import fits
+        >>> h = fits.Header({"CTYPE1": "RA---TAN", "CRPIX1": 10.0, "CDELT1": -0.1})
+        >>> h2 = regrid_wcs(h, factor=2)
+        >>> h2["CRPIX1"], h2["CDELT1"]
+        (19.5, -0.05)
+    """
+    if not (factor > 0 and math.isfinite(factor)):
+        raise ValueError(f"factor must be a positive number, got {factor}")
+    header = header.copy()
+    for key in list(header.keys()):
+        if re.match(r"(LTV|LTM|DATASEC|TRIMSEC|BIASSEC)", key):
+            header.remove(key, ignore_missing=True, remove_all=True)
+    axes = {1: origin[1], 2: origin[0]}  # FITS axis 1 is the column, axis 2 the row
+    for axis, offset in axes.items():
+        if f"CRPIX{axis}" in header:
+            header[f"CRPIX{axis}"] = factor * (header[f"CRPIX{axis}"] - 0.5) + 0.5 - offset
+    has_cd = any(re.match(r"CD\d_\d$", key) for key in header.keys())
+    for key in list(header.keys()):
+        if re.match(r"CD\d_\d$", key):
+            header[key] = header[key] / factor
+        sip = SIP_TERM.match(key)
+        if sip:
+            header[key] = header[key] * factor ** (1 - int(sip[2]) - int(sip[3]))
+        if key in ("A_DMAX", "B_DMAX"):
+            header[key] = header[key] * factor
+    if not has_cd and any(FITS_GEOMETRY.match(key) for key in header.keys()):
+        for axis in axes:
+            header[f"CDELT{axis}"] = header.get(f"CDELT{axis}", 1.0) / factor
     return header
 
 
