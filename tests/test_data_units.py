@@ -337,6 +337,8 @@ def test_deblurred_data_meeting_the_peak_get_a_note_and_a_larger_peak_lifts_it()
     with pytest.warns(UserWarning, match=r"meets the data's peak, .* give a larger peak"):
         capped = restore(y, "blur", None, **options)
     assert capped.image.max() <= y.max() + 1e-9
+    with pytest.warns(UserWarning, match=r"meets the data's peak, \S+ above the background"):
+        restore(y + 100, "blur", None, background=100.0, **options)  # the peak less the sky
     lifted = restore(y, "blur", None, peak=8 * y.max(), **options)
     assert lifted.image.max() > 1.5 * y.max()  # TV: 20.4 against the blurred 12.0
     with pytest.raises(ValueError, match="peak sets the white of data in their own units"):

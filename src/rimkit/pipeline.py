@@ -345,7 +345,8 @@ def restore(
         if task in ("blur", "sr") and float(np.mean(restored.image >= 0.999)) > 0.001:
             warnings.warn(
                 f"{100 * float(np.mean(restored.image >= 0.999)):.2g} % of the result meets the "
-                f"data's peak, {peak:g}, and is clipped there: a deblurred or super-resolved "
+                f"data's peak, {peak:g}{' above the background' if has_sky else ''}, and is "
+                "clipped there: a deblurred or super-resolved "
                 "image can be brighter than its measurement; give a larger peak (--peak)",
                 UserWarning,
                 stacklevel=2,
