@@ -361,6 +361,12 @@ def test_quiet_and_debug_go_before_or_after_the_command(argv, quiet, debug):
     assert (args.quiet, args.debug) == (quiet, debug)
 
 
+def test_quiet_models_is_refused_rather_than_ignored(capsys):
+    for argv in (["-q", "models"], ["models", "-q"]):
+        status, out, err = run(capsys, *argv)
+        assert status == 2 and out == "" and "with -q it would print nothing" in err
+
+
 def test_quiet_before_the_command_silences_it(tmp_path, noisy, capsys):
     argv = [noisy, tmp_path / "out.png", "--task", "denoise", "--sigma", "25", "--baseline", "tv"]
     status, out, err = run(capsys, "-q", "reconstruct", *argv)

@@ -226,6 +226,7 @@ def test_hubble_deep_field_is_an_example_image():
 def test_fits_outputs_keep_the_header_and_the_wcs_where_the_grid_stays(tmp_path, capsys):
     hdu = fits.PrimaryHDU((800 * smooth((32, 32))).astype(np.float32))
     hdu.header["BUNIT"], hdu.header["EXPTIME"], hdu.header["CRPIX1"] = "electron", 600.0, 16.0
+    hdu.header["LTV1"] = -5.0  # IRAF's physical pixels: kept where the grid stays
     hdu.header["HISTORY"] = f"written by rimkit {__version__}"  # by rimkit degrade, say
     hdu.writeto(tmp_path / "obs.fits")
     lens = ["--einstein-radius", "0.45", "--sigma", "4"]
@@ -236,7 +237,7 @@ def test_fits_outputs_keep_the_header_and_the_wcs_where_the_grid_stays(tmp_path,
         )
         header = fits.getheader(out)
         assert header["BUNIT"] == "electron" and header["EXPTIME"] == 600.0
-        assert ("CRPIX1" in header) == wcs
+        assert ("CRPIX1" in header) == wcs and ("LTV1" in header) == wcs
         assert [str(h) for h in header["HISTORY"]] == [f"written by rimkit {__version__}"]
 
 
@@ -748,6 +749,16 @@ def test_a_dq_extension_is_read_as_flags_and_other_flags_are_refused(tmp_path, c
     np.save(tmp_path / "m.npy", dq.astype(np.float64))
     with pytest.raises(ValueError, match="holds values from 0 to 512"):
         io.read_mask(tmp_path / "m.npy")
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(dq, name="BPM")]).writeto(tmp_path / "b.fits")
+    with pytest.warns(UserWarning, match=r"data-quality flags: its 5 flagged"):
+        assert np.array_equal(io.read_mask(tmp_path / "b.fits"), mask)
+    for white in (255, 65535):  # 0 / white masks, as pictures store them, read as 0 / 1
+        np.save(tmp_path / "w.npy", white * mask)
+        assert np.array_equal(io.read_mask(tmp_path / "w.npy"), mask)
+    fits.writeto(tmp_path / "w.fits", (255 * mask).astype(np.uint8))
+    assert np.array_equal(io.read_mask(tmp_path / "w.fits"), mask)
+    np.save(tmp_path / "o.npy", 1.004 * mask - 0.003)  # a resampled mask's overshoot
+    assert np.array_equal(io.read_mask(tmp_path / "o.npy") > 0.5, mask > 0.5)
 
 
 def _sky_header():
@@ -758,6 +769,10 @@ def _sky_header():
         "CRVAL1": 150.1, "CRVAL2": 2.2, "CD1_1": -1e-5, "CD1_2": 2e-6, "CD2_1": 3e-6,
         "CD2_2": 1e-5, "A_ORDER": 2, "B_ORDER": 2, "A_2_0": 2e-4, "A_1_1": -1e-4,
         "B_0_2": 3e-4, "B_1_1": 1e-4, "LTV1": 5.0,
+        "WCSNAMEO": "OLD", "CTYPE1O": "RA---TAN", "CTYPE2O": "DEC--TAN", "CRPIX1O": 16.0,
+        "CRPIX2O": 14.0, "CRVAL1O": 150.0, "CRVAL2O": 2.1, "CD1_1O": -1e-4, "CD2_2O": 1e-4,
+        "CTYPE1A": "LINEAR", "CTYPE2A": "LINEAR", "CRPIX1A": 1.0, "CRPIX2A": 1.0,
+        "CDELT1A": 0.5, "CDELT2A": 0.5,
     })  # fmt: skip
     return header
 
@@ -774,9 +789,13 @@ def test_a_resampled_grid_keeps_the_sky_of_every_pixel(factor, origin):
     rows, cols = np.meshgrid(np.arange(0, 30, 3.0), np.arange(0, 30, 4.0), indexing="ij")
     out_rows = factor * (rows + 0.5) - 0.5 - origin[0]  # MATLAB's pixel centres
     out_cols = factor * (cols + 0.5) - 0.5 - origin[1]
-    sky = before.pixel_to_world_values(cols, rows)  # astropy: x (column) first, 0-based
-    np.testing.assert_allclose(after.pixel_to_world_values(out_cols, out_rows), sky, atol=1e-10)
+    for key in (" ", "O", "A"):  # the primary WCS and two alternate ones
+        before, after = WCS(_sky_header(), key=key), WCS(header, key=key)
+        sky = before.pixel_to_world_values(cols, rows)  # astropy: x (column) first, 0-based
+        moved = after.pixel_to_world_values(out_cols, out_rows)
+        np.testing.assert_allclose(moved, sky, atol=1e-10)
     assert "LTV1" not in header
+    assert io.regrid_wcs(_sky_header(), 1.0, (0, 0)) == _sky_header()  # the same grid
 
 
 def test_super_resolved_and_down_sampled_fits_keep_their_sky(tmp_path, capsys):
@@ -806,3 +825,11 @@ def test_super_resolved_and_down_sampled_fits_keep_their_sky(tmp_path, capsys):
     got = WCS(fits.getheader(blurred)).pixel_to_world_values(cols[:h, :w], rows[:h, :w])
     sky = WCS(header).pixel_to_world_values(cols[:h, :w] + left, rows[:h, :w] + top)
     np.testing.assert_allclose(got, sky, atol=1e-10)
+
+
+def test_a_background_on_an_image_too_small_for_a_noise_estimate_asks_for_sigma(tmp_path, capsys):
+    np.save(tmp_path / "tiny.npy", 100 + np.random.default_rng(0).normal(0, 5, (8, 8)))
+    argv = ["reconstruct", tmp_path / "tiny.npy", tmp_path / "o.npy", "--task", "denoise",
+            "--units", "data", "--background", "auto", "--baseline", "tv"]  # fmt: skip
+    status, _, err = run(capsys, *argv)
+    assert status == 2 and "9x9" in err and "--sigma" in err

@@ -69,7 +69,7 @@ def test_a_test_set_file_has_no_reference(tmp_path):
         (lambda p: write_file(p, np.ones((2, 8, 8), np.complex64)), "slice 5 is out of range"),
         (lambda p: write_file(p, np.full((6, 8, 8), np.nan, np.complex64)), "NaN or Inf"),
         (lambda p: write_file(p, np.ones((32, 32, 6), np.complex64)), "looks like slices or"),
-        (lambda p: write_file(p, np.ones((64, 40, 8, 12), np.complex64)), "(H, W, coils, slices)?"),
+        (lambda p: write_file(p, np.ones((64, 64, 4, 40), np.complex64)), "more coils than pixels"),
     ],
 )
 def test_bad_files_are_named_with_the_problem(tmp_path, make, message):

@@ -294,9 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the shipped pretrained models",
         description="List the shipped models with their task, channels, T, data and scores.",
     )
-    models.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
-    )
+    for flag, text in (("--quiet", "refused: a listing"), ("--debug", "show tracebacks on errors")):
+        names = ("-q", flag) if flag == "--quiet" else (flag,)
+        models.add_argument(*names, action="store_true", default=argparse.SUPPRESS, help=text)
     models.set_defaults(run=_run_models)
 
     tr = sub.add_parser(
@@ -1207,6 +1207,8 @@ def _run_demo(args: argparse.Namespace) -> None:
 def _run_models(args: argparse.Namespace) -> None:
     from rimkit.zoo import list_models
 
+    if args.quiet:
+        raise UsageError("models lists the shipped models; with -q it would print nothing")
     cards = list_models()
     if not cards:
         print("no pretrained models are shipped yet; train one with `rimkit train`")

@@ -79,11 +79,11 @@ def read_fastmri(path: str | os.PathLike, slice_index: int | None = None) -> Fas
                 f"{str(path)!r}: kspace has shape {kspace.shape}, whose last axis looks like "
                 "slices or coils; fastMRI stores (slices, H, W) or (slices, coils, H, W)"
             )
-        if kspace.ndim == 4 and min(kspace.shape[:2]) > 2 * max(kspace.shape[2:]):
+        if kspace.ndim == 4 and kspace.shape[1] > min(kspace.shape[2:]):
             raise ValueError(
-                f"{str(path)!r}: kspace has shape {kspace.shape}, whose last two axes are "
-                "far shorter than its first two: (H, W, coils, slices)? fastMRI stores "
-                "(slices, coils, H, W): np.transpose(kspace, (3, 2, 0, 1))"
+                f"{str(path)!r}: kspace has shape {kspace.shape}, more coils than pixels on a "
+                "side: (H, W, coils, slices)? fastMRI stores (slices, coils, H, W): "
+                "np.transpose(kspace, (3, 2, 0, 1))"
             )
         slices = kspace.shape[0]
         index = slices // 2 if slice_index is None else slice_index

@@ -376,6 +376,8 @@ def read_fits_header(path: str | os.PathLike, geometry: bool = True) -> Any:
 
 
 SIP_TERM = re.compile(r"^(A|B|AP|BP)_(\d+)_(\d+)$")
+WCS_KEY = re.compile(r"(?:CTYPE|CRPIX|CRVAL|CDELT|CUNIT)\d([A-Z]?)$|(?:CD|PC)\d_\d([A-Z]?)$")
+"""A keyword of a WCS, the primary (no letter) or an alternate one (its letter)."""
 
 
 def regrid_wcs(header: Any, factor: float = 1.0, origin: tuple[int, int] = (0, 0)) -> Any:
@@ -389,7 +391,8 @@ def regrid_wcs(header: Any, factor: float = 1.0, origin: tuple[int, int] = (0, 0
         CRPIX' = factor (CRPIX - 1/2) + 1/2 - origin,    CD' = CD / factor,
         CDELT' = CDELT / factor,                         SIP A_p_q' = A_p_q factor^(1 - p - q)
 
-    (the SIP polynomials map pixel offsets from CRPIX to pixel offsets); IRAF's physical
+    (the SIP polynomials map pixel offsets from CRPIX to pixel offsets), for the primary WCS
+    and every alternate one (``CRPIX1A``, ...); where the grid changes, IRAF's physical
     coordinates and sections (``LTV``, ``LTM``, ``DATASEC``, ...) are dropped.
 
     Example:
@@ -402,43 +405,65 @@ def regrid_wcs(header: Any, factor: float = 1.0, origin: tuple[int, int] = (0, 0
     if not (factor > 0 and math.isfinite(factor)):
         raise ValueError(f"factor must be a positive number, got {factor}")
     header = header.copy()
+    if factor == 1 and tuple(origin) == (0, 0):
+        return header  # the same grid
     for key in list(header.keys()):
         if re.match(r"(LTV|LTM|DATASEC|TRIMSEC|BIASSEC)", key):
             header.remove(key, ignore_missing=True, remove_all=True)
-    axes = {1: origin[1], 2: origin[0]}  # FITS axis 1 is the column, axis 2 the row
-    for axis, offset in axes.items():
-        if f"CRPIX{axis}" in header:
-            header[f"CRPIX{axis}"] = factor * (header[f"CRPIX{axis}"] - 0.5) + 0.5 - offset
-    has_cd = any(re.match(r"CD\d_\d$", key) for key in header.keys())
+    offsets = {"1": origin[1], "2": origin[0]}  # FITS axis 1 is the column, axis 2 the row
     for key in list(header.keys()):
-        if re.match(r"CD\d_\d$", key):
+        crpix, cdelt = re.match(r"CRPIX([12])([A-Z]?)$", key), re.match(r"CDELT\d[A-Z]?$", key)
+        if crpix:
+            header[key] = factor * (header[key] - 0.5) + 0.5 - offsets[crpix[1]]
+        elif re.match(r"CD\d_\d[A-Z]?$", key) or (cdelt and not _has_cd(header, key[-1])):
             header[key] = header[key] / factor
-        sip = SIP_TERM.match(key)
-        if sip:
+        elif SIP_TERM.match(key):
+            sip = SIP_TERM.match(key)
             header[key] = header[key] * factor ** (1 - int(sip[2]) - int(sip[3]))
-        if key in ("A_DMAX", "B_DMAX"):
+        elif key in ("A_DMAX", "B_DMAX"):
             header[key] = header[key] * factor
-    if not has_cd and any(FITS_GEOMETRY.match(key) for key in header.keys()):
-        for axis in axes:
-            header[f"CDELT{axis}"] = header.get(f"CDELT{axis}", 1.0) / factor
+    for letter in _wcs_letters(header):  # a pixel scale of 1 (the default) given explicitly
+        if not _has_cd(header, letter):
+            for axis in offsets:
+                header.setdefault(f"CDELT{axis}{letter}", 1.0 / factor)
     return header
+
+
+def _wcs_letters(header: Any) -> list[str]:
+    """The WCS a header describes: ``""`` (the primary) and the letters of alternate ones
+    (``CRPIX1A``, ``CD1_1O``, ...)."""
+    letters = set()
+    for key in header.keys():
+        found = WCS_KEY.match(key)
+        if found:
+            letters.add(found[1] if found[1] is not None else found[2])
+    return sorted(letters)
+
+
+def _has_cd(header: Any, letter: str) -> bool:
+    """Whether the WCS ``letter`` (``""``: the primary; a digit: the primary too, from a key's
+    last character) has a CD matrix, which takes the place of its CDELT."""
+    letter = "" if letter.isdigit() else letter
+    return any(re.match(rf"CD\d_\d{letter}$", key) for key in header.keys())
 
 
 INTEGER_RANGES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 """The integer types read as images, and the value each scales to 1."""
 
 
-DATA_QUALITY_HDUS = ("DQ",)
+DATA_QUALITY_HDUS = ("DQ", "BPM")
 """FITS image HDUs read by :func:`read_mask` as data-quality flags (nonzero = bad pixel), as
-HST's and JWST's ``DQ`` extensions hold them."""
+HST's and JWST's ``DQ`` extensions and IRAF's and Gemini's bad-pixel masks (``BPM``) hold
+them."""
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
     """A mask file (inpainting's observed pixels, MRI's sampled k-space points) as float64
     ``(H, W)``, or ``(W,)`` for a 1-D column mask in a ``.npy``: an image (white = observed)
     or a ``.npy`` of bools, integers (nonzero = observed) or floats in ``[0, 1]``. A 0/1 mask
-    stored as 8 bits (black to the eye) counts as 0/1. A FITS HDU named ``DQ``
-    (``obs.fits[DQ]``) holds data-quality flags: its nonzero pixels are the bad ones (0 here).
+    stored as 8 bits (black to the eye) counts as 0/1, and values 0 and 255 (or 65535) as 0 and
+    1. A FITS HDU named ``DQ`` or ``BPM`` (``obs.fits[DQ]``) holds data-quality flags: its
+    nonzero pixels, whatever their bits, are the bad ones (0 here).
 
     Example:
         >>> import tempfile
@@ -459,12 +484,27 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     mask = read_image(path, gray=True)
     if 0 < mask.max() <= 1 / 255 + 1e-9:  # 0/1 stored in 8 bits
         mask = (mask > 0).astype(np.float64)
-    if mask.size and (mask.min() < 0 or mask.max() > 1):
-        raise ValueError(
-            f"mask {str(path)!r} holds values from {mask.min():g} to {mask.max():g}; a mask is "
-            "0/1 or in [0, 1], 1 = measured"
-        )
-    return mask
+    return _mask_values(mask, f"mask {str(path)!r}")
+
+
+MASK_SLACK = 0.01
+"""How far a mask's values may stray outside ``[0, 1]`` (a resampled mask's overshoot)."""
+
+
+def _mask_values(mask: np.ndarray, name: str, flags_hint: str = "") -> np.ndarray:
+    """A mask's values in ``[0, 1]``: as they are (within :data:`MASK_SLACK`, clipped), or
+    0 / 255 and 0 / 65535 masks scaled; anything else (flags, counts) refused."""
+    if not mask.size:
+        return mask
+    low, high = float(mask.min()), float(mask.max())
+    if low >= -MASK_SLACK and high <= 1 + MASK_SLACK:
+        return np.clip(mask, 0.0, 1.0)
+    if low == 0 and high in (255.0, 65535.0) and np.isin(mask, (0.0, high)).all():
+        return mask / high
+    raise ValueError(
+        f"{name} holds values from {low:g} to {high:g}; a mask is 0/1 or in [0, 1] (also 0/255), "
+        f"1 = measured{flags_hint}"
+    )
 
 
 def _fits_mask(path: Path) -> np.ndarray:
@@ -482,14 +522,11 @@ def _fits_mask(path: Path) -> np.ndarray:
             stacklevel=3,
         )
         return (~bad).astype(np.float64)
-    if values.min() < 0 or values.max() > 1:
-        raise ValueError(
-            f"mask {str(path)!r} ({label}) holds values from {values.min():g} to "
-            f"{values.max():g}; a mask is 0/1 or in [0, 1], 1 = measured. Data-quality flags "
-            "(nonzero = bad pixel) are read as such from an HDU named DQ (obs.fits[DQ]); or "
-            "store 1 where the flags are 0"
-        )
-    return values
+    hint = (
+        ". Data-quality flags (nonzero = bad pixel) are read as such from an HDU named DQ or "
+        "BPM (obs.fits[DQ]); or store 1 where the flags are 0"
+    )
+    return _mask_values(values, f"mask {str(path)!r} ({label})", hint)
 
 
 def _scale_integers(array: np.ndarray, name: str, int32_as_16_bit: bool = False) -> np.ndarray:

@@ -311,8 +311,8 @@ def restore(
     if has_sky and task != "lensing":
         noise = _noise_of(sigma, units)
         if noise is None:
-            noise = estimated = _sky_noise(image, mask)
-        lowered = _lowered_by(sky, noise)
+            estimated = _sky_noise(image, mask)
+        lowered = _lowered_by(sky, noise if noise is not None else estimated or 0.0)
     if has_sky:
         image = image - lowered
     if units == "data" and task != "mri":
@@ -389,12 +389,13 @@ def _lowered_by(sky: float | np.ndarray, noise: float) -> float | np.ndarray:
     return sky - 3.0 * float(noise)
 
 
-def _sky_noise(image: np.ndarray, mask: np.ndarray | None) -> float:
+def _sky_noise(image: np.ndarray, mask: np.ndarray | None) -> float | None:
     """The noise std of a measurement with a background, in its values, estimated as
     :func:`_restore` estimates ``sigma="auto"`` (each channel's, then their mean; measured
-    pixels only), so that one estimate serves both."""
+    pixels only), so that one estimate serves both; ``None`` for an image too small to
+    estimate it from (:func:`_restore` then refuses ``"auto"``, naming the size)."""
     if min(image.shape[:2]) < 9:
-        return 0.0
+        return None
     observed = None if mask is None or np.shape(mask) != image.shape[:2] else mask
     return _estimate_sigma(image, "denoise", observed)
 
