@@ -28,6 +28,7 @@ import yaml
 
 from rimkit.evaluate.report import atomic_write_text
 from rimkit.models import RIMConfig, count_parameters
+from rimkit.models.cost import BSD68_SIZE, inference_flops
 from rimkit.tasks import TASKS
 from rimkit.train.checkpoint import export_weights, load_checkpoint, read_meta
 from rimkit.zoo import WEIGHTS_DIR
@@ -187,6 +188,7 @@ def main() -> None:
         "train_steps": model_cfg.train_steps,
         "description": args.description,
         "hardware": args.hardware,
+        "inference_gflop": round(inference_flops(model) / 1e9, 1),
         "data": _sources_text(config["data"]),
         "patch_size": config["data"]["patch_size"],
         "recipe": args.recipe,
@@ -242,6 +244,10 @@ def _origin(step: dict) -> str:
     )
 
 
+def _size() -> str:
+    return "x".join(str(n) for n in reversed(BSD68_SIZE))  # width x height, as 481x321
+
+
 def _markdown(card: dict) -> str:
     arch = card["architecture"]
     lines = [
@@ -253,6 +259,11 @@ def _markdown(card: dict) -> str:
         "|---|---|",
         f"| task | {card['task']} |",
         f"| made to run on | {card['hardware']} |",
+        *(
+            [f"| network cost | {card['inference_gflop']} GFLOP per {_size()} image at T |"]
+            if card.get("inference_gflop") is not None
+            else []
+        ),
         f"| architecture | {_architecture(arch)} |",
         f"| channels | {card['channels']} |",
         f"| trained steps T | {card['train_steps']} |",

@@ -323,6 +323,7 @@ def test_cli_models_lists_every_shipped_card_or_says_none(capsys):
     for card in cards:
         assert f"{card['name']}: {card['task']}" in out
         assert all(f"{key}: {value}" in out for key, value in card["scores"].items())
+        assert f"({card['inference_gflop']:g} GFLOP per 481x321 image at T)" in out
 
 
 def test_cli_reconstruct_refuses_a_scale_the_model_was_not_trained_for(tmp_path, capsys):

@@ -54,6 +54,7 @@ def test_a_run_ships_as_weights_and_cards_with_its_facts(image_folder, tmp_path,
     assert ship._wall_time(run, 4) > 0
     text = (tmp_path / "zoo" / "tiny.md").read_text()
     assert "16x16 patches" in text and "`configs/x.yaml`" in text
+    assert card["inference_gflop"] > 0 and "GFLOP per 481x321 image at T" in text
 
     from rimkit.zoo import load_model
 
@@ -255,3 +256,18 @@ def test_the_data_line_names_every_pooled_source():
     )
     pooled = {"train": ["mri/mni152_t1_2009a.npz", "train/BSDS300-train"], "gray": True}
     assert ship._sources_text(pooled) == "mri/mni152_t1_2009a.npz + train/BSDS300-train (gray)"
+
+
+def test_each_shipped_card_states_the_network_cost_it_measures():
+    """Every card gives its model's GFLOP per 481x321 image; the cheap model's is counted
+    again here, and the ablations' order follows their architecture."""
+    from rimkit.models.cost import inference_flops
+    from rimkit.zoo import WEIGHTS_DIR, list_models, load_model
+
+    cards = {card.name: card for card in list_models()}
+    assert cards and all(card.inference_gflop > 0 for card in cards.values())
+    assert sorted(p.stem for p in WEIGHTS_DIR.glob("*.json")) == sorted(cards)
+    model = load_model("unrolled-denoise-gray").model
+    assert round(inference_flops(model) / 1e9, 1) == cards["unrolled-denoise-gray"].inference_gflop
+    assert cards["ffn-3task"].inference_gflop < cards["gdn-3task"].inference_gflop
+    assert cards["gdn-3task"].inference_gflop < cards["3task"].inference_gflop  # no estimate in

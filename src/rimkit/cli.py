@@ -1218,7 +1218,10 @@ def _run_models(args: argparse.Namespace) -> None:
             f"{card.name}: {card.task}, {card.channels} channel(s), trained T = {card.train_steps}"
         )
         print(f"  {card.description}")
-        print(f"  made for: {card.hardware}; trained on: {card.data}")
+        cost = ""
+        if card.inference_gflop is not None:
+            cost = f" ({card.inference_gflop:g} GFLOP per 481x321 image at T)"
+        print(f"  made for: {card.hardware}{cost}; trained on: {card.data}")
         for key, value in card.scores.items():
             print(f"  {key}: {value}")
 

@@ -17,6 +17,7 @@ Example:
 from rimkit.models.ablations import build_ffn, build_gdn
 from rimkit.models.cells import CELLS, Cell, MRICell, RestorationCell, SuperResolutionCell
 from rimkit.models.convgru import ConvFeedForward, ConvGRU
+from rimkit.models.cost import inference_flops
 from rimkit.models.invertible import InvertibleRIM, build_invertible
 from rimkit.models.links import LINKS, IdentityLink, Link, SigmoidLink, SoftplusLink
 from rimkit.models.losses import LOSSES, WEIGHT_SCHEMES, ssim, step_weights, trajectory_loss
@@ -58,6 +59,7 @@ __all__ = [
     "build_rim",
     "build_unrolled",
     "count_parameters",
+    "inference_flops",
     "ssim",
     "step_weights",
     "trajectory_loss",

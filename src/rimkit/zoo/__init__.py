@@ -43,6 +43,7 @@ class ModelCard:
     train_steps: int
     description: str = ""
     hardware: str = ""
+    inference_gflop: float | None = None
     data: str = ""
     recipe: str = ""
     scales: tuple[int, ...] = ()
