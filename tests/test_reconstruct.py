@@ -493,3 +493,21 @@ def test_the_shipped_irim_denoises_at_its_t_and_trails_denoise_gray():
     reference = restore(y, "denoise", load_model("denoise-gray").model, sigma=25).image
     assert mse(denoised) < 0.15 * mse(y)  # measured: 0.124 of it
     assert mse(reference) < mse(denoised) < 1.4 * mse(reference)  # measured: 1.20 times
+
+
+def test_listing_the_models_does_not_import_torch():
+    """``rimkit models`` reads the cards only: torch's import (seconds) waits for a load."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, contextlib, io\n"
+        "from rimkit.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out: status = main(['models'])\n"
+        "import rimkit.zoo\n"
+        "print(status, 'torch' in sys.modules, 'denoise-gray:' in out.getvalue())\n"
+        "rimkit.zoo.load_model\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "False", "True", "True"]
