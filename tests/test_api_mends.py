@@ -315,3 +315,15 @@ def test_an_empty_list_of_training_folders_is_refused(image_folder):
     cfg = ExperimentConfig(data=DataConfig(train=[]), tasks=[{"name": "denoise"}])
     with pytest.raises(ValueError, match=r"data\.train is an empty list"):
         cfg.check()
+
+
+def test_a_loaded_model_is_unwrapped_or_named_not_called():
+    from rimkit.evaluate.runner import rim_method
+    from rimkit.runtime import check_device
+    from rimkit.zoo import load_model
+
+    loaded = load_model("denoise-gray")
+    assert rim_method(loaded).report_step == loaded.model.train_steps
+    with pytest.raises(TypeError, match=r"run its \.model"):
+        loaded(None)
+    check_device("cpu:0")  # torch's name of the one CPU device

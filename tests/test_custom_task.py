@@ -128,3 +128,29 @@ def test_a_sample_that_returns_no_measurement_is_named(image_folder, tmp_path, r
             train(config(image_folder, {"name": "tuple"}), tmp_path / "run", progress=False)
     finally:
         TASKS.pop("tuple")
+
+
+def test_what_a_task_of_ones_own_returns_is_checked_where_it_is_drawn():
+    from rimkit.tasks import TaskMixture
+
+    x, gen = torch.rand(2, 1, 8, 8), torch.Generator().manual_seed(0)
+
+    @dataclass
+    class Float64Noise(ColumnsTask):
+        def sample(self, x, generator):
+            good = ColumnsTask.sample(self, x, generator)
+            sigma = good.sigma.double()  # the noise drawn in float64 makes y and x0 float64
+            y = good.y.double()
+            return Measurement(good.operator, y, sigma, x, good.operator.adjoint(y), "f64")
+
+    @dataclass
+    class HalfStart(ColumnsTask):
+        def sample(self, x, generator):
+            good = ColumnsTask.sample(self, x, generator)
+            return Measurement(good.operator, good.y, good.sigma, x, good.y, "half")
+
+    with pytest.raises(ValueError, match=r"Float64Noise.sample.*x0 of torch.float64 for patches"):
+        TaskMixture([Float64Noise()]).sample(x, gen)
+    with pytest.raises(ValueError, match=r"x0 \(2, 1, 8, 4\) and target \(2, 1, 8, 8\)"):
+        TaskMixture([HalfStart()]).sample(x, gen)
+    assert TaskMixture([ColumnsTask()]).sample(x, gen).name == "columns"

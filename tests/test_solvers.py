@@ -445,3 +445,22 @@ def test_bad_measurements_sigma_and_x0_are_value_errors():
         solver(torch.full((1, 1, 4, 4), float("nan")), Identity())
     with pytest.raises(ValueError, match="x0 has shape"):
         solver(y, Identity(), x0=torch.zeros(2, 1, 4, 4))
+
+
+def test_a_diverging_baseline_warns_and_points_to_the_adjoint_check():
+    """An operator whose adjoint is wrong sends the iterations to NaN / Inf: say so."""
+    from rimkit.operators import LinearOperator, adjoint_mismatch
+
+    class RowShift(LinearOperator):  # y = 3 x shifted along rows; "adjoint" wrongly = forward
+        def forward(self, x):
+            return 3 * torch.roll(x, 1, dims=-1)
+
+        def adjoint(self, y):
+            return 3 * torch.roll(y, 1, dims=-1)
+
+    x = torch.rand(1, 1, 16, 16, dtype=torch.float64)
+    op = RowShift()
+    assert float(adjoint_mismatch(op, x).max()) > 1e-3
+    with pytest.warns(UserWarning, match=r"NaN or Inf: its iterations diverged.*adjoint_mismatch"):
+        result = GradientDescentTikhonov(weight=1e-3, iterations=300)(op(x), op, 0.0)
+    assert not torch.isfinite(result.final).all()

@@ -359,6 +359,14 @@ def test_resume_refuses_another_recipe_but_may_train_longer(image_folder, tmp_pa
     assert train(longer, tmp_path / "run", resume=True, progress=False)["iteration"] == 7
 
 
+def test_resuming_a_finished_run_returns_what_it_ended_with(image_folder, tmp_path):
+    cfg = tiny_config(image_folder, iterations=3)
+    first = train(cfg, tmp_path / "run", progress=False)
+    again = train(cfg, tmp_path / "run", resume=True, progress=False)
+    assert again["iteration"] == 3 and again["val_psnr_final"] == first["val_psnr_final"]
+    assert again["weights_sha256"] == first["weights_sha256"]
+
+
 def test_resume_fills_keys_a_saved_config_predates(image_folder, tmp_path):
     cfg = tiny_config(image_folder)
     train(cfg, tmp_path / "run", stop_after=3, progress=False)

@@ -12,7 +12,7 @@ Example:
     >>> from rimkit.models import build_rim
     >>> from rimkit.operators import Identity
     >>> method = RIMReconstructor(build_rim(features=4, hidden=4, train_steps=2))
-    >>> y = torch.rand(1, 1, 12, 12)
+    >>> y = 0.1 + 0.8 * torch.rand(1, 1, 12, 12, generator=torch.Generator().manual_seed(0))
     >>> torch.allclose(method(y, Identity(), 0.1).final, y, atol=1e-5)   # untrained: x0 = y
     True
 """
@@ -190,7 +190,7 @@ class RIMReconstructor:
     __call__ = reconstruct
 
 
-def _network(model: object) -> torch.nn.Module:
+def _network(model: object, who: str = "RIMReconstructor") -> torch.nn.Module:
     """The network of ``model``: itself, or the ``.model`` of a loaded model."""
     from rimkit.zoo import LoadedModel  # the zoo builds on this module
 
@@ -198,8 +198,8 @@ def _network(model: object) -> torch.nn.Module:
         return model.model
     if not isinstance(model, torch.nn.Module):
         raise TypeError(
-            f"RIMReconstructor takes a model (a torch.nn.Module), got {type(model).__name__}; "
-            "for a shipped model or a run folder give RIMReconstructor(load_model(name).model)"
+            f"{who} takes a model (a torch.nn.Module), got {type(model).__name__}; "
+            f"for a shipped model or a run folder give {who}(load_model(name).model)"
         )
     return model
 

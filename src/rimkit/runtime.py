@@ -49,7 +49,7 @@ def reuse_freed_memory() -> bool:
     )
 
 
-DEVICE_FORM = re.compile(r"cpu|mps|cuda(:\d+)?")
+DEVICE_FORM = re.compile(r"cpu(:0)?|mps(:0)?|cuda(:\d+)?")
 
 
 def check_device(device: str, what: str = "optim.device") -> None:

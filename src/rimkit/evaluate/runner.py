@@ -200,8 +200,9 @@ def rim_method(
         >>> m.report_step, m.trained_steps
         (2, 2)
     """
-    from rimkit.reconstruct import RIMReconstructor
+    from rimkit.reconstruct import RIMReconstructor, _network
 
+    model = _network(model, "rim_method")  # a loaded model's network
     trained = int(model.train_steps)
     report = trained if steps is None else int(steps)
     if report < 1:

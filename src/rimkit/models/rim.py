@@ -137,8 +137,10 @@ def check_start(
             raise ValueError(f"x0 must be a tensor (B, C, H, W), got {got}")
         if x0.is_complex():
             raise ValueError(
-                "x0 is complex; give complex images as real channels "
-                "(rimkit.operators.complex_to_channels) with a ComplexAsChannels operator"
+                "x0 is complex (a complex operator's start A^H y?); a RIM runs on real images: "
+                "wrap the operator in ComplexAsChannels (a 2-channel model: real and imaginary "
+                "parts, x0 by rimkit.operators.complex_to_channels) or RealImages (a 1-channel "
+                "model: the image taken as real)"
             )
         if x0.shape[1] != channels:
             raise ValueError(f"x0 has {x0.shape[1]} channels; this model was built for {channels}")
@@ -410,7 +412,8 @@ def _syncs_cheaply(device: torch.device) -> bool:
 def _not_finite_message(step: int, steps: int) -> str:
     return (
         f"the likelihood gradient is not finite (NaN or Inf) at step {step} of {steps}; "
-        "check the measurement, sigma and the noise floor"
+        "check the measurement, sigma and the noise floor (and a custom operator's adjoint: "
+        "rimkit.operators.adjoint_mismatch(operator, x) is about 1e-15 when it is right)"
     )
 
 

@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -218,7 +219,16 @@ class Reconstructor:
         s = _check_sigma(sigma, y.shape[0])
         warn_if_255_scale(y, s, stacklevel=4)
         with torch.no_grad():
-            return self._solve(y, operator, s, x0)
+            result = self._solve(y, operator, s, x0)
+        if not bool(torch.isfinite(result.final).all()):
+            warnings.warn(
+                f"{self.name or type(self).__name__}'s estimate holds NaN or Inf: its iterations "
+                "diverged. An operator whose adjoint is not its adjoint does this: check a custom "
+                "one with rimkit.operators.adjoint_mismatch(operator, x), about 1e-15 when right",
+                UserWarning,
+                stacklevel=3,
+            )
+        return result
 
     def __call__(
         self,

@@ -414,6 +414,8 @@ def train(
             )
             bar.update(1)
     bar.close()
+    if not meta and resume and start >= end:  # a finished run resumed: what it ended with
+        meta = read_meta(out / "last")
     if meta:
         meta["weights_sha256"] = weights_digest(scored)
     if dist.main and end == optim_cfg.iterations and meta:

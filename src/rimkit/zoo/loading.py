@@ -40,6 +40,12 @@ class LoadedModel:
     source: Path
     card: ModelCard | None = None
 
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        raise TypeError(
+            "a LoadedModel holds the model with its config and card: run its .model "
+            "(load_model(name).model(likelihood, x0)), or give it to RIMReconstructor"
+        )
+
 
 def _resolve(name_or_path: str | os.PathLike) -> tuple[Path, ModelCard | None]:
     if not isinstance(name_or_path, (str, os.PathLike)):
