@@ -164,6 +164,17 @@ def test_config_builds_it_and_checks_its_widths():
         RIMConfig(variant="unroled").build()
 
 
+def test_a_config_sets_the_initial_step_for_an_operator_of_larger_norm():
+    cfg = RIMConfig.from_dict({"variant": "unrolled", "features": 4, "hidden": 2,
+                               "train_steps": 3, "step_size": 1e-4})  # fmt: skip
+    steps = cfg.build().step_sizes().detach()
+    assert torch.allclose(steps, torch.full((3,), 1e-4), rtol=1e-4)
+    default = RIMConfig(variant="unrolled", train_steps=2).build().step_sizes()
+    assert float(default[0].detach()) == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="step_size is the unrolled variants' initial step"):
+        RIMConfig(step_size=0.1).build()
+
+
 def test_trains_through_the_trainer_and_loads_from_the_run(image_folder, tmp_path):
     cfg = ExperimentConfig.from_dict(
         {

@@ -439,7 +439,9 @@ class RIMConfig:
     ``variant: unrolled`` (or ``unrolled-shared``) builds the learned unrolled baseline
     :class:`~rimkit.models.unrolled.UnrolledProximalGradient` instead, with ``train_steps``
     iterations, ``features`` the width of its proximal CNNs (default 32) and ``hidden`` their
-    number of convolution layers (default 4); ``cell`` and ``link`` are then checked but unused.
+    number of convolution layers (default 4) and ``step_size`` the initial gradient step (default
+    1e-3; smaller for an operator of larger norm); ``cell`` and ``link`` are then checked but
+    unused.
     ``variant: invertible`` builds the i-RIM
     :class:`~rimkit.models.invertible.InvertibleRIM` (memory constant in ``train_steps`` with
     ``checkpoint: true``), ``features`` the width of its coupling networks (default 32) and
@@ -471,6 +473,7 @@ class RIMConfig:
     checkpoint: bool = False
     check_finite: bool = True
     color: str = "native"
+    step_size: float | None = None
 
     def __post_init__(self) -> None:
         if self.link is None:
@@ -543,6 +546,7 @@ def build_rim(
     checkpoint: bool = False,
     check_finite: bool = True,
     color: str = "native",
+    step_size: float | None = None,
 ) -> RIM | UnrolledProximalGradient | InvertibleRIM:
     """Build a RIM (or a GDN / FFN ablation) by names from :data:`CELLS`, :data:`LINKS` and
     :data:`VARIANTS`; a variant in :data:`~rimkit.models.unrolled.UNROLLED_VARIANTS` builds the
@@ -582,6 +586,7 @@ def _build_model(
     checkpoint: bool,
     check_finite: bool,
     color: str,
+    step_size: float | None,
 ) -> RIM | UnrolledProximalGradient | InvertibleRIM:
     from rimkit.models import invertible, opponent, unrolled  # they build on this module
 
@@ -603,7 +608,13 @@ def _build_model(
         "check_finite": check_finite,
     }
     if variant in unrolled.UNROLLED_VARIANTS:
-        return unrolled.build_unrolled(channels, variant=variant, **shared)  # type: ignore[arg-type]
+        steps = {} if step_size is None else {"step_size": step_size}
+        return unrolled.build_unrolled(channels, variant=variant, **shared, **steps)  # type: ignore[arg-type]
+    if step_size is not None:
+        raise ValueError(
+            f"step_size is the unrolled variants' initial step; variant {variant!r} learns its "
+            "own updates: leave it out"
+        )
     if variant == INVERTIBLE:
         return invertible.build_invertible(channels, link_cls(), **shared)  # type: ignore[arg-type, operator]
     uses_estimate, recurrent = VARIANTS[variant]

@@ -250,6 +250,7 @@ def build_unrolled(
     noise_floor: float = 1e-3,
     checkpoint: bool = False,
     check_finite: bool = True,
+    step_size: float = 1e-3,
 ) -> UnrolledProximalGradient:
     """An :class:`UnrolledProximalGradient` from the fields of a RIM config.
 
@@ -278,6 +279,7 @@ def build_unrolled(
         features=32 if features is None else features,
         layers=4 if hidden is None else hidden,
         shared=UNROLLED_VARIANTS[variant],
+        step_size=step_size,
         noise_floor=noise_floor,
         checkpoint=checkpoint,
         check_finite=check_finite,
