@@ -27,6 +27,7 @@ from rimkit.solvers.tuning import (
     default_weight,
     grid_key,
     grid_search,
+    load_mri_slices,
     load_training_crops,
     main,
     psnr,
@@ -270,6 +271,7 @@ def test_the_shipped_table_covers_every_baseline_and_setting():
     assert table["provenance"]["quick"] is False
     assert not any("eval" in p.split("/") for p in table["provenance"]["images"])
     assert table["provenance"]["settings"] == [dataclasses.asdict(s) for s in SETTINGS]
+    assert all(name.startswith("mri/") for name in table["provenance"]["mri_images"])
     tuned = {(r["baseline"], r["task"], r["level"], r["sigma"]) for r in table["results"]}
     assert tuned == {
         (b, s.task, float(s.level), s.noise) for b in TUNED_BASELINES for s in SETTINGS
@@ -277,3 +279,69 @@ def test_the_shipped_table_covers_every_baseline_and_setting():
     row = next(r for r in table["results"] if (r["baseline"], r["task"]) == ("tv", "sr"))
     solver = tuned_baseline("tv", "sr", row["level"])  # the tuned weight and iteration count
     assert (solver.weight, solver.iterations) == (row["weight"], row["iterations"])
+
+
+def _brain_volume(path, size=40, seed=0):
+    """A blocky 'head' in an empty field of view, as an MRI volume file."""
+    volume = np.zeros((size, size, size), np.float32)
+    for k, img in enumerate(blocky_images(size - 10, size, seed=seed)):
+        volume[k + 5, 4:-4, 4:-4] = img[0, 4:-4, 4:-4].numpy()
+    np.savez(path, volume=volume)
+    return path
+
+
+def test_mri_settings_are_tuned_on_slices_of_an_mri_volume(tmp_path):
+    assert {s.source for s in SETTINGS if s.task == "mri"} == {"mri"}
+    assert {s.source for s in SETTINGS if s.task != "mri"} == {"natural"}
+    path = _brain_volume(tmp_path / "head.npz")
+    images, names = load_mri_slices(path, 3, seed=1)
+    assert len(images) == 3 and all(0 <= float(x.min()) <= float(x.max()) <= 1 for x in images)
+    assert all(name.startswith("axis") for name in names)
+    assert load_mri_slices(path, 3, seed=1)[1] == names  # seeded
+    mri = dataclasses.replace(next(s for s in SETTINGS if s.task == "mri"), crop=16)
+    with pytest.raises(ValueError, match="give mri_images"):
+        tune(blocky_images(2, 32), [mri], ["cg-tikhonov"], [0.01], {"cg-tikhonov": 2})
+    result = tune(blocky_images(2, 32), [mri], ["cg-tikhonov"], [0.01, 0.1],
+                  {"cg-tikhonov": 2}, mri_images=images)  # fmt: skip
+    assert result[0].task == "mri" and len(result[0].psnr) == 2
+    (tmp_path / "eval").mkdir()
+    with pytest.raises(ValueError, match="evaluation volume"):
+        load_mri_slices(_brain_volume(tmp_path / "eval" / "v.npz"), 1)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_mri_slices(tmp_path / "none.npz", 1)
+    with pytest.raises(ValueError, match="source must be one of natural, mri"):
+        Setting("mri", 4.0, source="brains")
+
+
+def test_update_replaces_only_the_tuned_rows(training_folder, tmp_path):
+    out = tmp_path / "defaults.json"
+    argv = ["--data", str(tmp_path / "data"), "--folder", "train/gen", "--out", str(out),
+            "--images", "2", "--baselines", "cg-tikhonov"]  # fmt: skip
+    assert main([*argv, "--quick", "--tasks", "denoise", "sr"]) == 0
+    before = json.loads(out.read_text())
+    _brain_volume(tmp_path / "data" / "head.npz")
+    update = [*argv, "--tasks", "sr", "--update", "--mri-volume", "head.npz"]
+    assert main([*update, "--quick"]) == 2  # smoke-test rows are kept out of a table
+    assert main(update) == 0
+    after = json.loads(out.read_text())
+    rows = {(r["task"], r["level"], r["sigma"]): r for r in after["results"]}
+    old = {(r["task"], r["level"], r["sigma"]): r for r in before["results"]}
+    assert rows.keys() == old.keys()
+    assert all(rows[k] == old[k] for k in rows if k[0] == "denoise")
+    assert all(rows[k]["grid"] == list(NOISY_GRID if k[2] else NOISELESS_GRID)
+               for k in rows if k[0] == "sr")  # fmt: skip
+    update_note = after["provenance"]["updates"][-1]
+    assert "--update" in update_note["command"] and ["sr", 2.0, 5.0] in update_note["settings"]
+    assert after["provenance"]["settings"] == [dataclasses.asdict(s) for s in SETTINGS]
+
+
+def test_a_task_without_tuned_weights_or_a_0_1_noise_level_gets_a_warning():
+    with pytest.warns(UserWarning, match="no baseline weights are tuned for task 'deblur'"):
+        assert tuned_baseline("tv", "deblur", 2.55).weight == TotalVariation().weight
+    with pytest.warns(UserWarning, match=r"looks like the 0-1 scale \(sigma 25 on 0-255\?\)"):
+        tuned_baseline("tv", "denoise", 25 / 255)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tuned_baseline("tv", "blur", 2.55), tuned_baseline("tv", "projection-gaussian", 0.25)

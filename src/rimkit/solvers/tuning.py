@@ -20,9 +20,13 @@ levels; the other tasks without noise and with noise of sigma 5 and 15 (0-255 sc
 best weight grows with the noise: a measurement takes the weight of the nearest level, then of
 the nearest noise level (:func:`tuned_entry`).
 
-Regenerate the shipped table (about half an hour on one CPU core)::
+MRI is tuned on slices of the MRI training volume (``--mri-volume``), the brains the MRI models
+learned from, the other tasks on natural training images (``--folder``).
+
+Regenerate the shipped table (about 50 minutes on one CPU core), or re-tune some tasks in it::
 
     python -m rimkit.solvers.tuning --data ../shared/data --out src/rimkit/solvers/defaults.json
+    python -m rimkit.solvers.tuning --data ../shared/data --tasks mri --update
 
 Example:
     >>> default_weight("tv", "denoise", 25) > 0
@@ -46,12 +50,14 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -113,6 +119,11 @@ NOISY_GRID: tuple[float, ...] = _logspace(-5, 0, 11)
 PROJECTIONS = ("gaussian", "bernoulli", "fourier")
 TASK_NAMES = ("denoise", "sr", "inpaint", *PROJECTIONS, "lensing", "mri", "blur")
 NOISY_TASKS = ("denoise", "blur")
+SOURCES = ("natural", "mri")
+"""The images a setting is tuned on: natural ones (``--folder``) or slices of an MRI training
+volume (``--mri-volume``), the data the MRI models learned from."""
+MRI_VOLUME = "mri/mni152_t1_2009a.npz"
+"""The MRI training volume (inside ``--data``) whose slices the MRI settings are tuned on."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +131,8 @@ class Setting:
     """One task setting: ``task`` (a name of :data:`TASK_NAMES`), its ``level``, the side of
     the square training crops it is tuned on, how many crops each image gives, and the noise
     ``sigma`` (0-255 scale) of the tasks whose level is not a noise level: 0 (noiseless) unless
-    given. Denoising and deblurring take theirs from ``level``.
+    given. Denoising and deblurring take theirs from ``level``. ``source``: the images it is
+    tuned on (:data:`SOURCES`; ``"mri"``: slices of the MRI training volume).
 
     Example:
         >>> import torch
@@ -136,6 +148,7 @@ class Setting:
     crop: int = 64
     crops_per_image: int = 1
     sigma: float | None = None
+    source: str = "natural"
 
     def __post_init__(self) -> None:
         if self.task not in TASK_NAMES:
@@ -144,6 +157,8 @@ class Setting:
             raise ValueError(f"crop must be an int >= 8, got {self.crop!r}")
         if not (isinstance(self.crops_per_image, int) and self.crops_per_image >= 1):
             raise ValueError(f"crops_per_image must be an int >= 1, got {self.crops_per_image!r}")
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {self.source!r}")
         if self.sigma is not None:
             if self.task in NOISY_TASKS:
                 raise ValueError(f"{self.task}'s noise level is its level; leave sigma out")
@@ -200,8 +215,8 @@ _FIRST_SETTINGS: tuple[Setting, ...] = (
     Setting("bernoulli", 0.25, crop=32, crops_per_image=8),
     Setting("fourier", 0.25, crop=32, crops_per_image=8),
     Setting("lensing", 0.45, crop=32, crops_per_image=8),
-    Setting("mri", 4.0),
-    Setting("mri", 8.0),
+    Setting("mri", 4.0, crop=128, source="mri"),
+    Setting("mri", 8.0, crop=128, source="mri"),
     Setting("blur", 2.55, crops_per_image=4),
     Setting("blur", 7.65, crops_per_image=4),
     Setting("lensing", 0.3, crop=32, crops_per_image=8),
@@ -225,7 +240,9 @@ lensing, whose lenses differ from crop to crop. MRI is scored on the magnitude i
 Deblurring (``level``: sigma on the 0-255 scale) takes four 64x64 crops per image, each blurred
 by its own kernel drawn as :class:`rimkit.tasks.BlurTask` draws them (Gaussian or motion).
 Every setting of the other tasks is tuned noiseless and again at each of :data:`NOISY_SIGMAS`
-(appended, so the seeds of the first settings, drawn from their index, stay as they were)."""
+(appended, so the seeds of the first settings, drawn from their index, stay as they were).
+MRI is tuned on 128x128 crops of slices of the MRI training volume (:data:`MRI_VOLUME`), the
+brains the MRI models learned from, not on natural images."""
 
 
 def psnr(estimate: Tensor, target: Tensor) -> Tensor:
@@ -358,6 +375,32 @@ def load_training_crops(
     return [images[i] for i in range(len(images))], chosen
 
 
+def load_mri_slices(
+    path: str | os.PathLike, count: int, seed: int = 0, min_fill: float = 0.3
+) -> tuple[list[Tensor], list[str]]:
+    """``count`` slices ``(1, H, W)`` in ``[0, 1]`` picked at random (seeded) from the MRI
+    volume ``path`` (:func:`rimkit.data.volumes.volume_planes`: along each axis, those with at
+    least ``min_fill`` of their pixels above 5 % of the maximum), and their names
+    (``axis1-120``). Refuses a volume inside an ``eval`` directory."""
+    from rimkit.data.volumes import volume_planes
+
+    path = Path(path)
+    if "eval" in path.resolve().parts:
+        raise ValueError(f"{str(path)!r} is an evaluation volume; tune on training data only")
+    if not path.is_file():
+        raise ValueError(
+            f"MRI volume {str(path)!r} does not exist; the MRI settings are tuned on slices of "
+            f"an MRI training volume (--mri-volume, default {MRI_VOLUME} inside --data)"
+        )
+    planes = volume_planes(path, min_fill=min_fill)
+    if not 1 <= count <= len(planes):
+        raise ValueError(f"asked for {count} slices but {str(path)!r} gives {len(planes)}")
+    order = torch.randperm(len(planes), generator=torch.Generator().manual_seed(seed))
+    chosen = sorted(int(i) for i in order[:count])
+    images = [torch.from_numpy(planes[i][1].astype(np.float32) / 255.0) for i in chosen]
+    return images, [planes[i][0] for i in chosen]
+
+
 def _crops(
     images: list[Tensor], size: int, generator: torch.Generator, per_image: int = 1
 ) -> Tensor:
@@ -383,8 +426,10 @@ def tune(
     seed: int = 0,
     thin: int = 1,
     progress: bool = False,
+    mri_images: list[Tensor] | None = None,
 ) -> list[GridResult]:
-    """Grid-search every baseline on every setting over crops of ``images`` (``(1, H, W)``).
+    """Grid-search every baseline on every setting over crops of ``images`` (``(1, H, W)``),
+    or of ``mri_images`` for the settings whose ``source`` is ``"mri"``.
 
     ``grid`` defaults to each setting's own (:attr:`Setting.grid`), of which every ``thin``-th
     value is tried. Each setting draws its crops and measurement from generators seeded by
@@ -397,7 +442,10 @@ def tune(
     results = []
     for position, setting in enumerate(settings):
         index = SETTINGS.index(setting) if setting in SETTINGS else len(SETTINGS) + position
-        x = _crops(images, setting.crop, seeded(seed, index, 0), setting.crops_per_image)
+        source = images if setting.source == "natural" else mri_images
+        if source is None:
+            raise ValueError(f"setting {setting} is tuned on MRI slices: give mri_images")
+        x = _crops(source, setting.crop, seeded(seed, index, 0), setting.crops_per_image)
         measurement = setting.measure(x, seeded(seed, index, 1))
         weights = tuple(setting.grid if grid is None else grid)[::thin]
         for name in baselines:
@@ -430,8 +478,11 @@ def report(
     seed: int,
     quick: bool,
     wall_time_s: float,
+    mri_slices: Sequence[str] = (),
+    command: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The JSON-ready table: the results and how they were found."""
+    """The JSON-ready table: the results and how they were found (``mri_slices``: the names
+    of the MRI volume's slices the MRI settings were tuned on, as ``VOLUME:axis1-120``)."""
     import rimkit
 
     def rel(p: Path) -> str:
@@ -454,11 +505,14 @@ def report(
                 "task's x0 (rimkit.tasks; y for denoising and deblurring, bicubic for sr, "
                 "mean-filled for inpainting, 0.5 for projections and lensing, zero-filled for "
                 "MRI); denoising and deblurring are noisy, the other tasks tuned noiseless and "
-                "with noise (sigma, 0-255 scale); MRI is scored on the magnitude"
+                "with noise (sigma, 0-255 scale); MRI is tuned on slices of an MRI training "
+                "volume (mri_images) and scored on the magnitude"
             ),
             "date": datetime.date.today().isoformat(),
-            "command": "python -m rimkit.solvers.tuning " + " ".join(sys.argv[1:]),
+            "command": "python -m rimkit.solvers.tuning "
+            + " ".join(sys.argv[1:] if command is None else command),
             "images": [rel(f) for f in files],
+            **({"mri_images": list(mri_slices)} if mri_slices else {}),
             "settings": [dataclasses.asdict(s) for s in settings],
             "levels": "denoise: sigma (0-255); sr: scale; inpaint: missing fraction; "
             "gaussian/bernoulli/fourier: ratio m/n; lensing: Einstein radius (source widths); "
@@ -524,6 +578,7 @@ def tuned_entry(
     if not path.is_file():
         return None
     task = _canonical_task(task)
+    _check_setting(task, level)
     rows = [
         r
         for r in _load(str(path), path.stat().st_mtime)
@@ -541,6 +596,25 @@ def tuned_entry(
         return abs(math.log1p(noise) - math.log1p(_row_sigma(row))), _row_sigma(row)
 
     return min(rows, key=noise_gap)
+
+
+def _check_setting(task: str, level: float) -> None:
+    """Warn where a lookup would quietly fall back: a task no weight is tuned for (a slip such
+    as ``"deblur"`` for ``"blur"``), or a noise level on the 0-1 scale."""
+    if task not in TASK_NAMES:
+        warnings.warn(
+            f"no baseline weights are tuned for task {task!r} (tuned: {', '.join(TASK_NAMES)}); "
+            "the baseline's class default is used",
+            UserWarning,
+            stacklevel=4,
+        )
+    elif task in NOISY_TASKS and 0 < level < 0.5:  # sigma below half a gray level of 255
+        warnings.warn(
+            f"{task}'s level is its noise sigma on the 0-255 scale; {level:g} looks like the 0-1 "
+            f"scale (sigma {level * 255:.3g} on 0-255?)",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _row_sigma(row: dict[str, Any]) -> float:
@@ -618,6 +692,36 @@ def tuned_baseline(
     return baseline(name, **options)
 
 
+def _updated(path: Path, new: dict[str, Any]) -> dict[str, Any]:
+    """The table at ``path`` with the rows of ``new`` in place of those of the same baseline,
+    task, level and noise (appended where it has none), its provenance kept, the settings and
+    iterations made current and the update recorded under ``updates``."""
+    try:
+        table = json.loads(path.read_text())
+        rows, provenance = table["results"], table["provenance"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"--update needs the table to update at --out: {err}") from None
+
+    def key(row: dict[str, Any]) -> tuple:
+        return row["baseline"], row["task"], row["level"], _row_sigma(row)
+
+    fresh = {key(row): row for row in new["results"]}
+    rows = [fresh.pop(key(row), row) for row in rows] + list(fresh.values())
+    done = new["provenance"]
+    provenance["settings"] = [dataclasses.asdict(s) for s in SETTINGS]
+    provenance["iterations"] = {**provenance.get("iterations", {}), **done["iterations"]}
+    for name, grid in done["grid"].items():
+        provenance.setdefault("grid", {})[name] = grid
+    if "mri_images" in done:
+        provenance["mri_images"] = done["mri_images"]
+    provenance["method"] = done["method"]
+    settings = sorted({(s["task"], s["level"], Setting(**s).noise) for s in done["settings"]})
+    provenance.setdefault("updates", []).append({
+        k: done[k] for k in ("date", "command", "wall_time_s", "threads", "rimkit_version")
+    } | {"settings": [list(s) for s in settings]})  # fmt: skip
+    return {**table, "provenance": provenance, "results": rows}
+
+
 def _dumps(table: dict[str, Any]) -> str:
     """JSON with the provenance indented and one line per result."""
     head = json.dumps({k: v for k, v in table.items() if k != "results"}, indent=1)
@@ -635,6 +739,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folder", default="train/Train400", help="training images, inside --data")
     parser.add_argument("--out", default=str(DEFAULTS_PATH), help="the JSON file to write")
     parser.add_argument("--images", type=int, default=4, help="number of training images")
+    parser.add_argument(
+        "--mri-volume", default=MRI_VOLUME, help=f"MRI training volume in --data ({MRI_VOLUME})"
+    )
+    parser.add_argument("--mri-images", type=int, default=8, help="slices of it (8)")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="replace only the tuned settings' rows of the table at --out, keeping the others",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     parser.add_argument("--baselines", nargs="+", default=list(TUNED_BASELINES))
@@ -642,6 +755,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="smoke test: every other weight, 1/5 of the iterations"
     )
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, args.threads))
@@ -657,6 +771,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder = Path(args.folder) if Path(args.folder).is_absolute() else root / args.folder
         tic = time.perf_counter()
         images, files = load_training_crops(folder, args.images, args.seed)
+        mri_images, mri_slices = None, []
+        if any(s.source == "mri" for s in settings):
+            volume = Path(args.mri_volume)
+            volume = volume if volume.is_absolute() else root / volume
+            mri_images, names = load_mri_slices(volume, args.mri_images, args.seed)
+            mri_slices = [f"{args.mri_volume}:{name}" for name in names]
         results = tune(
             images,
             settings,
@@ -665,10 +785,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             thin=2 if args.quick else 1,
             progress=True,
+            mri_images=mri_images,
         )
         table = report(
-            results, files, root, settings, args.seed, args.quick, time.perf_counter() - tic
-        )
+            results, files, root, settings, args.seed, args.quick, time.perf_counter() - tic,
+            mri_slices, argv,
+        )  # fmt: skip
+        wall_time_s = table["provenance"]["wall_time_s"]
+        if args.update:
+            if args.quick:
+                raise ValueError("--update with --quick would put smoke-test rows in the table")
+            table = _updated(Path(args.out), table)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -679,7 +806,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, _dumps(table))
-    print(f"wrote {out} ({table['provenance']['wall_time_s']} s)", file=sys.stderr)
+    print(f"wrote {out} ({wall_time_s} s)", file=sys.stderr)
     return 0
 
 
