@@ -154,3 +154,12 @@ def test_what_a_task_of_ones_own_returns_is_checked_where_it_is_drawn():
     with pytest.raises(ValueError, match=r"x0 \(2, 1, 8, 4\) and target \(2, 1, 8, 8\)"):
         TaskMixture([HalfStart()]).sample(x, gen)
     assert TaskMixture([ColumnsTask()]).sample(x, gen).name == "columns"
+
+    @dataclass
+    class MapNoNoStart(ColumnsTask):  # a noise map per pixel and no start: both allowed
+        def sample(self, x, generator):
+            good = ColumnsTask.sample(self, x, generator)
+            noise_map = 0.01 + 0.05 * good.y
+            return Measurement(good.operator, good.y, noise_map, x, None, "map")
+
+    assert TaskMixture([MapNoNoStart()]).sample(x, gen).x0 is None

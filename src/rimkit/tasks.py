@@ -445,10 +445,12 @@ class TaskMixture:
 def _check_measurement(m: Measurement, x: Tensor, task: str) -> None:
     """Name what a task of one's own returned that training would trip over later, deep
     inside: images of another dtype than the patches, a start of another shape than the
-    target, a sigma of another length than the batch."""
+    target (``x0=None`` is no start: the RIM begins at ``eta_0 = 0``)."""
     where = f"{task}.sample(x, generator) returned"
     for field_name in ("target", "x0"):
         value = getattr(m, field_name)
+        if value is None and field_name == "x0":  # the RIM starts at eta_0 = 0
+            continue
         if not isinstance(value, Tensor) or value.ndim != 4:
             got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
             raise ValueError(f"{where} {field_name} {got}; give a tensor (B, C, H, W)")
@@ -457,18 +459,13 @@ def _check_measurement(m: Measurement, x: Tensor, task: str) -> None:
                 f"{where} {field_name} of {value.dtype} for patches of {x.dtype}: draw the noise "
                 "and sigma in the patches' dtype (e.g. torch.rand(..., dtype=x.dtype))"
             )
-    if m.x0.shape != m.target.shape:
+    if m.x0 is not None and m.x0.shape != m.target.shape:
         raise ValueError(
             f"{where} x0 {tuple(m.x0.shape)} and target {tuple(m.target.shape)}: the start "
             "is an image of the target's shape (e.g. A^T y)"
         )
-    if not m.y.is_complex() and m.y.dtype != x.dtype:
+    if m.y.is_floating_point() and m.y.dtype != x.dtype:
         raise ValueError(f"{where} y of {m.y.dtype} for patches of {x.dtype}; keep their dtype")
-    if torch.as_tensor(m.sigma).numel() not in (1, x.shape[0]):
-        raise ValueError(
-            f"{where} sigma of {torch.as_tensor(m.sigma).numel()} values for a batch of "
-            f"{x.shape[0]}: give one per sample"
-        )
 
 
 TASKS: dict[str, type] = {

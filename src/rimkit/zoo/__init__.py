@@ -4,7 +4,8 @@ A shipped model is ``weights/NAME.safetensors`` (weights, with the training conf
 metadata) plus ``weights/NAME.json`` (its model card: task, channels, trained steps, data,
 recipe, hardware, network cost and measured scores) and ``weights/NAME.md`` (the card for
 people). The cards (:mod:`rimkit.zoo.cards`) are read without importing torch, so listing them
-is quick; loading (:mod:`rimkit.zoo.loading`) imports it when first used.
+is quick; loading (:mod:`rimkit.zoo.loading`) imports it when first used. The folder they are
+read from is ``rimkit.zoo.cards.WEIGHTS_DIR``.
 
 Example:
     >>> [card.name for card in list_models()] == sorted(c.name for c in list_models())
@@ -23,6 +24,10 @@ from rimkit.zoo.cards import WEIGHTS_DIR, ModelCard, list_models
 _LOADING = ("EMA_PREFIX", "LoadedModel", "load_model", "load_pretrained", "save_model")
 
 __all__ = ["WEIGHTS_DIR", "ModelCard", "list_models", *_LOADING]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LOADING})
 
 
 def __getattr__(name: str) -> Any:

@@ -29,12 +29,12 @@ class ModelCard:
     train_steps: int
     description: str = ""
     hardware: str = ""
-    inference_gflop: float | None = None
     data: str = ""
     recipe: str = ""
     scales: tuple[int, ...] = ()
     sigma_range: tuple[float, float] | None = None
     scores: dict[str, Any] = field(default_factory=dict)
+    inference_gflop: float | None = None
 
     @classmethod
     def read(cls, path: Path) -> ModelCard:

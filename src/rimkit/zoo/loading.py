@@ -28,7 +28,8 @@ from torch import nn
 
 from rimkit.models import RIM, RIMConfig
 from rimkit.reconstruct import trained_start
-from rimkit.zoo.cards import WEIGHTS_DIR, ModelCard, list_models
+from rimkit.zoo import cards
+from rimkit.zoo.cards import ModelCard, list_models
 
 
 @dataclass
@@ -63,7 +64,7 @@ def _resolve(name_or_path: str | os.PathLike) -> tuple[Path, ModelCard | None]:
                 UserWarning,
                 stacklevel=3,
             )
-        return WEIGHTS_DIR / f"{key}.safetensors", shipped[key]
+        return cards.WEIGHTS_DIR / f"{key}.safetensors", shipped[key]
     path = Path(name_or_path)
     if path.is_dir():
         for stem in ("model", "best", "last"):
