@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 
 import numpy as np
 import pytest
@@ -322,6 +323,10 @@ def test_update_replaces_only_the_tuned_rows(training_folder, tmp_path):
     _brain_volume(tmp_path / "data" / "head.npz")
     update = [*argv, "--tasks", "sr", "--update", "--mri-volume", "head.npz"]
     assert main([*update, "--quick"]) == 2  # smoke-test rows are kept out of a table
+    missing = list(update)
+    missing[missing.index("--out") + 1] = str(tmp_path / "none.json")
+    tic = time.perf_counter()
+    assert main(missing) == 2 and time.perf_counter() - tic < 5  # refused before the work
     assert main(update) == 0
     after = json.loads(out.read_text())
     rows = {(r["task"], r["level"], r["sigma"]): r for r in after["results"]}
@@ -335,13 +340,23 @@ def test_update_replaces_only_the_tuned_rows(training_folder, tmp_path):
     assert after["provenance"]["settings"] == [dataclasses.asdict(s) for s in SETTINGS]
 
 
-def test_a_task_without_tuned_weights_or_a_0_1_noise_level_gets_a_warning():
+def test_a_task_without_tuned_weights_gets_a_warning():
     with pytest.warns(UserWarning, match="no baseline weights are tuned for task 'deblur'"):
         assert tuned_baseline("tv", "deblur", 2.55).weight == TotalVariation().weight
-    with pytest.warns(UserWarning, match=r"looks like the 0-1 scale \(sigma 25 on 0-255\?\)"):
-        tuned_baseline("tv", "denoise", 25 / 255)
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tuned_baseline("tv", "blur", 2.55), tuned_baseline("tv", "projection-gaussian", 0.25)
+        tuned_baseline("tv", "denoise", 0.3)  # noise below a gray level is no slip
+
+
+def test_levels_pick_the_settings_to_tune(training_folder, tmp_path):
+    out = tmp_path / "d.json"
+    argv = ["--data", str(tmp_path / "data"), "--folder", "train/gen", "--out", str(out),
+            "--images", "2", "--baselines", "cg-tikhonov", "--quick", "--tasks", "sr"]  # fmt: skip
+    assert main([*argv, "--levels", "3"]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert {(r["level"], r["sigma"]) for r in rows} == {(3.0, 0.0), (3.0, 5.0), (3.0, 15.0)}
+    assert main([*argv, "--levels", "7"]) == 2
+    assert [s.level for s in SETTINGS if s.task == "mri" and s.sigma is None] == [4.0, 8.0, 2.0]

@@ -26,7 +26,7 @@ learned from, the other tasks on natural training images (``--folder``).
 Regenerate the shipped table (about 50 minutes on one CPU core), or re-tune some tasks in it::
 
     python -m rimkit.solvers.tuning --data ../shared/data --out src/rimkit/solvers/defaults.json
-    python -m rimkit.solvers.tuning --data ../shared/data --tasks mri --update
+    python -m rimkit.solvers.tuning --data ../shared/data --tasks mri --levels 2 --update
 
 Example:
     >>> default_weight("tv", "denoise", 25) > 0
@@ -227,11 +227,21 @@ NOISY_SIGMAS: tuple[float, ...] = (5.0, 15.0)
 """The noise levels (0-255 scale) at which the tasks that are noiseless by default are tuned
 too; a measurement's weight comes from the nearest of 0 and these (:func:`tuned_entry`)."""
 
-SETTINGS: tuple[Setting, ...] = _FIRST_SETTINGS + tuple(
-    dataclasses.replace(s, sigma=sigma)
-    for s in _FIRST_SETTINGS
-    if s.task not in NOISY_TASKS
-    for sigma in NOISY_SIGMAS
+
+def _with_noise(settings: tuple[Setting, ...]) -> tuple[Setting, ...]:
+    """The settings of the tasks that are noiseless by default at each of NOISY_SIGMAS."""
+    return tuple(
+        dataclasses.replace(s, sigma=sigma)
+        for s in settings
+        if s.task not in NOISY_TASKS
+        for sigma in NOISY_SIGMAS
+    )
+
+
+_LATE_SETTINGS: tuple[Setting, ...] = (Setting("mri", 2.0, crop=128, source="mri"),)
+
+SETTINGS: tuple[Setting, ...] = (
+    _FIRST_SETTINGS + _with_noise(_FIRST_SETTINGS) + _LATE_SETTINGS + _with_noise(_LATE_SETTINGS)
 )
 """The tuned settings: one 64x64 crop per image; eight 32x32 crops per image for the random
 projections (the paper's patch size), whose PSNR varies much from crop to crop (a random
@@ -240,7 +250,8 @@ lensing, whose lenses differ from crop to crop. MRI is scored on the magnitude i
 Deblurring (``level``: sigma on the 0-255 scale) takes four 64x64 crops per image, each blurred
 by its own kernel drawn as :class:`rimkit.tasks.BlurTask` draws them (Gaussian or motion).
 Every setting of the other tasks is tuned noiseless and again at each of :data:`NOISY_SIGMAS`
-(appended, so the seeds of the first settings, drawn from their index, stay as they were).
+(appended, so the seeds of the first settings, drawn from their index, stay as they were);
+settings added later (MRI at R = 2) come last, with their noisy copies.
 MRI is tuned on 128x128 crops of slices of the MRI training volume (:data:`MRI_VOLUME`), the
 brains the MRI models learned from, not on natural images."""
 
@@ -578,7 +589,7 @@ def tuned_entry(
     if not path.is_file():
         return None
     task = _canonical_task(task)
-    _check_setting(task, level)
+    _check_setting(task)
     rows = [
         r
         for r in _load(str(path), path.stat().st_mtime)
@@ -598,20 +609,13 @@ def tuned_entry(
     return min(rows, key=noise_gap)
 
 
-def _check_setting(task: str, level: float) -> None:
-    """Warn where a lookup would quietly fall back: a task no weight is tuned for (a slip such
-    as ``"deblur"`` for ``"blur"``), or a noise level on the 0-1 scale."""
+def _check_setting(task: str) -> None:
+    """Warn where a lookup would quietly fall back to the class default: a task no weight is
+    tuned for (a slip such as ``"deblur"`` for ``"blur"``)."""
     if task not in TASK_NAMES:
         warnings.warn(
             f"no baseline weights are tuned for task {task!r} (tuned: {', '.join(TASK_NAMES)}); "
             "the baseline's class default is used",
-            UserWarning,
-            stacklevel=4,
-        )
-    elif task in NOISY_TASKS and 0 < level < 0.5:  # sigma below half a gray level of 255
-        warnings.warn(
-            f"{task}'s level is its noise sigma on the 0-255 scale; {level:g} looks like the 0-1 "
-            f"scale (sigma {level * 255:.3g} on 0-255?)",
             UserWarning,
             stacklevel=4,
         )
@@ -692,15 +696,18 @@ def tuned_baseline(
     return baseline(name, **options)
 
 
-def _updated(path: Path, new: dict[str, Any]) -> dict[str, Any]:
+def _updated(path: Path, new: dict[str, Any], check_only: bool = False) -> dict[str, Any]:
     """The table at ``path`` with the rows of ``new`` in place of those of the same baseline,
     task, level and noise (appended where it has none), its provenance kept, the settings and
-    iterations made current and the update recorded under ``updates``."""
+    iterations made current and the update recorded under ``updates``; ``check_only``: only
+    read it (before the work, so a missing table stops the run at once)."""
     try:
         table = json.loads(path.read_text())
         rows, provenance = table["results"], table["provenance"]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ValueError(f"--update needs the table to update at --out: {err}") from None
+    if check_only:
+        return table
 
     def key(row: dict[str, Any]) -> tuple:
         return row["baseline"], row["task"], row["level"], _row_sigma(row)
@@ -752,6 +759,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     parser.add_argument("--baselines", nargs="+", default=list(TUNED_BASELINES))
     parser.add_argument("--tasks", nargs="+", default=None, help="only these task names")
+    parser.add_argument("--levels", nargs="+", type=float, default=None, help="only these levels")
     parser.add_argument(
         "--quick", action="store_true", help="smoke test: every other weight, 1/5 of the iterations"
     )
@@ -763,9 +771,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown = sorted(set(args.baselines) - set(TUNED_BASELINES))
         if unknown:
             raise ValueError(f"cannot tune {unknown}; tunable: {', '.join(TUNED_BASELINES)}")
-        settings = [s for s in SETTINGS if args.tasks is None or s.task in args.tasks]
+        settings = [
+            s
+            for s in SETTINGS
+            if (args.tasks is None or s.task in args.tasks)
+            and (args.levels is None or float(s.level) in args.levels)
+        ]
         if not settings:
-            raise ValueError(f"no settings for tasks {args.tasks}; known: {', '.join(TASK_NAMES)}")
+            raise ValueError(
+                f"no settings for tasks {args.tasks} at levels {args.levels}; known tasks: "
+                f"{', '.join(TASK_NAMES)}"
+            )
+        if args.update:
+            if args.quick:
+                raise ValueError("--update with --quick would put smoke-test rows in the table")
+            _updated(Path(args.out), {"results": [], "provenance": {}}, check_only=True)
         iterations = {k: max(1, v // 5) for k, v in ITERATIONS.items()} if args.quick else None
         root = Path(args.data)
         folder = Path(args.folder) if Path(args.folder).is_absolute() else root / args.folder
@@ -793,8 +813,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )  # fmt: skip
         wall_time_s = table["provenance"]["wall_time_s"]
         if args.update:
-            if args.quick:
-                raise ValueError("--update with --quick would put smoke-test rows in the table")
             table = _updated(Path(args.out), table)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
