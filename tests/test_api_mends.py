@@ -146,7 +146,8 @@ def test_a_resumed_run_drops_its_old_final_weights(image_folder, tmp_path):
     loaded = load_model(out)
     assert loaded.source.name == "model.safetensors"
     assert weights_digest(loaded.model) == done["weights_sha256"] != first["weights_sha256"]
-    assert train(longer, out, resume=True, progress=False) == {}  # nothing left to do
+    again = train(longer, out, resume=True, progress=False)  # nothing left to do: what it ended
+    assert (again["iteration"], again["weights_sha256"]) == (8, done["weights_sha256"])
     assert (out / "model.safetensors").is_file()  # a finished run keeps its weights
 
 

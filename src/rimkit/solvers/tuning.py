@@ -33,7 +33,7 @@ Example:
     True
     >>> default_weight("tv", "blur", 5.0) == default_weight("tv", "blur", 7.65)  # the nearest
     True
-    >>> default_weight("tv", "mri", 4, sigma=15) > default_weight("tv", "mri", 4)  # noisy k-space
+    >>> default_weight("tv", "mri", 2, sigma=15) > default_weight("tv", "mri", 2)  # noisy k-space
     True
     >>> from rimkit.solvers import TotalVariation
     >>> default_weight("tv", "untuned-task", 1.0) == TotalVariation().weight   # class default
