@@ -120,8 +120,9 @@ def main() -> None:
     notes = (
         f"Images: {', '.join(counts)}. Mask: {pattern}. {coils} Noise sigma {args.sigma:g}/255 "
         "per real component of k-space; the images themselves are real scans with their own noise. "
-        "The baselines use the weights tuned on natural training crops at the nearest of R = 4 "
-        "and 8 (on a log scale) and of noise sigma 0, 5 and 15 (`rimkit.solvers.tuning`), "
+        "The baselines use the weights tuned on slices of the MNI152 template (the MRI models' "
+        "training data) at the nearest of R = 2, 4 and 8 (on a log scale) and of noise sigma 0, "
+        "5 and 15 (`rimkit.solvers.tuning`), "
         "starting at the zero-filled image. "
         "No published numbers: the MRI RIM papers (Lonning et al.; Putzky et al., i-RIM on "
         "fastMRI) measure other data, multi-coil or raw single-coil k-space with phase."
