@@ -23,7 +23,7 @@ the nearest noise level (:func:`tuned_entry`).
 MRI is tuned on slices of the MRI training volume (``--mri-volume``), the brains the MRI models
 learned from, the other tasks on natural training images (``--folder``).
 
-Regenerate the shipped table (about 50 minutes on one CPU core), or re-tune some tasks in it::
+Regenerate the shipped table (about an hour on one CPU core), or re-tune some tasks in it::
 
     python -m rimkit.solvers.tuning --data ../shared/data --out src/rimkit/solvers/defaults.json
     python -m rimkit.solvers.tuning --data ../shared/data --tasks mri --levels 2 --update
