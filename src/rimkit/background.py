@@ -21,6 +21,18 @@ MAD_TO_STD = 1.4826
 """The standard deviation of Gaussian noise over its median absolute deviation."""
 
 
+def robust_std(values: np.ndarray) -> float:
+    """``1.4826 * median(|v - median(v)|)``: the standard deviation of Gaussian values,
+    unmoved by a few outliers.
+
+    Example:
+        >>> robust_std(np.array([-1.0, 0.0, 1.0, 100.0]))
+        1.4826
+    """
+    values = np.asarray(values, dtype=np.float64)
+    return MAD_TO_STD * float(np.median(np.abs(values - np.median(values))))
+
+
 def sky_level(image: np.ndarray, clip: float = 3.0, rounds: int = 5) -> float:
     """The median of ``image``'s values after ``rounds`` of clipping those beyond ``clip``
     robust standard deviations (``1.4826 * MAD``) of the median; NaN values are left out.
@@ -36,8 +48,7 @@ def sky_level(image: np.ndarray, clip: float = 3.0, rounds: int = 5) -> float:
     if not (clip > 0 and rounds >= 1):
         raise ValueError(f"clip must be > 0 and rounds >= 1, got {clip}, {rounds}")
     for _ in range(rounds):
-        centre = float(np.median(values))
-        spread = MAD_TO_STD * float(np.median(np.abs(values - centre)))
+        centre, spread = float(np.median(values)), robust_std(values)
         kept = values[np.abs(values - centre) <= clip * spread] if spread > 0 else values
         if kept.size == values.size or kept.size == 0:
             break

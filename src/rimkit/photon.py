@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rimkit.background import robust_std
+
 __all__ = ["PhotonNoise"]
 
 
@@ -121,11 +123,11 @@ class PhotonNoise:
         for index in range(bins):
             part = detail[level_bin == index]
             if part.size >= 50:
-                spread = 1.4826 * np.median(np.abs(part - np.median(part)))
+                spread = robust_std(part)
                 levels.append(float(mean[level_bin == index].mean()))
                 variances.append(spread**2)
                 sizes.append(part.size)
-        spread = 1.4826 * np.median(np.abs(detail - np.median(detail)))  # one pixel's noise
+        spread = robust_std(detail)  # one pixel's noise
         if len(levels) < 3 or np.var(mean) < 1.25 * spread**2 / 4:  # a cell mean: noise / 4
             raise ValueError(
                 "the counts span too narrow a range of levels (against their noise) to read a "
