@@ -238,6 +238,27 @@ def test_wavelet_solvers_work_on_sizes_not_divisible_by_two_to_the_levels():
     assert _psnr(result.final, x) > _psnr(y, x) + 1.5  # one orthonormal basis on 17x23: ~2 dB
 
 
+def test_lipschitz_estimate_of_a_sample_does_not_depend_on_its_batch_mates():
+    gains = torch.rand(3, 1, 6, 6, generator=_gen(12), dtype=F64) + 0.5
+
+    class Gains(Identity):  # a diagonal operator, a different one per sample
+        def __init__(self, g):
+            super().__init__()
+            self.g = g
+
+        def forward(self, v):
+            return self.g * v
+
+        def adjoint(self, w):
+            return self.g * w
+
+    like = torch.zeros(3, 1, 6, 6, dtype=F64)
+    batched = estimate_lipschitz(Gains(gains), like, iterations=3)
+    alone = [estimate_lipschitz(Gains(gains[i : i + 1]), like[:1], iterations=3) for i in range(3)]
+    assert torch.equal(batched, torch.cat(alone))
+    assert (batched <= gains.flatten(1).amax(1) ** 2 + 1e-12).all()
+
+
 # ---------------------------------------------------------------- total variation
 
 

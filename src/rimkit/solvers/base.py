@@ -161,9 +161,10 @@ def estimate_lipschitz(
 ) -> Tensor:
     """``||A||^2`` per sample (the Lipschitz constant of ``grad 1/2 ||A x - y||^2``), ``(B,)``.
 
-    Power iteration on ``Re(A^H A)`` from a seeded random start shaped like the real image
-    ``like``; returns the last Rayleigh quotient, a lower bound that converges to ``||A||^2``.
-    Solvers multiply it by a small safety factor.
+    Power iteration on ``Re(A^H A)`` from a seeded random start shaped like one real image of
+    ``like``, the same for every sample, so a sample's estimate does not depend on its
+    batch-mates; returns the last Rayleigh quotient, a lower bound that converges to
+    ``||A||^2``. Solvers multiply it by a small safety factor.
 
     Example:
         >>> import torch
@@ -175,7 +176,8 @@ def estimate_lipschitz(
     """
     check_iterations(iterations, "power iterations")
     gen = torch.Generator().manual_seed(seed)
-    v = torch.randn(like.shape, generator=gen, dtype=like.dtype).to(like.device)  # (B, C, H, W)
+    start = torch.randn(like.shape[1:], generator=gen, dtype=like.dtype)  # (C, H, W)
+    v = start.expand(like.shape).to(like.device)  # (B, C, H, W)
     tiny = torch.finfo(like.dtype).tiny
     v = v / bcast(sq_norm(v).sqrt(), v)
     rayleigh = torch.zeros(like.shape[0], dtype=like.dtype, device=like.device)
