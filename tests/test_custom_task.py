@@ -3,6 +3,7 @@ one, for a linear forward model and for a non-linear one through autograd."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import pytest
@@ -163,3 +164,23 @@ def test_what_a_task_of_ones_own_returns_is_checked_where_it_is_drawn():
             return Measurement(good.operator, good.y, noise_map, x, None, "map")
 
     assert TaskMixture([MapNoNoStart()]).sample(x, gen).x0 is None
+
+
+def test_a_task_that_draws_sigma_on_the_0_255_scale_gets_a_note():
+    from rimkit.tasks import TaskMixture
+
+    x, gen = torch.rand(2, 1, 8, 8), torch.Generator().manual_seed(0)
+
+    @dataclass
+    class NoDivision(ColumnsTask):  # sigma 5-10 used as is on patches in [0, 1]
+        def sample(self, x, generator):
+            good = ColumnsTask.sample(self, x, generator)
+            sigma = good.sigma * 255
+            y = good.operator(x) + sigma.view(-1, 1, 1, 1) * torch.randn(good.y.shape)
+            return Measurement(good.operator, y, sigma, x, good.operator.adjoint(y), "x255")
+
+    with pytest.warns(UserWarning, match=r"units of NoDivision's target, whose values lie on the"):
+        TaskMixture([NoDivision(sigma=(5.0, 10.0))]).sample(x, gen)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TaskMixture([ColumnsTask(sigma=(5.0, 10.0))]).sample(x, gen)

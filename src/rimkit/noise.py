@@ -114,16 +114,20 @@ def warn_if_unit_scale(sigma255: float, where: str, stacklevel: int = 3) -> None
         )
 
 
-def warn_if_255_scale(y: Tensor, sigma: Tensor, stacklevel: int = 3) -> None:
+def warn_if_255_scale(
+    y: Tensor, sigma: Tensor, stacklevel: int = 3, *, what: str = "y, whose values lie"
+) -> None:
     """A note when ``sigma`` (in the units of ``y``) exceeds 1 for a real ``y`` on the image
     scale (values within [-1, 2]): likely the 0-255 scale by mistake (``25`` for ``25 / 255``).
+    ``what`` names ``y`` in the note (a task checks its clean target, since ``y`` drawn with
+    such noise leaves the image scale).
     """
     if y.is_complex() or not bool((sigma > 1).any()):
         return
     if float(y.detach().amin()) >= -1 and float(y.detach().amax()) <= 2:
         warnings.warn(
-            f"sigma {float(sigma.max()):.4g} is in the units of y, whose values lie on the image "
-            "scale (within [-1, 2]): there sigma 25 is 25 / 255; give that if 25 was meant on the "
+            f"sigma {float(sigma.max()):.4g} is in the units of {what} on the image scale "
+            "(within [-1, 2]): there sigma 25 is 25 / 255; give that if 25 was meant on the "
             "0-255 scale",
             UserWarning,
             stacklevel=stacklevel,

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from rimkit.likelihood import GaussianLikelihood
-from rimkit.noise import GaussianNoise, simulate, warn_if_unit_scale
+from rimkit.noise import GaussianNoise, simulate, warn_if_255_scale, warn_if_unit_scale
 from rimkit.operators import (
     MRI_MASKS,
     PROJECTION_KINDS,
@@ -466,6 +466,9 @@ def _check_measurement(m: Measurement, x: Tensor, task: str) -> None:
         )
     if m.y.is_floating_point() and m.y.dtype != x.dtype:
         raise ValueError(f"{where} y of {m.y.dtype} for patches of {x.dtype}; keep their dtype")
+    sigma = torch.as_tensor(m.sigma)
+    if sigma.is_floating_point():
+        warn_if_255_scale(m.target, sigma, stacklevel=5, what=f"{task}'s target, whose values lie")
 
 
 TASKS: dict[str, type] = {
