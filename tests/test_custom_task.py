@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from rimkit.likelihood import AutogradLikelihood
-from rimkit.operators import LinearOperator
+from rimkit.operators import Identity, LinearOperator
+from rimkit.reconstruct import RIMReconstructor
 from rimkit.tasks import TASKS, Measurement, register_task
 from rimkit.train import ExperimentConfig, train
 from rimkit.zoo import load_model
@@ -96,6 +97,16 @@ def test_a_registered_linear_task_trains_resumes_and_loads(image_folder, tmp_pat
     loaded = load_model(str(tmp_path / "whole"))
     assert loaded.config["tasks"] == [{"name": "columns", "sigma": [0, 5]}]
     assert loaded.model.train_steps == 2
+
+    cols = EveryOtherColumn()
+    x = torch.rand(1, 1, 16, 16)
+    rim = RIMReconstructor(loaded)
+    with pytest.warns(UserWarning, match=r"no start is known for EveryOtherColumn.*as x0"):
+        rim(cols(x), cols, 0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # given its start, or on an operator with one: no note
+        rim(cols(x), cols, 0.01, x0=cols.adjoint(cols(x)))
+        rim(x, Identity(), 0.01)
 
 
 def test_a_registered_non_linear_task_trains_through_autograd(image_folder, tmp_path, registered):

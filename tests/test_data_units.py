@@ -761,6 +761,37 @@ def test_a_dq_extension_is_read_as_flags_and_other_flags_are_refused(tmp_path, c
     assert np.array_equal(io.read_mask(tmp_path / "o.npy") > 0.5, mask > 0.5)
 
 
+def test_dq_bits_can_be_ignored(tmp_path, capsys):
+    """JWST flags a detected cosmic-ray jump with bit 4 on pixels whose ramp fit is kept: an
+    astronomer may keep them (--dq-ignore 4) or count only some bits (~512)."""
+    dq = np.zeros((32, 32), np.int16)
+    dq[10, 10], dq[20, 5:9], dq[3, 3] = 4, 512, 4 + 512
+    path = tmp_path / "obs.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(100 + 50 * smooth((32, 32)), name="SCI"),
+                  fits.ImageHDU(dq, name="DQ")]).writeto(path)  # fmt: skip
+    with pytest.warns(UserWarning, match=r"its 5 flagged pixels \(bits 4 ignored\)"):
+        kept = io.read_mask(f"{path}[DQ]", "4")
+    assert kept[10, 10] == 1 and kept[20, 5] == 0 and kept[3, 3] == 0
+    with pytest.warns(UserWarning, match=r"its 2 flagged pixels \(bits 4\)"):
+        only = io.read_mask(f"{path}[DQ]", "~4")
+    assert only[10, 10] == 0 and only[3, 3] == 0 and only[20, 5] == 1
+    with pytest.warns(UserWarning, match=r"its 0 flagged"):
+        assert io.read_mask(f"{path}[DQ]", "4,512").all()
+    for bad in ("JUMP_DET", "-4", "4,x"):
+        with pytest.raises(ValueError, match=r"give positive bit values such as 4 or 4,8"):
+            io.read_mask(f"{path}[DQ]", bad)
+    with pytest.raises(ValueError, match=r"not an HDU named DQ or BPM"):
+        io.read_mask(f"{path}[SCI]", "4")
+    argv = ["reconstruct", f"{path}[SCI]", tmp_path / "out.fits", "--task", "denoise",
+            "--sigma", "2", "--baseline", "tv"]  # fmt: skip
+    status, _, err = run(capsys, *argv, "--mask", f"{path}[DQ]", "--dq-ignore", "4")
+    assert status == 0 and "its 5 flagged pixels (bits 4 ignored)" in err, err
+    status, _, err = run(capsys, *argv, "--force", "--dq-ignore", "4")
+    assert status == 2 and "--dq-ignore names bits of a --mask" in err
+    status, _, err = run(capsys, *argv, "--force", "--mask", f"{path}[DQ]", "--dq-ignore", "x")
+    assert status == 2 and "bits to ignore 'x'" in err
+
+
 def _sky_header():
     """A TAN-SIP WCS, rotated, with distortion, as HST's headers hold."""
     header = fits.Header()

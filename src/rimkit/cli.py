@@ -401,6 +401,12 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
         "points)",
     )
     parser.add_argument(
+        "--dq-ignore",
+        metavar="BITS",
+        help="with a --mask of data-quality flags (FITS HDU DQ or BPM): bits that do not make a "
+        "pixel bad, e.g. 4 or 4,8 (astropy's syntax; ~4: only bit 4 does)",
+    )
+    parser.add_argument(
         "--maps",
         help="mri: coil sensitivity maps, complex (coils, H, W) .npy or BART .cfl, or how to "
         "estimate them from the fully sampled k-space centre: espirit (default) or lowres (each "
@@ -942,7 +948,9 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
         if _units(args, args.input) == "image":
             check_image_range(image, args.input)
             _note_unused_range(args.input, image)
-    mask = None if args.mask is None else read_mask(args.mask)
+    if args.dq_ignore is not None and args.mask is None:
+        raise UsageError("--dq-ignore names bits of a --mask of data-quality flags; give --mask")
+    mask = None if args.mask is None else read_mask(args.mask, args.dq_ignore)
     if args.task != "mri" and measured is not None:
         if mask is not None and mask.shape != measured.shape:
             raise UsageError(f"--mask is {mask.shape} but {args.input!r} is {measured.shape}")

@@ -457,13 +457,14 @@ HST's and JWST's ``DQ`` extensions and IRAF's and Gemini's bad-pixel masks (``BP
 them."""
 
 
-def read_mask(path: str | os.PathLike) -> np.ndarray:
+def read_mask(path: str | os.PathLike, ignore_flags: str | int | None = None) -> np.ndarray:
     """A mask file (inpainting's observed pixels, MRI's sampled k-space points) as float64
     ``(H, W)``, or ``(W,)`` for a 1-D column mask in a ``.npy``: an image (white = observed)
     or a ``.npy`` of bools, integers (nonzero = observed) or floats in ``[0, 1]``. A 0/1 mask
     stored as 8 bits (black to the eye) counts as 0/1, and values 0 and 255 (or 65535) as 0 and
     1. A FITS HDU named ``DQ`` or ``BPM`` (``obs.fits[DQ]``) holds data-quality flags: its
-    nonzero pixels, whatever their bits, are the bad ones (0 here).
+    nonzero pixels are the bad ones (0 here), but for the bits in ``ignore_flags`` (astropy's
+    bit-field syntax: ``"4"`` or ``"4,8"`` ignore those bits, ``"~4"`` counts only bit 4).
 
     Example:
         >>> import tempfile
@@ -480,7 +481,12 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
                 raise ValueError(f"mask {str(path)!r} has shape {array.shape}; give (H, W) or (W,)")
             return (array > (0 if array.dtype.kind in "biu" else 0.5)).astype(np.float64)
     if is_fits(path):
-        return _fits_mask(path)
+        return _fits_mask(path, ignore_flags)
+    if ignore_flags is not None:
+        raise ValueError(
+            f"ignore_flags is for data-quality flags in a FITS HDU named DQ or BPM; {str(path)!r} "
+            "is not a FITS file"
+        )
     mask = read_image(path, gray=True)
     if 0 < mask.max() <= 1 / 255 + 1e-9:  # 0/1 stored in 8 bits
         mask = (mask > 0).astype(np.float64)
@@ -507,17 +513,27 @@ def _mask_values(mask: np.ndarray, name: str, flags_hint: str = "") -> np.ndarra
     )
 
 
-def _fits_mask(path: Path) -> np.ndarray:
-    """A FITS mask: data-quality flags (an HDU of :data:`DATA_QUALITY_HDUS`; nonzero = bad),
-    else values in ``[0, 1]`` (1 = measured)."""
+def _fits_mask(path: Path, ignore_flags: str | int | None = None) -> np.ndarray:
+    """A FITS mask: data-quality flags (an HDU of :data:`DATA_QUALITY_HDUS`; nonzero = bad,
+    but for the bits in ``ignore_flags``), else values in ``[0, 1]`` (1 = measured)."""
     with _fits_image_hdu(path) as (hdu, label):
         flags = hdu.name.upper() in DATA_QUALITY_HDUS
     values = _read_fits(path)
+    if ignore_flags is not None and not flags:
+        raise ValueError(
+            f"ignore_flags is for data-quality flags, and {str(path)!r} ({label}) is not an HDU "
+            f"named {' or '.join(DATA_QUALITY_HDUS)}"
+        )
     if flags:
-        bad = values != 0
+        bad = _flagged(values, ignore_flags, f"{str(path)!r} ({label})")
+        flagged = "flagged (nonzero) pixels"
+        if ignore_flags is not None:
+            text = str(ignore_flags).strip()
+            which = f"bits {text[1:]}" if text.startswith("~") else f"bits {text} ignored"
+            flagged = f"flagged pixels ({which})"
         warnings.warn(
-            f"{str(path)!r} ({label}) holds data-quality flags: its {int(bad.sum())} flagged "
-            f"(nonzero) pixels, {100 * float(bad.mean()):.2g} % of them, are left out as bad",
+            f"{str(path)!r} ({label}) holds data-quality flags: its {int(bad.sum())} {flagged}, "
+            f"{100 * float(bad.mean()):.2g} % of them, are left out as bad",
             UserWarning,
             stacklevel=3,
         )
@@ -527,6 +543,41 @@ def _fits_mask(path: Path) -> np.ndarray:
         "BPM (obs.fits[DQ]); or store 1 where the flags are 0"
     )
     return _mask_values(values, f"mask {str(path)!r} ({label})", hint)
+
+
+def _flagged(values: np.ndarray, ignore_flags: str | int | None, name: str) -> np.ndarray:
+    """The bad pixels of data-quality flags: nonzero once the bits of ``ignore_flags`` are
+    cleared (:func:`flag_bits`)."""
+    if ignore_flags is None:
+        return values != 0
+    if not np.array_equal(values, np.round(values)) or values.min() < 0:
+        raise ValueError(f"{name} holds non-integer or negative flags; bits cannot be ignored")
+    bits, only = flag_bits(ignore_flags)
+    flags = values.astype(np.int64)
+    return (flags & bits) != 0 if only else (flags & ~bits) != 0
+
+
+def flag_bits(ignore_flags: str | int) -> tuple[int, bool]:
+    """Bits of data-quality flags to ignore, in astropy's bit-field syntax: ``"4"``, ``"4,8"``
+    or ``"4+8"`` ignore those bits; ``"~4"`` ignores all but bit 4 (only it counts as bad).
+    Returns the bits and whether they are the only ones counted.
+
+    Example:
+        >>> flag_bits("4,8"), flag_bits("~4"), flag_bits(6)
+        ((12, False), (4, True), (6, False))
+    """
+    text = str(ignore_flags).strip().replace(" ", "")
+    only = text.startswith("~")
+    parts = text.removeprefix("~").replace("+", ",").split(",")
+    if not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise ValueError(
+            f"bits to ignore {ignore_flags!r}: give positive bit values such as 4 or 4,8 (or ~4 "
+            "to count only bit 4 as bad)"
+        )
+    bits = 0
+    for part in parts:
+        bits |= int(part)
+    return bits, only
 
 
 def _scale_integers(array: np.ndarray, name: str, int32_as_16_bit: bool = False) -> np.ndarray:

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -116,6 +117,24 @@ def _start_of(operator: LinearOperator) -> Callable[[LinearOperator, Tensor], Te
     return None
 
 
+def warn_if_no_start(operator: LinearOperator, stacklevel: int = 4) -> None:
+    """A note when a model trained from each task's own start meets an operator with no
+    :data:`INITIAL_ESTIMATES` entry: it starts from a flat 0.5 image it never trained from
+    (a task of one's own gives its start in ``Measurement.x0``; pass the same as ``x0``).
+    """
+    inner = operator
+    if isinstance(operator, Composition) and isinstance(operator.outer, Inpainting):
+        inner = operator.inner  # its holes are filled, then the inner operator's start
+    if _start_of(inner) is None:
+        warnings.warn(
+            f"no start is known for {type(inner).__name__}: the RIM starts from a flat 0.5 image; "
+            "if the model trained from another start (a task of one's own gives it in "
+            "Measurement.x0), pass that as x0 (e.g. x0=operator.adjoint(y))",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+
+
 def trained_start(task_names: Iterable[str]) -> str:
     """How a model trained on ``task_names`` starts: ``"flat"`` when every one of them starts
     from the constant 0.5 image (a model trained only on random projections has never seen
@@ -181,7 +200,10 @@ class RIMReconstructor:
             x0 = x0.to(device=param.device, dtype=param.dtype)
         operator = in_model_dtype(operator.to(param.device), param.dtype)
         if x0 is None:
-            x0 = initial_estimate(operator, y, flat=getattr(self.model, "start", "task") == "flat")
+            flat = getattr(self.model, "start", "task") == "flat"
+            if not flat:
+                warn_if_no_start(operator)
+            x0 = initial_estimate(operator, y, flat=flat)
         likelihood = GaussianLikelihood(operator, y, sigma)
         steps = self.steps or self.model.train_steps
         with torch.no_grad(), _bar(steps, "steps", self.progress) as bar:
