@@ -62,10 +62,12 @@ class Measurement:
     - ``y``: the noisy measurement, batch first; ``sigma``: ``(B,)`` noise std in the units of
       ``y`` (the 0-1 scale for images in [0, 1]: ``25 / 255``, not 25).
     - ``target``: what the RIM should reconstruct ``(B, C, H, W)``, usually the clean patches.
-    - ``x0``: the estimate the RIM starts from, of the target's shape (e.g. ``A^T y``, or
-      ``y`` for denoising); reconstruct with the same start (``RIMReconstructor(...)(y, A,
-      sigma, x0=...)``), since :func:`rimkit.reconstruct.initial_estimate` knows only the
-      built-in operators and starts others from a flat 0.5 image.
+    - ``x0``: the estimate the RIM starts from, of the target's shape and on its scale (e.g.
+      ``A^T y`` where ``A`` keeps the scale, ``y`` for denoising, or a flat 0.5: a sigmoid
+      link clamps the start into ``(0, 1)``, and from 30 it barely moves); reconstruct with
+      the same start (``RIMReconstructor(...)(y, A, sigma, x0=...)``), since
+      :func:`rimkit.reconstruct.initial_estimate` knows only the built-in operators and
+      starts others from a flat 0.5 image.
     - ``name``: the task's name; ``"mri"`` scores validation on magnitudes.
     """
 

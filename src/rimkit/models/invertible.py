@@ -280,6 +280,8 @@ class InvertibleRIM(nn.Module):
     ) -> Tensor:
         """``z_0 = concat(eta_0, 0)``, ``(B, S, H, W)``."""
         start = check_start(likelihood, x0, shape, self.channels, self.noise_floor.raw)
+        if x0 is not None:
+            self.link.check_start(start)
         eta = self.link.inverse(start) if x0 is not None else start  # (B, C, H, W)
         memory = eta.new_zeros(eta.shape[0], self.state_channels - self.channels, *eta.shape[2:])
         return torch.cat([eta, memory], dim=1)

@@ -23,13 +23,46 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 
 class Link(nn.Module):
-    """An elementwise, monotone map from ``eta`` (unconstrained) to image space."""
+    """An elementwise, monotone map from ``eta`` (unconstrained) to image space, onto
+    ``bounds`` (``None``: all reals)."""
+
+    bounds: tuple[float, float] | None = None
+
+    def check_start(self, x0: Tensor) -> None:
+        """A note when most of a start ``x0`` lies more than 1 outside :attr:`bounds`: it is
+        clamped where the link is flat (a sigmoid's slope at ``x = 1 - 1e-4`` is ``1e-4``), so
+        the likelihood gradient barely moves the estimate.
+
+        Example:
+            >>> import warnings
+            >>> with warnings.catch_warnings(record=True) as caught:
+            ...     warnings.simplefilter("always")
+            ...     SigmoidLink().check_start(torch.full((1, 1, 4, 4), 30.0))
+            >>> "start x0 lies mostly outside" in str(caught[0].message)
+            True
+        """
+        if self.bounds is None or x0.numel() == 0:
+            return
+        low, high = self.bounds
+        x = x0.detach()
+        outside = ((x < low - 1) | (x > high + 1)).float().mean()
+        if float(outside) > 0.5:
+            warnings.warn(
+                f"the start x0 lies mostly outside [{low - 1:g}, {high + 1:g}], far from the "
+                f"{type(self).__name__}'s range ({low:g}, {high:g}): it is clamped where the link "
+                "is flat and the RIM barely moves; scale the start into that range (e.g. a flat "
+                "0.5 image, or A^T y / ||A||^2 for an operator of large norm)",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def forward(self, eta: Tensor) -> Tensor:
         raise NotImplementedError
@@ -57,6 +90,8 @@ class SigmoidLink(Link):
         >>> SigmoidLink().derivative(torch.zeros(1)).item()
         0.25
     """
+
+    bounds = (0.0, 1.0)
 
     def __init__(self, margin: float = 1e-4) -> None:
         super().__init__()
@@ -111,6 +146,8 @@ class SoftplusLink(Link):
         >>> round(link(link.inverse(torch.tensor([2.0]))).item(), 5)
         2.0
     """
+
+    bounds = (0.0, float("inf"))
 
     def __init__(self, margin: float = 1e-4) -> None:
         super().__init__()

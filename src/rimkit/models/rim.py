@@ -308,7 +308,10 @@ class RIM(nn.Module):
     ) -> Tensor:
         channels = self.cell.out_channels  # the cell's images (self.channels may differ)
         start = check_start(likelihood, x0, shape, channels, self.noise_floor.raw)
-        return self.link.inverse(start) if x0 is not None else start  # (B, C, H, W)
+        if x0 is None:
+            return start  # (B, C, H, W)
+        self.link.check_start(start)
+        return self.link.inverse(start)  # (B, C, H, W)
 
     def forward(
         self,

@@ -96,6 +96,24 @@ def adjoint_mismatch(op: LinearOperator, x: Tensor, seed: int = 0) -> Tensor:
         >>> bool(adjoint_mismatch(blur, x).max() < 1e-12), blur.kernel.dtype
         (True, torch.float32)
     """
+    name = type(op).__name__
+    if not isinstance(x, Tensor) or x.ndim != 4:
+        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"adjoint_mismatch takes a batch of images x (B, C, H, W), got {got}")
+    try:
+        ax = op(x)
+    except Exception as err:
+        raise ValueError(f"{name}(x) failed for x {tuple(x.shape)} of {x.dtype}: {err}") from err
+    try:
+        back = op.adjoint(ax)
+    except Exception as err:
+        raise ValueError(
+            f"{name}.adjoint(y) failed for y = {name}(x) of shape {tuple(ax.shape)}: {err}; the "
+            "adjoint takes what forward returns"
+        ) from err
+    if not isinstance(back, Tensor) or back.shape != x.shape:
+        got = tuple(back.shape) if isinstance(back, Tensor) else type(back).__name__
+        raise ValueError(f"{name}.adjoint returned {got} for x {tuple(x.shape)}; give x's shape")
     try:  # an operator whose tensors are plain attributes, or that cannot be copied: as given
         precise = copy.deepcopy(op).double()
         x64 = x.to(torch.complex128 if x.is_complex() else torch.float64)
@@ -142,7 +160,9 @@ class LinearOperator(nn.Module):
     a mask, a matrix) are fixed at construction and never changed by a call.
 
     Operators compose with ``@`` (``(A @ B)(x) == A(B(x))``) and ``op.H`` is the adjoint as
-    an operator, with ``op.H.H is op``.
+    an operator, with ``op.H.H is op`` (so ``H`` is no name for an attribute). Keep tensors as
+    buffers (``self.register_buffer("kernel", kernel)``), so that ``.to``, ``.double()`` and
+    the RIM's casts move them, and check the adjoint with :func:`adjoint_mismatch`.
 
     Example:
         >>> import torch
@@ -171,6 +191,14 @@ class LinearOperator(nn.Module):
     def H(self) -> LinearOperator:
         """The adjoint ``A^H`` as an operator; ``op.H.H`` is ``op``."""
         return Adjoint(self)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "H":
+            raise AttributeError(
+                f"{type(self).__name__}.H is the operator's adjoint (op.H); keep that value under "
+                "another name (e.g. self.height)"
+            )
+        super().__setattr__(name, value)
 
     def __matmul__(self, other: LinearOperator) -> LinearOperator:
         if not isinstance(other, LinearOperator):

@@ -1,0 +1,78 @@
+"""Mends from an audit of a user with a forward model of their own: a start far from the link's
+range, an operator's attribute named like its adjoint, adjoint checks that blame the right
+thing, data on the 0-255 scale given to a RIM, and the baselines' default start."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from rimkit.likelihood import GaussianLikelihood
+from rimkit.models import build_rim
+from rimkit.models.invertible import InvertibleRIM
+from rimkit.operators import LinearOperator, adjoint_mismatch
+
+
+class ColumnSum(LinearOperator):
+    """Sums each column: ``(B, C, H, W) -> (B, C, 1, W)``, of norm ``sqrt(H)``."""
+
+    def forward(self, x):
+        return x.sum(dim=-2, keepdim=True)
+
+    def adjoint(self, y):
+        return y.expand(*y.shape[:-2], 16, y.shape[-1])
+
+
+def test_a_start_far_outside_the_sigmoid_range_gets_a_note():
+    x = torch.rand(2, 1, 16, 16)
+    op = ColumnSum()
+    likelihood = GaussianLikelihood(op, op(x), 0.01)
+    models = [
+        build_rim("restoration", channels=1, features=4, hidden=4, train_steps=2),
+        InvertibleRIM(channels=1, state_channels=4, features=4, train_steps=2),
+    ]
+    for model in models:
+        with pytest.warns(UserWarning, match=r"start x0 lies mostly outside \[-1, 2\]"):
+            model(likelihood, x0=op.adjoint(op(x)))  # values 2-14: the column sums
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model(likelihood, x0=op.adjoint(op(x)) / 16)
+            model(likelihood, x0=x + 0.8 * torch.randn_like(x))  # a noisy start, mostly within
+
+
+def test_adjoint_mismatch_names_what_failed():
+    class WrongAdjoint(ColumnSum):
+        def adjoint(self, y):  # the height the forward dropped is not restored
+            return y.expand(*y.shape[:-2], 8, y.shape[-1])
+
+    with pytest.raises(ValueError, match=r"WrongAdjoint.adjoint returned \(1, 1, 8, 16\) for x "):
+        adjoint_mismatch(WrongAdjoint(), torch.rand(1, 1, 16, 16))
+
+    class Crashing(ColumnSum):
+        def adjoint(self, y):
+            return y @ torch.ones(3, 3)
+
+    with pytest.raises(ValueError, match=r"Crashing.adjoint\(y\) failed for y = Crashing\(x\) of"):
+        adjoint_mismatch(Crashing(), torch.rand(1, 1, 16, 16))
+
+    class CrashingForward(ColumnSum):
+        def forward(self, x):
+            return x @ torch.ones(3, 3)
+
+    with pytest.raises(ValueError, match=r"CrashingForward\(x\) failed for x \(1, 1, 16, 16\) of"):
+        adjoint_mismatch(CrashingForward(), torch.rand(1, 1, 16, 16))
+    with pytest.raises(ValueError, match=r"a batch of images x \(B, C, H, W\), got \(16, 16\)"):
+        adjoint_mismatch(ColumnSum(), torch.rand(16, 16))
+    assert float(adjoint_mismatch(ColumnSum(), torch.rand(2, 1, 16, 16)).max()) < 1e-12
+
+
+def test_an_attribute_named_like_the_adjoint_is_named():
+    class Projector(ColumnSum):
+        def __init__(self, height):
+            super().__init__()
+            self.H = height
+
+    with pytest.raises(AttributeError, match=r"Projector.H is the operator's adjoint \(op.H\)"):
+        Projector(16)
