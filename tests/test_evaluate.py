@@ -303,7 +303,7 @@ _FLOAT = _smooth((16, 16))
         ),
         ((_FLOAT * 65535).astype(np.uint16), r"uint16 values: .*\(img / 65535\)"),
         ((_FLOAT * 100).astype(np.int64), r"int64 values: .*divide it by its maximum"),
-        (_FLOAT * 255, r"image 'c' holds values up to 2\d\d(\.\d+)?; .*divide it by 255"),
+        (_FLOAT * 255, r"image 'c' holds values up to 2\d\d(\.\d+)?; .*by its maximum\)$"),
         (_FLOAT * 2 - 0.5, r"values from -0.\d+ to 1.\d+; evaluation images are in \[0, 1\]"),
         (np.stack([_FLOAT] * 3), r"shape \(3, 16, 16\); .*for channels first, np.moveaxis"),
         (_FLOAT[None], r"shape \(1, 16, 16\); .*for channels first"),

@@ -76,3 +76,21 @@ def test_an_attribute_named_like_the_adjoint_is_named():
 
     with pytest.raises(AttributeError, match=r"Projector.H is the operator's adjoint \(op.H\)"):
         Projector(16)
+
+
+def test_a_measurement_on_the_0_255_scale_given_to_a_rim_gets_a_note():
+    from rimkit.operators import Blur, Identity, Inpainting, gaussian_kernel
+    from rimkit.reconstruct import RIMReconstructor
+
+    rim = RIMReconstructor(build_rim("restoration", 1, features=4, hidden=4, train_steps=2))
+    x = torch.rand(1, 1, 16, 16)
+    holes = Inpainting((torch.rand(1, 1, 16, 16) > 0.3).float())
+    for op in (Identity(), Blur(gaussian_kernel(1.0)), holes @ Blur(gaussian_kernel(1.0))):
+        with pytest.warns(UserWarning, match=r"y reaches 2\d\d\.?\d*, but the RIMs work on images"):
+            rim(op(x * 255) + 25 * torch.randn_like(op(x)), op, 25.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            rim(op(x) + 0.1 * torch.randn_like(op(x)), op, 0.1)
+    with warnings.catch_warnings():  # another scale is the operator's own: no note
+        warnings.simplefilter("error")
+        rim(ColumnSum()(4 * x), ColumnSum(), 0.01, x0=torch.full_like(x, 0.5))  # sums to ~32

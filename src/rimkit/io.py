@@ -638,10 +638,11 @@ IMAGE_RANGE_LIMIT = 16.0
 """How far outside ``[0, 1]`` an image's values may reach (noise at sigma 255 stays within 6)."""
 
 
-def check_image_range(image: np.ndarray, name: str) -> None:
+def check_image_range(image: np.ndarray, name: str, data_units: bool = True) -> None:
     """Refuse a real image whose values reach beyond +-:data:`IMAGE_RANGE_LIMIT`: image tasks
     take images in ``[0, 1]`` with the noise level on the 0-255 scale, so such values mean
     another scale (e.g. a float array of 0-255), which would be restored as noise-free.
+    ``data_units``: the caller reads data of other scales with ``units='data'`` (say so).
 
     Example:
         >>> check_image_range(np.full((4, 4), 200.0), "x.npy")  # doctest: +ELLIPSIS
@@ -653,10 +654,10 @@ def check_image_range(image: np.ndarray, name: str) -> None:
     low, high = float(image.min()), float(image.max())
     if high > IMAGE_RANGE_LIMIT or low < -IMAGE_RANGE_LIMIT:
         extreme = f"up to {high:g}" if high > -low else f"down to {low:g}"
+        other = ", or for data of another scale give --units data (Python: units='data')"
         raise ValueError(
             f"{name} holds values {extreme}; rimkit takes images in [0, 1] (sigma on the 0-255 "
-            "scale): divide it by 255 (or by its maximum), or for data of another scale give "
-            "--units data (Python: units='data')"
+            f"scale): divide it by 255 (or by its maximum){other if data_units else ''}"
         )
 
 

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from rimkit.io import IMAGE_RANGE_LIMIT
 from rimkit.likelihood import GaussianLikelihood, is_noise_map
 from rimkit.likelihood import _check_sigma as check_noise_sigma
 from rimkit.models import RIM, Trajectory
@@ -117,6 +118,29 @@ def _start_of(operator: LinearOperator) -> Callable[[LinearOperator, Tensor], Te
     return None
 
 
+IMAGE_SCALE_OPERATORS = (Identity, Blur, Inpainting, BicubicDownsample)
+"""Operators whose measurement of an image in ``[0, 1]`` lies on the image scale."""
+
+
+def warn_if_off_image_scale(operator: LinearOperator, y: Tensor) -> None:
+    """A note when a measurement of an image-scale operator reaches beyond
+    +-:data:`rimkit.io.IMAGE_RANGE_LIMIT` (an 8-bit image not divided by 255): the RIMs
+    work on images in ``[0, 1]``, with sigma on that scale.
+    """
+    inner = operator.inner if isinstance(operator, Composition) else operator
+    if y.is_complex() or not isinstance(inner, IMAGE_SCALE_OPERATORS) or not y.numel():
+        return
+    peak = float(y.detach().abs().max())
+    if peak > IMAGE_RANGE_LIMIT:
+        warnings.warn(
+            f"y reaches {peak:.4g}, but the RIMs work on images in [0, 1]: for 8-bit data give "
+            "y / 255 and sigma / 255 (the rimkit command and rimkit.restore scale files "
+            "themselves)",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
 def warn_if_no_start(operator: LinearOperator, stacklevel: int = 4) -> None:
     """A note when a model trained from each task's own start meets an operator with no
     :data:`INITIAL_ESTIMATES` entry: it starts from a flat 0.5 image it never trained from
@@ -191,6 +215,7 @@ class RIMReconstructor:
                 "model(AutogradLikelihood(f, y, sigma), x0=...)"
             )
         check_noise_sigma(sigma)  # the likelihood notes a sigma on the 0-255 scale
+        warn_if_off_image_scale(operator, y)
         if self.tile is not None and x0 is None:
             return reconstruct_tiled(self, y, operator, sigma, self.tile, self.overlap)
         param = next(self.model.parameters())

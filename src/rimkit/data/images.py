@@ -43,7 +43,7 @@ def read_folder_image(path: Path, gray: bool | None = None) -> np.ndarray:
         raise ValueError(f"{str(path)!r} holds complex values; images to train on are real")
     if not is_fits(path):
         try:
-            check_image_range(array, str(path))
+            check_image_range(array, str(path), data_units=False)
         except ValueError:
             high = float(np.abs(array).max())
             raise ValueError(

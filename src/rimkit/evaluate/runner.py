@@ -652,7 +652,7 @@ def _checked_image(name: str, image: np.ndarray | Tensor) -> np.ndarray:
         raise ValueError(f"{what} is empty (shape {array.shape})")
     if not np.isfinite(array).all():
         raise ValueError(f"{what} contains NaN or Inf values; replace them before use")
-    check_image_range(array, what)  # e.g. floats of 0-255: divide by 255
+    check_image_range(array, what, data_units=False)  # e.g. floats of 0-255: divide by 255
     low, high = float(array.min()), float(array.max())
     if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
         raise ValueError(
