@@ -96,3 +96,44 @@ def test_a_measurement_on_the_0_255_scale_given_to_a_rim_gets_a_note():
     with warnings.catch_warnings():  # another scale is the operator's own: no note
         warnings.simplefilter("error")
         rim(ColumnSum()(4 * x), ColumnSum(), 0.01, x0=torch.full_like(x, 0.5))  # sums to ~32
+
+
+def test_a_forward_model_of_ones_own_is_evaluated_beside_baselines():
+    import numpy as np
+
+    from rimkit.evaluate import OperatorProtocol, baseline_method, evaluate, rim_method
+
+    def adjoint_start(op, y):  # the start a task of one's own trained from, scaled
+        return (op.adjoint(y) / 16).clamp(0, 1)
+
+    model = build_rim("restoration", 1, features=4, hidden=4, train_steps=2)
+    image = np.linspace(0, 1, 16 * 16).reshape(16, 16)
+    methods = [
+        rim_method(model, start=adjoint_start),
+        baseline_method("tv", "own", {"weight": 0.01, "iterations": 20}),
+        baseline_method("gd-tikhonov", "own", {"weight": 0.01}, start=adjoint_start),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no note: every method was given its start
+        result = evaluate([("ramp", image)], [OperatorProtocol(ColumnSum(), 5, "sums")], methods)
+    rows = {row["method"]: row for row in result.summary()}
+    assert set(rows) == {"rim", "tv", "gd-tikhonov"}
+    assert all(
+        row["setting"] == "sums,sigma=5" and np.isfinite(row["psnr"]) for row in rows.values()
+    )
+
+    with pytest.raises(
+        ValueError, match=r"'tv' has no tuned weight for a forward model of one's own"
+    ):
+        baseline_method("tv", "own")
+    with pytest.raises(ValueError, match=r"applies to denoise only, not to own"):
+        baseline_method("bm3d", "own")
+    with pytest.raises(ValueError, match=r"no tuned weights for ColumnSum.*'own'"):
+        evaluate(
+            [("ramp", image)],
+            [OperatorProtocol(ColumnSum(), 5)],
+            [baseline_method("tv", "projection")],
+        )
+    with pytest.raises(ValueError, match=r"start .*lambda.* returned \(1, 1, 1, 16\)"):
+        bad = rim_method(model, start=lambda op, y: y)
+        bad.run(OperatorProtocol(ColumnSum(), 5).cases(image, 0, "ramp")[0])

@@ -55,6 +55,7 @@ _EXPORTS: dict[str, str] = {
     "InpaintProtocol": "protocols",
     "LensingProtocol": "protocols",
     "MRIProtocol": "protocols",
+    "OperatorProtocol": "protocols",
     "ProjectionProtocol": "protocols",
     "SuperResolutionProtocol": "protocols",
     "add_noise": "protocols",

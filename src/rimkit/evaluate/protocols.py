@@ -78,6 +78,7 @@ __all__ = [
     "InpaintProtocol",
     "LensingProtocol",
     "MRIProtocol",
+    "OperatorProtocol",
     "ProjectionProtocol",
     "Protocol",
     "SuperResolutionProtocol",
@@ -659,3 +660,75 @@ class MRIProtocol:
         case = Case(name, self.setting, m.target, m.operator, m.y, self.sigma / 255.0, task="mri")
         case.display = _display(case.view(m.x0))
         return [case]
+
+
+OWN_TASK = "own"
+"""The task of :class:`OperatorProtocol` cases: a forward model of one's own."""
+
+
+@dataclass(frozen=True)
+class OperatorProtocol:
+    """A forward model of one's own: ``y = A x + sigma/255 N(0, 1)``, the noise seeded by
+    ``seed + index`` as in the other protocols. ``operator`` is a
+    :class:`~rimkit.operators.LinearOperator` applied to every image, or a callable
+    ``(x, generator) -> LinearOperator`` that draws one per image (``x`` the image
+    ``(1, C, H, W)``, float64, so a mask or matrix can match its size). Its cases have task
+    ``"own"``: baselines need a weight (``baseline_method(name, "own", {"weight": w})``), and
+    methods start where ``start`` of :func:`~rimkit.evaluate.rim_method` says (else from a
+    flat 0.5 image, :func:`rimkit.reconstruct.initial_estimate`).
+
+    Example:
+        >>> from rimkit.operators import random_projection
+        >>> def project(x, gen):  # a Gaussian matrix per image, 16 rows
+        ...     return random_projection("gaussian", tuple(x.shape[1:]), 0.25, generator=gen)
+        >>> protocol = OperatorProtocol(project, sigma=5, name="gauss16")
+        >>> case = protocol.cases(np.ones((8, 8)), 0, "flat")[0]
+        >>> case.setting, case.task, tuple(case.y.shape)
+        ('gauss16,sigma=5', 'own', (1, 16))
+    """
+
+    operator: object
+    sigma: float = 0.0
+    name: str = "own"
+    seed: int = 0
+    task = OWN_TASK
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.operator, LinearOperator) or callable(self.operator)):
+            raise ValueError(
+                f"operator must be a LinearOperator or a callable (x, generator) -> "
+                f"LinearOperator, got {type(self.operator).__name__}"
+            )
+        _check_sigma(self.sigma)
+        _check_seed(self.seed)
+        if not isinstance(self.name, str) or not self.name or "," in self.name:
+            raise ValueError(f"name must be a non-empty string without commas, got {self.name!r}")
+
+    @property
+    def setting(self) -> str:
+        return f"{self.name},sigma={self.sigma:g}"
+
+    def describe(self) -> dict:
+        what = self.operator
+        kind = type(what).__name__ if isinstance(what, LinearOperator) else repr(what)
+        return {"protocol": OWN_TASK, "operator": kind, "name": self.name,
+                "sigma": self.sigma, "seed": self.seed}  # fmt: skip
+
+    def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
+        gen = _generator(self.seed + index)
+        x = to_tensor(as_image(image), torch.float64)  # (1, C, H, W)
+        op = self.operator
+        if not isinstance(op, LinearOperator):
+            op = op(x, gen)
+            if not isinstance(op, LinearOperator):
+                raise ValueError(
+                    f"OperatorProtocol's operator callable returned {type(op).__name__}; it must "
+                    "return a rimkit LinearOperator"
+                )
+        op = op.double()
+        clean = op(x)
+        noise = torch.randn(clean.shape, generator=gen, dtype=clean.real.dtype)
+        if clean.is_complex():
+            noise = torch.complex(noise, torch.randn(clean.shape, generator=gen, dtype=noise.dtype))
+        y = clean + self.sigma / 255.0 * noise
+        return [Case(name, self.setting, x, op, y, self.sigma / 255.0, task=OWN_TASK)]

@@ -49,6 +49,7 @@ from rimkit.evaluate.benchmarking import machine_info
 from rimkit.evaluate.figures import convergence_figure, crop_grid
 from rimkit.evaluate.metrics import as_image, quantize
 from rimkit.evaluate.protocols import (
+    OWN_TASK,
     Case,
     DeblurProtocol,
     DenoiseProtocol,
@@ -72,6 +73,7 @@ from rimkit.operators import (
     ComplexAsChannels,
     Composition,
     FourierProjection,
+    Identity,
     Inpainting,
     Lensing,
     LinearOperator,
@@ -188,11 +190,14 @@ def rim_method(
     curve_steps: int | None = None,
     tile: int | None = None,
     ensemble: int = 1,
+    start: Start | None = None,
 ) -> Method:
     """A RIM as a :class:`Method`: run ``max(steps, curve_steps)`` steps (``steps`` defaults to
     the trained ``T``) and report step ``steps``; the later steps feed the convergence curve.
     ``ensemble``: average the restorations of that many flips and rotations of each measurement
-    (:class:`rimkit.self_ensemble.SelfEnsemble`; 1, 2, 4 or 8).
+    (:class:`rimkit.self_ensemble.SelfEnsemble`; 1, 2, 4 or 8). ``start(operator, y) -> x0``:
+    where each run starts (e.g. the ``x0`` a task of one's own trained from); by default
+    :func:`rimkit.reconstruct.initial_estimate`.
 
     Example:
         >>> from rimkit.models import build_rim
@@ -210,11 +215,18 @@ def rim_method(
     total = max(report, curve_steps or 0)
     method = RIMReconstructor(model, steps=total, tile=tile)
     if check_size(ensemble) > 1:
+        if start is not None:
+            raise ValueError("a self-ensemble starts each flip from its own estimate; no start")
         method = SelfEnsemble(method, ensemble)
+    _check_start(start)
 
     def run(case: Case) -> list[Tensor]:
         if case.task == "mri" and model.channels == 1:
             return _real_image_mri(method, case)
+        if start is not None:
+            param = next(model.parameters())
+            x0 = _started(start, case).to(device=param.device, dtype=param.dtype)
+            return method(case.y, case.operator, case.sigma, x0=x0).estimates
         return method(case.y, case.operator, case.sigma).estimates
 
     from rimkit.train.loop import weights_digest
@@ -222,7 +234,36 @@ def rim_method(
     fingerprint = f"weights {weights_digest(model)[:16]}, steps {report}/{total}, tile {tile}"
     if ensemble > 1:
         fingerprint += f", self-ensemble {ensemble}"
+    if start is not None:
+        fingerprint += f", start {_start_name(start)}"
     return Method(name, run, report, trained, fingerprint)
+
+
+Start = Callable[[LinearOperator, Tensor], Tensor]
+"""``start(operator, y) -> x0``: where a method starts, an image ``(1, C, H, W)``."""
+
+
+def _check_start(start: object) -> None:
+    if start is not None and not callable(start):
+        raise ValueError(
+            f"start must be a callable (operator, y) -> x0, got {type(start).__name__}"
+        )
+
+
+def _start_name(start: Start) -> str:
+    return getattr(start, "__qualname__", type(start).__name__)
+
+
+def _started(start: Start, case: Case) -> Tensor:
+    """``start(case.operator, case.y)``, checked to be a real image of the truth's shape."""
+    x0 = start(case.operator, case.y)
+    if not isinstance(x0, Tensor) or x0.is_complex() or x0.shape != case.truth.shape:
+        got = tuple(x0.shape) if isinstance(x0, Tensor) else type(x0).__name__
+        raise ValueError(
+            f"start {_start_name(start)} returned {got} for {case.image!r}; give a real image of "
+            f"the truth's shape {tuple(case.truth.shape)}"
+        )
+    return x0
 
 
 def _real_image_mri(method: Callable, case: Case) -> list[Tensor]:
@@ -278,7 +319,13 @@ def operator_setting(op: LinearOperator, sigma: float, pixels: int) -> tuple[str
         magnitudes = op.matrix.abs()
         kind = "bernoulli" if torch.allclose(magnitudes, magnitudes.flatten()[0]) else "gaussian"
         return kind, op.matrix.shape[-2] / pixels
-    return "denoise", sigma * 255.0
+    if isinstance(op, Identity):
+        return "denoise", sigma * 255.0
+    raise ValueError(
+        f"no tuned weights for {type(op).__name__}, a forward model of one's own: give the "
+        f"baseline a weight, baseline_method(name, {OWN_TASK!r}, {{'weight': w}}) (find one with "
+        "rimkit.solvers.tuning.grid_search on measurements of yours)"
+    )
 
 
 def _lensing_of(op: LinearOperator) -> Lensing | None:
@@ -295,16 +342,21 @@ def baseline_method(
     task: str,
     options: dict[str, Any] | None = None,
     keep_estimates: bool = True,
+    start: Start | None = None,
 ) -> Method:
     """A baseline from :data:`rimkit.solvers.BASELINES` as a :class:`Method`, with the tuned
     weight and iterations of each case's setting (:func:`tuned_setting`), updated by
     ``options``.
 
-    ``task`` (one of :data:`TASKS`) is checked: a baseline that does not apply to it (``bm3d``
-    denoises only) or whose optional extra is missing is refused here (:func:`check_baselines`),
-    not at the first image.
+    ``task`` (one of :data:`TASKS`, or ``"own"`` for the cases of
+    :class:`~rimkit.evaluate.protocols.OperatorProtocol`) is checked: a baseline that does not
+    apply to it (``bm3d`` denoises only) or whose optional extra is missing is refused here
+    (:func:`check_baselines`), not at the first image. A forward model of one's own has no
+    tuned weight: ``options`` gives it (``{"weight": w}``).
 
     ``keep_estimates=False`` keeps only the last iterate (no convergence curve, less memory).
+    ``start(operator, y) -> x0``: where an iterative baseline starts (by default where the
+    tuning started it, :func:`rimkit.reconstruct.initial_estimate`).
 
     Example:
         >>> baseline_method("bm3d", "sr")
@@ -314,35 +366,49 @@ def baseline_method(
     """
     from rimkit.solvers import BASELINES, baseline
 
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    if task not in (*TASKS, OWN_TASK):
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}, {OWN_TASK}")
     check_baselines([name], task)
     fields = {f.name for f in dataclasses.fields(BASELINES[name])}  # type: ignore[arg-type]
     extra = dict(options or {})
+    if task == OWN_TASK and "weight" in fields and "weight" not in extra:
+        raise ValueError(
+            f"baseline {name!r} has no tuned weight for a forward model of one's own: give one, "
+            f"baseline_method({name!r}, {OWN_TASK!r}, {{'weight': w}}) (find it with "
+            "rimkit.solvers.tuning.grid_search on measurements of yours)"
+        )
     if "keep_estimates" in fields and "keep_estimates" not in extra:
         extra["keep_estimates"] = keep_estimates
     baseline(name, **extra)  # check the options now, not at the first image
+    _check_start(start)
 
     def run(case: Case) -> list[Tensor]:
-        setting = tuned_setting(case)
-        return run_baseline(name, setting, case.y, case.operator, case.sigma, case.truth, extra)
+        setting = None if task == OWN_TASK else tuned_setting(case)
+        x0 = None if start is None else _started(start, case)
+        return run_baseline(
+            name, setting, case.y, case.operator, case.sigma, case.truth, extra, x0=x0
+        )
 
-    return Method(name, run, fingerprint=repr(sorted(extra.items())))
+    fingerprint = repr(sorted(extra.items()))
+    if start is not None:
+        fingerprint += f", start {_start_name(start)}"
+    return Method(name, run, fingerprint=fingerprint)
 
 
 def run_baseline(
     name: str,
-    setting: tuple[str, float],
+    setting: tuple[str, float] | None,
     y: Tensor,
     operator: LinearOperator,
     sigma: float,
     like: Tensor | None = None,
     options: dict[str, Any] | None = None,
+    x0: Tensor | None = None,
 ) -> list[Tensor]:
     """Baseline ``name`` with the weight tuned for ``setting`` (``(task, level)``, see
-    :func:`operator_setting`) at the noise level ``sigma`` (0-1 scale) and ``options``, started
-    where the tuning started it; its estimates. ``like``: an image of ``x``'s shape, for
-    operators whose start is flat.
+    :func:`operator_setting`; ``None``: the weight of ``options`` alone) at the noise level
+    ``sigma`` (0-1 scale) and ``options``, started at ``x0`` or where the tuning started it;
+    its estimates. ``like``: an image of ``x``'s shape, for operators whose start is flat.
 
     Example:
         >>> from rimkit.operators import Identity
@@ -351,14 +417,18 @@ def run_baseline(
         >>> len(out) > 1, tuple(out[-1].shape)
         (True, (1, 1, 16, 16))
     """
-    from rimkit.solvers import BASELINES, tuned_baseline
+    from rimkit.solvers import BASELINES, baseline, tuned_baseline
 
     y = y.to(torch.complex64 if y.is_complex() else torch.float32)  # MRI: k-space
-    solver = tuned_baseline(name, *setting, sigma=sigma * 255.0, **(options or {}))
-    x0 = None
-    if "keep_estimates" in {f.name for f in dataclasses.fields(BASELINES[name])}:  # iterative
+    if setting is None:
+        solver = baseline(name, **(options or {}))
+    else:
+        solver = tuned_baseline(name, *setting, sigma=sigma * 255.0, **(options or {}))
+    if "keep_estimates" not in {f.name for f in dataclasses.fields(BASELINES[name])}:
+        return solver(y, operator, sigma).estimates  # not iterative: no start
+    if x0 is None:
         x0 = initial_estimate(operator, y, like=None if like is None else like.to(torch.float32))
-    return solver(y, operator, sigma, **({} if x0 is None else {"x0": x0})).estimates
+    return solver(y, operator, sigma, x0=x0.to(torch.float32)).estimates
 
 
 def blind_method(method: Method, estimator: str = "pca") -> Method:
