@@ -137,3 +137,60 @@ def test_a_forward_model_of_ones_own_is_evaluated_beside_baselines():
     with pytest.raises(ValueError, match=r"start .*lambda.* returned \(1, 1, 1, 16\)"):
         bad = rim_method(model, start=lambda op, y: y)
         bad.run(OperatorProtocol(ColumnSum(), 5).cases(image, 0, "ramp")[0])
+
+
+class RandomRays(LinearOperator):
+    """Sums over random tenths of the pixels, ``(B, C, H, W) -> (B, C, 1, m)``: an operator of
+    large norm (``||A||^2`` near 6e4 for 64 x 64 images) and an ill-conditioned ``A^T A``."""
+
+    def __init__(self, n: int, m: int) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.register_buffer("rays", (torch.rand(m, n * n, generator=gen) < 0.1).float())
+        self.n = n
+
+    def forward(self, x):
+        return (x.flatten(2) @ self.rays.T.to(x.dtype))[:, :, None, :]
+
+    def adjoint(self, y):
+        return (y[:, :, 0, :] @ self.rays.to(y.dtype)).unflatten(-1, (self.n, self.n))
+
+
+def _rays_case():
+    from rimkit.io import read_image
+
+    x = torch.tensor(read_image("example:camera")[100:164, 200:264], dtype=torch.float32)
+    x = x[None, None]  # (1, 1, 64, 64)
+    op = RandomRays(64, 1500)
+    noise = torch.randn(op(x).shape, generator=torch.Generator().manual_seed(1))
+    return x, op, op(x) + 5 / 255 * noise
+
+
+def test_the_baselines_default_start_is_fitted_to_the_operators_scale():
+    from rimkit.evaluate import psnr
+    from rimkit.solvers import baseline
+    from rimkit.solvers.base import solver_start
+
+    x, op, y = _rays_case()
+    start = solver_start(y, op, None)
+    assert 0.5 < float(start.mean()) / float(x.mean()) < 2  # A^T y alone: ~400 times brighter
+    for name in ("gd-tikhonov", "fista-wavelet", "tv"):
+        default = baseline(name)(y, op, 5 / 255).final
+        flat = baseline(name)(y, op, 5 / 255, x0=torch.full_like(x, 0.5)).final
+        assert float(psnr(default.clamp(0, 1), x)) > float(psnr(flat.clamp(0, 1), x)) - 0.5, name
+
+
+def test_conjugate_gradients_in_float32_keep_their_best_iterate():
+    from rimkit.evaluate import psnr
+    from rimkit.solvers import baseline
+
+    x, op, y = _rays_case()
+    cg = baseline("cg-tikhonov", weight=0.01, iterations=60)
+    single = cg(y, op, 5 / 255, x0=torch.full_like(x, 0.5))
+    double = cg(y.double(), op.double(), 5 / 255, x0=torch.full_like(x, 0.5).double())
+    objective = single.objective_stacked()[:, 0]
+    assert bool((objective[1:] <= objective[:-1]).all())  # never rises
+    gap = float(psnr(double.final.float().clamp(0, 1), x)) - float(
+        psnr(single.final.clamp(0, 1), x)
+    )
+    assert abs(gap) < 0.3

@@ -39,7 +39,7 @@ from torch import Tensor
 
 from rimkit.models.rim import Trajectory
 from rimkit.noise import warn_if_255_scale
-from rimkit.operators.base import LinearOperator
+from rimkit.operators.base import LinearOperator, inner
 
 __all__ = [
     "Reconstructor",
@@ -249,10 +249,24 @@ class Reconstructor:
 
 
 def solver_start(y: Tensor, operator: LinearOperator, x0: Tensor | None) -> Tensor:
-    """``x0`` checked against the image shape of ``A^H y``, or ``Re(A^H y)`` by default."""
+    """``x0`` checked against the image shape of ``A^H y``, or by default ``c Re(A^H y)``
+    with ``c`` per sample the least-squares fit ``argmin_c ||c A s - y||``, ``s = Re(A^H y)``:
+    1 for denoising, inpainting and MRI, where ``A A^H`` keeps ``y``; for an operator of large
+    norm (a projector summing many pixels) ``A^H y`` alone starts ``||A||^2`` times too bright.
+
+    Example:
+        >>> from rimkit.operators import Identity
+        >>> y = torch.rand(2, 1, 4, 4)
+        >>> bool(torch.allclose(solver_start(y, Identity(), None), y))
+        True
+    """
     start = adjoint_real(operator, y)  # (B, C, H, W)
     if x0 is None:
-        return start
+        fitted = operator(start)
+        energy = sq_norm(fitted)  # (B,)
+        fit = inner(fitted, y) / energy.clamp_min(torch.finfo(energy.dtype).tiny)
+        scale = torch.where(energy > 0, fit, torch.ones_like(fit))  # (B,)
+        return start * bcast(scale, start)
     if not isinstance(x0, Tensor) or x0.is_complex():
         raise ValueError("x0 must be a real torch.Tensor (B, C, H, W)")
     if x0.shape != start.shape:
