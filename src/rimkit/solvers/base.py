@@ -194,8 +194,9 @@ class Reconstructor:
     ``y`` is the measurement ``A x + n`` (any shape ``(B, ...)`` the operator produces),
     ``operator`` a :class:`~rimkit.operators.LinearOperator` and ``sigma`` the noise standard
     deviation (a number or one value per sample, in the units of the data). Iterative baselines
-    also take ``x0``, a real starting image ``(B, C, H, W)``; by default ``x0 = Re(A^H y)``.
-    Everything runs without autograd, on ``y``'s device, in ``y``'s (real) precision.
+    also take ``x0``, a real starting image ``(B, C, H, W)``; by default ``Re(A^H y)`` scaled
+    to fit ``y`` (:func:`solver_start`). Everything runs without autograd, on ``y``'s device,
+    in ``y``'s (real) precision.
 
     ``sigma`` is used by the noise-aware baselines (BM3D); the variational ones take their
     ``weight`` in the units of ``1/2 ||A x - y||^2`` and do not rescale it with ``sigma``
