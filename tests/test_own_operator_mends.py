@@ -194,3 +194,18 @@ def test_conjugate_gradients_in_float32_keep_their_best_iterate():
         psnr(single.final.clamp(0, 1), x)
     )
     assert abs(gap) < 0.3
+
+
+def test_a_loaded_model_saves_again_and_a_torch_file_is_named(tmp_path):
+    from rimkit.zoo import load_model, save_model
+
+    loaded = load_model("3task")
+    path = save_model(tmp_path / "again.safetensors", loaded)
+    again = load_model(path)
+    assert again.config["tasks"] == loaded.config["tasks"] and again.model.start == "flat"
+    saved, before = again.model.state_dict(), loaded.model.state_dict()
+    assert saved.keys() == before.keys()
+    assert all(torch.equal(saved[k], before[k]) for k in saved)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "state.pt")
+    with pytest.raises(ValueError, match=r"state.pt is no .safetensors file \(a torch.save file"):
+        load_model(tmp_path / "state.pt")

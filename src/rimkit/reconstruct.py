@@ -182,7 +182,9 @@ class RIMReconstructor:
     turns on tiled reconstruction for images larger than a tile. A model whose ``start``
     attribute is ``"flat"`` (set by :func:`rimkit.zoo.load_model`, see :func:`trained_start`)
     starts from the constant 0.5 image on every task. ``model`` is the network (an
-    ``nn.Module``) or what :func:`rimkit.zoo.load_model` returns.
+    ``nn.Module``) or what :func:`rimkit.zoo.load_model` returns. It runs in the model's
+    precision and on its device (``y``, ``x0`` and the operator are moved there), and its
+    estimates come back so (float32 for float64 data: ``model.double()`` for float64).
     """
 
     name = "rim"

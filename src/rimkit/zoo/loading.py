@@ -108,7 +108,13 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
             meta = json.loads((handle.metadata() or {}).get("meta", "{}"))
         tensors = load_file(str(path))
     except (SafetensorError, OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"cannot read model weights from {str(path)!r}: {err}") from None
+        hint = ""
+        if path.suffix != ".safetensors":
+            hint = (
+                f"; {path.name} is no .safetensors file (a torch.save file? build the model, load "
+                "its state dict, and save it with rimkit.zoo.save_model)"
+            )
+        raise ValueError(f"cannot read model weights from {str(path)!r}: {err}{hint}") from None
     config = meta.get("config", {})
     if "model" not in config:
         raise ValueError(f"{str(path)!r} has no model config in its metadata; not a rimkit model")
@@ -130,7 +136,8 @@ def save_model(
     which keep what it was built from as ``model.config``; trained in a loop of one's own,
     say) as a ``.safetensors`` file that :func:`load_model` reads. ``tasks``, the task entries
     it was trained on (as in a recipe), set where it starts (a model trained only on
-    ``projection`` starts flat). An existing file is kept unless ``force``.
+    ``projection`` starts flat). A :class:`LoadedModel` is saved with the tasks of its config.
+    An existing file is kept unless ``force``.
 
     Example:
         >>> import tempfile
@@ -143,6 +150,9 @@ def save_model(
     """
     from rimkit.train.checkpoint import export_weights
 
+    if isinstance(model, LoadedModel):  # saved again, with the tasks it was trained on
+        tasks = model.config.get("tasks") if tasks is None else tasks
+        model = model.model
     config = getattr(model, "config", None)
     if not isinstance(config, RIMConfig):
         raise ValueError(
