@@ -18,6 +18,10 @@ name               method                                                      o
 ``bicubic``        bicubic up-sampling, super-resolution only                  --
 =================  ==========================================================  ===============
 
+For a forward model that is not linear, :class:`MAPDescent` (``rimkit.solvers.map_descent``)
+minimises ``1/2 ||f(x) - y||^2 + lambda R(x)`` (Tikhonov or smoothed TV) by projected gradient
+descent with backtracking on any likelihood: ``MAPDescent(weight)(likelihood, x0)``.
+
 with ``Tikhonov: 1/2 ||A x - y||^2 + lambda/2 ||x||^2``, ``wavelet l1: 1/2 ||A x - y||^2 +
 lambda ||W x||_1`` and ``isotropic TV: 1/2 ||A x - y||^2 + lambda TV(x)`` over real images.
 
@@ -51,6 +55,7 @@ from rimkit.solvers.base import (
 )
 from rimkit.solvers.bm3d_adapter import BM3D
 from rimkit.solvers.direct import BicubicUpsampling, ZeroFilled
+from rimkit.solvers.map_descent import MAP_PRIORS, MAPDescent
 from rimkit.solvers.sparsity import FISTAWavelet, ISTAWavelet, soft_threshold
 from rimkit.solvers.tikhonov import (
     ConjugateGradientTikhonov,
@@ -105,11 +110,13 @@ def baseline(name: str, **options: object) -> Reconstructor:
 __all__ = [
     "BASELINES",
     "BM3D",
+    "MAP_PRIORS",
     "BicubicUpsampling",
     "ConjugateGradientTikhonov",
     "FISTAWavelet",
     "GradientDescentTikhonov",
     "ISTAWavelet",
+    "MAPDescent",
     "Reconstructor",
     "SolverResult",
     "TotalVariation",
