@@ -28,7 +28,8 @@ def test_patch_positions_cover_every_window_at_the_stride():
     assert len(patches) == 3 * 4 * 5  # tops 0..12 step 4, lefts 0..16 step 4
     p = patches.patch(5)
     i, top, left = patches.positions[5]
-    assert torch.equal(p, torch.from_numpy(patches.images[i][:, top : top + 8, left : left + 8]))
+    window = torch.from_numpy(patches.images[i][:, top : top + 8, left : left + 8])
+    assert torch.equal(p, window.float() / 255)  # uint8 images: 8-bit levels
 
 
 def test_one_epoch_visits_every_patch_once_and_batches_are_reproducible():

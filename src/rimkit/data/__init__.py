@@ -1,4 +1,5 @@
-"""Training data: image folders cached as uint8, patch sets and deterministic batches."""
+"""Training data: image folders cached as uint8 (uint16 past 8 bits), patch sets and
+deterministic batches."""
 
 from rimkit.data.images import ImageFolder, list_images
 from rimkit.data.patches import PatchSampler, PatchSet, dihedral, seeded, validation_patches

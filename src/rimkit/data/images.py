@@ -1,5 +1,6 @@
-"""Image folders: decode once, keep as uint8 in memory, hand out ``[0, 1]`` float tensors.
-FITS images are divided by their largest value (:func:`read_folder_image`).
+"""Image folders: decode once, keep as uint8 in memory (uint16 for images with more than 8
+bits: 16-bit files, FITS, float ``.npy``), hand out ``[0, 1]`` float tensors. FITS images are
+divided by their largest value (:func:`read_folder_image`).
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -15,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +30,36 @@ from rimkit.io import (
     file_suffix,
     is_fits,
     read_image,
-    to_uint8,
 )
 
 FOLDER_SUFFIXES = (*IMAGE_SUFFIXES, ".npy", *FITS_SUFFIXES)
+
+STORED_WHITE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+"""The types images are kept in, and the value of white in each."""
+
+DARK_PEAK = 1 / 16
+"""An image whose largest value lies below this is noted as nearly black (12-bit data in a
+16-bit file peaks at 4095 / 65535)."""
+
+
+def to_stored(array: np.ndarray) -> np.ndarray:
+    """An image in ``[0, 1]`` as kept in memory: uint8 where it holds 8-bit values (within
+    1e-3 of a level), else uint16, so a 16-bit file keeps its precision.
+
+    Example:
+        >>> to_stored(np.array([0.0, 1.0, 128 / 255])).dtype, to_stored(np.array([0.5])).dtype
+        (dtype('uint8'), dtype('uint16'))
+    """
+    clipped = np.clip(array, 0.0, 1.0)
+    levels = clipped * 255.0
+    if not levels.size or float(np.abs(levels - np.round(levels)).max()) < 1e-3:
+        return np.round(levels).astype(np.uint8)
+    return np.round(clipped * 65535.0).astype(np.uint16)
+
+
+def as_unit_float(stored: np.ndarray) -> Tensor:
+    """A kept image (or window of one) as a float32 tensor in ``[0, 1]``."""
+    return torch.from_numpy(stored.astype(np.float32)) / STORED_WHITE[stored.dtype]
 
 
 def read_folder_image(path: Path, gray: bool | None = None) -> np.ndarray:
@@ -71,16 +99,26 @@ def list_images(root: str | os.PathLike) -> list[Path]:
             f"image folder {str(root)!r} does not exist; give a folder of PNG/JPEG/TIFF/.npy "
             "images (e.g. ../shared/data/train/BSDS300-train)"
         )
-    files = sorted(p for p in root.rglob("*") if file_suffix(p) in FOLDER_SUFFIXES)
+    found = [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    files = sorted(p for p in found if file_suffix(p) in FOLDER_SUFFIXES)  # no ._x.png, .DS_Store
     if not files:
         raise ValueError(
             f"no images in {str(root)!r}; expected PNG, JPEG, TIFF, .npy or FITS files inside it"
+        )
+    others = sorted(p for p in found if file_suffix(p) not in FOLDER_SUFFIXES)
+    if others:
+        names = ", ".join(p.name for p in others[:3]) + (", ..." if len(others) > 3 else "")
+        warnings.warn(
+            f"{len(others)} file(s) in {str(root)!r} are left out, not being PNG, JPEG, TIFF, "
+            f"BMP, .npy or FITS images ({names}); convert any images among them",
+            UserWarning,
+            stacklevel=2,
         )
     return files
 
 
 class ImageFolder:
-    """All images of a folder, decoded once and cached as uint8 ``(C, H, W)`` arrays.
+    """All images of a folder, decoded once and cached as ``(C, H, W)`` arrays (:func:`to_stored`).
 
     ``gray=True`` converts to luminance, ``gray=False`` to RGB, ``None`` keeps each file as
     stored (then all must agree). ``__getitem__`` returns a float32 tensor in ``[0, 1]``.
@@ -95,10 +133,23 @@ class ImageFolder:
         self.root = Path(root)
         self.files = list_images(root) if files is None else list(files)
         self.images: list[np.ndarray] = []
+        dark = []
         for path in self.files:
             array = read_folder_image(path, gray)
             chw = array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
-            self.images.append(np.ascontiguousarray(to_uint8(chw)))
+            self.images.append(np.ascontiguousarray(to_stored(chw)))
+            if array.size and float(array.max()) < DARK_PEAK:
+                dark.append((path.name, float(array.max())))
+        if dark:
+            name, peak = dark[0]
+            warnings.warn(
+                f"{len(dark)} of {len(self.files)} image(s) in {str(self.root)!r} are nearly black "
+                f"(largest value under 1/16 of white; {name!r}: {peak:.3g}), 12-bit data in 16-bit "
+                "files perhaps: they train as they are; scale each to its range first, or store "
+                "them as FITS (each divided by its largest value)",
+                UserWarning,
+                stacklevel=2,
+            )
         channels = {img.shape[0] for img in self.images}
         if len(channels) > 1:
             raise ValueError(
@@ -111,4 +162,4 @@ class ImageFolder:
         return len(self.images)
 
     def __getitem__(self, index: int) -> Tensor:
-        return torch.from_numpy(self.images[index]).float() / 255.0
+        return as_unit_float(self.images[index])

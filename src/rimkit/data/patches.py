@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rimkit.data.images import as_unit_float
+
 
 def seeded(*keys: int) -> torch.Generator:
     """A generator whose state depends only on ``keys`` (e.g. seed, iteration, rank)."""
@@ -35,7 +37,8 @@ def dihedral(patch: Tensor, transform: int) -> Tensor:
 
 
 class PatchSet:
-    """All ``size x size`` windows at ``stride`` of a list of uint8 ``(C, H, W)`` images."""
+    """All ``size x size`` windows at ``stride`` of a list of uint8 or uint16 ``(C, H, W)``
+    images (:func:`rimkit.data.images.to_stored`)."""
 
     def __init__(self, images: list[np.ndarray], size: int = 32, stride: int = 4) -> None:
         if size < 1 or stride < 1:
@@ -63,13 +66,14 @@ class PatchSet:
         return len(self.positions)
 
     def patch(self, index: int) -> Tensor:
+        """Window ``index`` as a float32 tensor ``(C, size, size)`` in ``[0, 1]``."""
         i, top, left = self.positions[index]
         window = self.images[i][:, top : top + self.size, left : left + self.size]
-        return torch.from_numpy(np.ascontiguousarray(window))
+        return as_unit_float(window)
 
     def gather(self, indices: Tensor, transforms: Tensor | None = None) -> Tensor:
         """Float patches ``(B, C, size, size)`` in ``[0, 1]``, optionally transformed."""
-        out = torch.stack([self.patch(int(k)) for k in indices]).float() / 255.0
+        out = torch.stack([self.patch(int(k)) for k in indices])
         if transforms is not None:
             out = torch.stack([dihedral(p, int(t)) for p, t in zip(out, transforms, strict=True)])
         return out

@@ -147,8 +147,8 @@ def _sources(train: str | tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _source_images(data: DataConfig, source: str) -> list[np.ndarray]:
-    """The uint8 ``(C, H, W)`` images of a folder, or the 2-D slices of a volume file or of a
-    folder of fastMRI files (their reference images)."""
+    """The uint8 (or uint16) ``(C, H, W)`` images of a folder, or the 2-D slices of a volume
+    file or of a folder of fastMRI files (their reference images)."""
     path = resolve_folder(data, source)
     if is_volume_file(path):
         return volume_slices(path, volume_axes(path))
