@@ -45,3 +45,61 @@ def test_nearly_black_images_and_left_out_files_are_noted(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ImageFolder(tmp_path, files=files[1:])
+
+
+def _recipe(folder, **optim) -> dict:
+    return {
+        "model": {"features": 4, "hidden": 4, "train_steps": 2},
+        "data": {"train": str(folder), "val_images": 2, "val_patches": 8, "patch_size": 16},
+        "tasks": [{"name": "denoise", "sigma": [5, 50]}],
+        "optim": {"iterations": 4, "batch_size": 4, "val_every": 2, "checkpoint_every": 2} | optim,
+    }
+
+
+def test_recipe_mistakes_are_named_where_they_are_made(image_folder, tmp_path):
+    from rimkit.train import ExperimentConfig, train
+    from rimkit.train.config import load_config
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "model: {features: 4, hidden: 4}\ndata: {train: x}\n"
+        "tasks: [{name: denoise, sigma: [0, 50]}]\noptim: {lr: 1e-3}\n"
+    )
+    assert load_config(recipe).optim.lr == 1e-3  # YAML 1.1 reads 1e-3 as a string
+    with pytest.raises(ValueError, match=r"sigma must be a list, got 25 \(one value as a range"):
+        load_config(recipe, ["tasks.0.sigma=25"])
+    mixed = _recipe(image_folder) | {"tasks": [{"name": "denoise"}, {"name": "mri"}]}
+    with pytest.raises(ValueError, match=r"mri \(complex images as 2 channels\) cannot share"):
+        ExperimentConfig.from_dict(mixed)
+    with pytest.raises(ValueError, match=r"set model.channels: 2 \(and model.cell: mri\), not 1"):
+        ExperimentConfig.from_dict(_recipe(image_folder) | {"tasks": [{"name": "mri"}]})
+    with pytest.raises(ValueError, match=r"optim.init: unknown model .*working folder"):
+        train(ExperimentConfig.from_dict(_recipe(image_folder, init="no/such.safetensors")),
+              tmp_path / "init", progress=False)  # fmt: skip
+
+
+def test_a_resumed_run_may_only_grow_and_a_stretched_schedule_is_noted(image_folder, tmp_path):
+    from rimkit.train import ExperimentConfig, train
+
+    cfg = ExperimentConfig.from_dict(_recipe(image_folder, iterations=8, schedule="cosine"))
+    train(cfg, tmp_path / "run", stop_after=4, progress=False)
+    shorter = ExperimentConfig.from_dict(_recipe(image_folder, iterations=6, schedule="cosine"))
+    with pytest.raises(ValueError, match=r"optim.iterations 6 is below the run's 8; a resumed"):
+        train(shorter, tmp_path / "run", resume=True, progress=False)
+    longer = ExperimentConfig.from_dict(_recipe(image_folder, iterations=16, schedule="cosine"))
+    with pytest.warns(UserWarning, match=r"8 -> 16 stretches the cosine schedule: the learning"):
+        assert train(longer, tmp_path / "run", resume=True, progress=False)["iteration"] == 16
+
+
+def test_a_finished_run_resumed_with_another_recipe_is_refused(image_folder, tmp_path, capsys):
+    import yaml
+
+    from rimkit.cli import main
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(_recipe(image_folder)))
+    assert main(["-q", "train", str(recipe), "--out", str(tmp_path / "run")]) == 0
+    assert main(["-q", "train", "--resume", str(tmp_path / "run"), str(recipe)]) == 0  # done
+    status = main(["train", "--resume", str(tmp_path / "run"), str(recipe), "--set",
+                   "optim.lr=0.01"])  # fmt: skip
+    assert status == 2 and "optim.lr differ" in capsys.readouterr().err

@@ -1275,10 +1275,13 @@ def _run_train(args: argparse.Namespace) -> None:
         raise UsageError(f"--nproc must be >= 1, got {args.nproc}")
     if args.resume:
         from rimkit.train.checkpoint import read_meta
+        from rimkit.train.loop import check_same_recipe
 
-        done = read_meta(out / "last").get("iteration")
+        last = read_meta(out / "last")
+        done = last.get("iteration")
         finished = (out / "model.safetensors").is_file()  # else the resumed run exports it
         if finished and isinstance(done, int) and done >= cfg.optim.iterations:
+            check_same_recipe(out, cfg, last)  # an edited recipe is refused, not ignored
             if not args.quiet:
                 print(
                     f"the run in {out} is already complete at iteration {done} "

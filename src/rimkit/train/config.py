@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -170,6 +171,7 @@ class ExperimentConfig:
         _check_model(self.model)
         _check_data(self.data)
         build_tasks(self.tasks)  # validates every task entry now, not mid-run
+        _check_mri_channels(self.tasks, self.model.channels)
         _check_optim(self.optim)
         most = self.optim.max_train_steps
         if most is not None and most < self.model.train_steps:
@@ -197,6 +199,32 @@ def _data_paths(values: Any) -> Any:
     if not isinstance(values, dict):
         return values
     return {k: paths_as_str(v) if k in DATA_PATHS else v for k, v in values.items()}
+
+
+def _check_mri_channels(tasks: list[dict[str, Any]], channels: int) -> None:
+    """MRI tasks measure complex images, seen as 2 channels (real, imaginary): refused beside
+    image tasks or for a model of other channels, at once rather than at the first MRI batch.
+
+    Example:
+        >>> _check_mri_channels([{"name": "mri"}], 1)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: tasks: mri sees complex images as 2 channels (real, imaginary); set ...
+    """
+    names = [str(t.get("name")) for t in tasks]
+    if "mri" not in names:
+        return
+    others = sorted({n for n in names if n != "mri"})
+    if others:
+        raise ValueError(
+            f"tasks: mri (complex images as 2 channels) cannot share a model with "
+            f"{', '.join(others)} (real images); train them apart"
+        )
+    if channels != 2:
+        raise ValueError(
+            "tasks: mri sees complex images as 2 channels (real, imaginary); set "
+            f"model.channels: 2 (and model.cell: mri), not {channels}"
+        )
 
 
 def _check_model(model: RIMConfig) -> None:
@@ -246,6 +274,10 @@ def _reject_unknown(values: dict[str, Any], cls: type, where: str) -> None:
         raise ValueError(f"unknown key(s) {unknown} in {where}; known: {', '.join(known)}")
 
 
+NUMBER_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+"""A number written as text: what YAML leaves a string (``1e-3``) is read as one."""
+
+
 def typed(cls: type, values: dict[str, Any], where: str) -> Any:
     """Build dataclass ``cls`` from ``values``, checking keys and types against its fields."""
     if not isinstance(values, dict):
@@ -270,7 +302,9 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
         raise ValueError(errors[0])
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{where} must be a list, got {value!r}")
+            pair = origin is tuple and len(args) == 2 and args[1] is not Ellipsis
+            hint_pair = f" (one value as a range: [{value!r}, {value!r}])" if pair else ""
+            raise ValueError(f"{where} must be a list, got {value!r}{hint_pair}")
         inner = args[0] if args else Any
         items = [_check_type(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
         if (
@@ -292,6 +326,8 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
             raise ValueError(f"{where} must be an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str) and NUMBER_TEXT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{where} must be a number, got {value!r}")
         return float(value)

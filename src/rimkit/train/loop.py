@@ -483,18 +483,7 @@ def _restore(
 ) -> tuple[int, int, list[float], float]:
     """Load ``out/last``; returns the iteration, skipped count, scores and best score."""
     meta = read_meta(out / "last")
-    saved = meta.get("config", {})
-    try:  # a run saved before a config key existed gets that key's default
-        saved = ExperimentConfig.from_dict(saved).to_dict()
-    except ValueError:
-        pass  # an unreadable saved config: compare it as stored, which names what differs
-    changed = _changed_keys(saved, cfg.to_dict())
-    if changed:
-        raise ValueError(
-            f"the run in {str(out)!r} was made with another config ({', '.join(changed)} "
-            "differ); a resumed run must repeat the same recipe (only optim.iterations may grow, "
-            "and data.train / val / root may say where the same images now lie)"
-        )
+    check_same_recipe(out, cfg, meta)
     if meta.get("world_size", 1) != dist_world():
         raise ValueError(
             f"the run in {str(out)!r} used {meta.get('world_size')} process(es), this one "
@@ -507,6 +496,45 @@ def _restore(
     return meta["iteration"], meta.get("skipped", 0), scores, best
 
 
+def check_same_recipe(out: Path, cfg: ExperimentConfig, meta: dict[str, Any]) -> None:
+    """Refuse to resume the run in ``out`` (its last checkpoint's ``meta``) with another recipe
+    than it was made with, but for :data:`RESUMABLE_CHANGES`; ``optim.iterations`` may only
+    grow."""
+    saved = meta.get("config", {})
+    try:  # a run saved before a config key existed gets that key's default
+        saved = ExperimentConfig.from_dict(saved).to_dict()
+    except ValueError:
+        pass  # an unreadable saved config: compare it as stored, which names what differs
+    changed = _changed_keys(saved, cfg.to_dict())
+    if changed:
+        raise ValueError(
+            f"the run in {str(out)!r} was made with another config ({', '.join(changed)} "
+            "differ); a resumed run must repeat the same recipe (only optim.iterations may grow, "
+            "and data.train / val / root may say where the same images now lie)"
+        )
+    _check_iterations(saved.get("optim", {}), cfg.optim, int(meta.get("iteration", 0)))
+
+
+def _check_iterations(saved: dict[str, Any], optim: OptimConfig, reached: int) -> None:
+    """``optim.iterations`` of a resumed run may only grow; a stretched schedule is noted with
+    the jump it makes in the learning rate at the iteration the run resumes from."""
+    before = int(saved.get("iterations", optim.iterations))
+    if optim.iterations < before:
+        raise ValueError(
+            f"optim.iterations {optim.iterations} is below the run's {before}; a resumed run may "
+            f"only grow (it reached iteration {reached}); start a new run for a shorter recipe"
+        )
+    if optim.iterations > before and optim.schedule != "constant":
+        old = dataclasses.replace(optim, iterations=before)
+        warnings.warn(
+            f"optim.iterations {before} -> {optim.iterations} stretches the {optim.schedule} "
+            f"schedule: the learning rate at iteration {reached} goes from "
+            f"{lr_at(old, reached):.3g} to {lr_at(optim, reached):.3g}",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
 ARCHITECTURE_KEYS = ("variant", "cell", "cell_channels", "link")
 """What must match for ``optim.init``: a gray model's weights start an opponent-colour one (and
 a guided one, whose guide inputs then start at zero)."""
@@ -514,7 +542,10 @@ a guided one, whose guide inputs then start at zero)."""
 
 def start_from(model: nn.Module, init: str, model_cfg: RIMConfig) -> None:
     """Copy the weights of ``init`` (a shipped name, run folder or file) into ``model``."""
-    source = load_model(init)
+    try:
+        source = load_model(init)
+    except ValueError as err:
+        raise ValueError(f"optim.init: {err} (a path is read from the working folder)") from None
     theirs = RIMConfig.from_dict(source.config["model"])
     differ = [
         f"{key} {getattr(theirs, key)!r} there, {getattr(model_cfg, key)!r} here"
@@ -528,7 +559,12 @@ def start_from(model: nn.Module, init: str, model_cfg: RIMConfig) -> None:
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     their_shapes = {k: tuple(v.shape) for k, v in state.items()}
     if not differ and shapes != their_shapes:
-        differ = [f"features {theirs.features} / hidden {theirs.hidden} there"]
+        sizes = ("channels", "features", "hidden", "color")
+        differ = [
+            f"{key} {getattr(theirs, key)!r} there, {getattr(model_cfg, key)!r} here"
+            for key in sizes
+            if getattr(theirs, key, None) != getattr(model_cfg, key, None)
+        ] or [f"features {theirs.features} / hidden {theirs.hidden} there"]
         if _guides(model) > _guides(source.model):  # e.g. opponent -> opponent-guided
             with contextlib.suppress(ValueError):
                 load_widened(model, state)
@@ -536,7 +572,7 @@ def start_from(model: nn.Module, init: str, model_cfg: RIMConfig) -> None:
     if differ:
         raise ValueError(
             f"optim.init {init!r} is another architecture ({'; '.join(differ)}); give the model "
-            "section of the run it came from"
+            f"section of the run it came from: {source.config['model']}"
         )
     model.load_state_dict(state)
 
