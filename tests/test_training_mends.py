@@ -35,9 +35,10 @@ def test_nearly_black_images_and_left_out_files_are_noted(tmp_path):
     twelve_bit = np.round(_ramp() * 4080).astype(np.uint16)  # 12-bit data in a 16-bit file
     Image.fromarray(twelve_bit).save(tmp_path / "dim.png")
     Image.fromarray(np.round(_ramp() * 255).astype(np.uint8)).save(tmp_path / "ok.png")
-    (tmp_path / "notes.txt").write_text("labels")
+    (tmp_path / "notes.txt").write_text("labels")  # not an image: no note
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "web.webp")
     (tmp_path / "._ok.png").write_bytes(b"\x00\x05\x16\x07")  # macOS AppleDouble: skipped
-    with pytest.warns(UserWarning, match=r"1 file\(s\) in .* are left out, .*\(notes.txt\)"):
+    with pytest.warns(UserWarning, match=r"1 image\(s\) in .* of a format not read here .*web"):
         files = list_images(tmp_path)
     assert [f.name for f in files] == ["dim.png", "ok.png"]
     with pytest.warns(UserWarning, match=r"1 of 2 image\(s\) in .* are nearly black .*'dim.png'"):

@@ -218,7 +218,7 @@ def test_the_command_line_writes_weights_with_their_provenance(training_folder, 
     assert prov["quick"] is True and prov["seed"] == 0
     assert set(prov["iterations"]) == {"tv", "cg-tikhonov"}
     rows = table["results"]
-    assert len(rows) == 6 * 2  # 3 noise levels + fourier at sigma 0, 5, 15; two baselines
+    assert len(rows) == 8 * 2  # 5 noise levels + fourier at sigma 0, 5, 15; two baselines
     for row in rows:
         grid = prov["grid"][grid_key(row["task"], row["sigma"])]
         assert row["grid"] == grid and row["weight"] in row["grid"]

@@ -105,16 +105,26 @@ def list_images(root: str | os.PathLike) -> list[Path]:
         raise ValueError(
             f"no images in {str(root)!r}; expected PNG, JPEG, TIFF, .npy or FITS files inside it"
         )
-    others = sorted(p for p in found if file_suffix(p) not in FOLDER_SUFFIXES)
+    others = sorted(p for p in found if file_suffix(p) in _other_image_suffixes())
     if others:
         names = ", ".join(p.name for p in others[:3]) + (", ..." if len(others) > 3 else "")
         warnings.warn(
-            f"{len(others)} file(s) in {str(root)!r} are left out, not being PNG, JPEG, TIFF, "
-            f"BMP, .npy or FITS images ({names}); convert any images among them",
+            f"{len(others)} image(s) in {str(root)!r} of a format not read here are left out "
+            f"({names}); convert them to PNG, TIFF, .npy or FITS to train on them",
             UserWarning,
             stacklevel=2,
         )
     return files
+
+
+def _other_image_suffixes() -> set[str]:
+    """Suffixes of image formats a folder's reader skips: Pillow's others (WebP, GIF, PPM,
+    ...) and common raw, HDR and medical ones."""
+    from PIL import Image
+
+    known = set(Image.registered_extensions()) | {".dng", ".cr2", ".nef", ".arw", ".raw"}
+    known |= {".exr", ".hdr", ".heic", ".heif", ".avif", ".jxl", ".dcm", ".nii", ".nii.gz"}
+    return known - set(FOLDER_SUFFIXES)
 
 
 class ImageFolder:
