@@ -272,6 +272,38 @@ def _baselines(text: str | None) -> tuple[str, ...] | None:
     return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
+def data_path(text: str) -> Path:
+    """``--data`` as given where it exists, else looked up in the data root (``$RIMKIT_DATA`` or
+    ``../shared/data``, as ``rimkit train`` does): ``eval/BSD68``, or the part of
+    ``../shared/data/eval/BSD68`` after ``shared/data/`` in a checkout that lies elsewhere.
+
+    Example:
+        >>> import os, tempfile
+        >>> root = tempfile.mkdtemp()
+        >>> os.makedirs(os.path.join(root, "eval", "Set12"))
+        >>> os.environ["RIMKIT_DATA"] = root
+        >>> data_path("nowhere/shared/data/eval/Set12") == Path(root) / "eval" / "Set12"
+        True
+        >>> data_path("eval/Set12") == Path(root) / "eval" / "Set12"
+        True
+        >>> del os.environ["RIMKIT_DATA"]
+    """
+    path = Path(text)
+    if path.exists() or path.is_absolute():
+        return path
+    from rimkit.train.config import DataConfig, resolve_data_root
+
+    try:
+        root = resolve_data_root(DataConfig())
+    except ValueError:
+        return path  # no data root: the folder's own error names the path
+    tail = text.replace("\\", "/").split("shared/data/", 1)[-1]
+    for candidate in (root / text, root / tail):
+        if candidate.exists():
+            return candidate
+    return path
+
+
 def spec_from_args(args: argparse.Namespace) -> Any:
     """The :class:`~rimkit.evaluate.runner.EvalSpec` of parsed ``rimkit eval`` arguments."""
     from rimkit.evaluate.runner import EvalSpec
@@ -284,7 +316,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
     return EvalSpec(
         task=args.task,
-        data=Path(args.data),
+        data=data_path(args.data),
         out=Path(args.out) if args.out else None,
         model=args.model,
         label=args.label,
