@@ -104,3 +104,31 @@ def test_a_finished_run_resumed_with_another_recipe_is_refused(image_folder, tmp
     status = main(["train", "--resume", str(tmp_path / "run"), str(recipe), "--set",
                    "optim.lr=0.01"])  # fmt: skip
     assert status == 2 and "optim.lr differ" in capsys.readouterr().err
+
+
+def test_ctrl_c_saves_the_iteration_under_way_and_the_run_resumes_to_the_same_weights(
+    image_folder, tmp_path, monkeypatch
+):
+    import os
+    import signal
+
+    from rimkit.train import ExperimentConfig, loop, train
+    from rimkit.train.checkpoint import read_meta
+
+    cfg = ExperimentConfig.from_dict(_recipe(image_folder, iterations=6, checkpoint_every=4))
+    whole = train(cfg, tmp_path / "whole", progress=False)
+    steps = loop.unrolled_steps
+
+    def interrupting(config, iteration):  # Ctrl-C while iteration 3 runs
+        if iteration == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return steps(config, iteration)
+
+    monkeypatch.setattr(loop, "unrolled_steps", interrupting)
+    with pytest.raises(loop.TrainingInterrupted, match=r"saved at iteration 3: continue it with"):
+        train(cfg, tmp_path / "cut", progress=False)
+    assert read_meta(tmp_path / "cut" / "last")["iteration"] == 3  # not a checkpoint iteration
+    monkeypatch.setattr(loop, "unrolled_steps", steps)
+    resumed = train(cfg, tmp_path / "cut", resume=True, progress=False)
+    assert resumed["weights_sha256"] == whole["weights_sha256"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored

@@ -22,6 +22,9 @@ import hashlib
 import math
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -353,66 +356,74 @@ def train(
     bar = _progress(start, optim_cfg.iterations, progress and dist.main)
     meta: dict[str, Any] = {}
     model.train()
-    for it in range(start, end):
-        tic = time.perf_counter()
-        lr = lr_at(optim_cfg, it)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        x = sampler.batch(it).to(device)  # (B, C, P, P)
-        m = task.sample(x, seeded(optim_cfg.seed, it, dist.rank, 2))
-        steps = unrolled_steps(cfg, it)
-        loss, grad_norm, finite = _backward(net, model, optimizer, m, steps, cfg, dist.world > 1)
-        if finite:
-            optimizer.step()
-            if average is not None:
-                average.update_parameters(model)
-        else:
-            skipped += 1
-            if skipped > optim_cfg.max_nonfinite:
-                raise TrainingDiverged(
-                    f"{skipped} iterations had a non-finite loss or gradient (the last at "
-                    f"iteration {it + 1}); lower optim.lr or optim.clip_grad, or check the data"
+    with StopRequest(active=dist.world == 1) as stop:
+        for it in range(start, end):
+            tic = time.perf_counter()
+            lr = lr_at(optim_cfg, it)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x = sampler.batch(it).to(device)  # (B, C, P, P)
+            m = task.sample(x, seeded(optim_cfg.seed, it, dist.rank, 2))
+            steps = unrolled_steps(cfg, it)
+            loss, grad_norm, finite = _backward(
+                net, model, optimizer, m, steps, cfg, dist.world > 1
+            )
+            if finite:
+                optimizer.step()
+                if average is not None:
+                    average.update_parameters(model)
+            else:
+                skipped += 1
+                if skipped > optim_cfg.max_nonfinite:
+                    raise TrainingDiverged(
+                        f"{skipped} iterations had a non-finite loss or gradient (the last at "
+                        f"iteration {it + 1}); lower optim.lr or optim.clip_grad, or check the data"
+                    )
+            done = it + 1
+            row: dict[str, Any] = {
+                "iteration": done,
+                "epoch": sampler.epoch_of(done),
+                "loss": float(loss.detach()),
+                "grad_norm": float(grad_norm),
+                "lr": lr,
+                "patches_per_s": optim_cfg.batch_size * dist.world / (time.perf_counter() - tic),
+                "skipped": skipped,
+            }
+            at_val = done % optim_cfg.val_every == 0 or done == optim_cfg.iterations
+            at_ckpt = done % optim_cfg.checkpoint_every == 0 or done == end
+            if dist.main and at_val:
+                curve = validate(
+                    scored, val_x, task, optim_cfg.seed, val_steps, optim_cfg.batch_size * 4
                 )
-        done = it + 1
-        row: dict[str, Any] = {
-            "iteration": done,
-            "epoch": sampler.epoch_of(done),
-            "loss": float(loss.detach()),
-            "grad_norm": float(grad_norm),
-            "lr": lr,
-            "patches_per_s": optim_cfg.batch_size * dist.world / (time.perf_counter() - tic),
-            "skipped": skipped,
-        }
-        at_val = done % optim_cfg.val_every == 0 or done == optim_cfg.iterations
-        at_ckpt = done % optim_cfg.checkpoint_every == 0 or done == end
-        if dist.main and at_val:
-            curve = validate(
-                scored, val_x, task, optim_cfg.seed, val_steps, optim_cfg.batch_size * 4
-            )
-            val_scores = [round(float(v), 4) for v in curve]
-            row["val_psnr_final"] = val_scores[-1]
-            row.update({f"val_psnr_t{t}": v for t, v in enumerate(val_scores, 1)})
-        meta = {
-            "iteration": done,
-            "skipped": skipped,
-            "config": cfg.to_dict(),
-            "val_psnr_per_step": val_scores,
-            "val_psnr_final": val_scores[-1] if val_scores else None,
-            "world_size": dist.world,
-        }
-        if dist.main:
-            log.write(row)
-            if at_val and val_scores and val_scores[-1] > best:
-                best = val_scores[-1]
-                save_checkpoint(out / "best", scored, None, meta)
-            if at_ckpt:
-                save_checkpoint(out / "last", model, optimizer, meta, average)
-            bar.set_postfix(
-                loss=f"{row['loss']:.4g}",
-                val=meta["val_psnr_final"],
-                pps=f"{row['patches_per_s']:.0f}",
-            )
-            bar.update(1)
+                val_scores = [round(float(v), 4) for v in curve]
+                row["val_psnr_final"] = val_scores[-1]
+                row.update({f"val_psnr_t{t}": v for t, v in enumerate(val_scores, 1)})
+            meta = {
+                "iteration": done,
+                "skipped": skipped,
+                "config": cfg.to_dict(),
+                "val_psnr_per_step": val_scores,
+                "val_psnr_final": val_scores[-1] if val_scores else None,
+                "world_size": dist.world,
+            }
+            if dist.main:
+                log.write(row)
+                if at_val and val_scores and val_scores[-1] > best:
+                    best = val_scores[-1]
+                    save_checkpoint(out / "best", scored, None, meta)
+                if at_ckpt:
+                    save_checkpoint(out / "last", model, optimizer, meta, average)
+                bar.set_postfix(
+                    loss=f"{row['loss']:.4g}",
+                    val=meta["val_psnr_final"],
+                    pps=f"{row['patches_per_s']:.0f}",
+                )
+                bar.update(1)
+            if stop.requested:  # Ctrl-C: the iteration under way finished, now saved
+                if dist.main and not at_ckpt:
+                    save_checkpoint(out / "last", model, optimizer, meta, average)
+                bar.close()
+                raise TrainingInterrupted(done, out)
     bar.close()
     if not meta and resume and start >= end:  # a finished run resumed: what it ended with
         meta = read_meta(out / "last")
@@ -421,6 +432,53 @@ def train(
     if dist.main and end == optim_cfg.iterations and meta:
         export_weights(out / "model.safetensors", scored, {"config": cfg.to_dict(), **meta})
     return meta
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, after the run was saved at ``iteration``; its message says how
+    to continue."""
+
+    def __init__(self, iteration: int, out: Path) -> None:
+        super().__init__(
+            f"interrupted; the run in {str(out)!r} is saved at iteration {iteration}: continue it "
+            f"with rimkit train --resume {out} (Python: train(cfg, out, resume=True))"
+        )
+        self.iteration = iteration
+
+
+class StopRequest:
+    """While active (one process, the main thread), a first Ctrl-C asks the training loop to
+    stop after the iteration under way, which it saves (:class:`TrainingInterrupted`); a second
+    stops at once.
+
+    Example:
+        >>> with StopRequest(active=False) as stop:
+        ...     stop.requested
+        False
+    """
+
+    def __init__(self, active: bool = True) -> None:
+        self.active = active and threading.current_thread() is threading.main_thread()
+        self.requested = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(
+            "\nstopping after this iteration, which is saved (Ctrl-C again to stop now)",
+            file=sys.stderr,
+        )
+
+    def __enter__(self) -> StopRequest:
+        if self.active:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def unrolled_steps(cfg: ExperimentConfig, iteration: int) -> int:
