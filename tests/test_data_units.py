@@ -864,3 +864,20 @@ def test_a_background_on_an_image_too_small_for_a_noise_estimate_asks_for_sigma(
             "--units", "data", "--background", "auto", "--baseline", "tv"]  # fmt: skip
     status, _, err = run(capsys, *argv)
     assert status == 2 and "9x9" in err and "--sigma" in err
+
+
+def test_a_fits_file_degrade_wrote_on_the_image_scale_reads_back_in_image_units(tmp_path, capsys):
+    """The README's lensing lines: degrade a picture to FITS, reconstruct that FITS with the
+    same sigma; the FITS holds the 0-1 scale, marked so, not counts."""
+    lensed, source = tmp_path / "lensed.fits", tmp_path / "source.fits"
+    lens = ["--task", "lensing", "--einstein-radius", "0.45", "--sigma", "3"]
+    status, _, err = run(capsys, "degrade", "example:camera", lensed, *lens)
+    assert status == 0, err
+    assert fits.getheader(lensed)["RIMUNITS"] == "image"
+    status, _, err = run(capsys, "reconstruct", lensed, source, *lens, "--steps", "2")
+    assert status == 0, err  # before: "sigma 3 exceeds the measurement's peak 1.03"
+    assert 0 <= float(fits.getdata(source).min()) and float(fits.getdata(source).max()) <= 1.5
+    counts = tmp_path / "counts.fits"
+    fits.writeto(counts, 400 * fits.getdata(lensed))  # no mark: the data's own units
+    status, _, err = run(capsys, "reconstruct", counts, tmp_path / "c.fits", *lens, "--steps", "2")
+    assert status == 0, err

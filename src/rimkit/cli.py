@@ -544,6 +544,8 @@ def _run_degrade(args: argparse.Namespace) -> None:
     if _picture_of_values(output, units):
         measurement = measurement / (white or _maximum(measurement))
     header = _fits_header(args.input, _measurement_grid(args.task, scale, result.operator))
+    if units == "image":
+        header = _image_units_header(output, header)
     write_image(output, measurement, args.force, header, bits=bits)
     if result.mask is not None:
         write_image(mask_path, result.mask, force=args.force)
@@ -556,13 +558,41 @@ def _run_degrade(args: argparse.Namespace) -> None:
         print(f"wrote the {args.task} measurement ({shape}) to {output}{extra}")
 
 
+IMAGE_UNITS_KEY = "RIMUNITS"
+"""A FITS keyword ``rimkit degrade`` writes where its output holds the 0-1 image scale."""
+
+
 def _units(args: argparse.Namespace, path: str) -> str:
-    """``--units``, by default ``data`` for a FITS file (it has no white level) and for photon
-    counts (``--noise poisson``), else ``image``."""
+    """``--units``, by default ``data`` for a FITS file (it has no white level; but for one
+    ``rimkit degrade`` wrote on the image scale, marked :data:`IMAGE_UNITS_KEY`) and for
+    photon counts (``--noise poisson``), else ``image``."""
+    from rimkit.io import is_fits, read_fits_header
+
+    if args.units:
+        return args.units
+    if getattr(args, "noise", "gaussian") == "poisson":
+        return "data"
+    if is_fits(path):
+        try:
+            marked = read_fits_header(path, geometry=False).get(IMAGE_UNITS_KEY) == "image"
+        except (OSError, ValueError):
+            marked = False  # an unreadable file: its own error comes where it is read
+        return "image" if marked else "data"
+    return "image"
+
+
+def _image_units_header(output: Path, header: Any) -> Any:
+    """``header`` (or a new one) marked :data:`IMAGE_UNITS_KEY` for a FITS ``output`` of values
+    on the 0-1 image scale, so reading it back takes image units; other outputs: as given."""
     from rimkit.io import is_fits
 
-    counts = getattr(args, "noise", "gaussian") == "poisson"
-    return args.units or ("data" if is_fits(path) or counts else "image")
+    if not is_fits(output):
+        return header
+    from astropy.io import fits
+
+    header = fits.Header() if header is None else header.copy()
+    header[IMAGE_UNITS_KEY] = ("image", "values on rimkit's 0-1 image scale")
+    return header
 
 
 def _picture_of_values(output: Path, units: str) -> bool:
