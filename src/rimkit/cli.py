@@ -268,7 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(.cfl; of several ESPIRiT maps the first)",
     )
     cmp.add_argument(
-        "--out", default="rimkit-compare", help="output folder (default rimkit-compare)"
+        "--out",
+        help="output folder (default rimkit-compare-NAME, NAME the input's file name without "
+        "its suffix)",
     )
     cmp.set_defaults(run=_run_compare)
 
@@ -1046,6 +1048,21 @@ def _photon_noise(args: argparse.Namespace, image: np.ndarray, mask: np.ndarray 
     return detector
 
 
+def compare_folder(source: str) -> str:
+    """``compare``'s default output folder for an input: ``rimkit-compare-`` and its name
+    without suffix (and HDU), so two comparisons do not collide.
+
+    Example:
+        >>> compare_folder("scans/ksp.cfl"), compare_folder("obs.fits[SCI]")
+        ('rimkit-compare-ksp', 'rimkit-compare-obs')
+        >>> compare_folder("example:camera")
+        'rimkit-compare-camera'
+    """
+    name = Path(source.split("[", 1)[0]).name.split(":")[-1]
+    stem = name.split(".", 1)[0] or "input"
+    return f"rimkit-compare-{stem}"
+
+
 def _run_compare(args: argparse.Namespace) -> None:
     from rimkit.compare import compare, measurement_scores, write_comparison
     from rimkit.evaluate.runner import DEFAULT_BASELINES
@@ -1053,7 +1070,7 @@ def _run_compare(args: argparse.Namespace) -> None:
     from rimkit.pipeline import BAD_PIXEL_TASKS, MASKLESS_BASELINES, shown_measurement
 
     inputs = [args.input, args.truth, args.mask, args.kernel, args.maps, args.noise_map]
-    out = check_output_folder(args.out, args.force, inputs)
+    out = check_output_folder(args.out or compare_folder(args.input), args.force, inputs)
     if args.slice == "all":
         raise UsageError("compare restores one slice; give --slice N (reconstruct takes all)")
     image, options = _read_measurement(args)
