@@ -132,3 +132,31 @@ def test_ctrl_c_saves_the_iteration_under_way_and_the_run_resumes_to_the_same_we
     resumed = train(cfg, tmp_path / "cut", resume=True, progress=False)
     assert resumed["weights_sha256"] == whole["weights_sha256"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_validation_covers_every_task_of_a_mixture():
+    from dataclasses import dataclass
+
+    import torch
+
+    from rimkit.models import build_rim
+    from rimkit.tasks import DenoiseTask, TaskMixture
+    from rimkit.train.loop import validate
+
+    seen = []
+
+    @dataclass
+    class Recording:
+        label: str
+
+        def sample(self, x, generator):
+            seen.append((self.label, len(x)))
+            return DenoiseTask((10.0, 10.0)).sample(x, generator)
+
+    mixture = TaskMixture([Recording("a"), Recording("b"), Recording("c"), Recording("off")],
+                          [1.0, 1.0, 0.1, 0.0])  # fmt: skip
+    model = build_rim("restoration", 1, features=4, hidden=4, train_steps=2)
+    curve = validate(model, torch.rand(8, 1, 16, 16), mixture, seed=0, steps=2, batch_size=16)
+    assert curve.shape == (2,)
+    assert sorted({label for label, _ in seen}) == ["a", "b", "c"]  # one batch of 16 before
+    assert sum(n for _, n in seen) == 8

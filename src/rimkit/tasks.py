@@ -427,11 +427,14 @@ class TaskMixture:
         if len(self.weights) != len(self.tasks) or min(self.weights) < 0 or sum(self.weights) <= 0:
             raise ValueError(f"weights must be {len(self.tasks)} non-negative numbers, not all 0")
 
-    def sample(self, x: Tensor, generator: torch.Generator) -> Measurement:
-        pick = 0
-        if len(self.tasks) > 1:
-            probs = torch.tensor(self.weights, dtype=torch.float64)
-            pick = int(torch.multinomial(probs, 1, generator=generator))
+    def sample(self, x: Tensor, generator: torch.Generator, pick: int | None = None) -> Measurement:
+        """A measurement of ``x`` by a task drawn by weight, or by task ``pick`` (validation
+        covers each task so)."""
+        if pick is None:
+            pick = 0
+            if len(self.tasks) > 1:
+                probs = torch.tensor(self.weights, dtype=torch.float64)
+                pick = int(torch.multinomial(probs, 1, generator=generator))
         task = self.tasks[pick]
         measured = task.sample(x, generator)
         if not isinstance(measured, Measurement):

@@ -95,13 +95,20 @@ def psnr_per_step(estimates: list[Tensor], target: Tensor, complex_images: bool 
 def validate(
     model: RIM, patches: Tensor, task: Task, seed: int, steps: int, batch_size: int
 ) -> Tensor:
-    """Mean PSNR at every step ``t`` over fixed validation patches and fixed task draws."""
+    """Mean PSNR at every step ``t`` over fixed validation patches and fixed task draws. A
+    mixture's tasks of positive weight take the batches in turn, so each is validated (the
+    batches made smaller where there would be fewer than tasks)."""
     was_training = model.training
     model.eval()
     scores = []
+    weights = getattr(task, "weights", [1.0])
+    picks = [i for i, w in enumerate(weights) if w > 0] if len(weights) > 1 else [None]
+    batch_size = min(batch_size, max(1, math.ceil(len(patches) / len(picks))))
     for k, start in enumerate(range(0, len(patches), batch_size)):
         x = patches[start : start + batch_size]
-        m = task.sample(x, seeded(seed, 10**9 + k))
+        pick = picks[k % len(picks)]
+        generator = seeded(seed, 10**9 + k)
+        m = task.sample(x, generator) if pick is None else task.sample(x, generator, pick=pick)
         traj = model(m.likelihood(), x0=m.x0, steps=steps)
         scores.append(psnr_per_step(traj.estimates, m.target, complex_images=m.name == "mri"))
     model.train(was_training)
