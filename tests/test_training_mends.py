@@ -160,3 +160,23 @@ def test_validation_covers_every_task_of_a_mixture():
     assert curve.shape == (2,)
     assert sorted({label for label, _ in seen}) == ["a", "b", "c"]  # one batch of 16 before
     assert sum(n for _, n in seen) == 8
+
+
+def test_task_weights_validation_images_and_a_short_validation_set_are_named(
+    image_folder, tmp_path
+):
+    from rimkit.train import ExperimentConfig, train
+
+    def entries(*weights):
+        return [{"name": "denoise", "weight": w} for w in weights]
+
+    with pytest.raises(ValueError, match=r"tasks\[1\].weight must be a number >= 0, got -1"):
+        ExperimentConfig.from_dict(_recipe(image_folder) | {"tasks": entries(1, -1)})
+    with pytest.raises(ValueError, match=r"every task's weight is 0; give at least one"):
+        ExperimentConfig.from_dict(_recipe(image_folder) | {"tasks": entries(0, 0)})
+    recipe = _recipe(image_folder)
+    with pytest.raises(ValueError, match=r"data.val_images must be >= 1, got 0"):
+        ExperimentConfig.from_dict(recipe | {"data": recipe["data"] | {"val_images": 0}})
+    many = ExperimentConfig.from_dict(recipe | {"data": recipe["data"] | {"val_patches": 500}})
+    with pytest.warns(UserWarning, match=r"data.val_patches is 500, but the validation images"):
+        train(many, tmp_path / "run", stop_after=1, progress=False)

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
@@ -237,7 +238,7 @@ def _check_model(model: RIMConfig) -> None:
 
 
 def _check_data(data: DataConfig) -> None:
-    for name in ("patch_size", "stride", "val_patches"):
+    for name in ("patch_size", "stride", "val_patches", "val_images"):
         if getattr(data, name) < 1:
             raise ValueError(f"data.{name} must be >= 1, got {getattr(data, name)}")
     if isinstance(data.train, (list, tuple)) and not data.train:
@@ -348,6 +349,8 @@ def build_tasks(entries: list[dict[str, Any]]) -> Task:
         fields = dict(entry)
         name = fields.pop("name")
         weight = _check_type(fields.pop("weight", 1.0), float, f"{where}.weight")
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"{where}.weight must be a number >= 0, got {weight:g}")
         if name not in TASKS:
             raise ValueError(
                 f"unknown task {name!r} in {where}; known: {', '.join(TASKS)} (a task of your "
@@ -355,6 +358,8 @@ def build_tasks(entries: list[dict[str, Any]]) -> Task:
             )
         tasks.append(typed(TASKS[name], fields, f"{where} ({name})"))
         weights.append(weight)
+    if not sum(weights) > 0:
+        raise ValueError("every task's weight is 0; give at least one a weight > 0")
     return TaskMixture(tasks, weights)
 
 

@@ -197,6 +197,14 @@ def _load_patches(cfg: ExperimentConfig) -> tuple[PatchSet, Tensor]:
     val_source = f"data.val {data.val!r}" if data.val is not None else f"data.train {first!r}"
     patches = _patch_set(train, data.patch_size, data.stride, f"data.train {data.train!r}")
     val_set = _patch_set(val, data.patch_size, data.patch_size, val_source)
+    if len(val_set) < data.val_patches:
+        warnings.warn(
+            f"data.val_patches is {data.val_patches}, but the validation images ({val_source}) "
+            f"hold {len(val_set)} non-overlapping patches: it validates on those; hold out more "
+            "images (data.val_images) or give data.val_patches <= that",
+            UserWarning,
+            stacklevel=3,
+        )
     return patches, validation_patches(val_set, data.val_patches, cfg.optim.seed)
 
 
