@@ -99,7 +99,8 @@ def test_a_finished_run_resumed_with_another_recipe_is_refused(image_folder, tmp
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump(_recipe(image_folder)))
-    assert main(["-q", "train", str(recipe), "--out", str(tmp_path / "run")]) == 0
+    assert main(["-q", "train", str(recipe), "--out", str(tmp_path / "run"), "--threads", "1"]) == 0
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["optim"]["threads"] == 1
     assert main(["-q", "train", "--resume", str(tmp_path / "run"), str(recipe)]) == 0  # done
     status = main(["train", "--resume", str(tmp_path / "run"), str(recipe), "--set",
                    "optim.lr=0.01"])  # fmt: skip

@@ -322,6 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--out", metavar="DIR", help="run folder (default runs/CONFIG-NAME)")
     tr.add_argument("--nproc", type=int, default=1, help="processes for distributed training")
+    tr.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads per process (the same as --set optim.threads=N)",
+    )
     tr.set_defaults(run=_run_train)
 
     from rimkit.evaluate.cli import register as register_eval
@@ -1317,6 +1323,10 @@ def _run_train(args: argparse.Namespace) -> None:
                 f"{str(out)!r} holds a run ({', '.join(held)}); {go_on}pass --force to start "
                 "over in it (its files are removed)"
             )
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {args.threads}")
+        args.set = [*args.set, f"optim.threads={args.threads}"]
     cfg = load_config(config, args.set)
     if args.nproc < 1:
         raise UsageError(f"--nproc must be >= 1, got {args.nproc}")
