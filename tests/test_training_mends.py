@@ -181,3 +181,20 @@ def test_task_weights_validation_images_and_a_short_validation_set_are_named(
     many = ExperimentConfig.from_dict(recipe | {"data": recipe["data"] | {"val_patches": 500}})
     with pytest.warns(UserWarning, match=r"data.val_patches is 500, but the validation images"):
         train(many, tmp_path / "run", stop_after=1, progress=False)
+
+
+def test_a_run_resumed_on_other_images_is_refused(image_folder, tmp_path):
+    import shutil
+
+    from rimkit.train import ExperimentConfig, train
+
+    train(ExperimentConfig.from_dict(_recipe(image_folder)), tmp_path / "run", stop_after=2,
+          progress=False)  # fmt: skip
+    moved = tmp_path / "moved"
+    shutil.copytree(image_folder, moved)  # the same images, moved: resumes
+    recipe = _recipe(moved)
+    train(ExperimentConfig.from_dict(recipe), tmp_path / "run", resume=True, stop_after=3,
+          progress=False)  # fmt: skip
+    (moved / "05.png").unlink()  # one image fewer: other data
+    with pytest.raises(ValueError, match=r"trained on other images \(train_patches \d+ then"):
+        train(ExperimentConfig.from_dict(recipe), tmp_path / "run", resume=True, progress=False)

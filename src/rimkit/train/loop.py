@@ -344,7 +344,9 @@ def train(
     scored = model if average is None else average.module  # what validates and ships
     start, best, skipped = 0, -math.inf, 0
     val_scores: list[float] = []
+    sizes = {"train_patches": len(patches), "val_patches": len(val_x)}
     if resume:
+        check_same_data(out, sizes)
         start, skipped, val_scores, best = _restore(out, model, optimizer, average, cfg)
         if dist.main and start < optim_cfg.iterations:  # the old final weights are stale now
             (out / "model.safetensors").unlink(missing_ok=True)
@@ -420,6 +422,7 @@ def train(
                 "val_psnr_per_step": val_scores,
                 "val_psnr_final": val_scores[-1] if val_scores else None,
                 "world_size": dist.world,
+                "data": sizes,
             }
             if dist.main:
                 log.write(row)
@@ -567,6 +570,22 @@ def _restore(
     best = read_meta(out / "best")["val_psnr_final"] if best_file.exists() else -math.inf
     scores = list(meta.get("val_psnr_per_step") or [])
     return meta["iteration"], meta.get("skipped", 0), scores, best
+
+
+def check_same_data(out: Path, sizes: dict[str, int]) -> None:
+    """Refuse to resume the run in ``out`` on other images: its data paths may change (the
+    same images, moved), but not how many training and validation patches they give (runs
+    saved before this was recorded are not checked)."""
+    saved = read_meta(out / "last").get("data") if (out / "last.safetensors").exists() else None
+    if not isinstance(saved, dict):
+        return
+    differ = [f"{k} {saved.get(k)} then, {v} now" for k, v in sizes.items() if saved.get(k) != v]
+    if differ:
+        raise ValueError(
+            f"the run in {str(out)!r} was trained on other images ({'; '.join(differ)}); a "
+            "resumed run continues on the same ones (data.train / val may say where they now "
+            "lie): start a new run from it with optim.init instead"
+        )
 
 
 def check_same_recipe(out: Path, cfg: ExperimentConfig, meta: dict[str, Any]) -> None:
