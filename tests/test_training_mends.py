@@ -198,3 +198,14 @@ def test_a_run_resumed_on_other_images_is_refused(image_folder, tmp_path):
     (moved / "05.png").unlink()  # one image fewer: other data
     with pytest.raises(ValueError, match=r"trained on other images \(train_patches \d+ then"):
         train(ExperimentConfig.from_dict(recipe), tmp_path / "run", resume=True, progress=False)
+
+
+def test_evaluating_on_the_training_images_is_noted(image_folder, tmp_path):
+    from rimkit.evaluate.runner import _training_overlap
+
+    assert _training_overlap(image_folder, {"train": str(image_folder)}) == str(image_folder)
+    assert _training_overlap(image_folder, {"train": [str(tmp_path), "x"]}) == str(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    assert _training_overlap(other, {"train": str(image_folder)}) is None
+    assert _training_overlap(other, {"train": "nowhere/at/all", "root": str(tmp_path)}) is None

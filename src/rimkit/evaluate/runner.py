@@ -1175,6 +1175,13 @@ def _check_model(spec: EvalSpec, loaded: Any, notes: list[str]) -> int | None:
     model, config = loaded.model, loaded.config
     cell = (config.get("model") or {}).get("cell")
     name = spec.model
+    trained_on = _training_overlap(spec.data, config.get("data") or {})
+    if trained_on is not None:
+        _note(
+            notes,
+            f"--data {str(spec.data)!r} overlaps the images model {name!r} was trained on "
+            f"({trained_on}): its scores there say how well it fits, not how it generalises",
+        )
     mri_model = cell == "mri" or model.channels == 2
     if mri_model and spec.task != "mri":
         raise ValueError(f"model {name!r} is an MRI model; use it with --task mri")
@@ -1218,6 +1225,25 @@ def _check_model(spec: EvalSpec, loaded: Any, notes: list[str]) -> int | None:
     if spec.task == "sr":
         return None  # the protocol makes the Y channel of each image itself
     return int(model.channels)
+
+
+def _training_overlap(data: Path, config_data: dict[str, Any]) -> str | None:
+    """The training source (``data.train`` of a run's config) that holds the evaluation folder
+    ``data`` or lies inside it, where it can be found on this machine; else ``None``."""
+    from rimkit.train.config import DataConfig, resolve_folder
+
+    sources = config_data.get("train") or ()
+    sources = [sources] if isinstance(sources, str) else list(sources)
+    here = Path(data).resolve()
+    root = config_data.get("root")
+    for source in sources:
+        try:
+            folder = resolve_folder(DataConfig(root=root), str(source)).resolve()
+        except (ValueError, OSError):
+            continue  # its data root is not on this machine
+        if folder.exists() and (folder == here or folder in here.parents or here in folder.parents):
+            return str(source)
+    return None
 
 
 def _note(notes: list[str], text: str) -> None:
