@@ -6,7 +6,7 @@ input rounded to 8 bits); PSNR on 8-bit outputs, peak 255, averaged over the ima
 
     python benchmarks/denoise_gray.py --model rim-denoise=runs/denoise-gray \\
         --model rim-3task=runs/3task
-    python benchmarks/denoise_gray.py --limit 2 --output /tmp/BENCHMARKS.md   # quick check
+    python benchmarks/denoise_gray.py --limit 2 --baselines tv --output /tmp/B.md   # quick check
 """
 
 from __future__ import annotations

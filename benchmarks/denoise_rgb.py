@@ -5,7 +5,7 @@ protocol (float noisy input) and sigma 25 with the noisy input rounded to 8 bits
 paper's color experiment); PSNR over the three channels of 8-bit outputs, peak 255.
 
     python benchmarks/denoise_rgb.py --model rim-rgb=runs/denoise-rgb
-    python benchmarks/denoise_rgb.py --limit 2 --output /tmp/BENCHMARKS.md   # quick check
+    python benchmarks/denoise_rgb.py --limit 2 --baselines tv --output /tmp/B.md   # quick check
 """
 
 from __future__ import annotations
