@@ -695,7 +695,8 @@ def test_an_image_smaller_than_the_patch_names_the_config_entry(image_folder, tm
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(small / "tiny.png")
     cfg = tiny_config(image_folder).to_dict()
     cfg = ExperimentConfig.from_dict(apply_overrides(cfg, [f"data.val={small}"]))
-    with pytest.raises(ValueError, match=r"data\.val '.*small': patch size 16 is larger than 1"):
+    match = r"1 image\(s\) in '.*small' are smaller than data.patch_size 16: tiny.png \(10x10\)"
+    with pytest.raises(ValueError, match=match):
         train(cfg, tmp_path / "run", progress=False)
 
 

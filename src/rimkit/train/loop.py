@@ -165,7 +165,19 @@ def _source_images(data: DataConfig, source: str) -> list[np.ndarray]:
     files = fastmri_folder(path)
     if files:
         return [plane for f in files for plane in volume_slices(f, volume_axes(f))]
-    return ImageFolder(path, gray=data.gray).images
+    folder = ImageFolder(path, gray=data.gray)
+    small = [
+        f"{f.name} ({img.shape[1]}x{img.shape[2]})"
+        for f, img in zip(folder.files, folder.images, strict=True)
+        if min(img.shape[1:]) < data.patch_size
+    ]
+    if small:
+        names = ", ".join(small[:3]) + (", ..." if len(small) > 3 else "")
+        raise ValueError(
+            f"{len(small)} image(s) in {source!r} are smaller than data.patch_size "
+            f"{data.patch_size}: {names}; leave them out or lower data.patch_size"
+        )
+    return folder.images
 
 
 def _load_patches(cfg: ExperimentConfig) -> tuple[PatchSet, Tensor]:
