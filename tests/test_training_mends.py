@@ -29,6 +29,11 @@ def test_16_bit_images_keep_their_precision(tmp_path):
     assert np.abs(restored - deep / 65535).max() < 1e-6  # 8 bits would be off by up to 2e-3
     patch = PatchSet(folder.images, size=16, stride=8).patch(0)
     assert np.abs(patch.numpy()[0] - deep[:16, :16] / 65535).max() < 1e-6
+    colour = np.stack([_ramp(), _ramp()[::-1], np.full((40, 48), 0.3)], -1)
+    Image.fromarray(np.round(colour * 255).astype(np.uint8)).save(tmp_path / "rgb.png")
+    gray = ImageFolder(tmp_path, gray=True)  # luminance of an 8-bit file: rounded, as before
+    assert {img.dtype for img in gray.images} == {np.dtype(np.uint8), np.dtype(np.uint16)}
+    assert gray.images[[f.name for f in gray.files].index("rgb.png")].dtype == np.uint8
 
 
 def test_nearly_black_images_and_left_out_files_are_noted(tmp_path):

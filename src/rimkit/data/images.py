@@ -1,5 +1,6 @@
 """Image folders: decode once, keep as uint8 in memory (uint16 for images with more than 8
-bits: 16-bit files, FITS, float ``.npy``), hand out ``[0, 1]`` float tensors. FITS images are
+bits: 16-bit files, FITS, float ``.npy``; an 8-bit file stays 8-bit, its gray conversion
+rounded), hand out ``[0, 1]`` float tensors. FITS images are
 divided by their largest value (:func:`read_folder_image`).
 
 Example:
@@ -30,6 +31,8 @@ from rimkit.io import (
     file_suffix,
     is_fits,
     read_image,
+    stored_white,
+    to_uint8,
 )
 
 FOLDER_SUFFIXES = (*IMAGE_SUFFIXES, ".npy", *FITS_SUFFIXES)
@@ -147,7 +150,8 @@ class ImageFolder:
         for path in self.files:
             array = read_folder_image(path, gray)
             chw = array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
-            self.images.append(np.ascontiguousarray(to_stored(chw)))
+            eight_bit = stored_white(path) == 255.0  # gray from colour too: 8-bit, as ever
+            self.images.append(np.ascontiguousarray(to_uint8(chw) if eight_bit else to_stored(chw)))
             if array.size and float(array.max()) < DARK_PEAK:
                 dark.append((path.name, float(array.max())))
         if dark:
