@@ -122,9 +122,7 @@ def test_a_forward_model_of_ones_own_is_evaluated_beside_baselines():
         row["setting"] == "sums,sigma=5" and np.isfinite(row["psnr"]) for row in rows.values()
     )
 
-    with pytest.raises(
-        ValueError, match=r"'tv' has no tuned weight for a forward model of one's own"
-    ):
+    with pytest.raises(ValueError, match=r"'tv' has no tuned weight: a forward model of one's"):
         baseline_method("tv", "own")
     with pytest.raises(ValueError, match=r"applies to denoise only, not to own"):
         baseline_method("bm3d", "own")
@@ -137,6 +135,37 @@ def test_a_forward_model_of_ones_own_is_evaluated_beside_baselines():
     with pytest.raises(ValueError, match=r"start .*lambda.* returned \(1, 1, 1, 16\)"):
         bad = rim_method(model, start=lambda op, y: y)
         bad.run(OperatorProtocol(ColumnSum(), 5).cases(image, 0, "ramp")[0])
+    with pytest.raises(ValueError, match=r"start is for a whole image: not with tile"):
+        rim_method(model, start=adjoint_start, tile=64)
+    both = [OperatorProtocol(ColumnSum(), 5), OperatorProtocol(ColumnSum(), 5)]
+    assert both[0].setting == "ColumnSum,sigma=5"  # named after the operator by default
+    with pytest.raises(ValueError, match=r"two protocols share the setting 'ColumnSum,sigma=5'"):
+        evaluate([("ramp", image)], both, methods[1:2])
+
+
+class MatrixOfMine(LinearOperator):
+    """A dense matrix applied as ``x @ m``: it runs only in the matrix's own dtype."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.register_buffer("m", torch.rand(n * n, n, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, x):
+        return x.flatten(2) @ self.m
+
+    def adjoint(self, y):
+        return (y @ self.m.T).unflatten(-1, (16, 16))
+
+
+def test_baselines_run_an_operator_that_keeps_one_dtype():
+    import numpy as np
+
+    from rimkit.evaluate import OperatorProtocol, baseline_method, evaluate
+
+    image = np.linspace(0, 1, 16 * 16).reshape(16, 16)
+    tv = baseline_method("tv", "own", {"weight": 0.01, "iterations": 5})
+    result = evaluate([("ramp", image)], [OperatorProtocol(MatrixOfMine(16), 5)], [tv])
+    assert np.isfinite(result.summary()[0]["psnr"])  # the protocol's float64 operator, float32 y
 
 
 class RandomRays(LinearOperator):

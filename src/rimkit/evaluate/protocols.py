@@ -672,7 +672,8 @@ class OperatorProtocol:
     ``seed + index`` as in the other protocols. ``operator`` is a
     :class:`~rimkit.operators.LinearOperator` applied to every image, or a callable
     ``(x, generator) -> LinearOperator`` that draws one per image (``x`` the image
-    ``(1, C, H, W)``, float64, so a mask or matrix can match its size). Its cases have task
+    ``(1, C, H, W)``, float64, so a mask or matrix can match its size); ``name`` labels its
+    setting (by default the operator's class or function name). Its cases have task
     ``"own"``: baselines need a weight (``baseline_method(name, "own", {"weight": w})``), and
     methods start where ``start`` of :func:`~rimkit.evaluate.rim_method` says (else from a
     flat 0.5 image, :func:`rimkit.reconstruct.initial_estimate`).
@@ -689,7 +690,7 @@ class OperatorProtocol:
 
     operator: object
     sigma: float = 0.0
-    name: str = "own"
+    name: str | None = None
     seed: int = 0
     task = OWN_TASK
 
@@ -701,18 +702,26 @@ class OperatorProtocol:
             )
         _check_sigma(self.sigma)
         _check_seed(self.seed)
-        if not isinstance(self.name, str) or not self.name or "," in self.name:
-            raise ValueError(f"name must be a non-empty string without commas, got {self.name!r}")
+        name = self.name
+        if name is not None and (not isinstance(name, str) or not name or "," in name):
+            raise ValueError(f"name must be a non-empty string without commas, got {name!r}")
+
+    @property
+    def label(self) -> str:
+        """``name``, by default the operator's class (or the function that draws it)."""
+        if self.name is not None:
+            return self.name
+        what = self.operator
+        if isinstance(what, LinearOperator):
+            return type(what).__name__
+        return getattr(what, "__qualname__", type(what).__name__)
 
     @property
     def setting(self) -> str:
-        return f"{self.name},sigma={self.sigma:g}"
+        return f"{self.label},sigma={self.sigma:g}"
 
     def describe(self) -> dict:
-        what = self.operator
-        kind = type(what).__name__ if isinstance(what, LinearOperator) else repr(what)
-        return {"protocol": OWN_TASK, "operator": kind, "name": self.name,
-                "sigma": self.sigma, "seed": self.seed}  # fmt: skip
+        return {"protocol": OWN_TASK, "name": self.label, "sigma": self.sigma, "seed": self.seed}
 
     def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
         gen = _generator(self.seed + index)

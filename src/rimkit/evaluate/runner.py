@@ -81,7 +81,7 @@ from rimkit.operators import (
     MultiCoilMRI,
     RealImages,
 )
-from rimkit.reconstruct import initial_estimate
+from rimkit.reconstruct import in_model_dtype, initial_estimate
 from rimkit.self_ensemble import ENSEMBLE_TASKS, SelfEnsemble, check_size
 from rimkit.tasks import TASKS as TRAINING_TASKS
 
@@ -214,14 +214,19 @@ def rim_method(
         raise ValueError(f"steps must be >= 1, got {steps}")
     total = max(report, curve_steps or 0)
     method = RIMReconstructor(model, steps=total, tile=tile)
+    _check_start_callable(start)
+    if start is not None and (tile is not None or check_size(ensemble) > 1):
+        raise ValueError(
+            "start is for a whole image: not with tile (each tile starts from the task's "
+            "estimate) or a self-ensemble (each flip from its own)"
+        )
     if check_size(ensemble) > 1:
-        if start is not None:
-            raise ValueError("a self-ensemble starts each flip from its own estimate; no start")
         method = SelfEnsemble(method, ensemble)
-    _check_start(start)
 
     def run(case: Case) -> list[Tensor]:
         if case.task == "mri" and model.channels == 1:
+            if start is not None:
+                raise ValueError("start is not used by a gray model on MRI; leave it out")
             return _real_image_mri(method, case)
         if start is not None:
             param = next(model.parameters())
@@ -234,16 +239,14 @@ def rim_method(
     fingerprint = f"weights {weights_digest(model)[:16]}, steps {report}/{total}, tile {tile}"
     if ensemble > 1:
         fingerprint += f", self-ensemble {ensemble}"
-    if start is not None:
-        fingerprint += f", start {_start_name(start)}"
-    return Method(name, run, report, trained, fingerprint)
+    return Method(name, run, report, trained, _with_start(fingerprint, start))
 
 
 Start = Callable[[LinearOperator, Tensor], Tensor]
 """``start(operator, y) -> x0``: where a method starts, an image ``(1, C, H, W)``."""
 
 
-def _check_start(start: object) -> None:
+def _check_start_callable(start: object) -> None:
     if start is not None and not callable(start):
         raise ValueError(
             f"start must be a callable (operator, y) -> x0, got {type(start).__name__}"
@@ -251,7 +254,15 @@ def _check_start(start: object) -> None:
 
 
 def _start_name(start: Start) -> str:
-    return getattr(start, "__qualname__", type(start).__name__)
+    """A start's name and, for a function, where it is defined (two lambdas differ)."""
+    name = getattr(start, "__qualname__", type(start).__name__)
+    code = getattr(start, "__code__", None)
+    return name if code is None else f"{name} ({Path(code.co_filename).name}:{code.co_firstlineno})"
+
+
+def _with_start(fingerprint: str, start: Start | None) -> str:
+    """A method's fingerprint with its start, where one is given (journals tell them apart)."""
+    return fingerprint if start is None else f"{fingerprint}, start {_start_name(start)}"
 
 
 def _started(start: Start, case: Case) -> Tensor:
@@ -321,9 +332,13 @@ def operator_setting(op: LinearOperator, sigma: float, pixels: int) -> tuple[str
         return kind, op.matrix.shape[-2] / pixels
     if isinstance(op, Identity):
         return "denoise", sigma * 255.0
-    raise ValueError(
-        f"no tuned weights for {type(op).__name__}, a forward model of one's own: give the "
-        f"baseline a weight, baseline_method(name, {OWN_TASK!r}, {{'weight': w}}) (find one with "
+    raise ValueError(f"no tuned weights for {type(op).__name__}: {_own_weight_hint('name')}")
+
+
+def _own_weight_hint(name: str) -> str:
+    return (
+        f"a forward model of one's own takes the baseline's weight from you, "
+        f"baseline_method({name}, {OWN_TASK!r}, {{'weight': w}}) (find one with "
         "rimkit.solvers.tuning.grid_search on measurements of yours)"
     )
 
@@ -372,15 +387,11 @@ def baseline_method(
     fields = {f.name for f in dataclasses.fields(BASELINES[name])}  # type: ignore[arg-type]
     extra = dict(options or {})
     if task == OWN_TASK and "weight" in fields and "weight" not in extra:
-        raise ValueError(
-            f"baseline {name!r} has no tuned weight for a forward model of one's own: give one, "
-            f"baseline_method({name!r}, {OWN_TASK!r}, {{'weight': w}}) (find it with "
-            "rimkit.solvers.tuning.grid_search on measurements of yours)"
-        )
+        raise ValueError(f"baseline {name!r} has no tuned weight: {_own_weight_hint(repr(name))}")
     if "keep_estimates" in fields and "keep_estimates" not in extra:
         extra["keep_estimates"] = keep_estimates
     baseline(name, **extra)  # check the options now, not at the first image
-    _check_start(start)
+    _check_start_callable(start)
 
     def run(case: Case) -> list[Tensor]:
         setting = None if task == OWN_TASK else tuned_setting(case)
@@ -389,10 +400,7 @@ def baseline_method(
             name, setting, case.y, case.operator, case.sigma, case.truth, extra, x0=x0
         )
 
-    fingerprint = repr(sorted(extra.items()))
-    if start is not None:
-        fingerprint += f", start {_start_name(start)}"
-    return Method(name, run, fingerprint=fingerprint)
+    return Method(name, run, fingerprint=_with_start(repr(sorted(extra.items())), start))
 
 
 def run_baseline(
@@ -420,6 +428,7 @@ def run_baseline(
     from rimkit.solvers import BASELINES, baseline, tuned_baseline
 
     y = y.to(torch.complex64 if y.is_complex() else torch.float32)  # MRI: k-space
+    operator = in_model_dtype(operator, torch.float32)  # a float64 operator of one's own
     if setting is None:
         solver = baseline(name, **(options or {}))
     else:
@@ -589,7 +598,14 @@ def evaluate(
     images = _checked_images(images)
     if not images:
         raise ValueError("no images to evaluate")
-    result = Evaluation(settings=[p.setting for p in protocols], methods=[m.name for m in methods])
+    settings = [p.setting for p in protocols]
+    twice = sorted({s for s in settings if settings.count(s) > 1})
+    if twice:
+        raise ValueError(
+            f"two protocols share the setting {twice[0]!r}, so their rows would merge; give them "
+            "different settings (OperatorProtocol: a name each)"
+        )
+    result = Evaluation(settings=settings, methods=[m.name for m in methods])
     identity = {
         "settings": result.settings,
         "methods": [[m.name, m.fingerprint] for m in methods],
