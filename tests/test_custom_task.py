@@ -190,8 +190,32 @@ def test_a_task_that_draws_sigma_on_the_0_255_scale_gets_a_note():
             y = good.operator(x) + sigma.view(-1, 1, 1, 1) * torch.randn(good.y.shape)
             return Measurement(good.operator, y, sigma, x, good.operator.adjoint(y), "x255")
 
-    with pytest.warns(UserWarning, match=r"units of NoDivision's target, whose values lie on the"):
+    with pytest.warns(UserWarning, match=r"values A\(target\) from NoDivision lie on the image"):
         TaskMixture([NoDivision(sigma=(5.0, 10.0))]).sample(x, gen)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         TaskMixture([ColumnsTask(sigma=(5.0, 10.0))]).sample(x, gen)
+
+
+def test_a_large_norm_task_with_sigma_above_1_in_its_own_units_gets_no_note():
+    from rimkit.tasks import TaskMixture
+
+    x, gen = torch.rand(2, 1, 8, 8), torch.Generator().manual_seed(0)
+
+    class Sums(EveryOtherColumn):  # sums of 8 rows: y up to 8
+        def forward(self, x):
+            return x.sum(-2, keepdim=True)
+
+        def adjoint(self, y):
+            return y.expand(*y.shape[:-2], 8, y.shape[-1])
+
+    @dataclass
+    class SumTask:
+        def sample(self, x, generator):
+            op, sigma = Sums(), torch.full((len(x),), 2.0)  # 2 in units of sums up to 8
+            y = op(x) + 2.0 * torch.randn(op(x).shape, generator=generator)
+            return Measurement(op, y, sigma, x, torch.full_like(x, 0.5), "sums")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TaskMixture([SumTask()]).sample(x, gen)

@@ -61,3 +61,11 @@ def test_bad_settings_and_inputs_are_named():
     y = torch.zeros(1, 1, 4, 4)
     with pytest.raises(ValueError, match=r"x0 must be a real tensor \(B, C, H, W\)"):
         MAPDescent()(AutogradLikelihood(lambda v: v, y, 0.1), torch.zeros(4, 4))
+
+
+def test_a_noise_map_of_the_image_shape_weighs_the_data_term():
+    x = _camera()
+    sigma = torch.full(x.shape[-2:], 0.02, dtype=F64)  # (H, W): broadcasts to y (1, 1, H, W)
+    likelihood = GaussianLikelihood(Blur(gaussian_kernel(1.0)).double(), x, sigma)
+    result = MAPDescent(weight=1e-3, iterations=5)(likelihood, torch.full_like(x, 0.5))
+    assert result.final.shape == x.shape and bool(torch.isfinite(result.final).all())

@@ -211,18 +211,20 @@ def test_the_baselines_default_start_is_fitted_to_the_operators_scale():
 
 def test_conjugate_gradients_in_float32_keep_their_best_iterate():
     from rimkit.evaluate import psnr
+    from rimkit.operators import Blur, gaussian_kernel
     from rimkit.solvers import baseline
 
-    x, op, y = _rays_case()
+    x, op, y = _rays_case()  # ill-conditioned: float32 CG's objective rises after ~23 steps
     cg = baseline("cg-tikhonov", weight=0.01, iterations=60)
     single = cg(y, op, 5 / 255, x0=torch.full_like(x, 0.5))
     double = cg(y.double(), op.double(), 5 / 255, x0=torch.full_like(x, 0.5).double())
-    objective = single.objective_stacked()[:, 0]
-    assert bool((objective[1:] <= objective[:-1]).all())  # never rises
-    gap = float(psnr(double.final.float().clamp(0, 1), x)) - float(
-        psnr(single.final.clamp(0, 1), x)
-    )
-    assert abs(gap) < 0.3
+    single_db = float(psnr(single.final.clamp(0, 1), x))
+    assert abs(float(psnr(double.final.float().clamp(0, 1), x)) - single_db) < 0.3  # was 3.4
+    blur = Blur(gaussian_kernel(1.6))  # well-conditioned: both precisions reach one solution
+    yb = blur(x) + 5 / 255 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
+    cg = baseline("cg-tikhonov", weight=1e-3, iterations=200)
+    low, high = cg(yb, blur, 5 / 255), cg(yb.double(), blur.double(), 5 / 255)
+    assert float((low.final.double() - high.final).abs().max()) < 2e-3
 
 
 def test_a_loaded_model_saves_again_and_a_torch_file_is_named(tmp_path):

@@ -214,3 +214,28 @@ def test_evaluating_on_the_training_images_is_noted(image_folder, tmp_path):
     other.mkdir()
     assert _training_overlap(other, {"train": str(image_folder)}) is None
     assert _training_overlap(other, {"train": "nowhere/at/all", "root": str(tmp_path)}) is None
+
+
+def test_review_mends_of_recipes_folders_and_interrupts(image_folder, tmp_path):
+    import signal
+
+    from rimkit.train import ExperimentConfig
+    from rimkit.train.loop import StopRequest
+
+    recipe = _recipe(image_folder)
+    recipe["data"] = recipe["data"] | {"val": str(image_folder), "val_images": 0}
+    ExperimentConfig.from_dict(recipe)  # data.val validates: val_images is unused
+    hidden = tmp_path / "imgs" / ".ipynb_checkpoints"
+    hidden.mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(hidden / "a-checkpoint.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "imgs" / "a.png")
+    (tmp_path / "imgs" / "paper.pdf").write_bytes(b"%PDF")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a PDF is no image: no note
+        assert [f.name for f in list_images(tmp_path / "imgs")] == ["a.png"]
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:  # a background job that ignores Ctrl-C keeps ignoring it
+        with StopRequest() as stop:
+            assert not stop.active and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -463,8 +463,8 @@ def read_mask(path: str | os.PathLike, ignore_flags: str | int | None = None) ->
     or a ``.npy`` of bools, integers (nonzero = observed) or floats in ``[0, 1]``. A 0/1 mask
     stored as 8 bits (black to the eye) counts as 0/1, and values 0 and 255 (or 65535) as 0 and
     1. A FITS HDU named ``DQ`` or ``BPM`` (``obs.fits[DQ]``) holds data-quality flags: its
-    nonzero pixels are the bad ones (0 here), but for the bits in ``ignore_flags`` (astropy's
-    bit-field syntax: ``"4"`` or ``"4,8"`` ignore those bits, ``"~4"`` counts only bit 4).
+    nonzero pixels are the bad ones (0 here), but for the bits in ``ignore_flags``
+    (:func:`ignored_bits`: ``"4"`` or ``"4,8"`` ignore those bits, ``"~4"`` counts only bit 4).
 
     Example:
         >>> import tempfile
@@ -547,37 +547,35 @@ def _fits_mask(path: Path, ignore_flags: str | int | None = None) -> np.ndarray:
 
 def _flagged(values: np.ndarray, ignore_flags: str | int | None, name: str) -> np.ndarray:
     """The bad pixels of data-quality flags: nonzero once the bits of ``ignore_flags`` are
-    cleared (:func:`flag_bits`)."""
+    cleared (:func:`ignored_bits`)."""
     if ignore_flags is None:
         return values != 0
     if not np.array_equal(values, np.round(values)) or values.min() < 0:
         raise ValueError(f"{name} holds non-integer or negative flags; bits cannot be ignored")
-    bits, only = flag_bits(ignore_flags)
-    flags = values.astype(np.int64)
-    return (flags & bits) != 0 if only else (flags & ~bits) != 0
+    return (values.astype(np.int64) & ~ignored_bits(ignore_flags)) != 0
 
 
-def flag_bits(ignore_flags: str | int) -> tuple[int, bool]:
-    """Bits of data-quality flags to ignore, in astropy's bit-field syntax: ``"4"``, ``"4,8"``
-    or ``"4+8"`` ignore those bits; ``"~4"`` ignores all but bit 4 (only it counts as bad).
-    Returns the bits and whether they are the only ones counted.
+def ignored_bits(ignore_flags: str | int) -> int:
+    """The bits of data-quality flags that do not make a pixel bad, in astropy's bit-field
+    syntax (``astropy.nddata.bitmask.interpret_bit_flags``): ``"4"``, ``"4,8"``, ``"4+8"`` or
+    ``"(4,8)"`` ignore those bits (powers of 2); ``"~4"`` ignores all but bit 4.
 
     Example:
-        >>> flag_bits("4,8"), flag_bits("~4"), flag_bits(6)
-        ((12, False), (4, True), (6, False))
+        >>> ignored_bits("4,8"), ignored_bits(6), ignored_bits("~4") & 4
+        (12, 6, 0)
     """
-    text = str(ignore_flags).strip().replace(" ", "")
-    only = text.startswith("~")
-    parts = text.removeprefix("~").replace("+", ",").split(",")
-    if not all(part.isdigit() and int(part) > 0 for part in parts):
-        raise ValueError(
-            f"bits to ignore {ignore_flags!r}: give positive bit values such as 4 or 4,8 (or ~4 "
-            "to count only bit 4 as bad)"
-        )
-    bits = 0
-    for part in parts:
-        bits |= int(part)
-    return bits, only
+    from astropy.nddata.bitmask import interpret_bit_flags
+
+    hint = "give bit values such as 4 or 4,8 (powers of 2; ~4: only bit 4 counts as bad)"
+    if isinstance(ignore_flags, bool) or str(ignore_flags).strip().startswith("-"):
+        raise ValueError(f"bits to ignore {ignore_flags!r}: {hint}")
+    try:
+        bits = interpret_bit_flags(ignore_flags)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"bits to ignore {ignore_flags!r}: {err}; {hint}") from None
+    if bits is None:
+        raise ValueError(f"bits to ignore {ignore_flags!r}: {hint}")
+    return int(bits)
 
 
 def _scale_integers(array: np.ndarray, name: str, int32_as_16_bit: bool = False) -> np.ndarray:

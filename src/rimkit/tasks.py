@@ -472,8 +472,11 @@ def _check_measurement(m: Measurement, x: Tensor, task: str) -> None:
     if m.y.is_floating_point() and m.y.dtype != x.dtype:
         raise ValueError(f"{where} y of {m.y.dtype} for patches of {x.dtype}; keep their dtype")
     sigma = torch.as_tensor(m.sigma)
-    if sigma.is_floating_point():
-        warn_if_255_scale(m.target, sigma, stacklevel=5, what=f"{task}'s target, whose values lie")
+    if sigma.is_floating_point() and bool((sigma > 1).any()):  # A(target): only then
+        with torch.no_grad():
+            clean = m.operator(m.target)
+        what = f"y, whose noise-free values A(target) from {task} lie"
+        warn_if_255_scale(clean, sigma, stacklevel=5, what=what)
 
 
 TASKS: dict[str, type] = {

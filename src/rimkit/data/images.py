@@ -37,6 +37,13 @@ from rimkit.io import (
 
 FOLDER_SUFFIXES = (*IMAGE_SUFFIXES, ".npy", *FITS_SUFFIXES)
 
+OTHER_IMAGE_SUFFIXES = frozenset(
+    {".webp", ".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2", ".j2k", ".heic", ".heif", ".avif"}
+    | {".jxl", ".dng", ".cr2", ".nef", ".arw", ".raw", ".exr", ".hdr", ".dcm", ".nii", ".nii.gz"}
+    | {".tga", ".psd", ".ico"}
+)
+"""Image formats a folder's reader skips (with a note): other pictures, raw, HDR, medical."""
+
 STORED_WHITE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 """The types images are kept in, and the value of white in each."""
 
@@ -102,13 +109,17 @@ def list_images(root: str | os.PathLike) -> list[Path]:
             f"image folder {str(root)!r} does not exist; give a folder of PNG/JPEG/TIFF/.npy "
             "images (e.g. ../shared/data/train/BSDS300-train)"
         )
-    found = [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")]
-    files = sorted(p for p in found if file_suffix(p) in FOLDER_SUFFIXES)  # no ._x.png, .DS_Store
+    found = [
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]  # no hidden files or folders: ._x.png, .DS_Store, .ipynb_checkpoints/
+    files = sorted(p for p in found if file_suffix(p) in FOLDER_SUFFIXES)
     if not files:
         raise ValueError(
             f"no images in {str(root)!r}; expected PNG, JPEG, TIFF, .npy or FITS files inside it"
         )
-    others = sorted(p for p in found if file_suffix(p) in _other_image_suffixes())
+    others = sorted(p for p in found if file_suffix(p) in OTHER_IMAGE_SUFFIXES)
     if others:
         names = ", ".join(p.name for p in others[:3]) + (", ..." if len(others) > 3 else "")
         warnings.warn(
@@ -118,16 +129,6 @@ def list_images(root: str | os.PathLike) -> list[Path]:
             stacklevel=2,
         )
     return files
-
-
-def _other_image_suffixes() -> set[str]:
-    """Suffixes of image formats a folder's reader skips: Pillow's others (WebP, GIF, PPM,
-    ...) and common raw, HDR and medical ones."""
-    from PIL import Image
-
-    known = set(Image.registered_extensions()) | {".dng", ".cr2", ".nef", ".arw", ".raw"}
-    known |= {".exr", ".hdr", ".heic", ".heif", ".avif", ".jxl", ".dcm", ".nii", ".nii.gz"}
-    return known - set(FOLDER_SUFFIXES)
 
 
 class ImageFolder:

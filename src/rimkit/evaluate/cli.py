@@ -281,12 +281,14 @@ def data_path(text: str) -> Path:
         >>> import os, tempfile
         >>> root = tempfile.mkdtemp()
         >>> os.makedirs(os.path.join(root, "eval", "Set12"))
+        >>> before = os.environ.get("RIMKIT_DATA")
         >>> os.environ["RIMKIT_DATA"] = root
         >>> data_path("nowhere/shared/data/eval/Set12") == Path(root) / "eval" / "Set12"
         True
         >>> data_path("eval/Set12") == Path(root) / "eval" / "Set12"
         True
-        >>> del os.environ["RIMKIT_DATA"]
+        >>> _ = os.environ.pop("RIMKIT_DATA") if before is None else os.environ.update(
+        ...     RIMKIT_DATA=before)
     """
     path = Path(text)
     if path.exists() or path.is_absolute():

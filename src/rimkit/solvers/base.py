@@ -252,8 +252,9 @@ class Reconstructor:
 def solver_start(y: Tensor, operator: LinearOperator, x0: Tensor | None) -> Tensor:
     """``x0`` checked against the image shape of ``A^H y``, or by default ``c Re(A^H y)``
     with ``c`` per sample the least-squares fit ``argmin_c ||c A s - y||``, ``s = Re(A^H y)``:
-    1 for denoising, inpainting and MRI, where ``A A^H`` keeps ``y``; for an operator of large
-    norm (a projector summing many pixels) ``A^H y`` alone starts ``||A||^2`` times too bright.
+    1 for denoising and inpainting, where ``A A^H`` keeps ``y`` (about 1 for MRI, whose real
+    part drops a little); for an operator of large norm (a projector summing many pixels)
+    ``A^H y`` alone starts ``||A||^2`` times too bright.
 
     Example:
         >>> from rimkit.operators import Identity

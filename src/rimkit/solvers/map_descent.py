@@ -167,7 +167,8 @@ def _mean_variance(likelihood: Likelihood, like: Tensor) -> Tensor:
     sigma = sigma.to(like.device)
     batch = like.shape[0]
     if is_noise_map(sigma):
-        variance = (sigma**2).expand(batch, *sigma.shape[1:]).flatten(1).mean(1)
+        y = getattr(likelihood, "y", like)  # a map broadcasts to y's shape
+        variance = torch.broadcast_to(sigma**2, y.shape).reshape(batch, -1).mean(1)
     else:
         variance = (sigma.reshape(-1) ** 2).expand(batch)
     return variance + VARIANCE_EPS

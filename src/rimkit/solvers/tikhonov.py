@@ -101,8 +101,8 @@ class ConjugateGradientTikhonov(Reconstructor):
     ``M = Re(A^H A) + lambda I`` symmetric positive definite over real images. CG minimises the
     quadratic ``f`` over growing Krylov spaces, so ``f(x_k)`` decreases monotonically. A sample
     stops moving once its residual ``||r||`` falls below ``tol * ||A^H y||`` (no host sync;
-    every run takes ``iterations`` steps). A sample whose objective would rise (round-off in
-    float32 on an ill-conditioned ``M``, where CG loses conjugacy) stops at its best iterate.
+    every run takes ``iterations`` steps). Each estimate is the best iterate so far: round-off
+    in float32 on an ill-conditioned ``M`` loses CG its conjugacy and can raise ``f``.
 
     Args:
         weight: ``lambda > 0``. Default ``0.01``.
@@ -146,25 +146,23 @@ class ConjugateGradientTikhonov(Reconstructor):
         zero = torch.zeros_like(rr)
         record = Recorder(self.keep_estimates)
         initial = tikhonov_objective(ax, y, x, lam)
-        objective, rising = initial, torch.zeros_like(rr, dtype=torch.bool)  # (B,)
+        best_x, best = x, initial  # (B, C, H, W), (B,)
         for _ in range(self.iterations):
             ap = operator(p)
             mp = adjoint_real(operator, ap) + lam * p  # (B, C, H, W)
             pmp = dot(p, mp)  # (B,)
-            active = (rr > stop) & (pmp > 0) & ~rising
+            active = (rr > stop) & (pmp > 0)
             alpha = torch.where(active, rr / torch.where(active, pmp, 1.0), zero)  # (B,)
-            x_new, ax_new = x + bcast(alpha, x) * p, ax + bcast(alpha, ap) * ap
-            new_objective = tikhonov_objective(ax_new, y, x_new, lam)  # (B,)
-            rising = rising | (active & (new_objective > objective))
-            alpha = torch.where(rising, zero, alpha)
-            x = torch.where(bcast(rising, x), x, x_new)
-            ax = torch.where(bcast(rising, ax), ax, ax_new)
-            objective = torch.where(rising, objective, new_objective)
+            x = x + bcast(alpha, x) * p
+            ax = ax + bcast(alpha, ap) * ap
             r = r - bcast(alpha, mp) * mp
             rr_new = sq_norm(r)
-            moved = active & ~rising
-            beta = torch.where(moved, rr_new / torch.where(moved, rr, 1.0), zero)
+            beta = torch.where(active, rr_new / torch.where(active, rr, 1.0), zero)
             p = r + bcast(beta, p) * p
-            rr = torch.where(moved, rr_new, rr)
-            record(x, objective)
+            rr = torch.where(active, rr_new, rr)
+            objective = tikhonov_objective(ax, y, x, lam)
+            lower = objective <= best  # float32 round-off can raise it on an ill-posed M
+            best_x = torch.where(bcast(lower, x), x, best_x)
+            best = torch.where(lower, objective, best)
+            record(best_x, best)
         return record.result(initial)

@@ -238,7 +238,8 @@ def _check_model(model: RIMConfig) -> None:
 
 
 def _check_data(data: DataConfig) -> None:
-    for name in ("patch_size", "stride", "val_patches", "val_images"):
+    held_out = ("val_images",) if data.val is None else ()  # else data.val validates
+    for name in ("patch_size", "stride", "val_patches", *held_out):
         if getattr(data, name) < 1:
             raise ValueError(f"data.{name} must be >= 1, got {getattr(data, name)}")
     if isinstance(data.train, (list, tuple)) and not data.train:

@@ -449,7 +449,7 @@ def train(
                     pps=f"{row['patches_per_s']:.0f}",
                 )
                 bar.update(1)
-            if stop.requested:  # Ctrl-C: the iteration under way finished, now saved
+            if stop.requested and done < end:  # Ctrl-C: the iteration under way, now saved
                 if dist.main and not at_ckpt:
                     save_checkpoint(out / "last", model, optimizer, meta, average)
                 bar.close()
@@ -477,9 +477,11 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 class StopRequest:
-    """While active (one process, the main thread), a first Ctrl-C asks the training loop to
-    stop after the iteration under way, which it saves (:class:`TrainingInterrupted`); a second
-    stops at once.
+    """While active (one process, the main thread, Ctrl-C not ignored), a first Ctrl-C asks
+    the training loop to stop after the iteration under way, which it saves
+    (:class:`TrainingInterrupted`); a second stops at once. A distributed run stops at once, as
+    before (its processes could stop at different iterations), and resumes from its last
+    checkpoint.
 
     Example:
         >>> with StopRequest(active=False) as stop:
@@ -502,6 +504,8 @@ class StopRequest:
         )
 
     def __enter__(self) -> StopRequest:
+        if self.active and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            self.active = False  # a background job that ignores Ctrl-C keeps ignoring it
         if self.active:
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
