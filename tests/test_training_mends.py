@@ -131,13 +131,17 @@ def test_ctrl_c_saves_the_iteration_under_way_and_the_run_resumes_to_the_same_we
         return steps(config, iteration)
 
     monkeypatch.setattr(loop, "unrolled_steps", interrupting)
-    with pytest.raises(loop.TrainingInterrupted, match=r"saved at iteration 3: continue it with"):
-        train(cfg, tmp_path / "cut", progress=False)
+    outside = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:  # (a background job, as under nohup, ignores Ctrl-C, and so does training there)
+        with pytest.raises(loop.TrainingInterrupted, match=r"saved at iteration 3: continue it"):
+            train(cfg, tmp_path / "cut", progress=False)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, outside)
     assert read_meta(tmp_path / "cut" / "last")["iteration"] == 3  # not a checkpoint iteration
     monkeypatch.setattr(loop, "unrolled_steps", steps)
     resumed = train(cfg, tmp_path / "cut", resume=True, progress=False)
     assert resumed["weights_sha256"] == whole["weights_sha256"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 
 
 def test_validation_covers_every_task_of_a_mixture():
