@@ -281,7 +281,7 @@ class InvertibleRIM(nn.Module):
         """``z_0 = concat(eta_0, 0)``, ``(B, S, H, W)``."""
         start = check_start(likelihood, x0, shape, self.channels, self.noise_floor.raw)
         if x0 is not None:
-            self.link.check_start(start)
+            self.link.warn_if_far_outside(start)
         eta = self.link.inverse(start) if x0 is not None else start  # (B, C, H, W)
         memory = eta.new_zeros(eta.shape[0], self.state_channels - self.channels, *eta.shape[2:])
         return torch.cat([eta, memory], dim=1)

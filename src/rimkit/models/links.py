@@ -36,7 +36,7 @@ class Link(nn.Module):
 
     bounds: tuple[float, float] | None = None
 
-    def check_start(self, x0: Tensor) -> None:
+    def warn_if_far_outside(self, x0: Tensor) -> None:
         """A note when most of a start ``x0`` lies more than 1 outside :attr:`bounds`: it is
         clamped where the link is flat (a sigmoid's slope at ``x = 1 - 1e-4`` is ``1e-4``), so
         the likelihood gradient barely moves the estimate.
@@ -45,7 +45,7 @@ class Link(nn.Module):
             >>> import warnings
             >>> with warnings.catch_warnings(record=True) as caught:
             ...     warnings.simplefilter("always")
-            ...     SigmoidLink().check_start(torch.full((1, 1, 4, 4), 30.0))
+            ...     SigmoidLink().warn_if_far_outside(torch.full((1, 1, 4, 4), 30.0))
             >>> "start x0 lies mostly outside" in str(caught[0].message)
             True
         """

@@ -310,7 +310,7 @@ class RIM(nn.Module):
         start = check_start(likelihood, x0, shape, channels, self.noise_floor.raw)
         if x0 is None:
             return start  # (B, C, H, W)
-        self.link.check_start(start)
+        self.link.warn_if_far_outside(start)
         return self.link.inverse(start)  # (B, C, H, W)
 
     def forward(
