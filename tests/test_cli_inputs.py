@@ -371,3 +371,10 @@ def test_quiet_before_the_command_silences_it(tmp_path, noisy, capsys):
     argv = [noisy, tmp_path / "out.png", "--task", "denoise", "--sigma", "25", "--baseline", "tv"]
     status, out, err = run(capsys, "-q", "reconstruct", *argv)
     assert status == 0 and (out, err) == ("", "") and (tmp_path / "out.png").is_file()
+
+
+def test_an_output_in_a_missing_folder_says_how_to_make_it(tmp_path):
+    from rimkit.io import check_output
+
+    with pytest.raises(ValueError, match=r"does not exist; create it first \(mkdir -p .*no such"):
+        check_output(tmp_path / "no such" / "out.png")

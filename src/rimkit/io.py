@@ -25,6 +25,7 @@ import contextlib
 import math
 import os
 import re
+import shlex
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -764,7 +765,10 @@ def check_output(path: str | os.PathLike, force: bool = False) -> Path:
     if path.exists() and not force:
         raise ValueError(f"output {str(path)!r} exists; pass --force to overwrite it")
     if not path.parent.is_dir():
-        raise ValueError(f"the folder of output {str(path)!r} does not exist")
+        raise ValueError(
+            f"the folder of output {str(path)!r} does not exist; create it first "
+            f"(mkdir -p {shlex.quote(str(path.parent))})"
+        )
     try:  # a probe, so a folder that takes no files fails now, not after the work
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     except OSError as err:
