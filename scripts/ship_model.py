@@ -45,6 +45,8 @@ def _wall_time(run: Path, patches_per_iteration: int, upto: int | None = None) -
     with open(run / "log.csv", newline="") as log:
         for row in csv.DictReader(log):
             it = int(row["iteration"])
+            if not row["patches_per_s"]:
+                continue  # a fine-tune's validation of its start (iteration 0)
             if upto is None or it <= upto:
                 seconds[it] = patches_per_iteration / float(row["patches_per_s"])
     return sum(seconds.values())

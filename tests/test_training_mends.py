@@ -243,3 +243,19 @@ def test_review_mends_of_recipes_folders_and_interrupts(image_folder, tmp_path):
             assert not stop.active and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_fine_tune_logs_the_validation_of_its_start_as_iteration_0(image_folder, tmp_path):
+    import csv
+
+    from rimkit.train import ExperimentConfig, train
+
+    base = train(ExperimentConfig.from_dict(_recipe(image_folder)), tmp_path / "base",
+                 progress=False)  # fmt: skip
+    tune = ExperimentConfig.from_dict(_recipe(image_folder, init=str(tmp_path / "base")))
+    train(tune, tmp_path / "tune", progress=False)
+    with open(tmp_path / "tune" / "log.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[0]["iteration"] == "0" and rows[0]["loss"] == ""
+    assert float(rows[0]["val_psnr_final"]) == base["val_psnr_final"]  # the same weights
+    assert [r["iteration"] for r in rows[1:]] == ["1", "2", "3", "4"]

@@ -381,6 +381,13 @@ def train(
     if log is not None and resume:
         log.truncate_after(start)
 
+    if log is not None and optim_cfg.init and not resume:  # where the fine-tune starts from
+        curve = validate(scored, val_x, task, optim_cfg.seed, val_steps, optim_cfg.batch_size * 4)
+        start_scores = [round(float(v), 4) for v in curve]
+        log.write(
+            {"iteration": 0, "val_psnr_final": start_scores[-1]}
+            | {f"val_psnr_t{t}": v for t, v in enumerate(start_scores, 1)}
+        )
     end = optim_cfg.iterations if stop_after is None else min(stop_after, optim_cfg.iterations)
     bar = _progress(start, optim_cfg.iterations, progress and dist.main)
     meta: dict[str, Any] = {}
