@@ -119,8 +119,8 @@ def warn_if_255_scale(
 ) -> None:
     """A note when ``sigma`` (in the units of ``y``) exceeds 1 for a real ``y`` on the image
     scale (values within [-1, 2]): likely the 0-255 scale by mistake (``25`` for ``25 / 255``).
-    ``what`` names ``y`` in the note (a task checks its clean target, since ``y`` drawn with
-    such noise leaves the image scale).
+    ``what`` names ``y`` in the note (a task of one's own passes its noise-free ``A(target)``,
+    since ``y`` drawn with such noise leaves the image scale).
     """
     if y.is_complex() or not bool((sigma > 1).any()):
         return
