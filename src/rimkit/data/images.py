@@ -1,7 +1,7 @@
 """Image folders: decode once, keep as uint8 in memory (uint16 for images with more than 8
 bits: 16-bit files, FITS, float ``.npy``; an 8-bit file stays 8-bit, its gray conversion
-rounded), hand out ``[0, 1]`` float tensors. FITS images are
-divided by their largest value (:func:`read_folder_image`).
+rounded), hand out ``[0, 1]`` float tensors. FITS images are divided by their largest value
+(:func:`read_folder_image`).
 
 Example:
     >>> import numpy as np, tempfile, os
