@@ -259,3 +259,50 @@ def test_a_fine_tune_logs_the_validation_of_its_start_as_iteration_0(image_folde
     assert rows[0]["iteration"] == "0" and rows[0]["loss"] == ""
     assert float(rows[0]["val_psnr_final"]) == base["val_psnr_final"]  # the same weights
     assert [r["iteration"] for r in rows[1:]] == ["1", "2", "3", "4"]
+
+
+def test_ctrl_c_stops_a_distributed_run_with_one_line(image_folder, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    recipe = _recipe(image_folder, iterations=100000, batch_size=2, checkpoint_every=2)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    argv = [sys.executable, "-m", "rimkit", "-q", "train", "r.yaml", "--out", "run", "--nproc", "2"]
+    proc = subprocess.Popen(
+        argv,
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # not a background's
+    )
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "run" / "last.safetensors").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the parent and its workers
+        status = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    err = proc.stderr.read()
+    assert status == 130, err
+    assert "resumes from its last checkpoint: rimkit train --resume run --nproc 2" in err
+    assert "Traceback" not in err and "Exception ignored" not in err and "leaked" not in err, err
+
+
+def test_a_plain_ctrl_c_says_interrupted(monkeypatch, capsys):
+    from rimkit import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_run_models", interrupted)
+    assert cli.main(["models"]) == 130
+    assert capsys.readouterr().err == "rimkit: interrupted\n"

@@ -1384,7 +1384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rimkit {args.command}: error: {err}", file=sys.stderr)
         return EXIT_INTERNAL
     except KeyboardInterrupt as err:  # training says where its run is saved
-        print(f"rimkit: {err or 'interrupted'}", file=sys.stderr)
+        print(f"rimkit: {str(err) or 'interrupted'}", file=sys.stderr)
         return 130
     except Exception as err:  # an internal error: say so, show details on request
         if args.debug:

@@ -8,7 +8,9 @@ Example:
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,8 @@ def _worker(
     progress: bool,
     force: bool = False,
 ) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops them all
+    signal.signal(signal.SIGTERM, _exit_quietly)  # the parent's stop: exit, cleaning up
     os.environ.update(
         {
             "RANK": str(rank),
@@ -47,6 +51,10 @@ def _worker(
         }
     )
     train(cfg, out, resume=resume, progress=progress, force=force)
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    sys.exit(128 + signum)
 
 
 def launch(
@@ -70,12 +78,26 @@ def launch(
     check_data(cfg)
     check_tensorboard(cfg)
     Path(out).mkdir(parents=True, exist_ok=True)
+    context = mp.start_processes(
+        _worker,
+        args=(nproc, free_port(), cfg, Path(out), resume, progress, force),
+        nprocs=nproc,
+        join=False,
+        start_method="spawn",
+    )
     try:
-        mp.spawn(
-            _worker,
-            args=(nproc, free_port(), cfg, Path(out), resume, progress, force),
-            nprocs=nproc,
-        )
+        while not context.join():
+            pass
+    except KeyboardInterrupt:
+        for process in context.processes:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: no atexit tracebacks from the workers
+        for process in context.processes:
+            process.join()
+        raise KeyboardInterrupt(
+            f"interrupted; the run in {str(out)!r} resumes from its last checkpoint: "
+            f"rimkit train --resume {out} --nproc {nproc}"
+        ) from None
     except mp.ProcessRaisedException as err:  # the worker's own message, not its traceback
         last = str(err).strip().splitlines()[-1]
         kind, _, message = last.partition(": ")
