@@ -290,20 +290,17 @@ def data_path(text: str) -> Path:
         >>> _ = os.environ.pop("RIMKIT_DATA") if before is None else os.environ.update(
         ...     RIMKIT_DATA=before)
     """
-    path = Path(text)
-    if path.exists() or path.is_absolute():
-        return path
-    from rimkit.train.config import DataConfig, resolve_data_root
+    from rimkit.train.config import DataConfig, resolve_folder
 
-    try:
-        root = resolve_data_root(DataConfig())
-    except ValueError:
-        return path  # no data root: the folder's own error names the path
     tail = text.replace("\\", "/").split("shared/data/", 1)[-1]
-    for candidate in (root / text, root / tail):
-        if candidate.exists():
-            return candidate
-    return path
+    for candidate in (text,) if Path(text).is_absolute() else (text, tail):
+        try:
+            found = resolve_folder(DataConfig(), candidate)  # as given, else in the data root
+        except ValueError:
+            break  # no data root: the folder's own error names the path
+        if found.exists():
+            return found
+    return Path(text)
 
 
 def spec_from_args(args: argparse.Namespace) -> Any:

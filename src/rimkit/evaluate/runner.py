@@ -228,10 +228,8 @@ def rim_method(
             if start is not None:
                 raise ValueError("start is not used by a gray model on MRI; leave it out")
             return _real_image_mri(method, case)
-        if start is not None:
-            param = next(model.parameters())
-            x0 = _started(start, case).to(device=param.device, dtype=param.dtype)
-            return method(case.y, case.operator, case.sigma, x0=x0).estimates
+        if start is not None:  # the reconstructor moves x0 to the model's device and dtype
+            return method(case.y, case.operator, case.sigma, x0=_started(start, case)).estimates
         return method(case.y, case.operator, case.sigma).estimates
 
     from rimkit.train.loop import weights_digest

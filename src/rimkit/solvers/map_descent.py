@@ -111,22 +111,27 @@ class MAPDescent:
     def _clip(self, x: Tensor) -> Tensor:
         return x if self.bounds is None else x.clamp(*self.bounds)
 
-    def _prior(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``R(x)`` per sample ``(B,)`` and its gradient ``(B, C, H, W)``."""
-        if self.prior == "tikhonov":
-            return 0.5 * (x * x).flatten(1).sum(1), x
-        d = gradient(x)  # (B, C, 2, H, W)
-        size = torch.sqrt((d * d).sum(dim=2, keepdim=True) + self.smoothing**2)
-        value = (size - self.smoothing).flatten(1).sum(1)
-        return value, gradient_adjoint(d / size)
+    def _tv_parts(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``D x`` ``(B, C, 2, H, W)`` and its smoothed size ``(B, C, 1, H, W)``."""
+        d = gradient(x)
+        return d, torch.sqrt((d * d).sum(dim=2, keepdim=True) + self.smoothing**2)
 
     def _objective(self, likelihood: Likelihood, x: Tensor, scale: Tensor) -> Tensor:
-        data = -likelihood.log_prob(x, VARIANCE_EPS) * scale  # (B,)
-        return data + self.weight * self._prior(x)[0]
+        """``J(x)`` per sample ``(B,)``."""
+        data = -likelihood.log_prob(x, VARIANCE_EPS) * scale
+        if self.prior == "tikhonov":
+            prior = 0.5 * (x * x).flatten(1).sum(1)
+        else:
+            prior = (self._tv_parts(x)[1] - self.smoothing).flatten(1).sum(1)
+        return data + self.weight * prior
 
     def _gradient(self, likelihood: Likelihood, x: Tensor, scale: Tensor) -> Tensor:
-        data = -likelihood.grad(x, VARIANCE_EPS) * bcast(scale, x)  # (B, C, H, W)
-        return data + self.weight * self._prior(x)[1]
+        """``grad J(x)`` ``(B, C, H, W)``."""
+        data = -likelihood.grad(x, VARIANCE_EPS) * bcast(scale, x)
+        if self.prior == "tikhonov":
+            return data + self.weight * x
+        d, size = self._tv_parts(x)
+        return data + self.weight * gradient_adjoint(d / size)
 
     def _backtrack(
         self,
