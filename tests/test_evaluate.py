@@ -500,9 +500,9 @@ def folder(tmp_path):
     return root
 
 
-def _model(tmp_path, tasks=None, name="rim.safetensors", busy=False):
+def _model(tmp_path, tasks=None, name="rim.safetensors", busy=False, steps=2, channels=1):
     """A small RIM file; ``busy``: with a random output layer, so that it changes its input."""
-    cfg = RIMConfig(features=4, hidden=4, train_steps=2)
+    cfg = RIMConfig(features=4, hidden=4, train_steps=steps, channels=channels)
     config = {"model": cfg.to_dict(), **({"tasks": tasks} if tasks is not None else {})}
     torch.manual_seed(0)
     path = tmp_path / name
@@ -548,6 +548,52 @@ def test_eval_end_to_end_writes_every_file(tmp_path, folder, capsys):
     html = (out / "report.html").read_text()
     assert "<table>" in html and "Mean PSNR" in html and "<td>rim</td>" in html
     assert len(re.findall(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]+"', html)) == 3
+
+
+def test_eval_several_models_share_one_table(tmp_path, folder, capsys):
+    denoise = [{"name": "denoise", "sigma": [0, 55]}]
+    first = _model(tmp_path, denoise, "first.safetensors", busy=True)
+    second = _model(tmp_path, denoise, "second.safetensors", steps=3)
+    out = tmp_path / "out"
+    argv = ["--model", first, "--model", second, "--task", "denoise", "--data", folder]
+    argv += ["--sigma", 25, "--baselines", "none", "--curve-steps", 4, "--out", out, "-q"]
+    status, _, err = run_eval(capsys, *argv)
+    assert status == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["methods"] == ["first", "second"]  # the file names of several models
+    assert summary["model"] == [str(first), str(second)] and summary["trained_steps"] is None
+    assert [m["trained_steps"] for m in summary["models"]] == [2, 3]
+    first_psnr, second_psnr = (s["psnr"] for s in summary["summary"])
+    assert first_psnr != second_psnr  # each row its own model's estimates
+    md = (out / "summary.md").read_text()
+    assert "RIMs trained for T = 2 (first), 3 (second) steps" in md
+    assert f"RIM weights of first: {first}" in md and f"RIM weights of second: {second}" in md
+    assert f"--model {first} --model {second}" in summary["command"]
+
+    status, _, err = run_eval(capsys, *argv, "--force", "--label", "a", "--label", "b")
+    assert status == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["methods"] == ["a", "b"] and "--label a --label b" in summary["command"]
+
+    status, _, err = run_eval(capsys, *argv, "--force", "--label", "a")
+    assert status == 2 and "1 --label for 2 --model" in err
+    status, _, err = run_eval(capsys, *argv[:4], "--model", first, *argv[4:], "--force")
+    assert status == 2 and "share a name" in err and "--label" in err
+    rgb = _model(tmp_path, denoise, "rgb.safetensors", channels=3)
+    status, _, err = run_eval(capsys, "--model", rgb, *argv, "--force")
+    assert status == 2 and "different channels" in err and "separate runs" in err
+
+
+def test_eval_of_several_models_names_its_default_folder_after_them(
+    tmp_path, folder, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    model = _model(tmp_path, [{"name": "denoise", "sigma": [0, 55]}])
+    argv = ["--task", "denoise", "--data", folder, "--sigma", 25, "--limit", 1, "-q"]
+    status, _, err = run_eval(capsys, "--model", model, "--label", "a", "--model", model,
+                              "--label", "b", "--baselines", "none", *argv)  # fmt: skip
+    assert status == 0, err
+    assert (tmp_path / "evals" / "a_b-denoise" / "summary.md").is_file()
 
 
 def test_eval_rgb_images_become_gray_for_a_gray_model_and_baselines_only(tmp_path, folder, capsys):

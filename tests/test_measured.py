@@ -165,3 +165,16 @@ def test_a_model_is_run_through_the_reconstruct_path_and_labelled(folder, tmp_pa
     row = list(csv.reader((out / "results.csv").open()))[1]
     assert row[:4] == ["file1001.h5", "R=4,random", "mri", "2"]
     assert 15 < float(row[5]) < 60
+
+
+def test_several_models_share_the_measured_table(folder, tmp_path):
+    out = tmp_path / "ev"
+    argv = ["eval", "--task", "mri", "--data", str(folder / "file1001.h5"), "--measured",
+            "--model", "mri", "--model", "mri-measured", "--baselines", "zero-filled",
+            "--out", str(out), "-q"]  # fmt: skip
+    assert main(argv) == 0
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [r["method"] for r in rows] == ["mri", "mri-measured", "zero-filled"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"] == ["mri", "mri-measured"]
+    assert summary["title"].endswith(", mri, mri-measured")

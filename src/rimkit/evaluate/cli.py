@@ -44,8 +44,9 @@ EXAMPLES = """examples:
   rimkit eval --model deblur --task blur --data ../shared/data/eval/Set12 \\
       --kernel gaussian:1.6 motion:15:45 --sigma 2.55 7.65 --baselines tv,fista-wavelet
   rimkit eval --model deblur --task blur --data ../shared/data/eval/Set12 --boundary valid
-  rimkit eval --model runs/3task --task projection --data ../shared/data/eval/BSD68 \\
-      --kinds gaussian fourier --ratio 0.1 0.5 --curve-steps 40
+  rimkit eval --model 3task --model gdn-3task --model ffn-3task --task projection \\
+      --data ../shared/data/eval/BSD68 --kinds gaussian fourier --ratio 0.1 0.5 \\
+      --curve-steps 40                                      # several models, one table
   rimkit eval --model 3task --task lensing --data ../shared/data/eval/BSD68 \\
       --einstein-radius 0.3 0.45 --psf 1 --sigma 5 --baselines tv,cg-tikhonov
   rimkit eval --model mri --task mri --data ../shared/data/mri/dipy_b0_10slices.npz \\
@@ -53,12 +54,12 @@ EXAMPLES = """examples:
   rimkit eval --model mri --task mri --data knee_singlecoil_val/ --measured \\
       --acceleration 4 8 --limit 10    # fastMRI's protocol on the files' own k-space
 
-Writes into --out (default evals/LABEL-TASK): results.csv (per image), summary.md and
-summary.json (means), convergence.csv (+ convergence.png with matplotlib: rimkit[plot]), a
-crop grid per setting (grid-*.png) and report.html (self-contained); with --measured,
-results.csv per volume, summary.md and summary.json. An existing result folder is kept unless
---force. While it runs, --out/journal.jsonl records each finished image (volume); a stopped
-run continues where it stopped with --resume (the same command plus --resume)."""
+Writes into --out (default evals/LABEL-TASK, labels joined by _): results.csv (per image),
+summary.md and summary.json (means), convergence.csv (+ convergence.png with matplotlib:
+rimkit[plot]), a crop grid per setting (grid-*.png) and report.html (self-contained); with
+--measured, results.csv per volume, summary.md and summary.json. An existing result folder is
+kept unless --force. While it runs, --out/journal.jsonl records each finished image (volume); a
+stopped run continues where it stopped with --resume (the same command plus --resume)."""
 
 
 def seed_value(text: str) -> int:
@@ -94,9 +95,17 @@ def register(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--model", metavar="NAME_OR_PATH", help="shipped model, run folder or .safetensors"
+        "--model",
+        metavar="NAME_OR_PATH",
+        action="append",
+        help="shipped model, run folder or .safetensors (repeatable: several models, one table)",
     )
-    parser.add_argument("--label", help="the model's name in tables (default: its name or rim)")
+    parser.add_argument(
+        "--label",
+        action="append",
+        help="the model's name in tables (default: a shipped model's name, else rim, or the "
+        "file or folder name of one of several); repeatable, one per --model in order",
+    )
     parser.add_argument(
         "--task",
         required=True,
@@ -303,6 +312,11 @@ def data_path(text: str) -> Path:
     return Path(text)
 
 
+def _one_or_all(values: list[str] | None) -> str | tuple[str, ...] | None:
+    """A repeatable option's values: the one value given, else all of them as a tuple."""
+    return values[0] if values and len(values) == 1 else tuple(values) if values else None
+
+
 def spec_from_args(args: argparse.Namespace) -> Any:
     """The :class:`~rimkit.evaluate.runner.EvalSpec` of parsed ``rimkit eval`` arguments."""
     from rimkit.evaluate.runner import EvalSpec
@@ -317,8 +331,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         task=args.task,
         data=data_path(args.data),
         out=Path(args.out) if args.out else None,
-        model=args.model,
-        label=args.label,
+        model=_one_or_all(args.model),
+        label=_one_or_all(args.label),
         sigmas=tuple(args.sigma) if args.sigma is not None else None,
         scales=tuple(args.scale),
         fractions=tuple(args.fraction),

@@ -100,11 +100,11 @@ def have_matplotlib() -> bool:
 
 def convergence_figure(
     curves: Mapping[str, Mapping[str, Sequence[float]]],
-    trained_steps: int | None = None,
+    trained_steps: int | Sequence[int] | None = None,
     title: str = "PSNR against step t",
 ) -> bytes | None:
     """PSNR against step ``t`` (1-based), one panel per setting and one line per method, as
-    PNG bytes; ``None`` when matplotlib is not installed. A dashed line marks the RIM's
+    PNG bytes; ``None`` when matplotlib is not installed. A dashed line marks each RIM's
     trained number of steps; the step axis is logarithmic when some method runs over 50.
     """
     if not have_matplotlib():
@@ -125,8 +125,8 @@ def convergence_figure(
         for method, values in curves[setting].items():
             steps = np.arange(1, len(values) + 1)
             ax.plot(steps, values, label=method, marker="." if len(values) <= 50 else None)
-        if trained_steps:
-            ax.axvline(trained_steps, color="grey", linestyle="--", linewidth=0.8)
+        for mark in [trained_steps] if isinstance(trained_steps, int) else trained_steps or ():
+            ax.axvline(mark, color="grey", linestyle="--", linewidth=0.8)
         if longest > 50:
             ax.set_xscale("log")
         ax.set_title(setting, fontsize=10)

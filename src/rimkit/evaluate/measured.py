@@ -212,17 +212,16 @@ def run_measured(spec: Any, out: Path, baselines: Sequence[str], notes: list[str
             "holding them"
         )
     files = files[: spec.limit]
-    methods = [MeasuredMethod(name, _restore_run(baseline=name)) for name in baselines]
-    if spec.model is not None:
-        from rimkit.zoo import load_model
+    from rimkit.evaluate.runner import load_models
 
-        loaded = load_model(spec.model)
-        label = spec.label or (loaded.card.name if loaded.card else "rim")
+    methods = []
+    for (label, loaded), name in zip(load_models(spec), spec.models, strict=True):
         if loaded.model.channels == 1:
-            notes.append(
-                f"model {spec.model!r} is a gray model: it reconstructs the images as real"
-            )
-        methods.insert(0, MeasuredMethod(label, _restore_run(loaded.model, steps=spec.steps)))
+            notes.append(f"model {name!r} is a gray model: it reconstructs the images as real")
+        methods.append(MeasuredMethod(label, _restore_run(loaded.model, steps=spec.steps)))
+    methods += [MeasuredMethod(name, _restore_run(baseline=name)) for name in baselines]
+    if len({m.name for m in methods}) != len(methods):
+        raise ValueError(f"two methods share a name: {[m.name for m in methods]}; use --label")
     out.mkdir(parents=True, exist_ok=True)
     journal = out / "journal.jsonl"
     rows = evaluate_measured(
@@ -304,9 +303,9 @@ def _write(rows, out: Path, spec: Any, methods: list[str], notes: list[str], n_f
         for e in summary
     ]  # fmt: skip
     info = machine_info()
-    title = "rimkit eval: mri, measured k-space" + (
-        f", {spec.label or spec.model}" if spec.model else ""
-    )
+    from rimkit.evaluate.runner import eval_title
+
+    title = eval_title(spec, "rimkit eval: mri, measured k-space")
     md = [
         f"# {title}",
         "",
@@ -335,7 +334,7 @@ def _write(rows, out: Path, spec: Any, methods: list[str], notes: list[str], n_f
             "accelerations": list(spec.accelerations),
             "mask": spec.mask,
         },
-        "model": spec.model,
+        "model": spec.model if isinstance(spec.model, str | None) else list(spec.models),
         "command": spec.command_line(),
         "seed": spec.seed,
         "volumes": n_files,

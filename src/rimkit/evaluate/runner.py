@@ -915,8 +915,8 @@ class EvalSpec:
     task: str
     data: Path
     out: Path | None = None
-    model: str | None = None
-    label: str | None = None
+    model: str | Sequence[str] | None = None
+    label: str | Sequence[str] | None = None
     sigmas: tuple[float, ...] | None = None
     scales: tuple[int, ...] = (2, 3, 4)
     fractions: tuple[float, ...] = (0.5,)
@@ -947,11 +947,35 @@ class EvalSpec:
     resume: bool = False
     quiet: bool = False
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models to evaluate, in order (``model`` as a tuple)."""
+        if self.model is None:
+            return ()
+        return (str(self.model),) if isinstance(self.model, str | Path) else tuple(self.model)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The table names given for the models, in order (``label`` as a tuple; empty when
+        none is given: then each model gets its default name, see :func:`load_models`)."""
+        if self.label is None:
+            return ()
+        return (self.label,) if isinstance(self.label, str) else tuple(self.label)
+
+    def __post_init__(self) -> None:
+        if self.labels and len(self.labels) != len(self.models):
+            raise ValueError(
+                f"{len(self.labels)} --label for {len(self.models)} --model: give one --label "
+                "per --model, in the same order, or none"
+            )
+
     def command_line(self) -> str:
         """The ``rimkit eval`` command that reproduces this evaluation."""
         parts = ["rimkit", "eval", "--task", self.task, "--data", str(self.data)]
-        if self.model:
-            parts += ["--model", self.model]
+        for model in self.models:
+            parts += ["--model", model]
+        for label in self.labels:
+            parts += ["--label", label]
         if self.sigmas is not None:
             parts += ["--sigma", *(f"{s:g}" for s in self.sigmas)]
         if self.task == "sr":
@@ -1154,8 +1178,8 @@ def trained_sigma_range(
 def _check_out(spec: EvalSpec) -> Path:
     out = spec.out
     if out is None:
-        label = spec.label or (Path(spec.model).stem if spec.model else "baselines")
-        out = Path("evals") / f"{_slug(label)}-{spec.task}"
+        names = spec.labels or [Path(m).stem for m in spec.models] or ["baselines"]
+        out = Path("evals") / f"{_slug('_'.join(names))}-{spec.task}"
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} is a file; give a folder")
@@ -1184,11 +1208,30 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.=-]+", "_", text).replace("/", "_").strip("_") or "x"
 
 
-def _check_model(spec: EvalSpec, loaded: Any, notes: list[str]) -> int | None:
-    """The channel count images get for this model; errors and notes for what does not fit."""
+def load_models(spec: EvalSpec) -> list[tuple[str, Any]]:
+    """``(label, loaded)`` for each model of ``spec``, in order: the label given, else a
+    shipped model's name, else ``rim`` for a lone model and the file or folder name of one of
+    several."""
+    from rimkit.zoo import load_model
+
+    labels = spec.labels or (None,) * len(spec.models)
+    found = []
+    for name, label in zip(spec.models, labels, strict=True):
+        loaded = load_model(name)
+        if not label:
+            path = Path(name)
+            label = (loaded.card.name if loaded.card else None) or (
+                "rim" if len(spec.models) == 1 else path.stem if path.is_file() else path.name
+            )
+        found.append((label, loaded))
+    return found
+
+
+def _check_model(spec: EvalSpec, name: str, loaded: Any, notes: list[str]) -> int | None:
+    """The channel count images get for model ``name``; errors and notes for what does not
+    fit."""
     model, config = loaded.model, loaded.config
     cell = (config.get("model") or {}).get("cell")
-    name = spec.model
     trained_on = _training_overlap(spec.data, config.get("data") or {})
     if trained_on is not None:
         _note(
@@ -1291,7 +1334,7 @@ def run_eval(spec: EvalSpec) -> Path:
             f"running: {', '.join(names) or 'none'}"
         )
     check_baselines(names, spec.task)
-    if spec.model is None and not names:
+    if not spec.models and not names:
         raise ValueError("nothing to evaluate: give --model and/or --baselines")
     if spec.measured:
         from rimkit.evaluate.measured import run_measured
@@ -1300,23 +1343,25 @@ def run_eval(spec: EvalSpec) -> Path:
     protocols = make_protocols(spec)
     notes: list[str] = []
     methods: list[Method] = []
-    channels = None
-    trained = None
-    label = spec.label
-    if spec.model is not None:
-        from rimkit.zoo import load_model
-
-        loaded = load_model(spec.model)
-        notes.append(_weights_note(loaded))
-        channels = _check_model(spec, loaded, notes)
-        label = label or (loaded.card.name if loaded.card else "rim")
-        patch_task = spec.task in PATCH_TASKS
+    model_channels: dict[str, int | None] = {}
+    trained: dict[str, int | None] = {}
+    patch_task = spec.task in PATCH_TASKS
+    if spec.tile and patch_task and spec.models:
+        _note(notes, f"--tile is ignored for {spec.task} (its patches run whole)")
+    for (label, loaded), name in zip(load_models(spec), spec.models, strict=True):
+        notes.append(_weights_note(loaded, label if len(spec.models) > 1 else None))
+        model_channels[name] = _check_model(spec, name, loaded, notes)
         tile = None if patch_task else spec.tile
-        if spec.tile and patch_task:
-            _note(notes, f"--tile is ignored for {spec.task} (its patches run whole)")
         method = rim_method(loaded.model, label, spec.steps, spec.curve_steps, tile, spec.ensemble)
-        trained = method.trained_steps
+        trained[label] = method.trained_steps
         methods.append(method)
+    if len(set(model_channels.values())) > 1:
+        raise ValueError(
+            "the models restore images of different channels ("
+            + ", ".join(f"{n!r}: {c}" for n, c in model_channels.items())
+            + "); evaluate them in separate runs"
+        )
+    channels = next(iter(model_channels.values()), None)
     methods += [baseline_method(n, spec.task, spec.baseline_options.get(n)) for n in names]
     if len({m.name for m in methods}) != len(methods):
         raise ValueError(f"two methods share a name: {[m.name for m in methods]}; use --label")
@@ -1376,18 +1421,31 @@ def summary_tables(result: Evaluation) -> tuple[list[list[object]], list[list[ob
     return scores, timing
 
 
-def _weights_note(loaded: Any) -> str:
-    """Which weights were measured: a shipped model's name, else the file and its iteration
-    (a run folder loads ``model``, or ``best`` / ``last`` of an unfinished run)."""
+def eval_title(spec: EvalSpec, head: str) -> str:
+    """``head``, then the models' names (their labels, else as given), if any.
+
+    Example:
+        >>> eval_title(EvalSpec("denoise", Path("x"), model=["a", "runs/b"]), "rimkit eval")
+        'rimkit eval, a, runs/b'
+    """
+    names = spec.labels or spec.models
+    return head + (f", {', '.join(names)}" if names else "")
+
+
+def _weights_note(loaded: Any, label: str | None = None) -> str:
+    """Which weights were measured (as ``label`` in the tables, when given): a shipped
+    model's name, else the file and its iteration (a run folder loads ``model``, or ``best`` /
+    ``last`` of an unfinished run)."""
+    head = f"RIM weights{f' of {label}' if label else ''}: "
     if loaded.card is not None:
-        return f"RIM weights: the shipped model {loaded.card.name!r}"
+        return f"{head}the shipped model {loaded.card.name!r}"
     from rimkit.train.checkpoint import read_meta
 
     try:
         iteration = read_meta(loaded.source).get("iteration")
     except ValueError:
         iteration = None
-    return f"RIM weights: {loaded.source}" + (f" (iteration {iteration})" if iteration else "")
+    return f"{head}{loaded.source}" + (f" (iteration {iteration})" if iteration else "")
 
 
 def write_outputs(
@@ -1395,11 +1453,12 @@ def write_outputs(
     out: Path,
     spec: EvalSpec,
     protocols: Sequence[Protocol],
-    trained_steps: int | None,
+    trained_steps: dict[str, int | None],
     notes: list[str],
     n_images: int,
 ) -> dict[str, Path]:
-    """Write every result file of ``rimkit eval`` into ``out`` (each atomically)."""
+    """Write every result file of ``rimkit eval`` into ``out`` (each atomically);
+    ``trained_steps``: each RIM's trained ``T`` by its name in the tables."""
     files: dict[str, Path] = {}
     info = machine_info()
     command = spec.command_line()
@@ -1426,7 +1485,8 @@ def write_outputs(
     curve_csv = _csv_text(["setting", "method", "step", "psnr"], curve_rows)
     files["convergence_csv"] = atomic_write_text(out / "convergence.csv", curve_csv)
     images: list[tuple[str, Path]] = []
-    png = convergence_figure(result.curves, trained_steps) if result.curves else None
+    marks = sorted({t for t in trained_steps.values() if t})
+    png = convergence_figure(result.curves, marks) if result.curves else None
     if png is not None:
         files["convergence_png"] = atomic_write_bytes(out / "convergence.png", png)
         images.append(("PSNR against step t (mean over images)", files["convergence_png"]))
@@ -1448,7 +1508,7 @@ def write_outputs(
         images.append((f"{setting}: {case.image} (crop)", path))
 
     scores, timing = summary_tables(result)
-    title = f"rimkit eval: {spec.task}" + (f", {spec.label or spec.model}" if spec.model else "")
+    title = eval_title(spec, "rimkit eval: " + spec.task)
     provenance = [
         f"machine: {info['cpu']}, {info['cores']} cores ({info['threads']} torch threads), "
         f"torch {info['torch']}",
@@ -1456,8 +1516,11 @@ def write_outputs(
         f"command: {command}",
         f"seed: {spec.seed}; images: {n_images} from {spec.data}",
     ]
-    if trained_steps is not None:
-        provenance.append(f"RIM trained for T = {trained_steps} steps")
+    if len(trained_steps) == 1:
+        provenance.append(f"RIM trained for T = {next(iter(trained_steps.values()))} steps")
+    elif trained_steps:
+        each = ", ".join(f"{t} ({name})" for name, t in trained_steps.items())
+        provenance.append(f"RIMs trained for T = {each} steps")
     if spec.sigma_estimate is not None:
         provenance.append(
             f"blind: every method was told the noise level estimated from each measurement "
@@ -1472,8 +1535,8 @@ def write_outputs(
     summary = {
         "title": title,
         "task": spec.task,
-        "model": spec.model,
-        "label": spec.label,
+        "model": spec.model if isinstance(spec.model, str | None) else list(spec.models),
+        "label": spec.label if isinstance(spec.label, str | None) else list(spec.labels),
         "command": command,
         "seed": spec.seed,
         "images": n_images,
@@ -1482,7 +1545,11 @@ def write_outputs(
         "protocols": [p.describe() for p in protocols],
         "settings": result.settings,
         "methods": result.methods,
-        "trained_steps": trained_steps,
+        "trained_steps": next(iter(trained_steps.values())) if len(trained_steps) == 1 else None,
+        "models": [
+            {"model": model, "label": label, "trained_steps": steps}
+            for model, (label, steps) in zip(spec.models, trained_steps.items(), strict=True)
+        ],
         "summary": [
             {
                 k: (None if isinstance(v, float) and not math.isfinite(v) else v)
