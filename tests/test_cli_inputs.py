@@ -173,7 +173,8 @@ def test_bad_output_paths_fail_before_any_work(tmp_path, noisy, capsys, monkeypa
     monkeypatch.setattr(rimkit.pipeline, "restore", lambda *a, **k: pytest.fail("ran"))
     (tmp_path / "adir.png").mkdir()
     for output, message in [
-        (tmp_path / "o.gif", "unsupported output type '.gif'"),
+        (tmp_path / "o.gif", "does not write .gif (GIF keeps at most 256 colours)"),
+        (tmp_path / "o.xcf", "unsupported output type '.xcf'"),
         (tmp_path / "missing" / "o.png", "does not exist"),
         (tmp_path / "adir.png", "is a folder; give a file name"),
     ]:

@@ -164,3 +164,36 @@ def test_mri_k_space_from_a_picture_is_written_without_a_note(tmp_path, capsys):
     argv = ["degrade", tmp_path / "slice.png", tmp_path / "k.npy", "--task", "mri"]
     status, _, err = run(capsys, *argv)
     assert status == 0 and err == "" and np.iscomplexobj(np.load(tmp_path / "k.npy"))
+
+
+@pytest.mark.parametrize("name", ["c.webp", "g.webp", "g.gif", "c.gif", "g.pgm", "c.ppm", "c.pnm"])
+def test_webp_gif_and_netpbm_pictures_are_read_as_stored(tmp_path, name):
+    gray = (np.arange(48 * 64).reshape(48, 64) % 256).astype(np.uint8)
+    stored = np.stack([gray, 255 - gray, gray // 2], -1) if name[0] == "c" else gray
+    lossless = {"lossless": True} if name.endswith(".webp") else {}
+    Image.fromarray(stored).save(tmp_path / name, **lossless)
+    np.testing.assert_array_equal(io.read_image(tmp_path / name, counts=True), stored)
+    assert io.stored_white(tmp_path / name) == 255  # a gray WebP (stored as RGB) comes back gray
+
+
+def test_a_16_bit_pgm_is_read_on_its_own_maximum(tmp_path):
+    values = (np.arange(48 * 64).reshape(48, 64) % 4096).astype(">u2")
+    (tmp_path / "m.pgm").write_bytes(b"P5\n64 48\n4095\n" + values.tobytes())
+    np.testing.assert_allclose(io.read_image(tmp_path / "m.pgm"), values / 4095, atol=1e-4)
+
+
+def test_webp_and_netpbm_are_written_losslessly_and_gif_is_refused(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 24, 3)) / 255
+    for name, image in (("c.webp", rgb), ("g.webp", rgb[..., 0]), ("c.ppm", rgb)):
+        io.write_image(tmp_path / name, image)
+        np.testing.assert_allclose(io.read_image(tmp_path / name), image, atol=1e-12)
+    with pytest.raises(ValueError, match=r"does not write \.gif .*256 colours.*\.png"):
+        io.check_output(tmp_path / "o.gif")
+
+
+def test_animations_are_refused_not_cut_to_their_first_frame(tmp_path):
+    frames = [Image.fromarray(counts(seed=s).astype(np.uint8)) for s in range(3)]
+    for name in ("a.gif", "a.webp"):
+        frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:])
+        with pytest.raises(ValueError, match=r"holds 3 images \(an animation\).*own file"):
+            io.read_image(tmp_path / name)

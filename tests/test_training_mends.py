@@ -41,9 +41,9 @@ def test_nearly_black_images_and_left_out_files_are_noted(tmp_path):
     Image.fromarray(twelve_bit).save(tmp_path / "dim.png")
     Image.fromarray(np.round(_ramp() * 255).astype(np.uint8)).save(tmp_path / "ok.png")
     (tmp_path / "notes.txt").write_text("labels")  # not an image: no note
-    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "web.webp")
+    (tmp_path / "photo.heic").write_bytes(b"HEIC")  # a format Pillow does not read
     (tmp_path / "._ok.png").write_bytes(b"\x00\x05\x16\x07")  # macOS AppleDouble: skipped
-    with pytest.warns(UserWarning, match=r"1 image\(s\) in .* of a format not read here .*web"):
+    with pytest.warns(UserWarning, match=r"1 image\(s\) in .* of a format not read here .*photo"):
         files = list_images(tmp_path)
     assert [f.name for f in files] == ["dim.png", "ok.png"]
     with pytest.warns(UserWarning, match=r"1 of 2 image\(s\) in .* are nearly black .*'dim.png'"):

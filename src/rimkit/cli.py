@@ -35,11 +35,11 @@ DEGRADE_EXAMPLE = """examples:
   rimkit degrade galaxy.fits lensed.fits --task lensing --einstein-radius 0.45 --sigma 3
       # a FITS source in its own units (counts); --sigma in them too
 
-INPUT is a PNG/JPEG/TIFF/.npy/FITS file or example:NAME (a scikit-image image: camera,
-astronaut, hubble_deep_field, ...), or for mri measured k-space (a fastMRI .h5 file, a BART
-.cfl) to under-sample. OUTPUT .png/.jpg/.tif is written as 8 bits (clipped, rounded), .npy
-and .fits exactly. inpaint and mri also
-write the mask as OUTPUT-STEM-mask.png (white = observed)."""
+INPUT is a PNG/JPEG/TIFF/WebP/GIF/PGM/.npy/FITS file or example:NAME (a scikit-image image:
+camera, astronaut, hubble_deep_field, ...), or for mri measured k-space (a fastMRI .h5 file, a
+BART .cfl) to under-sample. OUTPUT .png/.jpg/.tif/.webp/.pgm is written as 8 bits (clipped,
+rounded), .npy and .fits exactly. inpaint and mri also write the mask as OUTPUT-STEM-mask.png
+(white = observed)."""
 
 
 TRAIN_EXAMPLE = """examples:
@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="image file or example:NAME; mri: also measured k-space (fastMRI .h5, BART .cfl), "
         "under-sampled by the mask",
     )
-    deg.add_argument("output", help="measurement file (.png, .jpg, .tif, .npy or .fits)")
+    deg.add_argument("output", help="measurement file (.png, .jpg, .tif, .webp, .npy, .fits, ...)")
     deg.add_argument(
         "--task", required=True, choices=TASKS, help="the forward model that degrades the image"
     )
@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="measurement: PNG/JPEG/TIFF/.npy/FITS (mri: complex k-space, .npy (H, W) or "
         "(coils, H, W), BART .cfl or a fastMRI .h5 file)",
     )
-    rec.add_argument("output", help="restored image (.png, .jpg, .tif, .npy or .fits)")
+    rec.add_argument("output", help="restored image (.png, .jpg, .tif, .webp, .npy, .fits, ...)")
     _add_measurement_arguments(rec)
     chooser = rec.add_mutually_exclusive_group()
     chooser.add_argument("--model", help="shipped model name, run folder or .safetensors file")

@@ -1,5 +1,5 @@
-"""Reading and writing images: PNG, JPEG, TIFF (8 or 16 bit), ``.npy`` and FITS, written
-atomically.
+"""Reading and writing images: PNG, JPEG, TIFF (8 or 16 bit), WebP, GIF (read only), PGM / PPM,
+``.npy`` and FITS, written atomically.
 
 Images come back as float64 numpy arrays of shape ``(H, W)`` (gray) or ``(H, W, C)``, with
 8- and 16-bit integers (files or ``uint8`` / ``uint16`` arrays) scaled to ``[0, 1]``; float
@@ -36,7 +36,13 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_SUFFIXES = (
+    ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pgm", ".ppm", ".pnm",
+)  # fmt: skip
+"""Picture files read through Pillow (TIFF through tifffile first); all but GIF are written
+too (WebP losslessly)."""
+UNWRITTEN_SUFFIXES = {".gif": "GIF keeps at most 256 colours"}
+"""Picture types read but not written, and why."""
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 """FITS files: values in the data's own units (e.g. counts), read and written as stored."""
 VALUE_SUFFIXES = (".npy", *FITS_SUFFIXES)
@@ -163,9 +169,16 @@ def _read_file(path: Path) -> tuple[np.ndarray, bool]:
             _refuse_what_pillow_cuts(img, path)
             img.load()
             array = np.asarray(img.convert("RGB") if img.mode in ("P", "CMYK", "YCbCr") else img)
+            if img.format == "WEBP" and array.shape[2:] == (3,) and _equal_channels(array):
+                array = array[..., 0]  # WebP stores gray as RGB
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"{str(path)!r} is not a readable image: {err}") from None
     return array, True
+
+
+def _equal_channels(array: np.ndarray) -> bool:
+    """Whether every channel of ``(H, W, C)`` equals the first."""
+    return bool((array == array[..., :1]).all())
 
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -216,11 +229,12 @@ def _read_tiff(path: Path) -> np.ndarray | None:
 
 
 def _refuse_what_pillow_cuts(img: Image.Image, path: Path) -> None:
-    """Refuse the pages of a TIFF stack after its first (Pillow would read the first alone);
-    note colour of 16 bits per channel, which Pillow reads as 8."""
-    if img.format == "TIFF" and getattr(img, "n_frames", 1) > 1:
+    """Refuse the pages of a TIFF stack or the frames of an animation after the first (Pillow
+    would read the first alone); note colour of 16 bits per channel, which Pillow reads as 8."""
+    if getattr(img, "n_frames", 1) > 1:
+        what = "a stack" if img.format == "TIFF" else "an animation"
         raise ValueError(
-            f"{str(path)!r} holds {img.n_frames} images (a stack); rimkit restores one 2-D "
+            f"{str(path)!r} holds {img.n_frames} images ({what}); rimkit restores one 2-D "
             "image at a time: save each as its own file"
         )
     rawmodes = [tile[3][0] if isinstance(tile[3], tuple) else tile[3] for tile in img.tile]
@@ -734,7 +748,8 @@ def write_image(
             Image.fromarray(to_uint16(array)).save(tmp, format="PNG")
         else:
             fmt = Image.registered_extensions()[suffix]
-            Image.fromarray(to_uint8(array)).save(tmp, format=fmt)
+            lossless = {"lossless": True} if fmt == "WEBP" else {}
+            Image.fromarray(to_uint8(array)).save(tmp, format=fmt, **lossless)
 
     atomic_write(path, save)
 
@@ -759,9 +774,16 @@ def check_output(path: str | os.PathLike, force: bool = False) -> Path:
     suffix = file_suffix(path)
     if path.is_dir():
         raise ValueError(f"output {str(path)!r} is a folder; give a file name")
-    if suffix not in (*IMAGE_SUFFIXES, *VALUE_SUFFIXES):
-        known = ", ".join((*IMAGE_SUFFIXES, *VALUE_SUFFIXES))
-        raise ValueError(f"unsupported output type {suffix!r} for {str(path)!r}; known: {known}")
+    known = [s for s in (*IMAGE_SUFFIXES, *VALUE_SUFFIXES) if s not in UNWRITTEN_SUFFIXES]
+    if suffix in UNWRITTEN_SUFFIXES:
+        raise ValueError(
+            f"rimkit does not write {suffix} ({UNWRITTEN_SUFFIXES[suffix]}): give {str(path)!r} "
+            "another type, e.g. .png"
+        )
+    if suffix not in known:
+        raise ValueError(
+            f"unsupported output type {suffix!r} for {str(path)!r}; known: {', '.join(known)}"
+        )
     if path.exists() and not force:
         raise ValueError(f"output {str(path)!r} exists; pass --force to overwrite it")
     if not path.parent.is_dir():

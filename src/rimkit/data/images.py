@@ -38,7 +38,7 @@ from rimkit.io import (
 FOLDER_SUFFIXES = (*IMAGE_SUFFIXES, ".npy", *FITS_SUFFIXES)
 
 OTHER_IMAGE_SUFFIXES = frozenset(
-    {".webp", ".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2", ".j2k", ".heic", ".heif", ".avif"}
+    {".pbm", ".jp2", ".j2k", ".heic", ".heif", ".avif"}
     | {".jxl", ".dng", ".cr2", ".nef", ".arw", ".raw", ".exr", ".hdr", ".dcm", ".nii", ".nii.gz"}
     | {".tga", ".psd", ".ico"}
 )
@@ -117,7 +117,8 @@ def list_images(root: str | os.PathLike) -> list[Path]:
     files = sorted(p for p in found if file_suffix(p) in FOLDER_SUFFIXES)
     if not files:
         raise ValueError(
-            f"no images in {str(root)!r}; expected PNG, JPEG, TIFF, .npy or FITS files inside it"
+            f"no images in {str(root)!r}; expected PNG, JPEG, TIFF, WebP, GIF, PGM, .npy or FITS "
+            "files inside it"
         )
     others = sorted(p for p in found if file_suffix(p) in OTHER_IMAGE_SUFFIXES)
     if others:
