@@ -233,15 +233,16 @@ def test_cli_reconstruct_writes_output_and_trajectory(tmp_path, measurement, cap
     model, _ = saved_model(tmp_path)
     out, gif = tmp_path / "clean.png", tmp_path / "steps.gif"
     args = ("reconstruct", measurement, out, "--task", "denoise", "--sigma", 25, "--model", model)
-    status, stdout, _ = _run(capsys, *args, "--trajectory", gif)
-    assert status == 0 and "3 steps" in stdout
+    status, stdout, err = _run(capsys, *args, "--trajectory", gif)
+    assert status == 0 and "3 steps" in stdout and "past the T" not in err
     assert np.asarray(Image.open(out)).shape == (24, 20)
     assert Image.open(gif).n_frames == 3
     status, _, err = _run(capsys, *args)
     assert status == 2 and "--force" in err
     frames = tmp_path / "frames"
-    assert _run(capsys, *args, "--force", "--trajectory", frames, "--steps", 5)[0] == 0
-    assert sorted(p.name for p in frames.iterdir())[-1] == "step-005.png"
+    status, _, err = _run(capsys, *args, "--force", "--trajectory", frames, "--steps", 5)
+    assert status == 0 and sorted(p.name for p in frames.iterdir())[-1] == "step-005.png"
+    assert f"--steps 5 runs '{model}' past the T = 3 steps it was trained for" in err
 
 
 @pytest.mark.parametrize(

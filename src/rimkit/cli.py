@@ -885,6 +885,14 @@ def _load_method(args: argparse.Namespace, image: np.ndarray) -> tuple[str, Any,
         return args.baseline, None, None, None
     name = args.model or _default_model(args.task, image)
     loaded = load_model(name, device=args.device)
+    trained = int(getattr(loaded.model, "train_steps", 0) or 0)
+    if args.steps and trained and args.steps > trained:
+        warnings.warn(
+            f"--steps {args.steps} runs {name!r} past the T = {trained} steps it was trained "
+            "for; its estimate may get worse there (--trajectory DIR writes every step)",
+            UserWarning,
+            stacklevel=2,
+        )
     return name, loaded.model, loaded.config, loaded.card
 
 
