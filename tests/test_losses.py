@@ -68,6 +68,7 @@ def test_uniform_weights_are_the_mean_over_steps(loss: str):
     torch.testing.assert_close(trajectory_loss(trajectory, target, loss=loss), per_step.mean())
     summed = trajectory_loss(trajectory, target, loss=loss, normalize=False)  # the paper's sum
     torch.testing.assert_close(summed, per_step.sum())
+    torch.testing.assert_close(trajectory_loss(trajectory, target, "sum", loss), per_step.sum())
     explicit = trajectory_loss(trajectory.estimates, target, weights=[0, 1, 0, 2], loss=loss)
     torch.testing.assert_close(explicit, per_step[1] + 2 * per_step[3])
 

@@ -144,8 +144,9 @@ class SuperResolutionCell(_CellBase):
     ``conv 3x3 (features) + tanh -> conv 3x3 dilation 2 (features) + tanh -> ConvGRU 3x3
     (hidden) -> conv 3x3 dilation 4 (features) + tanh -> conv 3x3 (out_channels)``.
 
-    The receptive field per step is 19 x 19 pixels, like the strided cell's, with no loss of
-    resolution and about an eighth of its parameters at the default widths (64, 64).
+    The receptive field per step is 19 x 19 pixels (the strided cell's: 9 x 9 to 11 x 11, by
+    the pixel's parity), with no loss of resolution and about an eighth of the strided cell's
+    parameters at the default widths (64, 64).
 
     Example:
         >>> import torch

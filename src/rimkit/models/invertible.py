@@ -25,11 +25,12 @@ state (``x0``) only, not the tensors a likelihood holds (``y``, ``sigma``, a lea
 operator's parameters): a run whose likelihood gradient depends on a tensor that requires
 grad is refused with a ``ValueError`` (set ``model.checkpoint = False`` to train through it).
 
-The weights are shared over the steps, so like the RIM it runs any number of steps (whether
-it holds past its training length is the training's doing: the shipped ``irim-denoise-gray``,
-trained for 8, does not). ``P``
-starts at zero (``W = I``) and the last convolution of every ``h`` at zero, so an untrained
-i-RIM leaves the estimate where it started.
+The weights are shared over the steps, so like the RIM it runs any number of steps (whether it
+holds past its training length is the training's doing: the shipped ``irim-denoise-gray``,
+trained for 8, does not); the i-RIM paper's reference code gives each step its own network
+instead, T times the parameters for a run of fixed length. ``P`` starts at zero (``W = I``) and
+the last convolution of every ``h`` at zero, so an untrained i-RIM leaves the estimate where it
+started.
 
 Example:
     >>> import torch

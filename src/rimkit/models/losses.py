@@ -3,13 +3,16 @@
 The paper trains on the sum over all steps of the MSE with weights 1. Here the weights of a
 named scheme are normalised to sum to 1 by default: the uniform loss is then the mean over
 steps, a constant factor ``1/T`` from the paper's sum that keeps the loss scale (and learning
-rate) independent of ``T``; pass ``normalize=False`` for the paper's weights of 1. Explicit
-weights are used as given unless ``normalize=True`` (see :func:`trajectory_loss`).
+rate) independent of ``T``; the scheme ``sum`` (or ``normalize=False``) gives the paper's
+weights of 1, whose gradient is ``T`` times larger (which matters where it is clipped, as
+``optim.clip_grad`` does). Explicit weights are used as given unless ``normalize=True`` (see
+:func:`trajectory_loss`).
 
 ==========  ====================================  =============================
 weights     ``w_t`` before normalising (t=1..T)   T=4, normalised
 ==========  ====================================  =============================
 uniform     1                                     .25 .25 .25 .25
+sum         1, never normalised (the paper's)     1 1 1 1
 final       1 if t == T else 0                    0 0 0 1
 linear      t / T                                 .1 .2 .3 .4
 log         10 ** ((t - T) / (T - 1)), 0.1 .. 1   log-spaced, last 10x first
@@ -42,7 +45,7 @@ from torch.nn import functional as F
 
 from rimkit.models.rim import Trajectory
 
-WEIGHT_SCHEMES = ("uniform", "final", "linear", "log")
+WEIGHT_SCHEMES = ("uniform", "final", "linear", "log", "sum")
 
 
 def step_weights(name: str, steps: int, normalize: bool = True) -> Tensor:
@@ -53,10 +56,14 @@ def step_weights(name: str, steps: int, normalize: bool = True) -> Tensor:
         [0.1, 0.2, 0.3, 0.4]
         >>> step_weights("uniform", 3, normalize=False).tolist()
         [1.0, 1.0, 1.0]
+        >>> step_weights("sum", 3).tolist()
+        [1.0, 1.0, 1.0]
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
     t = torch.arange(1, steps + 1, dtype=torch.float64)
+    if name == "sum":
+        return torch.ones(steps, dtype=torch.float64)
     if name == "uniform":
         w = torch.ones(steps, dtype=torch.float64)
     elif name == "final":

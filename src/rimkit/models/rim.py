@@ -8,7 +8,9 @@ and a cell ``g`` with state ``s``:
 
 The likelihood is any object with ``grad(x, eps)`` (:class:`rimkit.likelihood.Likelihood`),
 so the same weights run on denoising, inpainting, random projections or MRI. Its noise floor
-``eps`` is trained and lives in the model (:class:`rimkit.likelihood.NoiseFloor`).
+``eps`` is trained and lives in the model (:class:`rimkit.likelihood.NoiseFloor`). The gradient
+is not detached: back-propagation through time also runs through ``grad_x log p(y | x_t)`` (as
+in the i-RIM reference code), so training learns how each update changes the next gradient.
 
 Example:
     >>> import torch

@@ -9,7 +9,11 @@ Three ensembles, as in the RIM paper's compressed-sensing experiment:
 
 With these scalings ``E ||A x||^2 = ||x||^2`` for the matrix ensembles, and the Fourier rows
 are orthonormal. For a real image the DFT is conjugate-symmetric, so two drawn rows may carry
-the same information; the rows are drawn uniformly, as the paper describes.
+the same information; the rows are drawn uniformly, as the paper describes. So at one ``ratio``
+r the Fourier ensemble measures more than the matrix ones: ``2m`` real values, of which about
+``(2r - r^2) n`` are independent (about 520 of 1024 at r = 0.3, against the matrix ensembles' 307);
+it still restores images worse, since uniformly drawn frequencies seldom include the low ones
+where an image's energy lies (the mean is measured in a fraction r of the draws).
 
 Example:
     >>> import torch

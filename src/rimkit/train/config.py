@@ -100,6 +100,9 @@ class OptimConfig:
     ``max_train_steps`` (``None``: always ``model.train_steps``) unrolls each iteration a number
     of steps drawn uniformly from ``model.train_steps .. max_train_steps``, with the loss on
     every step, so the model learns to hold its estimate past the ``T`` it is run with.
+    ``step_weights`` weighs the loss of each step (:mod:`rimkit.models.losses`): ``uniform``
+    (the default) is the mean over steps, ``sum`` the paper's sum, ``T`` times larger, which
+    ``clip_grad`` (the norm the gradient is clipped to) then meets ``T`` times sooner.
     """
 
     iterations: int = 10000
