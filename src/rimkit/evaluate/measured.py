@@ -334,7 +334,7 @@ def _write(rows, out: Path, spec: Any, methods: list[str], notes: list[str], n_f
             "accelerations": list(spec.accelerations),
             "mask": spec.mask,
         },
-        "model": spec.model if isinstance(spec.model, str | None) else list(spec.models),
+        "model": spec.model_record()["model"],
         "command": spec.command_line(),
         "seed": spec.seed,
         "volumes": n_files,

@@ -969,6 +969,15 @@ class EvalSpec:
                 "per --model, in the same order, or none"
             )
 
+    def model_record(self) -> dict[str, Any]:
+        """``model`` and ``label`` as ``summary.json`` records them: a string for one model
+        given as one, else a list (``None`` where not given)."""
+        one = not isinstance(self.model, list | tuple)
+        return {
+            "model": (self.models[0] if one else list(self.models)) if self.models else None,
+            "label": (self.labels[0] if one else list(self.labels)) if self.labels else None,
+        }
+
     def command_line(self) -> str:
         """The ``rimkit eval`` command that reproduces this evaluation."""
         parts = ["rimkit", "eval", "--task", self.task, "--data", str(self.data)]
@@ -1535,8 +1544,7 @@ def write_outputs(
     summary = {
         "title": title,
         "task": spec.task,
-        "model": spec.model if isinstance(spec.model, str | None) else list(spec.models),
-        "label": spec.label if isinstance(spec.label, str | None) else list(spec.labels),
+        **spec.model_record(),
         "command": command,
         "seed": spec.seed,
         "images": n_images,
