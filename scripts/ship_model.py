@@ -172,6 +172,14 @@ def main() -> None:
     stem = args.run / ("best" if best else "last")
     meta = load_checkpoint(stem, model)
     last = read_meta(args.run / "last")
+    if best and meta["iteration"] != last["iteration"]:
+        print(
+            f"ship_model.py: note: shipping best (iteration {meta['iteration']}), not the last "
+            f"weights (iteration {last['iteration']}), which --model {args.run} loads: give "
+            f"scores measured with --model {args.run / 'best.safetensors'}, or ship "
+            "--checkpoint last",
+            file=sys.stderr,
+        )
     planned = config["optim"]["iterations"]
     if last["iteration"] < planned:
         print(

@@ -271,3 +271,19 @@ def test_each_shipped_card_states_the_network_cost_it_measures():
     assert round(inference_flops(model) / 1e9, 1) == cards["unrolled-denoise-gray"].inference_gflop
     assert cards["ffn-3task"].inference_gflop < cards["gdn-3task"].inference_gflop
     assert cards["gdn-3task"].inference_gflop < cards["3task"].inference_gflop  # no estimate in
+
+
+def test_shipping_a_best_that_is_not_the_last_says_which_weights_to_score(
+    image_folder, tmp_path, monkeypatch, capsys
+):
+    ship, run = _train_and_ship(image_folder, tmp_path, monkeypatch, "--recipe", "x.yaml")
+    capsys.readouterr()
+    base = [str(run), "tiny", "--task", "denoise", "--hardware", "CPU", "--recipe", "x.yaml"]
+    best = json.loads((run / "best.json").read_text())
+    best["iteration"] = 3  # an earlier best than the last weights (iteration 6)
+    (run / "best.json").write_text(json.dumps(best))
+    status, err = _ship_again(ship, monkeypatch, capsys, *base, "--force")
+    assert status == 0 and "shipping best (iteration 3), not the last weights (iteration 6)" in err
+    assert f"--model {run / 'best.safetensors'}" in err
+    status, err = _ship_again(ship, monkeypatch, capsys, *base, "--force", "--checkpoint", "last")
+    assert status == 0 and "shipping best" not in err
