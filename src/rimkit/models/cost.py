@@ -4,8 +4,9 @@ The count is ``torch.utils.flop_counter``'s (two per multiply-add of the convolu
 matrix products), over a denoising run of ``steps`` steps on a ``(1, C, height, width)``
 image; the forward model's own operations (an FFT, a blur) and the element-wise ones (the
 GRU's gates, the link) are left out, so it is the network's cost, the bulk of a RIM's. The
-RIM paper's image-restoration RIM (features 64, hidden 256, T = 20) needs about 3.4 TFLOP on
-a 481x321 BSD68 image; a model meant for a laptop's CPU wants about a tenth of that.
+RIM paper's image-restoration RIM (features 64, hidden 256, T = 20) needs 3.5 TFLOP on a
+481x321 BSD68 image; the shipped ``denoise-gray``, made for a laptop's CPU, needs 107 GFLOP,
+about a thirtieth of that.
 
 Example:
     >>> from rimkit.models import build_rim
