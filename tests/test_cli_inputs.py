@@ -167,6 +167,22 @@ def test_outputs_never_overwrite_inputs_even_with_force(tmp_path, noisy, capsys)
     assert status == 2 and "lies in the trajectory folder" in err
 
 
+def test_a_gif_trajectory_never_overwrites_a_gif_input_even_with_force(tmp_path, noisy, capsys):
+    gif = tmp_path / "in.gif"
+    with Image.open(noisy) as image:
+        image.save(gif)
+    before = digest(gif)
+    argv = ("reconstruct", gif, tmp_path / "out.png", *DENOISE, "--force")
+    status, _, err = run(capsys, *argv, "--trajectory", gif)
+    assert status == 2 and "is the file" in err and "choose another path" in err
+    mask = tmp_path / "mask.gif"
+    Image.fromarray(np.full((20, 24), 255, np.uint8)).save(mask)
+    argv = ("reconstruct", noisy, tmp_path / "o.png", "--task", "inpaint", "--mask", mask)
+    status, _, err = run(capsys, *argv, "--trajectory", tmp_path / "." / "mask.gif", "--force")
+    assert status == 2 and "is the file" in err
+    assert digest(gif) == before and Image.open(mask).n_frames == 1
+
+
 def test_bad_output_paths_fail_before_any_work(tmp_path, noisy, capsys, monkeypatch):
     import rimkit.pipeline
 

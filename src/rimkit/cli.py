@@ -484,11 +484,16 @@ def _lensing_setup(args: argparse.Namespace):  # -> LensingSetup | None
     return LensingSetup(lens, args.image_fov, args.source_fov, args.psf)
 
 
+def _same_file(first: str | Path, second: str | Path) -> bool:
+    """Whether two paths name one file (also through links)."""
+    a, b = Path(first), Path(second)
+    return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+
+
 def _check_paths(input_path: str, output_path: str) -> None:
     if input_path.startswith("example:"):
         return
-    src, dst = Path(input_path), Path(output_path)
-    if src.resolve() == dst.resolve() or (dst.exists() and src.exists() and src.samefile(dst)):
+    if _same_file(input_path, output_path):
         raise UsageError(f"OUTPUT {output_path!r} is the INPUT; choose another output path")
 
 
@@ -1227,6 +1232,13 @@ def check_trajectory_target(
 
     if target.suffix and target.suffix.lower() != ".gif":
         raise UsageError(f"--trajectory takes a .gif file or a folder, got {str(target)!r}")
+    for given in (*inputs, output):
+        if target.suffix and given and not str(given).startswith("example:"):
+            if _same_file(target, given):
+                raise UsageError(
+                    f"--trajectory {str(target)!r} is the file {str(given)!r} this command "
+                    "reads or writes; choose another path"
+                )
     if target.suffix and target.exists() and not force:
         raise UsageError(f"trajectory {str(target)!r} exists; pass --force to overwrite it")
     if not target.suffix:
