@@ -193,10 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     deg.add_argument("--kernel", help=KERNEL_HELP)
     deg.add_argument(
         "--boundary",
-        default="circular",
         choices=BOUNDARIES,
-        help="blur: circular (the image wraps around), zero, or valid (y keeps only the pixels "
-        "whose blur lies inside the image, so y is smaller by the kernel size minus one)",
+        help="blur: circular (the default: the image wraps around), zero, or valid (y keeps only "
+        "the pixels whose blur lies inside the image, so y is smaller by the kernel size less one)",
     )
     deg.add_argument("--quantize", action="store_true", help="round y to 8 bits (paper column)")
     deg.add_argument("--gray", action="store_true", help="convert an RGB input to gray first")
@@ -425,10 +424,9 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernel", help=KERNEL_HELP)
     parser.add_argument(
         "--boundary",
-        default="circular",
         choices=BOUNDARIES,
-        help="blur: how y was formed; valid (a photo: the scene goes on past its edges) "
-        "reconstructs x past y's edges and writes y's field of view",
+        help="blur: how y was formed (default circular); valid (a photo: the scene goes on past "
+        "its edges) reconstructs x past y's edges and writes y's field of view",
     )
     parser.add_argument("--tile", type=int, help="reconstruct in overlapping tiles of this size")
     parser.add_argument(
@@ -546,7 +544,7 @@ def _run_degrade(args: argparse.Namespace) -> None:
         acceleration=args.acceleration,
         mask=args.mask,
         kernel=kernel,
-        boundary=args.boundary,
+        boundary=_boundary(args),
         quantize=args.quantize,
         seed=args.seed,
         lensing=lensing,
@@ -760,6 +758,13 @@ def _undersample_kspace(args: argparse.Namespace, output: Path, mask_path: Path)
             )
 
 
+def _boundary(args: argparse.Namespace) -> str:
+    """``--boundary``, circular unless given; given for a task other than blur it is refused."""
+    if args.boundary is not None and args.task != "blur":
+        raise UsageError(f"--boundary applies to --task blur only, not {args.task}")
+    return args.boundary or "circular"
+
+
 def _read_kernel(text: str | None, task: str) -> np.ndarray | None:
     """``--kernel``: a kernel file (.npy or an image) or a named kernel such as ``motion:15:45``."""
     if text is None:
@@ -775,39 +780,16 @@ def _read_kernel(text: str | None, task: str) -> np.ndarray | None:
             message = f"--kernel {text!r} is neither a file nor a named kernel: {err}"
             raise UsageError(message) from None
     from rimkit.io import read_image
+    from rimkit.operators import checked_kernel
 
     kernel = read_image(text)
-    if kernel.ndim != 2 or np.iscomplexobj(kernel):
-        raise UsageError(f"the kernel in {text!r} must be a real 2-D array")
-    if kernel.min() < 0 or kernel.sum() <= 0:
-        raise UsageError(
-            f"the kernel in {text!r} must be non-negative with a positive sum (a blur's "
-            "point-spread function)"
-        )
-    total = float(kernel.sum())
-    if abs(total - 1) > 1e-6:
-        note = f"the kernel in {text!r} sums to {total:.6g}; it is normalised to sum 1"
-        warnings.warn(note, UserWarning, stacklevel=2)
-    _note_off_centre(kernel / total, text)
-    return kernel / total
-
-
-def _note_off_centre(kernel: np.ndarray, name: str) -> None:
-    """A note where a kernel's centre of mass lies over half a pixel from its centre pixel
-    ``(rows // 2, cols // 2)``, where the blur operator puts it: the result shifts by as much."""
-    rows, cols = np.indices(kernel.shape)
-    mass = (float((rows * kernel).sum()), float((cols * kernel).sum()))
-    centre = (kernel.shape[0] // 2, kernel.shape[1] // 2)
-    offset = (mass[0] - centre[0], mass[1] - centre[1])
-    if max(abs(offset[0]), abs(offset[1])) > 0.5:
-        warnings.warn(
-            f"the kernel in {name!r} has its centre of mass at pixel ({mass[0]:.1f}, "
-            f"{mass[1]:.1f}), {offset[0]:+.1f} rows and {offset[1]:+.1f} columns from its centre "
-            f"pixel {centre}: the result shifts by as much; centre the PSF there (np.roll) "
-            "if that is not meant",
-            UserWarning,
-            stacklevel=3,
-        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its notes come once, from degrade / restore
+        try:
+            checked_kernel(kernel, f"the kernel in {text!r}")
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    return kernel
 
 
 def _run_reconstruct(args: argparse.Namespace) -> None:
@@ -1019,7 +1001,7 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
         "scale": _sr_scale(args),
         "mask": mask,
         "kernel": _read_kernel(args.kernel, args.task),
-        "boundary": args.boundary,
+        "boundary": _boundary(args),
         "tile": args.tile,
         "lensing": lensing,
         "maps": maps,

@@ -21,7 +21,6 @@ import torch
 from rimkit.io import from_tensor, to_tensor
 from rimkit.noise import GaussianNoise, simulate
 from rimkit.operators import (
-    DEFAULT_KERNEL,
     MRI_MASKS,
     BicubicDownsample,
     Blur,
@@ -31,7 +30,7 @@ from rimkit.operators import (
     LensingSetup,
     LinearOperator,
     MultiCoilMRI,
-    kernel_from_spec,
+    blur_kernel,
     random_mask,
     synthetic_coil_maps,
 )
@@ -154,12 +153,29 @@ def lensing_operator(lensing: LensingSetup | None, shape: tuple[int, int]) -> Li
     """The lensing operator for an image of ``shape`` (source and image alike)."""
     if lensing is None:
         raise ValueError("lensing needs the lens: give --einstein-radius (and --axis-ratio, ...)")
+    if not isinstance(lensing, LensingSetup):
+        raise TypeError(
+            f"lensing takes a LensingSetup, e.g. LensingSetup(SIE(0.45)), got "
+            f"{type(lensing).__name__}"
+        )
     return lensing.operator(shape)
 
 
+def is_real_number(value: object) -> bool:
+    """Whether ``value`` is a Python or numpy integer or float (not a bool, a string, ...).
+
+    Example:
+        >>> [is_real_number(v) for v in (2, 2.5, np.float32(1), True, "2", 1j)]
+        [True, True, True, False, False, False]
+    """
+    number = (int, float, np.integer, np.floating)
+    return isinstance(value, number) and not isinstance(value, bool | np.bool_)
+
+
 def _check_scale(scale: int) -> int:
-    if isinstance(scale, bool) or not float(scale).is_integer() or scale < 1:
-        raise ValueError(f"scale must be an integer >= 1 (2, 3, 4, ...), got {scale}")
+    whole = is_real_number(scale) and math.isfinite(scale) and float(scale).is_integer()
+    if not (whole and scale >= 1):
+        raise ValueError(f"scale must be an integer >= 1 (2, 3, 4, ...), got {scale!r}")
     return int(scale)
 
 
@@ -208,8 +224,7 @@ def _operator(
     if task == "denoise":
         return Identity(), None
     if task == "blur":
-        k = kernel_from_spec(DEFAULT_KERNEL) if kernel is None else torch.as_tensor(kernel)
-        return Blur(k.double(), boundary=boundary), None
+        return Blur(blur_kernel(kernel).double(), boundary=boundary), None
     if task == "sr":
         return BicubicDownsample(scale), None
     if task == "inpaint":

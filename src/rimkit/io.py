@@ -679,6 +679,10 @@ def to_tensor(array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Te
     chw = array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
     if np.iscomplexobj(chw):
         dtype = torch.complex64 if dtype == torch.float32 else torch.complex128
+    if not chw.dtype.isnative:  # big-endian, as FITS files store them
+        chw = chw.astype(chw.dtype.newbyteorder("="))
+    if chw.dtype in (np.longdouble, np.clongdouble):  # torch has no extended precision
+        chw = chw.astype(np.complex128 if np.iscomplexobj(chw) else np.float64)
     return torch.from_numpy(np.ascontiguousarray(chw)).to(dtype)[None]
 
 

@@ -206,6 +206,11 @@ def _scattered(image: np.ndarray, observed: np.ndarray) -> float:
     from scipy.optimize import brentq
     from scipy.stats import gamma
 
+    if observed.sum() < LEAST_SCATTERED_PIXELS:  # before the windows grow to fit them
+        raise ValueError(
+            f"only {observed.sum()} observed pixels; estimating the noise level from scattered "
+            f"pixels needs at least {LEAST_SCATTERED_PIXELS}: give the noise level (--sigma)"
+        )
     unclipped = observed & _unclipped(image)
     if unclipped.sum() >= LEAST_SCATTERED_PIXELS:
         observed = unclipped

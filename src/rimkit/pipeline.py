@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -28,14 +29,13 @@ import torch
 
 from rimkit.background import sky_level
 from rimkit.color import rgb_to_ycbcr, ycbcr_to_rgb
-from rimkit.degrade import SIGMA_MAX, lensing_operator
+from rimkit.degrade import SIGMA_MAX, is_real_number, lensing_operator
 from rimkit.io import IMAGE_RANGE_LIMIT, check_image_range, from_tensor, to_tensor
 from rimkit.models import RIM
 from rimkit.models.opponent import OpponentColorRIM
 from rimkit.noise import warn_if_unit_scale
 from rimkit.noise_level import IMAGE_TASKS, estimate_noise_level
 from rimkit.operators import (
-    DEFAULT_KERNEL,
     MIN_CALIBRATION,
     BicubicDownsample,
     Blur,
@@ -48,11 +48,11 @@ from rimkit.operators import (
     MultiCoilMRI,
     RealImages,
     bicubic_upsample,
+    blur_kernel,
     calibration_side,
     calibration_size,
     coil_sensitivities,
     espirit_maps,
-    kernel_from_spec,
     magnitude,
     sampled_mask,
     with_image_phase,
@@ -144,7 +144,7 @@ def check_sigma(
             warn_if_unit_scale(float(np.median(sigma)), "restore's noise map", stacklevel=4)
         return sigma.astype(np.float64) * (255.0 / peak if units == "data" else 1.0)
     if units == "data" and not isinstance(sigma, str | type(None)):
-        if isinstance(sigma, bool) or not (math.isfinite(sigma) and sigma >= 0):
+        if not (is_real_number(sigma) and math.isfinite(sigma) and sigma >= 0):
             raise ValueError(f"sigma (in the data's units) must be a number >= 0, got {sigma}")
         if task != "mri" and sigma > peak:
             raise ValueError(
@@ -163,6 +163,8 @@ def check_sigma(
         return sigma
     if sigma is None:
         return "auto" if task == "denoise" else 0.0
+    if not is_real_number(sigma):
+        raise ValueError(f"sigma is a number (0-255 scale) or 'auto', got {sigma!r}")
     if not (math.isfinite(sigma) and 0 <= sigma <= SIGMA_MAX):
         other = "; data of another scale: units='data' (--units data) takes sigma in their units"
         raise ValueError(
@@ -186,12 +188,38 @@ def _operator(
     if task == "sr":
         return BicubicDownsample(scale)
     if task == "blur":
-        k = kernel_from_spec(DEFAULT_KERNEL) if kernel is None else torch.as_tensor(kernel)
-        k = k.to(torch.float32)
-        return Blur(k, boundary)
+        return Blur(blur_kernel(kernel).float(), boundary)
     if mask is None:
         raise ValueError(f"{task} needs the sampling mask: give --mask FILE (white = observed)")
     return Inpainting(_mask_tensor(mask, shape))
+
+
+def _check_mask_values(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) -> None:
+    """Refuse an image mask that is not an array of ``shape``, not real and finite, or that
+    marks no pixel as measured (none above 0.5).
+
+    Example:
+        >>> _check_mask_values(np.zeros((4, 4)), (4, 4))
+        Traceback (most recent call last):
+        ...
+        ValueError: the mask marks no pixel as measured (none above 0.5; white = measured): ...
+    """
+    if isinstance(mask, str | os.PathLike):
+        raise TypeError(
+            f"mask is an array (H, W) of 0 / 1, not a path ({str(mask)!r}): read the file with "
+            "rimkit.io.read_mask(path)"
+        )
+    values = np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask)
+    _mask_tensor(values if values.dtype.kind in "biuf" else values.real, shape)  # its shape
+    if values.dtype.kind not in "biuf":
+        raise ValueError(f"the mask holds {values.dtype} values; give 0 / 1 (white = measured)")
+    if not np.isfinite(values).all():
+        raise ValueError("the mask holds NaN or Inf values; give 0 / 1 (white = measured)")
+    if not (values > 0.5).any():
+        raise ValueError(
+            "the mask marks no pixel as measured (none above 0.5; white = measured): nothing to "
+            "restore"
+        )
 
 
 def _mask_tensor(mask: np.ndarray, shape: tuple[int, int], columns: bool = False) -> torch.Tensor:
@@ -289,6 +317,8 @@ def restore(
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    if mask is not None and task != "mri":
+        _check_mask_values(mask, np.shape(image)[:2])
     if photons is not None:
         _check_photon_counts(task, sigma, units, peak, background)
         kept = photons.stabilise(image)  # noise of sigma 1, nearly Gaussian
@@ -488,8 +518,9 @@ def _restore(
             f"a self-ensemble needs an operator that commutes with flips and rotations "
             f"({', '.join(ENSEMBLE_TASKS)}); {task} has none: use ensemble 1"
         )
-    if task == "sr" and (isinstance(scale, bool) or int(scale) != scale or scale < 2):
-        raise ValueError(f"scale must be an integer >= 2, got {scale}")
+    whole = is_real_number(scale) and math.isfinite(scale) and int(scale) == scale
+    if task == "sr" and not (whole and scale >= 2):
+        raise ValueError(f"scale must be an integer >= 2, got {scale!r}")
     if task == "sr" and scales and int(scale) not in scales:
         known = ", ".join(str(s) for s in scales)
         raise ValueError(f"the model was trained for scales {known}, not {int(scale)}")
@@ -520,7 +551,10 @@ def _restore(
         )
     h, w = image.shape[:2]
     if task == "sr" and min(h, w) * scale < 8:
-        raise ValueError(f"the image is {h}x{w}; too small to up-sample by {scale}")
+        raise ValueError(
+            f"the image is {h}x{w}; too small to up-sample by {int(scale)} (its shorter side "
+            f"times the scale must reach 8 pixels)"
+        )
     if task == "lensing":
         if tile is not None:
             raise ValueError("a lens maps the whole image: tiles do not apply; leave --tile out")

@@ -104,7 +104,8 @@ def initial_estimate(
     start = None if flat else _start_of(operator)
     if start is not None:
         x0 = start(operator, y)
-        return x0 if isinstance(operator, ComplexAsChannels) else x0.clamp(0, 1)
+        keep = isinstance(operator, ComplexAsChannels) or x0.is_complex()  # the RIM says why
+        return x0 if keep else x0.clamp(0, 1)
     shape_of = like if like is not None else operator.adjoint(y)
     return torch.full_like(shape_of, 0.5)
 

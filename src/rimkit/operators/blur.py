@@ -25,6 +25,8 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -46,7 +48,12 @@ def gaussian_kernel(std: float, size: int | None = None) -> Tensor:
     """
     if not (math.isfinite(std) and std > 0):
         raise ValueError(f"the Gaussian kernel's std must be finite and > 0, got {std}")
-    size = 2 * math.ceil(3 * std) + 1 if size is None else _check_size(size)
+    if size is None and 3 * std > MAX_KERNEL_SIZE:
+        raise ValueError(
+            f"a Gaussian of std {std:g} px needs a kernel wider than rimkit makes (at most "
+            f"{MAX_KERNEL_SIZE} px): give a smaller std"
+        )
+    size = _check_size(2 * math.ceil(3 * std) + 1 if size is None else size)
     r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(r**2) / (2 * std**2))
     k = g[:, None] * g[None, :]
@@ -79,7 +86,12 @@ def motion_kernel(length: float, angle: float = 0.0, size: int | None = None) ->
         raise ValueError(f"the motion length must be finite and >= 1 pixel, got {length}")
     if not math.isfinite(angle):
         raise ValueError(f"the motion angle must be finite, got {angle}")
-    size = 2 * math.ceil((length - 1) / 2) + 1 if size is None else _check_size(size)
+    if size is None and length > MAX_KERNEL_SIZE:
+        raise ValueError(
+            f"a motion of {length:g} px needs a kernel wider than rimkit makes (at most "
+            f"{MAX_KERNEL_SIZE} px): give a shorter one"
+        )
+    size = _check_size(2 * math.ceil((length - 1) / 2) + 1 if size is None else size)
     c = (size - 1) / 2
     t = torch.linspace(-(length - 1) / 2, (length - 1) / 2, max(2, int(8 * length)))
     theta = math.radians(angle)
@@ -137,6 +149,61 @@ def kernel_from_spec(spec: str) -> Tensor:
     return box_kernel(values[0])
 
 
+def checked_kernel(kernel: Any, name: str = "the kernel") -> Tensor:
+    """A blur's point-spread function given as an array, checked and normalised (float64):
+    real, 2-D, finite and non-negative with a positive sum, divided by that sum (with a note
+    where it is not 1); a note too where its centre of mass lies over half a pixel from its
+    centre pixel ``(kh // 2, kw // 2)``, where :class:`Blur` puts it. ``name`` names it in
+    messages.
+
+    Example:
+        >>> checked_kernel([[0.0, 1.0, 0.0]]).tolist()
+        [[0.0, 1.0, 0.0]]
+        >>> checked_kernel([[1.0, -1.0]])
+        Traceback (most recent call last):
+        ...
+        ValueError: the kernel must be non-negative with a positive sum (a blur's ...
+    """
+    import numpy as np
+
+    values = np.asarray(kernel.detach().cpu() if isinstance(kernel, Tensor) else kernel)
+    if values.ndim != 2 or values.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be a real 2-D array, got {values.dtype} {values.shape}")
+    values = values.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{name} holds NaN or Inf values")
+    _check_size(max(values.shape))
+    if values.min() < 0 or values.sum() <= 0:
+        raise ValueError(
+            f"{name} must be non-negative with a positive sum (a blur's point-spread function)"
+        )
+    total = float(values.sum())
+    if abs(total - 1) > 1e-6:
+        warnings.warn(
+            f"{name} sums to {total:.6g}; it is normalised to sum 1", UserWarning, stacklevel=2
+        )
+    values = values / total
+    rows, cols = np.indices(values.shape)
+    mass = (float((rows * values).sum()), float((cols * values).sum()))
+    centre = (values.shape[0] // 2, values.shape[1] // 2)
+    offset = (mass[0] - centre[0], mass[1] - centre[1])
+    if max(abs(offset[0]), abs(offset[1])) > 0.5:
+        warnings.warn(
+            f"{name} has its centre of mass at pixel ({mass[0]:.1f}, {mass[1]:.1f}), "
+            f"{offset[0]:+.1f} rows and {offset[1]:+.1f} columns from its centre pixel {centre}: "
+            "the result shifts by as much; centre the PSF there (np.roll) if that is not meant",
+            UserWarning,
+            stacklevel=2,
+        )
+    return torch.from_numpy(values)  # float64
+
+
+def blur_kernel(kernel: Any = None) -> Tensor:
+    """The kernel of a blur task: :data:`DEFAULT_KERNEL` for ``None``, else
+    :func:`checked_kernel` of the array given."""
+    return kernel_from_spec(DEFAULT_KERNEL) if kernel is None else checked_kernel(kernel)
+
+
 def valid_margins(kernel_shape: tuple[int, int]) -> tuple[int, int, int, int]:
     """``(top, bottom, left, right)``: the pixels of ``x`` past each edge of a ``valid`` blur's
     measurement, for a ``(kh, kw)`` kernel centred at ``(kh // 2, kw // 2)``.
@@ -149,9 +216,19 @@ def valid_margins(kernel_shape: tuple[int, int]) -> tuple[int, int, int, int]:
     return (kh - 1 - kh // 2, kh // 2, kw - 1 - kw // 2, kw // 2)
 
 
+MAX_KERNEL_SIZE = 4097
+"""The widest kernel made (px): a larger one would only allocate memory before an image of
+any size refused it."""
+
+
 def _check_size(size: int) -> int:
-    if isinstance(size, bool) or int(size) != size or size < 1:
+    if isinstance(size, bool) or not math.isfinite(size) or int(size) != size or size < 1:
         raise ValueError(f"kernel size must be a positive integer, got {size}")
+    if size > MAX_KERNEL_SIZE:
+        raise ValueError(
+            f"a kernel of {int(size)} px is larger than rimkit makes (at most {MAX_KERNEL_SIZE}) "
+            "and than the image it would blur: give a smaller one"
+        )
     return int(size)
 
 

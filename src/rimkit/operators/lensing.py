@@ -220,7 +220,8 @@ class Lensing(LinearOperator):
         x, y = angular_grid(image_size, image_fov, dtype=dtype)
         beta = lens.source_positions(x, y)
         op = cls(beta if beta.ndim == 4 else beta[None], source_size, source_fov)
-        op.einstein_radius = float(torch.as_tensor(lens.einstein_radius).detach().mean())
+        radius = torch.as_tensor(lens.einstein_radius, dtype=dtype).detach()
+        op.einstein_radius = float(radius.mean())
         return op
 
     def _batch(self, b: int) -> tuple[Tensor, Tensor]:

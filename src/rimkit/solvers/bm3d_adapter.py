@@ -108,6 +108,13 @@ class BM3D(Reconstructor):
             raise ValueError(f"BM3D needs the noise level sigma > 0 for every sample, got {sigma}")
         bm3d = import_bm3d()
         profile = self.package_profile(bm3d)
+        block = max(int(profile.bs_ht), int(profile.bs_wiener))
+        h, w = y.shape[-2:]
+        if min(h, w) < block or max(h, w) <= block:  # the package crashes on block x block
+            raise ValueError(
+                f"BM3D matches {block}x{block} blocks: it needs an image of at least "
+                f"{block}x{block + 1} pixels, got {h}x{w}; use another baseline such as tv"
+            )
         out = []
         for b in range(y.shape[0]):
             z = y[b].detach().to("cpu", torch.float64).permute(1, 2, 0).numpy()  # (H, W, C)

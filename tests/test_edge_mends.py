@@ -1,0 +1,172 @@
+"""Edge inputs an audit met (session 31): each gets a rimkit message, not a deep traceback, a
+hang, a crash or a silently wrong result. Everything runs on generated images."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from rimkit.degrade import degrade
+from rimkit.io import to_tensor
+from rimkit.noise_level import estimate_noise_level
+from rimkit.operators import SIE, Identity, LensingSetup, checked_kernel, kernel_from_spec
+from rimkit.pipeline import restore
+from rimkit.reconstruct import RIMReconstructor
+from rimkit.zoo import load_model
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    return np.random.default_rng(0).random((24, 24)) * 0.5 + 0.25
+
+
+@pytest.fixture(scope="module")
+def denoiser():
+    return load_model("denoise-gray").model
+
+
+@pytest.mark.parametrize(
+    ("mask", "message"),
+    [
+        (np.zeros((24, 24)), "marks no pixel as measured"),
+        (np.full((24, 24), 0.4), "marks no pixel as measured"),
+        (np.full((24, 24), np.nan), "NaN or Inf"),
+        (np.ones((24, 24), complex), "complex128 values"),
+        (np.ones((5, 5)), "give the mask written with this measurement"),
+    ],
+)
+@pytest.mark.parametrize("task", ["denoise", "inpaint"])
+def test_a_mask_that_measures_nothing_or_is_no_mask_is_refused(
+    image, denoiser, mask, message, task
+):
+    with pytest.raises(ValueError, match=message):
+        restore(image, task, denoiser, sigma=5.0, mask=mask)
+
+
+def test_a_mask_given_as_a_path_is_told_to_be_read(image, denoiser):
+    with pytest.raises(TypeError, match=r"not a path \('m.png'\).*read_mask"):
+        restore(image, "denoise", denoiser, sigma=5.0, mask="m.png")
+
+
+def test_estimating_sigma_from_a_handful_of_pixels_is_refused_at_once(image, denoiser):
+    one = np.zeros((64, 64))
+    one[30, 30] = 1
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"only 1 observed pixels.*give the noise level"):
+        restore(np.full((64, 64), 0.5), "denoise", denoiser, mask=one)
+    with pytest.raises(ValueError, match="only 0 observed pixels"):
+        estimate_noise_level(np.full((64, 64), 0.5), mask=np.zeros((64, 64), bool))
+    assert time.perf_counter() - start < 10  # the windows no longer grow to fit the pixels
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("gaussian:1e6", "std 1e\\+06 px needs a kernel wider than rimkit makes"),
+        ("box:1e9", "1000000000 px is larger than rimkit makes"),
+        ("motion:1e7:30", "motion of 1e\\+07 px needs a kernel wider"),
+    ],
+)
+def test_huge_named_kernels_are_refused_before_any_memory_is_taken(spec, message):
+    with pytest.raises(ValueError, match=message):
+        kernel_from_spec(spec)
+
+
+def test_a_lensing_psf_too_wide_is_refused(image):
+    with pytest.raises(ValueError, match="needs a kernel wider than rimkit makes"):
+        degrade(image, "lensing", lensing=LensingSetup(SIE(0.4), psf=1e6))
+
+
+@pytest.mark.parametrize(
+    ("kernel", "message"),
+    [
+        (np.zeros((3, 3)), "non-negative with a positive sum"),
+        (-np.ones((3, 3)) / 9, "non-negative with a positive sum"),
+        (np.ones((3, 3), complex) / 9, "real 2-D array"),
+        (np.full((3, 3), np.nan), "NaN or Inf"),
+        (np.ones(3), "real 2-D array"),
+    ],
+)
+def test_python_restore_and_degrade_check_a_kernel_as_the_cli_does(image, kernel, message):
+    deblur = load_model("deblur").model
+    with pytest.raises(ValueError, match=message):
+        restore(image, "blur", deblur, sigma=2.0, kernel=kernel)
+    with pytest.raises(ValueError, match=message):
+        degrade(image, "blur", kernel=kernel, sigma=2.0)
+
+
+def test_an_unnormalised_kernel_is_normalised_with_a_note(image):
+    with pytest.warns(UserWarning, match="sums to 9; it is normalised to sum 1"):
+        nine = degrade(image, "blur", kernel=np.ones((3, 3)), seed=0).measurement
+    one = degrade(image, "blur", kernel=np.ones((3, 3)) / 9, seed=0).measurement
+    np.testing.assert_allclose(nine, one)
+    with pytest.warns(UserWarning, match="centre of mass"):
+        checked_kernel(np.eye(1, 5, 4))  # all weight 2 px right of the centre
+
+
+def test_an_integer_einstein_radius_works_and_an_sie_alone_is_named(image):
+    lensing = load_model("lensing").model
+    setup = LensingSetup(SIE(einstein_radius=1))
+    assert restore(image, "lensing", lensing, sigma=2.0, lensing=setup).image.shape == (24, 24)
+    with pytest.raises(TypeError, match=r"takes a LensingSetup, e.g. LensingSetup\(SIE"):
+        restore(image, "lensing", lensing, sigma=2.0, lensing=SIE(0.45))
+
+
+@pytest.mark.parametrize("dtype", [">f8", ">f4", np.longdouble, ">u2"])
+def test_big_endian_and_extended_precision_arrays_are_taken(dtype):
+    values = np.arange(6).reshape(2, 3).astype(dtype)
+    np.testing.assert_array_equal(to_tensor(values)[0, 0].numpy(), np.arange(6).reshape(2, 3))
+
+
+def test_a_big_endian_image_restores_as_its_native_twin(image, denoiser):
+    ours = restore(image.astype(">f8"), "denoise", denoiser, sigma=25.0).image
+    np.testing.assert_array_equal(ours, restore(image, "denoise", denoiser, sigma=25.0).image)
+
+
+def test_complex_y_with_a_real_operator_is_told_what_to_wrap(denoiser):
+    y = torch.rand(2, 1, 16, 16).to(torch.complex64)
+    with pytest.raises(ValueError, match=r"x0 is complex.*ComplexAsChannels"):
+        RIMReconstructor(denoiser)(y, Identity(), 0.1)
+
+
+def test_bm3d_refuses_an_image_smaller_than_its_blocks_instead_of_crashing():
+    pytest.importorskip("bm3d")
+    from rimkit.solvers import BM3D
+
+    for shape in ((8, 8), (7, 30)):
+        with pytest.raises(ValueError, match=r"at least 8x9 pixels, got \d+x\d+.*such as tv"):
+            BM3D()(torch.rand(1, 1, *shape), Identity(), 0.1)
+    assert BM3D()(torch.rand(1, 1, 8, 9), Identity(), 0.1).final.shape == (1, 1, 8, 9)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda img, m: restore(img, "sr", m, scale="2"), r"integer >= 2, got '2'"),
+        (lambda img, m: degrade(img, "sr", scale="2"), r"integer >= 1 .*got '2'"),
+        (lambda img, m: restore(img, "denoise", m, sigma=True), "got True"),
+        (lambda img, m: restore(img, "denoise", m, sigma=1j), r"got 1j"),
+        (lambda img, m: restore(img[:3, :3], "sr", m, scale=2), "must reach 8 pixels"),
+    ],
+)
+def test_parameters_of_the_wrong_type_are_named(image, denoiser, call, message):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match=message):
+            call(image, denoiser)
+
+
+def test_boundary_for_a_task_other_than_blur_is_refused(tmp_path, image, capsys):
+    from PIL import Image
+
+    from rimkit.cli import main
+
+    Image.fromarray((image * 255).astype(np.uint8)).save(tmp_path / "in.png")
+    for command in ("degrade", "reconstruct"):
+        argv = [command, str(tmp_path / "in.png"), str(tmp_path / f"{command}.png")]
+        assert main([*argv, "--task", "denoise", "--sigma", "5", "--boundary", "valid"]) == 2
+        assert "--boundary applies to --task blur only, not denoise" in capsys.readouterr().err
