@@ -170,3 +170,16 @@ def test_boundary_for_a_task_other_than_blur_is_refused(tmp_path, image, capsys)
         argv = [command, str(tmp_path / "in.png"), str(tmp_path / f"{command}.png")]
         assert main([*argv, "--task", "denoise", "--sigma", "5", "--boundary", "valid"]) == 2
         assert "--boundary applies to --task blur only, not denoise" in capsys.readouterr().err
+
+
+def test_small_leftovers_of_the_edge_audit():
+    from rimkit.operators import random_mask, random_projection
+
+    assert random_mask((2, 1, 4, 4), 0.999).sum(dim=(1, 2, 3)).tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="whole sizes"):
+        random_projection("gaussian", (1, 4.5, 4), 0.5)
+    frozen = np.linspace(0, 1, 12).reshape(3, 4)
+    frozen.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's read-only warning is no note of ours
+        assert to_tensor(frozen).shape == (1, 1, 3, 4)

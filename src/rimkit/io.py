@@ -683,7 +683,10 @@ def to_tensor(array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Te
         chw = chw.astype(chw.dtype.newbyteorder("="))
     if chw.dtype in (np.longdouble, np.clongdouble):  # torch has no extended precision
         chw = chw.astype(np.complex128 if np.iscomplexobj(chw) else np.float64)
-    return torch.from_numpy(np.ascontiguousarray(chw)).to(dtype)[None]
+    chw = np.ascontiguousarray(chw)
+    if not chw.flags.writeable:  # torch warns of read-only memory; the caller's stays as it is
+        chw = chw.copy()
+    return torch.from_numpy(chw).to(dtype)[None]
 
 
 def from_tensor(x: torch.Tensor) -> np.ndarray:

@@ -23,17 +23,22 @@ def random_mask(
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """Draw a 0/1 mask of ``shape`` with exactly ``round(missing_fraction * H * W)`` zeros.
+    """Draw a 0/1 mask of ``shape`` with exactly ``round(missing_fraction * H * W)`` zeros,
+    at most ``H * W - 1``: one pixel at least stays measured.
 
     The same pixels are missing in every channel; each sample of the batch has its own mask.
     ``shape`` is ``(B, C, H, W)``; ``missing_fraction`` must lie in ``[0, 1)``.
+
+    Example:
+        >>> random_mask((1, 1, 4, 4), 0.999).sum().item()   # not round(15.98) = 16 missing
+        1.0
     """
     if len(shape) != 4:
         raise ValueError(f"mask shape must be (B, C, H, W), got {shape}")
     if not 0.0 <= float(missing_fraction) < 1.0:
         raise ValueError(f"missing fraction must lie in [0, 1), got {missing_fraction}")
     b, c, h, w = shape
-    n_missing = round(float(missing_fraction) * h * w)
+    n_missing = min(round(float(missing_fraction) * h * w), h * w - 1)
     order = torch.rand(b, h * w, generator=generator).argsort(dim=1)  # (B, H*W)
     keep = torch.ones(b, h * w, dtype=dtype)
     keep.scatter_(1, order[:, :n_missing], 0.0)

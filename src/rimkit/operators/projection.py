@@ -36,8 +36,9 @@ PROJECTION_KINDS = ("gaussian", "bernoulli", "fourier")
 
 
 def _check_image_shape(image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
-    if len(image_shape) != 3 or any(int(d) < 1 for d in image_shape):
-        raise ValueError(f"image_shape must be (C, H, W) with positive sizes, got {image_shape}")
+    whole = all(float(d).is_integer() for d in image_shape)
+    if len(image_shape) != 3 or not whole or any(int(d) < 1 for d in image_shape):
+        raise ValueError(f"image_shape must be (C, H, W) of whole sizes >= 1, got {image_shape}")
     return tuple(int(d) for d in image_shape)  # type: ignore[return-value]
 
 
