@@ -183,3 +183,13 @@ def test_small_leftovers_of_the_edge_audit():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # torch's read-only warning is no note of ours
         assert to_tensor(frozen).shape == (1, 1, 3, 4)
+
+
+@pytest.mark.parametrize(
+    ("shape", "hint"),
+    [((8, 8, 4), r"drop the alpha, a\[..., :3\]"), ((8, 8, 2), r"a\[..., 0\]"),
+     ((3, 8, 8), "np.moveaxis")],
+)  # fmt: skip
+def test_an_image_of_other_channels_gets_the_hint_that_fits(denoiser, shape, hint):
+    with pytest.raises(ValueError, match=hint):
+        restore(np.full(shape, 0.5), "denoise", denoiser, sigma=5.0)

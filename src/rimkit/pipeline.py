@@ -615,9 +615,11 @@ def _check_measurement(image: np.ndarray, task: str) -> None:
             "data of another scale with units='data'"
         )
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
+        alpha = {2: "gray and alpha: a[..., 0]", 4: "RGBA: drop the alpha, a[..., :3]"}
+        hint = alpha.get(image.shape[-1], "") if image.ndim == 3 else ""
         raise ValueError(
             f"the image has shape {image.shape}; restore takes (H, W) or (H, W, C) with C = 1 "
-            "or 3 (channels first: np.moveaxis(a, 0, -1))"
+            f"or 3 ({hint or 'channels first: np.moveaxis(a, 0, -1)'})"
         )
     check_image_range(image, "the image")
 
