@@ -512,3 +512,13 @@ def test_listing_the_models_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "False", "True", "True"]
+
+
+def test_the_operator_is_copied_to_the_models_device_never_moved():
+    from rimkit.operators import Blur, gaussian_kernel
+    from rimkit.reconstruct import in_model_dtype
+
+    blur = Blur(gaussian_kernel(1.0))
+    assert in_model_dtype(blur, torch.float32, "cpu") is blur  # already there: no copy
+    moved = in_model_dtype(blur, torch.float32, "meta")  # stands in for a GPU
+    assert moved.kernel.device.type == "meta" and blur.kernel.device.type == "cpu"

@@ -144,6 +144,31 @@ def test_ctrl_c_saves_the_iteration_under_way_and_the_run_resumes_to_the_same_we
     assert resumed["weights_sha256"] == whole["weights_sha256"]
 
 
+def test_sigterm_stops_after_the_iteration_under_way_and_saves_it(
+    image_folder, tmp_path, monkeypatch
+):
+    import os
+    import signal
+
+    from rimkit.train import ExperimentConfig, loop, train
+    from rimkit.train.checkpoint import read_meta
+
+    cfg = ExperimentConfig.from_dict(_recipe(image_folder, iterations=6, checkpoint_every=4))
+    steps = loop.unrolled_steps
+
+    def terminating(config, iteration):  # what timeout(1) sends, while iteration 2 runs
+        if iteration == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return steps(config, iteration)
+
+    monkeypatch.setattr(loop, "unrolled_steps", terminating)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(loop.TrainingInterrupted, match=r"saved at iteration 2"):
+        train(cfg, tmp_path / "cut", progress=False)
+    assert signal.getsignal(signal.SIGTERM) == before  # restored
+    assert read_meta(tmp_path / "cut" / "last")["iteration"] == 2
+
+
 def test_validation_covers_every_task_of_a_mixture():
     from dataclasses import dataclass
 
@@ -238,9 +263,14 @@ def test_review_mends_of_recipes_folders_and_interrupts(image_folder, tmp_path):
         warnings.simplefilter("error")  # a PDF is no image: no note
         assert [f.name for f in list_images(tmp_path / "imgs")] == ["a.png"]
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:  # a background job that ignores Ctrl-C keeps ignoring it
+    try:  # a background job that ignores Ctrl-C keeps ignoring it, and stops on SIGTERM
         with StopRequest() as stop:
-            assert not stop.active and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert stop.active and signal.getsignal(signal.SIGTERM) == stop._handle
+        terminated = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        with StopRequest() as stop:  # both ignored: nothing to handle
+            assert not stop.active
+        signal.signal(signal.SIGTERM, terminated)
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -306,3 +336,41 @@ def test_a_plain_ctrl_c_says_interrupted(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_run_models", interrupted)
     assert cli.main(["models"]) == 130
     assert capsys.readouterr().err == "rimkit: interrupted\n"
+
+
+def test_bf16_for_a_model_that_is_no_rim_trains_in_fp32_with_a_note(image_folder, tmp_path):
+    from rimkit.train import ExperimentConfig, train
+
+    recipe = _recipe(image_folder, iterations=2, precision="bf16")
+    recipe["model"] = {"variant": "unrolled", "features": 4, "hidden": 2, "train_steps": 2}
+    with pytest.warns(UserWarning, match="UnrolledProximalGradient trains in fp32"):
+        train(ExperimentConfig.from_dict(recipe), tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_a_gpu_run_may_continue_on_the_cpu(image_folder, tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from rimkit.cli import main
+    from rimkit.train import ExperimentConfig, train
+    from rimkit.train.checkpoint import read_meta
+
+    run = tmp_path / "run"
+    train(ExperimentConfig.from_dict(_recipe(image_folder, iterations=2)), run, progress=False)
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(run / "last.safetensors"), "pt") as handle:  # as scripts/gpu/ trains
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        meta = json.loads(handle.metadata()["meta"])
+    meta["config"]["optim"] |= {"device": "cuda", "precision": "bf16"}
+    save_file(tensors, str(run / "last.safetensors"), {"meta": json.dumps(meta)})
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    saved["optim"] |= {"device": "cuda", "precision": "bf16"}
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    argv = ["train", "--resume", str(run), "-q", "--set", "optim.iterations=4"]
+    status = main([*argv, "--set", "optim.device=cpu", "--set", "optim.precision=fp32"])
+    assert status == 0, capsys.readouterr().err
+    assert read_meta(run / "last")["iteration"] == 4

@@ -5,6 +5,8 @@
 # an earlier run: scripts/checkpoint_pieces.py join), the run continues instead. Writes to $OUT:
 # last/best weights, each Adam moment, config.yaml, log.csv (join them back with
 # `python scripts/checkpoint_pieces.py join PIECES runs/NAME`, then `rimkit train --resume`).
+# At the time limit timeout(1) sends SIGTERM: rimkit train saves the iteration under way and stops
+# (killed 60 s later if it has not); a recipe whose model is no RIM trains in fp32.
 set -uo pipefail
 config="$1"; seconds="${2:-480}"; shift 2 || shift $#
 out="${OUT:-/tmp/out}"; run="runs/gpu-$(basename "$config" .yaml)"
@@ -13,9 +15,9 @@ python3 -c "import torch, numpy, PIL, yaml, safetensors, tqdm, scipy; print('tor
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 if [ -d gpu-resume ]; then
   python3 scripts/checkpoint_pieces.py join gpu-resume "$run" || exit 4
-  timeout "$seconds" python3 -m rimkit train --resume "$run" -q "$@"
+  timeout -k 60 "$seconds" python3 -m rimkit train --resume "$run" -q "$@"
 else
-  timeout "$seconds" python3 -m rimkit train "$config" --out "$run" --force -q \
+  timeout -k 60 "$seconds" python3 -m rimkit train "$config" --out "$run" --force -q \
     --set optim.device="${DEVICE:-cuda}" --set optim.precision="${PRECISION:-bf16}" "$@"
 fi
 echo "train exit $? after ${SECONDS}s"

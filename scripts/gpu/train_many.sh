@@ -7,6 +7,8 @@
 #   bash scripts/gpu/train_many.sh SECONDS configs/3task-paper.yaml configs/gdn-3task-paper.yaml ...
 # Needs gpu-data/ (scripts/gpu/prepare.sh) carried along. A run whose gpu-resume/NAME/ is carried
 # (scripts/gpu/unpack.sh FILES_FOLDER of an earlier call's files) continues instead of starting.
+# At the time limit timeout(1) sends SIGTERM: rimkit train saves the iteration under way and stops
+# (killed 60 s later if it has not); a recipe whose model is no RIM trains in fp32.
 set -uo pipefail
 seconds="$1"; shift
 if (( $# < 1 || $# > 3 )); then
@@ -30,9 +32,9 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( $(nproc) / $# > 0 ? $(nproc) / $#
 for config in "$@"; do
   name="$(basename "$config" .yaml)"; run="runs/gpu-$name"
   if [ -d "gpu-resume/$name" ]; then
-    timeout "$seconds" python3 -m rimkit train --resume "$run" -q >"$run.console" 2>&1 &
+    timeout -k 60 "$seconds" python3 -m rimkit train --resume "$run" -q >"$run.console" 2>&1 &
   else
-    timeout "$seconds" python3 -m rimkit train "$config" --out "$run" --force -q \
+    timeout -k 60 "$seconds" python3 -m rimkit train "$config" --out "$run" --force -q \
       --set optim.device="${DEVICE:-cuda}" --set optim.precision="${PRECISION:-bf16}" \
       >"$run.console" 2>&1 &
   fi

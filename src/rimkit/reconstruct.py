@@ -228,7 +228,7 @@ class RIMReconstructor:
         y = y.to(device=param.device, dtype=dtype)
         if isinstance(x0, Tensor) and x0.is_floating_point():
             x0 = x0.to(device=param.device, dtype=param.dtype)
-        operator = in_model_dtype(operator.to(param.device), param.dtype)
+        operator = in_model_dtype(operator, param.dtype, param.device)
         if x0 is None:
             flat = getattr(self.model, "start", "task") == "flat"
             if not flat:
@@ -260,9 +260,12 @@ CASTS = {torch.float32: "float", torch.float64: "double", torch.float16: "half"}
 """The ``nn.Module`` method that casts a module's real tensors (only those) to a dtype."""
 
 
-def in_model_dtype(operator: LinearOperator, dtype: torch.dtype) -> LinearOperator:
-    """``operator``, or a copy of it whose real tensors are cast to ``dtype`` where some are
-    of another float type (a ``.double()`` operator for a float32 model); complex ones stay.
+def in_model_dtype(
+    operator: LinearOperator, dtype: torch.dtype, device: torch.device | str | None = None
+) -> LinearOperator:
+    """``operator``, or a copy of it on ``device`` (default: where it is) whose real tensors
+    are cast to ``dtype`` where some are of another float type (a ``.double()`` operator for a
+    float32 model); complex ones stay. The caller's operator is never moved or cast.
 
     Example:
         >>> from rimkit.operators import Blur, gaussian_kernel
@@ -271,9 +274,13 @@ def in_model_dtype(operator: LinearOperator, dtype: torch.dtype) -> LinearOperat
         (torch.float32, torch.float64)
     """
     tensors = [*operator.parameters(), *operator.buffers()]
-    if all(t.dtype == dtype for t in tensors if t.is_floating_point()):
+    device = torch.device(device) if device is not None else None
+    moved = device is not None and any(t.device != device for t in tensors)
+    if not moved and all(t.dtype == dtype for t in tensors if t.is_floating_point()):
         return operator
-    return getattr(copy.deepcopy(operator), CASTS.get(dtype, str(dtype)[6:]))()
+    kept = copy.deepcopy(operator)
+    kept = kept.to(device) if moved else kept
+    return getattr(kept, CASTS.get(dtype, str(dtype)[6:]))()
 
 
 class CountingLikelihood:
@@ -378,7 +385,7 @@ def reconstruct_tiled(
             weight = torch.outer(
                 _ramp(traj.final.shape[-2], overlap, i == 0, i == len(rows) - 1),
                 _ramp(traj.final.shape[-1], overlap, j == 0, j == len(cols) - 1),
-            ).to(traj.final.dtype)  # (tile, tile)
+            ).to(device=traj.final.device, dtype=traj.final.dtype)  # (tile, tile)
             if out is None:
                 shape = (*traj.final.shape[:2], h * scale + top + bottom, w * scale + left + right)
                 out = [traj.final.new_zeros(shape) for _ in traj.estimates]

@@ -338,15 +338,21 @@ def train(
     model = model_cfg.build().to(device)
     if optim_cfg.init and not resume:
         start_from(model, optim_cfg.init, cfg.model)
-    if optim_cfg.precision == "bf16":
-        if not isinstance(model, RIM):
-            raise ValueError("optim.precision bf16 is for RIMs; train this model in fp32")
+    if optim_cfg.precision == "bf16" and not isinstance(model, RIM):
+        warnings.warn(
+            f"optim.precision bf16 runs a RIM's cell under autocast; this "
+            f"{type(model).__name__} trains in fp32",
+            UserWarning,
+            stacklevel=2,
+        )
+    elif optim_cfg.precision == "bf16":
         model.cell_dtype = torch.bfloat16
     optimizer = torch.optim.Adam(
         model.parameters(), lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay
     )
     task = build_tasks(cfg.tasks)
     patches, val_x = _load_patches(cfg)
+    val_x = val_x.to(device)  # (N, C, P, P), on the model's device for every validation
     sampler = PatchSampler(
         patches, optim_cfg.batch_size, optim_cfg.seed, rank=dist.rank, world=dist.world
     )
@@ -484,11 +490,12 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 class StopRequest:
-    """While active (one process, the main thread, Ctrl-C not ignored), a first Ctrl-C asks
-    the training loop to stop after the iteration under way, which it saves
-    (:class:`TrainingInterrupted`); a second stops at once. A distributed run stops at once, as
-    before (its processes could stop at different iterations), and resumes from its last
-    checkpoint.
+    """While active (one process, the main thread), a first Ctrl-C (SIGINT) or SIGTERM (what
+    ``timeout``, ``kill`` and cluster schedulers send) asks the training loop to stop after the
+    iteration under way, which it saves (:class:`TrainingInterrupted`); a second stops at once.
+    A signal the process ignores stays ignored (a background job ignores Ctrl-C). A distributed
+    run stops at once, as before (its processes could stop at different iterations), and
+    resumes from its last checkpoint.
 
     Example:
         >>> with StopRequest(active=False) as stop:
@@ -496,30 +503,34 @@ class StopRequest:
         False
     """
 
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
     def __init__(self, active: bool = True) -> None:
         self.active = active and threading.current_thread() is threading.main_thread()
         self.requested = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        again = "Ctrl-C again" if signum == signal.SIGINT else "the signal again"
         print(
-            "\nstopping after this iteration, which is saved (Ctrl-C again to stop now)",
+            f"\nstopping after this iteration, which is saved ({again} to stop now)",
             file=sys.stderr,
         )
 
     def __enter__(self) -> StopRequest:
-        if self.active and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-            self.active = False  # a background job that ignores Ctrl-C keeps ignoring it
         if self.active:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in self.SIGNALS:
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._handle)
+        self.active = bool(self._previous)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.active:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 def unrolled_steps(cfg: ExperimentConfig, iteration: int) -> int:
@@ -704,12 +715,16 @@ RESUMABLE_CHANGES = {
     "optim.iterations",
     "optim.threads",
     "optim.tensorboard",
+    "optim.device",
+    "optim.precision",
     "data.train",
     "data.val",
     "data.root",
 }
-"""Config keys a resumed run may change: how long, how many threads, what it logs, and where
-its images now lie (the same images, moved: a run resumed in another folder or machine)."""
+"""Config keys a resumed run may change: how long, how many threads, what it logs, what it
+runs on (a GPU run continued on a CPU: the random draws stay those of the seed and
+iteration), and where its images now lie (the same images, moved: a run resumed in another
+folder or machine)."""
 
 
 def _changed_keys(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
