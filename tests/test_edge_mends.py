@@ -193,3 +193,18 @@ def test_small_leftovers_of_the_edge_audit():
 def test_an_image_of_other_channels_gets_the_hint_that_fits(denoiser, shape, hint):
     with pytest.raises(ValueError, match=hint):
         restore(np.full(shape, 0.5), "denoise", denoiser, sigma=5.0)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "bernoulli", "fourier"])
+def test_a_projection_drawn_for_a_device_is_the_cpu_draw_on_the_cpu(kind):
+    from rimkit.operators import random_projection
+
+    def draw(device):
+        op = random_projection(
+            kind, (1, 8, 8), 0.3, 2, torch.Generator().manual_seed(3), device=device
+        )
+        return [t.clone() for t in op.buffers()]
+
+    assert all(torch.equal(a, b) for a, b in zip(draw(None), draw("cpu"), strict=True))
+    fallback = draw("meta")  # a device without a generator of its own: drawn on the CPU
+    assert fallback[0].device.type == "cpu" and not torch.equal(fallback[0], draw(None)[0])

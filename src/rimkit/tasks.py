@@ -279,8 +279,9 @@ class ProjectionTask:
     def sample(self, x: Tensor, generator: torch.Generator) -> Measurement:
         kind = self.kinds[int(torch.randint(len(self.kinds), (1,), generator=generator))]
         ratio = float(_uniform(self.ratio, 1, generator))
-        op = random_projection(kind, tuple(x.shape[1:]), ratio, len(x), generator, x.dtype)
-        op = op.to(device=x.device)
+        shape = tuple(x.shape[1:])
+        op = random_projection(kind, shape, ratio, len(x), generator, x.dtype, x.device)
+        op = op.to(device=x.device)  # where the device has no generator, drawn on the CPU
         sigma255 = _uniform(self.sigma, len(x), generator)
         if self.sigma_units == "image":
             sigma255 = sigma255 * rms_row_norm(op, len(x)).to(sigma255)

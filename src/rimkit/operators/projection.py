@@ -169,11 +169,15 @@ def random_projection(
     batch: int = 1,
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
 ) -> LinearOperator:
     """Draw a random projection of ``kind`` (gaussian, bernoulli, fourier) for ``batch`` samples.
 
     ``m = max(1, round(ratio * n))`` rows for ``n = C * H * W`` and ``0 < ratio <= 1``; with
-    ``batch > 1`` each sample gets its own draw. Deterministic for a seeded ``generator``.
+    ``batch > 1`` each sample gets its own draw. Deterministic for a seeded ``generator``. On a
+    ``device`` other than the CPU the draw is made there, by a generator of that device seeded
+    from ``generator`` (a batch of matrices is up to ``B x n x n`` numbers: drawn on one CPU
+    thread it would keep a GPU waiting); on the CPU it is the same draw as without ``device``.
     """
     if kind not in PROJECTION_KINDS:
         raise ValueError(f"unknown projection {kind!r}; known: {', '.join(PROJECTION_KINDS)}")
@@ -184,12 +188,30 @@ def random_projection(
     image_shape = _check_image_shape(image_shape)
     n = math.prod(image_shape)
     m = max(1, round(float(ratio) * n))
+    generator, device = _generator_on(generator, device)
     if kind == "fourier":
-        rows = torch.rand(batch, n, generator=generator).argsort(dim=1)[:, :m]
+        rows = torch.rand(batch, n, generator=generator, device=device).argsort(dim=1)[:, :m]
         return FourierProjection(rows, image_shape)
     if kind == "gaussian":
-        matrix = torch.randn(batch, m, n, generator=generator, dtype=dtype) / math.sqrt(m)
+        draw = torch.randn(batch, m, n, generator=generator, dtype=dtype, device=device)
+        matrix = draw / math.sqrt(m)
     else:
-        signs = torch.randint(0, 2, (batch, m, n), generator=generator).to(dtype) * 2 - 1
-        matrix = signs / math.sqrt(m)
+        bits = torch.randint(0, 2, (batch, m, n), generator=generator, device=device)
+        matrix = (bits.to(dtype) * 2 - 1) / math.sqrt(m)
     return MatrixProjection(matrix, image_shape)
+
+
+def _generator_on(
+    generator: torch.Generator | None, device: torch.device | str | None
+) -> tuple[torch.Generator | None, torch.device | None]:
+    """The generator and device a draw is made with: ``generator`` on the CPU; elsewhere a
+    generator of ``device`` seeded by one number drawn from ``generator`` (if any), or the CPU
+    where that device has no generator of its own."""
+    device = torch.device(device) if device is not None else None
+    if device is None or device.type == "cpu":
+        return generator, device
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    try:
+        return torch.Generator(device=device).manual_seed(seed), device
+    except RuntimeError:  # no generator there: draw on the CPU (the caller moves the operator)
+        return torch.Generator().manual_seed(seed), None
