@@ -1,10 +1,12 @@
-"""Make the held-out image folder that model cards and notes call "the 13 held-out images".
+"""Make the folder of the 13 held-out BSDS500-test images that model cards and notes use.
 
     python scripts/held_out.py /tmp/heldout            # then: rimkit eval --data /tmp/heldout ...
 
 The images are those of ``train/BSDS500-test`` (under ``$RIMKIT_DATA``, else ``../shared/data``)
 sorted by file name, every 16th from the first: 13 of the 200, never used to train a shipped
-model (validation only). The folder gets symbolic links to them, nothing copied.
+model (validation only). The folder gets symbolic links to them, nothing copied. Notes written
+before session 31 speak of 12 held-out images, by an earlier choice no script recorded (see the
+preamble of BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -172,7 +172,8 @@ def main() -> None:
     stem = args.run / ("best" if best else "last")
     meta = load_checkpoint(stem, model)
     last = read_meta(args.run / "last")
-    if best and meta["iteration"] != last["iteration"]:
+    lone_best = not (args.run / "model.safetensors").exists()  # then --model RUN loads best
+    if best and meta["iteration"] != last["iteration"] and not lone_best:
         print(
             f"ship_model.py: note: shipping best (iteration {meta['iteration']}), not the last "
             f"weights (iteration {last['iteration']}), which --model {args.run} loads: give "

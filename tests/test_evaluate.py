@@ -800,3 +800,24 @@ def test_an_mri_method_of_ones_own_may_return_a_magnitude_or_complex_image(form)
     image = np.linspace(0.1, 1, 24 * 24).reshape(24, 24)
     result = evaluate([("ramp", image)], [MRIProtocol(4.0)], [Method("mine", exact)])
     assert result.summary()[0]["psnr"] > 50  # the truth in each form (8-bit scoring: 58.9)
+
+
+def test_eval_takes_models_as_paths_a_label_alone_and_refuses_boundary_off_blur(
+    tmp_path, folder, capsys, monkeypatch
+):
+    model = _model(tmp_path, [{"name": "denoise", "sigma": [0, 55]}])
+    spec = runner.EvalSpec(
+        "denoise", folder, out=tmp_path / "two", model=[model, model], label=["a", "b"],
+        sigmas=(25.0,), baselines=(), limit=1, quiet=True,
+    )  # fmt: skip
+    summary = json.loads((runner.run_eval(spec) / "summary.json").read_text())
+    assert summary["model"] == [str(model)] * 2 and summary["methods"] == ["a", "b"]
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["--task", "denoise", "--data", folder, "--sigma", 25, "--limit", 1, "-q"]
+    status, _, err = run_eval(capsys, *argv, "--label", "mine", "--baselines", "tv",
+                              "--baseline-option", "tv.iterations=2")  # fmt: skip
+    assert status == 0, err
+    assert (tmp_path / "evals" / "mine-denoise" / "summary.md").is_file()
+    status, _, err = run_eval(capsys, *argv, "--boundary", "circular", "--baselines", "tv")
+    assert status == 2 and "--boundary applies to --task blur only" in err

@@ -213,8 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument(
         "input",
-        help="measurement: PNG/JPEG/TIFF/.npy/FITS (mri: complex k-space, .npy (H, W) or "
-        "(coils, H, W), BART .cfl or a fastMRI .h5 file)",
+        help="measurement: PNG/JPEG/TIFF/WebP/GIF/PGM/.npy/FITS (mri: complex k-space, .npy "
+        "(H, W) or (coils, H, W), BART .cfl or a fastMRI .h5 file)",
     )
     rec.add_argument("output", help="restored image (.png, .jpg, .tif, .webp, .npy, .fits, ...)")
     _add_measurement_arguments(rec)
@@ -249,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     cmp.add_argument(
-        "input", help="measurement: PNG/JPEG/TIFF/.npy/FITS (mri: k-space, also .cfl/.h5)"
+        "input",
+        help="measurement: PNG/JPEG/TIFF/WebP/GIF/PGM/.npy/FITS (mri: k-space, also .cfl/.h5)",
     )
     _add_measurement_arguments(cmp)
     cmp.add_argument(
@@ -1409,10 +1410,14 @@ def _levels(level: float | np.ndarray) -> str:
 
 
 def _note_printer(command: str) -> Callable[..., None]:
-    """``warnings.showwarning`` for the command line: one line, ``rimkit CMD: note: ...``."""
+    """``warnings.showwarning`` for the command line: one line, ``rimkit CMD: note: ...``, each
+    distinct note once (``compare`` restores once per method, each call noting alike)."""
+    shown: set[str] = set()
 
     def show(message: Warning | str, *args: Any, **kwargs: Any) -> None:
-        print(f"rimkit {command}: note: {message}", file=sys.stderr)
+        if str(message) not in shown:
+            shown.add(str(message))
+            print(f"rimkit {command}: note: {message}", file=sys.stderr)
 
     return show
 

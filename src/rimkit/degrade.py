@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from dataclasses import dataclass
 
@@ -162,14 +163,16 @@ def lensing_operator(lensing: LensingSetup | None, shape: tuple[int, int]) -> Li
 
 
 def is_real_number(value: object) -> bool:
-    """Whether ``value`` is a Python or numpy integer or float (not a bool, a string, ...).
+    """Whether ``value`` is a real number: a Python, numpy or ``fractions`` one, or a 0-d
+    numpy array or tensor of one (not a bool, a string, a complex number, ...).
 
     Example:
-        >>> [is_real_number(v) for v in (2, 2.5, np.float32(1), True, "2", 1j)]
-        [True, True, True, False, False, False]
+        >>> [is_real_number(v) for v in (2, 2.5, np.float32(1), np.array(2), True, "2", 1j)]
+        [True, True, True, True, False, False, False]
     """
-    number = (int, float, np.integer, np.floating)
-    return isinstance(value, number) and not isinstance(value, bool | np.bool_)
+    if isinstance(value, np.ndarray | torch.Tensor) and value.ndim == 0:
+        value = value.item()
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
 def _check_scale(scale: int) -> int:

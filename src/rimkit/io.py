@@ -230,8 +230,9 @@ def _read_tiff(path: Path) -> np.ndarray | None:
 
 def _refuse_what_pillow_cuts(img: Image.Image, path: Path) -> None:
     """Refuse the pages of a TIFF stack or the frames of an animation after the first (Pillow
-    would read the first alone); note colour of 16 bits per channel, which Pillow reads as 8."""
-    if getattr(img, "n_frames", 1) > 1:
+    would read the first alone; a camera's JPEG with extra pictures, MPO, reads its first, the
+    photo); note colour of 16 bits per channel, which Pillow reads as 8."""
+    if getattr(img, "n_frames", 1) > 1 and img.format != "MPO":  # MPO: a camera's JPEG + extras
         what = "a stack" if img.format == "TIFF" else "an animation"
         raise ValueError(
             f"{str(path)!r} holds {img.n_frames} images ({what}); rimkit restores one 2-D "
@@ -728,6 +729,9 @@ def write_image(
         raise ValueError(f"complex data cannot be stored as {suffix}; write a .npy file")
     if suffix != ".npy" and not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
         raise ValueError(f"an image file holds gray or RGB; got an array of shape {array.shape}")
+    netpbm = {".pgm": (2, "gray", ".ppm"), ".ppm": (3, "colour", ".pgm")}.get(suffix)
+    if netpbm and np.ndim(array) != netpbm[0]:
+        raise ValueError(f"a {suffix} file holds {netpbm[1]} images: write this one as {netpbm[2]}")
     fits = _astropy_fits() if suffix in FITS_SUFFIXES else None
     if fits is not None and array.ndim != 2:
         raise ValueError(

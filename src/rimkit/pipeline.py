@@ -317,7 +317,8 @@ def restore(
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
-    if mask is not None and task != "mri":
+    plausible = np.ndim(image) == 2 or (np.ndim(image) == 3 and np.shape(image)[2] in (1, 3))
+    if mask is not None and task != "mri" and plausible:  # else the image's shape is refused
         _check_mask_values(mask, np.shape(image)[:2])
     if photons is not None:
         _check_photon_counts(task, sigma, units, peak, background)

@@ -106,8 +106,8 @@ def list_images(root: str | os.PathLike) -> list[Path]:
         )
     if not root.is_dir():
         raise ValueError(
-            f"image folder {str(root)!r} does not exist; give a folder of PNG/JPEG/TIFF/.npy "
-            "images (e.g. ../shared/data/train/BSDS300-train)"
+            f"image folder {str(root)!r} does not exist; give a folder of PNG/JPEG/TIFF/WebP/GIF/"
+            "PGM/.npy/FITS images (e.g. ../shared/data/train/BSDS300-train)"
         )
     found = [
         p

@@ -143,10 +143,9 @@ def register(
     )
     parser.add_argument(
         "--boundary",
-        default="circular",
         choices=BOUNDARIES,
-        help="blur: how y is formed; valid: only the pixels whose blur lies inside the image "
-        "(a photo), scored on that field of view",
+        help="blur: how y is formed (default circular); valid: only the pixels whose blur lies "
+        "inside the image (a photo), scored on that field of view",
     )
     parser.add_argument(
         "--kinds",
@@ -321,6 +320,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     """The :class:`~rimkit.evaluate.runner.EvalSpec` of parsed ``rimkit eval`` arguments."""
     from rimkit.evaluate.runner import EvalSpec
 
+    if args.boundary is not None and args.task != "blur":
+        raise ValueError(f"--boundary applies to --task blur only, not {args.task}")
     for name in ("steps", "curve_steps", "patches", "tile", "limit", "threads"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -337,7 +338,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         scales=tuple(args.scale),
         fractions=tuple(args.fraction),
         **({"kernels": tuple(args.kernel)} if args.kernel else {}),  # else EvalSpec's default
-        boundary=args.boundary,
+        **({"boundary": args.boundary} if args.boundary else {}),  # else EvalSpec's circular
         kinds=tuple(args.kinds),
         ratios=tuple(args.ratio),
         einstein_radii=tuple(args.einstein_radius),

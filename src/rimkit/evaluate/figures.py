@@ -125,7 +125,8 @@ def convergence_figure(
         for method, values in curves[setting].items():
             steps = np.arange(1, len(values) + 1)
             ax.plot(steps, values, label=method, marker="." if len(values) <= 50 else None)
-        for mark in [trained_steps] if isinstance(trained_steps, int) else trained_steps or ():
+        marks = [trained_steps] if np.ndim(trained_steps) == 0 else trained_steps
+        for mark in (m for m in marks if m):
             ax.axvline(mark, color="grey", linestyle="--", linewidth=0.8)
         if longest > 50:
             ax.set_xscale("log")

@@ -334,7 +334,7 @@ def _write(rows, out: Path, spec: Any, methods: list[str], notes: list[str], n_f
             "accelerations": list(spec.accelerations),
             "mask": spec.mask,
         },
-        "model": spec.model_record()["model"],
+        **spec.model_record(),
         "command": spec.command_line(),
         "seed": spec.seed,
         "volumes": n_files,

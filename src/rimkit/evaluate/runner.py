@@ -952,7 +952,8 @@ class EvalSpec:
         """The models to evaluate, in order (``model`` as a tuple)."""
         if self.model is None:
             return ()
-        return (str(self.model),) if isinstance(self.model, str | Path) else tuple(self.model)
+        models = [self.model] if isinstance(self.model, str | Path) else self.model
+        return tuple(str(m) for m in models)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -960,10 +961,11 @@ class EvalSpec:
         none is given: then each model gets its default name, see :func:`load_models`)."""
         if self.label is None:
             return ()
-        return (self.label,) if isinstance(self.label, str) else tuple(self.label)
+        return (self.label,) if isinstance(self.label, str) else tuple(map(str, self.label))
 
     def __post_init__(self) -> None:
-        if self.labels and len(self.labels) != len(self.models):
+        one_name = not self.models and len(self.labels) == 1  # baselines only: the folder's
+        if self.labels and len(self.labels) != len(self.models) and not one_name:
             raise ValueError(
                 f"{len(self.labels)} --label for {len(self.models)} --model: give one --label "
                 "per --model, in the same order, or none"
@@ -1223,7 +1225,7 @@ def load_models(spec: EvalSpec) -> list[tuple[str, Any]]:
     several."""
     from rimkit.zoo import load_model
 
-    labels = spec.labels or (None,) * len(spec.models)
+    labels = (spec.labels if spec.models else ()) or (None,) * len(spec.models)
     found = []
     for name, label in zip(spec.models, labels, strict=True):
         loaded = load_model(name)

@@ -6,7 +6,7 @@ image; the forward model's own operations (an FFT, a blur) and the element-wise 
 GRU's gates, the link) are left out, so it is the network's cost, the bulk of a RIM's. The
 RIM paper's image-restoration RIM (features 64, hidden 256, T = 20) needs 3.5 TFLOP on a
 481x321 BSD68 image; the shipped ``denoise-gray``, made for a laptop's CPU, needs 107 GFLOP,
-about a thirtieth of that.
+1/33 of that.
 
 Example:
     >>> from rimkit.models import build_rim

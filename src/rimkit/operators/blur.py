@@ -166,13 +166,17 @@ def checked_kernel(kernel: Any, name: str = "the kernel") -> Tensor:
     """
     import numpy as np
 
-    values = np.asarray(kernel.detach().cpu() if isinstance(kernel, Tensor) else kernel)
+    if isinstance(kernel, Tensor):
+        kernel = kernel.detach().cpu()
+        kernel = kernel.double() if kernel.is_floating_point() else kernel  # bfloat16 too
+    values = np.asarray(kernel)
     if values.ndim != 2 or values.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be a real 2-D array, got {values.dtype} {values.shape}")
     values = values.astype(np.float64)
     if not np.isfinite(values).all():
         raise ValueError(f"{name} holds NaN or Inf values")
     _check_size(max(values.shape))
+    values = np.where(np.abs(values) <= 1e-9 * np.abs(values).max(), 0.0, values)  # round-off
     if values.min() < 0 or values.sum() <= 0:
         raise ValueError(
             f"{name} must be non-negative with a positive sum (a blur's point-spread function)"
