@@ -176,10 +176,24 @@ def test_webp_gif_and_netpbm_pictures_are_read_as_stored(tmp_path, name):
     assert io.stored_white(tmp_path / name) == 255  # a gray WebP (stored as RGB) comes back gray
 
 
-def test_a_16_bit_pgm_is_read_on_its_own_maximum(tmp_path):
+def test_a_12_bit_pgm_is_read_on_its_own_maximum_in_image_units(tmp_path):
     values = (np.arange(48 * 64).reshape(48, 64) % 4096).astype(">u2")
     (tmp_path / "m.pgm").write_bytes(b"P5\n64 48\n4095\n" + values.tobytes())
     np.testing.assert_allclose(io.read_image(tmp_path / "m.pgm"), values / 4095, atol=1e-4)
+    assert io.stored_white(tmp_path / "m.pgm") == 65535  # Pillow's 16 bits (io docstring)
+
+
+def test_gray_pictures_stored_as_colour_come_back_gray(tmp_path):
+    from PIL import Image
+
+    gray = np.random.default_rng(3).integers(0, 256, (32, 40), dtype=np.uint8)
+    Image.fromarray(gray).convert("RGB").save(tmp_path / "lossy.webp", quality=90)
+    assert io.read_image(tmp_path / "lossy.webp").ndim == 2
+    palette = Image.fromarray(gray // 32 * 32).convert("P", palette=Image.Palette.ADAPTIVE)
+    palette.save(tmp_path / "p.gif")
+    with Image.open(tmp_path / "p.gif") as opened:
+        assert opened.mode == "P"
+    assert io.read_image(tmp_path / "p.gif").ndim == 2
 
 
 def test_webp_and_netpbm_are_written_losslessly_and_gif_is_refused(tmp_path):

@@ -168,7 +168,7 @@ def test_a_scattered_mask_gets_an_estimate_from_local_plane_fits(observed, sigma
 
 def test_a_scattered_mask_with_too_few_observed_pixels_is_refused():
     mask = np.random.default_rng(4).random((40, 40)) < 0.3  # about 480 observed pixels
-    with pytest.raises(ValueError, match=r"only \d+ observed pixels.*give the noise level"):
+    with pytest.raises(ValueError, match=r"only \d+ observed pixel\(s\).*give the noise level"):
         estimate_noise_level(noisy(np.zeros((40, 40)), 0.1) * mask, mask=mask)
 
 

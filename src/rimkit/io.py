@@ -1,5 +1,6 @@
 """Reading and writing images: PNG, JPEG, TIFF (8 or 16 bit), WebP, GIF (read only), PGM / PPM,
-``.npy`` and FITS, written atomically.
+``.npy`` and FITS, written atomically. (A PGM / PPM of a maximum other than 255 or 65535, e.g.
+4095, comes as Pillow scales it, to 16 bits: its counts are those, not the file's.)
 
 Images come back as float64 numpy arrays of shape ``(H, W)`` (gray) or ``(H, W, C)``, with
 8- and 16-bit integers (files or ``uint8`` / ``uint16`` arrays) scaled to ``[0, 1]``; float
@@ -169,16 +170,18 @@ def _read_file(path: Path) -> tuple[np.ndarray, bool]:
             _refuse_what_pillow_cuts(img, path)
             img.load()
             array = np.asarray(img.convert("RGB") if img.mode in ("P", "CMYK", "YCbCr") else img)
-            if img.format == "WEBP" and array.shape[2:] == (3,) and _equal_channels(array):
-                array = array[..., 0]  # WebP stores gray as RGB
+            gray_as_rgb = {"WEBP": 2, "GIF": 0}.get(img.format)  # levels apart (lossy WebP)
+            if gray_as_rgb is not None and array.shape[2:] == (3,):
+                if _equal_channels(array, gray_as_rgb):
+                    array = array[..., 0]  # WebP stores gray as RGB, a GIF as a palette
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"{str(path)!r} is not a readable image: {err}") from None
     return array, True
 
 
-def _equal_channels(array: np.ndarray) -> bool:
-    """Whether every channel of ``(H, W, C)`` equals the first."""
-    return bool((array == array[..., :1]).all())
+def _equal_channels(array: np.ndarray, within: int = 0) -> bool:
+    """Whether every channel of ``(H, W, C)`` integers lies ``within`` levels of the first."""
+    return bool((np.abs(array.astype(np.int64) - array[..., :1]) <= within).all())
 
 
 TIFF_SUFFIXES = (".tif", ".tiff")

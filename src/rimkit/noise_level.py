@@ -208,7 +208,7 @@ def _scattered(image: np.ndarray, observed: np.ndarray) -> float:
 
     if observed.sum() < LEAST_SCATTERED_PIXELS:  # before the windows grow to fit them
         raise ValueError(
-            f"only {observed.sum()} observed pixels; estimating the noise level from scattered "
+            f"only {observed.sum()} observed pixel(s); estimating the noise level from scattered "
             f"pixels needs at least {LEAST_SCATTERED_PIXELS}: give the noise level (--sigma)"
         )
     unclipped = observed & _unclipped(image)

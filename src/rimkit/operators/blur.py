@@ -230,8 +230,8 @@ def _check_size(size: int) -> int:
         raise ValueError(f"kernel size must be a positive integer, got {size}")
     if size > MAX_KERNEL_SIZE:
         raise ValueError(
-            f"a kernel of {int(size)} px is larger than rimkit makes (at most {MAX_KERNEL_SIZE}) "
-            "and than the image it would blur: give a smaller one"
+            f"a kernel of {int(size)} px is larger than rimkit makes (at most {MAX_KERNEL_SIZE} "
+            "px): give a smaller one"
         )
     return int(size)
 
