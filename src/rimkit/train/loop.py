@@ -722,9 +722,9 @@ RESUMABLE_CHANGES = {
     "data.root",
 }
 """Config keys a resumed run may change: how long, how many threads, what it logs, what it
-runs on (a GPU run continued on a CPU: the random draws stay those of the seed and
-iteration), and where its images now lie (the same images, moved: a run resumed in another
-folder or machine)."""
+runs on (a GPU run continued on a CPU; its random projections are then drawn by the CPU's
+generator, other draws stay those of the seed and iteration), and where its images now lie
+(the same images, moved: a run resumed in another folder or machine)."""
 
 
 def _changed_keys(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
