@@ -487,3 +487,17 @@ def test_rim_inference_matches_its_training_forward(cell: str, variant: str, ima
         inferred = rim(likelihood).stacked()
     assert trained.requires_grad
     torch.testing.assert_close(inferred, trained.detach(), atol=1e-5, rtol=0)
+
+
+def test_the_gru_state_keeps_its_dtype_under_autocast_with_and_without_autograd():
+    from rimkit.models.convgru import ConvGRU
+
+    torch.manual_seed(0)
+    cell = ConvGRU(2, 4)
+    x, h = torch.rand(1, 2, 8, 8), torch.rand(1, 4, 8, 8)  # a state past the first step
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        trained = cell(x.requires_grad_(), h)
+        with torch.no_grad():
+            validated = cell(x.detach(), h)
+    assert trained.dtype == validated.dtype == torch.float32  # as in training, so in validation
+    torch.testing.assert_close(validated, trained.detach(), atol=1e-2, rtol=0)

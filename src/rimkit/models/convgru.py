@@ -100,6 +100,8 @@ class ConvGRU(nn.Module):
         zr = self.gate_conv(h).add_(a[:, : 2 * k]).sigmoid_()  # (B, 2 hidden, H, W)
         z, r = zr[:, :k], zr[:, k:]
         n = tanh_(self.candidate_conv(r * h).add_(a[:, 2 * k :]))  # (B, hidden, H, W)
+        if n.dtype != h.dtype:  # under autocast: keep the state's dtype, as forward does
+            return h + z * (n - h)
         return n.sub_(h).mul_(z).add_(h)  # h + z (n - h)
 
     def extra_repr(self) -> str:
