@@ -28,6 +28,7 @@ import math
 import warnings
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
@@ -164,8 +165,6 @@ def checked_kernel(kernel: Any, name: str = "the kernel") -> Tensor:
         ...
         ValueError: the kernel must be non-negative with a positive sum (a blur's ...
     """
-    import numpy as np
-
     if isinstance(kernel, Tensor):
         kernel = kernel.detach().cpu()
         kernel = kernel.double() if kernel.is_floating_point() else kernel  # bfloat16 too
@@ -221,8 +220,8 @@ def valid_margins(kernel_shape: tuple[int, int]) -> tuple[int, int, int, int]:
 
 
 MAX_KERNEL_SIZE = 4097
-"""The widest kernel made (px): a larger one would only allocate memory before an image of
-any size refused it."""
+"""The widest kernel made (px), so that a mistyped size (``box:1e9``) is refused before it
+takes the memory."""
 
 
 def _check_size(size: int) -> int:
