@@ -209,8 +209,7 @@ def _check_mask_values(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) 
             f"mask is an array (H, W) of 0 / 1, not a path ({str(mask)!r}): read the file with "
             "rimkit.io.read_mask(path)"
         )
-    values = np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask)
-    _mask_tensor(values if values.dtype.kind in "biuf" else values.real, shape)  # its shape
+    values = _mask_of_shape(mask, shape)
     if values.dtype.kind not in "biuf":
         raise ValueError(f"the mask holds {values.dtype} values; give 0 / 1 (white = measured)")
     if not np.isfinite(values).all():
@@ -225,6 +224,13 @@ def _check_mask_values(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) 
 def _mask_tensor(mask: np.ndarray, shape: tuple[int, int], columns: bool = False) -> torch.Tensor:
     """``(1, 1, H, W)`` of 0 / 1 from a mask array (numpy or torch) of ``shape``, observed
     where above 0.5; ``columns``: a 1-D mask of the ``W`` columns is taken for every row."""
+    mask = _mask_of_shape(mask, shape, columns)
+    return torch.from_numpy((mask > 0.5).astype(np.float32))[None, None]  # (1, 1, H, W)
+
+
+def _mask_of_shape(mask: np.ndarray, shape: tuple[int, int], columns: bool = False) -> np.ndarray:
+    """``mask`` (numpy or torch) as a numpy array of ``shape``, else the error that says which
+    mask to give; ``columns``: a 1-D mask of the ``W`` columns is taken for every row."""
     mask = np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask)
     if columns and mask.ndim == 1 and mask.shape[0] == shape[1]:
         mask = np.broadcast_to(mask, shape)
@@ -234,7 +240,7 @@ def _mask_tensor(mask: np.ndarray, shape: tuple[int, int], columns: bool = False
             f"the mask has shape {mask.shape} but the measurement is {shape[0]}x{shape[1]}; "
             f"give the mask written with this measurement ({shape[0]}, {shape[1]}){columns_too}"
         )
-    return torch.from_numpy((mask > 0.5).astype(np.float32))[None, None]  # (1, 1, H, W)
+    return mask
 
 
 def restore(
