@@ -307,6 +307,19 @@ def test_a_double_operator_runs_with_a_float_rim_and_stays_double():
     assert trajectory.estimates[-1].dtype == torch.float32 and blur.kernel.dtype == torch.float64
 
 
+def test_a_half_precision_rim_is_told_to_cast_and_cell_dtype_runs_instead():
+    from rimkit.reconstruct import RIMReconstructor
+
+    y = torch.rand(1, 1, 16, 16)
+    for cast in (torch.float16, torch.bfloat16):
+        rim = build_rim(features=4, hidden=4, train_steps=2).to(cast)
+        with pytest.raises(ValueError, match=r"weights are b?float16; .*model\.float\(\)"):
+            RIMReconstructor(rim)(y, Identity(), 0.1)
+    rim = build_rim(features=4, hidden=4, train_steps=2)
+    rim.cell_dtype = torch.bfloat16
+    assert RIMReconstructor(rim)(y, Identity(), 0.1).final.dtype == torch.float32
+
+
 def test_rim_reconstructor_points_a_non_linear_model_to_autograd_likelihood():
     from rimkit.reconstruct import RIMReconstructor
 

@@ -339,6 +339,23 @@ def test_cli_reconstruct_refuses_a_scale_the_model_was_not_trained_for(tmp_path,
     assert _run(capsys, *argv, "--scale", 4, "--model", path, "-q")[0] == 0
 
 
+def test_restore_refuses_a_scale_the_loaded_model_was_not_trained_for(tmp_path):
+    from rimkit.pipeline import restore
+    from rimkit.zoo import load_model
+
+    model = RIMConfig(features=4, hidden=4, train_steps=2)
+    path = tmp_path / "sr.safetensors"
+    config = {"model": model.to_dict(), "tasks": [{"name": "sr", "scales": [2, 4]}]}
+    export_weights(path, model.build(), {"config": config})
+    loaded = load_model(path).model
+    assert loaded.trained_scales == (2, 4)
+    low = np.full((10, 10), 0.5)
+    with pytest.raises(ValueError, match="trained for scales 2, 4, not 3"):
+        restore(low, "sr", loaded, scale=3)
+    assert restore(low, "sr", loaded, scale=3, scales=(3,)).image.shape == (30, 30)
+    assert restore(low, "sr", loaded, scale=4).image.shape == (40, 40)
+
+
 def test_cli_reconstruct_names_a_missing_or_broken_input(tmp_path, capsys):
     model, _ = saved_model(tmp_path)
     (tmp_path / "fake.png").write_text("not an image")

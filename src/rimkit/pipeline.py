@@ -276,7 +276,8 @@ def restore(
     for the other tasks); the ``sigma`` used comes back in :class:`Restored`.
 
     ``scales`` are the super-resolution factors the model was trained for (others are
-    refused); ``progress`` shows a bar; ``ensemble`` averages the restorations of that many
+    refused; default: the model's ``trained_scales``, which :func:`rimkit.zoo.load_model`
+    sets); ``progress`` shows a bar; ``ensemble`` averages the restorations of that many
     flips and rotations of the image (1, 2, 4 or 8; :mod:`rimkit.self_ensemble`, tasks in
     :data:`ENSEMBLE_TASKS`); ``lensing`` the lens and its observation for ``task="lensing"``
     (the source has the image's pixel count; the operator spans the whole image, so it is
@@ -528,6 +529,8 @@ def _restore(
     whole = is_real_number(scale) and math.isfinite(scale) and int(scale) == scale
     if task == "sr" and not (whole and scale >= 2):
         raise ValueError(f"scale must be an integer >= 2, got {scale!r}")
+    if scales is None and model is not None:
+        scales = getattr(model, "trained_scales", None)
     if task == "sr" and scales and int(scale) not in scales:
         known = ", ".join(str(s) for s in scales)
         raise ValueError(f"the model was trained for scales {known}, not {int(scale)}")

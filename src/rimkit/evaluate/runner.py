@@ -84,6 +84,7 @@ from rimkit.operators import (
 from rimkit.reconstruct import in_model_dtype, initial_estimate
 from rimkit.self_ensemble import ENSEMBLE_TASKS, SelfEnsemble, check_size
 from rimkit.tasks import TASKS as TRAINING_TASKS
+from rimkit.zoo.loading import trained_scales
 
 __all__ = [
     "BASELINE_EXTRAS",
@@ -1150,21 +1151,6 @@ def convert_channels(array: np.ndarray, channels: int | None) -> np.ndarray:
     if channels == 3 and array.ndim == 2:
         return np.repeat(array[..., None], 3, axis=2)
     return array
-
-
-def trained_scales(config: dict[str, Any], card: Any = None) -> tuple[int, ...] | None:
-    """The super-resolution scales a model was trained for (card, else config tasks); ``()``
-    when its tasks include no super-resolution; ``None`` when unknown."""
-    if card is not None and getattr(card, "scales", ()):
-        return tuple(int(s) for s in card.scales)
-    tasks = config.get("tasks")
-    if not isinstance(tasks, list):
-        return None
-    scales: list[int] = []
-    for entry in tasks:
-        if isinstance(entry, dict) and entry.get("name") == "sr":
-            scales += [int(s) for s in entry.get("scales", (2, 3, 4))]
-    return tuple(sorted(set(scales)))
 
 
 def trained_sigma_range(

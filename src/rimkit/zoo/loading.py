@@ -121,8 +121,30 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     model = RIMConfig.from_dict(config["model"]).build()
     _load_weights(model, _shipped_weights(tensors), path)
     model.start = trained_start(t.get("name", "") for t in config.get("tasks", []))
+    model.trained_scales = trained_scales(config, card)
     model.eval()
     return LoadedModel(model.to(device), config, path, card)
+
+
+def trained_scales(config: dict[str, Any], card: Any = None) -> tuple[int, ...] | None:
+    """The super-resolution scales a model was trained for (card, else config tasks); ``()``
+    when its tasks include no super-resolution; ``None`` when unknown. :func:`load_model`
+    keeps them as the model's ``trained_scales``, which :func:`rimkit.pipeline.restore` checks.
+
+    Example:
+        >>> trained_scales({"tasks": [{"name": "sr", "scales": [4, 2]}, {"name": "denoise"}]})
+        (2, 4)
+    """
+    if card is not None and getattr(card, "scales", ()):
+        return tuple(int(s) for s in card.scales)
+    tasks = config.get("tasks")
+    if not isinstance(tasks, list):
+        return None
+    scales: list[int] = []
+    for entry in tasks:
+        if isinstance(entry, dict) and entry.get("name") == "sr":
+            scales += [int(s) for s in entry.get("scales", (2, 3, 4))]
+    return tuple(sorted(set(scales)))
 
 
 def save_model(
