@@ -176,11 +176,41 @@ def test_webp_gif_and_netpbm_pictures_are_read_as_stored(tmp_path, name):
     assert io.stored_white(tmp_path / name) == 255  # a gray WebP (stored as RGB) comes back gray
 
 
-def test_a_12_bit_pgm_is_read_on_its_own_maximum_in_image_units(tmp_path):
+def test_a_12_bit_pgm_is_read_on_its_own_maximum_as_its_counts(tmp_path):
     values = (np.arange(48 * 64).reshape(48, 64) % 4096).astype(">u2")
-    (tmp_path / "m.pgm").write_bytes(b"P5\n64 48\n4095\n" + values.tobytes())
-    np.testing.assert_allclose(io.read_image(tmp_path / "m.pgm"), values / 4095, atol=1e-4)
-    assert io.stored_white(tmp_path / "m.pgm") == 65535  # Pillow's 16 bits (io docstring)
+    (tmp_path / "m.pgm").write_bytes(b"P5 # a camera\n64 48\n4095\n" + values.tobytes())
+    np.testing.assert_array_equal(io.read_image(tmp_path / "m.pgm"), values / 4095)
+    np.testing.assert_array_equal(io.read_image(tmp_path / "m.pgm", counts=True), values)
+    assert io.stored_white(tmp_path / "m.pgm") == 4095
+
+
+@pytest.mark.parametrize("white", [100, 1000, 65535])
+def test_colour_and_text_netpbm_keep_every_value_pillow_would_round(tmp_path, white):
+    rgb = np.random.default_rng(white).integers(0, white + 1, (5, 7, 3))
+    binary = b"P6\n7 5\n%d\n" % white + rgb.astype(">u2" if white > 255 else "u1").tobytes()
+    (tmp_path / "b.ppm").write_bytes(binary)
+    text = b"P3\n# text\n7 5 %d\n" % white + " ".join(map(str, rgb.ravel())).encode()
+    (tmp_path / "t.ppm").write_bytes(text)
+    for name in ("b.ppm", "t.ppm"):
+        np.testing.assert_array_equal(io.read_image(tmp_path / name, counts=True), rgb)
+        np.testing.assert_array_equal(io.read_image(tmp_path / name), rgb / white)
+        assert io.stored_white(tmp_path / name) == white
+
+
+def test_a_cut_or_overfull_netpbm_is_refused(tmp_path):
+    (tmp_path / "cut.ppm").write_bytes(b"P6\n7 5\n1000\n" + bytes(20))
+    with pytest.raises(ValueError, match=r"fewer values than its header's 7x5 pixels"):
+        io.read_image(tmp_path / "cut.ppm")
+    (tmp_path / "over.pgm").write_bytes(b"P2\n2 1\n100\n50 101\n")
+    with pytest.raises(ValueError, match=r"values above its header's maximum, 100"):
+        io.read_image(tmp_path / "over.pgm")
+
+
+def test_a_16_bit_gray_output_may_be_a_pgm(tmp_path):
+    values = np.array([[0, 1000, 65535]], np.uint16)
+    io.write_image(tmp_path / "o.pgm", values / 65535, bits=16)
+    np.testing.assert_array_equal(io.read_image(tmp_path / "o.pgm", counts=True), values)
+    assert io.stored_white(tmp_path / "o.pgm") == 65535
 
 
 def test_gray_pictures_stored_as_colour_come_back_gray(tmp_path):

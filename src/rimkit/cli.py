@@ -642,7 +642,7 @@ def _picture_encoding(source: str, output: Path, image: np.ndarray) -> tuple[flo
     if white is None or np.iscomplexobj(image):  # values, or MRI k-space (a .npy)
         return None, 8
     bits = 16 if white == 65535 and can_store_16_bits(output, image) else 8
-    keeps = bits == (16 if white == 65535 else 8)
+    keeps = white == (65535 if bits == 16 else 255)  # not a PGM's 4095: divided by its maximum
     return (white if keeps and float(np.max(image)) <= white else None), bits
 
 

@@ -1,6 +1,6 @@
 """Reading and writing images: PNG, JPEG, TIFF (8 or 16 bit), WebP, GIF (read only), PGM / PPM,
-``.npy`` and FITS, written atomically. (A PGM / PPM of a maximum other than 255 or 65535, e.g.
-4095, comes as Pillow scales it, to 16 bits: its counts are those, not the file's.)
+``.npy`` and FITS, written atomically. A PGM / PPM of another maximum than 255 or 65535 (e.g.
+4095) is read by its header's maximum: its white is that value, its counts the file's.
 
 Images come back as float64 numpy arrays of shape ``(H, W)`` (gray) or ``(H, W, C)``, with
 8- and 16-bit integers (files or ``uint8`` / ``uint16`` arrays) scaled to ``[0, 1]``; float
@@ -30,6 +30,7 @@ import shlex
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,10 @@ def read_image(
         array, picture = _example(name.removeprefix(EXAMPLE_PREFIX)), False
     else:
         array, picture = _read_file(Path(path))
-    if counts and array.dtype != np.bool_ and np.issubdtype(array.dtype, np.integer):
+    header = None if name.startswith(EXAMPLE_PREFIX) else _netpbm_header(Path(path))
+    if header is not None and header.white not in (255, 65535):
+        array = array.astype(np.float64) if counts else array / header.white
+    elif counts and array.dtype != np.bool_ and np.issubdtype(array.dtype, np.integer):
         array = array.astype(np.float64)
     else:
         array = _scale_integers(array, name, int32_as_16_bit=picture)
@@ -117,6 +121,9 @@ def stored_white(path: str | os.PathLike) -> float | None:
     suffix = file_suffix(path)
     if suffix not in IMAGE_SUFFIXES or not path.is_file():
         return None
+    header = _netpbm_header(path)
+    if header is not None:
+        return float(header.white)
     if suffix in TIFF_SUFFIXES:
         with contextlib.suppress(Exception):  # not a TIFF inside: Pillow tells
             with _tifffile().TiffFile(path) as tif:
@@ -128,6 +135,91 @@ def stored_white(path: str | os.PathLike) -> float | None:
             return 65535.0 if img.mode.startswith("I") else 255.0  # Pillow's 16-bit: I;16, I
     except Exception:  # unreadable: read_image says why
         return None
+
+
+@dataclass(frozen=True)
+class NetpbmHeader:
+    """A PGM / PPM header: kind (``P2`` / ``P5`` gray, ``P3`` / ``P6`` colour; ``P2`` / ``P3``
+    text), width, height, the value white is stored as, and where the pixels start."""
+
+    kind: bytes
+    width: int
+    height: int
+    white: int
+    offset: int
+
+    @property
+    def channels(self) -> int:
+        return 3 if self.kind in (b"P3", b"P6") else 1
+
+    @property
+    def pillow_exact(self) -> bool:
+        """Whether Pillow reads the values as stored: 8 bits, or gray of 16 bits."""
+        return self.white == 255 or (self.white == 65535 and self.channels == 1)
+
+
+def _netpbm_header(path: Path) -> NetpbmHeader | None:
+    r"""The header of a PGM / PPM file of gray or colour values; ``None`` for other files.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "camera12.pgm"
+        >>> _ = path.write_bytes(b"P5 # a 12-bit camera\n2 1\n4095\n" + bytes(4))
+        >>> _netpbm_header(path)
+        NetpbmHeader(kind=b'P5', width=2, height=1, white=4095, offset=30)
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return None
+    if head[:2] not in (b"P2", b"P3", b"P5", b"P6"):
+        return None
+    fields, at = [], 2
+    while len(fields) < 3 and at < len(head):
+        if head[at : at + 1] == b"#":  # a comment, to the end of its line
+            end = head.find(b"\n", at)
+            at = len(head) if end < 0 else end
+        elif head[at : at + 1].isspace():
+            at += 1
+        else:
+            end = at
+            while end < len(head) and head[end : end + 1].isdigit():
+                end += 1
+            if end == at:
+                return None
+            fields.append(int(head[at:end]))
+            at = end
+    if len(fields) < 3 or not 0 < fields[2] < 65536:
+        return None
+    return NetpbmHeader(head[:2], fields[0], fields[1], fields[2], at + 1)
+
+
+def _read_netpbm(path: Path, header: NetpbmHeader) -> np.ndarray:
+    """The values of a PGM / PPM file as stored (``uint16``; Pillow scales a maximum other
+    than 255 / 65535 and reads colour at 8 bits), checked against its maximum."""
+    data = path.read_bytes()[header.offset :]
+    shape = (
+        (header.height, header.width, 3) if header.channels == 3 else (header.height, header.width)
+    )
+    count = math.prod(shape)
+    if header.kind in (b"P5", b"P6"):
+        dtype = np.dtype(">u2" if header.white > 255 else "u1")
+        values = np.frombuffer(data[: count * dtype.itemsize], dtype)
+    else:
+        tokens = data.split(None, count)[:count]
+        values = np.array([int(t) for t in tokens if t.isdigit()], np.int64)
+    if values.size < count:
+        raise ValueError(
+            f"{str(path)!r} is not a readable image: it holds fewer values than its "
+            f"header's {header.width}x{header.height} pixels (a cut file?)"
+        )
+    if values.max(initial=0) > header.white:
+        raise ValueError(
+            f"{str(path)!r} is not a readable image: values above its header's "
+            f"maximum, {header.white}"
+        )
+    return values.reshape(shape).astype(np.uint16)
 
 
 def _example(name: str) -> np.ndarray:
@@ -165,6 +257,9 @@ def _read_file(path: Path) -> tuple[np.ndarray, bool]:
         array = _read_tiff(path)
         if array is not None:
             return _check_array(array, str(path)), True
+    header = _netpbm_header(path)
+    if header is not None and not header.pillow_exact:
+        return _read_netpbm(path, header), True
     try:
         with Image.open(path) as img:
             _refuse_what_pillow_cuts(img, path)
@@ -719,7 +814,7 @@ def write_image(
     ``.npy`` stores the array exactly, FITS (gray only) as float32 values with ``header`` (an
     ``astropy.io.fits.Header``, e.g. :func:`read_fits_header` of the input) where given; image
     formats store it clipped to ``[0, 1]`` and rounded to ``bits`` (8, or 16 for TIFF and gray
-    PNG: :func:`can_store_16_bits`), gray or RGB. An existing file is kept unless ``force``; a
+    PNG / PGM: :func:`can_store_16_bits`), gray or RGB. An existing file is kept unless ``force``; a
     failed write leaves no file.
     """
     path = check_output(path, force)
@@ -759,7 +854,9 @@ def write_image(
                 tmp, to_uint16(array), photometric="rgb" if array.ndim == 3 else None
             )
         elif bits == 16:
-            Image.fromarray(to_uint16(array)).save(tmp, format="PNG")
+            Image.fromarray(to_uint16(array)).save(
+                tmp, format=Image.registered_extensions()[suffix]
+            )
         else:
             fmt = Image.registered_extensions()[suffix]
             lossless = {"lossless": True} if fmt == "WEBP" else {}
@@ -770,9 +867,9 @@ def write_image(
 
 def can_store_16_bits(path: str | os.PathLike, array: np.ndarray) -> bool:
     """Whether :func:`write_image` can store ``array`` in 16 bits at ``path``: a TIFF, or a
-    PNG of a gray image."""
+    PNG or PGM of a gray image."""
     suffix = file_suffix(path)
-    return suffix in TIFF_SUFFIXES or (suffix == ".png" and np.ndim(array) == 2)
+    return suffix in TIFF_SUFFIXES or (suffix in (".png", ".pgm") and np.ndim(array) == 2)
 
 
 def to_uint16(array: np.ndarray) -> np.ndarray:
