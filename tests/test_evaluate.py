@@ -594,6 +594,14 @@ def test_eval_of_several_models_names_its_default_folder_after_them(
                               "--label", "b", "--baselines", "none", *argv)  # fmt: skip
     assert status == 0, err
     assert (tmp_path / "evals" / "a_b-denoise" / "summary.md").is_file()
+    run_folder = tmp_path / "runs" / "v1.2"
+    run_folder.mkdir(parents=True)
+    _model(run_folder, [{"name": "denoise", "sigma": [0, 55]}], name="model.safetensors")
+    status, _, err = run_eval(capsys, "--model", run_folder, "--model", model,
+                              "--baselines", "none", *argv)  # fmt: skip
+    assert status == 0, err
+    summary = json.loads((tmp_path / "evals" / "v1.2_rim-denoise" / "summary.json").read_text())
+    assert summary["methods"] == ["v1.2", "rim"]  # the folder's name and the file's stem
 
 
 def test_eval_rgb_images_become_gray_for_a_gray_model_and_baselines_only(tmp_path, folder, capsys):

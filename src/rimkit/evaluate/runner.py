@@ -31,6 +31,7 @@ import dataclasses
 import io
 import json
 import math
+import os
 import re
 import shlex
 import sys
@@ -1175,7 +1176,7 @@ def trained_sigma_range(
 def _check_out(spec: EvalSpec) -> Path:
     out = spec.out
     if out is None:
-        names = spec.labels or [Path(m).stem for m in spec.models] or ["baselines"]
+        names = spec.labels or [_file_or_folder_name(m) for m in spec.models] or ["baselines"]
         out = Path("evals") / f"{_slug('_'.join(names))}-{spec.task}"
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -1205,6 +1206,13 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.=-]+", "_", text).replace("/", "_").strip("_") or "x"
 
 
+def _file_or_folder_name(model: str | os.PathLike) -> str:
+    """What names a model given by path (or a shipped name): a file's stem, a folder's name
+    (``runs/v1.2``: ``v1.2``)."""
+    path = Path(model)
+    return path.stem if path.is_file() else path.name
+
+
 def load_models(spec: EvalSpec) -> list[tuple[str, Any]]:
     """``(label, loaded)`` for each model of ``spec``, in order: the label given, else a
     shipped model's name, else ``rim`` for a lone model and the file or folder name of one of
@@ -1216,9 +1224,8 @@ def load_models(spec: EvalSpec) -> list[tuple[str, Any]]:
     for name, label in zip(spec.models, labels, strict=True):
         loaded = load_model(name)
         if not label:
-            path = Path(name)
             label = (loaded.card.name if loaded.card else None) or (
-                "rim" if len(spec.models) == 1 else path.stem if path.is_file() else path.name
+                "rim" if len(spec.models) == 1 else _file_or_folder_name(name)
             )
         found.append((label, loaded))
     return found
