@@ -320,6 +320,26 @@ def test_a_half_precision_rim_is_told_to_cast_and_cell_dtype_runs_instead():
     assert RIMReconstructor(rim)(y, Identity(), 0.1).final.dtype == torch.float32
 
 
+def test_restore_takes_a_loaded_model_named_kernels_and_keeps_a_channel_axis(tmp_path):
+    from rimkit.degrade import degrade
+    from rimkit.operators import kernel_from_spec
+    from rimkit.pipeline import restore
+    from rimkit.zoo import save_model
+
+    rim = build_rim(features=4, hidden=4, train_steps=2)
+    loaded = load_model(save_model(tmp_path / "m.safetensors", rim, [{"name": "blur"}]))
+    image = np.random.default_rng(0).random((16, 16))
+    y = degrade(image, "blur", kernel="motion:5:30", sigma=2).measurement
+    by_name = restore(y, "blur", loaded, kernel="motion:5:30", sigma=2)
+    by_array = restore(y, "blur", loaded.model, kernel=kernel_from_spec("motion:5:30"), sigma=2)
+    np.testing.assert_array_equal(by_name.image, by_array.image)
+    with pytest.raises(ValueError, match=r"unknown kernel 'disk:3'"):
+        restore(y, "blur", loaded, kernel="disk:3", sigma=2)
+    kept = restore(y[..., None], "blur", loaded, kernel="motion:5:30", sigma=2)
+    assert kept.image.shape == (16, 16, 1) and all(f.shape == (16, 16, 1) for f in kept.frames)
+    np.testing.assert_array_equal(kept.image[..., 0], by_name.image)
+
+
 def test_rim_reconstructor_points_a_non_linear_model_to_autograd_likelihood():
     from rimkit.reconstruct import RIMReconstructor
 

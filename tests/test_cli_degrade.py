@@ -135,6 +135,48 @@ BAD_INPUTS = [
 ]
 
 
+def test_library_degrade_checks_its_image_sigma_and_seed_as_restore_does():
+    gray = np.random.default_rng(0).random((16, 16))
+    cases = [
+        ((gray * 255).astype(np.uint8), {}, ValueError, r"uint8 values; degrade takes float"),
+        (gray * 255, {}, ValueError, r"0-255"),
+        (np.stack([gray] * 3), {}, ValueError, r"channels first: np\.moveaxis"),
+        (np.stack([gray] * 4, -1), {}, ValueError, r"RGBA: drop the alpha"),
+        (torch.from_numpy(gray), {}, TypeError, r"degrade takes one image as a numpy array"),
+        (gray.tolist(), {}, TypeError, r"got list"),
+        (gray, {"sigma": "25"}, ValueError, r"sigma must lie in \[0, 255\].*'25'"),
+        (gray, {"seed": None}, ValueError, r"seed is a whole number"),
+    ]
+    for image, options, error, message in cases:
+        with pytest.raises(error, match=message):
+            degrade(image, "denoise", **{"sigma": 25, **options})
+    with pytest.warns(UserWarning, match=r"degrade takes sigma on the 0-255 scale"):
+        degrade(gray, "denoise", sigma=0.1)
+
+
+def test_library_degrade_takes_a_mask_array_for_inpaint_and_mri():
+    gray = np.random.default_rng(0).random((16, 16))
+    mine = np.zeros((16, 16))
+    mine[:, ::2] = 1
+    out = degrade(gray, "inpaint", mask=mine)
+    np.testing.assert_array_equal(out.mask, mine)
+    np.testing.assert_array_equal(out.measurement, gray * mine)
+    columns = np.zeros(16)
+    columns[[0, 7, 8, 9]] = 1
+    mri = degrade(gray, "mri", mask=columns)
+    np.testing.assert_array_equal(mri.mask, np.broadcast_to(columns, (16, 16)))
+    assert np.all(mri.measurement[:, columns == 0] == 0)
+    assert degrade(gray, "mri", mask="random", acceleration=4).mask.shape == (16, 16)
+    with pytest.raises(ValueError, match=r"an inpainting mask is an array"):
+        degrade(gray, "inpaint", mask="random")
+    with pytest.raises(ValueError, match=r"mask applies to inpaint and mri"):
+        degrade(gray, "denoise", sigma=5, mask="nonsense")
+    with pytest.raises(ValueError, match=r"unknown MRI mask 'nonsense'"):
+        degrade(gray, "mri", mask="nonsense")
+    with pytest.raises(ValueError, match=r"the mask has shape \(8, 8\)"):
+        degrade(gray, "inpaint", mask=np.ones((8, 8)))
+
+
 @pytest.mark.parametrize(("argv", "message"), BAD_INPUTS)
 def test_bad_input_gets_one_line_and_status_2_and_no_output(
     tmp_path, gray_png, capsys, argv, message

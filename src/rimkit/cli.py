@@ -499,6 +499,7 @@ def _check_paths(input_path: str, output_path: str) -> None:
 def _run_degrade(args: argparse.Namespace) -> None:
     from rimkit.degrade import degrade
     from rimkit.io import check_image_range, check_output, file_suffix, read_image, write_image
+    from rimkit.noise import UNIT_SCALE_NOTE
     from rimkit.pipeline import check_sigma, data_peak
 
     _check_paths(args.input, args.output)
@@ -536,21 +537,24 @@ def _run_degrade(args: argparse.Namespace) -> None:
             sigma = check_sigma("denoise", sigma, units, peak)
     if units == "image" and args.task != "mri":  # an MRI slice may have any scale
         check_image_range(image, args.input)
-    result = degrade(
-        image,
-        args.task,
-        sigma=sigma,
-        scale=scale,
-        fraction=args.fraction,
-        acceleration=args.acceleration,
-        mask=args.mask,
-        kernel=kernel,
-        boundary=_boundary(args),
-        quantize=args.quantize,
-        seed=args.seed,
-        lensing=lensing,
-        coils=args.coils,
-    )
+    with warnings.catch_warnings():
+        if units == "data":  # sigma / peak on the 0-255 scale may well lie in (0, 1)
+            warnings.filterwarnings("ignore", f"degrade {UNIT_SCALE_NOTE}", UserWarning)
+        result = degrade(
+            image,
+            args.task,
+            sigma=sigma,
+            scale=scale,
+            fraction=args.fraction,
+            acceleration=args.acceleration,
+            mask=args.mask if args.task == "mri" else None,
+            kernel=kernel,
+            boundary=_boundary(args),
+            quantize=args.quantize,
+            seed=args.seed,
+            lensing=lensing,
+            coils=args.coils,
+        )
     measurement = result.measurement * peak
     white, bits = _picture_encoding(args.input, output, measurement)
     if _picture_of_values(output, units):

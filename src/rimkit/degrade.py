@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rimkit.inputs import check_image, check_mask_values, mask_tensor
 from rimkit.io import from_tensor, to_tensor
-from rimkit.noise import GaussianNoise, simulate
+from rimkit.noise import GaussianNoise, simulate, warn_if_unit_scale
 from rimkit.operators import (
     MRI_MASKS,
     BicubicDownsample,
@@ -63,8 +64,8 @@ def degrade(
     scale: int = 2,
     fraction: float = 0.5,
     acceleration: float = 4.0,
-    mask: str = "columns",
-    kernel: np.ndarray | None = None,
+    mask: str | np.ndarray | None = None,
+    kernel: np.ndarray | str | None = None,
     boundary: str = "circular",
     quantize: bool = False,
     seed: int = 0,
@@ -75,9 +76,11 @@ def degrade(
 
     ``sigma`` is on the 0-255 scale (required for ``denoise``, 0 otherwise by default).
     ``sr`` crops the image to a multiple of ``scale`` first, as the SR protocol does, so the
-    result equals MATLAB ``imresize(hr, 1/scale, 'bicubic')``. ``mri`` returns complex
-    centred k-space of a gray (or complex) image sampled by the ``mask`` pattern of
-    :data:`~rimkit.operators.MRI_MASKS` (default variable-density columns); with
+    result equals MATLAB ``imresize(hr, 1/scale, 'bicubic')``. ``inpaint`` keeps the pixels
+    of ``mask`` (``(H, W)``, white = observed; default: a random ``1 - fraction`` of them).
+    ``mri`` returns complex centred k-space of a gray (or complex) image sampled by ``mask``:
+    a pattern of :data:`~rimkit.operators.MRI_MASKS` drawn at ``acceleration`` (default
+    ``"columns"``, variable-density columns), or a sampling mask ``(H, W)`` or ``(W,)``; with
     ``coils > 1`` multi-coil k-space ``(coils, H, W)`` through smooth simulated sensitivities
     (:func:`rimkit.operators.synthetic_coil_maps`), returned as ``maps``.
     ``lensing`` sees the image as a source behind ``lensing.lens`` and returns the lensed
@@ -85,12 +88,17 @@ def degrade(
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    check_image(image, task, "degrade")
     if sigma is None:
         if task == "denoise":
             raise ValueError("denoise needs a noise level: give --sigma (0-255 scale), e.g. 25")
         sigma = 0.0
-    if not (math.isfinite(sigma) and 0 <= sigma <= SIGMA_MAX):
-        raise ValueError(f"sigma must lie in [0, {SIGMA_MAX:g}] on the 0-255 scale, got {sigma}")
+    if not (is_real_number(sigma) and math.isfinite(sigma) and 0 <= sigma <= SIGMA_MAX):
+        raise ValueError(f"sigma must lie in [0, {SIGMA_MAX:g}] on the 0-255 scale, got {sigma!r}")
+    warn_if_unit_scale(float(sigma), "degrade")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"seed is a whole number (the noise and masks drawn), got {seed!r}")
+    mask = _check_mask(mask, task, np.shape(image)[:2])
     if isinstance(coils, bool) or not isinstance(coils, int) or coils < 1:
         raise ValueError(f"coils must be a whole number >= 1, got {coils!r}")
     if coils > 1 and task != "mri":
@@ -142,6 +150,27 @@ def undersample(
     generator = torch.Generator().manual_seed(seed)
     sampled = _mask_pattern(mask)(k.shape[-2:], acceleration, generator=generator)[0, 0].numpy()
     return Degraded(k * sampled, None, sampled)
+
+
+def _check_mask(
+    mask: str | np.ndarray | None, task: str, shape: tuple[int, int]
+) -> str | torch.Tensor | None:
+    """``degrade``'s mask: an MRI pattern's name, a ``(1, 1, H, W)`` mask of an array given for
+    inpaint or mri, or ``None`` (inpaint: draw one)."""
+    if mask is None:
+        return "columns" if task == "mri" else None
+    if task not in ("inpaint", "mri"):
+        raise ValueError(f"mask applies to inpaint and mri (what they measure), not {task}")
+    if isinstance(mask, str):
+        if task == "inpaint":
+            raise ValueError(
+                f"an inpainting mask is an array (H, W) of 0 / 1 (white = observed), not "
+                f"{mask!r}; or leave it out to draw one with fraction"
+            )
+        _mask_pattern(mask)
+        return mask
+    check_mask_values(mask, shape, columns=task == "mri")
+    return mask_tensor(mask, shape, columns=task == "mri").double()
 
 
 def _mask_pattern(name: str):
@@ -217,8 +246,8 @@ def _operator(
     scale: int,
     fraction: float,
     acceleration: float,
-    pattern: str,
-    kernel: np.ndarray | None,
+    pattern: str | torch.Tensor | None,
+    kernel: np.ndarray | str | None,
     boundary: str,
     coils: int,
     generator: torch.Generator,
@@ -231,11 +260,14 @@ def _operator(
     if task == "sr":
         return BicubicDownsample(scale), None
     if task == "inpaint":
-        mask = random_mask((1, 1, h, w), fraction, generator, dtype=torch.float64)
-        return Inpainting(mask), mask
+        if pattern is None:
+            pattern = random_mask((1, 1, h, w), fraction, generator, dtype=torch.float64)
+        return Inpainting(pattern), pattern
     if c != 1:
         raise ValueError(f"mri needs a gray or complex single-channel image, got {c} channels")
-    mask = _mask_pattern(pattern)((h, w), acceleration, generator=generator).double()
+    if isinstance(pattern, str):
+        pattern = _mask_pattern(pattern)((h, w), acceleration, generator=generator)
+    mask = pattern.double()
     if coils == 1:
         return CartesianMRI(mask), mask
     maps = synthetic_coil_maps(coils, (h, w), 1, generator, torch.complex128)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import warnings
 from dataclasses import dataclass
 
@@ -30,7 +29,8 @@ import torch
 from rimkit.background import sky_level
 from rimkit.color import rgb_to_ycbcr, ycbcr_to_rgb
 from rimkit.degrade import SIGMA_MAX, is_real_number, lensing_operator
-from rimkit.io import IMAGE_RANGE_LIMIT, check_image_range, from_tensor, to_tensor
+from rimkit.inputs import check_array_type, check_image, check_mask_values, mask_tensor
+from rimkit.io import IMAGE_RANGE_LIMIT, from_tensor, to_tensor
 from rimkit.models import RIM
 from rimkit.models.opponent import OpponentColorRIM
 from rimkit.noise import warn_if_unit_scale
@@ -60,6 +60,7 @@ from rimkit.operators import (
 from rimkit.photon import PhotonNoise
 from rimkit.reconstruct import RIMReconstructor
 from rimkit.self_ensemble import ENSEMBLE_TASKS, SelfEnsemble, check_size
+from rimkit.zoo.loading import LoadedModel
 
 TASKS = ("denoise", "sr", "inpaint", "blur", "mri", "lensing")
 BAD_PIXEL_TASKS = ("denoise", "sr", "blur", "lensing")
@@ -180,7 +181,7 @@ def _operator(
     shape: tuple[int, int],
     scale: int,
     mask: np.ndarray | None,
-    kernel: np.ndarray | None,
+    kernel: np.ndarray | str | None,
     boundary: str,
 ) -> LinearOperator:
     if task == "denoise":
@@ -191,68 +192,19 @@ def _operator(
         return Blur(blur_kernel(kernel).float(), boundary)
     if mask is None:
         raise ValueError(f"{task} needs the sampling mask: give --mask FILE (white = observed)")
-    return Inpainting(_mask_tensor(mask, shape))
-
-
-def _check_mask_values(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) -> None:
-    """Refuse an image mask that is not an array of ``shape``, not real and finite, or that
-    marks no pixel as measured (none above 0.5).
-
-    Example:
-        >>> _check_mask_values(np.zeros((4, 4)), (4, 4))
-        Traceback (most recent call last):
-        ...
-        ValueError: the mask marks no pixel as measured (none above 0.5; white = measured): ...
-    """
-    if isinstance(mask, str | os.PathLike):
-        raise TypeError(
-            f"mask is an array (H, W) of 0 / 1, not a path ({str(mask)!r}): read the file with "
-            "rimkit.io.read_mask(path)"
-        )
-    values = _mask_of_shape(mask, shape)
-    if values.dtype.kind not in "biuf":
-        raise ValueError(f"the mask holds {values.dtype} values; give 0 / 1 (white = measured)")
-    if not np.isfinite(values).all():
-        raise ValueError("the mask holds NaN or Inf values; give 0 / 1 (white = measured)")
-    if not (values > 0.5).any():
-        raise ValueError(
-            "the mask marks no pixel as measured (none above 0.5; white = measured): nothing to "
-            "restore"
-        )
-
-
-def _mask_tensor(mask: np.ndarray, shape: tuple[int, int], columns: bool = False) -> torch.Tensor:
-    """``(1, 1, H, W)`` of 0 / 1 from a mask array (numpy or torch) of ``shape``, observed
-    where above 0.5; ``columns``: a 1-D mask of the ``W`` columns is taken for every row."""
-    mask = _mask_of_shape(mask, shape, columns)
-    return torch.from_numpy((mask > 0.5).astype(np.float32))[None, None]  # (1, 1, H, W)
-
-
-def _mask_of_shape(mask: np.ndarray, shape: tuple[int, int], columns: bool = False) -> np.ndarray:
-    """``mask`` (numpy or torch) as a numpy array of ``shape``, else the error that says which
-    mask to give; ``columns``: a 1-D mask of the ``W`` columns is taken for every row."""
-    mask = np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask)
-    if columns and mask.ndim == 1 and mask.shape[0] == shape[1]:
-        mask = np.broadcast_to(mask, shape)
-    if mask.shape != shape:
-        columns_too = f", or ({shape[1]},) columns" if columns else ""
-        raise ValueError(
-            f"the mask has shape {mask.shape} but the measurement is {shape[0]}x{shape[1]}; "
-            f"give the mask written with this measurement ({shape[0]}, {shape[1]}){columns_too}"
-        )
-    return mask
+    return Inpainting(mask_tensor(mask, shape))
 
 
 def restore(
     image: np.ndarray,
     task: str,
-    model: RIM | None,
+    model: RIM | LoadedModel | None,
     *,
     baseline: str | None = None,
     sigma: float | str | None = None,
     scale: int = 2,
     mask: np.ndarray | None = None,
-    kernel: np.ndarray | None = None,
+    kernel: np.ndarray | str | None = None,
     boundary: str = "circular",
     steps: int | None = None,
     tile: int | None = None,
@@ -267,9 +219,10 @@ def restore(
     photons: PhotonNoise | None = None,
 ) -> Restored:
     """Reconstruct ``x`` from the measurement ``image`` (``(H, W[, C])``; complex k-space for
-    MRI) with ``model``, or with the classical ``baseline`` of that name instead
-    (:data:`rimkit.solvers.BASELINES`, with the weight tuned for the task and noise level,
-    every channel at once, MRI on the complex image; only its final estimate comes back).
+    MRI) with ``model`` (a network, or what :func:`rimkit.zoo.load_model` returns), or with
+    the classical ``baseline`` of that name instead (:data:`rimkit.solvers.BASELINES`, with
+    the weight tuned for the task and noise level, every channel at once, MRI on the complex
+    image; only its final estimate comes back).
     ``sigma`` is on the 0-255 scale, or ``"auto"``: estimated from the measurement
     (:func:`rimkit.noise_level.estimate_noise_level`; with a mask: from the measured pixels
     only; super-resolution of a colour image: from its luma), the default for denoising (0
@@ -324,9 +277,11 @@ def restore(
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    if isinstance(model, LoadedModel):
+        model = model.model
     plausible = np.ndim(image) == 2 or (np.ndim(image) == 3 and np.shape(image)[2] in (1, 3))
     if mask is not None and task != "mri" and plausible:  # else the image's shape is refused
-        _check_mask_values(mask, np.shape(image)[:2])
+        check_mask_values(mask, np.shape(image)[:2])
     if photons is not None:
         _check_photon_counts(task, sigma, units, peak, background)
         kept = photons.stabilise(image)  # noise of sigma 1, nearly Gaussian
@@ -490,7 +445,7 @@ def _restore(
     sigma255: float | str,
     scale: int,
     mask: np.ndarray | None,
-    kernel: np.ndarray | None,
+    kernel: np.ndarray | str | None,
     boundary: str,
     steps: int | None,
     tile: int | None,
@@ -505,7 +460,7 @@ def _restore(
     0-255 scale; ``estimated255``: the noise level :func:`restore` already estimated for
     ``sigma255="auto"``, on this image's scale (not for a colour image super-resolved by its
     luma, whose noise is estimated on the luma)."""
-    _check_measurement(image, task)
+    check_image(image, task)
     if model is not None and not isinstance(model, torch.nn.Module):
         raise TypeError(
             f"model must be a RIM (an nn.Module such as load_model(name).model), got "
@@ -577,7 +532,7 @@ def _restore(
         operator = _operator(task, (h, w), int(scale), mask, kernel, boundary)
     base = operator  # without the bad pixels' mask
     if bad_pixels is not None:  # A's output measured only where the mask is white
-        operator = Inpainting(_mask_tensor(bad_pixels, (h, w))) @ operator
+        operator = Inpainting(mask_tensor(bad_pixels, (h, w))) @ operator
     gray_model = model is not None and model.channels == 1
     luma = task == "sr" and channels == 3 and (gray_model or model is None)
     if isinstance(sigma255, str) and estimated255 is not None and not luma:
@@ -608,30 +563,9 @@ def _restore(
     if isinstance(base, Blur):  # valid boundaries: x extends past y; keep y's view
         top, _, left, _ = base.margins()
         frames = [f[top : top + h, left : left + w] for f in frames]
+    if image.ndim == 3 and channels == 1:  # (H, W, 1) in, (H, W, 1) out
+        frames = [f.reshape(*f.shape[:2], 1) for f in frames]
     return Restored(frames[-1], frames, sigma255)
-
-
-def _check_measurement(image: np.ndarray, task: str) -> None:
-    """Refuse what :func:`restore` would misread: tensors, integer images, channels first, and
-    images on another scale than ``[0, 1]``."""
-    _check_array_type(image)
-    if task == "mri":
-        return
-    if not (np.issubdtype(image.dtype, np.floating) or np.iscomplexobj(image)):
-        raise ValueError(
-            f"the image holds {image.dtype} values; restore takes float images in [0, 1]: "
-            "divide 8-bit data by 255 and 16-bit by 65535 (rimkit.io.read_image scales image "
-            "files), or give "
-            "data of another scale with units='data'"
-        )
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
-        alpha = {2: "gray and alpha: a[..., 0]", 4: "RGBA: drop the alpha, a[..., :3]"}
-        hint = alpha.get(image.shape[-1], "") if image.ndim == 3 else ""
-        raise ValueError(
-            f"the image has shape {image.shape}; restore takes (H, W) or (H, W, C) with C = 1 "
-            f"or 3 ({hint or 'channels first: np.moveaxis(a, 0, -1)'})"
-        )
-    check_image_range(image, "the image")
 
 
 def _map_level(noise: np.ndarray, mask: np.ndarray | None) -> float:
@@ -701,18 +635,9 @@ def _note_outliers(image: np.ndarray, peak: float) -> None:
         )
 
 
-def _check_array_type(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray):
-        raise TypeError(
-            f"restore takes one measurement as a numpy array, (H, W) or (H, W, C) (MRI k-space: "
-            f"(H, W) or (coils, H, W)), got {type(image).__name__}; for batches of tensors use "
-            "rimkit.reconstruct.RIMReconstructor"
-        )
-
-
 def _check_real_array(image: np.ndarray) -> None:
     """A measurement in the data's units: a real numpy array (complex input is MRI k-space)."""
-    _check_array_type(image)
+    check_array_type(image)
     if np.iscomplexobj(image) or not np.issubdtype(image.dtype, np.number):
         raise ValueError(
             f"the measurement holds {image.dtype} values; units='data' takes real numbers "
@@ -831,7 +756,7 @@ def _kspace_and_mask(
     if kspace.ndim != 3:
         raise ValueError(f"MRI k-space must be (H, W) or (coils, H, W), got shape {kspace.shape}")
     k = torch.from_numpy(kspace.astype(np.complex64))[None]  # (1, coils, H, W)
-    binary = sampled_mask(k) if mask is None else _mask_tensor(mask, kspace.shape[-2:], True)
+    binary = sampled_mask(k) if mask is None else mask_tensor(mask, kspace.shape[-2:], True)
     _warn_if_uncentred(k, binary)
     return k, binary
 

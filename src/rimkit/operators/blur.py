@@ -202,9 +202,17 @@ def checked_kernel(kernel: Any, name: str = "the kernel") -> Tensor:
 
 
 def blur_kernel(kernel: Any = None) -> Tensor:
-    """The kernel of a blur task: :data:`DEFAULT_KERNEL` for ``None``, else
-    :func:`checked_kernel` of the array given."""
-    return kernel_from_spec(DEFAULT_KERNEL) if kernel is None else checked_kernel(kernel)
+    """The kernel of a blur task: :data:`DEFAULT_KERNEL` for ``None``, :func:`kernel_from_spec`
+    of a name (``"gaussian:2"``, as ``--kernel`` takes), else :func:`checked_kernel` of the
+    array given.
+
+    Example:
+        >>> blur_kernel("box:3").sum().item()
+        1.0
+    """
+    if kernel is None or isinstance(kernel, str):
+        return kernel_from_spec(DEFAULT_KERNEL if kernel is None else kernel)
+    return checked_kernel(kernel)
 
 
 def valid_margins(kernel_shape: tuple[int, int]) -> tuple[int, int, int, int]:
