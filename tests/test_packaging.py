@@ -51,3 +51,12 @@ def test_the_installed_version_is_the_package_version_and_mit_licensed():
     meta = metadata.metadata("rimkit")
     assert meta["License-Expression"] == "MIT"
     assert "LICENSE" in (meta.get_all("License-File") or [])
+
+
+def test_the_package_is_marked_typed_and_ships_the_marker():
+    import importlib.resources
+
+    assert importlib.resources.files("rimkit").joinpath("py.typed").is_file()
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    data = re.search(r"^rimkit = \[(.*)\]$", pyproject, re.M)  # [tool.setuptools.package-data]
+    assert data and '"py.typed"' in data[1]

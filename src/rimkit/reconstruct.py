@@ -240,7 +240,11 @@ class RIMReconstructor:
             if not flat:
                 warn_if_no_start(operator)
             x0 = initial_estimate(operator, y, flat=flat)
-        likelihood = GaussianLikelihood(operator, y, sigma)
+        with warnings.catch_warnings(record=True) as notes:  # to be told at the caller's line
+            warnings.simplefilter("always")
+            likelihood = GaussianLikelihood(operator, y, sigma)
+        for note in notes:
+            warnings.warn(note.message, note.category, stacklevel=2)
         steps = self.steps or self.model.train_steps
         with torch.no_grad(), _bar(steps, "steps", self.progress) as bar:
             return self.model(CountingLikelihood(likelihood, bar), x0=x0, steps=self.steps)

@@ -53,7 +53,9 @@ _ROWS = ((1.0, 1.0, 1.0), (1.0, 0.0, -1.0), (1.0, -2.0, 1.0))
 _OFFSET = (0.0, 0.5, 0.5)
 
 
-def opponent_matrix(dtype: torch.dtype = torch.float32, device=None) -> Tensor:
+def opponent_matrix(
+    dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> Tensor:
     """``M = O / sqrt(3)``, ``(3, 3)``: RGB to scaled orthonormal opponent coordinates."""
     rows = torch.tensor(_ROWS, dtype=torch.float64)
     matrix = rows / rows.norm(dim=1, keepdim=True) / math.sqrt(3.0)

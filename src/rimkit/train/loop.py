@@ -312,8 +312,27 @@ def train(
     folder that already holds a run is refused unless ``resume`` continues it or ``force``
     starts over in it (removing the old run's files). ``stop_after`` ends the run (with a
     checkpoint) after that many iterations in total, as a kill right after a checkpoint would.
-    Returns the final metadata.
+    Returns the final metadata. The caller's thread count and random state are as they were
+    afterwards (the run seeds its own from ``optim.seed``).
     """
+    threads = torch.get_num_threads()
+    try:
+        with torch.random.fork_rng():
+            return _train(cfg, out_dir, resume, stop_after, progress, force=force)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(
+    cfg: ExperimentConfig,
+    out_dir: str | os.PathLike,
+    resume: bool,
+    stop_after: int | None,
+    progress: bool,
+    *,
+    force: bool,
+) -> dict[str, Any]:
+    """:func:`train`, which keeps the caller's threads and random state around it."""
     if not isinstance(cfg, ExperimentConfig):
         raise TypeError(
             f"train takes an ExperimentConfig (e.g. load_config(path)), got {type(cfg).__name__}"
@@ -330,7 +349,7 @@ def train(
             f"optim.warmup={optim_cfg.warmup} is longer than optim.iterations="
             f"{optim_cfg.iterations}: the learning rate never reaches optim.lr",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     device = _setup_process(optim_cfg, dist)
     torch.manual_seed(optim_cfg.seed)
@@ -343,7 +362,7 @@ def train(
             f"optim.precision bf16 runs a RIM's cell under autocast; this "
             f"{type(model).__name__} trains in fp32",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     elif optim_cfg.precision == "bf16":
         model.cell_dtype = torch.bfloat16

@@ -89,7 +89,8 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
 
     The model's ``start`` attribute says where reconstruction starts: ``"flat"`` for a model
     trained only on random projections, ``"task"`` otherwise
-    (:func:`rimkit.reconstruct.trained_start`).
+    (:func:`rimkit.reconstruct.trained_start`). It is float32, or float64 where every weight
+    was saved so (``cell_dtype``, a setting of the run, is not saved).
 
     Example:
         >>> load_model("no-such-model")
@@ -118,8 +119,12 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     config = meta.get("config", {})
     if "model" not in config:
         raise ValueError(f"{str(path)!r} has no model config in its metadata; not a rimkit model")
-    model = RIMConfig.from_dict(config["model"]).build()
-    _load_weights(model, _shipped_weights(tensors), path)
+    with torch.random.fork_rng(devices=[]):  # its random start is overwritten: keep the user's
+        model = RIMConfig.from_dict(config["model"]).build()
+    weights = _shipped_weights(tensors)
+    if all(w.dtype == torch.float64 for w in weights.values() if w.is_floating_point()):
+        model = model.double()  # saved from a float64 model: loaded as one
+    _load_weights(model, weights, path)
     model.start = trained_start(t.get("name", "") for t in config.get("tasks", []))
     model.trained_scales = trained_scales(config, card)
     model.eval()
@@ -179,7 +184,9 @@ def save_model(
     if not isinstance(config, RIMConfig):
         raise ValueError(
             f"save_model needs a model built by build_rim or RIMConfig(...).build(), which keep "
-            f"what it was built from as model.config; this {type(model).__name__} has none"
+            f"what it was built from as model.config; this {type(model).__name__} has none "
+            "(an i-RIM or an unrolled baseline: build_rim(variant='invertible' / 'unrolled', "
+            "...) builds one that has)"
         )
     entries = list(tasks or [])
     if not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in entries):
