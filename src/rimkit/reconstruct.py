@@ -323,14 +323,25 @@ def _starts(size: int, tile: int, overlap: int) -> list[int]:
     return sorted(set(starts))
 
 
-def _ramp(length: int, overlap: int, first: bool, last: bool) -> Tensor:
-    """1-D blending weights: linear ramps over the overlap except at the image borders."""
+def _ramp(
+    length: int, overlap: int, first: bool, last: bool, lead: int = 0, trail: int = 0
+) -> Tensor:
+    """1-D blending weights: linear ramps over the overlap except at the image borders; on an
+    edge inside the image, 0 over the ``lead`` (``trail``) pixels before the ramp at the
+    start (end), a valid blur's margins that the tile's own measurement barely sees.
+
+    Example:
+        >>> _ramp(8, 2, first=False, last=True, lead=1).tolist()
+        [0.0, 0.3333333333333333, 0.6666666666666666, 1.0, 1.0, 1.0, 1.0, 1.0]
+    """
     w = torch.ones(length, dtype=torch.float64)
     ramp = torch.linspace(0, 1, overlap + 2, dtype=torch.float64)[1:-1]
     if not first:
-        w[:overlap] = ramp
+        w[:lead] = 0
+        w[lead : lead + overlap] = ramp
     if not last:
-        w[-overlap:] = ramp.flip(0)
+        w[length - trail :] = 0
+        w[length - trail - overlap : length - trail] = ramp.flip(0)
     return w
 
 
@@ -393,8 +404,8 @@ def reconstruct_tiled(
             part = sigma[..., window[0], window[1]] if is_noise_map(sigma) else sigma
             traj = whole(y[..., window[0], window[1]], op, part)
             weight = torch.outer(
-                _ramp(traj.final.shape[-2], overlap, i == 0, i == len(rows) - 1),
-                _ramp(traj.final.shape[-1], overlap, j == 0, j == len(cols) - 1),
+                _ramp(traj.final.shape[-2], overlap, i == 0, i == len(rows) - 1, top, bottom),
+                _ramp(traj.final.shape[-1], overlap, j == 0, j == len(cols) - 1, left, right),
             ).to(device=traj.final.device, dtype=traj.final.dtype)  # (tile, tile)
             if out is None:
                 shape = (*traj.final.shape[:2], h * scale + top + bottom, w * scale + left + right)
