@@ -331,8 +331,8 @@ def _ramp(
     start (end), a valid blur's margins that the tile's own measurement barely sees.
 
     Example:
-        >>> _ramp(8, 2, first=False, last=True, lead=1).tolist()
-        [0.0, 0.3333333333333333, 0.6666666666666666, 1.0, 1.0, 1.0, 1.0, 1.0]
+        >>> (3 * _ramp(8, 2, first=False, last=True, lead=1)).round().tolist()
+        [0.0, 1.0, 2.0, 3.0, 3.0, 3.0, 3.0, 3.0]
     """
     w = torch.ones(length, dtype=torch.float64)
     ramp = torch.linspace(0, 1, overlap + 2, dtype=torch.float64)[1:-1]
