@@ -292,7 +292,6 @@ def test_an_eval_stopped_by_bad_input_leaves_no_journal_to_trip_over(tmp_path, c
 
 def test_restore_refuses_what_it_would_misread(monkeypatch):
     from rimkit.pipeline import restore
-    from rimkit.zoo import load_model
 
     image = np.full((16, 16), 0.5)
     for bad, error, message in [
@@ -305,7 +304,7 @@ def test_restore_refuses_what_it_would_misread(monkeypatch):
         with pytest.raises(error, match=message):
             restore(bad, "denoise", None, baseline="tv", sigma=25)
     with pytest.raises(TypeError, match=r"an nn.Module such as load_model\(name\)\.model"):
-        restore(image, "denoise", load_model("denoise-gray"), sigma=25)
+        restore(image, "denoise", "denoise-gray", sigma=25)
 
 
 def test_load_model_names_and_devices(tmp_path, monkeypatch):
