@@ -151,10 +151,17 @@ def test_rimkit_eval_resume_continues_a_stopped_run(tmp_path, folder, capsys, mo
     assert main([*argv, "--out", str(out)]) == 130
     monkeypatch.setattr(runner, "_run_case", run_case)
     assert not (out / "results.csv").exists()
-    capsys.readouterr()
+    err = capsys.readouterr().err
+    assert "finished images are kept in" in err and "same command with --resume" in err
 
     assert main([*argv, "--out", str(out)]) == 2
     assert "--resume" in capsys.readouterr().err
+    kept = (out / runner.JOURNAL).read_bytes()
+    other = [a if a != "15" else "20" for a in argv]  # a resume of another evaluation
+    assert main([*other, "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "is kept: rerun the command that started it with --resume" in err
+    assert "--journal" not in err and (out / runner.JOURNAL).read_bytes() == kept
     assert main([*argv, "--out", str(out), "--resume"]) == 0
     assert _results(out) == _results(tmp_path / "whole")
     assert not (out / runner.JOURNAL).exists()

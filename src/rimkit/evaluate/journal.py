@@ -26,15 +26,37 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Journal"]
+__all__ = ["Journal", "JournalMismatch", "kept_for_resume", "stopped"]
+
+
+class JournalMismatch(ValueError):
+    """A journal that is none, or that another evaluation wrote: it is kept as it is."""
+
+
+def stopped(path: str | os.PathLike) -> KeyboardInterrupt:
+    """``rimkit eval``'s word on a stop: where the finished images are kept, and how to go on."""
+    return KeyboardInterrupt(
+        f"interrupted; the finished images are kept in {str(path)!r}: rerun the same command "
+        "with --resume to continue"
+    )
+
+
+def kept_for_resume(path: str | os.PathLike) -> ValueError:
+    """``rimkit eval``'s error for a journal in its folder that another evaluation wrote."""
+    return ValueError(
+        f"{str(path)!r} holds the finished images of an evaluation with other settings, "
+        "methods or images, and is kept: rerun the command that started it with --resume, or "
+        "start over with --force (which drops them)"
+    )
 
 
 class Journal:
     """Append-only JSON lines: a header ``{"journal": 1, "run": identity}``, then one entry
     ``{"setting", "image", "rows", "curves"}`` per finished (setting, image).
 
-    ``identity`` (JSON-able) must equal the header's when the file exists, or a ``ValueError``
-    says so: delete the file or give another path.
+    ``identity`` (JSON-able) must equal the header's when the file exists, or a
+    :class:`JournalMismatch` says so (delete the file or give another path); the file is left
+    as it was.
     """
 
     VERSION = 1
@@ -63,11 +85,11 @@ class Journal:
             good += len(line) + 1
         header = parsed[0] if parsed else None
         if not isinstance(header, dict) or header.get("journal") != self.VERSION:
-            raise ValueError(
+            raise JournalMismatch(
                 f"{str(self.path)!r} is not an evaluation journal; give another --journal path"
             )
         if header.get("run") != identity:
-            raise ValueError(
+            raise JournalMismatch(
                 f"journal {str(self.path)!r} was written by a different evaluation (its "
                 "settings, methods or images differ); delete it to start afresh or give "
                 "another --journal path"

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from rimkit.evaluate.benchmarking import machine_info
-from rimkit.evaluate.journal import Journal
+from rimkit.evaluate.journal import Journal, JournalMismatch, kept_for_resume, stopped
 from rimkit.evaluate.metrics import nmse, psnr, ssim
 from rimkit.evaluate.report import atomic_write_text, markdown_table
 from rimkit.fastmri import center_crop, read_fastmri, slice_count
@@ -224,15 +224,20 @@ def run_measured(spec: Any, out: Path, baselines: Sequence[str], notes: list[str
         raise ValueError(f"two methods share a name: {[m.name for m in methods]}; use --label")
     out.mkdir(parents=True, exist_ok=True)
     journal = out / "journal.jsonl"
-    rows = evaluate_measured(
-        files,
-        spec.accelerations,
-        spec.mask,
-        methods,
-        seed=spec.seed,
-        journal=journal,
-        progress=not spec.quiet,
-    )
+    try:
+        rows = evaluate_measured(
+            files,
+            spec.accelerations,
+            spec.mask,
+            methods,
+            seed=spec.seed,
+            journal=journal,
+            progress=not spec.quiet,
+        )
+    except JournalMismatch:
+        raise kept_for_resume(journal) from None
+    except KeyboardInterrupt:
+        raise stopped(journal) from None
     _write(rows, out, spec, [m.name for m in methods], notes, len(files))
     journal.unlink()
     return out

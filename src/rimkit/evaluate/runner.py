@@ -48,6 +48,7 @@ from torch import Tensor
 
 from rimkit.evaluate.benchmarking import machine_info
 from rimkit.evaluate.figures import convergence_figure, crop_grid
+from rimkit.evaluate.journal import JournalMismatch, kept_for_resume, stopped
 from rimkit.evaluate.metrics import as_image, quantize
 from rimkit.evaluate.protocols import (
     OWN_TASK,
@@ -1384,6 +1385,10 @@ def run_eval(spec: EvalSpec) -> Path:
     journal = out / JOURNAL
     try:
         result = evaluate(images, protocols, methods, progress=not spec.quiet, journal=journal)
+    except JournalMismatch:
+        raise kept_for_resume(journal) from None
+    except KeyboardInterrupt:
+        raise stopped(journal) from None
     except ValueError:  # bad input met mid-run: a rerun meets it again, so nothing to resume
         journal.unlink(missing_ok=True)
         if fresh and not any(out.iterdir()):
