@@ -229,9 +229,22 @@ def test_a_run_resumed_on_other_images_is_refused(image_folder, tmp_path):
     recipe = _recipe(moved)
     train(ExperimentConfig.from_dict(recipe), tmp_path / "run", resume=True, stop_after=3,
           progress=False)  # fmt: skip
+    first = np.asarray(Image.open(moved / "00.png"))
+    Image.fromarray(255 - first).save(moved / "00.png")  # other pixels, as many patches
+    with pytest.raises(ValueError, match=r"trained on other images \(train pixels differ\)"):
+        train(ExperimentConfig.from_dict(recipe), tmp_path / "run", resume=True, progress=False)
     (moved / "05.png").unlink()  # one image fewer: other data
     with pytest.raises(ValueError, match=r"trained on other images \(train_patches \d+ then"):
         train(ExperimentConfig.from_dict(recipe), tmp_path / "run", resume=True, progress=False)
+
+
+def test_validation_on_a_training_source_is_noted(image_folder, tmp_path):
+    from rimkit.train import ExperimentConfig, train
+
+    recipe = _recipe(image_folder)
+    recipe["data"] = recipe["data"] | {"val": str(image_folder)}
+    with pytest.warns(UserWarning, match=r"data.val .* is one of the training sources"):
+        train(ExperimentConfig.from_dict(recipe), tmp_path / "run", stop_after=1, progress=False)
 
 
 def test_evaluating_on_the_training_images_is_noted(image_folder, tmp_path):

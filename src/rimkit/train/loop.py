@@ -185,6 +185,13 @@ def _load_patches(cfg: ExperimentConfig) -> tuple[PatchSet, Tensor]:
     first, *others = _sources(data.train)
     images = _source_images(data, first)
     if data.val is not None:
+        if data.val in _sources(data.train):
+            warnings.warn(
+                f"data.val {data.val!r} is one of the training sources: validation then scores "
+                "images the model trains on; give held-out images",
+                UserWarning,
+                stacklevel=4,
+            )
         train, val = images, _source_images(data, data.val)
     else:
         if len(images) <= data.val_images or data.val_images < 1:
@@ -215,7 +222,7 @@ def _load_patches(cfg: ExperimentConfig) -> tuple[PatchSet, Tensor]:
             f"hold {len(val_set)} non-overlapping patches: it validates on those; hold out more "
             "images (data.val_images) or give data.val_patches <= that",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     return patches, validation_patches(val_set, data.val_patches, cfg.optim.seed)
 
@@ -381,7 +388,12 @@ def _train(
     scored = model if average is None else average.module  # what validates and ships
     start, best, skipped = 0, -math.inf, 0
     val_scores: list[float] = []
-    sizes = {"train_patches": len(patches), "val_patches": len(val_x)}
+    sizes = {
+        "train_patches": len(patches),
+        "val_patches": len(val_x),
+        "train_digest": pixels_digest(patches.images),
+        "val_digest": pixels_digest([val_x.cpu().numpy()]),
+    }
     if resume:
         check_same_data(out, sizes)
         start, skipped, val_scores, best = _restore(out, model, optimizer, average, cfg)
@@ -625,14 +637,36 @@ def _restore(
     return meta["iteration"], meta.get("skipped", 0), scores, best
 
 
-def check_same_data(out: Path, sizes: dict[str, int]) -> None:
+def pixels_digest(arrays: list[np.ndarray]) -> str:
+    """A short digest of arrays' shapes and values, in order: the same images give the same
+    digest wherever they lie.
+
+    Example:
+        >>> a = np.zeros((1, 2, 2), np.uint8)
+        >>> pixels_digest([a]) == pixels_digest([a.copy()]) != pixels_digest([a + 1])
+        True
+    """
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def check_same_data(out: Path, sizes: dict[str, int | str]) -> None:
     """Refuse to resume the run in ``out`` on other images: its data paths may change (the
-    same images, moved), but not how many training and validation patches they give (runs
-    saved before this was recorded are not checked)."""
+    same images, moved), but not the training and validation patches they give, counted and
+    by a digest of their pixels (what a run saved before either was recorded lacks is not
+    checked)."""
     saved = read_meta(out / "last").get("data") if (out / "last.safetensors").exists() else None
     if not isinstance(saved, dict):
         return
-    differ = [f"{k} {saved.get(k)} then, {v} now" for k, v in sizes.items() if saved.get(k) != v]
+    differ = [
+        f"{k} {saved[k]} then, {v} now" if k.endswith("patches") else f"{k[:-7]} pixels differ"
+        for k, v in sizes.items()
+        if k in saved and saved[k] != v
+    ]
     if differ:
         raise ValueError(
             f"the run in {str(out)!r} was trained on other images ({'; '.join(differ)}); a "
