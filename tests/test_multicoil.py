@@ -377,3 +377,13 @@ def test_compare_scores_against_a_bart_reference_image(tmp_path, capsys):
     argv[1:4] = [tmp_path / "noisy.npy", "--task", "denoise"]
     assert main([str(a) for a in [*argv, "--force", "--truth", tmp_path / "img.cfl"]]) == 2
     assert "is a BART file; it scores --task mri only" in capsys.readouterr().err
+
+
+def test_reconstruct_runs_mri_measured_on_a_scanners_kspace_and_mri_on_simulated(tmp_path, capsys):
+    kspace, _, _, _ = _multicoil_kspace()
+    _write_bart(tmp_path / "ksp", np.moveaxis(kspace, 0, -1)[None])  # (1, H, W, coils)
+    np.save(tmp_path / "ksp.npy", kspace)
+    for source, model in (("ksp.cfl", "mri-measured"), ("ksp.npy", "mri")):
+        argv = ["reconstruct", tmp_path / source, tmp_path / f"{source}.png", "--task", "mri"]
+        assert main([str(a) for a in argv]) == 0
+        assert f"steps of {model}" in capsys.readouterr().out

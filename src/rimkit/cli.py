@@ -57,7 +57,8 @@ COMPARE_EXAMPLE = """examples:
   rimkit compare noisy.png --task denoise --truth clean.png      # also PSNR / SSIM
   rimkit compare lr.png --task sr --scale 3 --methods sr bicubic runs/my-sr
   rimkit compare photo.png --task blur --kernel motion:15:45 --boundary valid --sigma auto
-  rimkit compare ksp.cfl --task mri --truth img.cfl   # every MRI model and baseline, scored
+  rimkit compare ksp.cfl --task mri --truth img.cfl   # both MRI models, zero-filled and TV
+  rimkit compare ksp.cfl --task mri --truth img.cfl --methods mri-measured fista-wavelet
   rimkit compare under.npy --task mri --truth file1000.h5 --slice 17   # fastMRI's reference
 
 --sigma auto (the default for denoise) estimates the noise level once; every method is told
@@ -71,7 +72,7 @@ RECONSTRUCT_EXAMPLE = """examples:
   rimkit reconstruct noisy.png out.png --task denoise --sigma 25 --ensemble 8
   rimkit reconstruct photo.png out.png --task denoise --sigma auto   # estimate the noise level
   rimkit reconstruct photo.png out-bm3d.png --task denoise --baseline bm3d   # a classical one
-  rimkit reconstruct ksp.cfl brain.png --task mri --model mri-measured   # a scanner's k-space
+  rimkit reconstruct ksp.cfl brain.png --task mri   # a scanner's k-space: mri-measured
   rimkit reconstruct file1000.h5 knee.png --task mri --slice 17   # a fastMRI test file
   rimkit reconstruct file1000.h5 knee.npy --task mri --slice all  # all its slices, one .npy
   rimkit reconstruct lensed.png source.png --task lensing --einstein-radius 0.45 \\
@@ -81,11 +82,12 @@ RECONSTRUCT_EXAMPLE = """examples:
 
 Measurements as written by `rimkit degrade` (the same --task, --sigma, --scale, mask and
 kernel; for lensing the same lens flags). --model takes a shipped model name (see `rimkit
-models`), a run folder of `rimkit train` or a .safetensors file; by default the shipped model
-for the task. --ensemble K restores K flips/rotations of the measurement and averages them
-(denoise, sr, inpaint; K times the time; BENCHMARKS.md has what it gains). Data of any
-scale (FITS, or --units data): divided by their peak for the model and the result multiplied
-back, so --sigma and the result are in the data's units."""
+models`), a run folder of `rimkit train` or a .safetensors file; by default the shipped
+model for the task (for a scanner's k-space, BART's .cfl or a fastMRI .h5, mri-measured).
+--ensemble K restores K flips/rotations of the measurement and averages them (denoise, sr,
+inpaint; K times the time; BENCHMARKS.md has what it gains). Data of any scale (FITS, or
+--units data): divided by their peak for the model and the result multiplied back, so
+--sigma and the result are in the data's units."""
 
 DEFAULT_MODELS: dict[str, dict[int, str]] = {
     "denoise": {1: "denoise-gray", 3: "denoise-rgb"},
@@ -97,7 +99,9 @@ DEFAULT_MODELS: dict[str, dict[int, str]] = {
 }
 """task -> image channels -> the shipped model used when --model is not given."""
 TASKS = tuple(DEFAULT_MODELS)
-ALTERNATIVE_MODELS: dict[str, tuple[str, ...]] = {"mri": ("mri-measured",)}
+SCANNER_MRI_MODEL = "mri-measured"
+"""The model ``reconstruct`` runs by default on k-space a scanner measured (BART, fastMRI)."""
+ALTERNATIVE_MODELS: dict[str, tuple[str, ...]] = {"mri": (SCANNER_MRI_MODEL,)}
 """task -> other shipped models that ``rimkit compare`` runs beside the default one (mri: the
 model for k-space measured on a scanner, which carries an image phase)."""
 
@@ -706,6 +710,14 @@ def _sr_scale(args: argparse.Namespace) -> float:
     return 2 if args.scale is None else args.scale
 
 
+def _is_scanner_kspace(path: str) -> bool:
+    """Whether ``path`` is a scanner's k-space file: BART's .cfl / .hdr or a fastMRI .h5 (a
+    .npy may hold k-space that rimkit degrade simulated)."""
+    from rimkit.fastmri import is_fastmri
+
+    return Path(path).suffix.lower() in (".cfl", ".hdr") or is_fastmri(path)
+
+
 def _is_kspace_file(path: str) -> bool:
     """Whether ``path`` holds measured k-space: a fastMRI .h5, a BART .cfl / .hdr file or a
     complex ``(coils, H, W)`` .npy (an image to transform is 2-D)."""
@@ -875,7 +887,7 @@ def _load_method(args: argparse.Namespace, image: np.ndarray) -> tuple[str, Any,
 
     if args.baseline:
         return args.baseline, None, None, None
-    name = args.model or _default_model(args.task, image)
+    name = args.model or _default_model(args.task, image, scanner=_is_scanner_kspace(args.input))
     loaded = load_model(name, device=args.device)
     trained = int(getattr(loaded.model, "train_steps", 0) or 0)
     if args.steps and trained and args.steps > trained:
@@ -1196,12 +1208,16 @@ def _alternative_models(task: str) -> list[str]:
     return [name for name in ALTERNATIVE_MODELS.get(task, ()) if name in shipped]
 
 
-def _default_model(task: str, image: np.ndarray) -> str:
+def _default_model(task: str, image: np.ndarray, scanner: bool = False) -> str:
+    """The shipped model for ``task`` on ``image``; for k-space from a ``scanner`` (BART,
+    fastMRI files) the MRI model trained with a scanner's image phase."""
     from rimkit.zoo import list_models
 
     channels = 3 if task != "mri" and image.ndim == 3 and image.shape[2] == 3 else 1
     name = DEFAULT_MODELS[task][channels]
     shipped = [card.name for card in list_models()]
+    if task == "mri" and scanner and SCANNER_MRI_MODEL in shipped:
+        return SCANNER_MRI_MODEL
     if name not in shipped:
         raise UsageError(
             f"no shipped model for {task} yet (wanted {name!r}; shipped: "
