@@ -597,11 +597,14 @@ def test_eval_of_several_models_names_its_default_folder_after_them(
     run_folder = tmp_path / "runs" / "v1.2"
     run_folder.mkdir(parents=True)
     _model(run_folder, [{"name": "denoise", "sigma": [0, 55]}], name="model.safetensors")
-    status, _, err = run_eval(capsys, "--model", run_folder, "--model", model,
+    status, _, err = run_eval(capsys, "--model", "runs/v1.2", "--model", "rim.safetensors",
                               "--baselines", "none", *argv)  # fmt: skip
     assert status == 0, err
-    summary = json.loads((tmp_path / "evals" / "v1.2_rim-denoise" / "summary.json").read_text())
-    assert summary["methods"] == ["v1.2", "rim"]  # the folder's name and the file's stem
+    found = json.loads((tmp_path / "evals" / "runs_v1.2_rim-denoise" / "summary.json").read_text())
+    assert found["methods"] == ["v1.2", "rim"]  # the folder's name and the file's stem
+    run_folder.rename(tmp_path / "runs" / "denoise-gray")  # a run named as a shipped model
+    status, _, err = run_eval(capsys, "--model", "runs/denoise-gray", "--baselines", "none", *argv)
+    assert status == 0 and (tmp_path / "evals" / "runs_denoise-gray-denoise").is_dir(), err
 
 
 def test_eval_rgb_images_become_gray_for_a_gray_model_and_baselines_only(tmp_path, folder, capsys):

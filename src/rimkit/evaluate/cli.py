@@ -54,7 +54,8 @@ EXAMPLES = """examples:
   rimkit eval --model mri --task mri --data knee_singlecoil_val/ --measured \\
       --acceleration 4 8 --limit 10    # fastMRI's protocol on the files' own k-space
 
-Writes into --out (default evals/LABEL-TASK, labels joined by _): results.csv (per image),
+Writes into --out (default evals/NAME-TASK: the --label, else a shipped model's name or the
+model's folder and file name, runs/x: runs_x; several joined by _): results.csv (per image),
 summary.md and summary.json (means), convergence.csv (+ convergence.png with matplotlib:
 rimkit[plot]), a crop grid per setting (grid-*.png) and report.html (self-contained); with
 --measured, results.csv per volume, summary.md and summary.json. An existing result folder is
@@ -236,7 +237,7 @@ def register(
     parser.add_argument(
         "--threads", type=int, help="CPU threads for torch and BM3D alike (default: torch's)"
     )
-    parser.add_argument("--out", metavar="DIR", help="result folder (default evals/LABEL-TASK)")
+    parser.add_argument("--out", metavar="DIR", help="result folder (default evals/NAME-TASK)")
     parser.add_argument(
         "--resume",
         action="store_true",

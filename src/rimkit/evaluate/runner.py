@@ -1177,7 +1177,7 @@ def trained_sigma_range(
 def _check_out(spec: EvalSpec) -> Path:
     out = spec.out
     if out is None:
-        names = spec.labels or [_file_or_folder_name(m) for m in spec.models] or ["baselines"]
+        names = spec.labels or [_folder_name(m) for m in spec.models] or ["baselines"]
         out = Path("evals") / f"{_slug('_'.join(names))}-{spec.task}"
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -1205,6 +1205,18 @@ def _check_out(spec: EvalSpec) -> Path:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.=-]+", "_", text).replace("/", "_").strip("_") or "x"
+
+
+def _folder_name(model: str | os.PathLike) -> str:
+    """What names a model in the default output folder: a shipped model's name, else its path's
+    last two parts (``runs/denoise-gray``: ``runs_denoise-gray``, never a shipped name)."""
+    from rimkit.zoo import list_models
+
+    if isinstance(model, str) and model in {card.name for card in list_models()}:
+        return model
+    path = Path(model)
+    name = path.stem if path.suffix == ".safetensors" else path.name
+    return f"{path.parent.name}_{name}" if path.parent.name else name
 
 
 def _file_or_folder_name(model: str | os.PathLike) -> str:
