@@ -136,11 +136,16 @@ def test_degrade_under_samples_multi_coil_kspace_of_a_npy(tmp_path, capsys):
     kspace = fft2c(maps.numpy() * slice_image())
     np.save(tmp_path / "full.npy", kspace)
     argv = ["degrade", tmp_path / "full.npy", tmp_path / "u.npy", "--task", "mri"]
-    status, out, _ = run(capsys, *argv, "--acceleration", "4")
-    assert status == 0 and "under-sampled k-space (3x24x32)" in out
+    status, out, err = run(capsys, *argv, "--acceleration", "4")
     under = np.load(tmp_path / "u.npy")
     sampled = under[0] != 0
+    assert status == 0 and f"(3x24x32, {100 * sampled.mean():.1f} % of its points)" in out
     assert np.array_equal(under[:, sampled], kspace[:, sampled]) and 0.1 < sampled.mean() < 0.5
+    assert "already under-sampled" not in err
+    argv = ["degrade", tmp_path / "u.npy", tmp_path / "uu.npy", "--task", "mri"]
+    status, out, err = run(capsys, *argv, "--acceleration", "2")  # under-sampled once more
+    assert status == 0 and f"holds {100 * sampled.mean():.1f} % of its k-space" in err
+    assert "R about" in err
 
 
 def test_outputs_never_overwrite_the_maps_file(tmp_path, capsys):

@@ -126,7 +126,8 @@ UNITS_HELP = (
     "image: an image in [0, 1] (8/16-bit files are scaled there), --sigma on the 0-255 scale "
     "(mri: 255 times the k-space's units); data: values of any scale in their own units "
     "(counts, photons; mri: k-space), --sigma and the output in them too (.npy and .fits keep "
-    "them; 8-bit pictures are divided by their maximum). Default: data for FITS, image otherwise"
+    "them, a picture output of an 8/16-bit input its counts; another picture holds them "
+    "divided by their maximum). Default: data for FITS, image otherwise"
 )
 
 
@@ -763,16 +764,34 @@ def _undersample_kspace(args: argparse.Namespace, output: Path, mask_path: Path)
         )
     kspace, index = _read_kspace_input(args.input, args.slice, args.quiet)
     result = undersample(kspace, args.acceleration, args.seed, args.mask)
+    before, after = (_sampled_fraction(k) for k in (kspace, result.measurement))
+    if before < 0.95:
+        warnings.warn(
+            f"the input holds {100 * before:.1f} % of its k-space (already under-sampled); the "
+            f"--acceleration {args.acceleration:g} pattern keeps {100 * after:.1f} %, R about "
+            f"{1 / max(after, 1e-9):.1f}",
+            UserWarning,
+            stacklevel=2,
+        )
     write_image(output, result.measurement, force=args.force)
     write_image(mask_path, result.mask, force=args.force)
     if not args.quiet:
         shape = "x".join(str(s) for s in result.measurement.shape)
-        print(f"wrote the under-sampled k-space ({shape}) to {output} and its mask to {mask_path}")
+        print(
+            f"wrote the under-sampled k-space ({shape}, {100 * after:.1f} % of its points) to "
+            f"{output} and its mask to {mask_path}"
+        )
         if index >= 0:
             print(
                 f"score it against the file's reference: rimkit compare {output} --task mri "
                 f"--truth {args.input} --slice {index}"
             )
+
+
+def _sampled_fraction(kspace: np.ndarray) -> float:
+    """The fraction of k-space points a measurement holds (non-zero in some coil)."""
+    values = np.abs(kspace)
+    return float(np.mean(values.reshape(-1, *values.shape[-2:]).max(axis=0) > 0))
 
 
 def _boundary(args: argparse.Namespace) -> str:
