@@ -52,7 +52,7 @@ VALUE_SUFFIXES = (".npy", *FITS_SUFFIXES)
 EXAMPLE_PREFIX = "example:"
 EXAMPLES = (
     "camera", "astronaut", "coffee", "moon", "brick", "grass", "gravel", "chelsea",
-    "hubble_deep_field",
+    "hubble_deep_field", "cell", "coins", "text",
 )  # fmt: skip
 
 

@@ -724,7 +724,11 @@ def start_from(model: nn.Module, init: str, model_cfg: RIMConfig) -> None:
     try:
         source = load_model(init)
     except ValueError as err:
-        raise ValueError(f"optim.init: {err} (a path is read from the working folder)") from None
+        raise ValueError(
+            f"optim.init: {err} (a path is read from the working folder; the recipes in "
+            "rimkit's configs/ name theirs from the repository's root: run them from there, or "
+            "--set optim.init=PATH)"
+        ) from None
     theirs = RIMConfig.from_dict(source.config["model"])
     differ = [
         f"{key} {getattr(theirs, key)!r} there, {getattr(model_cfg, key)!r} here"
