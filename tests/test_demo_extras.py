@@ -48,3 +48,37 @@ def test_a_failed_demo_leaves_no_empty_folder_of_its_own(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="boom"):
         run_demo(kept, crop=24, progress=False)
     assert kept.is_dir()  # a folder the user made stays
+
+
+def test_a_colour_image_is_noted_gray_and_every_file_is_named(monkeypatch, tmp_path, capsys):
+    from rimkit.cli import main
+
+    monkeypatch.setattr(demo, "SETTINGS", (DENOISE,))
+    monkeypatch.setitem(sys.modules, "bm3d", None)
+    result = run_demo(tmp_path / "out", "example:astronaut", crop=24, progress=False)
+    assert any("converted to gray" in note for note in result["notes"])
+    assert all((tmp_path / "out" / name).is_file() for name in result["files"])
+    assert {"results.json", "convergence.csv", "report.html"} <= set(result["files"])
+    gray = run_demo(tmp_path / "gray", "example:camera", crop=24, progress=False)
+    assert not any("converted to gray" in note for note in gray["notes"])
+    assert main(["demo", "--out", str(tmp_path / "t"), "--threads", "0"]) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err
+    assert main(["demo", "--out", str(tmp_path / "t"), "--threads", "1"]) == 0
+    assert f"and report.html to {tmp_path / 't'}" in capsys.readouterr().out
+
+
+def test_main_sets_the_thread_count_back_after_a_command(tmp_path):
+    import torch
+
+    from rimkit.cli import main
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        argv = ["degrade", "example:camera", str(tmp_path / "n.png"), "--task", "denoise"]
+        assert main([*argv, "--sigma", "25", "-q"]) == 0
+        argv = ["reconstruct", str(tmp_path / "n.png"), str(tmp_path / "o.png"), "--task"]
+        assert main([*argv, "denoise", "--sigma", "25", "--baseline", "tv", "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -122,6 +122,7 @@ MASK_HELP = (
 VOLUME_HELP = f"{SLICE_HELP}, or all: every slice, written as one (slices, H, W) .npy"
 NOISE_KINDS = ("gaussian", "poisson")
 UNITS = ("image", "data")  # rimkit.pipeline.UNITS, without importing torch for --help
+THREADS_HELP = "CPU threads for torch and BM3D alike (default: torch's)"
 UNITS_HELP = (
     "image: an image in [0, 1] (8/16-bit files are scaled there), --sigma on the 0-255 scale "
     "(mri: 255 times the k-space's units); data: values of any scale in their own units "
@@ -294,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="rimkit-demo", help="output folder (default rimkit-demo)")
     demo.add_argument("--image", default="example:camera", help="image file or example:NAME")
     demo.add_argument("--seed", type=seed_value, default=0, help="seed of the noise and mask draws")
+    demo.add_argument("--threads", type=int, help=THREADS_HELP)
     demo.set_defaults(run=_run_demo)
 
     models = sub.add_parser(
@@ -438,9 +440,7 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default="cpu", choices=["cpu", "cuda"], help="where the RIM runs (cpu)"
     )
-    parser.add_argument(
-        "--threads", type=int, help="CPU threads for torch and BM3D alike (default: torch's)"
-    )
+    parser.add_argument("--threads", type=int, help=THREADS_HELP)
     _add_lens_arguments(parser)
 
 
@@ -976,12 +976,7 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
 
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: no CUDA device is available here; use --device cpu")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"--threads must be >= 1, got {args.threads}")
-        import torch
-
-        torch.set_num_threads(args.threads)
+    _set_threads(args)
     if args.maps and args.task != "mri":
         raise UsageError("--maps applies to --task mri only")
     lensing = _lensing_setup(args)
@@ -1294,9 +1289,22 @@ def write_trajectory(target: Path, frames: list[np.ndarray]) -> None:
         write_image(target / f"step-{t:03d}.png", frame, force=True)
 
 
+def _set_threads(args: argparse.Namespace) -> None:
+    """``--threads``: torch's CPU threads (BM3D takes torch's count), checked; :func:`main`
+    sets the count back after the command (``args.threads_before``)."""
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        args.threads_before = torch.get_num_threads()
+        torch.set_num_threads(args.threads)
+
+
 def _run_demo(args: argparse.Namespace) -> None:
     from rimkit.demo import run_demo
 
+    _set_threads(args)
     result = run_demo(
         args.out, args.image, force=args.force, seed=args.seed, progress=not args.quiet
     )
@@ -1304,7 +1312,7 @@ def _run_demo(args: argparse.Namespace) -> None:
         print(result["markdown"])
         for note in result["notes"]:
             print(f"note: {note}")
-        print(f"wrote results.md, figure.png and report.html to {args.out}")
+        print(f"wrote {', '.join(result['files'][:-1])} and {result['files'][-1]} to {args.out}")
 
 
 def _run_models(args: argparse.Namespace) -> None:
@@ -1437,6 +1445,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+    finally:
+        if getattr(args, "threads_before", None):  # main() called in a process that goes on
+            import torch
+
+            torch.set_num_threads(args.threads_before)
     return EXIT_OK
 
 

@@ -161,22 +161,26 @@ def run_demo(
     if crop < 24 or crop % 12:
         raise ValueError(f"crop must be a multiple of 12 and at least 24, got {crop}")
     out = check_output_folder(out, force, inputs=[image])
-    truth = _crop(read_image(image, gray=True), crop)
+    picture = read_image(image)
+    truth = _crop(read_image(image, gray=True) if picture.ndim == 3 else picture, crop)
     check_image_range(truth, image, data_units=False)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    colour = ["the demo is gray: the colour image was converted to gray (ITU-R 601 luma)."]
     try:
-        return _run(out, image, truth, seed, progress)
+        return _run(out, image, truth, seed, progress, colour if picture.ndim == 3 else [])
     except BaseException:
         if created and not any(out.iterdir()):  # a failed run leaves no empty folder of its own
             out.rmdir()
         raise
 
 
-def _run(out: Path, image: str, truth: np.ndarray, seed: int, progress: bool) -> dict[str, Any]:
+def _run(
+    out: Path, image: str, truth: np.ndarray, seed: int, progress: bool, notes: list[str]
+) -> dict[str, Any]:
     x = torch.from_numpy(truth).float()[None, None]  # (1, 1, H, W)
     shipped = {card.name for card in list_models()}
-    rows, curves, panels, notes = [], {}, [], []
+    rows, curves, panels = [], {}, []
     for setting in SETTINGS:
         op, y, sigma = _measure(setting, x, seed)
         shown = [("truth", truth), ("measurement", _shown(setting, y, op))]
@@ -204,7 +208,7 @@ def _run(out: Path, image: str, truth: np.ndarray, seed: int, progress: bool) ->
             if len(result.estimates) > 1:
                 curves[setting.name][label] = [psnr(_picture(e), truth) for e in result.estimates]
             if progress:
-                print(f"  {setting.name:<17} {label:<20} {rows[-1]['psnr']:>6} dB", flush=True)
+                print(f"  {setting.name:<17} {label:<20} {rows[-1]['psnr']:>6.2f} dB", flush=True)
         grid = [(f"{setting.name}\n{k}", v) for k, v in shown]
         panels.append(crop_grid(grid, crop=min(96, len(truth))))
     return _write(out, rows, curves, panels, notes, f"{image}, centre crop {len(truth)}")
@@ -267,10 +271,12 @@ def _write(out: Path, rows, curves, panels, notes, image: str) -> dict[str, Any]
     atomic_write_text(out / "convergence.csv", buffer.getvalue())
     figure = _stack(panels)
     atomic_write_bytes(out / "figure.png", figure)
+    files = ["results.md", "results.json", "convergence.csv", "figure.png"]
     images = [("Truth, measurement and reconstructions (crops, zoom 2)", figure)]
     plot = convergence_figure({k: v for k, v in curves.items() if v})
     if plot is not None:
         atomic_write_bytes(out / "convergence.png", plot)
+        files.append("convergence.png")
         images.append(("PSNR against step t", plot))
     else:
         notes.append("convergence.png needs the plot extra: pip install 'rimkit[plot]'.")
@@ -282,4 +288,4 @@ def _write(out: Path, rows, curves, panels, notes, image: str) -> dict[str, Any]
         notes=notes,
         intro=f"Image: {image} pixels.",
     )
-    return {"rows": rows, "notes": notes, "markdown": markdown}
+    return {"rows": rows, "notes": notes, "markdown": markdown, "files": [*files, "report.html"]}

@@ -375,6 +375,7 @@ def run_command(args: argparse.Namespace) -> None:
     if args.threads is not None:
         import torch
 
+        args.threads_before = torch.get_num_threads()  # rimkit.cli.main sets it back
         torch.set_num_threads(args.threads)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
