@@ -157,7 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         options.add_argument(
             "--debug", action="store_true", default=default, help="show tracebacks on errors"
         )
-    common.add_argument("--force", action="store_true", help="overwrite an existing OUTPUT")
+    common.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite existing outputs (an OUTPUT file, or the files in an --out folder; "
+        "train: start over in a run folder that holds a run)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     deg = sub.add_parser(
@@ -185,8 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deg.add_argument("--units", choices=UNITS, help=UNITS_HELP)
     deg.add_argument("--scale", type=float, help="sr: integer down-sampling factor (default 2)")
-    deg.add_argument("--fraction", type=float, default=0.5, help="inpaint: missing fraction")
-    deg.add_argument("--acceleration", type=float, default=4.0, help="mri: factor >= 1")
+    deg.add_argument(
+        "--fraction", type=float, default=0.5, help="inpaint: missing fraction (default 0.5)"
+    )
+    deg.add_argument("--acceleration", type=float, default=4.0, help="mri: factor >= 1 (default 4)")
     deg.add_argument("--mask", choices=MASK_PATTERNS, default="columns", help=MASK_HELP)
     deg.add_argument(
         "--coils",

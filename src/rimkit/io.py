@@ -930,7 +930,7 @@ def check_output_folder(
                     "could overwrite; choose another folder"
                 )
     if out.is_dir() and any(out.iterdir()) and not force:
-        raise ValueError(f"{what} {str(out)!r} is not empty; pass --force or choose another")
+        raise ValueError(f"{what} {str(out)!r} is not empty; pass --force or choose another folder")
     return out
 
 
