@@ -235,6 +235,7 @@ def test_cli_reconstruct_writes_output_and_trajectory(tmp_path, measurement, cap
     args = ("reconstruct", measurement, out, "--task", "denoise", "--sigma", 25, "--model", model)
     status, stdout, err = _run(capsys, *args, "--trajectory", gif)
     assert status == 0 and "3 steps" in stdout and "past the T" not in err
+    assert f"and every step to {gif}" in stdout
     assert np.asarray(Image.open(out)).shape == (24, 20)
     assert Image.open(gif).n_frames == 3
     status, _, err = _run(capsys, *args)

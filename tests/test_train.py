@@ -112,10 +112,12 @@ def test_non_finite_steps_are_skipped_then_stop_the_run(image_folder, tmp_path, 
         train(tiny_config(image_folder, max_nonfinite=2), tmp_path / "b", progress=False)
 
 
-def test_two_processes_train_in_step(image_folder, tmp_path):
-    cfg = tiny_config(image_folder, iterations=3, batch_size=2)
+def test_two_processes_train_in_step(image_folder, tmp_path, capfd):
+    cfg = tiny_config(image_folder, iterations=3, batch_size=2, warmup=5)
     meta = launch(cfg, tmp_path / "ddp", nproc=2, progress=False)
     assert meta["world_size"] == 2 and meta["iteration"] == 3
+    err = capfd.readouterr().err  # a worker's note: one line, as in a single process
+    assert "rimkit train: note: optim.warmup=5 is longer" in err and "UserWarning" not in err
     digests = _rank_digests(cfg, tmp_path / "ddp2")
     assert len(set(digests)) == 1  # every rank holds the same weights after every step
     assert digests[0] == weights_digest(_load(cfg, tmp_path / "ddp"))  # and runs repeat

@@ -903,7 +903,8 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
             back = "" if args.task == "lensing" else " and added back"
             print(f"background (sky) level {_levels(result.background)} subtracted{back}")
         steps = "with baseline" if args.baseline else f"after {len(result.frames)} steps of"
-        print(f"wrote {output} ({shape}) {steps} {name}{runs}")
+        every = f", and every step to {args.trajectory}" if args.trajectory else ""
+        print(f"wrote {output} ({shape}) {steps} {name}{runs}{every}")
 
 
 def _load_method(args: argparse.Namespace, image: np.ndarray) -> tuple[str, Any, Any, Any]:
@@ -1425,7 +1426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")  # each run shows its notes (once per place)
-            warnings.showwarning = _note_printer(args.command)
+            warnings.showwarning = note_printer(args.command)
             args.run(args)
     except BrokenPipeError:  # the reader stopped early (rimkit models | head): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -1468,7 +1469,7 @@ def _levels(level: float | np.ndarray) -> str:
     return f"{values} ({' / '.join('RGB')})" if np.size(level) == 3 else values
 
 
-def _note_printer(command: str) -> Callable[..., None]:
+def note_printer(command: str) -> Callable[..., None]:
     """``warnings.showwarning`` for the command line: one line, ``rimkit CMD: note: ...``, each
     distinct note once (``compare`` restores once per method, each call noting alike)."""
     shown: set[str] = set()

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,11 @@ def _worker(
     progress: bool,
     force: bool = False,
 ) -> None:
+    from rimkit.cli import note_printer
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops them all
     signal.signal(signal.SIGTERM, _exit_quietly)  # the parent's stop: exit, cleaning up
+    warnings.showwarning = note_printer("train")  # one line each, as in a single process
     os.environ.update(
         {
             "RANK": str(rank),
