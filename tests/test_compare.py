@@ -184,3 +184,16 @@ def test_the_measurement_is_scored_only_on_the_clean_image_grid():
     assert measurement_scores(x[::2, ::2], x, "sr") is None
     assert measurement_scores(noisy(), None, "denoise") is None
     assert measurement_scores(noisy()[:90], x, "blur") is None  # a valid blur is smaller
+
+
+def test_an_unknown_method_is_refused_before_any_runs_with_what_is_known(monkeypatch):
+    import numpy as np
+
+    from rimkit import compare as comparing
+
+    ran = []
+    monkeypatch.setattr(comparing, "restore", lambda *a, **k: ran.append(a))
+    with pytest.raises(ValueError, match=r"unknown method 'foo': not a baseline \(.*\btv\b.*\), a "
+                       r"shipped model \(.*denoise-gray"):  # fmt: skip
+        comparing.compare(np.full((16, 16), 0.5), "denoise", ["tv", "foo"], sigma=25)
+    assert ran == []

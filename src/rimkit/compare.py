@@ -83,10 +83,6 @@ def compare(
     320 x 320 of an image over-sampled along the readout) scores and keeps their central crop.
     Multi-coil k-space has its coil maps estimated once for all methods, outside their times.
     A noise level ``"auto"`` is estimated by the first method's run and told to them all."""
-    from rimkit.evaluate.runner import trained_scales
-    from rimkit.solvers import BASELINES
-    from rimkit.zoo import load_model
-
     if not methods:
         raise ValueError("give at least one method to compare (a model or a baseline name)")
     if len(set(methods)) != len(methods):
@@ -104,12 +100,9 @@ def compare(
         )
     results: list[Compared] = []
     given_sigma = restore_options.get("sigma")
+    loaded = {name: _load_method(name, device) for name in methods}  # all known before any run
     for name in methods:
-        if name in BASELINES:
-            model, scales = None, None
-        else:
-            loaded = load_model(name, device=device)
-            model, scales = loaded.model, trained_scales(loaded.config, loaded.card)
+        model, scales = loaded[name]
         estimated = bool(results) and (given_sigma is None or isinstance(given_sigma, str))
         tic = time.perf_counter()
         with warnings.catch_warnings():
@@ -172,6 +165,28 @@ def _scores(image: np.ndarray, truth: np.ndarray | None, in_units: bool) -> tupl
 SAME_GRID_TASKS = ("denoise", "inpaint", "blur")
 """Tasks whose measurement lies on the clean image's pixel grid (a valid blur's restored image
 is cropped back to it): it can be scored too, and a FITS output keeps its sky coordinates."""
+
+
+def _load_method(name: str, device: str) -> tuple[Any, tuple[int, ...] | None]:
+    """A method of :func:`compare`: a baseline's ``(None, None)``, else the model and the
+    super-resolution scales it was trained for; an unknown name names what is known."""
+    from rimkit.solvers import BASELINES
+    from rimkit.zoo import list_models, load_model
+    from rimkit.zoo.loading import trained_scales
+
+    if name in BASELINES:
+        return None, None
+    try:
+        loaded = load_model(name, device=device)
+    except ValueError as err:
+        if not str(err).startswith("unknown model"):
+            raise
+        models = ", ".join(card.name for card in list_models())
+        raise ValueError(
+            f"unknown method {name!r}: not a baseline ({', '.join(BASELINES)}), a shipped "
+            f"model ({models}), a run folder or a .safetensors file"
+        ) from None
+    return loaded.model, trained_scales(loaded.config, loaded.card)
 
 
 def measurement_scores(
