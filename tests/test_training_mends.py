@@ -84,6 +84,28 @@ def test_recipe_mistakes_are_named_where_they_are_made(image_folder, tmp_path):
               tmp_path / "init", progress=False)  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("clip_grad", -1.0, r"optim.clip_grad is the norm .* a number > 0"),
+        ("clip_grad", 0.0, r"optim.clip_grad"),
+        ("min_lr_ratio", -1.0, r"optim.min_lr_ratio must be in \[0, 1\]"),
+        ("min_lr_ratio", 3.0, r"optim.min_lr_ratio"),
+        ("warmup", -5, r"optim.warmup must be >= 0"),
+        ("seed", -1, r"optim.seed must be >= 0"),
+        ("val_steps", 0, r"optim.val_steps must be >= 1 or null"),
+        ("threads", -2, r"optim.threads must be >= 1 or null"),
+        ("lr", float("inf"), r"optim.lr must be a finite number > 0"),
+        ("weight_decay", -1.0, r"optim.weight_decay must be >= 0"),
+    ],
+)
+def test_optimiser_values_out_of_range_are_named(image_folder, key, value, message):
+    from rimkit.train import ExperimentConfig
+
+    with pytest.raises(ValueError, match=message):
+        ExperimentConfig.from_dict(_recipe(image_folder, **{key: value})).check()
+
+
 def test_a_resumed_run_may_only_grow_and_a_stretched_schedule_is_noted(image_folder, tmp_path):
     from rimkit.train import ExperimentConfig, train
 

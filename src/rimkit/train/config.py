@@ -254,8 +254,25 @@ def _check_optim(optim: OptimConfig) -> None:
     for name in positive:
         if getattr(optim, name) < 1:
             raise ValueError(f"optim.{name} must be >= 1, got {getattr(optim, name)}")
-    if not optim.lr > 0:
-        raise ValueError(f"optim.lr must be > 0, got {optim.lr}")
+    if not (optim.lr > 0 and math.isfinite(optim.lr)):
+        raise ValueError(f"optim.lr must be a finite number > 0, got {optim.lr}")
+    if not (optim.clip_grad > 0 and math.isfinite(optim.clip_grad)):
+        raise ValueError(
+            f"optim.clip_grad is the norm the gradient is clipped to, a number > 0 (a large one "
+            f"for no clipping), got {optim.clip_grad}"
+        )
+    if not 0 <= optim.min_lr_ratio <= 1:
+        raise ValueError(f"optim.min_lr_ratio must be in [0, 1], got {optim.min_lr_ratio}")
+    if not (optim.weight_decay >= 0 and math.isfinite(optim.weight_decay)):
+        raise ValueError(f"optim.weight_decay must be >= 0, got {optim.weight_decay}")
+    for name in ("warmup", "seed"):
+        if getattr(optim, name) < 0:
+            raise ValueError(f"optim.{name} must be >= 0, got {getattr(optim, name)}")
+    for name in ("val_steps", "threads"):
+        if getattr(optim, name) is not None and getattr(optim, name) < 1:
+            raise ValueError(
+                f"optim.{name} must be >= 1 or null (the default), got {getattr(optim, name)}"
+            )
     if not 0 <= optim.ema < 1:
         raise ValueError(f"optim.ema must be in [0, 1) (0 turns it off), got {optim.ema}")
     if optim.schedule not in SCHEDULES:
