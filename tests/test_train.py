@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import math
@@ -478,6 +479,16 @@ def test_init_fine_tunes_from_the_weights_of_another_run(image_folder, tmp_path)
     saved = yaml.safe_load((tmp_path / "tuned" / "config.yaml").read_text())
     assert saved["optim"]["init"] == str(tmp_path / "base")
     assert math.isfinite(meta["val_psnr_final"])
+    ruined = tiny_config(image_folder, iterations=3, init=str(tmp_path / "base"), lr=10.0)
+    train(ruined, tmp_path / "ruined", progress=False)  # a learning rate that ruins it
+    with open(tmp_path / "ruined" / "log.csv") as handle:
+        log = [r for r in csv.DictReader(handle) if r["val_psnr_final"]]
+    best = json.loads((tmp_path / "ruined" / "best.json").read_text())
+    assert best["iteration"] == 0 and float(log[0]["val_psnr_final"]) > float(
+        log[-1]["val_psnr_final"]
+    )
+    kept = load_file(tmp_path / "ruined" / "best.safetensors")  # best: the start's weights
+    assert all(torch.equal(kept[f"model/{k}"], v) for k, v in base_weights.items())
 
 
 def test_init_from_another_architecture_is_refused(image_folder, tmp_path):

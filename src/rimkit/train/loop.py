@@ -425,6 +425,10 @@ def _train(
             {"iteration": 0, "val_psnr_final": start_scores[-1]}
             | {f"val_psnr_t{t}": v for t, v in enumerate(start_scores, 1)}
         )
+        best = start_scores[-1]  # a fine-tune's best beats its start, or is its start
+        start_meta = {"iteration": 0, "skipped": 0, "config": cfg.to_dict()}
+        start_meta |= {"val_psnr_per_step": start_scores, "val_psnr_final": best}
+        save_checkpoint(out / "best", scored, None, start_meta | {"world_size": dist.world})
     end = optim_cfg.iterations if stop_after is None else min(stop_after, optim_cfg.iterations)
     bar = _progress(start, optim_cfg.iterations, progress and dist.main)
     meta: dict[str, Any] = {}
