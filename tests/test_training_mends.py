@@ -84,6 +84,27 @@ def test_recipe_mistakes_are_named_where_they_are_made(image_folder, tmp_path):
               tmp_path / "init", progress=False)  # fmt: skip
 
 
+def test_invalid_yaml_is_one_line_with_its_place(tmp_path):
+    from rimkit.train.config import load_config
+
+    (tmp_path / "bad.yaml").write_text("model:\n  features: 4\n   hidden: 3\n")
+    with pytest.raises(ValueError, match=r"not valid YAML at line 3, column 10: mapping") as err:
+        load_config(tmp_path / "bad.yaml")
+    assert "\n" not in str(err.value)
+
+
+def test_a_resume_with_another_data_setting_names_the_setting(image_folder, tmp_path):
+    from rimkit.train import ExperimentConfig, train
+
+    train(ExperimentConfig.from_dict(_recipe(image_folder)), tmp_path / "run", stop_after=2,
+          progress=False)  # fmt: skip
+    recipe = _recipe(image_folder)
+    recipe["data"] = recipe["data"] | {"val_patches": 4}
+    with pytest.raises(ValueError, match=r"data.val_patches") as err:
+        train(ExperimentConfig.from_dict(recipe), tmp_path / "run", resume=True, progress=False)
+    assert "other images" not in str(err.value)
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [

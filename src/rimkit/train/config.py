@@ -394,7 +394,10 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     try:
         values = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ValueError(f"config {str(path)!r} is not valid YAML: {err}") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"config {str(path)!r} is not valid YAML{where}: {problem}") from None
     if values is None:
         raise ValueError(
             f"config {str(path)!r} is empty; a config is a mapping of sections "

@@ -395,6 +395,8 @@ def _train(
         "val_digest": pixels_digest([val_x.cpu().numpy()]),
     }
     if resume:
+        if (out / "last.safetensors").exists():  # a changed data key: the recipe's, said so
+            check_same_recipe(out, cfg, read_meta(out / "last"))
         check_same_data(out, sizes)
         start, skipped, val_scores, best = _restore(out, model, optimizer, average, cfg)
         if dist.main and start < optim_cfg.iterations:  # the old final weights are stale now
