@@ -84,6 +84,31 @@ def test_recipe_mistakes_are_named_where_they_are_made(image_folder, tmp_path):
               tmp_path / "init", progress=False)  # fmt: skip
 
 
+def test_training_or_validating_on_an_evaluation_set_is_noted(image_folder, tmp_path):
+    import shutil
+
+    from rimkit.evaluate.runner import _training_overlap
+    from rimkit.train import ExperimentConfig, train
+
+    root = tmp_path / "data"
+    shutil.copytree(image_folder, root / "eval" / "Set6")
+    shutil.copytree(image_folder, root / "train" / "own")
+    recipe = _recipe("eval/Set6")
+    recipe["data"] = recipe["data"] | {"root": str(root)}
+    with pytest.warns(UserWarning, match=r"data.train 'eval/Set6' is an evaluation set"):
+        train(ExperimentConfig.from_dict(recipe), tmp_path / "a", stop_after=1, progress=False)
+    recipe["data"] = recipe["data"] | {"train": "train/own", "val": "eval/Set6"}
+    with pytest.warns(UserWarning, match=r"data.val 'eval/Set6' is an evaluation set"):
+        train(ExperimentConfig.from_dict(recipe), tmp_path / "b", stop_after=1, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        recipe["data"] = recipe["data"] | {"val": None, "val_images": 2}
+        train(ExperimentConfig.from_dict(recipe), tmp_path / "c", stop_after=1, progress=False)
+    found = _training_overlap(root / "eval" / "Set6", {"train": "train/own", "val": "eval/Set6",
+                                                       "root": str(root)})  # fmt: skip
+    assert found == "eval/Set6"  # rimkit eval notes a model validated on its --data
+
+
 def test_invalid_yaml_is_one_line_with_its_place(tmp_path):
     from rimkit.train.config import load_config
 

@@ -1253,8 +1253,9 @@ def _check_model(spec: EvalSpec, name: str, loaded: Any, notes: list[str]) -> in
     if trained_on is not None:
         _note(
             notes,
-            f"--data {str(spec.data)!r} overlaps the images model {name!r} was trained on "
-            f"({trained_on}): its scores there say how well it fits, not how it generalises",
+            f"--data {str(spec.data)!r} overlaps the images model {name!r} was trained or "
+            f"validated on ({trained_on}): its scores there say how well it fits, not how it "
+            "generalises",
         )
     mri_model = cell == "mri" or model.channels == 2
     if mri_model and spec.task != "mri":
@@ -1302,12 +1303,14 @@ def _check_model(spec: EvalSpec, name: str, loaded: Any, notes: list[str]) -> in
 
 
 def _training_overlap(data: Path, config_data: dict[str, Any]) -> str | None:
-    """The training source (``data.train`` of a run's config) that holds the evaluation folder
-    ``data`` or lies inside it, where it can be found on this machine; else ``None``."""
+    """The training or validation source (``data.train`` / ``data.val`` of a run's config) that
+    holds the evaluation folder ``data`` or lies inside it, where it can be found on this
+    machine; else ``None``."""
     from rimkit.train.config import DataConfig, resolve_folder
 
     sources = config_data.get("train") or ()
     sources = [sources] if isinstance(sources, str) else list(sources)
+    sources += [config_data["val"]] if config_data.get("val") else []
     here = Path(data).resolve()
     root = config_data.get("root")
     for source in sources:

@@ -57,6 +57,7 @@ from rimkit.train.config import (
     ExperimentConfig,
     OptimConfig,
     build_tasks,
+    resolve_data_root,
     resolve_folder,
 )
 from rimkit.zoo import load_model
@@ -156,6 +157,24 @@ def _sources(train: str | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(train)
 
 
+def _warn_if_eval_set(data: DataConfig, source: str, key: str) -> None:
+    """A note where a training or validation source lies in the data root's ``eval/`` folder,
+    which holds the benchmark sets (``../shared/data``'s layout): scores on them would then
+    measure images the run has seen."""
+    try:
+        root = resolve_data_root(data).resolve()
+        folder = resolve_folder(data, source).resolve()
+    except (ValueError, OSError):
+        return
+    if root / "eval" in (folder, *folder.parents):
+        warnings.warn(
+            f"{key} {source!r} is an evaluation set (in the data root's eval/ folder): the "
+            "benchmarks then score images this run has seen; train and validate on train/",
+            UserWarning,
+            stacklevel=5,
+        )
+
+
 def _source_images(data: DataConfig, source: str) -> list[np.ndarray]:
     """The uint8 (or uint16) ``(C, H, W)`` images of a folder, or the 2-D slices of a volume
     file or of a folder of fastMRI files (their reference images)."""
@@ -183,6 +202,10 @@ def _source_images(data: DataConfig, source: str) -> list[np.ndarray]:
 def _load_patches(cfg: ExperimentConfig) -> tuple[PatchSet, Tensor]:
     data = cfg.data
     first, *others = _sources(data.train)
+    for source in _sources(data.train):
+        _warn_if_eval_set(data, source, "data.train")
+    if data.val is not None:
+        _warn_if_eval_set(data, data.val, "data.val")
     images = _source_images(data, first)
     if data.val is not None:
         if data.val in _sources(data.train):
