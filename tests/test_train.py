@@ -726,3 +726,38 @@ def test_eval_of_a_run_folder_names_the_weights_and_their_iteration(image_folder
 def test_a_warmup_longer_than_the_run_gets_a_note(image_folder, tmp_path):
     with pytest.warns(UserWarning, match=r"optim\.warmup=4 is longer than optim\.iterations=3"):
         train(tiny_config(image_folder, iterations=3, warmup=4), tmp_path / "run", progress=False)
+
+
+def test_sigterm_to_the_launcher_stops_its_workers(image_folder, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    recipe = tiny_config(image_folder, iterations=100000, val_every=50000, checkpoint_every=5)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe.to_dict()))
+    command = [sys.executable, "-m", "rimkit", "train", str(tmp_path / "r.yaml"), "--out", str(run)]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    launcher = subprocess.Popen([*command, "--nproc", "2", "-q"], env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "last.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert (run / "last.json").exists(), "the workers never checkpointed"
+        launcher.send_signal(signal.SIGTERM)
+        assert launcher.wait(timeout=60) == 130
+        size = (run / "log.csv").stat().st_size
+        time.sleep(3)
+        assert (run / "log.csv").stat().st_size == size  # no orphaned worker trains on
+        assert b"--resume" in launcher.stderr.read()
+    finally:
+        launcher.kill()
+
+
+def test_a_launch_with_a_missing_init_fails_before_any_worker_or_folder(image_folder, tmp_path):
+    cfg = tiny_config(image_folder, init=str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match=r"optim.init: unknown model"):
+        launch(cfg, tmp_path / "run", nproc=2, progress=False)
+    assert not (tmp_path / "run").exists()

@@ -7,10 +7,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import socket
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,7 @@ import torch.multiprocessing as mp
 
 from rimkit.runtime import check_device
 from rimkit.train.config import ExperimentConfig
-from rimkit.train.loop import TrainingDiverged, check_data, check_tensorboard, train
+from rimkit.train.loop import TrainingDiverged, check_data, check_tensorboard, load_init, train
 
 
 def free_port() -> int:
@@ -44,6 +48,7 @@ def _worker(
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops them all
     signal.signal(signal.SIGTERM, _exit_quietly)  # the parent's stop: exit, cleaning up
+    _die_with_parent()
     warnings.showwarning = note_printer("train")  # one line each, as in a single process
     os.environ.update(
         {
@@ -59,6 +64,30 @@ def _worker(
 
 def _exit_quietly(signum: int, frame: object) -> None:
     sys.exit(128 + signum)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_sigterm() -> Any:
+    """SIGTERM to the launching process stops the workers as Ctrl-C does (``kill PID``, a
+    scheduler); returns the handler it replaced, ``None`` off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _die_with_parent() -> None:
+    """Linux: this worker gets SIGTERM when the launching process dies, even by SIGKILL, so
+    no worker trains on orphaned."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
+"""Linux's ``prctl`` option that signals a process when its parent dies."""
 
 
 def launch(
@@ -81,6 +110,9 @@ def launch(
         )
     check_data(cfg)
     check_tensorboard(cfg)
+    if cfg.optim.init and not resume:
+        load_init(cfg.optim.init)  # its error here, before any worker starts
+    created = not Path(out).exists()
     Path(out).mkdir(parents=True, exist_ok=True)
     context = mp.start_processes(
         _worker,
@@ -89,10 +121,11 @@ def launch(
         join=False,
         start_method="spawn",
     )
+    previous = _stop_on_sigterm()
     try:
         while not context.join():
             pass
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM to this process
         for process in context.processes:
             if process.is_alive():
                 process.terminate()  # SIGTERM: no atexit tracebacks from the workers
@@ -103,9 +136,14 @@ def launch(
             f"rimkit train --resume {out} --nproc {nproc}"
         ) from None
     except mp.ProcessRaisedException as err:  # the worker's own message, not its traceback
+        if created and not any(Path(out).iterdir()):
+            Path(out).rmdir()
         last = str(err).strip().splitlines()[-1]
         kind, _, message = last.partition(": ")
         raise (ValueError if kind.endswith("ValueError") else TrainingDiverged)(message) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     from rimkit.train.checkpoint import read_meta
 
     return read_meta(Path(out) / "last")

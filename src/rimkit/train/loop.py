@@ -748,16 +748,21 @@ ARCHITECTURE_KEYS = ("variant", "cell", "cell_channels", "link")
 a guided one, whose guide inputs then start at zero)."""
 
 
-def start_from(model: nn.Module, init: str, model_cfg: RIMConfig) -> None:
-    """Copy the weights of ``init`` (a shipped name, run folder or file) into ``model``."""
+def load_init(init: str) -> Any:
+    """The model ``optim.init`` names, or the error that says where its path is read from."""
     try:
-        source = load_model(init)
+        return load_model(init)
     except ValueError as err:
         raise ValueError(
             f"optim.init: {err} (a path is read from the working folder; the recipes in "
             "rimkit's configs/ name theirs from the repository's root: run them from there, or "
             "--set optim.init=PATH)"
         ) from None
+
+
+def start_from(model: nn.Module, init: str, model_cfg: RIMConfig) -> None:
+    """Copy the weights of ``init`` (a shipped name, run folder or file) into ``model``."""
+    source = load_init(init)
     theirs = RIMConfig.from_dict(source.config["model"])
     differ = [
         f"{key} {getattr(theirs, key)!r} there, {getattr(model_cfg, key)!r} here"
