@@ -761,3 +761,17 @@ def test_a_launch_with_a_missing_init_fails_before_any_worker_or_folder(image_fo
     with pytest.raises(ValueError, match=r"optim.init: unknown model"):
         launch(cfg, tmp_path / "run", nproc=2, progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_folder_being_trained_is_refused_to_a_second_run(image_folder, tmp_path):
+    from rimkit.train.loop import run_lock
+
+    cfg = tiny_config(image_folder, iterations=4)
+    train(cfg, tmp_path / "run", stop_after=2, progress=False)
+    with run_lock(tmp_path / "run"):  # as a run in another process holds it
+        with pytest.raises(ValueError, match=r"is being trained by another process \(PID \d+\)"):
+            train(cfg, tmp_path / "run", resume=True, progress=False)
+        with pytest.raises(ValueError, match=r"is being trained by another process"):
+            launch(cfg, tmp_path / "run", resume=True, nproc=2, progress=False)
+    train(cfg, tmp_path / "run", resume=True, progress=False)  # free again
+    assert not (tmp_path / "run" / ".lock").exists()

@@ -24,7 +24,15 @@ import torch.multiprocessing as mp
 
 from rimkit.runtime import check_device
 from rimkit.train.config import ExperimentConfig
-from rimkit.train.loop import TrainingDiverged, check_data, check_tensorboard, load_init, train
+from rimkit.train.loop import (
+    LOCKED_BY_LAUNCHER,
+    TrainingDiverged,
+    check_data,
+    check_tensorboard,
+    load_init,
+    run_lock,
+    train,
+)
 
 
 def free_port() -> int:
@@ -57,6 +65,7 @@ def _worker(
             "WORLD_SIZE": str(world),
             "MASTER_ADDR": "127.0.0.1",
             "MASTER_PORT": str(port),
+            LOCKED_BY_LAUNCHER: "1",
         }
     )
     train(cfg, out, resume=resume, progress=progress, force=force)
@@ -114,9 +123,27 @@ def launch(
         load_init(cfg.optim.init)  # its error here, before any worker starts
     created = not Path(out).exists()
     Path(out).mkdir(parents=True, exist_ok=True)
+    try:
+        with run_lock(Path(out)):
+            return _spawn(cfg, Path(out), resume, nproc, progress, force)
+    except ValueError:
+        if created and not any(Path(out).iterdir()):  # a start that failed leaves no folder
+            Path(out).rmdir()
+        raise
+
+
+def _spawn(
+    cfg: ExperimentConfig,
+    out: Path,
+    resume: bool,
+    nproc: int,
+    progress: bool,
+    force: bool,
+) -> dict[str, Any]:
+    """:func:`launch`'s ``nproc`` workers, started, waited for and stopped with it."""
     context = mp.start_processes(
         _worker,
-        args=(nproc, free_port(), cfg, Path(out), resume, progress, force),
+        args=(nproc, free_port(), cfg, out, resume, progress, force),
         nprocs=nproc,
         join=False,
         start_method="spawn",
@@ -136,8 +163,6 @@ def launch(
             f"rimkit train --resume {out} --nproc {nproc}"
         ) from None
     except mp.ProcessRaisedException as err:  # the worker's own message, not its traceback
-        if created and not any(Path(out).iterdir()):
-            Path(out).rmdir()
         last = str(err).strip().splitlines()[-1]
         kind, _, message = last.partition(": ")
         raise (ValueError if kind.endswith("ValueError") else TrainingDiverged)(message) from None

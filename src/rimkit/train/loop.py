@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -347,10 +348,56 @@ def train(
     """
     threads = torch.get_num_threads()
     try:
-        with torch.random.fork_rng():
-            return _train(cfg, out_dir, resume, stop_after, progress, force=force)
+        with torch.random.fork_rng(), contextlib.ExitStack() as held:
+            return _train(cfg, out_dir, resume, stop_after, progress, force=force, held=held)
     finally:
         torch.set_num_threads(threads)
+
+
+LOCKED_BY_LAUNCHER = "RIMKIT_RUN_LOCKED"
+"""Set in the processes :func:`rimkit.train.launch.launch` spawns: it holds the run's lock."""
+
+
+@contextlib.contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` while a run trains in ``out``, so that a second run there (a
+    resume started twice) is refused instead of writing the same files; released (and the
+    file removed) at the end, and by the system when the process dies.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> with run_lock(folder):
+        ...     with run_lock(folder):
+        ...         pass
+        Traceback (most recent call last):
+        ...
+        ValueError: ... is being trained by another process (PID ...): wait for it ...
+    """
+    try:
+        import fcntl
+    except ImportError:  # not on Linux or macOS: no lock
+        yield
+        return
+    with open(out / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            pid = handle.read().strip() or "?"
+            raise ValueError(
+                f"{str(out)!r} is being trained by another process (PID {pid}): wait for it or "
+                "stop it, then resume"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            (out / ".lock").unlink(missing_ok=True)  # a run folder keeps no lock file
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _train(
@@ -361,8 +408,10 @@ def _train(
     progress: bool,
     *,
     force: bool,
+    held: contextlib.ExitStack,
 ) -> dict[str, Any]:
-    """:func:`train`, which keeps the caller's threads and random state around it."""
+    """:func:`train`, which keeps the caller's threads and random state around it and closes
+    ``held`` (the run's lock) after it."""
     if not isinstance(cfg, ExperimentConfig):
         raise TypeError(
             f"train takes an ExperimentConfig (e.g. load_config(path)), got {type(cfg).__name__}"
@@ -417,6 +466,9 @@ def _train(
         "train_digest": pixels_digest(patches.images),
         "val_digest": pixels_digest([val_x.cpu().numpy()]),
     }
+    locks = dist.main and os.environ.get(LOCKED_BY_LAUNCHER) != "1"
+    if resume and locks and out.is_dir():
+        held.enter_context(run_lock(out))
     if resume:
         if (out / "last.safetensors").exists():  # a changed data key: the recipe's, said so
             check_same_recipe(out, cfg, read_meta(out / "last"))
@@ -426,6 +478,8 @@ def _train(
             (out / "model.safetensors").unlink(missing_ok=True)
     elif dist.main:
         out.mkdir(parents=True, exist_ok=True)
+        if locks:
+            held.enter_context(run_lock(out))
         _clear_run(out)
     if dist.main:  # a resumed run's config.yaml takes its new optim.iterations
         text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
