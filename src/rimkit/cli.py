@@ -335,7 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint"
     )
     tr.add_argument("--out", metavar="DIR", help="run folder (default runs/CONFIG-NAME)")
-    tr.add_argument("--nproc", type=int, default=1, help="processes for distributed training")
+    tr.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="processes for distributed training (optim.batch_size is per process)",
+    )
     tr.add_argument(
         "--threads",
         type=int,
