@@ -59,7 +59,7 @@ def _direct(folder, **optim) -> ExperimentConfig:
         ({"precision": "fp16"}, r"unknown optim\.precision 'fp16'"),
         ({"ema": 1.0}, r"optim\.ema must be in \[0, 1\)"),
         ({"iterations": 0}, r"optim\.iterations must be >= 1, got 0"),
-        ({"lr": -1.0}, r"optim\.lr must be > 0, got -1"),
+        ({"lr": -1.0}, r"optim\.lr must be a finite number > 0, got -1"),
         ({"iterations": "10"}, r"optim\.iterations must be an integer"),
     ],
 )
