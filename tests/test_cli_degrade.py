@@ -280,3 +280,12 @@ def test_a_bad_kernel_is_named_in_one_line(tmp_path, gray_png, capsys, command):
     assert "Traceback" not in err and not out.exists()
     status, _, err = run(capsys, command, gray_png[0], out, "--task", "sr", "--kernel", "box:3")
     assert status == 2 and "--kernel applies to --task blur only" in err
+
+
+def test_library_degrade_takes_numpy_seeds_and_keeps_a_channel_axis():
+    gray = np.random.default_rng(0).random((16, 16))
+    same = degrade(gray, "denoise", sigma=25, seed=np.int64(3)).measurement
+    np.testing.assert_array_equal(same, degrade(gray, "denoise", sigma=25, seed=3).measurement)
+    assert degrade(gray[..., None], "sr", scale=2).measurement.shape == (8, 8, 1)
+    with pytest.raises(ValueError, match=r"divide it by 255 \(or by its maximum\)$"):
+        degrade(gray * 255, "denoise", sigma=25)  # no units= in degrade to point at

@@ -241,3 +241,20 @@ def test_animations_are_refused_not_cut_to_their_first_frame(tmp_path):
         frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:])
         with pytest.raises(ValueError, match=r"holds 3 images \(an animation\).*own file"):
             io.read_image(tmp_path / name)
+
+
+def test_a_12_bit_pgm_gives_16_bit_picture_outputs(tmp_path, capsys):
+    values = (np.arange(32 * 32).reshape(32, 32) * 4 % 4096).astype(">u2")
+    (tmp_path / "m.pgm").write_bytes(b"P5\n32 32\n4095\n" + values.tobytes())
+    for name in ("r.png", "r.tif", "r.pgm"):
+        argv = ["reconstruct", tmp_path / "m.pgm", tmp_path / name, "--task", "denoise"]
+        status, _, err = run(capsys, *argv, "--sigma", "10", "--baseline", "tv")
+        assert status == 0, err
+        assert io.read_image(tmp_path / name, counts=True).max() > 255  # 16 bits kept
+
+
+def test_a_netpbm_header_with_a_long_comment_is_read(tmp_path):
+    path = tmp_path / "c.pgm"
+    path.write_bytes(b"P5\n#" + b"x" * 4086 + b"\n2 2\n255\n" + bytes([0, 50, 100, 255]))
+    assert io.read_image(path, counts=True).tolist() == [[0, 50], [100, 255]]
+    assert io.stored_white(path) == 255

@@ -600,11 +600,15 @@ def test_eval_of_several_models_names_its_default_folder_after_them(
     status, _, err = run_eval(capsys, "--model", "runs/v1.2", "--model", "rim.safetensors",
                               "--baselines", "none", *argv)  # fmt: skip
     assert status == 0, err
-    found = json.loads((tmp_path / "evals" / "runs_v1.2_rim-denoise" / "summary.json").read_text())
+    folder = tmp_path / "evals" / f"runs_v1.2_{tmp_path.name}_rim-denoise"
+    found = json.loads((folder / "summary.json").read_text())
     assert found["methods"] == ["v1.2", "rim"]  # the folder's name and the file's stem
     run_folder.rename(tmp_path / "runs" / "denoise-gray")  # a run named as a shipped model
     status, _, err = run_eval(capsys, "--model", "runs/denoise-gray", "--baselines", "none", *argv)
     assert status == 0 and (tmp_path / "evals" / "runs_denoise-gray-denoise").is_dir(), err
+    (tmp_path / "runs" / "denoise-gray").rename(tmp_path / "denoise-gray")
+    status, _, err = run_eval(capsys, "--model", "./denoise-gray", "--baselines", "none", *argv)
+    assert status == 0 and (tmp_path / "evals" / f"{tmp_path.name}_denoise-gray-denoise").is_dir()
 
 
 def test_eval_rgb_images_become_gray_for_a_gray_model_and_baselines_only(tmp_path, folder, capsys):

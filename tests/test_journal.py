@@ -115,6 +115,10 @@ def test_a_journal_of_another_run_is_refused_and_a_cut_line_dropped(tmp_path):
     (tmp_path / "other.txt").write_text("hello\n")
     with pytest.raises(ValueError, match="not an evaluation journal"):
         Journal(tmp_path / "other.txt", run)
+    for cut in ("", '{"journal": 1, "ru'):  # a header never written whole: a fresh journal
+        (tmp_path / "cut.jsonl").write_text(cut)
+        assert len(Journal(tmp_path / "cut.jsonl", run)) == 0
+        assert json.loads((tmp_path / "cut.jsonl").read_text())["run"] == run
 
 
 @pytest.fixture
@@ -152,7 +156,7 @@ def test_rimkit_eval_resume_continues_a_stopped_run(tmp_path, folder, capsys, mo
     monkeypatch.setattr(runner, "_run_case", run_case)
     assert not (out / "results.csv").exists()
     err = capsys.readouterr().err
-    assert "finished images are kept in" in err and "same command with --resume" in err
+    assert "images finished so far are kept in" in err and "same command with --resume" in err
 
     assert main([*argv, "--out", str(out)]) == 2
     assert "--resume" in capsys.readouterr().err

@@ -18,12 +18,16 @@ from test_train import tiny_config
 
 def test_train_keeps_the_callers_threads_and_random_stream(image_folder, tmp_path):
     threads = torch.get_num_threads()
-    torch.manual_seed(7)
-    expected = torch.rand(3)
-    torch.manual_seed(7)
-    train(tiny_config(image_folder, threads=1, iterations=2), tmp_path / "run", progress=False)
-    assert torch.get_num_threads() == threads
-    assert torch.equal(torch.rand(3), expected)
+    torch.set_num_threads(2)  # the recipe asks for 1
+    try:
+        torch.manual_seed(7)
+        expected = torch.rand(3)
+        torch.manual_seed(7)
+        train(tiny_config(image_folder, threads=1, iterations=2), tmp_path / "run", progress=False)
+        assert torch.get_num_threads() == 2
+        assert torch.equal(torch.rand(3), expected)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_load_model_keeps_the_random_stream_and_a_float64_models_precision(tmp_path):
@@ -54,3 +58,17 @@ def test_save_model_names_the_builder_that_keeps_a_config():
 
     with pytest.raises(ValueError, match=r"build_rim\(variant='invertible'"):
         save_model("x.safetensors", build_invertible(features=4, hidden=4, train_steps=2))
+
+
+def test_a_lock_file_its_holder_removed_does_not_lock_the_run(tmp_path):
+    import fcntl
+
+    from rimkit.train.loop import _still_named, run_lock
+
+    with run_lock(tmp_path):
+        late = open(tmp_path / ".lock")  # opened just before the holder leaves
+    fcntl.flock(late, fcntl.LOCK_EX | fcntl.LOCK_NB)  # it gets the removed file's lock
+    assert not _still_named(late, tmp_path / ".lock")  # which run_lock takes for no lock
+    with run_lock(tmp_path):  # a new holder makes the file anew
+        assert (tmp_path / ".lock").exists()
+    late.close()

@@ -310,7 +310,7 @@ def test_validation_on_a_training_source_is_noted(image_folder, tmp_path):
     from rimkit.train import ExperimentConfig, train
 
     recipe = _recipe(image_folder)
-    recipe["data"] = recipe["data"] | {"val": str(image_folder)}
+    recipe["data"] = recipe["data"] | {"val": f"{image_folder}/"}  # the same folder, written so
     with pytest.warns(UserWarning, match=r"data.val .* is one of the training sources"):
         train(ExperimentConfig.from_dict(recipe), tmp_path / "run", stop_after=1, progress=False)
 

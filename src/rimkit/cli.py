@@ -652,17 +652,17 @@ def _note_unused_range(path: str, image: np.ndarray) -> None:
 
 
 def _picture_encoding(source: str, output: Path, image: np.ndarray) -> tuple[float | None, int]:
-    """How a picture output stores what was restored from ``source``: the bits, 16 for a 16-bit
-    ``source`` where ``output`` can hold them (TIFF, gray PNG), else 8; and the value white is
-    stored as in ``source`` (8- or 16-bit integers) where the output keeps that depth and
-    ``image``, in their counts under --units data, fits under it, else ``None`` (a picture of
-    values divided by their maximum)."""
+    """How a picture output stores what was restored from ``source``: the bits, 16 for a source
+    of more than 8 bits where ``output`` can hold them (TIFF, gray PNG / PGM), else 8; and the
+    value white is stored as in ``source`` (8- or 16-bit integers) where the output keeps that
+    depth and ``image``, in their counts under --units data, fits under it, else ``None`` (a
+    picture of values divided by their maximum)."""
     from rimkit.io import can_store_16_bits, stored_white
 
     white = stored_white(source)
     if white is None or np.iscomplexobj(image):  # values, or MRI k-space (a .npy)
         return None, 8
-    bits = 16 if white == 65535 and can_store_16_bits(output, image) else 8
+    bits = 16 if white > 255 and can_store_16_bits(output, image) else 8
     keeps = white == (65535 if bits == 16 else 255)  # not a PGM's 4095: divided by its maximum
     return (white if keeps and float(np.max(image)) <= white else None), bits
 
@@ -777,7 +777,7 @@ def _undersample_kspace(args: argparse.Namespace, output: Path, mask_path: Path)
     kspace, index = _read_kspace_input(args.input, args.slice, args.quiet)
     result = undersample(kspace, args.acceleration, args.seed, args.mask)
     before, after = (_sampled_fraction(k) for k in (kspace, result.measurement))
-    if before < 0.95:
+    if before < UNDER_SAMPLED:
         warnings.warn(
             f"the input holds {100 * before:.1f} % of its k-space (already under-sampled); the "
             f"--acceleration {args.acceleration:g} pattern keeps {100 * after:.1f} %, R about "
@@ -798,6 +798,11 @@ def _undersample_kspace(args: argparse.Namespace, output: Path, mask_path: Path)
                 f"score it against the file's reference: rimkit compare {output} --task mri "
                 f"--truth {args.input} --slice {index}"
             )
+
+
+UNDER_SAMPLED = 0.75
+"""The fraction of its points below which measured k-space is under-sampled already (a fully
+sampled fastMRI file may be zero-padded past the lines it measured: not all of its points)."""
 
 
 def _sampled_fraction(kspace: np.ndarray) -> float:
@@ -841,9 +846,9 @@ def _read_kernel(text: str | None, task: str) -> np.ndarray | None:
 
 
 def _run_reconstruct(args: argparse.Namespace) -> None:
-    from rimkit.evaluate.runner import trained_scales
     from rimkit.io import check_output, write_image
     from rimkit.pipeline import restore
+    from rimkit.zoo.loading import trained_scales
 
     _check_paths(args.input, args.output)
     output = check_output(args.output, args.force)
@@ -989,7 +994,7 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
 
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: no CUDA device is available here; use --device cpu")
-    _set_threads(args)
+    set_threads(args)
     if args.maps and args.task != "mri":
         raise UsageError("--maps applies to --task mri only")
     lensing = _lensing_setup(args)
@@ -1302,7 +1307,7 @@ def write_trajectory(target: Path, frames: list[np.ndarray]) -> None:
         write_image(target / f"step-{t:03d}.png", frame, force=True)
 
 
-def _set_threads(args: argparse.Namespace) -> None:
+def set_threads(args: argparse.Namespace) -> None:
     """``--threads``: torch's CPU threads (BM3D takes torch's count), checked; :func:`main`
     sets the count back after the command (``args.threads_before``)."""
     if args.threads is not None:
@@ -1317,7 +1322,7 @@ def _set_threads(args: argparse.Namespace) -> None:
 def _run_demo(args: argparse.Namespace) -> None:
     from rimkit.demo import run_demo
 
-    _set_threads(args)
+    set_threads(args)
     result = run_demo(
         args.out, args.image, force=args.force, seed=args.seed, progress=not args.quiet
     )

@@ -96,8 +96,11 @@ def degrade(
     if not (is_real_number(sigma) and math.isfinite(sigma) and 0 <= sigma <= SIGMA_MAX):
         raise ValueError(f"sigma must lie in [0, {SIGMA_MAX:g}] on the 0-255 scale, got {sigma!r}")
     warn_if_unit_scale(float(sigma), "degrade")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"seed is a whole number (the noise and masks drawn), got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
+        raise ValueError(
+            f"seed is a whole number in [0, 2^63) (the noise and masks drawn), got {seed!r}"
+        )
+    seed = int(seed)  # numpy integers too
     mask = _check_mask(mask, task, np.shape(image)[:2])
     if isinstance(coils, bool) or not isinstance(coils, int) or coils < 1:
         raise ValueError(f"coils must be a whole number >= 1, got {coils!r}")
@@ -124,7 +127,10 @@ def degrade(
     mask_array = None if sampled is None else sampled[0, 0].numpy()
     if isinstance(operator, MultiCoilMRI):  # coils first, as multi-coil k-space is stored
         return Degraded(y[0].numpy(), operator, mask_array, operator.maps[0].numpy())
-    return Degraded(from_tensor(y), operator, mask_array)
+    measurement = from_tensor(y)
+    if np.ndim(image) == 3 and np.shape(image)[2] == 1:  # (H, W, 1) in, (H, W, 1) out
+        measurement = measurement.reshape(*measurement.shape[:2], 1)
+    return Degraded(measurement, operator, mask_array)
 
 
 def undersample(

@@ -63,7 +63,7 @@ def check_image(image: np.ndarray, task: str, who: str = "restore") -> None:
             f"the image has shape {image.shape}; {who} takes (H, W) or (H, W, C) with C = 1 "
             f"or 3 ({hint or 'channels first: np.moveaxis(a, 0, -1)'})"
         )
-    check_image_range(image, "the image")
+    check_image_range(image, "the image", data_units=who == "restore")
 
 
 def check_mask_values(
@@ -90,8 +90,8 @@ def check_mask_values(
         raise ValueError("the mask holds NaN or Inf values; give 0 / 1 (white = measured)")
     if not (values > 0.5).any():
         raise ValueError(
-            "the mask marks no pixel as measured (none above 0.5; white = measured): nothing to "
-            "restore"
+            "the mask marks no pixel as measured (none above 0.5; white = measured): nothing is "
+            "measured"
         )
 
 

@@ -158,6 +158,10 @@ class NetpbmHeader:
         return self.white == 255 or (self.white == 65535 and self.channels == 1)
 
 
+NETPBM_HEADER_BYTES = 65536
+"""How much of a PGM / PPM file its header is looked for in (comments may be long)."""
+
+
 def _netpbm_header(path: Path) -> NetpbmHeader | None:
     r"""The header of a PGM / PPM file of gray or colour values; ``None`` for other files.
 
@@ -170,7 +174,7 @@ def _netpbm_header(path: Path) -> NetpbmHeader | None:
     """
     try:
         with open(path, "rb") as handle:
-            head = handle.read(4096)
+            head = handle.read(NETPBM_HEADER_BYTES)
     except OSError:
         return None
     if head[:2] not in (b"P2", b"P3", b"P5", b"P6"):
@@ -190,7 +194,7 @@ def _netpbm_header(path: Path) -> NetpbmHeader | None:
                 return None
             fields.append(int(head[at:end]))
             at = end
-    if len(fields) < 3 or not 0 < fields[2] < 65536:
+    if len(fields) < 3 or not 0 < fields[2] < 65536 or at >= len(head):  # cut: Pillow's
         return None
     return NetpbmHeader(head[:2], fields[0], fields[1], fields[2], at + 1)
 

@@ -372,11 +372,9 @@ def run_command(args: argparse.Namespace) -> None:
     from rimkit.evaluate.runner import run_eval
 
     spec = spec_from_args(args)
-    if args.threads is not None:
-        import torch
+    from rimkit.cli import set_threads
 
-        args.threads_before = torch.get_num_threads()  # rimkit.cli.main sets it back
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = run_eval(spec)

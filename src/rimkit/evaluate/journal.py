@@ -30,14 +30,14 @@ __all__ = ["Journal", "JournalMismatch", "kept_for_resume", "stopped"]
 
 
 class JournalMismatch(ValueError):
-    """A journal that is none, or that another evaluation wrote: it is kept as it is."""
+    """A journal that another evaluation wrote: it is kept as it is."""
 
 
 def stopped(path: str | os.PathLike) -> KeyboardInterrupt:
     """``rimkit eval``'s word on a stop: where the finished images are kept, and how to go on."""
     return KeyboardInterrupt(
-        f"interrupted; the finished images are kept in {str(path)!r}: rerun the same command "
-        "with --resume to continue"
+        f"interrupted; the images finished so far are kept in {str(path)!r}: rerun the same "
+        "command with --resume to continue"
     )
 
 
@@ -55,8 +55,8 @@ class Journal:
     ``{"setting", "image", "rows", "curves"}`` per finished (setting, image).
 
     ``identity`` (JSON-able) must equal the header's when the file exists, or a
-    :class:`JournalMismatch` says so (delete the file or give another path); the file is left
-    as it was.
+    :class:`JournalMismatch` says so (delete the file or give another path) and the file is
+    left as it was; a file that is no journal is a ``ValueError``.
     """
 
     VERSION = 1
@@ -74,6 +74,9 @@ class Journal:
 
     def _read(self, identity: dict[str, Any]) -> None:
         data = self.path.read_bytes()
+        if b"\n" not in data:  # its header was cut short (or never written): nothing finished
+            self.path.write_text(json.dumps({"journal": self.VERSION, "run": identity}) + "\n")
+            return
         lines = data.split(b"\n")
         good = 0  # bytes of whole, parsed lines
         parsed = []
@@ -85,7 +88,7 @@ class Journal:
             good += len(line) + 1
         header = parsed[0] if parsed else None
         if not isinstance(header, dict) or header.get("journal") != self.VERSION:
-            raise JournalMismatch(
+            raise ValueError(
                 f"{str(self.path)!r} is not an evaluation journal; give another --journal path"
             )
         if header.get("run") != identity:

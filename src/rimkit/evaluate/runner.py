@@ -1208,22 +1208,21 @@ def _slug(text: str) -> str:
 
 
 def _folder_name(model: str | os.PathLike) -> str:
-    """What names a model in the default output folder: a shipped model's name, else its path's
-    last two parts (``runs/denoise-gray``: ``runs_denoise-gray``, never a shipped name)."""
+    """What names a model in the default output folder: a shipped model's name, else its
+    folder's name and its own (``runs/denoise-gray``: ``runs_denoise-gray``; never a shipped
+    name, whose results it would meet)."""
     from rimkit.zoo import list_models
 
     if isinstance(model, str) and model in {card.name for card in list_models()}:
         return model
-    path = Path(model)
-    name = path.stem if path.suffix == ".safetensors" else path.name
-    return f"{path.parent.name}_{name}" if path.parent.name else name
+    return f"{Path(model).resolve().parent.name}_{_file_or_folder_name(model)}"
 
 
 def _file_or_folder_name(model: str | os.PathLike) -> str:
-    """What names a model given by path (or a shipped name): a file's stem, a folder's name
+    """What names a model given by path in a table: a file's stem, a folder's name
     (``runs/v1.2``: ``v1.2``)."""
     path = Path(model)
-    return path.stem if path.is_file() else path.name
+    return path.stem if path.is_file() else path.resolve().name
 
 
 def load_models(spec: EvalSpec) -> list[tuple[str, Any]]:

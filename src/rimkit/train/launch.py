@@ -58,6 +58,8 @@ def _worker(
     signal.signal(signal.SIGTERM, _exit_quietly)  # the parent's stop: exit, cleaning up
     _die_with_parent()
     warnings.showwarning = note_printer("train")  # one line each, as in a single process
+    if rank > 0:  # the same notes as the first process's: told once
+        warnings.simplefilter("ignore")
     os.environ.update(
         {
             "RANK": str(rank),

@@ -158,6 +158,18 @@ def _sources(train: str | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(train)
 
 
+def _same_folder(data: DataConfig, source: str, others: tuple[str, ...]) -> bool:
+    """Whether ``source`` names the folder of one of ``others``, or one inside it, however
+    the paths are written (``imgs/``, ``./imgs``, absolute, in the data root)."""
+    try:
+        folder = resolve_folder(data, source).resolve()
+        return any(
+            resolve_folder(data, other).resolve() in (folder, *folder.parents) for other in others
+        )
+    except (ValueError, OSError):
+        return source in others
+
+
 def _warn_if_eval_set(data: DataConfig, source: str, key: str) -> None:
     """A note where a training or validation source lies in the data root's ``eval/`` folder,
     which holds the benchmark sets (``../shared/data``'s layout): scores on them would then
@@ -209,7 +221,7 @@ def _load_patches(cfg: ExperimentConfig) -> tuple[PatchSet, Tensor]:
         _warn_if_eval_set(data, data.val, "data.val")
     images = _source_images(data, first)
     if data.val is not None:
-        if data.val in _sources(data.train):
+        if _same_folder(data, data.val, _sources(data.train)):
             warnings.warn(
                 f"data.val {data.val!r} is one of the training sources: validation then scores "
                 "images the model trains on; give held-out images",
@@ -348,10 +360,18 @@ def train(
     """
     threads = torch.get_num_threads()
     try:
-        with torch.random.fork_rng(), contextlib.ExitStack() as held:
+        devices = [torch.device(cfg.optim.device).index or 0] if _on_cuda(cfg) else []
+        with torch.random.fork_rng(devices=devices), contextlib.ExitStack() as held:
             return _train(cfg, out_dir, resume, stop_after, progress, force=force, held=held)
     finally:
         torch.set_num_threads(threads)
+
+
+def _on_cuda(cfg: Any) -> bool:
+    """Whether a recipe (an :class:`ExperimentConfig`, or anything :func:`train` refuses)
+    trains on a CUDA device."""
+    device = getattr(getattr(cfg, "optim", None), "device", "cpu")
+    return isinstance(device, str) and device.startswith("cuda")
 
 
 LOCKED_BY_LAUNCHER = "RIMKIT_RUN_LOCKED"
@@ -379,9 +399,12 @@ def run_lock(out: Path) -> Iterator[None]:
     except ImportError:  # not on Linux or macOS: no lock
         yield
         return
-    with open(out / ".lock", "a+") as handle:
+    path = out / ".lock"
+    with open(path, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not _still_named(handle, path):  # its holder removed it on leaving: retry
+                raise BlockingIOError
         except BlockingIOError:
             handle.seek(0)
             pid = handle.read().strip() or "?"
@@ -698,6 +721,14 @@ def _setup_process(optim: OptimConfig, dist: Distributed) -> torch.device:
     return device
 
 
+def _still_named(handle: Any, path: Path) -> bool:
+    """Whether the open file ``handle`` is still the file at ``path`` (not removed since)."""
+    try:
+        return os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+
+
 def _restore(
     out: Path,
     model: nn.Module,
@@ -706,8 +737,7 @@ def _restore(
     cfg: ExperimentConfig,
 ) -> tuple[int, int, list[float], float]:
     """Load ``out/last``; returns the iteration, skipped count, scores and best score."""
-    meta = read_meta(out / "last")
-    check_same_recipe(out, cfg, meta)
+    meta = read_meta(out / "last")  # its recipe checked by _train already
     if meta.get("world_size", 1) != dist_world():
         raise ValueError(
             f"the run in {str(out)!r} used {meta.get('world_size')} process(es), this one "
