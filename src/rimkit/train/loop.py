@@ -360,18 +360,23 @@ def train(
     """
     threads = torch.get_num_threads()
     try:
-        devices = [torch.device(cfg.optim.device).index or 0] if _on_cuda(cfg) else []
-        with torch.random.fork_rng(devices=devices), contextlib.ExitStack() as held:
+        with torch.random.fork_rng(devices=_rng_devices(cfg)), contextlib.ExitStack() as held:
             return _train(cfg, out_dir, resume, stop_after, progress, force=force, held=held)
     finally:
         torch.set_num_threads(threads)
 
 
-def _on_cuda(cfg: Any) -> bool:
-    """Whether a recipe (an :class:`ExperimentConfig`, or anything :func:`train` refuses)
-    trains on a CUDA device."""
+def _rng_devices(cfg: Any) -> list[int]:
+    """The CUDA device a recipe (an :class:`ExperimentConfig`, or anything :func:`train`
+    refuses) trains on, where this machine has it (one it lacks :func:`train` refuses)."""
     device = getattr(getattr(cfg, "optim", None), "device", "cpu")
-    return isinstance(device, str) and device.startswith("cuda")
+    if not (isinstance(device, str) and device.startswith("cuda") and torch.cuda.is_available()):
+        return []
+    try:
+        index = torch.device(device).index or 0
+    except RuntimeError:
+        return []
+    return [index] if index < torch.cuda.device_count() else []
 
 
 LOCKED_BY_LAUNCHER = "RIMKIT_RUN_LOCKED"
