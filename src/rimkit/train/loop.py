@@ -408,7 +408,7 @@ def run_lock(out: Path) -> Iterator[None]:
     with open(path, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if not _still_named(handle, path):  # its holder removed it on leaving: retry
+            if not _still_named(handle, path):  # removed by a holder leaving as we came: busy
                 raise BlockingIOError
         except BlockingIOError:
             handle.seek(0)
