@@ -806,9 +806,14 @@ sampled fastMRI file may be zero-padded past the lines it measured: not all of i
 
 
 def _sampled_fraction(kspace: np.ndarray) -> float:
-    """The fraction of k-space points a measurement holds (non-zero in some coil)."""
-    values = np.abs(kspace)
-    return float(np.mean(values.reshape(-1, *values.shape[-2:]).max(axis=0) > 0))
+    """The fraction of k-space points a measurement holds (:func:`rimkit.operators.sampled_mask`:
+    non-zero in some coil)."""
+    import torch
+
+    from rimkit.operators import sampled_mask
+
+    k = torch.from_numpy(np.asarray(kspace).reshape(1, -1, *np.shape(kspace)[-2:]))
+    return float(sampled_mask(k).mean())
 
 
 def _boundary(args: argparse.Namespace) -> str:

@@ -98,12 +98,11 @@ def read_image(
     """
     name = str(path)
     if name.startswith(EXAMPLE_PREFIX):
-        array, picture = _example(name.removeprefix(EXAMPLE_PREFIX)), False
+        array, picture, white = _example(name.removeprefix(EXAMPLE_PREFIX)), False, None
     else:
-        array, picture = _read_file(Path(path))
-    header = None if name.startswith(EXAMPLE_PREFIX) else _netpbm_header(Path(path))
-    if header is not None and header.white not in (255, 65535):
-        array = array.astype(np.float64) if counts else array / header.white
+        array, picture, white = _read_file(Path(path))
+    if white is not None:  # a PGM / PPM's own maximum
+        array = array.astype(np.float64) if counts else array / white
     elif counts and array.dtype != np.bool_ and np.issubdtype(array.dtype, np.integer):
         array = array.astype(np.float64)
     else:
@@ -158,12 +157,14 @@ class NetpbmHeader:
         return self.white == 255 or (self.white == 65535 and self.channels == 1)
 
 
+NETPBM_SUFFIXES = (".pgm", ".ppm", ".pnm")
 NETPBM_HEADER_BYTES = 65536
 """How much of a PGM / PPM file its header is looked for in (comments may be long)."""
 
 
 def _netpbm_header(path: Path) -> NetpbmHeader | None:
-    r"""The header of a PGM / PPM file of gray or colour values; ``None`` for other files.
+    r"""The header of a PGM / PPM file (``.pgm``, ``.ppm``, ``.pnm``) of gray or colour values;
+    ``None`` for other files (whose heads are not read).
 
     Example:
         >>> import tempfile
@@ -172,6 +173,8 @@ def _netpbm_header(path: Path) -> NetpbmHeader | None:
         >>> _netpbm_header(path)
         NetpbmHeader(kind=b'P5', width=2, height=1, white=4095, offset=30)
     """
+    if file_suffix(path) not in NETPBM_SUFFIXES:
+        return None
     try:
         with open(path, "rb") as handle:
             head = handle.read(NETPBM_HEADER_BYTES)
@@ -241,29 +244,31 @@ def _without_extension(path: str | os.PathLike) -> Path:
     return Path(match["file"]) if fits_file else Path(path)
 
 
-def _read_file(path: Path) -> tuple[np.ndarray, bool]:
-    """The array a file holds, integers as stored, and whether it is a picture file (PNG,
+def _read_file(path: Path) -> tuple[np.ndarray, bool, int | None]:
+    """The array a file holds, integers as stored; whether it is a picture file (PNG,
     TIFF, ...: its 32-bit integers may hold 16-bit values, as Pillow's mode ``I`` stores
-    them)."""
+    them); and the value white is stored as where the file says so apart from its type (a
+    PGM / PPM of a maximum other than 255 / 65535), else ``None``."""
     if not _without_extension(path).exists():
         raise ValueError(f"input file {str(_without_extension(path))!r} does not exist")
     if path.is_dir():
         raise ValueError(f"input {str(path)!r} is a folder; give an image file")
     suffix = file_suffix(path)
     if suffix == ".npy":
-        return _check_array(load_array(path, "a .npy array"), str(path)), False
+        return _check_array(load_array(path, "a .npy array"), str(path)), False, None
     if suffix in FITS_SUFFIXES:
-        return _check_array(_read_fits(path), str(path)), False
+        return _check_array(_read_fits(path), str(path)), False, None
     if suffix not in IMAGE_SUFFIXES:
         known = ", ".join((*IMAGE_SUFFIXES, *VALUE_SUFFIXES))
         raise ValueError(f"unsupported file type {suffix!r} for {str(path)!r}; known: {known}")
     if suffix in TIFF_SUFFIXES:
         array = _read_tiff(path)
         if array is not None:
-            return _check_array(array, str(path)), True
+            return _check_array(array, str(path)), True, None
     header = _netpbm_header(path)
     if header is not None and not header.pillow_exact:
-        return _read_netpbm(path, header), True
+        white = None if header.white in (255, 65535) else header.white
+        return _read_netpbm(path, header), True, white
     try:
         with Image.open(path) as img:
             _refuse_what_pillow_cuts(img, path)
@@ -275,7 +280,7 @@ def _read_file(path: Path) -> tuple[np.ndarray, bool]:
                     array = array[..., 0]  # WebP stores gray as RGB, a GIF as a palette
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"{str(path)!r} is not a readable image: {err}") from None
-    return array, True
+    return array, True, None
 
 
 def _equal_channels(array: np.ndarray, within: int = 0) -> bool:

@@ -498,10 +498,11 @@ def _train(
     if resume and locks and out.is_dir():
         held.enter_context(run_lock(out))
     if resume:
-        if (out / "last.safetensors").exists():  # a changed data key: the recipe's, said so
-            check_same_recipe(out, cfg, read_meta(out / "last"))
-        check_same_data(out, sizes)
-        start, skipped, val_scores, best = _restore(out, model, optimizer, average, cfg)
+        last = read_meta(out / "last") if (out / "last.safetensors").exists() else {}
+        if last:  # a changed data key: the recipe's, said so before the images are compared
+            check_same_recipe(out, cfg, last)
+        check_same_data(out, sizes, last)
+        start, skipped, val_scores, best = _restore(out, model, optimizer, average, last)
         if dist.main and start < optim_cfg.iterations:  # the old final weights are stale now
             (out / "model.safetensors").unlink(missing_ok=True)
     elif dist.main:
@@ -739,10 +740,10 @@ def _restore(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     average: AveragedModel | None,
-    cfg: ExperimentConfig,
+    meta: dict[str, Any],
 ) -> tuple[int, int, list[float], float]:
-    """Load ``out/last``; returns the iteration, skipped count, scores and best score."""
-    meta = read_meta(out / "last")  # its recipe checked by _train already
+    """Load ``out/last`` (its ``meta``, the recipe checked already); returns the iteration,
+    skipped count, scores and best score."""
     if meta.get("world_size", 1) != dist_world():
         raise ValueError(
             f"the run in {str(out)!r} used {meta.get('world_size')} process(es), this one "
@@ -772,12 +773,12 @@ def pixels_digest(arrays: list[np.ndarray]) -> str:
     return digest.hexdigest()[:16]
 
 
-def check_same_data(out: Path, sizes: dict[str, int | str]) -> None:
-    """Refuse to resume the run in ``out`` on other images: its data paths may change (the
-    same images, moved), but not the training and validation patches they give, counted and
-    by a digest of their pixels (what a run saved before either was recorded lacks is not
-    checked)."""
-    saved = read_meta(out / "last").get("data") if (out / "last.safetensors").exists() else None
+def check_same_data(out: Path, sizes: dict[str, int | str], meta: dict[str, Any]) -> None:
+    """Refuse to resume the run in ``out`` (its last checkpoint's ``meta``) on other images:
+    its data paths may change (the same images, moved), but not the training and validation
+    patches they give, counted and by a digest of their pixels (what a run saved before either
+    was recorded lacks is not checked)."""
+    saved = meta.get("data")
     if not isinstance(saved, dict):
         return
     differ = [
