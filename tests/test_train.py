@@ -124,6 +124,38 @@ def test_two_processes_train_in_step(image_folder, tmp_path, capfd):
     assert digests[0] == weights_digest(_load(cfg, tmp_path / "ddp"))  # and runs repeat
 
 
+def test_a_distributed_runs_logged_loss_is_the_mean_of_its_processes():
+    import torch.multiprocessing as mp
+
+    from rimkit.train.launch import free_port
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    port = free_port()
+    cases = [(1.0, True), (4.0, False)]  # rank 1's step was not finite
+    procs = [ctx.Process(target=_mean_worker, args=(r, port, *cases[r], queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert sorted(results) == [(0, 2.5, False), (1, 2.5, False)]
+
+
+def _mean_worker(rank, port, loss, finite, queue):
+    import torch.distributed
+
+    from rimkit.train.loop import mean_over_processes
+
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2
+    )
+    mean, all_finite = mean_over_processes(torch.tensor(loss), finite)
+    queue.put((rank, float(mean), all_finite))
+    torch.distributed.destroy_process_group()
+
+
 def _load(cfg, run):
     model = cfg.model.build()
     load_checkpoint(run / "last", model)

@@ -968,20 +968,30 @@ def _backward(
     cfg: ExperimentConfig,
     distributed: bool,
 ) -> tuple[Tensor, Tensor, bool]:
-    """Loss over a trajectory of ``steps``, its gradients (clipped), and whether all are finite
-    (on every process of a distributed run, so they all skip together)."""
+    """Loss over a trajectory of ``steps``, its gradients (clipped), and whether all are finite.
+
+    In a distributed run the loss returned is the mean over the processes (what the log shows)
+    and "finite" holds on every process or on none, so they all skip an iteration together.
+    """
     optim = cfg.optim
     traj = net(m.likelihood(), x0=m.x0, steps=steps)
     loss = trajectory_loss(traj, m.target, optim.step_weights, optim.loss)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = nn.utils.clip_grad_norm_(model.parameters(), optim.clip_grad)
-    finite = torch.isfinite(loss) & torch.isfinite(grad_norm)
+    finite = bool(torch.isfinite(loss) & torch.isfinite(grad_norm))
     if distributed:
-        flag = finite.float().to(loss.device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
-        finite = flag.bool()
-    return loss, grad_norm, bool(finite)
+        mean_loss, all_finite = mean_over_processes(loss.detach(), finite)
+        return mean_loss, grad_norm, all_finite
+    return loss, grad_norm, finite
+
+
+def mean_over_processes(loss: Tensor, finite: bool) -> tuple[Tensor, bool]:
+    """The mean of ``loss`` over a distributed run's processes, and whether every one of them
+    had ``finite`` (one all-reduce of ``[loss, not finite]``)."""
+    stats = torch.stack([loss.float(), torch.tensor(float(not finite), device=loss.device)])
+    torch.distributed.all_reduce(stats)  # sum over processes
+    return stats[0] / torch.distributed.get_world_size(), bool(stats[1] == 0)
 
 
 def _ddp_device(optim: OptimConfig, dist: Distributed) -> str:
