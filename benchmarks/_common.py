@@ -275,7 +275,7 @@ def order(models: Sequence[ModelEntry], bases: Sequence[Method]) -> list[tuple[s
 def baseline_names(args: argparse.Namespace, task: str) -> list[str]:
     """The names in ``--baselines`` (``none``: no baseline), each checked to be a known
     baseline for ``task`` with its extra installed (else :func:`fail`)."""
-    from rimkit.evaluate.runner import check_baselines
+    from rimkit.solvers.selection import check_baselines
 
     names = [n.strip() for n in args.baselines.split(",") if n.strip() and n.strip() != "none"]
     try:

@@ -158,7 +158,7 @@ def test_the_chosen_tv_weight_grows_with_the_noise_of_an_inpainting():
 
 
 def test_a_baseline_is_run_with_the_weight_tuned_for_its_noise(tmp_path, monkeypatch):
-    from rimkit.evaluate.runner import run_baseline
+    from rimkit.solvers.selection import run_baseline
     from rimkit.operators import Inpainting
     from rimkit.reconstruct import initial_estimate
     from rimkit.solvers import tuning

@@ -671,7 +671,7 @@ def _estimate_sigma(image: np.ndarray, task: str, mask: np.ndarray | None) -> fl
 
 
 def _check_baseline(name: str, task: str, ensemble: int) -> None:
-    from rimkit.evaluate.runner import check_baselines
+    from rimkit.solvers.selection import check_baselines
 
     if ensemble != 1:
         raise ValueError("a self-ensemble averages a RIM's restorations; not for a baseline")
@@ -680,7 +680,7 @@ def _check_baseline(name: str, task: str, ensemble: int) -> None:
 
 def _baseline_run(name: str, operator: LinearOperator, sigma: float, shape: tuple[int, ...]):
     """``run(y) -> [x]``: the baseline's final estimate for a measurement array ``y``."""
-    from rimkit.evaluate.runner import operator_setting, run_baseline
+    from rimkit.solvers.selection import operator_setting, run_baseline
     from rimkit.solvers import BASELINES
 
     setting = operator_setting(operator, sigma, int(np.prod(shape)))

@@ -70,6 +70,7 @@ from rimkit.operators import (
     random_projection,
 )
 from rimkit.reconstruct import initial_estimate
+from rimkit.solvers.selection import OWN_TASK
 
 __all__ = [
     "Case",
@@ -660,10 +661,6 @@ class MRIProtocol:
         case = Case(name, self.setting, m.target, m.operator, m.y, self.sigma / 255.0, task="mri")
         case.display = _display(case.view(m.x0))
         return [case]
-
-
-OWN_TASK = "own"
-"""The task of :class:`OperatorProtocol` cases: a forward model of one's own."""
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,6 @@ from rimkit.evaluate.figures import convergence_figure, crop_grid
 from rimkit.evaluate.journal import JournalMismatch, kept_for_resume, stopped
 from rimkit.evaluate.metrics import as_image, quantize
 from rimkit.evaluate.protocols import (
-    OWN_TASK,
     Case,
     DeblurProtocol,
     DenoiseProtocol,
@@ -69,22 +68,18 @@ from rimkit.noise_level import IMAGE_TASKS, METHODS, estimate_noise_level
 from rimkit.operators import (
     DEFAULT_KERNEL,
     PROJECTION_KINDS,
-    BicubicDownsample,
-    Blur,
-    CartesianMRI,
-    ComplexAsChannels,
-    Composition,
-    FourierProjection,
-    Identity,
-    Inpainting,
-    Lensing,
     LinearOperator,
-    MatrixProjection,
-    MultiCoilMRI,
     RealImages,
 )
-from rimkit.reconstruct import in_model_dtype, initial_estimate
 from rimkit.self_ensemble import ENSEMBLE_TASKS, SelfEnsemble, check_size
+from rimkit.solvers.selection import (
+    BASELINE_EXTRAS,
+    OWN_TASK,
+    own_weight_hint,
+    check_baselines,
+    operator_setting,
+    run_baseline,
+)
 from rimkit.tasks import TASKS as TRAINING_TASKS
 from rimkit.zoo.loading import trained_scales
 
@@ -133,14 +128,9 @@ DEFAULT_SIGMAS: dict[str, tuple[float, ...]] = {
 }
 """Noise levels (0-255) when none are given: the published ones; other tasks are noiseless."""
 
-BASELINE_TASKS: dict[str, tuple[str, ...]] = {"bm3d": ("denoise",), "bicubic": ("sr",)}
-"""Baselines that apply to some tasks only; the others accept any operator."""
 
 JOURNAL = "journal.jsonl"
 """``rimkit eval`` records finished images in ``OUT/journal.jsonl`` until it writes results."""
-
-BASELINE_EXTRAS: dict[str, str] = {"bm3d": "bm3d"}
-"""Baseline name -> the optional extra it needs (``pip install 'rimkit[EXTRA]'``)."""
 
 
 # ----------------------------------------------------------------------------- methods
@@ -301,58 +291,6 @@ def tuned_setting(case: Case) -> tuple[str, float]:
     return operator_setting(case.operator, case.sigma, case.truth[0].numel())
 
 
-def operator_setting(op: LinearOperator, sigma: float, pixels: int) -> tuple[str, float]:
-    """The tuning table's ``(task, level)`` of an operator and noise level ``sigma`` (0-1
-    scale) on images of ``pixels`` values: denoising sigma (0-255), super-resolution scale,
-    inpainting missing fraction, projection ensemble and ratio ``m / n``, lensing Einstein
-    radius, MRI acceleration, deblurring sigma.
-
-    Example:
-        >>> from rimkit.operators import Identity
-        >>> operator_setting(Identity(), 25 / 255, 64)
-        ('denoise', 25.0)
-    """
-    if isinstance(op, Composition) and isinstance(op.outer, Inpainting):  # bad pixels of y
-        return operator_setting(op.inner, sigma, pixels)
-    if isinstance(op, BicubicDownsample):
-        return "sr", float(op.scale)
-    if isinstance(op, Inpainting):
-        return "inpaint", float(1 - op.mask.float().mean())
-    if isinstance(op, Blur):
-        return "blur", sigma * 255.0
-    lensing = _lensing_of(op)
-    if lensing is not None:
-        return "lensing", lensing.einstein_radius
-    if isinstance(op, ComplexAsChannels) and isinstance(op.op, (CartesianMRI, MultiCoilMRI)):
-        return "mri", op.op.mask.numel() / float(op.op.mask.sum())
-    if isinstance(op, FourierProjection):
-        return "fourier", op.rows.shape[1] / pixels
-    if isinstance(op, MatrixProjection):
-        magnitudes = op.matrix.abs()
-        kind = "bernoulli" if torch.allclose(magnitudes, magnitudes.flatten()[0]) else "gaussian"
-        return kind, op.matrix.shape[-2] / pixels
-    if isinstance(op, Identity):
-        return "denoise", sigma * 255.0
-    raise ValueError(f"no tuned weights for {type(op).__name__}: {_own_weight_hint('name')}")
-
-
-def _own_weight_hint(name: str) -> str:
-    return (
-        f"a forward model of one's own takes the baseline's weight from you, "
-        f"baseline_method({name}, {OWN_TASK!r}, {{'weight': w}}) (find one with "
-        "rimkit.solvers.tuning.grid_search on measurements of yours)"
-    )
-
-
-def _lensing_of(op: LinearOperator) -> Lensing | None:
-    """The :class:`Lensing` inside ``op`` (itself, or a factor of a composition with a PSF)."""
-    if isinstance(op, Lensing):
-        return op
-    if isinstance(op, Composition):
-        return _lensing_of(op.outer) or _lensing_of(op.inner)
-    return None
-
-
 def baseline_method(
     name: str,
     task: str,
@@ -388,7 +326,7 @@ def baseline_method(
     fields = {f.name for f in dataclasses.fields(BASELINES[name])}  # type: ignore[arg-type]
     extra = dict(options or {})
     if task == OWN_TASK and "weight" in fields and "weight" not in extra:
-        raise ValueError(f"baseline {name!r} has no tuned weight: {_own_weight_hint(repr(name))}")
+        raise ValueError(f"baseline {name!r} has no tuned weight: {own_weight_hint(repr(name))}")
     if "keep_estimates" in fields and "keep_estimates" not in extra:
         extra["keep_estimates"] = keep_estimates
     baseline(name, **extra)  # check the options now, not at the first image
@@ -402,43 +340,6 @@ def baseline_method(
         )
 
     return Method(name, run, fingerprint=_with_start(repr(sorted(extra.items())), start))
-
-
-def run_baseline(
-    name: str,
-    setting: tuple[str, float] | None,
-    y: Tensor,
-    operator: LinearOperator,
-    sigma: float,
-    like: Tensor | None = None,
-    options: dict[str, Any] | None = None,
-    x0: Tensor | None = None,
-) -> list[Tensor]:
-    """Baseline ``name`` with the weight tuned for ``setting`` (``(task, level)``, see
-    :func:`operator_setting`; ``None``: the weight of ``options`` alone) at the noise level
-    ``sigma`` (0-1 scale) and ``options``, started at ``x0`` or where the tuning started it;
-    its estimates. ``like``: an image of ``x``'s shape, for operators whose start is flat.
-
-    Example:
-        >>> from rimkit.operators import Identity
-        >>> y = torch.rand(1, 1, 16, 16)
-        >>> out = run_baseline("tv", ("denoise", 25.0), y, Identity(), 25 / 255)
-        >>> len(out) > 1, tuple(out[-1].shape)
-        (True, (1, 1, 16, 16))
-    """
-    from rimkit.solvers import BASELINES, baseline, tuned_baseline
-
-    y = y.to(torch.complex64 if y.is_complex() else torch.float32)  # MRI: k-space
-    operator = in_model_dtype(operator, torch.float32)  # a float64 operator of one's own
-    if setting is None:
-        solver = baseline(name, **(options or {}))
-    else:
-        solver = tuned_baseline(name, *setting, sigma=sigma * 255.0, **(options or {}))
-    if "keep_estimates" not in {f.name for f in dataclasses.fields(BASELINES[name])}:
-        return solver(y, operator, sigma).estimates  # not iterative: no start
-    if x0 is None:
-        x0 = initial_estimate(operator, y, like=None if like is None else like.to(torch.float32))
-    return solver(y, operator, sigma, x0=x0.to(torch.float32)).estimates
 
 
 def blind_method(method: Method, estimator: str = "pca") -> Method:
@@ -476,37 +377,6 @@ def measured_noise_level(case: Case, estimator: str = "pca") -> float:
     if mask is not None:
         mask = mask[0, 0].cpu().numpy()  # (H, W), nonzero = observed
     return estimate_noise_level(image, mask=mask, method=estimator)
-
-
-def check_baselines(names: Sequence[str], task: str) -> None:
-    """Every name a known baseline that applies to ``task`` and whose extra is installed;
-    otherwise a ``ValueError`` that says which (and which extra to install)."""
-    from rimkit.solvers import BASELINES
-
-    for name in names:
-        if name not in BASELINES:
-            raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
-        allowed = BASELINE_TASKS.get(name)
-        if allowed is not None and task not in allowed:
-            raise ValueError(
-                f"baseline {name!r} applies to {', '.join(allowed)} only, not to {task}"
-            )
-        extra = BASELINE_EXTRAS.get(name)
-        if extra is not None:
-            _check_extra(name, extra)
-
-
-def _check_extra(name: str, extra: str) -> None:
-    from rimkit.solvers import bm3d_adapter
-
-    importers = {"bm3d": bm3d_adapter.import_bm3d}
-    try:
-        importers[extra]()
-    except ImportError:
-        raise ValueError(
-            f"baseline {name!r} needs the optional extra '{extra}', which is not installed: "
-            f"pip install 'rimkit[{extra}]'"
-        ) from None
 
 
 # ----------------------------------------------------------------------------- evaluation
