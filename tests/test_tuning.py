@@ -158,10 +158,10 @@ def test_the_chosen_tv_weight_grows_with_the_noise_of_an_inpainting():
 
 
 def test_a_baseline_is_run_with_the_weight_tuned_for_its_noise(tmp_path, monkeypatch):
-    from rimkit.solvers.selection import run_baseline
     from rimkit.operators import Inpainting
     from rimkit.reconstruct import initial_estimate
-    from rimkit.solvers import tuning
+    from rimkit.solvers import tuned
+    from rimkit.solvers.selection import run_baseline
 
     rows = [
         {
@@ -174,7 +174,7 @@ def test_a_baseline_is_run_with_the_weight_tuned_for_its_noise(tmp_path, monkeyp
         }
         for s, w in ((0.0, 0.001), (15.0, 0.2))
     ]
-    monkeypatch.setattr(tuning, "DEFAULTS_PATH", write_table(tmp_path / "d.json", rows))
+    monkeypatch.setattr(tuned, "DEFAULTS_PATH", write_table(tmp_path / "d.json", rows))
     x = torch.stack(blocky_images(1, 16))
     mask = (torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)) > 0.5).float()
     op = Inpainting(mask)

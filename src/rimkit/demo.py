@@ -32,7 +32,6 @@ from PIL import Image
 from rimkit.evaluate.figures import convergence_figure, crop_grid
 from rimkit.evaluate.metrics import psnr, ssim, to_8bit
 from rimkit.evaluate.report import atomic_write_bytes, atomic_write_text, write_report
-from rimkit.solvers.selection import check_baselines
 from rimkit.io import check_image_range, check_output_folder, read_image
 from rimkit.noise import GaussianNoise, simulate
 from rimkit.operators import (
@@ -49,7 +48,8 @@ from rimkit.operators import (
     random_mask,
 )
 from rimkit.reconstruct import RIMReconstructor, initial_estimate
-from rimkit.solvers.tuning import tuned_baseline
+from rimkit.solvers.selection import check_baselines
+from rimkit.solvers.tuned import tuned_baseline
 from rimkit.tasks import MRITask
 from rimkit.zoo import list_models, load_model
 

@@ -680,8 +680,8 @@ def _check_baseline(name: str, task: str, ensemble: int) -> None:
 
 def _baseline_run(name: str, operator: LinearOperator, sigma: float, shape: tuple[int, ...]):
     """``run(y) -> [x]``: the baseline's final estimate for a measurement array ``y``."""
-    from rimkit.solvers.selection import operator_setting, run_baseline
     from rimkit.solvers import BASELINES
+    from rimkit.solvers.selection import operator_setting, run_baseline
 
     setting = operator_setting(operator, sigma, int(np.prod(shape)))
     iterative = "keep_estimates" in {f.name for f in dataclasses.fields(BASELINES[name])}

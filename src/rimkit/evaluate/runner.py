@@ -75,9 +75,9 @@ from rimkit.self_ensemble import ENSEMBLE_TASKS, SelfEnsemble, check_size
 from rimkit.solvers.selection import (
     BASELINE_EXTRAS,
     OWN_TASK,
-    own_weight_hint,
     check_baselines,
     operator_setting,
+    own_weight_hint,
     run_baseline,
 )
 from rimkit.tasks import TASKS as TRAINING_TASKS

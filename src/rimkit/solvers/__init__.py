@@ -78,12 +78,12 @@ BASELINES: dict[str, type[Reconstructor]] = {
 
 
 def __getattr__(name: str) -> object:
-    """``default_weight`` and ``tuned_baseline``, imported from :mod:`rimkit.solvers.tuning`
-    on first use (so ``python -m rimkit.solvers.tuning`` does not import itself twice)."""
+    """``default_weight`` and ``tuned_baseline``, imported from :mod:`rimkit.solvers.tuned`
+    on first use (it reads the tuned-weight table)."""
     if name in ("default_weight", "tuned_baseline"):
-        from rimkit.solvers import tuning
+        from rimkit.solvers import tuned
 
-        return getattr(tuning, name)
+        return getattr(tuned, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

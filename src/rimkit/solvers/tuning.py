@@ -50,16 +50,25 @@ import math
 import os
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from rimkit.solvers.tuned import (
+    DEFAULTS_PATH,
+    NOISY_TASKS,
+    TASK_NAMES,
+    canonical_task,
+    default_weight,
+    row_sigma,
+    tuned_baseline,
+    tuned_entry,
+)
 
 __all__ = [
     "DEFAULTS_PATH",
@@ -81,7 +90,6 @@ __all__ = [
     "tuned_entry",
 ]
 
-DEFAULTS_PATH = Path(__file__).with_name("defaults.json")
 
 TUNED_BASELINES: tuple[str, ...] = (
     "gd-tikhonov",
@@ -116,9 +124,6 @@ NOISELESS_GRID: tuple[float, ...] = _logspace(-5, -0.5, 10)
 NOISY_GRID: tuple[float, ...] = _logspace(-5, 0, 11)
 """Weights tried for the other tasks with noise: 11 from ``10^-5`` to ``1``, half a decade apart."""
 
-PROJECTIONS = ("gaussian", "bernoulli", "fourier")
-TASK_NAMES = ("denoise", "sr", "inpaint", *PROJECTIONS, "lensing", "mri", "blur")
-NOISY_TASKS = ("denoise", "blur")
 SOURCES = ("natural", "mri")
 """The images a setting is tuned on: natural ones (``--folder``) or slices of an MRI training
 volume (``--mri-volume``), the data the MRI models learned from."""
@@ -366,7 +371,7 @@ def grid_search(
         if measurement.name == "mri":  # complex images as two channels: score the magnitude
             final, target = magnitude(final), magnitude(target)
         scores.append(float(psnr(final, target).mean()))
-    task = _canonical_task(measurement.name)
+    task = canonical_task(measurement.name)
     sigma = round(float(measurement.sigma.double().mean()) * 255.0, 4)  # 0-255 scale
     return GridResult(name, task, float(level), grid, tuple(scores), iterations, sigma)
 
@@ -551,160 +556,6 @@ def report(
     }
 
 
-@lru_cache(maxsize=8)
-def _load(path: str, mtime: float) -> tuple[dict[str, Any], ...]:
-    try:
-        return tuple(json.loads(Path(path).read_text())["results"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"cannot read tuned weights from {path!r}: {err}") from None
-
-
-def _class_default(name: str) -> float:
-    from rimkit.solvers import BASELINES
-
-    if name not in BASELINES:
-        raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
-    fields = {f.name: f for f in dataclasses.fields(BASELINES[name])}  # type: ignore[arg-type]
-    if "weight" not in fields:
-        raise ValueError(f"baseline {name!r} has no regularisation weight")
-    return float(fields["weight"].default)
-
-
-def _canonical_task(task: str) -> str:
-    task = task.removeprefix("projection-").removeprefix("projection:")
-    return task.split("-x")[0]  # "sr-x2" (a measurement's name) -> "sr"
-
-
-def tuned_entry(
-    baseline_name: str,
-    task: str,
-    level: float,
-    path: str | os.PathLike | None = None,
-    sigma: float | None = None,
-) -> dict[str, Any] | None:
-    """The row of the table nearest to ``(baseline_name, task, level, sigma)``, or ``None``.
-
-    Among the tuned levels of that baseline and task, the nearest on a log scale (``level <= 0``
-    picks the lowest; ties go to the lower level); among that level's rows, the one tuned at the
-    noise level (0-255 scale) nearest to ``sigma`` on the scale ``log(1 + sigma)`` (``None``:
-    the lowest, noiseless where the table has it). Denoising's and deblurring's noise level is
-    their level.
-
-    Example:
-        >>> tuned_entry("tv", "sr", 3, sigma=4)["sigma"], tuned_entry("tv", "sr", 3)["sigma"]
-        (5.0, 0.0)
-    """
-    path = Path(DEFAULTS_PATH if path is None else path)
-    if not path.is_file():
-        return None
-    task = _canonical_task(task)
-    _check_setting(task)
-    rows = [
-        r
-        for r in _load(str(path), path.stat().st_mtime)
-        if r["baseline"] == baseline_name and r["task"] == task
-    ]
-    if not rows:
-        return None
-    if not level > 0:
-        level = min(r["level"] for r in rows)
-    nearest = min(rows, key=lambda r: (abs(math.log(level / r["level"])), r["level"]))
-    rows = [r for r in rows if r["level"] == nearest["level"]]
-    noise = 0.0 if sigma is None or not sigma > 0 else float(sigma)
-
-    def noise_gap(row: dict[str, Any]) -> tuple[float, float]:
-        return abs(math.log1p(noise) - math.log1p(_row_sigma(row))), _row_sigma(row)
-
-    return min(rows, key=noise_gap)
-
-
-def _check_setting(task: str) -> None:
-    """Warn where a lookup would quietly fall back to the class default: a task no weight is
-    tuned for (a slip such as ``"deblur"`` for ``"blur"``)."""
-    if task not in TASK_NAMES:
-        warnings.warn(
-            f"no baseline weights are tuned for task {task!r} (tuned: {', '.join(TASK_NAMES)}); "
-            "the baseline's class default is used",
-            UserWarning,
-            stacklevel=4,
-        )
-
-
-def _row_sigma(row: dict[str, Any]) -> float:
-    """A table row's noise level; rows written before it was recorded: denoising's and
-    deblurring's level, 0 for the others."""
-    if "sigma" in row:
-        return float(row["sigma"])
-    return float(row["level"]) if row["task"] in NOISY_TASKS else 0.0
-
-
-def default_weight(
-    baseline_name: str,
-    task: str,
-    level: float,
-    path: str | os.PathLike | None = None,
-    sigma: float | None = None,
-) -> float:
-    """The tuned weight of ``baseline_name`` for ``task`` at ``level`` and noise ``sigma``
-    (0-255 scale), or its class default.
-
-    The nearest tuned level of that baseline and task is used (on a log scale), then the
-    nearest tuned noise level (see :func:`tuned_entry`). Without a tuned entry for the
-    baseline and task (or without the table) the class default ``weight`` is returned.
-    ``task`` is one of ``denoise``, ``sr``, ``inpaint``, ``gaussian``, ``bernoulli``,
-    ``fourier``, ``lensing``, ``mri``, ``blur`` (also accepted: ``projection-<kind>`` and
-    measurement names such as ``sr-x2``); ``path`` defaults to the shipped ``defaults.json``.
-
-    Example:
-        >>> default_weight("cg-tikhonov", "denoise", 20) in (
-        ...     default_weight("cg-tikhonov", "denoise", 15),
-        ...     default_weight("cg-tikhonov", "denoise", 25))
-        True
-        >>> default_weight("bm3d", "denoise", 25)
-        Traceback (most recent call last):
-        ...
-        ValueError: baseline 'bm3d' has no regularisation weight
-    """
-    fallback = _class_default(baseline_name)
-    entry = tuned_entry(baseline_name, task, level, path, sigma)
-    return fallback if entry is None else float(entry["weight"])
-
-
-def tuned_baseline(
-    name: str,
-    task: str,
-    level: float,
-    path: str | os.PathLike | None = None,
-    sigma: float | None = None,
-    **options: object,
-):
-    """``baseline(name, **options)`` with the ``weight`` and ``iterations`` tuned for ``task``
-    at ``level`` and noise ``sigma`` (0-255 scale; :func:`tuned_entry`) unless given.
-
-    Without a tuned entry the class defaults stay. Baselines without a weight (``bm3d``,
-    ``zero-filled``, ``bicubic``) are built as they are. Start the solver where the tuning
-    did, at the task's ``x0`` (:func:`rimkit.reconstruct.initial_estimate`).
-
-    Example:
-        >>> solver = tuned_baseline("tv", "denoise", 25)
-        >>> solver.weight == default_weight("tv", "denoise", 25)
-        True
-    """
-    from rimkit.solvers import baseline
-
-    try:
-        _class_default(name)
-    except ValueError as err:
-        if "no regularisation weight" not in str(err):
-            raise
-        return baseline(name, **options)
-    entry = tuned_entry(name, task, level, path, sigma)
-    if entry is not None:
-        options.setdefault("weight", float(entry["weight"]))
-        options.setdefault("iterations", int(entry["iterations"]))
-    return baseline(name, **options)
-
-
 def _updated(path: Path, new: dict[str, Any], check_only: bool = False) -> dict[str, Any]:
     """The table at ``path`` with the rows of ``new`` in place of those of the same baseline,
     task, level and noise (appended where it has none), its provenance kept, the settings and
@@ -719,7 +570,7 @@ def _updated(path: Path, new: dict[str, Any], check_only: bool = False) -> dict[
         return table
 
     def key(row: dict[str, Any]) -> tuple:
-        return row["baseline"], row["task"], row["level"], _row_sigma(row)
+        return row["baseline"], row["task"], row["level"], row_sigma(row)
 
     fresh = {key(row): row for row in new["results"]}
     rows = [fresh.pop(key(row), row) for row in rows] + list(fresh.values())
@@ -828,11 +679,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         torch.set_num_threads(threads)
-    from rimkit.evaluate.report import atomic_write_text
+    from rimkit.io import atomic_write
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, _dumps(table))
+    atomic_write(out, lambda tmp: Path(tmp).write_text(_dumps(table), encoding="utf-8"))
     print(f"wrote {out} ({wall_time_s} s)", file=sys.stderr)
     return 0
 
