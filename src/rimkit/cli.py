@@ -20,6 +20,7 @@ import numpy as np
 
 from rimkit import __version__
 from rimkit.evaluate.cli import BOUNDARIES, seed_value
+from rimkit.runtime import check_threads, note_printer, set_threads
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 
@@ -1312,18 +1313,6 @@ def write_trajectory(target: Path, frames: list[np.ndarray]) -> None:
         write_image(target / f"step-{t:03d}.png", frame, force=True)
 
 
-def set_threads(args: argparse.Namespace) -> None:
-    """``--threads``: torch's CPU threads (BM3D takes torch's count), checked; :func:`main`
-    sets the count back after the command (``args.threads_before``)."""
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"--threads must be >= 1, got {args.threads}")
-        import torch
-
-        args.threads_before = torch.get_num_threads()
-        torch.set_num_threads(args.threads)
-
-
 def _run_demo(args: argparse.Namespace) -> None:
     from rimkit.demo import run_demo
 
@@ -1396,9 +1385,8 @@ def _run_train(args: argparse.Namespace) -> None:
                 f"{str(out)!r} holds a run ({', '.join(held)}); {go_on}pass --force to start "
                 "over in it (its files are removed)"
             )
+    check_threads(args.threads)
     if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"--threads must be >= 1, got {args.threads}")
         args.set = [*args.set, f"optim.threads={args.threads}"]
     cfg = load_config(config, args.set)
     if args.nproc < 1:
@@ -1482,19 +1470,6 @@ def _levels(level: float | np.ndarray) -> str:
         return f"{float(level):.4g}"
     values = " / ".join(f"{float(v):.4g}" for v in np.ravel(level))
     return f"{values} ({' / '.join('RGB')})" if np.size(level) == 3 else values
-
-
-def note_printer(command: str) -> Callable[..., None]:
-    """``warnings.showwarning`` for the command line: one line, ``rimkit CMD: note: ...``, each
-    distinct note once (``compare`` restores once per method, each call noting alike)."""
-    shown: set[str] = set()
-
-    def show(message: Warning | str, *args: Any, **kwargs: Any) -> None:
-        if str(message) not in shown:
-            shown.add(str(message))
-            print(f"rimkit {command}: note: {message}", file=sys.stderr)
-
-    return show
 
 
 def _training_errors() -> tuple[type[Exception], ...]:

@@ -1,5 +1,6 @@
-"""Process-wide settings for faster CPU inference, for programs that own their process, and
-:func:`check_device`, which says plainly when a requested device is missing.
+"""Process-wide settings for faster CPU inference, for programs that own their process;
+:func:`check_device`, which says plainly when a requested device is missing; a command's thread
+count (:func:`set_threads`) and its one-line notes (:func:`note_printer`).
 
 :func:`reuse_freed_memory` asks glibc's ``malloc`` to keep large freed blocks for reuse. PyTorch
 takes every CPU tensor from ``malloc``; glibc serves blocks above its mmap threshold (from 128 KiB,
@@ -19,12 +20,15 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import ctypes.util
 import re
 import sys
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["check_device", "reuse_freed_memory"]
+__all__ = ["check_device", "check_threads", "note_printer", "reuse_freed_memory", "set_threads"]
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -86,3 +90,34 @@ def check_device(device: str, what: str = "optim.device") -> None:
             )
     elif kind == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"{what} {device!r} is not available here (no MPS device); {fix}")
+
+
+def check_threads(threads: int | None) -> None:
+    """A ``--threads`` count: ``None`` (torch's default) or at least 1, else a ``ValueError``."""
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+
+
+def set_threads(args: argparse.Namespace) -> None:
+    """A command's ``--threads``: torch's CPU threads (BM3D takes torch's count), checked; the
+    count before is kept in ``args.threads_before`` for :func:`rimkit.cli.main` to set back
+    after the command."""
+    check_threads(args.threads)
+    if args.threads is not None:
+        import torch
+
+        args.threads_before = torch.get_num_threads()
+        torch.set_num_threads(args.threads)
+
+
+def note_printer(command: str) -> Callable[..., None]:
+    """``warnings.showwarning`` for the command line: one line, ``rimkit CMD: note: ...``, each
+    distinct note once (``compare`` restores once per method, each call noting alike)."""
+    shown: set[str] = set()
+
+    def show(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+        if str(message) not in shown:
+            shown.add(str(message))
+            print(f"rimkit {command}: note: {message}", file=sys.stderr)
+
+    return show

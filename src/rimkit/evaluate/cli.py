@@ -372,7 +372,7 @@ def run_command(args: argparse.Namespace) -> None:
     from rimkit.evaluate.runner import run_eval
 
     spec = spec_from_args(args)
-    from rimkit.cli import set_threads
+    from rimkit.runtime import set_threads
 
     set_threads(args)
     with warnings.catch_warnings(record=True) as caught:

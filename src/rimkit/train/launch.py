@@ -52,7 +52,7 @@ def _worker(
     progress: bool,
     force: bool = False,
 ) -> None:
-    from rimkit.cli import note_printer
+    from rimkit.runtime import note_printer
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops them all
     signal.signal(signal.SIGTERM, _exit_quietly)  # the parent's stop: exit, cleaning up
