@@ -30,8 +30,8 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from rimkit.evaluate import DeblurProtocol
+from rimkit.evaluate.defaults import DEFAULT_SIGMAS
 from rimkit.evaluate.protocols import Case
-from rimkit.evaluate.runner import DEFAULT_SIGMAS
 from rimkit.operators import Blur
 from rimkit.operators.blur import BOUNDARIES
 

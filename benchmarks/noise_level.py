@@ -6,7 +6,7 @@ image index, not clipped; ``--quantised`` adds the 8-bit columns, clipped and ro
 the estimators of :func:`rimkit.noise_level.estimate_noise_level` against the true sigma
 (mean error, mean absolute error, largest error, milliseconds per image); then each model and
 baseline told the true sigma, and the same method told each estimate instead
-(:func:`rimkit.evaluate.runner.blind_method`; baselines with the first estimator only).
+(:func:`rimkit.evaluate.methods.blind_method`; baselines with the first estimator only).
 ``--missing`` measures inpainting instead (:class:`rimkit.evaluate.InpaintProtocol`: that
 fraction of the pixels missing at random, noise on the others): the scattered-mask estimate.
 
@@ -27,8 +27,8 @@ import _common as C
 import numpy as np
 
 from rimkit.evaluate import DenoiseProtocol, InpaintProtocol
+from rimkit.evaluate.methods import blind_method, measured_noise_level
 from rimkit.evaluate.metrics import as_image
-from rimkit.evaluate.runner import blind_method, measured_noise_level
 from rimkit.noise_level import METHODS
 
 SIGMAS = (5, 15, 25, 50)

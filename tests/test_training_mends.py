@@ -87,7 +87,7 @@ def test_recipe_mistakes_are_named_where_they_are_made(image_folder, tmp_path):
 def test_training_or_validating_on_an_evaluation_set_is_noted(image_folder, tmp_path):
     import shutil
 
-    from rimkit.evaluate.runner import _training_overlap
+    from rimkit.evaluate.request import _training_overlap
     from rimkit.train import ExperimentConfig, train
 
     root = tmp_path / "data"
@@ -316,7 +316,7 @@ def test_validation_on_a_training_source_is_noted(image_folder, tmp_path):
 
 
 def test_evaluating_on_the_training_images_is_noted(image_folder, tmp_path):
-    from rimkit.evaluate.runner import _training_overlap
+    from rimkit.evaluate.request import _training_overlap
 
     assert _training_overlap(image_folder, {"train": str(image_folder)}) == str(image_folder)
     assert _training_overlap(image_folder, {"train": [str(tmp_path), "x"]}) == str(tmp_path)

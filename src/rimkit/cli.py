@@ -1121,7 +1121,7 @@ def compare_folder(source: str) -> str:
 
 def _run_compare(args: argparse.Namespace) -> None:
     from rimkit.compare import compare, measurement_scores, write_comparison
-    from rimkit.evaluate.runner import DEFAULT_BASELINES
+    from rimkit.evaluate.defaults import DEFAULT_BASELINES
     from rimkit.io import check_output_folder, is_fits
     from rimkit.pipeline import BAD_PIXEL_TASKS, MASKLESS_BASELINES, shown_measurement
 

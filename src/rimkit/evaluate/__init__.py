@@ -8,8 +8,12 @@ module              what
 ``protocols``       per image: ``(truth, operator, y, sigma)`` of the DnCNN denoising (plain and
                     8-bit quantised), super-resolution (Y, MATLAB bicubic), inpainting and
                     random-projection protocols, reproducible from a seed
-``runner``          :func:`evaluate` (methods x protocols x images) and :func:`run_eval`
-                    (``rimkit eval``: CSV, Markdown, JSON, figures, HTML)
+``methods``         what is scored: a RIM, a tuned baseline, a blind variant, one's own
+``runner``          :func:`evaluate` (methods x protocols x images): rows, curves, examples
+``request``         :func:`run_eval` (``rimkit eval``): the request checked, models and images
+                    loaded, :func:`evaluate` run, the files written
+``outputs``         those files: CSV, Markdown, JSON, figures, HTML
+``defaults``        the tasks, default baselines and noise levels of ``rimkit eval``
 ``figures``         crop grids (Pillow) and PSNR against step t (matplotlib, optional)
 ``report``          self-contained HTML reports, Markdown tables, atomic writes
 ``benchmarking``    machine / date / command provenance and ``BENCHMARKS.md`` sections
@@ -64,14 +68,14 @@ _EXPORTS: dict[str, str] = {
     "sr_measurement": "protocols",
     "markdown_table": "report",
     "write_report": "report",
-    "EvalSpec": "runner",
+    "EvalSpec": "request",
     "Evaluation": "runner",
-    "Method": "runner",
-    "baseline_method": "runner",
+    "Method": "methods",
+    "baseline_method": "methods",
     "evaluate": "runner",
-    "load_images": "runner",
-    "rim_method": "runner",
-    "run_eval": "runner",
+    "load_images": "request",
+    "rim_method": "methods",
+    "run_eval": "request",
 }
 """Public name -> the submodule that defines it."""
 

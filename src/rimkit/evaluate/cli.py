@@ -1,4 +1,4 @@
-"""``rimkit eval``: the command-line side of :func:`rimkit.evaluate.runner.run_eval`.
+"""``rimkit eval``: the command-line side of :func:`rimkit.evaluate.request.run_eval`.
 
 :func:`register` adds the ``eval`` sub-command to rimkit's parser, so ``rimkit.cli`` wires it
 with two lines::
@@ -318,8 +318,8 @@ def _one_or_all(values: list[str] | None) -> str | tuple[str, ...] | None:
 
 
 def spec_from_args(args: argparse.Namespace) -> Any:
-    """The :class:`~rimkit.evaluate.runner.EvalSpec` of parsed ``rimkit eval`` arguments."""
-    from rimkit.evaluate.runner import EvalSpec
+    """The :class:`~rimkit.evaluate.request.EvalSpec` of parsed ``rimkit eval`` arguments."""
+    from rimkit.evaluate.request import EvalSpec
 
     if args.boundary is not None and args.task != "blur":
         raise ValueError(f"--boundary applies to --task blur only, not {args.task}")
@@ -369,7 +369,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
 
 def run_command(args: argparse.Namespace) -> None:
     """Run ``rimkit eval`` for parsed arguments; warnings go to stderr as one line each."""
-    from rimkit.evaluate.runner import run_eval
+    from rimkit.evaluate.request import run_eval
 
     spec = spec_from_args(args)
     from rimkit.runtime import set_threads

@@ -197,7 +197,7 @@ def _progress(total: int, show: bool):
 
 def run_measured(spec: Any, out: Path, baselines: Sequence[str], notes: list[str]) -> Path:
     """``rimkit eval --task mri --measured``: the model of ``spec`` (an
-    :class:`~rimkit.evaluate.runner.EvalSpec`) and ``baselines`` on the fastMRI files of
+    :class:`~rimkit.evaluate.request.EvalSpec`) and ``baselines`` on the fastMRI files of
     ``spec.data``; writes ``results.csv`` (per volume), ``summary.md`` and ``summary.json``
     into ``out`` and returns it."""
     from rimkit.data.volumes import fastmri_folder
@@ -212,7 +212,7 @@ def run_measured(spec: Any, out: Path, baselines: Sequence[str], notes: list[str
             "holding them"
         )
     files = files[: spec.limit]
-    from rimkit.evaluate.runner import load_models
+    from rimkit.evaluate.request import load_models
 
     methods = []
     for (label, loaded), name in zip(load_models(spec), spec.models, strict=True):
@@ -308,7 +308,7 @@ def _write(rows, out: Path, spec: Any, methods: list[str], notes: list[str], n_f
         for e in summary
     ]  # fmt: skip
     info = machine_info()
-    from rimkit.evaluate.runner import eval_title
+    from rimkit.evaluate.outputs import eval_title
 
     title = eval_title(spec, "rimkit eval: mri, measured k-space")
     md = [
