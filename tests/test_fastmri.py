@@ -254,7 +254,7 @@ def test_a_folder_of_fastmri_files_trains_and_evaluates_on_their_reference_slice
     from rimkit.data.volumes import fastmri_folder
     from rimkit.evaluate.runner import load_images
     from rimkit.train import ExperimentConfig, train
-    from rimkit.train.loop import _source_images
+    from rimkit.train.data import _source_images
 
     folder = tmp_path / "singlecoil_val"
     folder.mkdir()

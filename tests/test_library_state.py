@@ -63,7 +63,7 @@ def test_save_model_names_the_builder_that_keeps_a_config():
 def test_a_lock_file_its_holder_removed_does_not_lock_the_run(tmp_path):
     import fcntl
 
-    from rimkit.train.loop import _still_named, run_lock
+    from rimkit.train.run_folder import _still_named, run_lock
 
     with run_lock(tmp_path):
         late = open(tmp_path / ".lock")  # opened just before the holder leaves

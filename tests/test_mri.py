@@ -18,7 +18,7 @@ from rimkit.operators import channels_to_complex
 from rimkit.solvers.tuning import Setting, grid_search
 from rimkit.train import ExperimentConfig, train
 from rimkit.train.checkpoint import export_weights
-from rimkit.train.loop import _load_patches
+from rimkit.train.data import load_patches
 
 
 def _head(shape=(20, 24, 18), seed=0) -> np.ndarray:
@@ -111,9 +111,9 @@ def test_an_mri_model_trains_on_a_volume_and_on_a_volume_pooled_with_a_folder(
         _mri_config([str(volume), str(image_folder)]), tmp_path / "pooled", progress=False
     )
     assert pooled["iteration"] == 2
-    alone_patches, alone_val = _load_patches(_mri_config(str(volume)))
-    pooled_patches, pooled_val = _load_patches(_mri_config([str(volume), str(image_folder)]))
-    folder_patches, _ = _load_patches(_mri_config(str(image_folder)))
+    alone_patches, alone_val = load_patches(_mri_config(str(volume)))
+    pooled_patches, pooled_val = load_patches(_mri_config([str(volume), str(image_folder)]))
+    folder_patches, _ = load_patches(_mri_config(str(image_folder)))
     assert torch.equal(alone_val, pooled_val)  # held out from the first source only
     extra = len(pooled_patches) - len(alone_patches)
     assert extra > len(folder_patches)  # all of the folder's images, none held out

@@ -146,7 +146,7 @@ def test_a_distributed_runs_logged_loss_is_the_mean_of_its_processes():
 def _mean_worker(rank, port, loss, finite, queue):
     import torch.distributed
 
-    from rimkit.train.loop import mean_over_processes
+    from rimkit.train.distributed import mean_over_processes
 
     torch.distributed.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2

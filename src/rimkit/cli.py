@@ -1352,7 +1352,7 @@ def _run_models(args: argparse.Namespace) -> None:
 def _run_train(args: argparse.Namespace) -> None:
     from rimkit.train import load_config
     from rimkit.train.launch import launch
-    from rimkit.train.loop import run_files
+    from rimkit.train.run_folder import run_files
 
     if args.resume:
         out = Path(args.resume)
@@ -1393,7 +1393,7 @@ def _run_train(args: argparse.Namespace) -> None:
         raise UsageError(f"--nproc must be >= 1, got {args.nproc}")
     if args.resume:
         from rimkit.train.checkpoint import read_meta
-        from rimkit.train.loop import check_same_recipe
+        from rimkit.train.run_folder import check_same_recipe
 
         last = read_meta(out / "last")
         done = last.get("iteration")

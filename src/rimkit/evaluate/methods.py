@@ -134,7 +134,7 @@ def rim_method(
             return method(case.y, case.operator, case.sigma, x0=_started(start, case)).estimates
         return method(case.y, case.operator, case.sigma).estimates
 
-    from rimkit.train.loop import weights_digest
+    from rimkit.train.checkpoint import weights_digest
 
     fingerprint = f"weights {weights_digest(model)[:16]}, steps {report}/{total}, tile {tile}"
     if ensemble > 1:

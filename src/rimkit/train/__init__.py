@@ -16,7 +16,8 @@ from rimkit.train.config import (
     build_tasks,
     load_config,
 )
-from rimkit.train.loop import TrainingDiverged, lr_at, psnr_per_step, train, validate
+from rimkit.train.loop import TrainingDiverged, psnr_per_step, train, validate
+from rimkit.train.schedule import lr_at
 
 __all__ = [
     "DataConfig",

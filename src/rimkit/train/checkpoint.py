@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -220,3 +221,12 @@ def _as_weight(key: str, value: torch.Tensor, tensors: dict[str, torch.Tensor]) 
     """An Adam moment in its weight's dtype (pieces may hold it in a smaller one)."""
     weight = tensors.get("model/" + key.split("/", 2)[-1])
     return value.to(weight.dtype) if key.startswith("optim/") and weight is not None else value
+
+
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 of all weights, to compare models bit for bit."""
+    digest = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()

@@ -24,15 +24,11 @@ import torch.multiprocessing as mp
 
 from rimkit.runtime import check_device
 from rimkit.train.config import ExperimentConfig
-from rimkit.train.loop import (
-    LOCKED_BY_LAUNCHER,
-    TrainingDiverged,
-    check_data,
-    check_tensorboard,
-    load_init,
-    run_lock,
-    train,
-)
+from rimkit.train.data import check_data
+from rimkit.train.loop import TrainingDiverged, train
+from rimkit.train.run_folder import LOCKED_BY_LAUNCHER, run_lock
+from rimkit.train.runlog import check_tensorboard
+from rimkit.train.warm_start import load_init
 
 
 def free_port() -> int:
