@@ -120,6 +120,36 @@ def test_an_sr_truth_uncropped_by_degrade_is_cropped_with_a_note(tmp_path, capsy
         compare(low, "sr", ["bicubic"], truth=clean()[:, :94], scale=3)
 
 
+def test_cli_compare_crops_an_uncropped_sr_truth_for_its_figure_and_says_how_it_scored(
+    tmp_path, capsys
+):
+    hr, low, out = tmp_path / "hr.png", tmp_path / "low.png", tmp_path / "cmp"
+    Image.fromarray((clean()[:95, :94] * 255).round().astype(np.uint8)).save(hr)
+    assert main(["degrade", str(hr), str(low), "--task", "sr", "--scale", "3", "-q"]) == 0
+    argv = ["compare", str(low), "--task", "sr", "--scale", "3", "--truth", str(hr)]
+    assert main([*argv, "--methods", "bicubic", "--out", str(out), "-q"]) == 0
+    assert "cropped from 95x94 to 93x93" in capsys.readouterr().err
+    table = (out / "results.md").read_text()
+    assert "| bicubic |" in table and "on the image, borders included" in table
+    assert (out / "figure.png").is_file() and (out / "report.html").is_file()
+
+
+def test_a_valid_blurs_truth_is_cropped_to_the_measurements_field_of_view(tmp_path):
+    from rimkit.degrade import degrade
+
+    truth = clean()[:60, :70]
+    blurred = degrade(truth, "blur", sigma=2.55, kernel="gaussian:1.6", boundary="valid", seed=0)
+    y = blurred.measurement  # 11 x 11 kernel: 5 pixels of x past each edge
+    assert y.shape == (50, 60)
+    options = {"sigma": 2.55, "kernel": "gaussian:1.6", "boundary": "valid"}
+    with pytest.warns(UserWarning, match=r"cropped from 60x70 to the valid blur's field of view"):
+        (result,) = compare(y, "blur", ["tv"], truth=truth, **options)
+    assert result.image.shape == (50, 60)
+    assert result.psnr == pytest.approx(psnr(result.image, truth[5:55, 5:65]), abs=0.02)
+    with pytest.raises(ValueError, match=r"the clean image is \(60, 71\)"):  # not y's source
+        compare(y, "blur", ["tv"], truth=clean()[:60, :71], **options)
+
+
 def test_write_comparison_writes_each_result_a_figure_and_a_report(tmp_path):
     results = compare(noisy(), "denoise", ["tv", "cg-tikhonov"], sigma=25, truth=clean())
     out = tmp_path / "cmp"

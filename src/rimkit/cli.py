@@ -1120,7 +1120,13 @@ def compare_folder(source: str) -> str:
 
 
 def _run_compare(args: argparse.Namespace) -> None:
-    from rimkit.compare import compare, measurement_scores, write_comparison
+    from rimkit.compare import (
+        comparable_truth,
+        compare,
+        measurement_scores,
+        scoring_note,
+        write_comparison,
+    )
     from rimkit.evaluate.defaults import DEFAULT_BASELINES
     from rimkit.io import check_output_folder, is_fits
     from rimkit.pipeline import BAD_PIXEL_TASKS, MASKLESS_BASELINES, shown_measurement
@@ -1131,6 +1137,7 @@ def _run_compare(args: argparse.Namespace) -> None:
         raise UsageError("compare restores one slice; give --slice N (reconstruct takes all)")
     image, options = _read_measurement(args)
     truth, fit_scale = _read_truth(args)
+    truth = comparable_truth(truth, image, args.task, **options)  # cropped as y was made
     methods = args.methods or [
         _default_model(args.task, image),
         *_alternative_models(args.task),
@@ -1153,7 +1160,7 @@ def _run_compare(args: argparse.Namespace) -> None:
     measured = measurement_scores(image, truth, args.task, options["units"])
     written = write_comparison(
         out, results, shown, truth, peak=peak, force=args.force, values=values, header=header,
-        measured=measured,
+        measured=measured, scoring=scoring_note(args.task, truth, options["units"]),
     )  # fmt: skip
     if not args.quiet:
         if _sigma_estimated(args):

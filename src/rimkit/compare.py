@@ -39,6 +39,7 @@ from rimkit.evaluate.report import (
 from rimkit.fastmri import center_crop
 from rimkit.io import check_output_folder, write_image
 from rimkit.noise import UNIT_SCALE_NOTE
+from rimkit.operators.blur import blur_kernel, valid_margins
 from rimkit.pipeline import estimate_coil_maps, restore
 
 
@@ -87,13 +88,7 @@ def compare(
         raise ValueError("give at least one method to compare (a model or a baseline name)")
     if len(set(methods)) != len(methods):
         raise ValueError(f"a method is named twice: {list(methods)}")
-    scale = restore_options.get("scale") or 2
-    if truth is not None and task != "mri" and float(scale).is_integer():  # size known: check
-        factor = int(scale) if task == "sr" else 1
-        shape = (image.shape[0] * factor, image.shape[1] * factor, *image.shape[2:])
-        if task == "sr":
-            truth = _crop_sr_truth(truth, shape, factor)
-        _check_truth_shape(truth, shape)
+    truth = comparable_truth(truth, image, task, **restore_options)
     if task == "mri":  # one estimate of the coil maps serves every method
         restore_options["maps"] = estimate_coil_maps(
             image, restore_options.get("mask"), restore_options.get("maps")
@@ -130,6 +125,51 @@ def compare(
         told = (restored.sigma, restored.background)
         results.append(Compared(name, result, seconds, *scores, *told))
     return results
+
+
+def comparable_truth(
+    truth: np.ndarray | None, image: np.ndarray, task: str, **restore_options: Any
+) -> np.ndarray | None:
+    """The clean image cropped as the measurement ``image`` was made from it, with a note, and
+    checked against the restored size where that is known: a super-resolution truth cropped
+    to a multiple of the scale (as ``rimkit degrade`` and the SR protocol crop it), a valid
+    blur's truth to the measurement's field of view (the restored image keeps that view).
+    :func:`compare` scores against it; give the same to :func:`write_comparison`.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     comparable_truth(np.zeros((9, 9)), np.zeros((4, 4)), "sr", scale=2).shape
+        (8, 8)
+    """
+    scale = restore_options.get("scale") or 2
+    if truth is None or task == "mri" or not float(scale).is_integer():  # size unknown
+        return truth
+    factor = int(scale) if task == "sr" else 1
+    shape = (image.shape[0] * factor, image.shape[1] * factor, *image.shape[2:])
+    if task == "sr":
+        truth = _crop_sr_truth(truth, shape, factor)
+    if task == "blur" and restore_options.get("boundary") == "valid":
+        truth = _crop_valid_truth(truth, shape, restore_options.get("kernel"))
+    _check_truth_shape(truth, shape)
+    return truth
+
+
+def _crop_valid_truth(truth: np.ndarray, shape: tuple[int, ...], kernel: Any) -> np.ndarray:
+    """A valid blur's clean image cropped to the measurement's field of view, where it is the
+    image the measurement was made from (larger by the kernel's footprint)."""
+    top, bottom, left, right = valid_margins(tuple(blur_kernel(kernel).shape[-2:]))
+    if truth.shape != (shape[0] + top + bottom, shape[1] + left + right, *shape[2:]):
+        return truth
+    warnings.warn(
+        f"the clean image is cropped from {truth.shape[0]}x{truth.shape[1]} to the valid "
+        f"blur's field of view, {shape[0]}x{shape[1]} from row {top} and column {left} "
+        "(counted from 0), which the restored image keeps",
+        UserWarning,
+        stacklevel=3,
+    )
+    return truth[top : top + shape[0], left : left + shape[1]]
 
 
 def _crop_sr_truth(truth: np.ndarray, shape: tuple[int, ...], scale: int) -> np.ndarray:
@@ -227,6 +267,7 @@ def write_comparison(
     values: str | None = None,
     header: Any = None,
     measured: tuple[float, float] | None = None,
+    scoring: str | None = None,
 ) -> dict[str, Path]:
     """Write each result as ``OUT/<label>.png``, ``figure.png`` (crops of the measurement
     ``shown`` at the results' size, the results and the ``truth``, side by side),
@@ -237,7 +278,8 @@ def write_comparison(
     ``".fits"``, the latter with ``header``) also writes each result's values as they are, as
     ``OUT/<label>-values.npy`` (or ``.fits``): data in their own units, which the pictures only
     show. ``measured``, the measurement's own scores (:func:`measurement_scores`), adds its
-    row to the table."""
+    row to the table; ``scoring``, a sentence on how the scores were taken, goes under it
+    (:func:`scoring_note`)."""
     if values not in (None, ".npy", ".fits"):
         raise ValueError(f"values is '.npy', '.fits' or None, got {values!r}")
     out = check_output_folder(out, force)
@@ -259,14 +301,35 @@ def write_comparison(
     figure = crop_grid(panels, crop=size)
     written["figure"] = atomic_write_bytes(out / "figure.png", figure)
     table = _table(results, measured)
-    written["results"] = atomic_write_text(out / "results.md", markdown_table(table) + "\n")
+    under = f"\n\n{scoring}\n" if scoring else "\n"
+    written["results"] = atomic_write_text(out / "results.md", markdown_table(table) + under)
+    heading = "Results" + (" against the clean image" if truth is not None else "")
     written["report"] = write_report(
         out / "report.html",
         title,
-        [("Results" + (" against the clean image" if truth is not None else ""), table)],
+        [(heading + (f". {scoring}" if scoring else ""), table)],
         [(f"Crops side by side (zoom 2); full results: {', '.join(_files(results))}", figure)],
     )
     return written
+
+
+def scoring_note(task: str, truth: np.ndarray | None, units: str = "image") -> str | None:
+    """How :func:`compare` scored against ``truth``, where a reader could take it for a
+    published protocol's score: super-resolution is scored on every channel of the whole
+    image, not on the Y channel with the border shaved.
+
+    Example:
+        >>> scoring_note("sr", np.zeros((8, 8, 3)))[:40]
+        'Scores: PSNR and SSIM of the 8-bit resul'
+    """
+    if truth is None or task != "sr" or units == "data":
+        return None
+    channels = "every channel" if truth.ndim == 3 else "the image"
+    return (
+        f"Scores: PSNR and SSIM of the 8-bit results on {channels}, borders included; "
+        "`rimkit eval --task sr` scores the published protocol (the Y channel, the scale's "
+        "width shaved from each border), which its tables and BENCHMARKS.md quote."
+    )
 
 
 def _table(
