@@ -577,3 +577,20 @@ def test_help_shows_the_docstring_its_examples_and_the_defaults(script):
             assert "default" in option_help(text, option), option
     if re.search(r"^  --patches\b", text, re.M):
         assert "(default: 8)" in option_help(text, "--patches")
+
+
+def test_sr_protocol_scores_bicubic_under_each_lr_recipe(tmp_path):
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "data" / "eval" / "Tiny"
+    folder.mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 256, (48, 50, 3), dtype=np.uint8)).save(folder / "a.png")
+    out = tmp_path / "B.md"
+    out.write_text("# Benchmarks\n")
+    args = ["--data", str(tmp_path / "data"), "--sets", "Tiny", "--output", str(out)]
+    done = run_cmd(script_cmd("sr_protocol.py", *args, "--threads", "1"))
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| Tiny (1)")]
+    assert [row.split(" | ")[1] for row in rows] == ["x2", "x3", "x4"]
+    for row in rows:  # noise-like pixels: rounding between MATLAB's passes moves many of them
+        differing = float(row.split(" | ")[-1].rstrip(" |%"))
+        assert 1 < differing < 60

@@ -26,7 +26,7 @@ EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 
 DEGRADE_EXAMPLE = """examples:
   rimkit degrade example:camera noisy.png --task denoise --sigma 25
-  rimkit degrade hr.png lr.png --task sr --scale 3      # = MATLAB imresize(hr, 1/3)
+  rimkit degrade hr.png lr.png --task sr --scale 3      # = MATLAB imresize(im2double(hr), 1/3)
   rimkit degrade photo.png holes.png --task inpaint --fraction 0.8 --seed 1
   rimkit degrade slice.npy kspace.npy --task mri --acceleration 4
   rimkit degrade slice.npy kspace8.npy --task mri --coils 8   # multi-coil, with its maps

@@ -75,8 +75,10 @@ def degrade(
     """Apply the forward model of ``task`` and Gaussian noise to an ``(H, W[, C])`` image.
 
     ``sigma`` is on the 0-255 scale (required for ``denoise``, 0 otherwise by default).
-    ``sr`` crops the image to a multiple of ``scale`` first, as the SR protocol does, so the
-    result equals MATLAB ``imresize(hr, 1/scale, 'bicubic')``. ``inpaint`` keeps the pixels
+    ``sr`` crops the image to a multiple of ``scale`` first, as the SR protocol does; the
+    result equals MATLAB ``imresize(im2double(hr), 1/scale, 'bicubic')`` (an 8-bit output is
+    that rounded once; MATLAB's ``imresize`` of a ``uint8`` image also rounds between its row
+    and column passes, which moves about one LR pixel in ten by one level). ``inpaint`` keeps the pixels
     of ``mask`` (``(H, W)``, white = observed; default: a random ``1 - fraction`` of them).
     ``mri`` returns complex centred k-space of a gray (or complex) image sampled by ``mask``:
     a pattern of :data:`~rimkit.operators.MRI_MASKS` drawn at ``acceleration`` (default
