@@ -16,11 +16,12 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import torch
 
-from rimkit.io import check_image_range
+from rimkit.io import MASK_SLACK, check_image_range
 
 WHAT_EACH_TAKES = {
     "restore": (
@@ -93,6 +94,14 @@ def check_mask_values(
             "the mask marks no pixel as measured (none above 0.5; white = measured): nothing is "
             "measured"
         )
+    between = float(np.mean((values > MASK_SLACK) & (values < 1 - MASK_SLACK)))
+    if between > 0:
+        warnings.warn(
+            f"the mask is not 0 / 1: {100 * between:.3g}% of its pixels lie between; those above "
+            "0.5 count as measured, the others as missing",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def mask_tensor(mask: np.ndarray, shape: tuple[int, int], columns: bool = False) -> torch.Tensor:
@@ -106,6 +115,13 @@ def mask_of_shape(mask: np.ndarray, shape: tuple[int, int], columns: bool = Fals
     """``mask`` (numpy or torch) as a numpy array of ``shape``, else the error that says which
     mask to give; ``columns``: a 1-D mask of the ``W`` columns is taken for every row."""
     mask = np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask)
+    if mask.ndim == 3 and mask.shape[:2] == shape and mask.shape[2] in (1, 3, 4):  # (H, W, C)
+        if mask.shape[2] > 1 and np.ptp(mask[..., :3], axis=2).max() > 0:
+            raise ValueError(
+                f"the mask has {mask.shape[2]} channels that differ; a mask is one channel "
+                f"({shape[0]}, {shape[1]}) of 0 / 1 (white = measured)"
+            )
+        mask = mask[..., 0]
     if columns and mask.ndim == 1 and mask.shape[0] == shape[1]:
         mask = np.broadcast_to(mask, shape)
     if mask.shape != shape:

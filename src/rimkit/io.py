@@ -597,6 +597,8 @@ def read_mask(path: str | os.PathLike, ignore_flags: str | int | None = None) ->
         [[0.0, 1.0], [1.0, 0.0]]
     """
     path = Path(path)
+    if not _without_extension(path).exists():
+        raise ValueError(f"mask file {str(_without_extension(path))!r} does not exist")
     if file_suffix(path) == ".npy":
         array = np.asarray(load_array(path, "a mask"))
         if array.ndim == 1 or array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer):
@@ -610,7 +612,15 @@ def read_mask(path: str | os.PathLike, ignore_flags: str | int | None = None) ->
             f"ignore_flags is for data-quality flags in a FITS HDU named DQ or BPM; {str(path)!r} "
             "is not a FITS file"
         )
-    mask = read_image(path, gray=True)
+    mask = read_image(path)
+    if mask.ndim == 3:  # a colour picture of a mask: its channels must agree
+        if np.ptp(mask, axis=2).max() > 1e-9:
+            raise ValueError(
+                f"mask {str(path)!r} is a colour image whose channels differ; a mask is gray, "
+                "white = observed (holes marked in a colour are not read as holes): save it "
+                "as a black-and-white image"
+            )
+        mask = mask[..., 0]
     if 0 < mask.max() <= 1 / 255 + 1e-9:  # 0/1 stored in 8 bits
         mask = (mask > 0).astype(np.float64)
     return _mask_values(mask, f"mask {str(path)!r}")

@@ -1,0 +1,63 @@
+"""What an audit of super-resolution, deblurring and inpainting met (session 33): masks that
+are colour or not 0 / 1, a missing mask file, and other inputs that were taken silently or
+refused with a message that did not fit. Everything runs on generated images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rimkit.cli import main
+from rimkit.io import read_mask
+from rimkit.pipeline import restore
+from rimkit.zoo import load_model
+
+
+@pytest.fixture(scope="module")
+def inpainter():
+    return load_model("3task").model
+
+
+@pytest.fixture
+def holes() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    mask = (rng.random((24, 24)) > 0.5).astype(np.float64)
+    return rng.random((24, 24)) * mask, mask
+
+
+def test_a_colour_mask_file_whose_channels_differ_is_refused(tmp_path):
+    mask = np.zeros((8, 8, 3), np.uint8)
+    mask[..., 1] = 255  # green everywhere, holes marked red and blue: luminance read it as 0.59
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    with pytest.raises(ValueError, match="a colour image whose channels differ; a mask is gray"):
+        read_mask(tmp_path / "m.png")
+    Image.fromarray(np.dstack([mask[..., 1]] * 3)).save(tmp_path / "gray.png")
+    assert read_mask(tmp_path / "gray.png").tolist() == np.ones((8, 8)).tolist()
+
+
+def test_a_missing_mask_file_is_named_a_mask(tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"mask file '.*nothing.png' does not exist"):
+        read_mask(tmp_path / "nothing.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "y.png")
+    argv = ["reconstruct", str(tmp_path / "y.png"), str(tmp_path / "x.png"), "--task", "inpaint"]
+    assert main([*argv, "--mask", str(tmp_path / "nothing.png")]) == 2
+    assert "mask file" in capsys.readouterr().err
+
+
+def test_a_mask_between_0_and_1_gets_a_note_of_how_it_is_read(holes, inpainter):
+    y, mask = holes
+    assert mask.mean() == pytest.approx(0.543, abs=1e-3)  # the pixels given 0.8
+    with pytest.warns(UserWarning, match=r"the mask is not 0 / 1: 54.3% of its pixels lie between"):
+        restore(y, "inpaint", inpainter, mask=np.where(mask > 0, 0.8, 0.0))
+
+
+@pytest.mark.parametrize("layout", ["(H, W, 1)", "(H, W, 3)"])
+def test_python_takes_a_mask_with_a_channel_axis_as_the_cli_does(holes, inpainter, layout):
+    y, mask = holes
+    given = mask[..., None] if layout == "(H, W, 1)" else np.dstack([mask] * 3)
+    expected = restore(y, "inpaint", inpainter, mask=mask).image
+    assert np.array_equal(restore(y, "inpaint", inpainter, mask=given).image, expected)
+    if layout == "(H, W, 3)":
+        with pytest.raises(ValueError, match="the mask has 3 channels that differ"):
+            restore(y, "inpaint", inpainter, mask=np.dstack([mask, mask, 1 - mask]))
