@@ -78,8 +78,9 @@ def degrade(
     ``sr`` crops the image to a multiple of ``scale`` first, as the SR protocol does; the
     result equals MATLAB ``imresize(im2double(hr), 1/scale, 'bicubic')`` (an 8-bit output is
     that rounded once; MATLAB's ``imresize`` of a ``uint8`` image also rounds between its row
-    and column passes, which moves about one LR pixel in ten by one level). ``inpaint`` keeps the pixels
-    of ``mask`` (``(H, W)``, white = observed; default: a random ``1 - fraction`` of them).
+    and column passes, which moves about one LR pixel in ten by one level). ``inpaint`` keeps
+    the pixels of ``mask`` (``(H, W)``, white = observed; default: a random ``1 - fraction``
+    of them).
     ``mri`` returns complex centred k-space of a gray (or complex) image sampled by ``mask``:
     a pattern of :data:`~rimkit.operators.MRI_MASKS` drawn at ``acceleration`` (default
     ``"columns"``, variable-density columns), or a sampling mask ``(H, W)`` or ``(W,)``; with
