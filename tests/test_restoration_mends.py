@@ -4,6 +4,8 @@ refused with a message that did not fit. Everything runs on generated images."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -61,3 +63,46 @@ def test_python_takes_a_mask_with_a_channel_axis_as_the_cli_does(holes, inpainte
     if layout == "(H, W, 3)":
         with pytest.raises(ValueError, match="the mask has 3 channels that differ"):
             restore(y, "inpaint", inpainter, mask=np.dstack([mask, mask, 1 - mask]))
+
+
+def test_a_tile_too_small_says_the_smallest_that_works(tmp_path, capsys):
+    Image.fromarray(np.full((20, 20), 128, np.uint8)).save(tmp_path / "lr.png")
+    argv = ["reconstruct", str(tmp_path / "lr.png"), str(tmp_path / "hr.png"), "--task", "sr"]
+    assert main([*argv, "--scale", "2", "--tile", "41"]) == 2
+    err = capsys.readouterr().err
+    assert "tile 41 (rounded down to 40, a multiple of scale 2) is too small" in err
+    assert "at least 66 pixels of the restored image" in err
+    assert main([*argv, "--scale", "2", "--tile", "66", "-q"]) == 0
+
+
+def test_kernel_files_are_read_as_kernels_in_python_and_the_cli(tmp_path, capsys):
+    from rimkit.degrade import degrade
+    from rimkit.operators import kernel_from_spec
+
+    image = np.random.default_rng(0).random((24, 24))
+    box = np.ones((3, 3), dtype=np.int64)  # integers: read as numbers, not as image values
+    np.save(tmp_path / "box.npy", box)
+    named = degrade(image, "blur", sigma=0, kernel="box:3").measurement
+    from_file = degrade(image, "blur", sigma=0, kernel=str(tmp_path / "box.npy")).measurement
+    assert np.allclose(from_file, named) and kernel_from_spec("box:3").shape == (3, 3)
+    np.save(tmp_path / "line.npy", np.ones(5))
+    with pytest.raises(ValueError, match=r"a 1-D profile k blurs along rows as k\[None, :\]"):
+        degrade(image, "blur", sigma=0, kernel=str(tmp_path / "line.npy"))
+    picture = np.zeros((5, 5, 3), np.uint8)
+    picture[2, 2] = (255, 0, 0)
+    Image.fromarray(picture).save(tmp_path / "red.png")
+    argv = ["degrade", "example:camera", str(tmp_path / "b.png"), "--task", "blur"]
+    assert main([*argv, "--kernel", str(tmp_path / "red.png")]) == 2
+    assert "channels differ; a blur kernel is one channel" in capsys.readouterr().err
+
+
+def test_an_even_sized_kernel_is_noted_for_its_half_pixel_shift():
+    from rimkit.operators import box_kernel, checked_kernel
+
+    with pytest.warns(UserWarning, match="box:4 has an even side, so no centre pixel"):
+        box_kernel(4)
+    with pytest.warns(UserWarning, match=r"-0.5 rows and -0.5 columns from its centre pixel"):
+        checked_kernel(np.ones((4, 4)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        box_kernel(3), checked_kernel(np.ones((3, 5)) / 15)

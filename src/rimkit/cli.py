@@ -449,7 +449,11 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
         help="blur: how y was formed (default circular); valid (a photo: the scene goes on past "
         "its edges) reconstructs x past y's edges and writes y's field of view",
     )
-    parser.add_argument("--tile", type=int, help="reconstruct in overlapping tiles of this size")
+    parser.add_argument(
+        "--tile", type=int,
+        help="reconstruct in overlapping tiles of this many pixels of the restored image (for "
+        "sr: rounded down to a multiple of the scale); bounds the memory of large images",
+    )  # fmt: skip
     parser.add_argument(
         "--device", default="cpu", choices=["cpu", "cuda"], help="where the RIM runs (cpu)"
     )
@@ -838,10 +842,10 @@ def _read_kernel(text: str | None, task: str) -> np.ndarray | None:
         except ValueError as err:
             message = f"--kernel {text!r} is neither a file nor a named kernel: {err}"
             raise UsageError(message) from None
-    from rimkit.io import read_image
+    from rimkit.io import read_kernel
     from rimkit.operators import checked_kernel
 
-    kernel = read_image(text)
+    kernel = read_kernel(text)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its notes come once, from degrade / restore
         try:

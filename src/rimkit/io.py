@@ -357,6 +357,40 @@ def _refuse_what_pillow_cuts(img: Image.Image, path: Path) -> None:
         )
 
 
+def read_kernel(path: str | os.PathLike) -> np.ndarray:
+    """A blur kernel file as float64 ``(H, W)``, unnormalised: a ``.npy`` of numbers as stored
+    (any integer or float type: a kernel is divided by its sum), or a gray picture (a colour
+    one whose channels agree is taken as gray); :func:`rimkit.operators.checked_kernel`
+    checks and normalises it.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "k.npy"
+        >>> np.save(path, np.ones((3, 3), dtype=np.int64))
+        >>> float(read_kernel(path).sum())
+        9.0
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"kernel file {str(path)!r} does not exist")
+    if file_suffix(path) == ".npy":
+        kernel = np.asarray(load_array(path, "a kernel"))
+        if kernel.dtype.kind not in "biuf":
+            raise ValueError(
+                f"the kernel in {str(path)!r} holds {kernel.dtype} values; give real numbers"
+            )
+        return kernel.astype(np.float64)
+    kernel = read_image(path)
+    if kernel.ndim == 3:
+        if np.ptp(kernel, axis=2).max() > 1e-9:
+            raise ValueError(
+                f"the kernel in {str(path)!r} is a colour image whose channels differ; a blur "
+                "kernel is one channel: save it as a gray image"
+            )
+        kernel = kernel[..., 0]
+    return kernel
+
+
 def load_array(path: Path, what: str) -> np.ndarray | np.lib.npyio.NpzFile:
     """``np.load`` of an ``.npy`` / ``.npz`` file without pickles; a missing or unreadable file
     is named as ``what`` (e.g. ``"a volume"``)."""

@@ -386,9 +386,16 @@ def reconstruct_tiled(
     """
     scale = operator.scale if isinstance(operator, BicubicDownsample) else 1
     top, bottom, left, right = operator.margins() if isinstance(operator, Blur) else (0,) * 4
-    tile, overlap = tile - tile % scale, -(-overlap // scale) * scale  # multiples of the scale
-    if overlap < 0 or tile <= 2 * overlap:
-        raise ValueError(f"the tile ({tile} pixels) must exceed twice the overlap ({overlap})")
+    given, tile, overlap = tile, tile - tile % scale, -(-overlap // scale) * scale  # multiples
+    if overlap < 0:
+        raise ValueError(f"the overlap between tiles must be >= 0, got {overlap}")
+    if tile <= 2 * overlap:
+        smallest = (2 * overlap // scale + 1) * scale
+        rounded = f" (rounded down to {tile}, a multiple of scale {scale})" if tile != given else ""
+        raise ValueError(
+            f"tile {given}{rounded} is too small: tiles overlap by {overlap} pixels on each side, "
+            f"so a tile must be at least {smallest} pixels of the restored image"
+        )
     h, w = y.shape[-2:]
     t_lr, o_lr = tile // scale, overlap // scale
     rows, cols = _starts(h, t_lr, o_lr), _starts(w, t_lr, o_lr)

@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from typing import Any
 
@@ -62,13 +63,21 @@ def gaussian_kernel(std: float, size: int | None = None) -> Tensor:
 
 
 def box_kernel(size: int) -> Tensor:
-    """Uniform ``size x size`` kernel summing to one.
+    """Uniform ``size x size`` kernel summing to one. An even ``size`` has no centre pixel:
+    its blur shifts the image by half a pixel towards the top left (with a note).
 
     Example:
         >>> round(box_kernel(3)[0, 0].item(), 6)
         0.111111
     """
     size = _check_size(size)
+    if size % 2 == 0:
+        warnings.warn(
+            f"box:{size} has an even side, so no centre pixel: the blurred image shifts by half "
+            "a pixel towards the top left; an odd side keeps it in place",
+            UserWarning,
+            stacklevel=2,
+        )
     return torch.full((size, size), 1.0 / size**2)
 
 
@@ -170,7 +179,12 @@ def checked_kernel(kernel: Any, name: str = "the kernel") -> Tensor:
         kernel = kernel.double() if kernel.is_floating_point() else kernel  # bfloat16 too
     values = np.asarray(kernel)
     if values.ndim != 2 or values.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be a real 2-D array, got {values.dtype} {values.shape}")
+        hint = ""
+        if values.ndim == 1:
+            hint = "; a 1-D profile k blurs along rows as k[None, :], both ways as np.outer(k, k)"
+        raise ValueError(
+            f"{name} must be a real 2-D array, got {values.dtype} {values.shape}{hint}"
+        )
     values = values.astype(np.float64)
     if not np.isfinite(values).all():
         raise ValueError(f"{name} holds NaN or Inf values")
@@ -190,7 +204,7 @@ def checked_kernel(kernel: Any, name: str = "the kernel") -> Tensor:
     mass = (float((rows * values).sum()), float((cols * values).sum()))
     centre = (values.shape[0] // 2, values.shape[1] // 2)
     offset = (mass[0] - centre[0], mass[1] - centre[1])
-    if max(abs(offset[0]), abs(offset[1])) > 0.5:
+    if max(abs(offset[0]), abs(offset[1])) > 0.5 - 1e-6:  # half a pixel: an even-sized PSF
         warnings.warn(
             f"{name} has its centre of mass at pixel ({mass[0]:.1f}, {mass[1]:.1f}), "
             f"{offset[0]:+.1f} rows and {offset[1]:+.1f} columns from its centre pixel {centre}: "
@@ -203,13 +217,17 @@ def checked_kernel(kernel: Any, name: str = "the kernel") -> Tensor:
 
 def blur_kernel(kernel: Any = None) -> Tensor:
     """The kernel of a blur task: :data:`DEFAULT_KERNEL` for ``None``, :func:`kernel_from_spec`
-    of a name (``"gaussian:2"``, as ``--kernel`` takes), else :func:`checked_kernel` of the
-    array given.
+    of a name (``"gaussian:2"``, as ``--kernel`` takes), the kernel in a file of that path
+    (:func:`rimkit.io.read_kernel`), else :func:`checked_kernel` of the array given.
 
     Example:
         >>> blur_kernel("box:3").sum().item()
         1.0
     """
+    if isinstance(kernel, str | os.PathLike) and os.path.isfile(kernel):
+        from rimkit.io import read_kernel
+
+        return checked_kernel(read_kernel(kernel), f"the kernel in {str(kernel)!r}")
     if kernel is None or isinstance(kernel, str):
         return kernel_from_spec(DEFAULT_KERNEL if kernel is None else kernel)
     return checked_kernel(kernel)
