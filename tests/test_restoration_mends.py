@@ -106,3 +106,18 @@ def test_an_even_sized_kernel_is_noted_for_its_half_pixel_shift():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         box_kernel(3), checked_kernel(np.ones((3, 5)) / 15)
+
+
+def test_sr_scales_are_checked_alike_and_an_untrained_one_names_the_way_out():
+    from rimkit.degrade import degrade
+
+    image = np.random.default_rng(0).random((12, 12))
+    with pytest.raises(ValueError, match=r"scale must be an integer >= 2"):
+        degrade(image, "sr", scale=1)
+    with pytest.warns(UserWarning, match="too small for rimkit to up-sample back"):
+        low = degrade(image[:6, :6], "sr", scale=2).measurement
+    assert low.shape == (3, 3)
+    sr = load_model("sr")
+    with pytest.raises(ValueError, match=r"not 5; a baseline takes any scale \(baseline 'bicubic'"):
+        restore(np.random.default_rng(1).random((10, 10)), "sr", sr, scale=5)
+    assert restore(image, "sr", None, baseline="bicubic", scale=5).image.shape == (60, 60)

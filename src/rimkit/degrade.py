@@ -114,6 +114,14 @@ def degrade(
     if task == "sr":
         scale = _check_scale(scale)
         image = crop_noting(image, scale)
+        if min(image.shape[:2]) < 8:
+            warnings.warn(
+                f"the image is {image.shape[0]}x{image.shape[1]}: its {scale}x smaller measurement "
+                "is too small for rimkit to up-sample back (the image's shorter side must reach "
+                "8 pixels)",
+                UserWarning,
+                stacklevel=2,
+            )
     x = to_tensor(image, torch.float64)
     generator = torch.Generator().manual_seed(seed)
     if task == "lensing":
@@ -215,8 +223,8 @@ def is_real_number(value: object) -> bool:
 
 def _check_scale(scale: int) -> int:
     whole = is_real_number(scale) and math.isfinite(scale) and float(scale).is_integer()
-    if not (whole and scale >= 1):
-        raise ValueError(f"scale must be an integer >= 1 (2, 3, 4, ...), got {scale!r}")
+    if not (whole and scale >= 2):
+        raise ValueError(f"scale must be an integer >= 2 (2, 3, 4, ...), got {scale!r}")
     return int(scale)
 
 

@@ -488,7 +488,10 @@ def _restore(
         scales = getattr(model, "trained_scales", None)
     if task == "sr" and scales and int(scale) not in scales:
         known = ", ".join(str(s) for s in scales)
-        raise ValueError(f"the model was trained for scales {known}, not {int(scale)}")
+        raise ValueError(
+            f"the model was trained for scales {known}, not {int(scale)}; a baseline takes any "
+            "scale (baseline 'bicubic' or 'tv', --baseline on the command line)"
+        )
     if bad_pixels is not None:
         if tile is not None:
             raise ValueError("tiles do not apply with a mask of bad pixels; leave --tile out")
