@@ -121,3 +121,14 @@ def test_sr_scales_are_checked_alike_and_an_untrained_one_names_the_way_out():
     with pytest.raises(ValueError, match=r"not 5; a baseline takes any scale \(baseline 'bicubic'"):
         restore(np.random.default_rng(1).random((10, 10)), "sr", sr, scale=5)
     assert restore(image, "sr", None, baseline="bicubic", scale=5).image.shape == (60, 60)
+
+
+def test_a_baseline_far_past_its_tuned_noise_levels_gets_a_note():
+    from rimkit.solvers.tuned import tuned_entry
+
+    with pytest.warns(UserWarning, match=r"tv's weight for blur is tuned at noise levels up to"):
+        assert tuned_entry("tv", "blur", 50, sigma=50) is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tuned_entry("tv", "denoise", 50, sigma=50)  # tuned there
+        tuned_entry("tv", "sr", 2, sigma=20)  # within twice the highest (15)

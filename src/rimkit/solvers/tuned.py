@@ -91,16 +91,35 @@ def tuned_entry(
     ]
     if not rows:
         return None
+    noise = 0.0 if sigma is None or not sigma > 0 else float(sigma)
+    _note_untuned_noise(baseline_name, task, noise, rows)
     if not level > 0:
         level = min(r["level"] for r in rows)
     nearest = min(rows, key=lambda r: (abs(math.log(level / r["level"])), r["level"]))
     rows = [r for r in rows if r["level"] == nearest["level"]]
-    noise = 0.0 if sigma is None or not sigma > 0 else float(sigma)
 
     def noise_gap(row: dict[str, Any]) -> tuple[float, float]:
         return abs(math.log1p(noise) - math.log1p(row_sigma(row))), row_sigma(row)
 
     return min(rows, key=noise_gap)
+
+
+UNTUNED_NOISE_FACTOR = 2.0
+"""A noise level over this many times the highest one a baseline's weight was tuned at (for
+its task) gets a note: the weight taken is likely too weak."""
+
+
+def _note_untuned_noise(name: str, task: str, noise: float, rows: list[dict[str, Any]]) -> None:
+    highest = max(row_sigma(r) for r in rows)
+    if highest > 0 and noise > UNTUNED_NOISE_FACTOR * highest:
+        warnings.warn(
+            f"{name}'s weight for {task} is tuned at noise levels up to sigma {highest:g}; at "
+            f"sigma {noise:.3g} it takes that one, likely too weak: give it a weight of yours "
+            f"(baseline({name!r}, weight=W), rimkit eval --baseline-option {name}.weight=W; "
+            "rimkit.solvers.tuning.grid_search finds one on measurements of yours)",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _check_setting(task: str) -> None:
