@@ -132,3 +132,21 @@ def test_a_baseline_far_past_its_tuned_noise_levels_gets_a_note():
         warnings.simplefilter("error")
         tuned_entry("tv", "denoise", 50, sigma=50)  # tuned there
         tuned_entry("tv", "sr", 2, sigma=20)  # within twice the highest (15)
+
+
+def test_an_image_too_small_for_a_scale_stops_evaluation_before_any_work():
+    from rimkit.evaluate.methods import Method
+    from rimkit.evaluate.protocols import SuperResolutionProtocol
+    from rimkit.evaluate.runner import evaluate
+
+    runs = []
+
+    def bicubic_like(case):
+        runs.append(case.name)
+        return [case.truth]
+
+    images = [("big", np.full((32, 32), 0.5)), ("tiny", np.full((9, 9), 0.5))]
+    protocols = [SuperResolutionProtocol(2), SuperResolutionProtocol(4)]
+    with pytest.raises(ValueError, match=r"image 'tiny' \(8x8 after the crop to a multiple of 4\)"):
+        evaluate(images, protocols, [Method("m", bicubic_like)])
+    assert runs == []  # nothing ran: 'big' at x2 was not scored and then thrown away

@@ -339,11 +339,20 @@ class SuperResolutionProtocol:
     def describe(self) -> dict:
         return {"protocol": "sr", **asdict(self)}
 
+    def check_image(self, image: np.ndarray, name: str) -> None:
+        """Refuse an image too small to down-sample by the scale (after its crop)."""
+        h, w = (n - n % self.scale for n in np.shape(image)[:2])
+        if min(h, w) <= 2 * self.scale:
+            raise ValueError(
+                f"image {name!r} ({h}x{w} after the crop to a multiple of {self.scale}) is too "
+                f"small for scale {self.scale}: its sides must exceed {2 * self.scale} pixels; "
+                "leave it out of the folder"
+            )
+
     def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
+        self.check_image(image, name)
         truth, lr = sr_measurement(image, self.scale)
         h, w = truth.shape[:2]
-        if min(h, w) <= 2 * self.scale:
-            raise ValueError(f"image {name!r} ({h}x{w}) is too small for scale {self.scale}")
         op = BicubicDownsample(self.scale, in_size=(h, w))
         shown = np.repeat(np.repeat(lr, self.scale, axis=0), self.scale, axis=1)[:h, :w]
         return [

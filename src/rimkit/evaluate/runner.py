@@ -184,6 +184,10 @@ def evaluate(
         raise ValueError("nothing to evaluate: give a model and/or baselines")
     _check_methods(methods)
     images = _checked_images(images)
+    for protocol in protocols:  # an image a protocol cannot use stops the run before any work
+        check = getattr(protocol, "check_image", None)
+        for name, image in images if check is not None else ():
+            check(image, name)
     if not images:
         raise ValueError("no images to evaluate")
     settings = [p.setting for p in protocols]
