@@ -5,7 +5,10 @@ Both minimise the same quadratic, per sample of the batch,
     f(x) = 1/2 ||A x - y||^2 + lambda/2 ||x||^2,
 
 whose minimiser solves the normal equations ``(A^H A + lambda I) x = A^H y`` (real parts for a
-complex operator acting on real images). This is the MAP estimate for noise ``N(0, sigma^2)``
+complex operator acting on real images). Conjugate gradients reach it in a few dozen
+iterations; gradient descent may stay far from it (on inpainting with a small weight the missing
+pixels barely move from the start), so the two differ as run with their tuned iteration counts
+(:mod:`rimkit.solvers.tuning`). This is the MAP estimate for noise ``N(0, sigma^2)``
 and prior ``x ~ N(0, sigma^2 / lambda)``; see :mod:`rimkit.solvers.base` for the convention.
 
 Example:
