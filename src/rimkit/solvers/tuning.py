@@ -68,6 +68,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rimkit.evaluate.metrics import psnr_per_sample as psnr
 from rimkit.solvers.tuned import (
     DEFAULTS_PATH,
     NOISY_TASKS,
@@ -277,20 +278,6 @@ settings added later (MRI at R = 2) come last, with their noisy copies, then den
 sigma 5 and 10.
 MRI is tuned on 128x128 crops of slices of the MRI training volume (:data:`MRI_VOLUME`), the
 brains the MRI models learned from, not on natural images."""
-
-
-def psnr(estimate: Tensor, target: Tensor) -> Tensor:
-    """PSNR (peak 1) per sample of ``clip(estimate, 0, 1)``; shape ``(B,)``.
-
-    ``PSNR = -10 log10(mean((clip(x_hat, 0, 1) - x)^2))``.
-
-    Example:
-        >>> import torch
-        >>> psnr(torch.full((1, 1, 4, 4), 0.6), torch.full((1, 1, 4, 4), 0.5)).round().tolist()
-        [20.0]
-    """
-    err = (estimate.clamp(0, 1) - target).pow(2).flatten(1).mean(dim=1)
-    return -10 * torch.log10(err.clamp_min(1e-12))
 
 
 @dataclass(frozen=True)

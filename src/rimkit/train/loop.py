@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from rimkit.data import PatchSampler, seeded
+from rimkit.evaluate.metrics import psnr_per_sample
 from rimkit.io import atomic_write
 from rimkit.models import RIM, trajectory_loss
 from rimkit.operators import magnitude
@@ -97,8 +98,7 @@ def psnr_per_step(estimates: list[Tensor], target: Tensor, complex_images: bool 
     """
     if complex_images:
         estimates, target = [magnitude(x) for x in estimates], magnitude(target)
-    mse = torch.stack([(x.clamp(0, 1) - target).pow(2).flatten(1).mean(1) for x in estimates])
-    return -10 * torch.log10(mse.clamp_min(1e-12))
+    return torch.stack([psnr_per_sample(x, target) for x in estimates])
 
 
 @torch.no_grad()
