@@ -784,6 +784,10 @@ def _check_array(array: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
+LUMA_601 = np.array([0.299, 0.587, 0.114])
+"""ITU-R 601 luma weights of R, G, B: gray as Pillow's ``L`` mode makes it."""
+
+
 def _convert_channels(array: np.ndarray, gray: bool | None, name: str) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] in (2, 4):
         warnings.warn(f"{name}: its alpha channel is dropped", UserWarning, stacklevel=3)
@@ -793,7 +797,7 @@ def _convert_channels(array: np.ndarray, gray: bool | None, name: str) -> np.nda
     if gray is True and array.ndim == 3:
         if array.shape[2] != 3:
             raise ValueError(f"{name} has {array.shape[2]} channels; cannot convert to gray")
-        array = array @ np.array([0.299, 0.587, 0.114])
+        array = array @ LUMA_601
     elif gray is False and array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
     return array

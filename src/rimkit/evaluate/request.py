@@ -36,6 +36,7 @@ from rimkit.evaluate.protocols import (
     SuperResolutionProtocol,
 )
 from rimkit.evaluate.runner import evaluate
+from rimkit.io import LUMA_601
 from rimkit.noise_level import IMAGE_TASKS
 from rimkit.operators import (
     DEFAULT_KERNEL,
@@ -297,7 +298,7 @@ def convert_channels(array: np.ndarray, channels: int | None) -> np.ndarray:
     """RGB to gray (ITU-R 601 luma rounded to 8 bits) for ``channels=1``, gray to RGB for
     ``3``; unchanged for ``None`` or when it already fits."""
     if channels == 1 and array.ndim == 3:
-        return quantize(array @ np.array([0.299, 0.587, 0.114]))
+        return quantize(array @ LUMA_601)
     if channels == 3 and array.ndim == 2:
         return np.repeat(array[..., None], 3, axis=2)
     return array
