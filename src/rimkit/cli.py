@@ -858,7 +858,6 @@ def _read_kernel(text: str | None, task: str) -> np.ndarray | None:
 def _run_reconstruct(args: argparse.Namespace) -> None:
     from rimkit.io import check_output, write_image
     from rimkit.pipeline import restore
-    from rimkit.zoo.loading import trained_scales
 
     _check_paths(args.input, args.output)
     output = check_output(args.output, args.force)
@@ -877,7 +876,7 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
     if args.slice == "all":
         return _reconstruct_volume(args, output)
     image, options = _read_measurement(args)
-    name, model, config, card = _load_method(args, image)
+    name, model = _load_method(args, image)
     result = restore(
         image,
         args.task,
@@ -885,7 +884,6 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
         baseline=args.baseline,
         steps=args.steps,
         progress=not args.quiet,
-        scales=None if model is None else trained_scales(config, card),
         ensemble=args.ensemble,
         **options,
     )
@@ -927,13 +925,13 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
         print(f"wrote {output} ({shape}) {steps} {name}{runs}{every}")
 
 
-def _load_method(args: argparse.Namespace, image: np.ndarray) -> tuple[str, Any, Any, Any]:
-    """``reconstruct``'s method: the baseline's name (no model), else the model's name, the
-    model, its training config and its card."""
+def _load_method(args: argparse.Namespace, image: np.ndarray) -> tuple[str, Any]:
+    """``reconstruct``'s method: the baseline's name (no model), else the model's name and the
+    model (which keeps the super-resolution scales it was trained for, ``trained_scales``)."""
     from rimkit.zoo import load_model
 
     if args.baseline:
-        return args.baseline, None, None, None
+        return args.baseline, None
     name = args.model or _default_model(args.task, image, scanner=_is_scanner_kspace(args.input))
     loaded = load_model(name, device=args.device)
     trained = int(getattr(loaded.model, "train_steps", 0) or 0)
@@ -944,7 +942,7 @@ def _load_method(args: argparse.Namespace, image: np.ndarray) -> tuple[str, Any,
             UserWarning,
             stacklevel=2,
         )
-    return name, loaded.model, loaded.config, loaded.card
+    return name, loaded.model
 
 
 def _reconstruct_volume(args: argparse.Namespace, output: Path) -> None:
@@ -967,7 +965,7 @@ def _reconstruct_volume(args: argparse.Namespace, output: Path) -> None:
     args.slice, quiet, args.quiet = 0, args.quiet, True  # no "slice 0 of N" line: all are taken
     image, options = _read_measurement(args)  # slice 0, and the options every slice shares
     args.quiet = quiet
-    name, model, _, _ = _load_method(args, image)
+    name, model = _load_method(args, image)
     slices = slice_count(args.input)
     volume = []
     for index in tqdm(range(slices), desc="slices", unit="slice", disable=args.quiet):

@@ -97,7 +97,7 @@ def compare(
     given_sigma = restore_options.get("sigma")
     loaded = {name: _load_method(name, device) for name in methods}  # all known before any run
     for name in methods:
-        model, scales = loaded[name]
+        model = loaded[name]  # it keeps the SR scales it was trained for (trained_scales)
         estimated = bool(results) and (given_sigma is None or isinstance(given_sigma, str))
         tic = time.perf_counter()
         with warnings.catch_warnings():
@@ -108,7 +108,6 @@ def compare(
                 task,
                 model,
                 baseline=None if model is not None else name,
-                scales=scales,
                 progress=progress,
                 **restore_options,
             )
@@ -207,15 +206,14 @@ SAME_GRID_TASKS = ("denoise", "inpaint", "blur")
 is cropped back to it): it can be scored too, and a FITS output keeps its sky coordinates."""
 
 
-def _load_method(name: str, device: str) -> tuple[Any, tuple[int, ...] | None]:
-    """A method of :func:`compare`: a baseline's ``(None, None)``, else the model and the
-    super-resolution scales it was trained for; an unknown name names what is known."""
+def _load_method(name: str, device: str) -> Any:
+    """A method of :func:`compare`: ``None`` for a baseline, else the model; an unknown name
+    names what is known."""
     from rimkit.solvers import BASELINES
     from rimkit.zoo import list_models, load_model
-    from rimkit.zoo.loading import trained_scales
 
     if name in BASELINES:
-        return None, None
+        return None
     try:
         loaded = load_model(name, device=device)
     except ValueError as err:
@@ -226,7 +224,7 @@ def _load_method(name: str, device: str) -> tuple[Any, tuple[int, ...] | None]:
             f"unknown method {name!r}: not a baseline ({', '.join(BASELINES)}), a shipped "
             f"model ({models}), a run folder or a .safetensors file"
         ) from None
-    return loaded.model, trained_scales(loaded.config, loaded.card)
+    return loaded.model
 
 
 def measurement_scores(
