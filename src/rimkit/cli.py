@@ -1361,7 +1361,7 @@ def _run_models(args: argparse.Namespace) -> None:
 def _run_train(args: argparse.Namespace) -> None:
     from rimkit.train import load_config
     from rimkit.train.launch import launch
-    from rimkit.train.run_folder import run_files
+    from rimkit.train.run_folder import refuse_existing_run
 
     if args.resume:
         out = Path(args.resume)
@@ -1387,13 +1387,8 @@ def _run_train(args: argparse.Namespace) -> None:
                 f"--out {str(out)!r} {where}; --out must be a folder for the run "
                 "(created if missing)"
             )
-        held = run_files(out)
-        if held and not args.force:
-            go_on = f"continue it with --resume {out}, or " if "last.safetensors" in held else ""
-            raise UsageError(
-                f"{str(out)!r} holds a run ({', '.join(held)}); {go_on}pass --force to start "
-                "over in it (its files are removed)"
-            )
+        if not args.force:
+            refuse_existing_run(out, resume=f"--resume {out}", force="--force")
     check_threads(args.threads)
     if args.threads is not None:
         args.set = [*args.set, f"optim.threads={args.threads}"]

@@ -205,14 +205,18 @@ def run_files(out: str | os.PathLike) -> list[str]:
     return [name for name in (*RUN_FILES, "best.json") if (Path(out) / name).exists()]
 
 
-def refuse_existing_run(out: Path) -> None:
-    """Refuse to start a fresh run in ``out`` when it holds another run's files.
+def refuse_existing_run(
+    out: Path, resume: str = "train(..., resume=True)", force: str = "force=True"
+) -> None:
+    """Refuse to start a fresh run in ``out`` when it holds another run's files; the message
+    says how to continue it (``resume``, where it has a checkpoint) or start over (``force``),
+    in the caller's words (the command line's flags, Python's keywords).
 
     Example:
         >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
         >>> refuse_existing_run(folder)  # an empty folder is fine
-        >>> _ = (folder / "last.json").write_text("{}")
+        >>> _ = (folder / "last.safetensors").write_bytes(b"")
         >>> try:
         ...     refuse_existing_run(folder)
         ... except ValueError as err:
@@ -221,10 +225,10 @@ def refuse_existing_run(out: Path) -> None:
     """
     held = run_files(out)
     if held:
+        go_on = f"continue it with {resume}, or " if "last.safetensors" in held else ""
         raise ValueError(
-            f"{str(out)!r} holds a run ({', '.join(held)}); continue it with "
-            "train(..., resume=True), or pass force=True to start over in it (its files are "
-            "removed)"
+            f"{str(out)!r} holds a run ({', '.join(held)}); {go_on}pass {force} to start over "
+            "in it (its files are removed)"
         )
 
 
