@@ -5,6 +5,8 @@ from pathlib import Path
 
 import torch
 
+from rimkit.evaluate.metrics import psnr
+
 
 def test_readme_python_example_runs():
     from rimkit.tasks import TASKS
@@ -18,6 +20,9 @@ def test_readme_python_example_runs():
             namespace: dict = {}
             exec(compile(block, "README.md", "exec"), namespace)
             assert "trajectory" in namespace and len(namespace["trajectory"].estimates) == 8
+            clean, noisy, restored = (namespace[k] for k in ("clean", "noisy", "restored"))
+            assert restored.shape == clean.shape == (512, 512)
+            assert psnr(restored, clean) > psnr(noisy.clip(0, 1), clean) + 5
         assert set(TASKS) - set(built_in) == {"every-other-column"}  # the example's own task
         task = TASKS["every-other-column"]()
         m = task.sample(torch.rand(2, 1, 16, 16), torch.Generator().manual_seed(0))

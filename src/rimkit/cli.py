@@ -21,6 +21,7 @@ import numpy as np
 from rimkit import __version__
 from rimkit.evaluate.cli import BOUNDARIES, seed_value
 from rimkit.runtime import check_threads, note_printer, set_threads
+from rimkit.zoo.cards import DEFAULT_MODELS, alternative_models, default_model
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 
@@ -90,21 +91,7 @@ inpaint; K times the time; BENCHMARKS.md has what it gains). Data of any scale (
 --units data): divided by their peak for the model and the result multiplied back, so
 --sigma and the result are in the data's units."""
 
-DEFAULT_MODELS: dict[str, dict[int, str]] = {
-    "denoise": {1: "denoise-gray", 3: "denoise-rgb"},
-    "sr": {1: "sr", 3: "sr"},
-    "inpaint": {1: "3task", 3: "3task"},
-    "blur": {1: "deblur", 3: "deblur"},
-    "mri": {1: "mri", 3: "mri"},
-    "lensing": {1: "lensing", 3: "lensing"},
-}
-"""task -> image channels -> the shipped model used when --model is not given."""
 TASKS = tuple(DEFAULT_MODELS)
-SCANNER_MRI_MODEL = "mri-measured"
-"""The model ``reconstruct`` runs by default on k-space a scanner measured (BART, fastMRI)."""
-ALTERNATIVE_MODELS: dict[str, tuple[str, ...]] = {"mri": (SCANNER_MRI_MODEL,)}
-"""task -> other shipped models that ``rimkit compare`` runs beside the default one (mri: the
-model for k-space measured on a scanner, which carries an image phase)."""
 
 
 KERNEL_HELP = (
@@ -1142,7 +1129,7 @@ def _run_compare(args: argparse.Namespace) -> None:
     truth = comparable_truth(truth, image, args.task, **options)  # cropped as y was made
     methods = args.methods or [
         _default_model(args.task, image),
-        *_alternative_models(args.task),
+        *alternative_models(args.task),
         *DEFAULT_BASELINES[args.task],
     ]
     if not args.methods and options["mask"] is not None and args.task in BAD_PIXEL_TASKS:
@@ -1248,29 +1235,10 @@ _sigma_or_auto = _number_or_auto("a number on the 0-255 scale")
 _level_or_auto = _number_or_auto("a level in the input's units")
 
 
-def _alternative_models(task: str) -> list[str]:
-    from rimkit.zoo import list_models
-
-    shipped = {card.name for card in list_models()}
-    return [name for name in ALTERNATIVE_MODELS.get(task, ()) if name in shipped]
-
-
 def _default_model(task: str, image: np.ndarray, scanner: bool = False) -> str:
-    """The shipped model for ``task`` on ``image``; for k-space from a ``scanner`` (BART,
-    fastMRI files) the MRI model trained with a scanner's image phase."""
-    from rimkit.zoo import list_models
-
+    """The shipped model for ``task`` on ``image`` (:func:`rimkit.zoo.cards.default_model`)."""
     channels = 3 if task != "mri" and image.ndim == 3 and image.shape[2] == 3 else 1
-    name = DEFAULT_MODELS[task][channels]
-    shipped = [card.name for card in list_models()]
-    if task == "mri" and scanner and SCANNER_MRI_MODEL in shipped:
-        return SCANNER_MRI_MODEL
-    if name not in shipped:
-        raise UsageError(
-            f"no shipped model for {task} yet (wanted {name!r}; shipped: "
-            f"{', '.join(shipped) or 'none'}); give --model with a run folder of rimkit train"
-        )
-    return name
+    return default_model(task, channels, scanner)
 
 
 def check_trajectory_target(

@@ -19,11 +19,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from rimkit.zoo.cards import WEIGHTS_DIR, ModelCard, list_models
+from rimkit.zoo.cards import WEIGHTS_DIR, ModelCard, alternative_models, default_model, list_models
 
 _LOADING = ("EMA_PREFIX", "LoadedModel", "load_model", "load_pretrained", "save_model")
 
-__all__ = ["WEIGHTS_DIR", "ModelCard", "list_models", *_LOADING]
+__all__ = [
+    "WEIGHTS_DIR",
+    "ModelCard",
+    "alternative_models",
+    "default_model",
+    "list_models",
+    *_LOADING,
+]
 
 
 def __dir__() -> list[str]:
