@@ -846,7 +846,12 @@ def to_tensor(array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Te
 
 
 def from_tensor(x: torch.Tensor) -> np.ndarray:
-    """``(1, C, H, W)`` tensor to an ``(H, W)`` or ``(H, W, C)`` float64/complex128 array."""
+    """``(1, C, H, W)`` tensor to an ``(H, W)`` or ``(H, W, C)`` float64/complex128 array.
+
+    Example:
+        >>> from_tensor(torch.zeros(1, 3, 4, 5)).shape, from_tensor(torch.zeros(1, 1, 4, 5)).shape
+        ((4, 5, 3), (4, 5))
+    """
     if x.ndim != 4 or x.shape[0] != 1:
         raise ValueError(f"expected one image of shape (1, C, H, W), got {tuple(x.shape)}")
     chw = x[0].detach().cpu()
@@ -855,7 +860,12 @@ def from_tensor(x: torch.Tensor) -> np.ndarray:
 
 
 def to_uint8(array: np.ndarray) -> np.ndarray:
-    """Clip to ``[0, 1]`` and round to 8 bits."""
+    """Clip to ``[0, 1]`` and round to 8 bits.
+
+    Example:
+        >>> to_uint8(np.array([-0.1, 0.5, 2.0])).tolist()
+        [0, 128, 255]
+    """
     return np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 

@@ -81,6 +81,14 @@ def simulate(
     """Make the measurement ``y = A x + n`` of a clean batch ``x``; same seed, same ``y``.
 
     For complex measurements the real and imaginary parts each get noise of std ``sigma``.
+
+    Example:
+        >>> from rimkit.operators import BicubicDownsample
+        >>> x = torch.rand(2, 1, 12, 12)
+        >>> y = simulate(x, BicubicDownsample(3), GaussianNoise(2 / 255), torch.manual_seed(0))
+        >>> y.shape, torch.equal(y, simulate(x, BicubicDownsample(3), GaussianNoise(2 / 255),
+        ...                                  torch.manual_seed(0)))
+        (torch.Size([2, 1, 4, 4]), True)
     """
     clean = operator(x)
     if noise is None:

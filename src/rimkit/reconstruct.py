@@ -186,6 +186,14 @@ class RIMReconstructor:
     ``nn.Module``) or what :func:`rimkit.zoo.load_model` returns. It runs in the model's
     precision and on its device (``y``, ``x0`` and the operator are moved there), and its
     estimates come back so (float32 for float64 data: ``model.double()`` for float64).
+
+    Example:
+        >>> from rimkit.models import build_rim
+        >>> from rimkit.operators import Identity
+        >>> rim = build_rim("restoration", channels=1, features=4, hidden=4, train_steps=3)
+        >>> result = RIMReconstructor(rim)(torch.rand(1, 1, 16, 16), Identity(), 25 / 255)
+        >>> len(result.estimates), tuple(result.final.shape)
+        (3, (1, 1, 16, 16))
     """
 
     name = "rim"

@@ -38,7 +38,12 @@ TRIM_THRESHOLD = 1 << 30
 
 def reuse_freed_memory() -> bool:
     """Serve blocks up to 32 MiB from the heap and trim it only past 1 GiB free; returns
-    whether glibc took both settings."""
+    whether glibc took both settings.
+
+    Example:
+        >>> isinstance(reuse_freed_memory(), bool)  # once, at a program's start
+        True
+    """
     if not sys.platform.startswith("linux"):
         return False
     try:

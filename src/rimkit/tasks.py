@@ -69,6 +69,11 @@ class Measurement:
       :func:`rimkit.reconstruct.initial_estimate` knows only the built-in operators and
       starts others from a flat 0.5 image.
     - ``name``: the task's name; ``"mri"`` scores validation on magnitudes.
+
+    Example:
+        >>> m = TASKS["denoise"]((25, 25)).sample(torch.rand(2, 1, 8, 8), torch.manual_seed(0))
+        >>> m.y.shape, m.sigma * 255, m.likelihood().grad(m.x0).shape
+        (torch.Size([2, 1, 8, 8]), tensor([25., 25.]), torch.Size([2, 1, 8, 8]))
     """
 
     operator: LinearOperator

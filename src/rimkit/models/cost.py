@@ -35,7 +35,14 @@ def inference_flops(
 ) -> int:
     """The network's floating-point operations to restore one ``height x width`` image over
     ``steps`` steps (default: the model's trained ``T``), counted on a denoising run on the
-    model's device (see the module docstring for what is counted)."""
+    model's device (see the module docstring for what is counted).
+
+    Example:
+        >>> from rimkit.models import build_rim
+        >>> rim = build_rim("restoration", channels=1, features=4, hidden=4, train_steps=2)
+        >>> inference_flops(rim, 32, 32) == 4 * inference_flops(rim, 16, 16)  # per pixel
+        True
+    """
     from rimkit.likelihood import GaussianLikelihood
     from rimkit.operators import Identity
 

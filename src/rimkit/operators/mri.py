@@ -80,6 +80,11 @@ def variable_density_mask(
     The central ``round(center_fraction * W)`` columns are always sampled (capped at the
     total); the others are drawn without replacement with probability proportional to
     ``exp(-d^2 / (2 (density_std * W)^2))``, ``d`` the distance to the centre column ``W // 2``.
+
+    Example:
+        >>> mask = variable_density_mask((32, 64), 4, generator=torch.manual_seed(0))
+        >>> mask.shape, int(mask[0, 0, 0].sum()), bool(mask[0, 0, :, 30:34].all())
+        (torch.Size([1, 1, 32, 64]), 16, True)
     """
     h, w = _check_shape(shape)
     r = _check_acceleration(acceleration)
