@@ -22,7 +22,10 @@ import os
 import warnings
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rimkit.solvers.base import Reconstructor
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.json")
 
@@ -181,7 +184,7 @@ def tuned_baseline(
     path: str | os.PathLike | None = None,
     sigma: float | None = None,
     **options: object,
-):
+) -> Reconstructor:
     """``baseline(name, **options)`` with the ``weight`` and ``iterations`` tuned for ``task``
     at ``level`` and noise ``sigma`` (0-255 scale; :func:`tuned_entry`) unless given.
 
