@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from rimkit import io
+from rimkit import io, writing
 from rimkit.cli import main
 
 
@@ -137,9 +137,9 @@ def test_an_output_folder_that_takes_no_files_fails_before_the_work(tmp_path, mo
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(io.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(writing.tempfile, "mkstemp", refuse)
     with pytest.raises(ValueError, match=r"cannot write '.*out\.png': Permission denied"):
-        io.check_output(tmp_path / "out.png")
+        writing.check_output(tmp_path / "out.png")
 
 
 def test_outputs_never_overwrite_inputs_even_with_force(tmp_path, noisy, capsys):

@@ -507,9 +507,10 @@ def _check_paths(input_path: str, output_path: str) -> None:
 
 def _run_degrade(args: argparse.Namespace) -> None:
     from rimkit.degrade import degrade
-    from rimkit.io import check_image_range, check_output, file_suffix, read_image, write_image
+    from rimkit.io import check_image_range, file_suffix, read_image
     from rimkit.noise import UNIT_SCALE_NOTE
     from rimkit.pipeline import check_sigma, data_peak
+    from rimkit.writing import check_output, write_image
 
     _check_paths(args.input, args.output)
     output = Path(args.output)
@@ -649,7 +650,8 @@ def _picture_encoding(source: str, output: Path, image: np.ndarray) -> tuple[flo
     value white is stored as in ``source`` (8- or 16-bit integers) where the output keeps that
     depth and ``image``, in their counts under --units data, fits under it, else ``None`` (a
     picture of values divided by their maximum)."""
-    from rimkit.io import can_store_16_bits, stored_white
+    from rimkit.io import stored_white
+    from rimkit.writing import can_store_16_bits
 
     white = stored_white(source)
     if white is None or np.iscomplexobj(image):  # values, or MRI k-space (a .npy)
@@ -741,8 +743,8 @@ def _is_kspace_file(path: str) -> bool:
 def _read_kspace_input(path: str, slice_index: int | None, quiet: bool) -> tuple[np.ndarray, int]:
     """K-space ``(coils, H, W)`` from a fastMRI .h5 (the slice told, else the middle one,
     printed), a BART .cfl or a complex .npy; with the slice taken (``-1``: not a fastMRI file)."""
+    from rimkit.bart import read_kspace
     from rimkit.fastmri import is_fastmri, read_fastmri
-    from rimkit.io import read_kspace
 
     if not is_fastmri(path):
         return read_kspace(path), -1
@@ -757,7 +759,7 @@ def _read_kspace_input(path: str, slice_index: int | None, quiet: bool) -> tuple
 def _undersample_kspace(args: argparse.Namespace, output: Path, mask_path: Path) -> None:
     """``rimkit degrade`` of measured k-space: keep the points the ``--mask`` pattern samples."""
     from rimkit.degrade import undersample
-    from rimkit.io import write_image
+    from rimkit.writing import write_image
 
     if args.task != "mri":
         raise UsageError(f"{args.input!r} is k-space; it takes --task mri, not {args.task}")
@@ -843,8 +845,8 @@ def _read_kernel(text: str | None, task: str) -> np.ndarray | None:
 
 
 def _run_reconstruct(args: argparse.Namespace) -> None:
-    from rimkit.io import check_output, write_image
     from rimkit.pipeline import restore
+    from rimkit.writing import check_output, write_image
 
     _check_paths(args.input, args.output)
     output = check_output(args.output, args.force)
@@ -938,8 +940,8 @@ def _reconstruct_volume(args: argparse.Namespace, output: Path) -> None:
     from tqdm import tqdm
 
     from rimkit.fastmri import is_fastmri, read_fastmri, slice_count
-    from rimkit.io import write_image
     from rimkit.pipeline import COIL_MAP_METHODS, NO_MAPS, restore
+    from rimkit.writing import write_image
 
     if args.task != "mri" or not is_fastmri(args.input):
         raise UsageError("--slice all takes every slice of a fastMRI .h5 file (--task mri)")
@@ -973,15 +975,10 @@ def _reconstruct_volume(args: argparse.Namespace, output: Path) -> None:
 def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
     """The measurement of ``reconstruct`` / ``compare`` and the options of
     :func:`rimkit.pipeline.restore` that describe it, read and checked."""
+    from rimkit.bart import read_kspace
     from rimkit.fastmri import is_fastmri
-    from rimkit.io import (
-        check_image_range,
-        is_fits,
-        read_fits_measured,
-        read_image,
-        read_kspace,
-        read_mask,
-    )
+    from rimkit.io import check_image_range, is_fits, read_fits_measured, read_image
+    from rimkit.masks import read_mask
     from rimkit.pipeline import COIL_MAP_METHODS, NO_MAPS
 
     if args.device == "cuda":
@@ -1117,8 +1114,9 @@ def _run_compare(args: argparse.Namespace) -> None:
         write_comparison,
     )
     from rimkit.evaluate.defaults import DEFAULT_BASELINES
-    from rimkit.io import check_output_folder, is_fits
+    from rimkit.io import is_fits
     from rimkit.pipeline import BAD_PIXEL_TASKS, MASKLESS_BASELINES, shown_measurement
+    from rimkit.writing import check_output_folder
 
     inputs = [args.input, args.truth, args.mask, args.kernel, args.maps, args.noise_map]
     out = check_output_folder(args.out or compare_folder(args.input), args.force, inputs)
@@ -1166,8 +1164,9 @@ def _read_truth(args: argparse.Namespace) -> tuple[np.ndarray | None, bool]:
     """``compare --truth``: an image file, or for mri a BART image or the reference image of a
     fastMRI file's slice (``--slice``, else the measurement's); and whether the results' scale
     is fitted to it (not to a fastMRI reference, which is in its k-space's units)."""
+    from rimkit.bart import read_bart_image
     from rimkit.fastmri import is_fastmri, read_fastmri, slice_count
-    from rimkit.io import check_image_range, read_bart_image, read_image, stored_white
+    from rimkit.io import check_image_range, read_image, stored_white
 
     if args.truth is None:
         return None, True
@@ -1246,7 +1245,7 @@ def check_trajectory_target(
 ) -> None:
     """Refuse a ``--trajectory`` target before any work: wrong kind, one that exists, or a
     folder that holds one of the ``inputs`` or is to hold the ``output``."""
-    from rimkit.io import check_output_folder
+    from rimkit.writing import check_output_folder
 
     if target.suffix and target.suffix.lower() != ".gif":
         raise UsageError(f"--trajectory takes a .gif file or a folder, got {str(target)!r}")
@@ -1274,7 +1273,8 @@ def write_trajectory(target: Path, frames: list[np.ndarray]) -> None:
     """Write x_1..x_T as an animated GIF (``.gif``) or as numbered PNGs in a folder."""
     from PIL import Image
 
-    from rimkit.io import atomic_write, to_uint8, write_image
+    from rimkit.io import to_uint8
+    from rimkit.writing import atomic_write, write_image
 
     if target.suffix.lower() == ".gif":
         images = [Image.fromarray(to_uint8(f)) for f in frames]

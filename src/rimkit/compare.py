@@ -37,10 +37,10 @@ from rimkit.evaluate.report import (
     write_report,
 )
 from rimkit.fastmri import center_crop
-from rimkit.io import check_output_folder, write_image
 from rimkit.noise import UNIT_SCALE_NOTE
 from rimkit.operators.blur import blur_kernel, valid_margins
 from rimkit.pipeline import estimate_coil_maps, restore
+from rimkit.writing import check_output_folder, write_image
 
 
 @dataclass

@@ -32,7 +32,7 @@ from PIL import Image
 from rimkit.evaluate.figures import convergence_figure, crop_grid
 from rimkit.evaluate.metrics import psnr, ssim, to_8bit
 from rimkit.evaluate.report import atomic_write_bytes, atomic_write_text, write_report
-from rimkit.io import check_image_range, check_output_folder, read_image
+from rimkit.io import check_image_range, read_image
 from rimkit.noise import GaussianNoise, simulate
 from rimkit.operators import (
     DEFAULT_KERNEL,
@@ -51,6 +51,7 @@ from rimkit.reconstruct import RIMReconstructor, initial_estimate
 from rimkit.solvers.selection import check_baselines
 from rimkit.solvers.tuned import tuned_baseline
 from rimkit.tasks import MRITask
+from rimkit.writing import check_output_folder
 from rimkit.zoo import list_models, load_model
 
 CROP = 252  # divisible by the scales 2, 3 and 4

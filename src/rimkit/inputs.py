@@ -21,7 +21,8 @@ import warnings
 import numpy as np
 import torch
 
-from rimkit.io import MASK_SLACK, check_image_range
+from rimkit.io import check_image_range
+from rimkit.masks import MASK_SLACK
 
 WHAT_EACH_TAKES = {
     "restore": (
@@ -82,7 +83,7 @@ def check_mask_values(
     if isinstance(mask, str | os.PathLike):
         raise TypeError(
             f"mask is an array (H, W) of 0 / 1, not a path ({str(mask)!r}): read the file with "
-            "rimkit.io.read_mask(path)"
+            "rimkit.masks.read_mask(path)"
         )
     values = mask_of_shape(mask, shape, columns)
     if values.dtype.kind not in "biuf":

@@ -1,6 +1,7 @@
-"""Reading and writing images: PNG, JPEG, TIFF (8 or 16 bit), WebP, GIF (read only), PGM / PPM,
-``.npy`` and FITS, written atomically. A PGM / PPM of another maximum than 255 or 65535 (e.g.
-4095) is read by its header's maximum: its white is that value, its counts the file's.
+"""Reading images: PNG, JPEG, TIFF (8 or 16 bit), WebP, GIF, PGM / PPM, ``.npy`` and FITS, and
+turning them into tensors and back. A PGM / PPM of another maximum than 255 or 65535 (e.g.
+4095) is read by its header's maximum: its white is that value, its counts the file's. Writing
+is :mod:`rimkit.writing`, masks :mod:`rimkit.masks`, BART k-space :mod:`rimkit.bart`.
 
 Images come back as float64 numpy arrays of shape ``(H, W)`` (gray) or ``(H, W, C)``, with
 8- and 16-bit integers (files or ``uint8`` / ``uint16`` arrays) scaled to ``[0, 1]``; float
@@ -14,6 +15,7 @@ refuses float images far outside ``[0, 1]`` (e.g. stored as 0-255).
 
 Example:
     >>> import numpy as np, tempfile, os
+    >>> from rimkit.writing import write_image
     >>> path = os.path.join(tempfile.mkdtemp(), "ramp.png")
     >>> write_image(path, np.linspace(0, 1, 12).reshape(3, 4))
     >>> read_image(path).shape
@@ -23,13 +25,12 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 import os
 import re
-import shlex
-import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,25 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+
+MOVED: dict[str, str] = {
+    **dict.fromkeys(("read_cfl", "read_kspace", "read_bart_image"), "bart"),
+    **dict.fromkeys(("DATA_QUALITY_HDUS", "MASK_SLACK", "ignored_bits", "read_mask"), "masks"),
+    **dict.fromkeys(
+        ("atomic_write", "can_store_16_bits", "check_output", "check_output_folder"), "writing"
+    ),
+    **dict.fromkeys(("to_uint16", "write_image"), "writing"),
+}
+"""Names this module held before BART k-space, masks and writing became modules of their own
+(:mod:`rimkit.bart`, :mod:`rimkit.masks`, :mod:`rimkit.writing`); still importable from here."""
+
+
+def __getattr__(name: str) -> Any:
+    module = MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"rimkit.{module}"), name)
+
 
 IMAGE_SUFFIXES = (
     ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pgm", ".ppm", ".pnm",
@@ -92,6 +112,7 @@ def read_image(
     Example:
         >>> import tempfile
         >>> path = Path(tempfile.mkdtemp()) / "counts.tif"
+        >>> from rimkit.writing import write_image
         >>> write_image(path, np.array([[0.0, 1000 / 65535]]), bits=16)
         >>> read_image(path, counts=True).tolist(), stored_white(path)
         ([[0.0, 1000.0]], 65535.0)
@@ -608,143 +629,6 @@ INTEGER_RANGES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 """The integer types read as images, and the value each scales to 1."""
 
 
-DATA_QUALITY_HDUS = ("DQ", "BPM")
-"""FITS image HDUs read by :func:`read_mask` as data-quality flags (nonzero = bad pixel), as
-HST's and JWST's ``DQ`` extensions and IRAF's and Gemini's bad-pixel masks (``BPM``) hold
-them."""
-
-
-def read_mask(path: str | os.PathLike, ignore_flags: str | int | None = None) -> np.ndarray:
-    """A mask file (inpainting's observed pixels, MRI's sampled k-space points) as float64
-    ``(H, W)``, or ``(W,)`` for a 1-D column mask in a ``.npy``: an image (white = observed)
-    or a ``.npy`` of bools, integers (nonzero = observed) or floats in ``[0, 1]``. A 0/1 mask
-    stored as 8 bits (black to the eye) counts as 0/1, and values 0 and 255 (or 65535) as 0 and
-    1. A FITS HDU named ``DQ`` or ``BPM`` (``obs.fits[DQ]``) holds data-quality flags: its
-    nonzero pixels are the bad ones (0 here), but for the bits in ``ignore_flags``
-    (:func:`ignored_bits`: ``"4"`` or ``"4,8"`` ignore those bits, ``"~4"`` counts only bit 4).
-
-    Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "m.npy"
-        >>> np.save(path, np.array([[0, 1], [1, 0]], dtype=np.int64))
-        >>> read_mask(path).tolist()
-        [[0.0, 1.0], [1.0, 0.0]]
-    """
-    path = Path(path)
-    if not _without_extension(path).exists():
-        raise ValueError(f"mask file {str(_without_extension(path))!r} does not exist")
-    if file_suffix(path) == ".npy":
-        array = np.asarray(load_array(path, "a mask"))
-        if array.ndim == 1 or array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer):
-            if np.iscomplexobj(array) or array.ndim not in (1, 2):
-                raise ValueError(f"mask {str(path)!r} has shape {array.shape}; give (H, W) or (W,)")
-            return (array > (0 if array.dtype.kind in "biu" else 0.5)).astype(np.float64)
-    if is_fits(path):
-        return _fits_mask(path, ignore_flags)
-    if ignore_flags is not None:
-        raise ValueError(
-            f"ignore_flags is for data-quality flags in a FITS HDU named DQ or BPM; {str(path)!r} "
-            "is not a FITS file"
-        )
-    mask = read_image(path)
-    if mask.ndim == 3:  # a colour picture of a mask: its channels must agree
-        if np.ptp(mask, axis=2).max() > 1e-9:
-            raise ValueError(
-                f"mask {str(path)!r} is a colour image whose channels differ; a mask is gray, "
-                "white = observed (holes marked in a colour are not read as holes): save it "
-                "as a black-and-white image"
-            )
-        mask = mask[..., 0]
-    if 0 < mask.max() <= 1 / 255 + 1e-9:  # 0/1 stored in 8 bits
-        mask = (mask > 0).astype(np.float64)
-    return _mask_values(mask, f"mask {str(path)!r}")
-
-
-MASK_SLACK = 0.01
-"""How far a mask's values may stray outside ``[0, 1]`` (a resampled mask's overshoot)."""
-
-
-def _mask_values(mask: np.ndarray, name: str, flags_hint: str = "") -> np.ndarray:
-    """A mask's values in ``[0, 1]``: as they are (within :data:`MASK_SLACK`, clipped), or
-    0 / 255 and 0 / 65535 masks scaled; anything else (flags, counts) refused."""
-    if not mask.size:
-        return mask
-    low, high = float(mask.min()), float(mask.max())
-    if low >= -MASK_SLACK and high <= 1 + MASK_SLACK:
-        return np.clip(mask, 0.0, 1.0)
-    if low == 0 and high in (255.0, 65535.0) and np.isin(mask, (0.0, high)).all():
-        return mask / high
-    raise ValueError(
-        f"{name} holds values from {low:g} to {high:g}; a mask is 0/1 or in [0, 1] (also 0/255), "
-        f"1 = measured{flags_hint}"
-    )
-
-
-def _fits_mask(path: Path, ignore_flags: str | int | None = None) -> np.ndarray:
-    """A FITS mask: data-quality flags (an HDU of :data:`DATA_QUALITY_HDUS`; nonzero = bad,
-    but for the bits in ``ignore_flags``), else values in ``[0, 1]`` (1 = measured)."""
-    with _fits_image_hdu(path) as (hdu, label):
-        flags = hdu.name.upper() in DATA_QUALITY_HDUS
-    values = _read_fits(path)
-    if ignore_flags is not None and not flags:
-        raise ValueError(
-            f"ignore_flags is for data-quality flags, and {str(path)!r} ({label}) is not an HDU "
-            f"named {' or '.join(DATA_QUALITY_HDUS)}"
-        )
-    if flags:
-        bad = _flagged(values, ignore_flags, f"{str(path)!r} ({label})")
-        flagged = "flagged (nonzero) pixels"
-        if ignore_flags is not None:
-            text = str(ignore_flags).strip()
-            which = f"bits {text[1:]}" if text.startswith("~") else f"bits {text} ignored"
-            flagged = f"flagged pixels ({which})"
-        warnings.warn(
-            f"{str(path)!r} ({label}) holds data-quality flags: its {int(bad.sum())} {flagged}, "
-            f"{100 * float(bad.mean()):.2g} % of them, are left out as bad",
-            UserWarning,
-            stacklevel=3,
-        )
-        return (~bad).astype(np.float64)
-    hint = (
-        ". Data-quality flags (nonzero = bad pixel) are read as such from an HDU named DQ or "
-        "BPM (obs.fits[DQ]); or store 1 where the flags are 0"
-    )
-    return _mask_values(values, f"mask {str(path)!r} ({label})", hint)
-
-
-def _flagged(values: np.ndarray, ignore_flags: str | int | None, name: str) -> np.ndarray:
-    """The bad pixels of data-quality flags: nonzero once the bits of ``ignore_flags`` are
-    cleared (:func:`ignored_bits`)."""
-    if ignore_flags is None:
-        return values != 0
-    if not np.array_equal(values, np.round(values)) or values.min() < 0:
-        raise ValueError(f"{name} holds non-integer or negative flags; bits cannot be ignored")
-    return (values.astype(np.int64) & ~ignored_bits(ignore_flags)) != 0
-
-
-def ignored_bits(ignore_flags: str | int) -> int:
-    """The bits of data-quality flags that do not make a pixel bad, in astropy's bit-field
-    syntax (``astropy.nddata.bitmask.interpret_bit_flags``): ``"4"``, ``"4,8"``, ``"4+8"`` or
-    ``"(4,8)"`` ignore those bits (powers of 2); ``"~4"`` ignores all but bit 4.
-
-    Example:
-        >>> ignored_bits("4,8"), ignored_bits(6), ignored_bits("~4") & 4
-        (12, 6, 0)
-    """
-    from astropy.nddata.bitmask import interpret_bit_flags
-
-    hint = "give bit values such as 4 or 4,8 (powers of 2; ~4: only bit 4 counts as bad)"
-    if isinstance(ignore_flags, bool) or str(ignore_flags).strip().startswith("-"):
-        raise ValueError(f"bits to ignore {ignore_flags!r}: {hint}")
-    try:
-        bits = interpret_bit_flags(ignore_flags)
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"bits to ignore {ignore_flags!r}: {err}; {hint}") from None
-    if bits is None:
-        raise ValueError(f"bits to ignore {ignore_flags!r}: {hint}")
-    return int(bits)
-
-
 def _scale_integers(array: np.ndarray, name: str, int32_as_16_bit: bool = False) -> np.ndarray:
     """Integers to ``[0, 1]`` by their type's range; ``int32_as_16_bit``: Pillow's mode ``I``
     (how it opens some 16-bit PNG and TIFF files) with values in 0-65535 is read as 16-bit."""
@@ -867,300 +751,3 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
         [0, 128, 255]
     """
     return np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def write_image(
-    path: str | os.PathLike,
-    array: np.ndarray,
-    force: bool = False,
-    header: Any = None,
-    bits: int = 8,
-) -> None:
-    """Write an image atomically: a temporary file in the same folder, then a rename.
-
-    ``.npy`` stores the array exactly, FITS (gray only) as float32 values with ``header`` (an
-    ``astropy.io.fits.Header``, e.g. :func:`read_fits_header` of the input) where given; image
-    formats store it clipped to ``[0, 1]`` and rounded to ``bits`` (8, or 16 for TIFF and gray
-    PNG / PGM: :func:`can_store_16_bits`), gray or RGB. An existing file is kept unless ``force``; a
-    failed write leaves no file.
-    """
-    path = check_output(path, force)
-    suffix = file_suffix(path)
-    if bits not in (8, 16):
-        raise ValueError(f"bits must be 8 or 16, got {bits!r}")
-    if bits == 16 and suffix not in VALUE_SUFFIXES and not can_store_16_bits(path, array):
-        raise ValueError(f"{str(path)!r} cannot hold 16 bits of this image; write .tif or .npy")
-    if suffix != ".npy" and np.iscomplexobj(array):
-        raise ValueError(f"complex data cannot be stored as {suffix}; write a .npy file")
-    if suffix != ".npy" and not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
-        raise ValueError(f"an image file holds gray or RGB; got an array of shape {array.shape}")
-    netpbm = {".pgm": (2, "gray", ".ppm"), ".ppm": (3, "colour", ".pgm")}.get(suffix)
-    if netpbm and np.ndim(array) != netpbm[0]:
-        raise ValueError(f"a {suffix} file holds {netpbm[1]} images: write this one as {netpbm[2]}")
-    fits = _astropy_fits() if suffix in FITS_SUFFIXES else None
-    if fits is not None and array.ndim != 2:
-        raise ValueError(
-            f"{str(path)!r}: rimkit writes one 2-D image to a FITS file, got shape "
-            f"{array.shape}; write colour as .npy or .png"
-        )
-
-    def save(tmp: str) -> None:
-        if suffix == ".npy":
-            with open(tmp, "wb") as handle:
-                np.save(handle, array)
-        elif fits is not None:
-            hdu = fits.PrimaryHDU(np.asarray(array, dtype=np.float32), header=header)
-            from rimkit import __version__
-
-            line = f"written by rimkit {__version__}"
-            if line not in [str(h) for h in hdu.header.get("HISTORY", [])]:
-                hdu.header["HISTORY"] = line
-            hdu.writeto(tmp, overwrite=True)
-        elif bits == 16 and suffix in TIFF_SUFFIXES:
-            _tifffile().imwrite(
-                tmp, to_uint16(array), photometric="rgb" if array.ndim == 3 else None
-            )
-        elif bits == 16:
-            Image.fromarray(to_uint16(array)).save(
-                tmp, format=Image.registered_extensions()[suffix]
-            )
-        else:
-            fmt = Image.registered_extensions()[suffix]
-            lossless = {"lossless": True} if fmt == "WEBP" else {}
-            Image.fromarray(to_uint8(array)).save(tmp, format=fmt, **lossless)
-
-    atomic_write(path, save)
-
-
-def can_store_16_bits(path: str | os.PathLike, array: np.ndarray) -> bool:
-    """Whether :func:`write_image` can store ``array`` in 16 bits at ``path``: a TIFF, or a
-    PNG or PGM of a gray image."""
-    suffix = file_suffix(path)
-    return suffix in TIFF_SUFFIXES or (suffix in (".png", ".pgm") and np.ndim(array) == 2)
-
-
-def to_uint16(array: np.ndarray) -> np.ndarray:
-    """Clip to ``[0, 1]`` and round to 16 bits."""
-    return np.round(np.clip(array, 0.0, 1.0) * 65535.0).astype(np.uint16)
-
-
-def check_output(path: str | os.PathLike, force: bool = False) -> Path:
-    """Refuse an output path :func:`write_image` could not write: an unknown type, a folder, a
-    missing folder, or an existing file without ``force``. Call it before the work that makes
-    the output, so a bad path fails at once."""
-    path = Path(path)
-    suffix = file_suffix(path)
-    if path.is_dir():
-        raise ValueError(f"output {str(path)!r} is a folder; give a file name")
-    known = [s for s in (*IMAGE_SUFFIXES, *VALUE_SUFFIXES) if s not in UNWRITTEN_SUFFIXES]
-    if suffix in UNWRITTEN_SUFFIXES:
-        raise ValueError(
-            f"rimkit does not write {suffix} ({UNWRITTEN_SUFFIXES[suffix]}): give {str(path)!r} "
-            "another type, e.g. .png"
-        )
-    if suffix not in known:
-        raise ValueError(
-            f"unsupported output type {suffix!r} for {str(path)!r}; known: {', '.join(known)}"
-        )
-    if path.exists() and not force:
-        raise ValueError(f"output {str(path)!r} exists; pass --force to overwrite it")
-    if not path.parent.is_dir():
-        raise ValueError(
-            f"the folder of output {str(path)!r} does not exist; create it first "
-            f"(mkdir -p {shlex.quote(str(path.parent))})"
-        )
-    try:  # a probe, so a folder that takes no files fails now, not after the work
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as err:
-        raise ValueError(f"cannot write {str(path)!r}: {err.strerror or err}") from None
-    os.close(fd)
-    os.unlink(probe)
-    return path
-
-
-def check_output_folder(
-    out: str | os.PathLike,
-    force: bool = False,
-    inputs: Sequence[str | os.PathLike | None] = (),
-    what: str = "output folder",
-) -> Path:
-    """Refuse an output folder that is a file, that holds files (unless ``force``) or that holds
-    one of the ``inputs`` files, which the outputs could overwrite (even with ``force``)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{what} {str(out)!r} is a file; give a folder")
-    for source in inputs:
-        if source is not None and Path(source).is_file():
-            if out.resolve() in Path(source).resolve().parents:
-                raise ValueError(
-                    f"{what} {str(out)!r} holds the input {str(source)!r}, which the outputs "
-                    "could overwrite; choose another folder"
-                )
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise ValueError(f"{what} {str(out)!r} is not empty; pass --force or choose another folder")
-    return out
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
-
-    A failure or a kill leaves ``path`` as it was and no temporary file behind (short of a
-    kill between the write and the rename). The file gets the permissions an ordinary new
-    file would (``mkstemp`` alone makes it readable by its owner only), or those of the file
-    it replaces.
-    """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise ValueError(f"the folder of {str(path)!r} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    except OSError as err:
-        raise OSError(f"cannot write {str(path)!r}: {err.strerror or err}") from None
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, _mode(path))
-        os.replace(tmp, path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise OSError(f"cannot write {str(path)!r}: {err.strerror or err}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _mode(path: Path) -> int:
-    if path.exists():
-        return path.stat().st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def read_cfl(path: str | os.PathLike) -> np.ndarray:
-    """A BART array: ``NAME.hdr`` (its dimensions) and ``NAME.cfl`` (raw complex64, Fortran
-    order); ``path`` may name either file or the common stem. Trailing dimensions of 1 are
-    dropped (BART writes 16), so a ``1 180 230 1 2 1 ... 1`` header gives shape
-    ``(1, 180, 230, 1, 2)``.
-
-    Example:
-        >>> import tempfile
-        >>> stem = Path(tempfile.mkdtemp()) / "img"
-        >>> _ = stem.with_suffix(".hdr").write_text("# Dimensions\\n2 3 1 1\\n")
-        >>> np.arange(6, dtype=np.complex64).tofile(stem.with_suffix(".cfl"))
-        >>> read_cfl(stem).shape, read_cfl(stem)[1, 2]     # Fortran order: [1, 2] is 1 + 2 * 2
-        ((2, 3), np.complex64(5+0j))
-    """
-    stem = Path(path)
-    if stem.suffix in (".cfl", ".hdr"):
-        stem = stem.with_suffix("")
-    header, data = stem.with_suffix(".hdr"), stem.with_suffix(".cfl")
-    for part in (header, data):
-        if not part.is_file():
-            raise ValueError(f"BART file {str(part)!r} does not exist (a .cfl needs its .hdr)")
-    lines = [line for line in header.read_text().splitlines() if line.strip()]
-    try:
-        dims = [int(d) for d in lines[lines.index("# Dimensions") + 1].split()]
-    except (ValueError, IndexError):
-        raise ValueError(f"{str(header)!r} has no '# Dimensions' line of integers") from None
-    while len(dims) > 1 and dims[-1] == 1:
-        dims.pop()
-    values = np.fromfile(data, dtype=np.complex64)
-    if values.size != int(np.prod(dims)):
-        raise ValueError(
-            f"{str(data)!r} holds {values.size} values but its header says {dims} "
-            f"({int(np.prod(dims))})"
-        )
-    return values.reshape(dims, order="F")
-
-
-def read_kspace(path: str | os.PathLike, what: str = "k-space") -> np.ndarray:
-    """Complex MRI data per coil as complex128 ``(coils, H, W)``: k-space, or coil sensitivity
-    maps (``what`` names it in errors).
-
-    ``.npy``: a complex ``(H, W)`` array (one coil) or ``(coils, H, W)``, coils first as in
-    fastMRI. BART ``.cfl`` / ``.hdr`` (or their stem): dimensions 0-2 are space, of which two
-    may exceed 1, and dimension 3 the coils, as BART writes them.
-
-    Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "k.npy"
-        >>> np.save(path, np.ones((4, 6), dtype=np.complex64))
-        >>> read_kspace(path).shape
-        (1, 4, 6)
-    """
-    path = Path(path)
-    if path.suffix.lower() in (".cfl", ".hdr") or (
-        not path.suffix and path.with_suffix(".hdr").is_file()
-    ):
-        array = _bart_coils(read_cfl(path), str(path), what)
-    elif path.suffix.lower() == ".npy":
-        array = load_array(path, what)
-        if array.ndim == 2:
-            array = array[None]
-        if array.ndim != 3:
-            raise ValueError(
-                f"{path} holds an array of shape {array.shape}; {what} is (H, W) for one coil "
-                "or (coils, H, W)"
-            )
-        if array.shape[2] * 4 <= min(array.shape[:2]):
-            raise ValueError(
-                f"{path} holds an array of shape {array.shape}, which looks like (H, W, coils) "
-                f"(BART's and MATLAB's order); {what} is (coils, H, W), coils first as in "
-                "fastMRI: np.moveaxis(k, -1, 0)"
-            )
-    else:
-        raise ValueError(f"{what} must be a complex .npy array or a BART .cfl, got {str(path)!r}")
-    if not np.iscomplexobj(array):
-        raise ValueError(f"{path} holds real {array.dtype} values; {what} must be complex")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{path} contains NaN or Inf values; {what} must be finite")
-    return array.astype(np.complex128)
-
-
-def read_bart_image(path: str | os.PathLike) -> np.ndarray:
-    """The magnitude ``(H, W)`` of a BART image (``.cfl`` / ``.hdr``), as a reference to score
-    an MRI reconstruction against: of a ``pics`` result with several ESPIRiT maps (dimension
-    4) the first map's image, which holds the image (a note says so); coil images refused.
-
-    Example:
-        >>> import tempfile
-        >>> stem = Path(tempfile.mkdtemp()) / "img"
-        >>> _ = stem.with_suffix(".hdr").write_text("# Dimensions\\n1 2 3 1 1\\n")
-        >>> (-np.arange(6, dtype=np.complex64)).tofile(stem.with_suffix(".cfl"))
-        >>> read_bart_image(stem).tolist()
-        [[0.0, 2.0, 4.0], [1.0, 3.0, 5.0]]
-    """
-    array = read_cfl(path)
-    dims = (*array.shape, *([1] * max(0, 5 - array.ndim)))
-    if dims[4] > 1:
-        warnings.warn(
-            f"{str(path)!r} holds {dims[4]} ESPIRiT maps' images; the first, which holds the "
-            "image, is taken as the reference",
-            UserWarning,
-            stacklevel=2,
-        )
-        array = array[:, :, :, :, 0]
-    images = _bart_coils(array, str(path), "a reference image")
-    if images.shape[0] > 1:
-        raise ValueError(
-            f"{str(path)!r} holds {images.shape[0]} coil images; a reference is one image: "
-            "combine them first (bart rss 8)"
-        )
-    return np.abs(images[0]).astype(np.float64)
-
-
-def _bart_coils(array: np.ndarray, name: str, what: str) -> np.ndarray:
-    dims = (*array.shape, *([1] * max(0, 4 - array.ndim)))
-    if any(d != 1 for d in dims[4:]):
-        raise ValueError(
-            f"{name} has dimensions {list(array.shape)}; {what} takes BART space (0-2) and coil "
-            "(3) dimensions only: pick one map or slice first (bart slice)"
-        )
-    space = [d for d in dims[:3] if d != 1]
-    if len(space) > 2:
-        raise ValueError(f"{name} is a 3-D volume {dims[:3]}; give one 2-D slice")
-    h, w = [*space, 1, 1][:2]
-    volume = array.reshape(dims[:4], order="F")
-    return np.moveaxis(volume.reshape(h, w, dims[3], order="F"), -1, 0)

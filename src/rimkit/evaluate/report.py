@@ -31,7 +31,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from rimkit.io import atomic_write
+from rimkit.writing import atomic_write
 
 __all__ = [
     "Table",

@@ -675,7 +675,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         torch.set_num_threads(threads)
-    from rimkit.io import atomic_write
+    from rimkit.writing import atomic_write
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

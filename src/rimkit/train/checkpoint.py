@@ -32,7 +32,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from rimkit.io import atomic_write
+from rimkit.writing import atomic_write
 
 MOMENTS = ("exp_avg", "exp_avg_sq")
 

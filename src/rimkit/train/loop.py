@@ -34,7 +34,6 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from rimkit.data import PatchSampler, seeded
 from rimkit.evaluate.metrics import psnr_per_sample
-from rimkit.io import atomic_write
 from rimkit.models import RIM, trajectory_loss
 from rimkit.operators import magnitude
 from rimkit.tasks import Measurement, Task
@@ -63,6 +62,7 @@ from rimkit.train.run_folder import (
 from rimkit.train.runlog import CsvLog, check_tensorboard, progress_bar
 from rimkit.train.schedule import lr_at, unrolled_steps
 from rimkit.train.warm_start import load_init, start_from
+from rimkit.writing import atomic_write
 
 __all__ = [  # with names of the modules split from this one, still importable from here
     "LOCKED_BY_LAUNCHER",

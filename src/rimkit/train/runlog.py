@@ -8,10 +8,10 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from rimkit.io import atomic_write
 from rimkit.train.config import (
     ExperimentConfig,
 )
+from rimkit.writing import atomic_write
 
 
 class CsvLog:
