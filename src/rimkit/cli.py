@@ -940,7 +940,8 @@ def _reconstruct_volume(args: argparse.Namespace, output: Path) -> None:
     from tqdm import tqdm
 
     from rimkit.fastmri import is_fastmri, read_fastmri, slice_count
-    from rimkit.pipeline import COIL_MAP_METHODS, NO_MAPS, restore
+    from rimkit.pipeline import restore
+    from rimkit.restore_mri import COIL_MAP_METHODS, NO_MAPS
     from rimkit.writing import write_image
 
     if args.task != "mri" or not is_fastmri(args.input):
@@ -979,7 +980,7 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
     from rimkit.fastmri import is_fastmri
     from rimkit.io import check_image_range, is_fits, read_fits_measured, read_image
     from rimkit.masks import read_mask
-    from rimkit.pipeline import COIL_MAP_METHODS, NO_MAPS
+    from rimkit.restore_mri import COIL_MAP_METHODS, NO_MAPS
 
     if args.device == "cuda":
         import torch

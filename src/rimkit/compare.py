@@ -39,7 +39,8 @@ from rimkit.evaluate.report import (
 from rimkit.fastmri import center_crop
 from rimkit.noise import UNIT_SCALE_NOTE
 from rimkit.operators.blur import blur_kernel, valid_margins
-from rimkit.pipeline import estimate_coil_maps, restore
+from rimkit.pipeline import restore
+from rimkit.restore_mri import estimate_coil_maps
 from rimkit.writing import check_output_folder, write_image
 
 

@@ -20,12 +20,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from rimkit.io import to_tensor
 from rimkit.operators import (
     BicubicDownsample,
     Blur,
@@ -172,3 +174,30 @@ def _check_extra(name: str, extra: str) -> None:
             f"baseline {name!r} needs the optional extra '{extra}', which is not installed: "
             f"pip install 'rimkit[{extra}]'"
         ) from None
+
+
+def baseline_run(
+    name: str, operator: LinearOperator, sigma: float, shape: tuple[int, ...]
+) -> Callable[[np.ndarray | Tensor], list[Tensor]]:
+    """``run(y) -> [x]``: baseline ``name``'s final estimate of an image of ``shape`` from a
+    measurement array ``y`` (or tensor), with the weight tuned for ``operator`` at ``sigma``
+    (0-1 scale): what :func:`rimkit.pipeline.restore` runs for ``baseline=name``.
+
+    Example:
+        >>> import numpy as np
+        >>> from rimkit.operators import Identity
+        >>> run = baseline_run("tv", Identity(), 25 / 255, (16, 16))
+        >>> [tuple(x.shape) for x in run(np.random.rand(16, 16))]
+        [(1, 1, 16, 16)]
+    """
+    from rimkit.solvers import BASELINES
+
+    setting = operator_setting(operator, sigma, int(np.prod(shape)))
+    iterative = "keep_estimates" in {f.name for f in dataclasses.fields(BASELINES[name])}
+    options = {"keep_estimates": False} if iterative else {}  # the final estimate only
+
+    def run(y: np.ndarray | Tensor) -> list[Tensor]:
+        y = y if isinstance(y, Tensor) else to_tensor(y)  # MRI: k-space (1, coils, H, W)
+        return run_baseline(name, setting, y, operator, sigma, options=options)[-1:]
+
+    return run
