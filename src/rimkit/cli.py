@@ -20,6 +20,18 @@ import numpy as np
 
 from rimkit import __version__
 from rimkit.evaluate.cli import BOUNDARIES, seed_value
+from rimkit.output_encoding import (
+    IMAGE_UNITS_KEY,
+    fits_header,
+    image_units_header,
+    keeps_values,
+    measurement_grid,
+    output_grid,
+    picture_encoding,
+    picture_of_values,
+    positive_maximum,
+    write_trajectory,
+)
 from rimkit.runtime import check_threads, note_printer, set_threads
 from rimkit.zoo.cards import DEFAULT_MODELS, alternative_models, default_model
 
@@ -566,12 +578,12 @@ def _run_degrade(args: argparse.Namespace) -> None:
             coils=args.coils,
         )
     measurement = result.measurement * peak
-    white, bits = _picture_encoding(args.input, output, measurement)
-    if _picture_of_values(output, units):
-        measurement = measurement / (white or _maximum(measurement))
-    header = _fits_header(args.input, _measurement_grid(args.task, scale, result.operator))
+    white, bits = picture_encoding(args.input, output, measurement)
+    if picture_of_values(output, units):
+        measurement = measurement / (white or positive_maximum(measurement))
+    header = fits_header(args.input, measurement_grid(args.task, scale, result.operator))
     if units == "image":
-        header = _image_units_header(output, header)
+        header = image_units_header(output, header)
     write_image(output, measurement, args.force, header, bits=bits)
     if result.mask is not None:
         write_image(mask_path, result.mask, force=args.force)
@@ -582,10 +594,6 @@ def _run_degrade(args: argparse.Namespace) -> None:
         extra = f" and its mask to {mask_path}" if result.mask is not None else ""
         extra += f" and the coil maps to {maps_path}" if result.maps is not None else ""
         print(f"wrote the {args.task} measurement ({shape}) to {output}{extra}")
-
-
-IMAGE_UNITS_KEY = "RIMUNITS"
-"""A FITS keyword ``rimkit degrade`` writes where its output holds the 0-1 image scale."""
 
 
 def _units(args: argparse.Namespace, path: str) -> str:
@@ -607,26 +615,6 @@ def _units(args: argparse.Namespace, path: str) -> str:
     return "image"
 
 
-def _image_units_header(output: Path, header: Any) -> Any:
-    """``header`` (or a new one) marked :data:`IMAGE_UNITS_KEY` for a FITS ``output`` of values
-    on the 0-1 image scale, so reading it back takes image units; other outputs: as given."""
-    from rimkit.io import is_fits
-
-    if not is_fits(output):
-        return header
-    from astropy.io import fits
-
-    header = fits.Header() if header is None else header.copy()
-    header[IMAGE_UNITS_KEY] = ("image", "values on rimkit's 0-1 image scale")
-    return header
-
-
-def _picture_of_values(output: Path, units: str) -> bool:
-    """Whether ``output`` is an 8-bit picture (it holds ``[0, 1]``) of values in their own
-    units, which are divided by their maximum for it."""
-    return units == "data" and not _keeps_values(str(output))
-
-
 def _note_unused_range(path: str, image: np.ndarray) -> None:
     """A note where a 16-bit image uses a small part of its range (a 12-bit camera's counts):
     read as an image in [0, 1] it is dark and its noise far below the 0-255 scale's."""
@@ -642,72 +630,6 @@ def _note_unused_range(path: str, image: np.ndarray) -> None:
             UserWarning,
             stacklevel=2,
         )
-
-
-def _picture_encoding(source: str, output: Path, image: np.ndarray) -> tuple[float | None, int]:
-    """How a picture output stores what was restored from ``source``: the bits, 16 for a source
-    of more than 8 bits where ``output`` can hold them (TIFF, gray PNG / PGM), else 8; and the
-    value white is stored as in ``source`` (8- or 16-bit integers) where the output keeps that
-    depth and ``image``, in their counts under --units data, fits under it, else ``None`` (a
-    picture of values divided by their maximum)."""
-    from rimkit.io import stored_white
-    from rimkit.writing import can_store_16_bits
-
-    white = stored_white(source)
-    if white is None or np.iscomplexobj(image):  # values, or MRI k-space (a .npy)
-        return None, 8
-    bits = 16 if white > 255 and can_store_16_bits(output, image) else 8
-    keeps = white == (65535 if bits == 16 else 255)  # not a PGM's 4095: divided by its maximum
-    return (white if keeps and float(np.max(image)) <= white else None), bits
-
-
-def _fits_header(source: str, grid: tuple[float, tuple[int, int]] | None) -> Any:
-    """The header a FITS output takes from a FITS ``source``: all but the stored array's
-    keywords, and the sky coordinates (WCS) where the output's pixel grid is the source's
-    resampled by ``grid[0]`` and cropped by ``grid[1]`` (:func:`rimkit.io.regrid_wcs`);
-    without them where ``grid`` is ``None`` (a lensed source's plane, k-space); ``None`` for
-    a source of another type."""
-    from rimkit.io import is_fits, read_fits_header, regrid_wcs
-
-    if not is_fits(source):
-        return None
-    if grid is None:
-        return read_fits_header(source, geometry=False)
-    return regrid_wcs(read_fits_header(source), *grid)
-
-
-def _measurement_grid(
-    task: str, scale: float, operator: Any
-) -> tuple[float, tuple[int, int]] | None:
-    """How a simulated measurement's pixel grid lies on its image's (:func:`_fits_header`):
-    down-sampled by ``scale``, cropped by a valid blur's margins, or not on the sky's."""
-    if task == "blur":
-        top, _, left, _ = operator.margins()
-        return 1.0, (top, left)
-    if task == "sr":
-        return 1.0 / scale, (0, 0)
-    return _output_grid(task, scale)
-
-
-def _output_grid(task: str, scale: float) -> tuple[float, tuple[int, int]] | None:
-    """How a restored image's pixel grid lies on its measurement's (:func:`_fits_header`):
-    the same, super-resolved by ``scale``, or (lensing, MRI) not on the sky's."""
-    from rimkit.compare import SAME_GRID_TASKS
-
-    if task in SAME_GRID_TASKS:
-        return 1.0, (0, 0)
-    return (float(scale), (0, 0)) if task == "sr" else None
-
-
-def _keeps_values(path: str) -> bool:
-    """Whether a file holds values as they are (.npy, FITS), not an 8/16-bit picture."""
-    from rimkit.io import VALUE_SUFFIXES, file_suffix
-
-    return file_suffix(path) in VALUE_SUFFIXES
-
-
-def _maximum(array: np.ndarray) -> float:
-    return max(float(np.max(array)), np.finfo(float).tiny)
 
 
 def _sr_scale(args: argparse.Namespace) -> float:
@@ -877,14 +799,14 @@ def _run_reconstruct(args: argparse.Namespace) -> None:
         **options,
     )
     units = "data" if args.task == "mri" else options["units"]  # k-space has any scale
-    peak = _maximum(result.image) if units == "data" else 1.0
+    peak = positive_maximum(result.image) if units == "data" else 1.0
     pictures = [frame / peak for frame in result.frames]  # what 8-bit pictures show
-    scaled = _picture_of_values(output, units)
-    white, bits = _picture_encoding(args.input, output, result.image)
+    scaled = picture_of_values(output, units)
+    white, bits = picture_encoding(args.input, output, result.image)
     final = result.image
     if scaled:  # counts as the input stores them, else values / their maximum
         final = result.image / white if white else pictures[-1]
-    header = _fits_header(args.input, _output_grid(args.task, _sr_scale(args)))
+    header = fits_header(args.input, output_grid(args.task, _sr_scale(args)))
     write_image(output, final, args.force, header, bits=bits)
     if args.trajectory:
         write_trajectory(Path(args.trajectory), pictures)
@@ -1034,7 +956,7 @@ def _read_measurement(args: argparse.Namespace) -> tuple[np.ndarray, dict]:
     if args.noise_map is not None:
         if sigma is not None:
             raise UsageError("give --sigma or --noise-map, not both")
-        if not _keeps_values(args.noise_map):
+        if not keeps_values(args.noise_map):
             raise UsageError(f"--noise-map {args.noise_map!r}: give a .fits or .npy of values")
         sigma = read_image(args.noise_map, counts=_units(args, args.input) == "data")
     options = {
@@ -1139,12 +1061,12 @@ def _run_compare(args: argparse.Namespace) -> None:
     )  # fmt: skip
     peak = None
     if args.task == "mri" or options["units"] == "data":  # one white: the truth's or brightest
-        peak = _maximum(truth if truth is not None else [r.image.max() for r in results])
+        peak = positive_maximum(truth if truth is not None else [r.image.max() for r in results])
     shown = shown_measurement(image / (peak or 1.0), args.task, options["scale"])
     values = None
     if options["units"] == "data" or args.task == "mri":  # pictures show them; keep values
         values = ".fits" if is_fits(args.input) else ".npy"
-    header = _fits_header(args.input, _output_grid(args.task, _sr_scale(args)))
+    header = fits_header(args.input, output_grid(args.task, _sr_scale(args)))
     measured = measurement_scores(image, truth, args.task, options["units"])
     written = write_comparison(
         out, results, shown, truth, peak=peak, force=args.force, values=values, header=header,
@@ -1268,27 +1190,6 @@ def check_trajectory_target(
             )
     if not target.parent.is_dir():
         raise UsageError(f"the folder of {str(target)!r} does not exist")
-
-
-def write_trajectory(target: Path, frames: list[np.ndarray]) -> None:
-    """Write x_1..x_T as an animated GIF (``.gif``) or as numbered PNGs in a folder."""
-    from PIL import Image
-
-    from rimkit.io import to_uint8
-    from rimkit.writing import atomic_write, write_image
-
-    if target.suffix.lower() == ".gif":
-        images = [Image.fromarray(to_uint8(f)) for f in frames]
-        atomic_write(
-            target,
-            lambda tmp: images[0].save(
-                tmp, format="GIF", save_all=True, append_images=images[1:], duration=150, loop=0
-            ),
-        )
-        return
-    target.mkdir(exist_ok=True)
-    for t, frame in enumerate(frames, 1):
-        write_image(target / f"step-{t:03d}.png", frame, force=True)
 
 
 def _run_demo(args: argparse.Namespace) -> None:
