@@ -520,7 +520,7 @@ def _check_paths(input_path: str, output_path: str) -> None:
 def _run_degrade(args: argparse.Namespace) -> None:
     from rimkit.degrade import degrade
     from rimkit.io import check_image_range, file_suffix, read_image
-    from rimkit.noise import UNIT_SCALE_NOTE
+    from rimkit.noise import UnitScaleWarning
     from rimkit.pipeline import check_sigma, data_peak
     from rimkit.writing import check_output, write_image
 
@@ -561,7 +561,7 @@ def _run_degrade(args: argparse.Namespace) -> None:
         check_image_range(image, args.input)
     with warnings.catch_warnings():
         if units == "data":  # sigma / peak on the 0-255 scale may well lie in (0, 1)
-            warnings.filterwarnings("ignore", f"degrade {UNIT_SCALE_NOTE}", UserWarning)
+            warnings.simplefilter("ignore", UnitScaleWarning)
         result = degrade(
             image,
             args.task,

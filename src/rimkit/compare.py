@@ -37,7 +37,7 @@ from rimkit.evaluate.report import (
     write_report,
 )
 from rimkit.fastmri import center_crop
-from rimkit.noise import UNIT_SCALE_NOTE
+from rimkit.noise import UnitScaleWarning
 from rimkit.operators.blur import blur_kernel, valid_margins
 from rimkit.pipeline import restore
 from rimkit.restore_mri import estimate_coil_maps
@@ -103,7 +103,7 @@ def compare(
         tic = time.perf_counter()
         with warnings.catch_warnings():
             if estimated:
-                warnings.filterwarnings("ignore", f"restore {UNIT_SCALE_NOTE}", UserWarning)
+                warnings.simplefilter("ignore", UnitScaleWarning)
             restored = restore(
                 image,
                 task,

@@ -97,8 +97,12 @@ def simulate(
 
 
 UNIT_SCALE_NOTE = "takes sigma on the 0-255 scale"
-"""The words of :func:`warn_if_unit_scale`'s note (a caller that told its own estimate may
-filter it out)."""
+"""The words of :func:`warn_if_unit_scale`'s note."""
+
+
+class UnitScaleWarning(UserWarning):
+    """:func:`warn_if_unit_scale`'s note: a caller that told its own estimate (or rescaled the
+    data, so that a small sigma is meant) filters this category out."""
 
 
 def warn_if_unit_scale(sigma255: float, where: str, stacklevel: int = 3) -> None:
@@ -117,7 +121,7 @@ def warn_if_unit_scale(sigma255: float, where: str, stacklevel: int = 3) -> None
         warnings.warn(
             f"{where} {UNIT_SCALE_NOTE} (25 for sigma 25); {sigma255:.4g} looks like "
             f"the 0-1 scale, and is used as {sigma255:.4g} / 255",
-            UserWarning,
+            UnitScaleWarning,
             stacklevel=stacklevel,
         )
 
