@@ -150,3 +150,19 @@ def test_an_image_too_small_for_a_scale_stops_evaluation_before_any_work():
     with pytest.raises(ValueError, match=r"image 'tiny' \(8x8 after the crop to a multiple of 4\)"):
         evaluate(images, protocols, [Method("m", bicubic_like)])
     assert runs == []  # nothing ran: 'big' at x2 was not scored and then thrown away
+
+
+def test_python_degrade_takes_data_units_as_restore_does():
+    from rimkit.degrade import degrade
+
+    counts = np.full((64, 64), 3000.0)
+    counts[16:48, 16:48] = 4000.0
+    noisy = degrade(counts, "denoise", sigma=40, seed=0, units="data").measurement
+    assert abs(float(np.std(noisy[:12, :12] - 3000.0)) - 40) < 4  # noise of 40 counts
+    assert abs(float(noisy[20:44, 20:44].mean()) - 4000) < 5
+    blurred = degrade(counts, "blur", sigma=0, kernel="gaussian:1.6", units="data").measurement
+    assert blurred.max() < 4000.01 and blurred.min() > 2999.99  # a weighted mean of counts
+    with pytest.raises(ValueError, match="quantize rounds an image in \\[0, 1\\] to 8 bits"):
+        degrade(counts, "denoise", sigma=40, quantize=True, units="data")
+    with pytest.raises(ValueError, match="units must be 'image' or 'data'"):
+        degrade(counts / 4000, "denoise", sigma=25, units="counts")

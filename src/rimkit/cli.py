@@ -520,8 +520,6 @@ def _check_paths(input_path: str, output_path: str) -> None:
 def _run_degrade(args: argparse.Namespace) -> None:
     from rimkit.degrade import degrade
     from rimkit.io import check_image_range, file_suffix, read_image
-    from rimkit.noise import UnitScaleWarning
-    from rimkit.pipeline import check_sigma, data_peak
     from rimkit.writing import check_output, write_image
 
     _check_paths(args.input, args.output)
@@ -548,36 +546,29 @@ def _run_degrade(args: argparse.Namespace) -> None:
         raise UsageError("--slice picks a slice of a fastMRI .h5 file; this input is an image")
     kernel = _read_kernel(args.kernel, args.task)
     lensing = _lensing_setup(args)
-    units, peak, sigma = _units(args, args.input), 1.0, args.sigma
+    units = _units(args, args.input)
+    if units == "data" and args.quantize:
+        raise UsageError("--quantize rounds an image in [0, 1] to 8 bits; not --units data")
     image = read_image(args.input, gray=True if args.gray else None, counts=units == "data")
-    if units == "data":  # any scale (an MRI slice's too): degrade it as an image of peak 1
-        if args.quantize:
-            raise UsageError("--quantize rounds an image in [0, 1] to 8 bits; not --units data")
-        peak = data_peak(np.abs(image), "denoise")  # the clean image's largest value
-        image = image / peak
-        if sigma is not None:  # degrade's sigma: the 0-255 scale of image / peak
-            sigma = check_sigma("denoise", sigma, units, peak)
     if units == "image" and args.task != "mri":  # an MRI slice may have any scale
         check_image_range(image, args.input)
-    with warnings.catch_warnings():
-        if units == "data":  # sigma / peak on the 0-255 scale may well lie in (0, 1)
-            warnings.simplefilter("ignore", UnitScaleWarning)
-        result = degrade(
-            image,
-            args.task,
-            sigma=sigma,
-            scale=scale,
-            fraction=args.fraction,
-            acceleration=args.acceleration,
-            mask=args.mask if args.task == "mri" else None,
-            kernel=kernel,
-            boundary=_boundary(args),
-            quantize=args.quantize,
-            seed=args.seed,
-            lensing=lensing,
-            coils=args.coils,
-        )
-    measurement = result.measurement * peak
+    result = degrade(
+        image,
+        args.task,
+        sigma=args.sigma,
+        scale=scale,
+        fraction=args.fraction,
+        acceleration=args.acceleration,
+        mask=args.mask if args.task == "mri" else None,
+        kernel=kernel,
+        boundary=_boundary(args),
+        quantize=args.quantize,
+        seed=args.seed,
+        lensing=lensing,
+        coils=args.coils,
+        units=units,
+    )
+    measurement = result.measurement
     white, bits = picture_encoding(args.input, output, measurement)
     if picture_of_values(output, units):
         measurement = measurement / (white or positive_maximum(measurement))

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import warnings
@@ -19,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rimkit.inputs import check_image, check_mask_values, mask_tensor
+from rimkit.inputs import check_array_type, check_image, check_mask_values, mask_tensor
 from rimkit.io import from_tensor, to_tensor
-from rimkit.noise import GaussianNoise, simulate, warn_if_unit_scale
+from rimkit.noise import GaussianNoise, UnitScaleWarning, simulate, warn_if_unit_scale
 from rimkit.operators import (
     MRI_MASKS,
     BicubicDownsample,
@@ -71,10 +72,14 @@ def degrade(
     seed: int = 0,
     lensing: LensingSetup | None = None,
     coils: int = 1,
+    units: str = "image",
 ) -> Degraded:
     """Apply the forward model of ``task`` and Gaussian noise to an ``(H, W[, C])`` image.
 
     ``sigma`` is on the 0-255 scale (required for ``denoise``, 0 otherwise by default).
+    ``units="data"`` takes an image of any scale (counts, an MRI slice) with ``sigma`` in its
+    units, as :func:`rimkit.pipeline.restore` does: it is degraded as the image divided by its
+    largest value and the measurement multiplied back.
     ``sr`` crops the image to a multiple of ``scale`` first, as the SR protocol does; the
     result equals MATLAB ``imresize(im2double(hr), 1/scale, 'bicubic')`` (an 8-bit output is
     that rounded once; MATLAB's ``imresize`` of a ``uint8`` image also rounds between its row
@@ -91,6 +96,15 @@ def degrade(
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    if units == "data":
+        options = {
+            "scale": scale, "fraction": fraction, "acceleration": acceleration, "mask": mask,
+            "kernel": kernel, "boundary": boundary, "seed": seed, "lensing": lensing,
+            "coils": coils,
+        }  # fmt: skip
+        return _degrade_data(image, task, sigma, quantize, options)
+    if units != "image":
+        raise ValueError(f"units must be 'image' or 'data', got {units!r}")
     check_image(image, task, "degrade")
     if sigma is None:
         if task == "denoise":
@@ -219,6 +233,24 @@ def is_real_number(value: object) -> bool:
     if isinstance(value, np.ndarray | torch.Tensor) and value.ndim == 0:
         value = value.item()
     return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _degrade_data(
+    image: np.ndarray, task: str, sigma: float | None, quantize: bool, options: dict
+) -> Degraded:
+    """:func:`degrade` of an image in the data's own units: the image divided by its largest
+    value (sigma alike) is degraded, and the measurement multiplied back."""
+    from rimkit.pipeline import check_sigma, data_peak
+
+    if quantize:
+        raise ValueError("quantize rounds an image in [0, 1] to 8 bits; not with units='data'")
+    check_array_type(image, "degrade")
+    peak = data_peak(np.abs(np.asarray(image)), "denoise")  # the clean image's largest value
+    told = None if sigma is None else check_sigma("denoise", sigma, "data", peak)
+    with warnings.catch_warnings():  # sigma / peak on the 0-255 scale may well lie in (0, 1)
+        warnings.simplefilter("ignore", UnitScaleWarning)
+        result = degrade(np.asarray(image) / peak, task, sigma=told, **options)
+    return dataclasses.replace(result, measurement=result.measurement * peak)
 
 
 def _check_scale(scale: int) -> int:
