@@ -124,31 +124,44 @@ def test_sr_scales_are_checked_alike_and_an_untrained_one_names_the_way_out():
 
 
 def test_a_baseline_far_past_its_tuned_noise_levels_gets_a_note():
-    from rimkit.solvers.tuned import tuned_entry
+    from rimkit.solvers.tuned import tuned_baseline
 
     with pytest.warns(UserWarning, match=r"tv's weight for blur is tuned at noise levels up to"):
-        assert tuned_entry("tv", "blur", 50, sigma=50) is not None
+        assert tuned_baseline("tv", "blur", 50, sigma=50).weight > 0
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        tuned_entry("tv", "denoise", 50, sigma=50)  # tuned there
-        tuned_entry("tv", "sr", 2, sigma=20)  # within twice the highest (15)
+        tuned_baseline("tv", "blur", 50, sigma=50, weight=0.05)  # a weight of one's own
+        tuned_baseline("tv", "denoise", 50, sigma=50)  # tuned there
+        tuned_baseline("tv", "sr", 2, sigma=20)  # within twice the highest (15)
 
 
-def test_an_image_too_small_for_a_scale_stops_evaluation_before_any_work():
+@pytest.mark.parametrize(
+    ("protocol", "message"),
+    [
+        ("SuperResolutionProtocol(4)", r"'tiny' \(8x8 after the crop to a multiple of 4\)"),
+        (
+            "ProjectionProtocol('gaussian', 0.3, patch=16)",
+            r"'tiny' \(9x9\) is smaller than the 16x16 patches",
+        ),
+        ("InpaintProtocol(0.5, patch=16)", r"'tiny' \(9x9\) is smaller than the 16x16 patches"),
+        ("DeblurProtocol('gaussian:1.6')", r"'tiny' \(9x9\) is smaller than the 11x11 kernel"),
+    ],
+)
+def test_an_image_a_protocol_cannot_use_stops_evaluation_before_any_work(protocol, message):
+    from rimkit.evaluate import protocols as P
     from rimkit.evaluate.methods import Method
-    from rimkit.evaluate.protocols import SuperResolutionProtocol
     from rimkit.evaluate.runner import evaluate
 
     runs = []
 
-    def bicubic_like(case):
-        runs.append(case.name)
+    def identity_like(case):
+        runs.append(case.image)
         return [case.truth]
 
     images = [("big", np.full((32, 32), 0.5)), ("tiny", np.full((9, 9), 0.5))]
-    protocols = [SuperResolutionProtocol(2), SuperResolutionProtocol(4)]
-    with pytest.raises(ValueError, match=r"image 'tiny' \(8x8 after the crop to a multiple of 4\)"):
-        evaluate(images, protocols, [Method("m", bicubic_like)])
+    first = P.SuperResolutionProtocol(2)
+    with pytest.raises(ValueError, match=message):
+        evaluate(images, [first, eval(protocol, vars(P))], [Method("m", identity_like)])
     assert runs == []  # nothing ran: 'big' at x2 was not scored and then thrown away
 
 

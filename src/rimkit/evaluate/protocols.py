@@ -264,6 +264,10 @@ class DenoiseProtocol:
     def describe(self) -> dict:
         return {"protocol": "denoise", **asdict(self)}
 
+    def check_image(self, image: np.ndarray, name: str) -> None:
+        """Refuse an image smaller than the patches."""
+        _check_patch_fits(image, name, self.patch)
+
     def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
         gen = _generator(self.seed + index)
         out = []
@@ -405,6 +409,17 @@ def _crops(
     ]
 
 
+def _check_patch_fits(image: np.ndarray, name: str, patch: int | None) -> None:
+    """Refuse an image smaller than the protocol's patches (before any work: see
+    :func:`rimkit.evaluate.runner.evaluate`)."""
+    h, w = np.shape(image)[:2]
+    if patch is not None and (h < patch or w < patch):
+        raise ValueError(
+            f"image {name!r} ({h}x{w}) is smaller than the {patch}x{patch} patches; leave it "
+            "out of the folder or give smaller patches"
+        )
+
+
 def _check_patching(patch: int | None, patches: int) -> None:
     if patch is not None and (isinstance(patch, bool) or not isinstance(patch, int) or patch < 1):
         raise ValueError(f"patch must be a positive int or None, got {patch!r}")
@@ -446,6 +461,10 @@ class InpaintProtocol:
 
     def describe(self) -> dict:
         return {"protocol": "inpaint", **asdict(self)}
+
+    def check_image(self, image: np.ndarray, name: str) -> None:
+        """Refuse an image smaller than the patches."""
+        _check_patch_fits(image, name, self.patch)
 
     def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
         gen = _generator(self.seed + index)
@@ -496,6 +515,16 @@ class DeblurProtocol:
     def describe(self) -> dict:
         return {"protocol": "blur", **asdict(self)}
 
+    def check_image(self, image: np.ndarray, name: str) -> None:
+        """Refuse an image smaller than the kernel."""
+        kh, kw = kernel_from_spec(self.kernel).shape
+        h, w = np.shape(image)[:2]
+        if kh > h or kw > w:
+            raise ValueError(
+                f"image {name!r} ({h}x{w}) is smaller than the {kh}x{kw} kernel of {self.kernel}; "
+                "leave it out of the folder"
+            )
+
     def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
         x = to_tensor(as_image(image), torch.float64)  # (1, C, H, W)
         op = Blur(kernel_from_spec(self.kernel).double(), self.boundary)
@@ -545,6 +574,10 @@ class ProjectionProtocol:
 
     def describe(self) -> dict:
         return {"protocol": "projection", **asdict(self)}
+
+    def check_image(self, image: np.ndarray, name: str) -> None:
+        """Refuse an image smaller than the patches."""
+        _check_patch_fits(image, name, self.patch)
 
     def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
         gen = _generator(self.seed + index)
@@ -598,6 +631,10 @@ class LensingProtocol:
 
     def describe(self) -> dict:
         return {"protocol": "lensing", **asdict(self)}
+
+    def check_image(self, image: np.ndarray, name: str) -> None:
+        """Refuse an image smaller than the patches."""
+        _check_patch_fits(image, name, self.patch)
 
     def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
         from rimkit.tasks import LensingTask

@@ -82,20 +82,10 @@ def tuned_entry(
         >>> tuned_entry("tv", "sr", 3, sigma=4)["sigma"], tuned_entry("tv", "sr", 3)["sigma"]
         (5.0, 0.0)
     """
-    path = Path(DEFAULTS_PATH if path is None else path)
-    if not path.is_file():
-        return None
-    task = canonical_task(task)
-    _check_setting(task)
-    rows = [
-        r
-        for r in _load(str(path), path.stat().st_mtime)
-        if r["baseline"] == baseline_name and r["task"] == task
-    ]
+    rows = _rows(baseline_name, task, path)
     if not rows:
         return None
     noise = 0.0 if sigma is None or not sigma > 0 else float(sigma)
-    _note_untuned_noise(baseline_name, task, noise, rows)
     if not level > 0:
         level = min(r["level"] for r in rows)
     nearest = min(rows, key=lambda r: (abs(math.log(level / r["level"])), r["level"]))
@@ -107,13 +97,30 @@ def tuned_entry(
     return min(rows, key=noise_gap)
 
 
+def _rows(
+    baseline_name: str, task: str, path: str | os.PathLike | None = None
+) -> list[dict[str, Any]]:
+    """The table's rows of one baseline and task (none without the table)."""
+    path = Path(DEFAULTS_PATH if path is None else path)
+    if not path.is_file():
+        return []
+    task = canonical_task(task)
+    _check_setting(task)
+    return [
+        r
+        for r in _load(str(path), path.stat().st_mtime)
+        if r["baseline"] == baseline_name and r["task"] == task
+    ]
+
+
 UNTUNED_NOISE_FACTOR = 2.0
-"""A noise level over this many times the highest one a baseline's weight was tuned at (for
-its task) gets a note: the weight taken is likely too weak."""
+"""A baseline given no weight of its own at a noise level over this many times the highest its
+weight was tuned at (for its task) gets a note: the weight it takes is likely too weak."""
 
 
-def _note_untuned_noise(name: str, task: str, noise: float, rows: list[dict[str, Any]]) -> None:
+def _note_untuned_noise(name: str, task: str, sigma: float | None, rows: list[dict]) -> None:
     highest = max(row_sigma(r) for r in rows)
+    noise = 0.0 if sigma is None or not sigma > 0 else float(sigma)
     if highest > 0 and noise > UNTUNED_NOISE_FACTOR * highest:
         warnings.warn(
             f"{name}'s weight for {task} is tuned at noise levels up to sigma {highest:g}; at "
@@ -121,7 +128,7 @@ def _note_untuned_noise(name: str, task: str, noise: float, rows: list[dict[str,
             f"(baseline({name!r}, weight=W), rimkit eval --baseline-option {name}.weight=W; "
             "rimkit.solvers.tuning.grid_search finds one on measurements of yours)",
             UserWarning,
-            stacklevel=4,
+            stacklevel=3,
         )
 
 
@@ -206,6 +213,8 @@ def tuned_baseline(
             raise
         return baseline(name, **options)
     entry = tuned_entry(name, task, level, path, sigma)
+    if entry is not None and "weight" not in options:
+        _note_untuned_noise(name, canonical_task(task), sigma, _rows(name, task, path))
     if entry is not None:
         options.setdefault("weight", float(entry["weight"]))
         options.setdefault("iterations", int(entry["iterations"]))
