@@ -97,15 +97,15 @@ def test_kernel_files_are_read_as_kernels_in_python_and_the_cli(tmp_path, capsys
 
 
 def test_an_even_sized_kernel_is_noted_for_its_half_pixel_shift():
-    from rimkit.operators import box_kernel, checked_kernel
+    from rimkit.operators import blur_kernel, checked_kernel
 
-    with pytest.warns(UserWarning, match="box:4 has an even side, so no centre pixel"):
-        box_kernel(4)
+    with pytest.warns(UserWarning, match=r"box:4 has its centre of mass at pixel \(1.5, 1.5\)"):
+        blur_kernel("box:4")
     with pytest.warns(UserWarning, match=r"-0.5 rows and -0.5 columns from its centre pixel"):
         checked_kernel(np.ones((4, 4)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        box_kernel(3), checked_kernel(np.ones((3, 5)) / 15)
+        blur_kernel("box:3"), checked_kernel(np.ones((3, 5)) / 15)
 
 
 def test_sr_scales_are_checked_alike_and_an_untrained_one_names_the_way_out():
@@ -179,3 +179,29 @@ def test_python_degrade_takes_data_units_as_restore_does():
         degrade(counts, "denoise", sigma=40, quantize=True, units="data")
     with pytest.raises(ValueError, match="units must be 'image' or 'data'"):
         degrade(counts / 4000, "denoise", sigma=25, units="counts")
+
+
+def test_a_kernel_in_a_named_fits_hdu_is_read_from_python(tmp_path):
+    fits = pytest.importorskip("astropy.io.fits")
+    from rimkit.degrade import degrade
+    from rimkit.operators import kernel_from_spec
+
+    psf = kernel_from_spec("gaussian:1.6").numpy()
+    hdus = [fits.PrimaryHDU(), fits.ImageHDU(psf.astype(np.float32), name="PSF")]
+    fits.HDUList(hdus).writeto(tmp_path / "psf.fits")
+    image = np.random.default_rng(0).random((24, 24))
+    from_file = degrade(image, "blur", kernel=f"{tmp_path / 'psf.fits'}[PSF]").measurement
+    named = degrade(image, "blur", kernel="gaussian:1.6").measurement
+    assert np.allclose(from_file, named, atol=1e-6)
+
+
+def test_a_boolean_colour_mask_and_a_0_255_mask_are_read_as_the_cli_reads_them(holes, inpainter):
+    y, mask = holes
+    observed = mask > 0
+    expected = restore(y, "inpaint", inpainter, mask=mask).image
+    as_bool = restore(y, "inpaint", inpainter, mask=np.dstack([observed] * 3)).image
+    assert np.array_equal(as_bool, expected)
+    grey = (observed * 255).astype(np.uint8)
+    grey[0, :4] = 128
+    with pytest.warns(UserWarning, match=r"the mask is not 0 / 255: 0.694% of its pixels"):
+        restore(y, "inpaint", inpainter, mask=grey)

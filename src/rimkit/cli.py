@@ -736,7 +736,9 @@ def _read_kernel(text: str | None, task: str) -> np.ndarray | None:
         return None
     if task != "blur":
         raise UsageError("--kernel applies to --task blur only")
-    if not Path(text).exists():
+    from rimkit.io import names_file
+
+    if not names_file(text):
         from rimkit.operators import kernel_from_spec
 
         try:

@@ -159,7 +159,9 @@ def comparable_truth(
 def _crop_valid_truth(truth: np.ndarray, shape: tuple[int, ...], kernel: Any) -> np.ndarray:
     """A valid blur's clean image cropped to the measurement's field of view, where it is the
     image the measurement was made from (larger by the kernel's footprint)."""
-    top, bottom, left, right = valid_margins(tuple(blur_kernel(kernel).shape[-2:]))
+    with warnings.catch_warnings():  # the kernel's notes come once, from restore
+        warnings.simplefilter("ignore")
+        top, bottom, left, right = valid_margins(tuple(blur_kernel(kernel).shape[-2:]))
     if truth.shape != (shape[0] + top + bottom, shape[1] + left + right, *shape[2:]):
         return truth
     warnings.warn(

@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 import torch
 
-from rimkit.io import check_image_range
+from rimkit.io import channels_agree, check_image_range
 from rimkit.masks import MASK_SLACK
 
 WHAT_EACH_TAKES = {
@@ -95,11 +95,14 @@ def check_mask_values(
             "the mask marks no pixel as measured (none above 0.5; white = measured): nothing is "
             "measured"
         )
-    between = float(np.mean((values > MASK_SLACK) & (values < 1 - MASK_SLACK)))
+    top = max(float(values.max()), 1.0)  # an integer mask may be 0 / 255
+    scaled = values.astype(np.float64) / top
+    between = float(np.mean((scaled > MASK_SLACK) & (scaled < 1 - MASK_SLACK)))
     if between > 0:
+        binary = "0 / 1" if top == 1 else f"0 / {top:g}"
         warnings.warn(
-            f"the mask is not 0 / 1: {100 * between:.3g}% of its pixels lie between; those above "
-            "0.5 count as measured, the others as missing",
+            f"the mask is not {binary}: {100 * between:.3g}% of its pixels lie between; those "
+            "above 0.5 count as measured, the others as missing",
             UserWarning,
             stacklevel=3,
         )
@@ -117,7 +120,7 @@ def mask_of_shape(mask: np.ndarray, shape: tuple[int, int], columns: bool = Fals
     mask to give; ``columns``: a 1-D mask of the ``W`` columns is taken for every row."""
     mask = np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask)
     if mask.ndim == 3 and mask.shape[:2] == shape and mask.shape[2] in (1, 3, 4):  # (H, W, C)
-        if mask.shape[2] > 1 and np.ptp(mask[..., :3], axis=2).max() > 0:
+        if not channels_agree(mask):
             raise ValueError(
                 f"the mask has {mask.shape[2]} channels that differ; a mask is one channel "
                 f"({shape[0]}, {shape[1]}) of 0 / 1 (white = measured)"

@@ -265,6 +265,16 @@ def _without_extension(path: str | os.PathLike) -> Path:
     return Path(match["file"]) if fits_file else Path(path)
 
 
+def names_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names an existing file (``obs.fits[PSF]``: the FITS file).
+
+    Example:
+        >>> names_file(__file__), names_file("gaussian:1.6")
+        (True, False)
+    """
+    return _without_extension(path).is_file()
+
+
 def _read_file(path: Path) -> tuple[np.ndarray, bool, int | None]:
     """The array a file holds, integers as stored; whether it is a picture file (PNG,
     TIFF, ...: its 32-bit integers may hold 16-bit values, as Pillow's mode ``I`` stores
@@ -302,6 +312,18 @@ def _read_file(path: Path) -> tuple[np.ndarray, bool, int | None]:
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"{str(path)!r} is not a readable image: {err}") from None
     return array, True, None
+
+
+def channels_agree(array: np.ndarray) -> bool:
+    """Whether every colour channel of an ``(H, W, C)`` array (alpha, a fourth, left out)
+    equals the first: a gray picture stored as colour (a mask, a kernel).
+
+    Example:
+        >>> gray = np.zeros((2, 2, 3), dtype=bool)
+        >>> channels_agree(gray), channels_agree(np.dstack([gray[..., 0], ~gray[..., :2]]))
+        (True, False)
+    """
+    return bool((array[..., :3] == array[..., :1]).all())
 
 
 def _equal_channels(array: np.ndarray, within: int = 0) -> bool:
@@ -392,8 +414,8 @@ def read_kernel(path: str | os.PathLike) -> np.ndarray:
         9.0
     """
     path = Path(path)
-    if not path.exists():
-        raise ValueError(f"kernel file {str(path)!r} does not exist")
+    if not _without_extension(path).exists():
+        raise ValueError(f"kernel file {str(_without_extension(path))!r} does not exist")
     if file_suffix(path) == ".npy":
         kernel = np.asarray(load_array(path, "a kernel"))
         if kernel.dtype.kind not in "biuf":
@@ -403,7 +425,7 @@ def read_kernel(path: str | os.PathLike) -> np.ndarray:
         return kernel.astype(np.float64)
     kernel = read_image(path)
     if kernel.ndim == 3:
-        if np.ptp(kernel, axis=2).max() > 1e-9:
+        if not channels_agree(kernel):
             raise ValueError(
                 f"the kernel in {str(path)!r} is a colour image whose channels differ; a blur "
                 "kernel is one channel: save it as a gray image"

@@ -23,6 +23,7 @@ from rimkit.io import (
     _fits_image_hdu,
     _read_fits,
     _without_extension,
+    channels_agree,
     file_suffix,
     is_fits,
     load_array,
@@ -69,7 +70,7 @@ def read_mask(path: str | os.PathLike, ignore_flags: str | int | None = None) ->
         )
     mask = read_image(path)
     if mask.ndim == 3:  # a colour picture of a mask: its channels must agree
-        if np.ptp(mask, axis=2).max() > 1e-9:
+        if not channels_agree(mask):
             raise ValueError(
                 f"mask {str(path)!r} is a colour image whose channels differ; a mask is gray, "
                 "white = observed (holes marked in a colour are not read as holes): save it "

@@ -233,10 +233,10 @@ def restore(
     scale MRI models learn) and the magnitude image comes back in the data's units; ``sigma``
     is in those units too. Its ``mask`` defaults to the nonzero points; multi-coil data use
     ``maps`` (``(coils, H, W)``) or maps estimated from the fully sampled centre by the method
-    ``maps`` names in :data:`COIL_MAP_METHODS` (default ``"espirit"``), their phase that of the
-    low-resolution image; pixels no coil sees (every map 0 there, as outside ESPIRiT's crop)
-    come back 0, as in a SENSE reconstruction. Single-coil data with such a centre are
-    demodulated by the image's low-resolution phase ``exp(i phi)`` as a one-coil map, so the
+    ``maps`` names in :data:`rimkit.restore_mri.COIL_MAP_METHODS` (default ``"espirit"``), their
+    phase that of the low-resolution image; pixels no coil sees (every map 0 there, as outside
+    ESPIRiT's crop) come back 0, as in a SENSE reconstruction. Single-coil data with such a centre
+    are demodulated by the image's low-resolution phase ``exp(i phi)`` as a one-coil map, so the
     models, trained on real images, see a nearly real image.
 
     ``units="data"`` takes a measurement of any scale (:data:`UNITS`): it is divided by its

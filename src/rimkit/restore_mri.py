@@ -36,11 +36,11 @@ from rimkit.reconstruct import RIMReconstructor
 from rimkit.solvers.selection import baseline_run
 
 COIL_MAP_METHODS = {"espirit": espirit_maps, "lowres": coil_sensitivities}
-"""How :func:`restore` estimates multi-coil maps from the fully sampled k-space centre when it is
-not given them: ESPIRiT (the default; :func:`rimkit.operators.espirit_maps`) or each coil's
-low-resolution image over their root sum of squares (:func:`rimkit.operators.coil_sensitivities`).
-Single-coil k-space is demodulated by its low-resolution phase (``lowres``) unless ``maps`` is
-:data:`NO_MAPS`."""
+"""How :func:`rimkit.pipeline.restore` estimates multi-coil maps from the fully sampled k-space
+centre when it is not given them: ESPIRiT (the default; :func:`rimkit.operators.espirit_maps`) or
+each coil's low-resolution image over their root sum of squares
+(:func:`rimkit.operators.coil_sensitivities`). Single-coil k-space is demodulated by its
+low-resolution phase (``lowres``) unless ``maps`` is :data:`NO_MAPS`."""
 
 
 NO_MAPS = "none"

@@ -45,10 +45,10 @@ def write_image(
     """Write an image atomically: a temporary file in the same folder, then a rename.
 
     ``.npy`` stores the array exactly, FITS (gray only) as float32 values with ``header`` (an
-    ``astropy.io.fits.Header``, e.g. :func:`read_fits_header` of the input) where given; image
-    formats store it clipped to ``[0, 1]`` and rounded to ``bits`` (8, or 16 for TIFF and gray
-    PNG / PGM: :func:`can_store_16_bits`), gray or RGB. An existing file is kept unless ``force``; a
-    failed write leaves no file.
+    ``astropy.io.fits.Header``, e.g. :func:`rimkit.io.read_fits_header` of the input) where given;
+    image formats store it clipped to ``[0, 1]`` and rounded to ``bits`` (8, or 16 for TIFF and
+    gray PNG / PGM: :func:`can_store_16_bits`), gray or RGB. An existing file is kept unless
+    ``force``; a failed write leaves no file.
     """
     path = check_output(path, force)
     suffix = file_suffix(path)

@@ -8,7 +8,7 @@ figures. The benchmark scripts use it directly; ``rimkit eval`` is
 writes the files of :mod:`rimkit.evaluate.outputs`.
 
 Baselines get the weights and iteration counts tuned on training images for the nearest task
-setting (:func:`rimkit.evaluate.methods.tuned_setting`, :mod:`rimkit.solvers.tuning`) and start
+setting (:func:`rimkit.evaluate.methods.tuned_setting`, :mod:`rimkit.solvers.tuned`) and start
 at the task's usual initial estimate; override them with ``baseline_options``.
 
 Example:
@@ -53,6 +53,7 @@ from rimkit.evaluate.protocols import (
 from rimkit.io import INTEGER_RANGES, check_image_range, from_tensor, to_tensor
 from rimkit.solvers.selection import (
     BASELINE_EXTRAS,
+    BASELINE_TASKS,
     check_baselines,
     operator_setting,
     run_baseline,
@@ -61,6 +62,7 @@ from rimkit.zoo.loading import trained_scales
 
 __all__ = [
     "BASELINE_EXTRAS",
+    "BASELINE_TASKS",
     "DEFAULT_BASELINES",
     "DEFAULT_SIGMAS",
     "JOURNAL",
@@ -164,12 +166,12 @@ def evaluate(
 ) -> Evaluation:
     """Run every method on every case of every protocol; see :class:`Evaluation`.
 
-    ``images`` are ``(name, array)`` pairs in a fixed order: the index of an image seeds its
-    noise and masks. Each array is a real float image in ``[0, 1]``, ``(H, W)`` or ``(H, W,
-    C)`` with ``C`` 1 or 3, as :func:`load_images` returns them (MRI: gray magnitude images);
-    integer arrays (divide ``uint8`` by 255), other scales, channels first and NaN are refused
-    before any work with a ``ValueError`` naming the image. ``methods`` need distinct names.
-    ``progress`` shows a tqdm bar over the (setting, image) pairs.
+    ``images`` are ``(name, array)`` pairs in a fixed order: the index of an image seeds its noise
+    and masks. Each array is a real float image in ``[0, 1]``, ``(H, W)`` or ``(H, W, C)`` with
+    ``C`` 1 or 3, as :func:`rimkit.evaluate.request.load_images` returns them (MRI: gray magnitude
+    images); integer arrays (divide ``uint8`` by 255), other scales, channels first and NaN are
+    refused before any work with a ``ValueError`` naming the image. ``methods`` need distinct
+    names. ``progress`` shows a tqdm bar over the (setting, image) pairs.
 
     ``journal``: a file that records each finished (setting, image) at once and, when it
     exists, supplies those already finished (:mod:`rimkit.evaluate.journal`), so that a run

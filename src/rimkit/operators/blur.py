@@ -64,20 +64,13 @@ def gaussian_kernel(std: float, size: int | None = None) -> Tensor:
 
 def box_kernel(size: int) -> Tensor:
     """Uniform ``size x size`` kernel summing to one. An even ``size`` has no centre pixel:
-    its blur shifts the image by half a pixel towards the top left (with a note).
+    its blur shifts the image by half a pixel (:func:`checked_kernel` notes it).
 
     Example:
         >>> round(box_kernel(3)[0, 0].item(), 6)
         0.111111
     """
     size = _check_size(size)
-    if size % 2 == 0:
-        warnings.warn(
-            f"box:{size} has an even side, so no centre pixel: the blurred image shifts by half "
-            "a pixel towards the top left; an odd side keeps it in place",
-            UserWarning,
-            stacklevel=2,
-        )
     return torch.full((size, size), 1.0 / size**2)
 
 
@@ -224,12 +217,14 @@ def blur_kernel(kernel: Any = None) -> Tensor:
         >>> blur_kernel("box:3").sum().item()
         1.0
     """
-    if isinstance(kernel, str | os.PathLike) and os.path.isfile(kernel):
-        from rimkit.io import read_kernel
+    if isinstance(kernel, str | os.PathLike):
+        from rimkit.io import names_file, read_kernel
 
-        return checked_kernel(read_kernel(kernel), f"the kernel in {str(kernel)!r}")
+        if names_file(kernel):
+            return checked_kernel(read_kernel(kernel), f"the kernel in {str(kernel)!r}")
     if kernel is None or isinstance(kernel, str):
-        return kernel_from_spec(DEFAULT_KERNEL if kernel is None else kernel)
+        name = DEFAULT_KERNEL if kernel is None else kernel
+        return checked_kernel(kernel_from_spec(name), f"the kernel {name}")
     return checked_kernel(kernel)
 
 
