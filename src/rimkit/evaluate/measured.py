@@ -33,7 +33,7 @@ import torch
 from rimkit.evaluate.benchmarking import machine_info
 from rimkit.evaluate.journal import Journal, JournalMismatch, kept_for_resume, stopped
 from rimkit.evaluate.metrics import nmse, psnr, ssim
-from rimkit.evaluate.report import atomic_write_text, markdown_table
+from rimkit.evaluate.report import atomic_write_text, csv_text, markdown_table
 from rimkit.fastmri import center_crop, read_fastmri, slice_count
 
 __all__ = [
@@ -274,16 +274,10 @@ def _restore_run(model: Any = None, baseline: str | None = None, steps: int | No
 
 
 def _write(rows, out: Path, spec: Any, methods: list[str], notes: list[str], n_files: int) -> None:
-    import csv
-    import io
     import json
 
     header = ["file", "setting", "method", "slices", "nmse", "psnr", "ssim", "seconds"]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows([[r[k] for k in header] for r in rows])
-    atomic_write_text(out / "results.csv", buffer.getvalue())
+    atomic_write_text(out / "results.csv", csv_text(header, [[r[k] for k in header] for r in rows]))
     settings = list(dict.fromkeys(r["setting"] for r in rows))
     summary = [
         {

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import re
@@ -22,20 +20,17 @@ from rimkit.evaluate.protocols import (
     Case,
     Protocol,
 )
-from rimkit.evaluate.report import atomic_write_bytes, atomic_write_text, markdown_table
+from rimkit.evaluate.report import (
+    atomic_write_bytes,
+    atomic_write_text,
+    csv_text,
+    markdown_table,
+)
 from rimkit.evaluate.report import write_report as _write_report
 from rimkit.evaluate.runner import Evaluation
 
 if TYPE_CHECKING:
     from rimkit.evaluate.request import EvalSpec
-
-
-def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def _num(value: float, digits: int = 4) -> str:
@@ -112,7 +107,7 @@ def write_outputs(
         for r in result.rows
     ]
     header = ["image", "setting", "method", "psnr", "ssim", "seconds"]
-    files["results"] = atomic_write_text(out / "results.csv", _csv_text(header, rows))
+    files["results"] = atomic_write_text(out / "results.csv", csv_text(header, rows))
 
     curve_rows = [
         [setting, method, t + 1, _num(v)]
@@ -120,7 +115,7 @@ def write_outputs(
         for method, values in by_method.items()
         for t, v in enumerate(values)
     ]
-    curve_csv = _csv_text(["setting", "method", "step", "psnr"], curve_rows)
+    curve_csv = csv_text(["setting", "method", "step", "psnr"], curve_rows)
     files["convergence_csv"] = atomic_write_text(out / "convergence.csv", curve_csv)
     images: list[tuple[str, Path]] = []
     marks = sorted({t for t in trained_steps.values() if t})

@@ -25,11 +25,14 @@ Example:
 from __future__ import annotations
 
 import base64
+import csv
 import html
+import io
 import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rimkit.writing import atomic_write
 
@@ -56,6 +59,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """:func:`atomic_write_bytes` of UTF-8 text."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A CSV file's text: ``header``, then ``rows``, ``\\n`` line ends.
+
+    Example:
+        >>> csv_text(["a", "b"], [[1, "x,y"]])
+        'a,b\\n1,"x,y"\\n'
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def format_cell(value: object, digits: int = 2) -> str:
