@@ -125,25 +125,13 @@ def test_two_processes_train_in_step(image_folder, tmp_path, capfd):
 
 
 def test_a_distributed_runs_logged_loss_is_the_mean_of_its_processes():
-    import torch.multiprocessing as mp
 
-    from rimkit.train.launch import free_port
-
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    port = free_port()
     cases = [(1.0, True), (4.0, False)]  # rank 1's step was not finite
-    procs = [ctx.Process(target=_mean_worker, args=(r, port, *cases[r], queue)) for r in range(2)]
-    for p in procs:
-        p.start()
-    results = [queue.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    results = _two_processes(_mean_worker, cases)
     assert sorted(results) == [(0, 2.5, False), (1, 2.5, False)]
 
 
-def _mean_worker(rank, port, loss, finite, queue):
+def _mean_worker(rank, port, cases, queue):
     import torch.distributed
 
     from rimkit.train.distributed import mean_over_processes
@@ -151,6 +139,7 @@ def _mean_worker(rank, port, loss, finite, queue):
     torch.distributed.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2
     )
+    loss, finite = cases[rank]
     mean, all_finite = mean_over_processes(torch.tensor(loss), finite)
     queue.put((rank, float(mean), all_finite))
     torch.distributed.destroy_process_group()
@@ -163,6 +152,12 @@ def _load(cfg, run):
 
 
 def _rank_digests(cfg, out):
+    return _two_processes(_digest_worker, cfg, out)
+
+
+def _two_processes(target, *args):
+    """What ``target(rank, port, *args, queue)`` puts in the queue, run as ranks 0 and 1 of a
+    two-process group (spawned, as ``rimkit train --nproc 2`` starts its workers)."""
     import torch.multiprocessing as mp
 
     from rimkit.train.launch import free_port
@@ -170,14 +165,14 @@ def _rank_digests(cfg, out):
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = free_port()
-    procs = [ctx.Process(target=_digest_worker, args=(r, port, cfg, out, queue)) for r in (0, 1)]
+    procs = [ctx.Process(target=target, args=(r, port, *args, queue)) for r in (0, 1)]
     for p in procs:
         p.start()
-    digests = [queue.get(timeout=120) for _ in procs]
+    results = [queue.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
-    return digests
+    return results
 
 
 def _digest_worker(rank, port, cfg, out, queue):
