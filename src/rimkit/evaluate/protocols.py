@@ -226,8 +226,24 @@ def _noisy(x: Tensor, sigma: float, gen: torch.Generator, quantize: bool) -> Ten
     return quantize_8bit(y) if quantize else y
 
 
+class PatchedImages:
+    """What the protocols that may score seeded patches of each image share: the check that
+    an image holds a patch, made on every image before any work
+    (:func:`rimkit.evaluate.runner.evaluate`)."""
+
+    def check_image(self, image: np.ndarray, name: str) -> None:
+        """Refuse an image smaller than the protocol's patches (``self.patch``)."""
+        patch = self.patch  # type: ignore[attr-defined]
+        h, w = np.shape(image)[:2]
+        if patch is not None and (h < patch or w < patch):
+            raise ValueError(
+                f"image {name!r} ({h}x{w}) is smaller than the {patch}x{patch} patches; leave it "
+                "out of the folder or give smaller patches"
+            )
+
+
 @dataclass(frozen=True)
-class DenoiseProtocol:
+class DenoiseProtocol(PatchedImages):
     """Gaussian denoising at ``sigma`` (0-255 scale), the DnCNN protocol.
 
     ``y = x + sigma/255 N(0, 1)`` in float with the seed ``seed + index``, not clipped;
@@ -263,10 +279,6 @@ class DenoiseProtocol:
 
     def describe(self) -> dict:
         return {"protocol": "denoise", **asdict(self)}
-
-    def check_image(self, image: np.ndarray, name: str) -> None:
-        """Refuse an image smaller than the patches."""
-        _check_patch_fits(image, name, self.patch)
 
     def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
         gen = _generator(self.seed + index)
@@ -409,17 +421,6 @@ def _crops(
     ]
 
 
-def _check_patch_fits(image: np.ndarray, name: str, patch: int | None) -> None:
-    """Refuse an image smaller than the protocol's patches (before any work: see
-    :func:`rimkit.evaluate.runner.evaluate`)."""
-    h, w = np.shape(image)[:2]
-    if patch is not None and (h < patch or w < patch):
-        raise ValueError(
-            f"image {name!r} ({h}x{w}) is smaller than the {patch}x{patch} patches; leave it "
-            "out of the folder or give smaller patches"
-        )
-
-
 def _check_patching(patch: int | None, patches: int) -> None:
     if patch is not None and (isinstance(patch, bool) or not isinstance(patch, int) or patch < 1):
         raise ValueError(f"patch must be a positive int or None, got {patch!r}")
@@ -428,7 +429,7 @@ def _check_patching(patch: int | None, patches: int) -> None:
 
 
 @dataclass(frozen=True)
-class InpaintProtocol:
+class InpaintProtocol(PatchedImages):
     """Inpainting: ``round(fraction H W)`` pixels missing (same in every channel), drawn with
     the seed ``seed + index``, plus noise of ``sigma`` (0-255 scale) on the observed pixels.
 
@@ -461,10 +462,6 @@ class InpaintProtocol:
 
     def describe(self) -> dict:
         return {"protocol": "inpaint", **asdict(self)}
-
-    def check_image(self, image: np.ndarray, name: str) -> None:
-        """Refuse an image smaller than the patches."""
-        _check_patch_fits(image, name, self.patch)
 
     def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
         gen = _generator(self.seed + index)
@@ -535,7 +532,7 @@ class DeblurProtocol:
 
 
 @dataclass(frozen=True)
-class ProjectionProtocol:
+class ProjectionProtocol(PatchedImages):
     """Random projections (``kind`` in gaussian, bernoulli, fourier) of ``patch x patch``
     patches with ``m = ratio * n`` measurements and noise ``sigma`` (0-255 scale).
 
@@ -575,10 +572,6 @@ class ProjectionProtocol:
     def describe(self) -> dict:
         return {"protocol": "projection", **asdict(self)}
 
-    def check_image(self, image: np.ndarray, name: str) -> None:
-        """Refuse an image smaller than the patches."""
-        _check_patch_fits(image, name, self.patch)
-
     def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
         gen = _generator(self.seed + index)
         out = []
@@ -593,7 +586,7 @@ class ProjectionProtocol:
 
 
 @dataclass(frozen=True)
-class LensingProtocol:
+class LensingProtocol(PatchedImages):
     """Strong lensing: each ``patch x patch`` patch (at positions drawn from the seed
     ``seed + index``) is a source behind its own lens, drawn from the same generator by
     :class:`rimkit.tasks.LensingTask` with the Einstein radius fixed at ``einstein_radius``
@@ -631,10 +624,6 @@ class LensingProtocol:
 
     def describe(self) -> dict:
         return {"protocol": "lensing", **asdict(self)}
-
-    def check_image(self, image: np.ndarray, name: str) -> None:
-        """Refuse an image smaller than the patches."""
-        _check_patch_fits(image, name, self.patch)
 
     def cases(self, image: np.ndarray, index: int, name: str) -> list[Case]:
         from rimkit.tasks import LensingTask
