@@ -56,10 +56,11 @@ def dist_world() -> int:
     return Distributed.from_env().world
 
 
-def mean_over_processes(loss: Tensor, finite: bool) -> tuple[Tensor, bool]:
+def mean_over_processes(loss: Tensor, finite: Tensor | bool) -> tuple[Tensor, bool]:
     """The mean of ``loss`` over a distributed run's processes, and whether every one of them
-    had ``finite`` (one all-reduce of ``[loss, not finite]``)."""
-    stats = torch.stack([loss.float(), torch.tensor(float(not finite), device=loss.device)])
+    had ``finite`` (one all-reduce of ``[loss, not finite]``, one wait for the device)."""
+    unfinished = ~torch.as_tensor(finite, device=loss.device)
+    stats = torch.stack([loss.float(), unfinished.float()])
     torch.distributed.all_reduce(stats)  # sum over processes
     return stats[0] / torch.distributed.get_world_size(), bool(stats[1] == 0)
 

@@ -451,8 +451,8 @@ def _backward(
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = nn.utils.clip_grad_norm_(model.parameters(), optim.clip_grad)
-    finite = bool(torch.isfinite(loss) & torch.isfinite(grad_norm))
+    finite = torch.isfinite(loss) & torch.isfinite(grad_norm)  # on the device: no sync yet
     if distributed:
         mean_loss, all_finite = mean_over_processes(loss.detach(), finite)
         return mean_loss, grad_norm, all_finite
-    return loss, grad_norm, finite
+    return loss, grad_norm, bool(finite)
