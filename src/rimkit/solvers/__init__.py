@@ -26,9 +26,13 @@ with ``Tikhonov: 1/2 ||A x - y||^2 + lambda/2 ||x||^2``, ``wavelet l1: 1/2 ||A x
 lambda ||W x||_1`` and ``isotropic TV: 1/2 ||A x - y||^2 + lambda TV(x)`` over real images.
 
 The class defaults of ``weight`` are generic. Weights tuned on training images per task and
-noise level (:mod:`rimkit.solvers.tuning`, table ``defaults.json``) come from
+noise level (:mod:`rimkit.solvers.tuning` finds them, table ``defaults.json``) come from
 ``default_weight(name, task, level)``, and ``tuned_baseline(name, task, level)`` builds the
-baseline with them, e.g. ``tuned_baseline("tv", "denoise", 25)``.
+baseline with them, e.g. ``tuned_baseline("tv", "denoise", 25)`` (:mod:`rimkit.solvers.tuned`).
+They are tuned for a fixed iteration count from the task's start, not always the minimiser of
+the objective (see :mod:`rimkit.solvers.tuning`). :mod:`rimkit.solvers.selection` reads a
+forward model's tuning setting and runs the baseline for it, as ``rimkit eval``, ``compare`` and
+:func:`rimkit.pipeline.restore` do.
 
 Example:
     >>> import torch

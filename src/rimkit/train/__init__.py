@@ -1,4 +1,20 @@
-"""Training: typed configs, the BPTT loop, checkpoints and distributed runs."""
+"""Training: typed configs, the BPTT loop, checkpoints and distributed runs.
+
+===============  =============================================================================
+module           what
+===============  =============================================================================
+``config``       typed recipes (data, model, tasks, optimiser), YAML in and out, overrides
+``loop``         :func:`train`: the iterations, validation, checkpoints, Ctrl-C and resume
+``data``         the training and validation patches of ``data.train`` / ``data.val``
+``schedule``     the learning rate and the unrolled steps at an iteration
+``distributed``  a process's place in a multi-process run, the mean loss over processes
+``launch``       ``rimkit train --nproc N``: the processes, their lock and their notes
+``run_folder``   a run folder's lock, files and the checks a resume passes
+``warm_start``   ``optim.init``: a fine-tune from a shipped model or another run
+``runlog``       ``log.csv``, TensorBoard and the progress bar
+``checkpoint``   safetensors checkpoints (weights, Adam moments, meta), split for transport
+===============  =============================================================================
+"""
 
 from rimkit.train.checkpoint import (
     export_weights,
