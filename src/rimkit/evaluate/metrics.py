@@ -190,7 +190,12 @@ def rgb_to_y(rgb: np.ndarray | Tensor) -> np.ndarray:
 
 
 def y_channel(image: np.ndarray | Tensor) -> np.ndarray:
-    """The image itself when gray, else its :func:`rgb_to_y` luma (as SR evaluations do)."""
+    """The image itself when gray, else its :func:`rgb_to_y` luma (as SR evaluations do).
+
+    Example:
+        >>> y_channel(np.ones((2, 2, 3))).round(4).tolist()[0]  # white: Y = 235 / 255
+        [0.9216, 0.9216]
+    """
     array = as_image(image)
     return array if array.ndim == 2 else rgb_to_y(array)
 

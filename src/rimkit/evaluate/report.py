@@ -119,7 +119,14 @@ def _rows(table: Table) -> list[list[str]]:
 
 
 def markdown_table(table: Table) -> str:
-    """A Markdown table from rows (header first); cells formatted with :func:`format_cell`."""
+    """A Markdown table from rows (header first); cells formatted with :func:`format_cell`.
+
+    Example:
+        >>> print(markdown_table([["method", "PSNR"], ["tv", 28.914]]))
+        | method | PSNR |
+        |---|---|
+        | tv | 28.91 |
+    """
     rows = _rows(table)
     if not rows:
         raise ValueError("a table needs at least a header row")

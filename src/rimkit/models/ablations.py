@@ -28,11 +28,19 @@ from rimkit.models.rim import RIM, build_rim
 
 def build_gdn(*args: Any, **kwargs: Any) -> RIM:
     """The GDN ablation: ``build_rim(..., variant="gdn")`` (no estimate as cell input); takes
-    the arguments of :func:`~rimkit.models.rim.build_rim` but ``variant``."""
+    the arguments of :func:`~rimkit.models.rim.build_rim` but ``variant``.
+
+    Example:
+        >>> gdn = build_gdn("restoration", channels=1, features=4, hidden=4, train_steps=2)
+        >>> ffn = build_ffn("restoration", channels=1, features=4, hidden=4, train_steps=2)
+        >>> gdn.uses_estimate, type(ffn.cell.memory).__name__  # no x_t in; no GRU memory
+        (False, 'ConvFeedForward')
+    """
     return build_rim(*args, variant="gdn", **kwargs)
 
 
 def build_ffn(*args: Any, **kwargs: Any) -> RIM:
     """The FFN ablation: ``build_rim(..., variant="ffn")`` (GRUs replaced by conv + ReLU);
-    takes the arguments of :func:`~rimkit.models.rim.build_rim` but ``variant``."""
+    takes the arguments of :func:`~rimkit.models.rim.build_rim` but ``variant`` (see
+    :func:`build_gdn`'s example)."""
     return build_rim(*args, variant="ffn", **kwargs)

@@ -320,7 +320,14 @@ class RealImages(LinearOperator):
 
 
 def complex_to_channels(z: Tensor) -> Tensor:
-    """Complex ``(B, C, H, W)`` to real ``(B, 2C, H, W)`` (real parts, then imaginary parts)."""
+    """Complex ``(B, C, H, W)`` to real ``(B, 2C, H, W)`` (real parts, then imaginary parts).
+
+    Example:
+        >>> z = torch.complex(torch.ones(1, 1, 2, 2), -torch.ones(1, 1, 2, 2))
+        >>> x = complex_to_channels(z)
+        >>> x[0, :, 0, 0].tolist(), torch.equal(channels_to_complex(x), z)
+        ([1.0, -1.0], True)
+    """
     check_image(z, "z", allow_complex=True)
     if not z.is_complex():
         raise ValueError(f"expected a complex tensor, got {z.dtype}")

@@ -33,13 +33,20 @@ from rimkit.operators.base import LinearOperator, check_image
 
 
 def fft2c(x: Tensor) -> Tensor:
-    """Orthonormal centred 2-D FFT over the last two axes."""
+    """Orthonormal centred 2-D FFT over the last two axes.
+
+    Example:
+        >>> x = torch.rand(1, 1, 8, 8, dtype=torch.float64)
+        >>> k = fft2c(x)  # the image's mean sits at the centre, (4, 4), times sqrt(64)
+        >>> torch.allclose(k[0, 0, 4, 4].real, x.mean() * 8), torch.allclose(ifft2c(k).real, x)
+        (True, True)
+    """
     shifted = torch.fft.ifftshift(x, dim=(-2, -1))
     return torch.fft.fftshift(torch.fft.fft2(shifted, norm="ortho"), dim=(-2, -1))
 
 
 def ifft2c(k: Tensor) -> Tensor:
-    """Inverse of :func:`fft2c` (and its adjoint)."""
+    """Inverse of :func:`fft2c` (and its adjoint): see :func:`fft2c`'s example."""
     shifted = torch.fft.ifftshift(k, dim=(-2, -1))
     return torch.fft.fftshift(torch.fft.ifft2(shifted, norm="ortho"), dim=(-2, -1))
 

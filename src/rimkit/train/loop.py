@@ -95,6 +95,11 @@ def psnr_per_step(estimates: list[Tensor], target: Tensor, complex_images: bool 
 
     ``complex_images``: images held as two channels (real, imaginary; MRI) are scored by their
     magnitudes, as the evaluation scores them (their parts may be negative).
+
+    Example:
+        >>> target = torch.full((2, 1, 4, 4), 0.5)
+        >>> psnr_per_step([target + 0.1, target + 0.01], target).round().tolist()
+        [[20.0, 20.0], [40.0, 40.0]]
     """
     if complex_images:
         estimates, target = [magnitude(x) for x in estimates], magnitude(target)

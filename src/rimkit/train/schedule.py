@@ -22,7 +22,8 @@ from rimkit.train.config import (
 
 
 def lr_at(optim: OptimConfig, iteration: int) -> float:
-    """Learning rate at ``iteration``: linear warm-up, then constant, cosine or step decay."""
+    """Learning rate at ``iteration``: linear warm-up, then constant, cosine or step decay
+    (the module's example)."""
     if iteration < optim.warmup:
         return optim.lr * (iteration + 1) / optim.warmup
     progress = (iteration - optim.warmup) / max(1, optim.iterations - optim.warmup)
