@@ -1,5 +1,6 @@
 """The schedules of a training run: the learning rate at an iteration (linear warm-up, then
-cosine decay to ``min_lr_ratio``) and the number of steps unrolled at an iteration.
+``optim.schedule``: constant, cosine decay to ``min_lr_ratio`` or steps) and the number of steps
+unrolled at an iteration.
 
 Example:
     >>> from rimkit.train.config import OptimConfig
