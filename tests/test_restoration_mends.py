@@ -205,3 +205,9 @@ def test_a_boolean_colour_mask_and_a_0_255_mask_are_read_as_the_cli_reads_them(h
     grey[0, :4] = 128
     with pytest.warns(UserWarning, match=r"the mask is not 0 / 255: 0.694% of its pixels"):
         restore(y, "inpaint", inpainter, mask=grey)
+
+
+def test_inpainting_with_nothing_missing_gets_a_note(holes, inpainter):
+    y, _ = holes
+    with pytest.warns(UserWarning, match="the mask marks every pixel as measured"):
+        restore(y, "inpaint", inpainter, mask=np.ones_like(y))

@@ -29,7 +29,13 @@ import torch
 from rimkit.background import sky_level
 from rimkit.color import rgb_to_ycbcr, ycbcr_to_rgb
 from rimkit.degrade import SIGMA_MAX, is_real_number, lensing_operator
-from rimkit.inputs import check_array_type, check_image, check_mask_values, mask_tensor
+from rimkit.inputs import (
+    check_array_type,
+    check_image,
+    check_mask_values,
+    mask_of_shape,
+    mask_tensor,
+)
 from rimkit.io import IMAGE_RANGE_LIMIT, from_tensor, to_tensor
 from rimkit.models import RIM
 from rimkit.models.opponent import OpponentColorRIM
@@ -275,6 +281,14 @@ def restore(
     plausible = np.ndim(image) == 2 or (np.ndim(image) == 3 and np.shape(image)[2] in (1, 3))
     if mask is not None and task != "mri" and plausible:  # else the image's shape is refused
         check_mask_values(mask, np.shape(image)[:2])
+        if task == "inpaint" and bool((mask_of_shape(mask, np.shape(image)[:2]) > 0.5).all()):
+            warnings.warn(
+                "the mask marks every pixel as measured: there is nothing to fill in, and the "
+                "result is the measurement restored as a whole (without noise, the measurement "
+                "itself is the best answer)",
+                UserWarning,
+                stacklevel=2,
+            )
     if photons is not None:
         _check_photon_counts(task, sigma, units, peak, background)
         kept = photons.stabilise(image)  # noise of sigma 1, nearly Gaussian
