@@ -211,3 +211,41 @@ def test_inpainting_with_nothing_missing_gets_a_note(holes, inpainter):
     y, _ = holes
     with pytest.warns(UserWarning, match="the mask marks every pixel as measured"):
         restore(y, "inpaint", inpainter, mask=np.ones_like(y))
+
+
+def test_the_new_api_audits_bad_inputs_get_messages(tmp_path):
+    import torch
+
+    from rimkit.compare import compare
+    from rimkit.degrade import degrade
+    from rimkit.evaluate.metrics import psnr_per_sample
+    from rimkit.evaluate.report import csv_text
+    from rimkit.operators import Identity
+    from rimkit.solvers.selection import baseline_run
+    from rimkit.zoo import alternative_models
+
+    image = np.random.default_rng(0).random((16, 16))
+    with pytest.raises(ValueError, match=r"kernel file '.*missing.npy' does not exist"):
+        degrade(image, "blur", kernel=str(tmp_path / "missing.npy"))
+    with pytest.raises(ValueError, match=r"kernel file .* does not exist"):
+        degrade(image, "blur", kernel=tmp_path / "missing")
+    holed = image.copy()
+    holed[3, 3] = np.nan
+    with pytest.raises(ValueError, match="the image holds NaN or Inf values"):
+        degrade(holed, "blur")
+    with pytest.raises(ValueError, match="the clean image holds values up to 25"):
+        compare(image, "denoise", ["tv"], sigma=25, truth=image * 255)
+    with pytest.raises(ValueError, match=r"the estimate is \(2, 1, 4, 4\) but the target"):
+        psnr_per_sample(torch.zeros(2, 1, 4, 4), torch.zeros(1, 1, 4, 4))
+    assert csv_text(["a", "b"], [{"b": 2, "a": 1}]) == "a,b\n1,2\n"
+    with pytest.raises(ValueError, match="a row of 1 cells under a header of 2"):
+        csv_text(["a", "b"], [[1]])
+    with pytest.raises(ValueError, match="unknown baseline 'nope'"):
+        baseline_run("nope", Identity(), 0.1, (16, 16))
+    with pytest.raises(ValueError, match="unknown task 'bogus'"):
+        alternative_models("bogus")
+    np.save(tmp_path / "complex.npy", np.ones((4, 4), complex))
+    from rimkit.masks import read_mask
+
+    with pytest.raises(ValueError, match="holds complex128 values"):
+        read_mask(tmp_path / "complex.npy")

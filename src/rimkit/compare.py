@@ -37,6 +37,7 @@ from rimkit.evaluate.report import (
     write_report,
 )
 from rimkit.fastmri import center_crop
+from rimkit.io import check_image_range
 from rimkit.noise import UnitScaleWarning
 from rimkit.operators.blur import blur_kernel, valid_margins
 from rimkit.pipeline import restore
@@ -143,8 +144,17 @@ def comparable_truth(
         ...     comparable_truth(np.zeros((9, 9)), np.zeros((4, 4)), "sr", scale=2).shape
         (8, 8)
     """
+    if truth is None:
+        return None
+    if not isinstance(truth, np.ndarray):
+        raise TypeError(f"truth is a numpy array (H, W) or (H, W, C), got {type(truth).__name__}")
+    if restore_options.get("units") == "data" or task == "mri":  # any scale
+        if not np.isfinite(truth).all():
+            raise ValueError("the clean image holds NaN or Inf values; replace them first")
+    else:
+        check_image_range(truth, "the clean image", data_units=True)
     scale = restore_options.get("scale") or 2
-    if truth is None or task == "mri" or not float(scale).is_integer():  # size unknown
+    if task == "mri" or not float(scale).is_integer():  # size unknown
         return truth
     factor = int(scale) if task == "sr" else 1
     shape = (image.shape[0] * factor, image.shape[1] * factor, *image.shape[2:])

@@ -79,7 +79,7 @@ def degrade(
     ``sigma`` is on the 0-255 scale (required for ``denoise``, 0 otherwise by default).
     ``units="data"`` takes an image of any scale (counts, an MRI slice) with ``sigma`` in its
     units, as :func:`rimkit.pipeline.restore` does: it is degraded as the image divided by its
-    largest value and the measurement multiplied back.
+    largest absolute value and the measurement multiplied back.
     ``sr`` crops the image to a multiple of ``scale`` first, as the SR protocol does; the
     result equals MATLAB ``imresize(im2double(hr), 1/scale, 'bicubic')`` (an 8-bit output is
     that rounded once; MATLAB's ``imresize`` of a ``uint8`` image also rounds between its row

@@ -50,6 +50,8 @@ def check_image(image: np.ndarray, task: str, who: str = "restore") -> None:
     on another scale than ``[0, 1]`` (MRI, of any scale: only the array's type)."""
     check_array_type(image, who)
     if task == "mri":
+        if np.issubdtype(image.dtype, np.number) and not np.isfinite(image).all():
+            raise ValueError("the image holds NaN or Inf values; replace them first")
         return
     if not (np.issubdtype(image.dtype, np.floating) or np.iscomplexobj(image)):
         other = ", or give data of another scale with units='data'" if who == "restore" else ""

@@ -69,6 +69,8 @@ FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 """FITS files: values in the data's own units (e.g. counts), read and written as stored."""
 VALUE_SUFFIXES = (".npy", *FITS_SUFFIXES)
 """Output types that keep the values; the others store 8 bits of ``[0, 1]``."""
+FILE_SUFFIXES = (*IMAGE_SUFFIXES, *VALUE_SUFFIXES)
+"""Every file type rimkit reads as an image or an array (a name ending so is a file's)."""
 EXAMPLE_PREFIX = "example:"
 EXAMPLES = (
     "camera", "astronaut", "coffee", "moon", "brick", "grass", "gravel", "chelsea",
@@ -316,13 +318,16 @@ def _read_file(path: Path) -> tuple[np.ndarray, bool, int | None]:
 
 def channels_agree(array: np.ndarray) -> bool:
     """Whether every colour channel of an ``(H, W, C)`` array (alpha, a fourth, left out)
-    equals the first: a gray picture stored as colour (a mask, a kernel).
+    equals the first: a gray picture stored as colour (a mask, a kernel); an ``(H, W)`` array
+    has one channel, which agrees with itself.
 
     Example:
         >>> gray = np.zeros((2, 2, 3), dtype=bool)
         >>> channels_agree(gray), channels_agree(np.dstack([gray[..., 0], ~gray[..., :2]]))
         (True, False)
     """
+    if np.ndim(array) < 3:
+        return True
     return bool((array[..., :3] == array[..., :1]).all())
 
 
@@ -724,7 +729,14 @@ def check_image_range(image: np.ndarray, name: str, data_units: bool = True) -> 
         Traceback (most recent call last):
         ValueError: x.npy holds values up to 200; rimkit takes images in [0, 1] ...
     """
-    if np.iscomplexobj(image) or image.size == 0:
+    if image.size == 0:
+        return
+    if not np.isfinite(image).all():
+        raise ValueError(
+            f"{name} holds NaN or Inf values; replace them first (restore leaves pixels out "
+            "with mask=..., white = measured)"
+        )
+    if np.iscomplexobj(image):
         return
     low, high = float(image.min()), float(image.max())
     if high > IMAGE_RANGE_LIMIT or low < -IMAGE_RANGE_LIMIT:

@@ -57,6 +57,11 @@ def read_mask(path: str | os.PathLike, ignore_flags: str | int | None = None) ->
         raise ValueError(f"mask file {str(_without_extension(path))!r} does not exist")
     if file_suffix(path) == ".npy":
         array = np.asarray(load_array(path, "a mask"))
+        if array.dtype.kind not in "biuf" or array.size == 0:
+            raise ValueError(
+                f"mask {str(path)!r} holds {array.dtype} values of shape {array.shape}; a mask is "
+                "0 / 1 (white = observed), (H, W) or (W,)"
+            )
         if array.ndim == 1 or array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer):
             if np.iscomplexobj(array) or array.ndim not in (1, 2):
                 raise ValueError(f"mask {str(path)!r} has shape {array.shape}; give (H, W) or (W,)")

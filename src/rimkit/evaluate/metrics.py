@@ -119,6 +119,10 @@ def psnr_per_sample(estimate: Tensor, target: Tensor) -> Tensor:
         >>> psnr_per_sample(torch.full((1, 1, 4, 4), 0.6), torch.full((1, 1, 4, 4), 0.5)).round()
         tensor([20.])
     """
+    if estimate.shape != target.shape:
+        raise ValueError(
+            f"the estimate is {tuple(estimate.shape)} but the target {tuple(target.shape)}"
+        )
     err = (estimate.clamp(0, 1) - target).pow(2).flatten(1).mean(dim=1)
     return -10 * torch.log10(err.clamp_min(1e-12))
 

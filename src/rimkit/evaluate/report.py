@@ -30,7 +30,7 @@ import html
 import io
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +61,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A CSV file's text: ``header``, then ``rows``, ``\\n`` line ends.
+def csv_text(header: Sequence[str], rows: Sequence[Sequence[Any] | Mapping[str, Any]]) -> str:
+    """A CSV file's text: ``header``, then ``rows`` (sequences in the header's order, or dicts
+    keyed by it), ``\\n`` line ends.
 
     Example:
         >>> csv_text(["a", "b"], [[1, "x,y"]])
@@ -71,7 +72,11 @@ def csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
-    writer.writerows(rows)
+    for row in rows:
+        cells = [row[key] for key in header] if isinstance(row, Mapping) else list(row)
+        if len(cells) != len(header):
+            raise ValueError(f"a row of {len(cells)} cells under a header of {len(header)}")
+        writer.writerow(cells)
     return buffer.getvalue()
 
 

@@ -218,10 +218,12 @@ def blur_kernel(kernel: Any = None) -> Tensor:
         1.0
     """
     if isinstance(kernel, str | os.PathLike):
-        from rimkit.io import names_file, read_kernel
+        from rimkit.io import FILE_SUFFIXES, file_suffix, names_file, read_kernel
 
         if names_file(kernel):
             return checked_kernel(read_kernel(kernel), f"the kernel in {str(kernel)!r}")
+        if not isinstance(kernel, str) or file_suffix(kernel) in FILE_SUFFIXES:
+            raise ValueError(f"kernel file {str(kernel)!r} does not exist")
     if kernel is None or isinstance(kernel, str):
         name = DEFAULT_KERNEL if kernel is None else kernel
         return checked_kernel(kernel_from_spec(name), f"the kernel {name}")

@@ -192,6 +192,8 @@ def baseline_run(
     """
     from rimkit.solvers import BASELINES
 
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
     setting = operator_setting(operator, sigma, int(np.prod(shape)))
     iterative = "keep_estimates" in {f.name for f in dataclasses.fields(BASELINES[name])}
     options = {"keep_estimates": False} if iterative else {}  # the final estimate only

@@ -214,7 +214,9 @@ def tuned_baseline(
         return baseline(name, **options)
     entry = tuned_entry(name, task, level, path, sigma)
     if entry is not None and "weight" not in options:
-        _note_untuned_noise(name, canonical_task(task), sigma, _rows(name, task, path))
+        noisy = canonical_task(task) in NOISY_TASKS  # denoising's and deblurring's level
+        told = level if sigma is None and noisy else sigma
+        _note_untuned_noise(name, canonical_task(task), told, _rows(name, task, path))
     if entry is not None:
         options.setdefault("weight", float(entry["weight"]))
         options.setdefault("iterations", int(entry["iterations"]))

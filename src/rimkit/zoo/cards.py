@@ -97,6 +97,8 @@ def alternative_models(task: str) -> list[str]:
         >>> alternative_models("mri"), alternative_models("denoise")
         (['mri-measured'], [])
     """
+    if task not in DEFAULT_MODELS:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(DEFAULT_MODELS)}")
     shipped = {card.name for card in list_models()}
     return [name for name in ALTERNATIVE_MODELS.get(task, ()) if name in shipped]
 
