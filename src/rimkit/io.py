@@ -39,14 +39,15 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-MOVED: dict[str, str] = {
-    **dict.fromkeys(("read_cfl", "read_kspace", "read_bart_image"), "bart"),
-    **dict.fromkeys(("DATA_QUALITY_HDUS", "MASK_SLACK", "ignored_bits", "read_mask"), "masks"),
-    **dict.fromkeys(
-        ("atomic_write", "can_store_16_bits", "check_output", "check_output_folder"), "writing"
+_MOVED_TO = {
+    "bart": ("read_cfl", "read_kspace", "read_bart_image"),
+    "masks": ("DATA_QUALITY_HDUS", "MASK_SLACK", "ignored_bits", "read_mask"),
+    "writing": (
+        "atomic_write", "can_store_16_bits", "check_output", "check_output_folder",
+        "to_uint16", "write_image",
     ),
-    **dict.fromkeys(("to_uint16", "write_image"), "writing"),
-}
+}  # fmt: skip
+MOVED: dict[str, str] = {name: module for module, names in _MOVED_TO.items() for name in names}
 """Names this module held before BART k-space, masks and writing became modules of their own
 (:mod:`rimkit.bart`, :mod:`rimkit.masks`, :mod:`rimkit.writing`); still importable from here."""
 

@@ -77,19 +77,18 @@ __all__ = [
     "trained_scales",
 ]
 
-MOVED: dict[str, str] = {
-    **dict.fromkeys(
-        ("Start", "baseline_method", "blind_method", "measured_noise_level", "rim_method"),
-        "methods",
+_MOVED_TO = {
+    "methods": (
+        "Start", "baseline_method", "blind_method", "measured_noise_level", "rim_method",
+        "tuned_setting",
     ),
-    "tuned_setting": "methods",
-    **dict.fromkeys(
-        ("EvalSpec", "convert_channels", "load_images", "load_models", "make_protocols"),
-        "request",
+    "request": (
+        "EvalSpec", "convert_channels", "load_images", "load_models", "make_protocols",
+        "run_eval", "trained_sigma_range",
     ),
-    **dict.fromkeys(("run_eval", "trained_sigma_range"), "request"),
-    **dict.fromkeys(("eval_title", "summary_tables", "write_outputs"), "outputs"),
-}
+    "outputs": ("eval_title", "summary_tables", "write_outputs"),
+}  # fmt: skip
+MOVED: dict[str, str] = {name: module for module, names in _MOVED_TO.items() for name in names}
 """Names this module held before the methods, the ``rimkit eval`` request and its output
 files became modules of their own; still importable from here."""
 
