@@ -594,3 +594,37 @@ def test_sr_protocol_scores_bicubic_under_each_lr_recipe(tmp_path):
     for row in rows:  # noise-like pixels: rounding between MATLAB's passes moves many of them
         differing = float(row.split(" | ")[-1].rstrip(" |%"))
         assert 1 < differing < 60
+
+
+def test_tv_convergence_runs_tv_three_ways_on_every_tasks_measurements(tmp_path):
+    rng = np.random.default_rng(2)
+    ramp = np.linspace(0, 255, 36)[None, :] * np.ones((36, 1))
+    gray = np.clip(ramp + rng.normal(0, 8, ramp.shape), 0, 255).astype(np.uint8)
+    for name, image in (("Set12", gray), ("Set5", np.stack([gray] * 3, -1)), ("BSD68", gray)):
+        (tmp_path / "data" / "eval" / name).mkdir(parents=True)
+        Image.fromarray(image).save(tmp_path / "data" / "eval" / name / "a.png")
+    (tmp_path / "data" / "mri").mkdir()
+    np.savez(tmp_path / "data" / "mri" / "dipy_b0_10slices.npz", volume=gray[:, :, None, None])
+    out = tmp_path / "B.md"
+    out.write_text("# Benchmarks\n")
+    args = ["--data", str(tmp_path / "data"), "--images", "1", "--patches", "1", "--quiet"]
+    done = run_cmd(script_cmd("tv_convergence.py", *args, "--threads", "1", "--output", str(out)))
+    assert done.returncode == 0, done.stderr
+    rows = [line.split(" | ") for line in out.read_text().splitlines() if line.startswith("| ")]
+    assert rows[0][2:5] == ["equal steps, 100", "balanced, 100", "balanced, 1000"]
+    tasks = [row[0].lstrip("| ").split(":")[0] for row in rows[1:]]
+    assert (
+        tasks
+        == ["blur"] * 4
+        + ["inpaint"] * 2
+        + ["sr"] * 3
+        + ["projection"] * 4
+        + ["lensing"] * 2
+        + ["mri"] * 2
+    )
+    sets = {"blur": "Set12", "inpaint": "Set12", "sr": "Set5", "mri": "dipy-b0"}
+    for task, row in zip(tasks, rows[1:], strict=True):
+        assert row[1] == f"1 of {sets.get(task, 'BSD68')}"
+        equal, balanced, long = (float(v) for v in row[2:5])
+        assert float(row[5]) == pytest.approx(balanced - equal, abs=0.011)  # of unrounded means
+        assert float(row[6].rstrip(" |")) == pytest.approx(long - balanced, abs=0.011)
