@@ -14,10 +14,10 @@ objective. In noisy settings the two agree; where the measurement leaves much un
 (noiseless inpainting, super-resolution and MRI) the tuning may pick a weight at the grid's low
 edge that is good only because K iterations keep the estimate near its start (gradient-descent
 Tikhonov keeps the mean-filled start of inpainting; the conjugate-gradient one, which converges
-in its 30 iterations, fills the holes with 0 and scores 5-8 dB lower), and TV is short of its
-minimiser in deblurring, noiseless super-resolution and inpainting and MRI (more iterations at
-the same weight help it there). The results and how they
-were found (grid, images, iterations, seed, date, PSNR at every grid value) are saved as
+in its 30 iterations, fills the holes with 0 and scores 5-8 dB lower). TV balances its primal
+and dual steps with its weight, which brings it near its minimiser within its 100 iterations
+(BENCHMARKS.md, tv-convergence); its rows were re-tuned so on 2026-12-02. The results and how
+they were found (grid, images, iterations, seed, date, PSNR at every grid value) are saved as
 ``defaults.json`` next to this module; :func:`default_weight` reads them, and
 :func:`tuned_baseline` builds a baseline with its tuned weight.
 
