@@ -112,8 +112,9 @@ def psnr(estimate: np.ndarray | Tensor, reference: np.ndarray | Tensor, peak: fl
 
 def psnr_per_sample(estimate: Tensor, target: Tensor) -> Tensor:
     """PSNR (peak 1) per sample of a batch ``(B, ...)``, the estimate clipped to ``[0, 1]``;
-    shape ``(B,)``: ``PSNR = -10 log10(mean((clip(x_hat, 0, 1) - x)^2))``. Training's
-    validation and the baselines' tuning score with it.
+    shape ``(B,)``: ``PSNR = -10 log10(mean((clip(x_hat, 0, 1) - x)^2))``, the error floored
+    at ``1e-12`` (an exact match scores 120 dB, not infinity). Training's validation and the
+    baselines' tuning score with it.
 
     Example:
         >>> psnr_per_sample(torch.full((1, 1, 4, 4), 0.6), torch.full((1, 1, 4, 4), 0.5)).round()
