@@ -16,7 +16,8 @@ edge that is good only because K iterations keep the estimate near its start (gr
 Tikhonov keeps the mean-filled start of inpainting; the conjugate-gradient one, which converges
 in its 30 iterations, fills the holes with 0 and scores 5-8 dB lower). TV balances its primal
 and dual steps with its weight, which brings it near its minimiser within its 100 iterations
-(BENCHMARKS.md, tv-convergence); its rows were re-tuned so on 2026-12-02. The results and how
+except on the 32x32 patch tasks (projections at small m / n, lensing: 0.4-3.7 dB short;
+BENCHMARKS.md, tv-convergence); its rows were re-tuned so on 2026-12-02. The results and how
 they were found (grid, images, iterations, seed, date, PSNR at every grid value) are saved as
 ``defaults.json`` next to this module; :func:`default_weight` reads them, and
 :func:`tuned_baseline` builds a baseline with its tuned weight.
