@@ -21,12 +21,12 @@ bounded by ``lambda``, so the default balances the two scales,
 
     r = clip(0.5 / sqrt(lambda), 1, 30),
 
-which takes low-noise deblurring (``lambda`` near 0.002) to its minimiser in about 100 steps
-where ``r = 1`` needs 1000 (BENCHMARKS.md, tv-convergence). Where ``||A||`` is large (random
-projections at small ``m / n``) or the weight tiny (noiseless lensing) 100 steps can be
-0.4-4 dB short of the minimiser's PSNR; give more ``iterations`` or a larger ``step_ratio``. The
-objective is not monotone along the iterates but decreases overall. ``A x_bar = 2 A x_new - A x``
-by linearity, so each step costs one forward and one adjoint.
+which takes low-noise deblurring (``lambda`` near 0.002) to its minimiser in about 100 steps,
+where ``r = 1`` is still 2.4 dB short (BENCHMARKS.md, tv-convergence: 9 px motion blur).
+Where ``||A||`` is large (random projections at small ``m / n``) or the weight tiny (noiseless
+lensing) 100 steps can be 0.4-4 dB short of the minimiser's PSNR; give more ``iterations`` or a
+larger ``step_ratio``. The objective is not monotone along the iterates but decreases overall.
+``A x_bar = 2 A x_new - A x`` by linearity, so each step costs one forward and one adjoint.
 
 Example:
     >>> import torch
