@@ -8,7 +8,7 @@ measurements of each benchmark's protocol, TV at the tuned weight three ways: eq
 (``r = 1``) for 100 steps, balanced steps for 100 (what every baseline column runs now) and
 balanced steps for 1000, and writes the ``tv-convergence`` section.
 
-    python benchmarks/tv_convergence.py --threads 1 --journal /tmp/j-tv.jsonl   # ~40 min, 1 core
+    python benchmarks/tv_convergence.py --threads 2 --journal /tmp/j-tv.jsonl   # 36 min, 2 threads
     python benchmarks/tv_convergence.py --images 1 --output /tmp/BENCHMARKS.md   # a quick look
 """
 

@@ -153,8 +153,9 @@ class TotalVariation(VariationalSolver):
         lam = self.weight
         x = solver_start(y, operator, x0)  # (B, C, H, W)
         norm_k = (estimate_lipschitz(operator, x, self.power_iterations) * self.safety + 8).sqrt()
-        tau = 0.99 * self.ratio / norm_k  # (B,) primal step
-        s = 0.99 / (self.ratio * norm_k)  # (B,) dual step, tau * s * ||K||^2 < 1
+        r = self.ratio
+        tau = 0.99 * r / norm_k  # (B,) primal step
+        s = 0.99 / (r * norm_k)  # (B,) dual step, tau * s * ||K||^2 < 1
         tau_x, s_q = bcast(tau, x), bcast(s, x)[..., None]  # (B,1,1,1), (B,1,1,1,1)
         ax = operator(x)  # measurement shape
         s_p = bcast(s, ax)
