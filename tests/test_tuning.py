@@ -33,6 +33,7 @@ from rimkit.solvers.tuning import (
     psnr,
     tune,
     tuned_baseline,
+    tuning_iterations,
 )
 
 
@@ -227,7 +228,9 @@ def test_the_command_line_writes_weights_with_their_provenance(training_folder, 
         if row["task"] == "fourier" and row["sigma"] == 0:
             full = NOISELESS_GRID
         assert row["grid"] == list(full[::2])  # --quick: every other weight
-        assert row["iterations"] == prov["iterations"][row["baseline"]]
+        assert row["iterations"] == tuning_iterations(row["baseline"], row["task"]) // 5
+    # TV runs 1000 steps on the patch tasks (100 elsewhere), a fifth of each with --quick
+    assert prov["iterations"] == {"tv": {"denoise": 20, "fourier": 200}, "cg-tikhonov": 6}
     assert default_weight("tv", "denoise", 25, out) == next(
         r["weight"] for r in rows if r["baseline"] == "tv" and r["level"] == 25
     )
@@ -335,6 +338,8 @@ def test_update_replaces_only_the_tuned_rows(training_folder, tmp_path):
     assert all(rows[k] == old[k] for k in rows if k[0] == "denoise")
     assert all(rows[k]["grid"] == list(NOISY_GRID if k[2] else NOISELESS_GRID)
                for k in rows if k[0] == "sr")  # fmt: skip
+    # the provenance's iterations follow the rows: the quick denoising rows', the full sr rows'
+    assert after["provenance"]["iterations"] == {"cg-tikhonov": {"denoise": 6, "sr": 30}}
     update_note = after["provenance"]["updates"][-1]
     assert "--update" in update_note["command"] and ["sr", 2.0, 5.0] in update_note["settings"]
     assert after["provenance"]["settings"] == [dataclasses.asdict(s) for s in SETTINGS]

@@ -78,14 +78,26 @@ class SolverResult(Trajectory):
         return torch.stack(self.objective)
 
 
-def check_weight(value: object, name: str = "weight") -> float:
-    """A regularisation weight: a finite number ``> 0``; otherwise a ``ValueError``."""
+def check_positive(value: object, name: str) -> float:
+    """A finite number ``> 0`` (a step, a ratio); otherwise a ``ValueError`` naming ``name``.
+
+    Example:
+        >>> check_positive(0.5, "step")
+        0.5
+        >>> check_positive(float("inf"), "step_ratio")
+        Traceback (most recent call last):
+        ...
+        ValueError: step_ratio must be a finite number > 0, got inf
+    """
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok or not math.isfinite(value) or value <= 0:  # type: ignore[arg-type]
-        raise ValueError(
-            f"{name} (the regularisation weight lambda) must be a finite number > 0, got {value!r}"
-        )
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)  # type: ignore[arg-type]
+
+
+def check_weight(value: object) -> float:
+    """A regularisation weight: a finite number ``> 0``; otherwise a ``ValueError``."""
+    return check_positive(value, "weight (the regularisation weight lambda)")
 
 
 def check_iterations(value: object, name: str = "iterations") -> int:

@@ -36,7 +36,14 @@ import torch
 from torch import Tensor
 
 from rimkit.likelihood import Likelihood, is_noise_map
-from rimkit.solvers.base import Recorder, SolverResult, bcast, check_iterations, check_weight
+from rimkit.solvers.base import (
+    Recorder,
+    SolverResult,
+    bcast,
+    check_iterations,
+    check_positive,
+    check_weight,
+)
 from rimkit.solvers.tv import gradient, gradient_adjoint
 
 __all__ = ["MAP_PRIORS", "MAPDescent"]
@@ -80,8 +87,8 @@ class MAPDescent:
         check_iterations(self.iterations)
         if self.prior not in MAP_PRIORS:
             raise ValueError(f"unknown prior {self.prior!r}; known: {', '.join(MAP_PRIORS)}")
-        check_weight(self.smoothing, "smoothing")
-        check_weight(self.step, "step")
+        check_positive(self.smoothing, "smoothing")
+        check_positive(self.step, "step")
         if self.bounds is not None:
             low, high = self.bounds
             if not low < high:

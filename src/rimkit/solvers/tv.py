@@ -53,6 +53,7 @@ from rimkit.solvers.base import (
     VariationalSolver,
     adjoint_real,
     bcast,
+    check_positive,
     estimate_lipschitz,
     solver_start,
     sq_norm,
@@ -129,11 +130,8 @@ class TotalVariation(VariationalSolver):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        r = self.step_ratio
-        if r is not None and (
-            isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r < float("inf")
-        ):
-            raise ValueError(f"step_ratio must be a positive number or None, got {r!r}")
+        if self.step_ratio is not None:
+            check_positive(self.step_ratio, "step_ratio (or None)")
 
     @property
     def ratio(self) -> float:
