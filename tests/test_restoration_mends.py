@@ -28,6 +28,29 @@ def holes() -> tuple[np.ndarray, np.ndarray]:
     return rng.random((24, 24)) * mask, mask
 
 
+def test_a_mask_with_holes_in_its_alpha_channel_reads_them_as_holes(tmp_path):
+    holes = np.zeros((8, 8), bool)
+    holes[2:5, 3:7] = True
+    white = np.full((8, 8), 255, np.uint8)
+    alpha = np.where(holes, 0, 255).astype(np.uint8)
+    Image.fromarray(np.stack([white, white, white, alpha], -1), "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(np.stack([white, alpha], -1), "LA").save(tmp_path / "la.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no alpha-dropped note: the alpha is the mask
+        for name in ("rgba.png", "la.png"):
+            assert np.array_equal(read_mask(tmp_path / name), (~holes).astype(np.float64))
+    gray = np.where(holes[::-1], 0, 255).astype(np.uint8)  # holes drawn too, and made clear
+    Image.fromarray(np.stack([gray, alpha], -1), "LA").save(tmp_path / "both.png")
+    assert np.array_equal(read_mask(tmp_path / "both.png"), (~holes & ~holes[::-1]).astype(float))
+    opaque = np.stack([gray, np.full((8, 8), 255, np.uint8)], -1)  # opaque: the gray is the mask
+    Image.fromarray(opaque, "LA").save(tmp_path / "opaque.png")
+    assert np.array_equal(read_mask(tmp_path / "opaque.png"), gray / 255.0)
+    black = np.stack([np.zeros((8, 8), np.uint8), alpha], -1)  # black strokes: ambiguous
+    Image.fromarray(black, "LA").save(tmp_path / "black.png")
+    with pytest.raises(ValueError, match="observes nothing once its transparent pixels"):
+        read_mask(tmp_path / "black.png")
+
+
 def test_a_colour_mask_file_whose_channels_differ_is_refused(tmp_path):
     mask = np.zeros((8, 8, 3), np.uint8)
     mask[..., 1] = 255  # green everywhere, holes marked red and blue: luminance read it as 0.59

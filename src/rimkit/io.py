@@ -102,13 +102,14 @@ def is_fits(path: str | os.PathLike) -> bool:
 
 
 def read_image(
-    path: str | os.PathLike, gray: bool | None = None, counts: bool = False
+    path: str | os.PathLike, gray: bool | None = None, counts: bool = False, alpha: bool = False
 ) -> np.ndarray:
     """Read an image file (or ``example:NAME``) as float64 ``(H, W)`` or ``(H, W, C)``.
 
     ``gray=True`` converts RGB to luminance (ITU-R 601, as Pillow's ``L`` mode), ``gray=False``
     converts gray to RGB, ``None`` keeps what the file holds. Alpha channels are dropped (with a
-    ``UserWarning``). ``counts=True`` keeps integers as stored (counts, e.g. a camera's 0-4095
+    ``UserWarning``), or kept as the last channel with ``alpha=True`` (then ``gray`` must be
+    ``None``). ``counts=True`` keeps integers as stored (counts, e.g. a camera's 0-4095
     in a 16-bit TIFF) instead of scaling them to ``[0, 1]``; :func:`stored_white` tells the
     value their type's white is.
 
@@ -131,6 +132,10 @@ def read_image(
         array = array.astype(np.float64)
     else:
         array = _scale_integers(array, name, int32_as_16_bit=picture)
+    if alpha:
+        if gray is not None:
+            raise ValueError("read_image: alpha=True keeps the channels as stored; leave gray None")
+        return array
     return _convert_channels(array, gray, name)
 
 

@@ -37,13 +37,15 @@ them."""
 
 
 def read_mask(path: str | os.PathLike, ignore_flags: str | int | None = None) -> np.ndarray:
-    """A mask file (inpainting's observed pixels, MRI's sampled k-space points) as float64
-    ``(H, W)``, or ``(W,)`` for a 1-D column mask in a ``.npy``: an image (white = observed)
-    or a ``.npy`` of bools, integers (nonzero = observed) or floats in ``[0, 1]``. A 0/1 mask
-    stored as 8 bits (black to the eye) counts as 0/1, and values 0 and 255 (or 65535) as 0 and
-    1. A FITS HDU named ``DQ`` or ``BPM`` (``obs.fits[DQ]``) holds data-quality flags: its
-    nonzero pixels are the bad ones (0 here), but for the bits in ``ignore_flags``
-    (:func:`ignored_bits`: ``"4"`` or ``"4,8"`` ignore those bits, ``"~4"`` counts only bit 4).
+    """A mask file (inpainting's observed pixels, MRI's sampled k-space points) as float64 ``(H,
+    W)``, or ``(W,)`` for a 1-D column mask in a ``.npy``: an image (white = observed) or a
+    ``.npy`` of bools, integers (nonzero = observed) or floats in ``[0, 1]``. A 0/1 mask stored
+    as 8 bits (black to the eye) counts as 0/1, and values 0 and 255 (or 65535) as 0 and 1. An
+    image with an alpha channel is taken over black: its transparent pixels are holes (a mask
+    with holes erased in a drawing program). A FITS HDU named ``DQ`` or ``BPM``
+    (``obs.fits[DQ]``) holds data-quality flags: its nonzero pixels are the bad ones (0 here),
+    but for the bits in ``ignore_flags`` (:func:`ignored_bits`: ``"4"`` or ``"4,8"`` ignore those
+    bits, ``"~4"`` counts only bit 4).
 
     Example:
         >>> import tempfile
@@ -73,7 +75,13 @@ def read_mask(path: str | os.PathLike, ignore_flags: str | int | None = None) ->
             f"ignore_flags is for data-quality flags in a FITS HDU named DQ or BPM; {str(path)!r} "
             "is not a FITS file"
         )
-    mask = read_image(path)
+    mask = read_image(path, alpha=True)
+    opacity = None
+    if mask.ndim == 3 and mask.shape[2] in (2, 4):  # an alpha channel
+        mask, opacity = mask[..., :-1], mask[..., -1]
+        opacity = None if opacity.min() >= 1 else opacity  # opaque: it says nothing
+    if mask.ndim == 3 and mask.shape[2] == 1:
+        mask = mask[..., 0]
     if mask.ndim == 3:  # a colour picture of a mask: its channels must agree
         if not channels_agree(mask):
             raise ValueError(
@@ -84,7 +92,16 @@ def read_mask(path: str | os.PathLike, ignore_flags: str | int | None = None) ->
         mask = mask[..., 0]
     if 0 < mask.max() <= 1 / 255 + 1e-9:  # 0/1 stored in 8 bits
         mask = (mask > 0).astype(np.float64)
-    return _mask_values(mask, f"mask {str(path)!r}")
+    mask = _mask_values(mask, f"mask {str(path)!r}")
+    if opacity is not None:  # over black: transparent pixels are holes
+        mask = mask * opacity
+        if not mask.any():
+            raise ValueError(
+                f"mask {str(path)!r} observes nothing once its transparent pixels are taken as "
+                "holes (its opaque pixels are black); save it as a black-and-white image, white "
+                "= observed"
+            )
+    return mask
 
 
 MASK_SLACK = 0.01
