@@ -186,6 +186,10 @@ def test_a_baseline_is_run_with_the_weight_tuned_for_its_noise(tmp_path, monkeyp
     other = TotalVariation(weight=0.001, iterations=5)(y, op, 15 / 255, x0=x0).final
     torch.testing.assert_close(got, want)
     assert not torch.allclose(got, other)
+    from_numpy = run_baseline("tv", ("inpaint", 0.5), y.double().numpy(), op, 15 / 255)[-1]
+    torch.testing.assert_close(from_numpy, want)
+    with pytest.raises(ValueError, match=r"y must be a torch\.Tensor or a numpy array"):
+        run_baseline("tv", ("inpaint", 0.5), y.tolist(), op, 15 / 255)
 
 
 def test_tuned_baseline_uses_the_tuned_weight_unless_given():

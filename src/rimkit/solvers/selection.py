@@ -111,7 +111,7 @@ def _lensing_of(op: LinearOperator) -> Lensing | None:
 def run_baseline(
     name: str,
     setting: tuple[str, float] | None,
-    y: Tensor,
+    y: Tensor | np.ndarray,
     operator: LinearOperator,
     sigma: float,
     like: Tensor | None = None,
@@ -121,7 +121,8 @@ def run_baseline(
     """Baseline ``name`` with the weight tuned for ``setting`` (``(task, level)``, see
     :func:`operator_setting`; ``None``: the weight of ``options`` alone) at the noise level
     ``sigma`` (0-1 scale) and ``options``, started at ``x0`` or where the tuning started it;
-    its estimates. ``like``: an image of ``x``'s shape, for operators whose start is flat.
+    its estimates. ``y`` is in the operator's measurement shape (a numpy array is taken as
+    such). ``like``: an image of ``x``'s shape, for operators whose start is flat.
 
     Example:
         >>> from rimkit.operators import Identity
@@ -132,6 +133,13 @@ def run_baseline(
     """
     from rimkit.solvers import BASELINES, baseline, tuned_baseline
 
+    if isinstance(y, np.ndarray):
+        y = torch.from_numpy(np.ascontiguousarray(y))
+    if not isinstance(y, Tensor):
+        raise ValueError(
+            f"y must be a torch.Tensor or a numpy array in the operator's measurement shape, got "
+            f"{type(y).__name__}"
+        )
     y = y.to(torch.complex64 if y.is_complex() else torch.float32)  # MRI: k-space
     operator = in_model_dtype(operator, torch.float32)  # a float64 operator of one's own
     if setting is None:
