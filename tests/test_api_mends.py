@@ -328,3 +328,25 @@ def test_a_loaded_model_is_unwrapped_or_named_not_called():
     with pytest.raises(TypeError, match=r"run its \.model"):
         loaded(None)
     check_device("cpu:0")  # torch's name of the one CPU device
+
+
+@pytest.mark.parametrize(
+    "module, lazy",
+    [
+        ("rimkit", ["load_pretrained", "list_models"]),
+        ("rimkit.io", ["read_mask", "write_image", "read_cfl"]),
+        ("rimkit.pipeline", ["estimate_coil_maps", "NO_MAPS"]),
+        ("rimkit.solvers", ["default_weight", "tuned_baseline"]),
+        ("rimkit.evaluate.runner", ["run_eval", "write_outputs"]),
+        ("rimkit.zoo", ["load_model", "save_model"]),
+    ],
+)
+def test_names_imported_on_first_use_are_listed_by_dir(module, lazy):
+    import importlib
+
+    mod = importlib.import_module(module)
+    names = dir(mod)
+    assert set(lazy) <= set(names) and names == sorted(names)
+    for name in lazy:  # each resolves to the object of the module that holds it now
+        value = getattr(mod, name)
+        assert callable(value) or isinstance(value, (str, tuple)), name

@@ -11,6 +11,10 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "list_models", "load_pretrained"]
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *("load_pretrained", "list_models")})
+
+
 def __getattr__(name: str):
     """``rimkit.load_pretrained`` and ``rimkit.list_models`` without importing torch early."""
     if name in ("load_pretrained", "list_models"):

@@ -52,6 +52,10 @@ MOVED: dict[str, str] = {name: module for module, names in _MOVED_TO.items() for
 (:mod:`rimkit.bart`, :mod:`rimkit.masks`, :mod:`rimkit.writing`); still importable from here."""
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *MOVED})
+
+
 def __getattr__(name: str) -> Any:
     module = MOVED.get(name)
     if module is None:

@@ -72,6 +72,10 @@ MOVED = ("COIL_MAP_METHODS", "NO_MAPS", "estimate_coil_maps")
 importable from here."""
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *MOVED})
+
+
 def __getattr__(name: str) -> Any:
     if name not in MOVED:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

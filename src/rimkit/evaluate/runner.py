@@ -93,6 +93,10 @@ MOVED: dict[str, str] = {name: module for module, names in _MOVED_TO.items() for
 files became modules of their own; still importable from here."""
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *MOVED})
+
+
 def __getattr__(name: str) -> Any:
     module = MOVED.get(name)
     if module is None:

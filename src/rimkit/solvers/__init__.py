@@ -81,6 +81,10 @@ BASELINES: dict[str, type[Reconstructor]] = {
 }
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *("default_weight", "tuned_baseline")})
+
+
 def __getattr__(name: str) -> object:
     """``default_weight`` and ``tuned_baseline``, imported from :mod:`rimkit.solvers.tuned`
     on first use (it reads the tuned-weight table)."""
