@@ -5,8 +5,10 @@ TV (``rimkit.solvers.TotalVariation``, Chambolle-Pock) runs ``tau = 0.99 r / ||K
 1, 30)``); before, ``r = 1``, which left low-noise deblurring, noiseless super-resolution and
 random projections short of the minimiser at 100 steps. This script runs, on the same
 measurements of each benchmark's protocol, TV at the tuned weight three ways: equal steps
-(``r = 1``) for 100 steps, balanced steps for 100 (what every baseline column runs now) and
-balanced steps for 1000, and writes the ``tv-convergence`` section.
+(``r = 1``) for 100 steps, balanced steps for 100 (what the baseline columns run, but on the
+32x32 patch tasks) and balanced steps for 1000 (what they run on the patch tasks, random
+projections and lensing, since this section showed 100 short there:
+``rimkit.solvers.tuning.TASK_ITERATIONS``), and writes the ``tv-convergence`` section.
 
     python benchmarks/tv_convergence.py --threads 2 --journal /tmp/j-tv.jsonl   # 36 min, 2 threads
     python benchmarks/tv_convergence.py --images 1 --output /tmp/BENCHMARKS.md   # a quick look
@@ -105,7 +107,9 @@ def main() -> None:
         "tuned with balanced steps since 2026-12-02), started where each task starts, on the "
         f"first {args.images} images of each set (projections and lensing: {args.patches} "
         "32x32 patches per image; MRI: the dipy b0 slices, columns mask). `balanced, 100` is "
-        "how TV runs now; `balanced, 1000` tells how far that is from TV's minimiser; `equal "
+        "how TV runs but on the patch tasks (projections, lensing), where it runs 1000 steps "
+        "at a weight tuned for 1000; `balanced, 1000` tells how far 100 is from TV's minimiser; "
+        "`equal "
         "steps, 100` is the old step rule at today's weights (before 2026-12-02 TV ran with "
         "equal steps at weights tuned for them, mostly 3 to 10 times larger, which kept the "
         "short run near its start: the sections dated earlier show TV so)."
