@@ -24,7 +24,8 @@ bounded by ``lambda``, so the default balances the two scales,
 which takes low-noise deblurring (``lambda`` near 0.002) to its minimiser in about 100 steps,
 where ``r = 1`` is still 2.4 dB short (BENCHMARKS.md, tv-convergence: 9 px motion blur).
 Where ``||A||`` is large (random projections at small ``m / n``) or the weight tiny (noiseless
-lensing) 100 steps can be 0.4-4 dB short of the minimiser's PSNR; give more ``iterations`` or a
+lensing) 100 steps can be 0.4-4 dB short of the minimiser's PSNR; give more ``iterations`` (the
+tuned weights of those tasks are for 1000: ``rimkit.solvers.tuning.TASK_ITERATIONS``) or a
 larger ``step_ratio``. The objective is not monotone along the iterates but decreases overall.
 ``A x_bar = 2 A x_new - A x`` by linearity, so each step costs one forward and one adjoint.
 
