@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from rimkit.solvers.base import Reconstructor
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.json")
+"""The tuned-weight table read when no ``path`` is given. It is read from this module at each
+call, so ``rimkit.solvers.tuned.DEFAULTS_PATH = other`` redirects every reader; the name
+:mod:`rimkit.solvers.tuning` re-exports is a copy (setting it there redirects nothing)."""
 
 
 PROJECTIONS = ("gaussian", "bernoulli", "fourier")
