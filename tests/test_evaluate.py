@@ -836,3 +836,24 @@ def test_eval_takes_models_as_paths_a_label_alone_and_refuses_boundary_off_blur(
     assert (tmp_path / "evals" / "mine-denoise" / "summary.md").is_file()
     status, _, err = run_eval(capsys, *argv, "--boundary", "circular", "--baselines", "tv")
     assert status == 2 and "--boundary applies to --task blur only" in err
+
+
+def test_an_exact_match_counts_as_the_psnr_ceiling_in_means():
+    from rimkit.evaluate import DenoiseProtocol, Method, evaluate
+
+    def truth(case):  # the truth itself, at every step: 8-bit scoring finds no error
+        return [case.truth, case.truth]
+
+    images = [
+        ("flat", np.full((16, 16), 100 / 255)),
+        ("ramp", np.arange(256.0).reshape(16, 16) / 255),
+    ]
+    result = evaluate(images, [DenoiseProtocol(25)], [Method("exact", truth)])
+    assert [row["psnr"] for row in result.rows] == [math.inf, math.inf]  # the rows keep inf
+    assert result.summary()[0]["psnr"] == runner.PSNR_CEILING
+    assert result.curves["sigma=25"]["exact"] == [runner.PSNR_CEILING] * 2
+    rows = [{"setting": "s", "method": "m", "psnr": p, "ssim": 1.0, "seconds": 0.0}
+            for p in (math.inf, 30.0)]  # fmt: skip
+    assert runner.Evaluation(rows=rows).summary()[0]["psnr"] == (runner.PSNR_CEILING + 30) / 2
+    rows[1]["psnr"] = math.nan  # a failed estimate still makes the mean NaN
+    assert math.isnan(runner.Evaluation(rows=rows).summary()[0]["psnr"])

@@ -104,6 +104,14 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"rimkit.evaluate.{module}"), name)
 
 
+PSNR_CEILING = 100.0
+"""The most a PSNR (dB) counts for in a mean over images or patches. An 8-bit output can equal
+the truth (a flat patch measured well enough): its PSNR is infinite and would make the mean
+infinite, so it counts as the ceiling. Every 8-bit output that is not exact scores below it up to
+481x321 pixels (one pixel one level off: 78.2 dB in a 32x32 patch, 100.0 in a 481x321 image).
+The per-image rows keep their own values (``inf``)."""
+
+
 @dataclass
 class Evaluation:
     """What :func:`evaluate` measured.
@@ -125,7 +133,8 @@ class Evaluation:
         """Mean PSNR, SSIM and seconds per (setting, method), in run order.
 
         NaN SSIMs (images smaller than the 11 x 11 window) are left out of the mean; a NaN
-        PSNR (an estimate with NaN or Inf values) makes the PSNR and SSIM means NaN."""
+        PSNR (an estimate with NaN or Inf values) makes the PSNR and SSIM means NaN; an exact
+        match's infinite PSNR counts as :data:`PSNR_CEILING`."""
         groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for row in self.rows:
             groups.setdefault((row["setting"], row["method"]), []).append(row)
@@ -137,7 +146,7 @@ class Evaluation:
                     "setting": setting,
                     "method": method,
                     "images": len(rows),
-                    "psnr": math.nan if failed else _mean([r["psnr"] for r in rows]),
+                    "psnr": math.nan if failed else _mean([_capped(r["psnr"]) for r in rows]),
                     "ssim": math.nan if failed else _mean([r["ssim"] for r in rows]),
                     "seconds": _mean([r["seconds"] for r in rows]),
                 }
@@ -150,6 +159,11 @@ class Evaluation:
             if row["setting"] == setting and row["method"] == method:
                 return row[metric]
         return math.nan
+
+
+def _capped(value: float) -> float:
+    """A PSNR with an exact match's ``inf`` counted as :data:`PSNR_CEILING`."""
+    return min(value, PSNR_CEILING)
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -230,7 +244,8 @@ def evaluate(
         if log is not None:
             log.close()
     for (setting, method), values in sums.items():
-        result.curves.setdefault(setting, {})[method] = list(np.mean(values, axis=0))
+        curve = np.mean(np.minimum(values, PSNR_CEILING), axis=0)  # NaN stays NaN
+        result.curves.setdefault(setting, {})[method] = list(curve)
     return result
 
 
