@@ -103,7 +103,8 @@ def main() -> None:
             ])  # fmt: skip
             print(rows[-1], flush=True)
     notes = (
-        "Mean PSNR (dB) of TV at the weight tuned for 100 steps (`rimkit.solvers.tuning`, "
+        "Mean PSNR (dB) of TV at its tuned weight (`rimkit.solvers.tuning`: tuned for 100 "
+        "steps, on the patch tasks since session 35 for 1000; "
         "tuned with balanced steps since 2026-12-02), started where each task starts, on the "
         f"first {args.images} images of each set (projections and lensing: {args.patches} "
         "32x32 patches per image; MRI: the dipy b0 slices, columns mask). `balanced, 100` is "
