@@ -37,8 +37,8 @@ them."""
 
 
 def read_mask(path: str | os.PathLike, ignore_flags: str | int | None = None) -> np.ndarray:
-    """A mask file (inpainting's observed pixels, MRI's sampled k-space points) as float64 ``(H,
-    W)``, or ``(W,)`` for a 1-D column mask in a ``.npy``: an image (white = observed) or a
+    """A mask file (inpainting's observed pixels, MRI's sampled k-space points) as float64
+    ``(H, W)``, or ``(W,)`` for a 1-D column mask in a ``.npy``: an image (white = observed) or a
     ``.npy`` of bools, integers (nonzero = observed) or floats in ``[0, 1]``. A 0/1 mask stored
     as 8 bits (black to the eye) counts as 0/1, and values 0 and 255 (or 65535) as 0 and 1. An
     image with an alpha channel is taken over black: its transparent pixels are holes (a mask

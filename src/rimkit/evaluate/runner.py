@@ -162,7 +162,7 @@ class Evaluation:
 
 
 def _capped(value: float) -> float:
-    """A PSNR with an exact match's ``inf`` counted as :data:`PSNR_CEILING`."""
+    """A PSNR capped at :data:`PSNR_CEILING` (an exact match's ``inf`` counts as it)."""
     return min(value, PSNR_CEILING)
 
 
