@@ -504,3 +504,16 @@ def test_a_diverging_baseline_warns_and_points_to_the_adjoint_check():
     with pytest.warns(UserWarning, match=r"NaN or Inf: its iterations diverged.*adjoint_mismatch"):
         result = GradientDescentTikhonov(weight=1e-3, iterations=300)(op(x), op, 0.0)
     assert not torch.isfinite(result.final).all()
+
+
+def test_steps_and_ratios_are_refused_by_their_own_names():
+    from rimkit.solvers.map_descent import MAPDescent
+
+    for options, name in (({"step": 0.0}, "step"), ({"smoothing": -1.0}, "smoothing")):
+        with pytest.raises(ValueError, match=rf"^{name} must be a finite number > 0") as err:
+            MAPDescent(**options)
+        assert "regularisation weight" not in str(err.value)
+    with pytest.raises(ValueError, match=r"^step_ratio \(or None\) must be a finite number > 0"):
+        TotalVariation(step_ratio=float("nan"))
+    with pytest.raises(ValueError, match=r"weight \(the regularisation weight lambda\)"):
+        TotalVariation(weight=0.0)
