@@ -103,15 +103,14 @@ def main() -> None:
             ])  # fmt: skip
             print(rows[-1], flush=True)
     notes = (
-        "Mean PSNR (dB) of TV at its tuned weight (`rimkit.solvers.tuning`: tuned for 100 "
-        "steps, on the patch tasks since session 35 for 1000; "
-        "tuned with balanced steps since 2026-12-02), started where each task starts, on the "
+        "Mean PSNR (dB) of TV at its tuned weight (`rimkit.solvers.tuning`, with balanced "
+        "steps since 2026-12-02: tuned for 100 steps, on the patch tasks for 1000 since session "
+        "35), started where each task starts, on the "
         f"first {args.images} images of each set (projections and lensing: {args.patches} "
         "32x32 patches per image; MRI: the dipy b0 slices, columns mask). `balanced, 100` is "
         "how TV runs but on the patch tasks (projections, lensing), where it runs 1000 steps "
         "at a weight tuned for 1000; `balanced, 1000` tells how far 100 is from TV's minimiser; "
-        "`equal "
-        "steps, 100` is the old step rule at today's weights (before 2026-12-02 TV ran with "
+        "`equal steps, 100` is the old step rule at today's weights (before 2026-12-02 TV ran with "
         "equal steps at weights tuned for them, mostly 3 to 10 times larger, which kept the "
         "short run near its start: the sections dated earlier show TV so)."
     )

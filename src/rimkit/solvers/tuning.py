@@ -75,6 +75,7 @@ from rimkit.evaluate.metrics import psnr_per_sample as psnr
 from rimkit.solvers.tuned import (
     DEFAULTS_PATH,
     NOISY_TASKS,
+    PROJECTIONS,
     TASK_NAMES,
     canonical_task,
     default_weight,
@@ -125,7 +126,7 @@ ITERATIONS: dict[str, int] = {
 """Iterations per baseline while tuning (modest, to keep the tuning run to minutes); the
 weights are tuned for these counts and :func:`tuned_baseline` uses them by default."""
 
-PATCH_TASKS: tuple[str, ...] = ("gaussian", "bernoulli", "fourier", "lensing")
+PATCH_TASKS: tuple[str, ...] = (*PROJECTIONS, "lensing")
 """The tasks tuned and measured on 32x32 patches (random projections, lensing)."""
 
 TASK_ITERATIONS: dict[tuple[str, str], int] = {("tv", task): 1000 for task in PATCH_TASKS}
