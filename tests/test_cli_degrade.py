@@ -91,7 +91,7 @@ def test_lensing_writes_the_lensed_image_of_the_given_lens(tmp_path, gray_png, c
     ("extra", "message"),
     [
         (["--task", "lensing"], "lensing needs the lens: give --einstein-radius"),
-        (["--task", "lensing", "--einstein-radius", -1], "einstein_radius must lie in"),
+        (["--task", "lensing", "--einstein-radius", -1], "einstein_radius must be a finite"),
         (["--task", "lensing", "--einstein-radius", 0.4, "--axis-ratio", 0], "axis_ratio"),
         (["--task", "lensing", "--einstein-radius", 0.4, "--image-fov", 0], "image_fov must be"),
         (["--task", "lensing", "--einstein-radius", 0.4, "--psf", -2], "psf must be"),

@@ -394,3 +394,39 @@ def test_an_output_in_a_missing_folder_says_how_to_make_it(tmp_path):
 
     with pytest.raises(ValueError, match=r"does not exist; create it first \(mkdir -p .*no such"):
         check_output(tmp_path / "no such" / "out.png")
+
+
+def test_a_shorter_trajectory_into_its_folder_removes_the_longer_ones_steps_only(
+    tmp_path, noisy, capsys
+):
+    frames = tmp_path / "frames"
+    argv = ("reconstruct", noisy, tmp_path / "out.png", *DENOISE, "--trajectory", frames)
+    assert run(capsys, *argv, "--steps", 5)[0] == 0
+    (frames / "notes.txt").write_text("mine")
+    assert run(capsys, *argv, "--steps", 3, "--force")[0] == 0
+    assert sorted(p.name for p in frames.iterdir()) == [
+        "notes.txt", "step-001.png", "step-002.png", "step-003.png",
+    ]  # fmt: skip
+
+
+def test_degrade_refuses_a_fraction_or_acceleration_its_task_would_ignore(tmp_path, capsys):
+    out = tmp_path / "o.png"
+    for flags, message in (
+        (("--task", "denoise", "--sigma", 25, "--acceleration", 4), "--acceleration applies"),
+        (("--task", "sr", "--fraction", 0.3), "--fraction applies to --task inpaint only, not sr"),
+    ):
+        status, _, err = run(capsys, "degrade", "example:camera", out, *flags)
+        assert status == 2 and message in err and not out.exists()
+    assert run(capsys, "degrade", "example:camera", out, "--task", "inpaint", "-q")[0] == 0
+    assert np.mean(np.asarray(Image.open(tmp_path / "o-mask.png")) == 0) == pytest.approx(
+        0.5, abs=0.01
+    )
+
+
+def test_a_peak_far_below_the_data_is_named_and_a_device_is_no_image_folder(tmp_path, capsys):
+    np.save(tmp_path / "counts.npy", np.random.default_rng(0).random((16, 16)) * 1161)
+    argv = ("reconstruct", tmp_path / "counts.npy", tmp_path / "o.npy", "--task", "denoise")
+    status, _, err = run(capsys, *argv, "--units", "data", "--sigma", 5, "--peak", 10)
+    assert status == 2 and "over 16 times the peak given (10): give a peak near" in err
+    status, _, err = run(capsys, "eval", "--task", "denoise", "--data", "/dev/null")
+    assert status == 2 and "'/dev/null' is not a folder (a device or a pipe)" in err

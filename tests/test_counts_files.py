@@ -45,6 +45,20 @@ def test_stacks_are_refused_not_cut_to_their_first_plane(tmp_path):
     pages[0].save(tmp_path / "p.tif", save_all=True, append_images=pages[1:])
     with pytest.raises(ValueError, match="stack"):
         io.read_image(tmp_path / "p.tif")
+    with tifffile.TiffWriter(tmp_path / "series.tif") as tif:  # a series per page
+        for seed in range(3):
+            tif.write(counts(seed=seed), photometric="minisblack")
+    with pytest.raises(ValueError, match=r"stack of 3 images of \(32, 32\) \(as separate series"):
+        io.read_image(tmp_path / "series.tif")
+
+
+def test_int16_tiffs_are_refused_not_read_as_16_bit(tmp_path):
+    tifffile.imwrite(tmp_path / "s.tif", counts(top=255).astype(np.int16))
+    with pytest.raises(ValueError, match="holds int16 values, whose range rimkit cannot tell"):
+        io.read_image(tmp_path / "s.tif")
+    assert io.read_image(tmp_path / "s.tif", counts=True).max() == 255  # counts: as stored
+    tifffile.imwrite(tmp_path / "i.tif", counts(top=255).astype(np.int32))  # Pillow's mode I
+    assert io.read_image(tmp_path / "i.tif").max() == 255 / 65535
 
 
 def test_16_bit_outputs_keep_16_bits_where_the_type_can(tmp_path):
@@ -224,6 +238,9 @@ def test_gray_pictures_stored_as_colour_come_back_gray(tmp_path):
     with Image.open(tmp_path / "p.gif") as opened:
         assert opened.mode == "P"
     assert io.read_image(tmp_path / "p.gif").ndim == 2
+    for name in ("p.png", "p.tif"):  # a palette of grays in any format
+        palette.save(tmp_path / name)
+        np.testing.assert_array_equal(io.read_image(tmp_path / name), gray // 32 * 32 / 255)
 
 
 def test_webp_and_netpbm_are_written_losslessly_and_gif_is_refused(tmp_path):

@@ -838,6 +838,48 @@ def test_eval_takes_models_as_paths_a_label_alone_and_refuses_boundary_off_blur(
     assert status == 2 and "--boundary applies to --task blur only" in err
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--scale", 3], "--scale applies to --task sr only, not denoise"),
+        (["--fraction", 0.3], "--fraction applies to --task inpaint only"),
+        (["--kinds", "fourier"], "--kinds applies to --task projection only"),
+        (["--ratio", 0.3], "--ratio applies to --task projection only"),
+        (["--einstein-radius", 0.3], "--einstein-radius applies to --task lensing only"),
+        (["--psf", 2], "--psf applies to --task lensing only"),
+        (["--acceleration", 8], "--acceleration applies to --task mri only"),
+        (["--coils", 8], "--coils applies to --task mri only"),
+        (["--mask", "random"], "--mask applies to --task mri only"),
+        (["--patch", 8], "--patch applies to --task inpaint / projection / lensing only"),
+        (["--patches", 3], "--patches applies to --task inpaint / projection / lensing only"),
+        (["--kernel", "gaussian:2"], "--kernel applies to --task blur only"),
+        (["--crop", 0], "--crop must be >= 1, got 0"),
+    ],
+)
+def test_eval_refuses_options_its_task_would_ignore(tmp_path, folder, capsys, flags, message):
+    argv = ["--task", "denoise", "--data", folder, "--sigma", 25, "--baselines", "tv"]
+    status, _, err = run_eval(capsys, *argv, *flags, "--out", tmp_path / "out")
+    assert status == 2 and message in err and not (tmp_path / "out").exists()
+
+
+def test_eval_spec_refuses_other_tasks_options_and_notes_a_short_curve(tmp_path, folder):
+    with pytest.raises(ValueError, match="--quantize applies to --task denoise only, not sr"):
+        runner.EvalSpec("sr", folder, quantize=True)
+    with pytest.raises(ValueError, match="--measured applies to --task mri only, not blur"):
+        runner.EvalSpec("blur", folder, measured=True)
+    with pytest.raises(ValueError, match="inpainting runs whole images unless --patches"):
+        runner.EvalSpec("inpaint", folder, patch=8)
+    runner.EvalSpec("inpaint", folder, patch=8, patches=2)  # crops of 8: both read
+    runner.EvalSpec("denoise", folder, scales=(2, 3, 4), coils=1)  # the defaults pass
+    model = _model(tmp_path, [{"name": "denoise", "sigma": [0, 55]}], steps=3)
+    spec = runner.EvalSpec(
+        "denoise", folder, out=tmp_path / "o", model=str(model), sigmas=(25.0,), baselines=(),
+        limit=1, curve_steps=2, quiet=True,
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match=r"--curve-steps 2 is below the step rim reports \(3\)"):
+        runner.run_eval(spec)
+
+
 def test_an_exact_match_counts_as_the_psnr_ceiling_in_means():
     from rimkit.evaluate import DenoiseProtocol, Method, evaluate
 

@@ -83,6 +83,10 @@ def test_kspace_of_the_dc_at_the_corner_gets_a_note(model):
     kspace = np.fft.fft2(slice_image(), norm="ortho")  # no fftshift
     with pytest.warns(UserWarning, match=r"peaks at \(0, 0\), far from its centre \(12, 16\)"):
         restore(kspace, "mri", model)
+    columns = np.zeros(32, dtype=bool)
+    columns[:3] = columns[-3:] = columns[9:24:4] = True  # low frequencies at the edges: R 3.2
+    with pytest.warns(UserWarning, match=r"peaks at \(0, 0\)"):  # the centre is not sampled
+        restore(kspace * columns, "mri", model)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         restore(fft2c(slice_image()), "mri", model)

@@ -190,10 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deg.add_argument("--units", choices=UNITS, help=UNITS_HELP)
     deg.add_argument("--scale", type=float, help="sr: integer down-sampling factor (default 2)")
-    deg.add_argument(
-        "--fraction", type=float, default=0.5, help="inpaint: missing fraction (default 0.5)"
-    )
-    deg.add_argument("--acceleration", type=float, default=4.0, help="mri: factor >= 1 (default 4)")
+    deg.add_argument("--fraction", type=float, help="inpaint: missing fraction (default 0.5)")
+    deg.add_argument("--acceleration", type=float, help="mri: factor >= 1 (default 4)")
     deg.add_argument("--mask", choices=MASK_PATTERNS, default="columns", help=MASK_HELP)
     deg.add_argument(
         "--coils",
@@ -538,6 +536,8 @@ def _run_degrade(args: argparse.Namespace) -> None:
     if args.coils != 1 and args.task != "mri":
         raise UsageError("--coils applies to --task mri only")
     scale = _sr_scale(args)
+    args.fraction = _task_option(args, "fraction", "inpaint", 0.5)
+    args.acceleration = _task_option(args, "acceleration", "mri", 4.0)
     if args.mask != "columns" and args.task != "mri":
         raise UsageError("--mask picks an MRI sampling pattern; it applies to --task mri only")
     if _is_kspace_file(args.input):
@@ -625,9 +625,15 @@ def _note_unused_range(path: str, image: np.ndarray) -> None:
 
 def _sr_scale(args: argparse.Namespace) -> float:
     """``--scale``: for sr, the factor (default 2); refused for the other tasks."""
-    if args.scale is not None and args.task != "sr":
-        raise UsageError(f"--scale applies to --task sr only, not {args.task}")
-    return 2 if args.scale is None else args.scale
+    return _task_option(args, "scale", "sr", 2)
+
+
+def _task_option(args: argparse.Namespace, name: str, task: str, default: float) -> float:
+    """``--NAME`` of one task: its value (``default`` where not given); refused for the others."""
+    value = getattr(args, name)
+    if value is not None and args.task != task:
+        raise UsageError(f"--{name} applies to --task {task} only, not {args.task}")
+    return default if value is None else value
 
 
 def _is_scanner_kspace(path: str) -> bool:

@@ -290,8 +290,8 @@ def names_file(path: str | os.PathLike) -> bool:
 def _read_file(path: Path) -> tuple[np.ndarray, bool, int | None]:
     """The array a file holds, integers as stored; whether it is a picture file (PNG,
     TIFF, ...: its 32-bit integers may hold 16-bit values, as Pillow's mode ``I`` stores
-    them); and the value white is stored as where the file says so apart from its type (a
-    PGM / PPM of a maximum other than 255 / 65535), else ``None``."""
+    them); and the value white is stored as where the file says so apart from its
+    type (a PGM / PPM of a maximum other than 255 / 65535), else ``None``."""
     if not _without_extension(path).exists():
         raise ValueError(f"input file {str(_without_extension(path))!r} does not exist")
     if path.is_dir():
@@ -316,11 +316,12 @@ def _read_file(path: Path) -> tuple[np.ndarray, bool, int | None]:
         with Image.open(path) as img:
             _refuse_what_pillow_cuts(img, path)
             img.load()
+            palette = img.mode == "P"
             array = np.asarray(img.convert("RGB") if img.mode in ("P", "CMYK", "YCbCr") else img)
-            gray_as_rgb = {"WEBP": 2, "GIF": 0}.get(img.format)  # levels apart (lossy WebP)
+            gray_as_rgb = 0 if palette else {"WEBP": 2, "GIF": 0}.get(img.format)  # levels apart
             if gray_as_rgb is not None and array.shape[2:] == (3,):
                 if _equal_channels(array, gray_as_rgb):
-                    array = array[..., 0]  # WebP stores gray as RGB, a GIF as a palette
+                    array = array[..., 0]  # WebP stores gray as RGB, a GIF or PNG as a palette
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"{str(path)!r} is not a readable image: {err}") from None
     return array, True, None
@@ -368,6 +369,13 @@ def _read_tiff(path: Path) -> np.ndarray | None:
             if photometric not in (1, 2):  # MINISBLACK, RGB
                 return None
             series = tif.series[0]
+            pages = sum(s.shape == series.shape for s in tif.series)  # not thumbnails
+            if pages > 1:
+                raise ValueError(
+                    f"{str(path)!r} holds a stack of {pages} images of {series.shape} (as "
+                    "separate series); rimkit restores one 2-D image (gray or colour) at a time: "
+                    "save each as its own file"
+                )
             kept = [
                 (a, n) for a, n in zip(series.axes, series.shape, strict=True) if n > 1 or a in "YX"
             ]
@@ -378,7 +386,8 @@ def _read_tiff(path: Path) -> np.ndarray | None:
                 raise ValueError(
                     f"{str(path)!r} holds a stack of {shape} ({axes}: {planes} planes); rimkit "
                     "restores one 2-D image (gray or colour) at a time: save each plane as its "
-                    "own file, or loop in Python over tifffile.imread(path) with rimkit.restore"
+                    "own file, or loop in Python over tifffile.imread(path) with "
+                    "rimkit.pipeline.restore"
                 )
             try:
                 array = series.asarray().reshape(shape)
@@ -674,7 +683,8 @@ def _scale_integers(array: np.ndarray, name: str, int32_as_16_bit: bool = False)
     if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
         return array.astype(np.float64)
     top = INTEGER_RANGES.get(array.dtype.newbyteorder("="))  # big-endian files too
-    if top is None and int32_as_16_bit and array.size and 0 <= array.min() <= array.max() < 2**16:
+    int32 = array.dtype.newbyteorder("=") == np.int32  # int16 holds no 16-bit values
+    if top is None and int32_as_16_bit and int32 and 0 <= array.min() <= array.max() < 2**16:
         top = 65535.0
     if top is None:
         raise ValueError(

@@ -107,7 +107,8 @@ def positive_maximum(array: np.ndarray) -> float:
 
 
 def write_trajectory(target: Path, frames: list[np.ndarray]) -> None:
-    """Write x_1..x_T as an animated GIF (``.gif``) or as numbered PNGs in a folder."""
+    """Write x_1..x_T as an animated GIF (``.gif``) or as numbered PNGs in a folder, where
+    the steps past T of an earlier, longer trajectory are removed (no other file is touched)."""
     from PIL import Image
 
     from rimkit.io import to_uint8
@@ -125,3 +126,7 @@ def write_trajectory(target: Path, frames: list[np.ndarray]) -> None:
     target.mkdir(exist_ok=True)
     for t, frame in enumerate(frames, 1):
         write_image(target / f"step-{t:03d}.png", frame, force=True)
+    for stale in target.glob("step-*.png"):
+        step = stale.stem.removeprefix("step-")
+        if step.isdigit() and len(step) >= 3 and int(step) > len(frames):
+            stale.unlink()

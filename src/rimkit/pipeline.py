@@ -330,6 +330,12 @@ def restore(
         elif isinstance(peak, bool) or not (math.isfinite(peak) and peak > 0):
             raise ValueError(f"peak must be a positive number (the data's white), got {peak!r}")
         image = image / peak
+        if float(image.max()) > IMAGE_RANGE_LIMIT:  # a given peak far below the data's white
+            raise ValueError(
+                f"the measurement reaches {float(image.max()) * peak:g}, over "
+                f"{IMAGE_RANGE_LIMIT:g} times the peak given ({peak:g}): give a peak near the "
+                "data's white, or none (the largest value is taken)"
+            )
         if float(image.min()) < -IMAGE_RANGE_LIMIT:
             raise ValueError(
                 f"the measurement reaches down to {float(image.min()) * peak:g}, over "

@@ -135,7 +135,7 @@ def warn_if_off_image_scale(operator: LinearOperator, y: Tensor) -> None:
     if peak > IMAGE_RANGE_LIMIT:
         warnings.warn(
             f"y reaches {peak:.4g}, but the RIMs work on images in [0, 1]: for 8-bit data give "
-            "y / 255 and sigma / 255 (the rimkit command and rimkit.restore scale files "
+            "y / 255 and sigma / 255 (the rimkit command and rimkit.pipeline.restore scale files "
             "themselves)",
             UserWarning,
             stacklevel=4,

@@ -81,12 +81,11 @@ def _kspace_and_mask(
 
 
 def _warn_if_uncentred(k: torch.Tensor, mask: torch.Tensor) -> None:
-    """A note when k-space ``(1, coils, H, W)`` whose centre is sampled peaks far from it: the
-    DC at (0, 0) (``np.fft.fft2`` without ``fftshift``) rather than at ``(H // 2, W // 2)``."""
+    """A note when k-space ``(1, coils, H, W)`` peaks sharply far from its centre: the DC at
+    (0, 0) (``np.fft.fft2`` without ``fftshift``) rather than at ``(H // 2, W // 2)``, sampled
+    or not (an uncentred mask keeps the corners, where such k-space's low frequencies lie)."""
     h, w = k.shape[-2:]
-    if not bool(mask[0, 0, h // 2, w // 2]):
-        return
-    energy = k.abs().square().sum(dim=(0, 1))  # (H, W)
+    energy = (k.abs().square() * mask).sum(dim=(0, 1))  # (H, W), the sampled points
     row, col = divmod(int(energy.argmax()), w)
     sharp = float(energy.max()) > 100 * float(energy[energy > 0].median())  # a DC, not noise
     if sharp and (abs(row - h // 2) > h / 4 or abs(col - w // 2) > w / 4):

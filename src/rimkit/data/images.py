@@ -99,6 +99,10 @@ def read_folder_image(path: Path, gray: bool | None = None) -> np.ndarray:
 def list_images(root: str | os.PathLike) -> list[Path]:
     """The image files directly inside ``root`` (and its sub-folders), sorted by path."""
     root = Path(root)
+    if root.exists() and not (root.is_file() or root.is_dir()):
+        raise ValueError(
+            f"{str(root)!r} is not a folder (a device or a pipe); give a folder of images"
+        )
     if root.is_file():
         raise ValueError(
             f"{str(root)!r} is a file; give the folder of images it lies in (or a 3-D volume, "

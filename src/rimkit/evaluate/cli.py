@@ -127,12 +127,12 @@ def register(
         nargs="+",
         help="noise std, 0-255 (denoise: 15 25 50; blur: 2.55 7.65; else 0)",
     )
-    parser.add_argument("--scale", type=int, nargs="+", default=[2, 3, 4], help="sr factors")
+    parser.add_argument("--scale", type=int, nargs="+", help="sr: factors (default 2 3 4)")
     parser.add_argument(
         "--quantize", action="store_true", help="denoise: y rounded to 8 bits (RIM paper)"
     )
     parser.add_argument(
-        "--fraction", type=float, nargs="+", default=[0.5], help="inpaint: missing fractions"
+        "--fraction", type=float, nargs="+", help="inpaint: missing fractions (default 0.5)"
     )
     parser.add_argument(
         "--kernel",
@@ -152,27 +152,24 @@ def register(
         "--kinds",
         nargs="+",
         choices=PROJECTION_KINDS,
-        default=list(PROJECTION_KINDS),
-        help="projection ensembles",
+        help="projection: ensembles (default all three)",
     )
     parser.add_argument(
-        "--ratio", type=float, nargs="+", default=[0.1, 0.3, 0.5], help="projection m/n"
+        "--ratio", type=float, nargs="+", help="projection: m/n (default 0.1 0.3 0.5)"
     )
     parser.add_argument(
         "--einstein-radius",
         type=float,
         nargs="+",
-        default=[0.45],
         help="lensing: Einstein radii, in source-patch widths (default 0.45)",
     )
     parser.add_argument(
-        "--psf", type=float, default=0.0, help="lensing: Gaussian PSF width in pixels (0: none)"
+        "--psf", type=float, help="lensing: Gaussian PSF width in pixels (default 0: none)"
     )
     parser.add_argument(
         "--acceleration",
         type=float,
         nargs="+",
-        default=[4.0],
         help="mri: acceleration factors R >= 1 (default 4)",
     )
     parser.add_argument(
@@ -190,7 +187,6 @@ def register(
     parser.add_argument(
         "--coils",
         type=int,
-        default=1,
         help="mri: receive coils (default 1; more: multi-coil k-space, simulated sensitivities)",
     )
     parser.add_argument(
@@ -199,7 +195,9 @@ def register(
         help="patches per image (projection, lensing: default 4; inpaint: whole images unless "
         "given)",
     )
-    parser.add_argument("--patch", type=int, default=32, help="patch size (default 32)")
+    parser.add_argument(
+        "--patch", type=int, help="projection, lensing, inpaint: patch size (default 32)"
+    )
     parser.add_argument(
         "--baselines",
         metavar="LIST",
@@ -319,16 +317,23 @@ def _one_or_all(values: list[str] | None) -> str | tuple[str, ...] | None:
 
 def spec_from_args(args: argparse.Namespace) -> Any:
     """The :class:`~rimkit.evaluate.request.EvalSpec` of parsed ``rimkit eval`` arguments."""
+    from rimkit.evaluate.defaults import TASK_OPTIONS, refuse_options_of_other_tasks
     from rimkit.evaluate.request import EvalSpec
 
-    if args.boundary is not None and args.task != "blur":
-        raise ValueError(f"--boundary applies to --task blur only, not {args.task}")
-    for name in ("steps", "curve_steps", "patches", "tile", "limit", "threads"):
+    for name in ("steps", "curve_steps", "patches", "patch", "tile", "limit", "threads", "crop"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    given = {}  # the task options given: the others keep EvalSpec's defaults
+    for name, (flag, _) in TASK_OPTIONS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None and value is not False:
+            given[name] = tuple(value) if isinstance(value, list) else value
+    refuse_options_of_other_tasks(args.task, list(given))
+    if args.task == "mri" and "mask" not in given and args.measured:
+        given["mask"] = "random"  # fastMRI's
     return EvalSpec(
         task=args.task,
         data=data_path(args.data),
@@ -336,21 +341,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         model=_one_or_all(args.model),
         label=_one_or_all(args.label),
         sigmas=tuple(args.sigma) if args.sigma is not None else None,
-        scales=tuple(args.scale),
-        fractions=tuple(args.fraction),
-        **({"kernels": tuple(args.kernel)} if args.kernel else {}),  # else EvalSpec's default
-        **({"boundary": args.boundary} if args.boundary else {}),  # else EvalSpec's circular
-        kinds=tuple(args.kinds),
-        ratios=tuple(args.ratio),
-        einstein_radii=tuple(args.einstein_radius),
-        psf=args.psf,
-        accelerations=tuple(args.acceleration),
-        mask=args.mask or ("random" if args.measured else "columns"),
-        measured=args.measured,
-        coils=args.coils,
-        patch=args.patch,
-        patches=args.patches,
-        quantize=args.quantize,
+        **given,
         baselines=_baselines(args.baselines),
         baseline_options=parse_baseline_options(args.baseline_option),
         steps=args.steps,

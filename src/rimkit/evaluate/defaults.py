@@ -36,3 +36,41 @@ DEFAULT_SIGMAS: dict[str, tuple[float, ...]] = {
 
 JOURNAL = "journal.jsonl"
 """``rimkit eval`` records finished images in ``OUT/journal.jsonl`` until it writes results."""
+
+
+TASK_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "scales": ("--scale", ("sr",)),
+    "quantize": ("--quantize", ("denoise",)),
+    "fractions": ("--fraction", ("inpaint",)),
+    "kernels": ("--kernel", ("blur",)),
+    "boundary": ("--boundary", ("blur",)),
+    "kinds": ("--kinds", ("projection",)),
+    "ratios": ("--ratio", ("projection",)),
+    "patch": ("--patch", ("inpaint", *PATCH_TASKS)),
+    "patches": ("--patches", ("inpaint", *PATCH_TASKS)),
+    "einstein_radii": ("--einstein-radius", ("lensing",)),
+    "psf": ("--psf", ("lensing",)),
+    "accelerations": ("--acceleration", ("mri",)),
+    "mask": ("--mask", ("mri",)),
+    "coils": ("--coils", ("mri",)),
+    "measured": ("--measured", ("mri",)),
+}
+"""The evaluation options only some tasks read: ``EvalSpec`` field -> (its ``rimkit eval``
+flag, those tasks). The other tasks refuse them (:func:`refuse_options_of_other_tasks`)."""
+
+
+def refuse_options_of_other_tasks(task: str, given: list[str]) -> None:
+    """Refuse the :data:`TASK_OPTIONS` fields in ``given`` (set by a caller) that ``task``
+    does not read; a task rimkit does not know is left to the caller's own error.
+
+    Example:
+        >>> refuse_options_of_other_tasks("sr", ["scales"])  # sr reads --scale
+        >>> refuse_options_of_other_tasks("denoise", ["kinds"])
+        Traceback (most recent call last):
+        ValueError: --kinds applies to --task projection only, not denoise; leave it out
+    """
+    for name in given:
+        flag, tasks = TASK_OPTIONS[name]
+        if task in TASKS and task not in tasks:
+            only = " / ".join(tasks)
+            raise ValueError(f"{flag} applies to --task {only} only, not {task}; leave it out")

@@ -14,13 +14,21 @@ import os
 import shlex
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rimkit.evaluate.defaults import DEFAULT_BASELINES, DEFAULT_SIGMAS, JOURNAL, PATCH_TASKS, TASKS
+from rimkit.evaluate.defaults import (
+    DEFAULT_BASELINES,
+    DEFAULT_SIGMAS,
+    JOURNAL,
+    PATCH_TASKS,
+    TASK_OPTIONS,
+    TASKS,
+    refuse_options_of_other_tasks,
+)
 from rimkit.evaluate.journal import JournalMismatch, kept_for_resume, stopped
 from rimkit.evaluate.methods import Method, baseline_method, blind_method, rim_method
 from rimkit.evaluate.metrics import quantize
@@ -116,6 +124,7 @@ class EvalSpec:
         return (self.label,) if isinstance(self.label, str) else tuple(map(str, self.label))
 
     def __post_init__(self) -> None:
+        _refuse_options_of_other_tasks(self)
         one_name = not self.models and len(self.labels) == 1  # baselines only: the folder's
         if self.labels and len(self.labels) != len(self.models) and not one_name:
             raise ValueError(
@@ -185,6 +194,27 @@ class EvalSpec:
         return " ".join(shlex.quote(p) for p in parts)
 
 
+def _refuse_options_of_other_tasks(spec: EvalSpec) -> None:
+    """Refuse a task-specific option set away from its default for a task that ignores it
+    (:data:`~rimkit.evaluate.defaults.TASK_OPTIONS`), and ``--patch`` without ``--patches`` for
+    inpainting (whole images).
+
+    Example:
+        >>> EvalSpec("denoise", Path("images"), scales=(3,))
+        Traceback (most recent call last):
+        ValueError: --scale applies to --task sr only, not denoise; leave it out
+    """
+    defaults = {f.name: f.default for f in fields(spec)}
+    refuse_options_of_other_tasks(
+        spec.task, [name for name in TASK_OPTIONS if getattr(spec, name) != defaults[name]]
+    )
+    if spec.task == "inpaint" and spec.patch != defaults["patch"] and spec.patches is None:
+        raise ValueError(
+            "--patch is the size of the --patches crops; inpainting runs whole images unless "
+            "--patches is given"
+        )
+
+
 def make_protocols(spec: EvalSpec) -> list[Protocol]:
     """The protocols of a request, one per setting (noise level, scale, fraction, ...)."""
     if spec.task not in TASKS:
@@ -194,10 +224,6 @@ def make_protocols(spec: EvalSpec) -> list[Protocol]:
         sigmas = DEFAULT_SIGMAS.get(spec.task, (0.0,))
     if not sigmas:
         raise ValueError("give at least one noise level (--sigma)")
-    if spec.quantize and spec.task != "denoise":
-        raise ValueError(
-            "--quantize is the denoising protocol's 8-bit variant; use it with denoise"
-        )
     seed = spec.seed
     if spec.task == "denoise":
         return [DenoiseProtocol(float(s), spec.quantize, seed) for s in sigmas]
@@ -518,6 +544,12 @@ def run_eval(spec: EvalSpec) -> Path:
         tile = None if patch_task else spec.tile
         method = rim_method(loaded.model, label, spec.steps, spec.curve_steps, tile, spec.ensemble)
         trained[label] = method.trained_steps
+        if spec.curve_steps is not None and spec.curve_steps < method.report_step:
+            _note(
+                notes,
+                f"--curve-steps {spec.curve_steps} is below the step {label} reports "
+                f"({method.report_step}); its curve runs to that step",
+            )
         methods.append(method)
     if len(set(model_channels.values())) > 1:
         raise ValueError(

@@ -99,7 +99,17 @@ class SIE:
         ):
             v = torch.as_tensor(value).detach()
             if not bool(torch.isfinite(v).all()) or bool((v < low).any() | (v > high).any()):
-                raise ValueError(f"{name} must lie in [{low:g}, {high:g}], got {value}")
+                bound = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+                raise ValueError(f"{name} must be a finite number {bound}, got {value}")
+        for name, parts in (
+            ("angle", (self.angle,)),
+            ("center", self.center),
+            ("shear", self.shear),
+        ):
+            if not all(bool(torch.isfinite(torch.as_tensor(v)).all()) for v in parts):
+                raise ValueError(
+                    f"{name} must be finite, got {parts if len(parts) > 1 else parts[0]}"
+                )
 
     def deflection(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """The deflection ``(alpha_x, alpha_y)`` at angles ``x``, ``y``.
