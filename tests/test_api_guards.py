@@ -414,3 +414,64 @@ def test_compare_tells_its_own_estimate_without_a_scale_note(capsys):
         warnings.simplefilter("error")
         results = compare(image, "denoise", ["tv", "cg-tikhonov"], sigma="auto")
     assert 0 < results[0].sigma < 1 and results[1].sigma == results[0].sigma
+
+
+def test_restore_refuses_options_its_task_would_ignore():
+    from rimkit.operators import SIE, LensingSetup
+    from rimkit.pipeline import restore
+
+    image, model = np.random.default_rng(0).random((16, 16)), build_rim(features=4, hidden=4)
+    for options, message in (
+        ({"kernel": "gaussian:2"}, "kernel applies to task='blur' only, not 'denoise'"),
+        ({"boundary": "valid"}, "boundary applies to task='blur' only"),
+        ({"scale": 4}, "scale applies to task='sr' only"),
+        ({"scales": (2, 3)}, "scales applies to task='sr' only"),
+        ({"lensing": LensingSetup(SIE(0.4))}, "lensing applies to task='lensing' only"),
+        ({"maps": "lowres"}, "maps applies to task='mri' only"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            restore(image, "denoise", model, sigma=25, **options)
+    with pytest.raises(ValueError, match="kernel applies to task='blur' only, not 'sr'"):
+        restore(image, "sr", model, kernel="gaussian:2")
+
+
+def test_restore_refuses_mri_kspace_with_its_coils_last():
+    from rimkit.pipeline import restore
+
+    kspace = np.ones((64, 64, 8), dtype=np.complex64)
+    with pytest.raises(ValueError, match=r"\(64, 64, 8\), which looks like \(H, W, coils\)"):
+        restore(kspace, "mri", build_rim(channels=2, features=4, hidden=4))
+
+
+def test_wrong_masks_and_shapes_get_the_operators_message_with_a_task_start():
+    from rimkit.operators import Inpainting, random_mask
+    from rimkit.reconstruct import RIMReconstructor
+
+    model, gen = build_rim(features=4, hidden=4), torch.Generator().manual_seed(0)
+    run = RIMReconstructor(model)
+    with pytest.raises(ValueError, match="y is 32x32 but the mask is 64x64"):
+        run(torch.rand(1, 1, 32, 32), Inpainting(random_mask((1, 1, 64, 64), 0.5, gen)), 0.05)
+    with pytest.raises(ValueError, match=r"mask of shape \(3, 1, 32, 32\) does not fit"):
+        run(torch.rand(2, 1, 32, 32), Inpainting(random_mask((3, 1, 32, 32), 0.5, gen)), 0.05)
+    with pytest.raises(ValueError, match=r"y\[None, None\]"):
+        run(torch.rand(32, 32), Identity(), 0.05)
+
+
+def test_an_operator_that_sets_state_before_module_init_is_told_to_call_super_first():
+    class Stride(LinearOperator):
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+    with pytest.raises(AttributeError, match=r"sets 'n' before calling super\(\).__init__\(\)"):
+        Stride(2)
+
+
+def test_evaluate_names_a_single_protocol_or_method_given_for_a_list():
+    from rimkit.evaluate import Method, evaluate
+
+    method = Method("same", lambda case: [case.y])
+    images = [("a", np.zeros((8, 8)))]
+    with pytest.raises(ValueError, match=r"protocols is a list: give \[DenoiseProtocol\(...\)\]"):
+        evaluate(images, DenoiseProtocol(25), [method])
+    with pytest.raises(ValueError, match=r"methods is a list: give \[Method\(...\)\]"):
+        evaluate(images, [DenoiseProtocol(25)], method)

@@ -80,12 +80,7 @@ def read_kspace(path: str | os.PathLike, what: str = "k-space") -> np.ndarray:
                 f"{path} holds an array of shape {array.shape}; {what} is (H, W) for one coil "
                 "or (coils, H, W)"
             )
-        if array.shape[2] * 4 <= min(array.shape[:2]):
-            raise ValueError(
-                f"{path} holds an array of shape {array.shape}, which looks like (H, W, coils) "
-                f"(BART's and MATLAB's order); {what} is (coils, H, W), coils first as in "
-                "fastMRI: np.moveaxis(k, -1, 0)"
-            )
+        refuse_coils_last(array.shape, f"{path} holds an array of shape", what)
     else:
         raise ValueError(f"{what} must be a complex .npy array or a BART .cfl, got {str(path)!r}")
     if not np.iscomplexobj(array):
@@ -93,6 +88,23 @@ def read_kspace(path: str | os.PathLike, what: str = "k-space") -> np.ndarray:
     if not np.isfinite(array).all():
         raise ValueError(f"{path} contains NaN or Inf values; {what} must be finite")
     return array.astype(np.complex128)
+
+
+def refuse_coils_last(shape: tuple[int, ...], holder: str, what: str = "k-space") -> None:
+    """Refuse a ``(coils, H, W)`` shape whose last axis is far shorter than the others: k-space
+    in BART's and MATLAB's order, ``(H, W, coils)``. ``holder`` starts the message.
+
+    Example:
+        >>> refuse_coils_last((8, 64, 64), "k-space of shape")  # coils first: passes
+        >>> refuse_coils_last((64, 64, 8), "k-space of shape")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: k-space of shape (64, 64, 8), which looks like (H, W, coils) ...
+    """
+    if len(shape) == 3 and shape[2] * 4 <= min(shape[:2]):
+        raise ValueError(
+            f"{holder} {shape}, which looks like (H, W, coils) (BART's and MATLAB's order); "
+            f"{what} is (coils, H, W), coils first as in fastMRI: np.moveaxis(k, -1, 0)"
+        )
 
 
 def read_bart_image(path: str | os.PathLike) -> np.ndarray:

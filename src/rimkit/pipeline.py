@@ -104,6 +104,35 @@ class Restored:
     background: float | np.ndarray = 0.0
 
 
+OPTION_TASKS = {
+    "scale": "sr",
+    "scales": "sr",
+    "kernel": "blur",
+    "boundary": "blur",
+    "lensing": "lensing",
+    "maps": "mri",
+}
+"""The options of :func:`restore` that one task reads, and that task."""
+
+
+def _refuse_options_of_other_tasks(task: str, **given: bool) -> None:
+    """Refuse an option of :data:`OPTION_TASKS` given (``True``) for a task that would ignore
+    it, e.g. a kernel with ``task="denoise"`` (the blur would stay).
+
+    Example:
+        >>> _refuse_options_of_other_tasks("denoise", kernel=True)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: kernel applies to task='blur' only, not 'denoise'; leave it out or ...
+    """
+    for name, set_ in given.items():
+        own = OPTION_TASKS[name]
+        if set_ and task != own:
+            raise ValueError(
+                f"{name} applies to task={own!r} only, not {task!r}; leave it out or give "
+                f"task={own!r}"
+            )
+
+
 def data_peak(image: np.ndarray, task: str, mask: np.ndarray | None = None) -> float:
     """What ``restore(units="data")`` divides a real measurement by: its largest value (with a
     mask, over the observed pixels), where the models' images have their white, 1. MRI
@@ -280,6 +309,10 @@ def restore(
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    _refuse_options_of_other_tasks(
+        task, scale=scale != 2, scales=scales is not None, kernel=kernel is not None,
+        boundary=boundary != "circular", lensing=lensing is not None, maps=maps is not None,
+    )  # fmt: skip
     if isinstance(model, LoadedModel):
         model = model.model
     plausible = np.ndim(image) == 2 or (np.ndim(image) == 3 and np.shape(image)[2] in (1, 3))

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 
 def _inpaint_start(op: Inpainting, y: Tensor) -> Tensor:
-    mask = op.mask.to(y.dtype).expand_as(y)  # (B, C, H, W)
+    mask = op.adjoint(torch.ones_like(y))  # (B, C, H, W); checks the mask fits y
     observed = mask.sum(dim=(1, 2, 3), keepdim=True).clamp_min(1)
     mean = (y * mask).sum(dim=(1, 2, 3), keepdim=True) / observed
     return y * mask + mean * (1 - mask)
@@ -248,6 +248,12 @@ class RIMReconstructor:
             if not flat:
                 warn_if_no_start(operator)
             x0 = initial_estimate(operator, y, flat=flat)
+            if x0.ndim != 4:
+                raise ValueError(
+                    f"y of shape {tuple(y.shape)} gives a start of shape {tuple(x0.shape)}, "
+                    "not an image batch (B, C, H, W): give y with its batch and channel axes "
+                    "(a gray image: y[None, None])"
+                )
         with warnings.catch_warnings(record=True) as notes:  # to be told at the caller's line
             warnings.simplefilter("always")
             likelihood = GaussianLikelihood(operator, y, sigma)

@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import torch
 
+from rimkit.bart import refuse_coils_last
 from rimkit.inputs import mask_tensor
 from rimkit.operators import (
     MIN_CALIBRATION,
@@ -74,6 +75,7 @@ def _kspace_and_mask(
         kspace = kspace[None]
     if kspace.ndim != 3:
         raise ValueError(f"MRI k-space must be (H, W) or (coils, H, W), got shape {kspace.shape}")
+    refuse_coils_last(kspace.shape, "MRI k-space of shape")
     k = torch.from_numpy(kspace.astype(np.complex64))[None]  # (1, coils, H, W)
     binary = sampled_mask(k) if mask is None else mask_tensor(mask, kspace.shape[-2:], True)
     _warn_if_uncentred(k, binary)

@@ -199,6 +199,9 @@ def evaluate(
     """
     from rimkit.evaluate.journal import Journal
 
+    for given, what in ((protocols, "protocols"), (methods, "methods")):
+        if isinstance(given, Method) or hasattr(given, "cases"):  # one item, not a list
+            raise ValueError(f"{what} is a list: give [{type(given).__name__}(...)], not one")
     if not methods:
         raise ValueError("nothing to evaluate: give a model and/or baselines")
     _check_methods(methods)

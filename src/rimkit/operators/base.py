@@ -157,7 +157,8 @@ class LinearOperator(nn.Module):
 
     Subclasses implement :meth:`forward` and :meth:`adjoint`; :meth:`normal` (``A^H A x``)
     defaults to their composition and may be overridden where cheaper. Parameters (a kernel,
-    a mask, a matrix) are fixed at construction and never changed by a call.
+    a mask, a matrix) are fixed at construction and never changed by a call; an ``__init__``
+    of one's own calls ``super().__init__()`` first, as for any ``torch.nn.Module``.
 
     Operators compose with ``@`` (``(A @ B)(x) == A(B(x))``) and ``op.H`` is the adjoint as
     an operator, with ``op.H.H is op`` (so ``H`` is no name for an attribute). Keep tensors as
@@ -197,6 +198,12 @@ class LinearOperator(nn.Module):
             raise AttributeError(
                 f"{type(self).__name__}.H is the operator's adjoint (op.H); keep that value under "
                 "another name (e.g. self.height)"
+            )
+        if "_modules" not in self.__dict__:  # nn.Module's own state, set by its __init__
+            raise AttributeError(
+                f"{type(self).__name__}.__init__ sets {name!r} before calling "
+                "super().__init__(): call super().__init__() first (a LinearOperator is a "
+                "torch.nn.Module)"
             )
         super().__setattr__(name, value)
 

@@ -129,6 +129,8 @@ def synthetic_coil_maps(
     if isinstance(coils, bool) or not isinstance(coils, int) or coils < 1:
         raise ValueError(f"coils must be an int >= 1, got {coils!r}")
     h, w = (int(s) for s in shape)
+    if h < 1 or w < 1:
+        raise ValueError(f"shape must be two sizes >= 1 (H, W), got {tuple(shape)}")
     real = torch.float64
 
     def uniform(low: float, high: float, *size: int) -> Tensor:
