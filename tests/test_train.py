@@ -220,6 +220,11 @@ def test_configs_reject_unknown_keys_and_wrong_types(tmp_path):
         ExperimentConfig.from_dict({"optim": {"step_weights": "last"}})
     with pytest.raises(ValueError, match="key=value"):
         apply_overrides({}, ["optim.lr"])
+    one_task = {"tasks": [{"name": "denoise"}]}
+    assert apply_overrides(one_task, ["tasks.0.name=sr"])["tasks"][0]["name"] == "sr"
+    for key in ("tasks.1.name=sr", "tasks.1=sr"):
+        with pytest.raises(ValueError, match=r"'1' is no entry of a list of 1 \(entries 0 to 0\)"):
+            apply_overrides(one_task, [key])
     path = tmp_path / "c.yaml"
     path.write_text("optim: {iterations: 5}\n")
     assert load_config(path, ["optim.batch_size=8"]).optim.batch_size == 8

@@ -419,6 +419,8 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
             if isinstance(node, list) and part.isdigit() and int(part) < len(node):
                 node = node[int(part)]
                 continue
+            if isinstance(node, list):
+                raise ValueError(_no_list_entry(key, part, node))
             node = node.setdefault(part, {}) if isinstance(node, dict) else None
             if node is None:
                 raise ValueError(f"--set {key}: {part!r} is not a section")
@@ -428,9 +430,19 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
             node[int(last)] = value
         elif isinstance(node, dict):
             node[last] = value
+        elif isinstance(node, list):
+            raise ValueError(_no_list_entry(key, last, node))
         else:
             raise ValueError(f"--set {key}: cannot set {last!r} here")
     return result
+
+
+def _no_list_entry(key: str, part: str, entries: list) -> str:
+    """``--set``'s message for an index beyond a list (e.g. ``tasks.1`` of one task)."""
+    return (
+        f"--set {key}: {part!r} is no entry of a list of {len(entries)} (entries 0 to "
+        f"{len(entries) - 1}); add an entry in the config file itself"
+    )
 
 
 def resolve_data_root(data: DataConfig) -> Path:
