@@ -430,3 +430,13 @@ def test_a_peak_far_below_the_data_is_named_and_a_device_is_no_image_folder(tmp_
     assert status == 2 and "over 16 times the peak given (10): give a peak near" in err
     status, _, err = run(capsys, "eval", "--task", "denoise", "--data", "/dev/null")
     assert status == 2 and "'/dev/null' is not a folder (a device or a pipe)" in err
+
+
+def test_negative_numbers_with_an_exponent_are_values_not_options():
+    from rimkit.cli import build_parser
+
+    base = ["reconstruct", "in.png", "out.png", "--task", "denoise"]
+    for given, value in (("-1e9", -1e9), ("-2.5E-3", -2.5e-3), ("-.5e2", -50.0), ("-5", -5.0)):
+        assert build_parser().parse_args([*base, "--background", given]).background == value
+    args = build_parser().parse_args([*base, "--angle", "-1e-1", "--center", "-1e-2", "2e-2"])
+    assert args.angle == -0.1 and args.center == [-0.01, 0.02]

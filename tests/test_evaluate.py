@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -385,6 +386,21 @@ def test_an_estimate_with_nan_or_inf_scores_nan_with_a_warning(bad):
     curve = result.curves["sigma=25"]["broken"]
     assert math.isfinite(curve[0]) and math.isnan(curve[1])
     assert result.examples["sigma=25"]["results"]["broken"][0].shape == (16, 16)
+
+
+def test_estimates_on_the_0_255_scale_are_noted_once_and_scored_as_returned():
+    def in_255(case):
+        return [x * 255 for x in _gauss(case)]
+
+    images = [("a", _smooth((16, 16), 1)), ("b", _smooth((16, 16), 2))]
+    message = r"method 'in_255' returned an estimate up to .* on image 'a' .* divide its estimates"
+    with pytest.warns(RuntimeWarning, match=message) as caught:
+        result = _evaluate(images, runner.Method("in_255", in_255), runner.Method("gauss", _gauss))
+    assert len([w for w in caught if "0-255" in str(w.message)]) == 1  # once, for that method
+    assert result.mean("sigma=25", "in_255") < 10 < result.mean("sigma=25", "gauss")  # clipped
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # estimates overshooting [0, 1] a little: no note
+        _evaluate(images, runner.Method("over", lambda case: [x * 1.5 for x in _gauss(case)]))
 
 
 def test_method_run_may_return_arrays_and_must_return_a_list_of_the_truths_shape():

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from rimkit.data import ImageFolder, list_images
@@ -455,3 +456,21 @@ def test_a_gpu_run_may_continue_on_the_cpu(image_folder, tmp_path, capsys):
     status = main([*argv, "--set", "optim.device=cpu", "--set", "optim.precision=fp32"])
     assert status == 0, capsys.readouterr().err
     assert read_meta(run / "last")["iteration"] == 4
+
+
+def test_a_run_folder_inside_the_training_images_is_refused(image_folder, tmp_path, capsys):
+    from rimkit.cli import main
+    from rimkit.train import ExperimentConfig, train
+
+    cfg = ExperimentConfig.from_dict(_recipe(image_folder))
+    refused = r"is (inside )?the image folder of data.train .* give a run folder outside"
+    for out in (image_folder, image_folder / "runs" / "a"):
+        with pytest.raises(ValueError, match=refused):
+            train(cfg, out, progress=False)
+    assert sorted(p.name for p in image_folder.iterdir()) == [f"{i:02d}.png" for i in range(6)]
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(_recipe(image_folder)))
+    assert main(["train", str(recipe), "--out", str(image_folder / "run"), "--nproc", "2"]) == 2
+    assert "is inside the image folder of data.train" in capsys.readouterr().err
+    assert not (image_folder / "run").exists()  # refused before the launcher made the folder
+    train(cfg, tmp_path / "beside", stop_after=1, progress=False)  # outside it: trained

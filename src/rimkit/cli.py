@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -137,6 +138,13 @@ class UsageError(ValueError):
 
 
 class _Parser(argparse.ArgumentParser):
+    """argparse's parser with one line per usage error, and negative numbers written with an
+    exponent (``--background -1e9``) taken as values, as ``-5`` and ``-0.5`` are."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
     def error(self, message: str) -> None:  # argparse exits 2 by itself; keep its message short
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"rimkit: error: {message}\n")

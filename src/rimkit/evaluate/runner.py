@@ -228,6 +228,7 @@ def evaluate(
     }
     log = Journal(journal, identity) if journal is not None else None
     sums: dict[tuple[str, str], list[np.ndarray]] = {}
+    noted: set[str] = set()
     bar = _progress(len(protocols) * len(images), progress)
     try:
         for protocol in protocols:
@@ -238,7 +239,7 @@ def evaluate(
                 else:
                     rows, added = len(result.rows), []
                     for case in protocol.cases(image, index, name):
-                        added += _run_case(case, methods, result, sums, curves, examples)
+                        added += _run_case(case, methods, result, sums, curves, examples, noted)
                     if log is not None:
                         log.record(protocol.setting, name, result.rows[rows:], added)
                 bar.update(1)
@@ -381,7 +382,7 @@ def _resume(
         sums.setdefault((protocol.setting, method), []).append(np.array(curve))
     if examples and protocol.setting not in result.examples:
         case = protocol.cases(image, index, name)[0]
-        _run_case(case, methods, result, {}, False, True)
+        _run_case(case, methods, result, {}, False, True, set())
         del result.rows[-len(methods) :]
 
 
@@ -408,9 +409,11 @@ def _run_case(
     sums: dict[tuple[str, str], list[np.ndarray]],
     curves: bool,
     examples: bool,
+    noted: set[str],
 ) -> list[list[Any]]:
     """Run the methods on one case; record its rows (and example). Returns the
-    ``[method, curve]`` pairs it added to ``sums``."""
+    ``[method, curve]`` pairs it added to ``sums``. ``noted``: the methods whose estimates were
+    noted as on another scale (:func:`_note_other_scale`), once each."""
     added: list[list[Any]] = []
     example = None
     if examples and case.setting not in result.examples:
@@ -431,6 +434,8 @@ def _run_case(
             )
         final = estimates[step - 1]
         if bool(torch.isfinite(final).all()):
+            if method.name not in noted:
+                noted.update(_note_other_scale(method.name, case, final))
             scores = case.score(final)
         else:
             warnings.warn(
@@ -458,6 +463,24 @@ def _run_case(
             shown = quantize(case.view(torch.nan_to_num(final)))
             example["results"][method.name] = (shown, scores["psnr"])
     return added
+
+
+def _note_other_scale(name: str, case: Case, estimate: Tensor) -> set[str]:
+    """Warn where ``estimate`` lies far above the truth's scale (beyond 2 and 20 times the
+    truth's peak), as a method's own code working on the 0-255 scale returns it; it is scored as
+    any estimate is, clipped to ``[0, 1]``. Returns ``{name}`` when it warned."""
+    peak = float(estimate.abs().max())
+    if not (peak > 2 and peak > 20 * float(case.truth.abs().max())):
+        return set()
+    warnings.warn(
+        f"method {name!r} returned an estimate up to {peak:.4g} on image {case.image!r} "
+        f"({case.setting}), where the truth peaks at {float(case.truth.abs().max()):.3g}: images "
+        "are scored on [0, 1] (estimates clipped to it); if the method works on the 0-255 scale, "
+        "divide its estimates by 255",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return {name}
 
 
 def _estimates(method: Method, case: Case, estimates: Any) -> list[Tensor]:

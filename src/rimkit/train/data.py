@@ -11,7 +11,9 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 from torch import Tensor
@@ -43,6 +45,37 @@ def check_data(cfg: ExperimentConfig) -> None:
             read_volume(volume)
         if not volumes:
             list_images(path)
+
+
+def refuse_run_inside_data(cfg: ExperimentConfig, out: str | os.PathLike) -> None:
+    """Refuse a run folder ``out`` that is an image folder of ``data.train`` / ``data.val`` or
+    lies inside one: image folders are read with their sub-folders, so a run's files (and any
+    image written there later) would sit among the training data.
+
+    Example:
+        >>> cfg = ExperimentConfig.from_dict({"data": {"train": "/photos"}})
+        >>> refuse_run_inside_data(cfg, "/photos/run")
+        Traceback (most recent call last):
+        ...
+        ValueError: the run folder '/photos/run' is inside the image folder of data.train ...
+    """
+    run = Path(out).resolve()
+    for key, source in [("data.train", s) for s in _sources(cfg.data.train)] + [
+        ("data.val", cfg.data.val)
+    ]:
+        if source is None:
+            continue
+        try:
+            folder = resolve_folder(cfg.data, source).resolve()
+        except (ValueError, OSError):
+            continue  # a missing source gets its own message when the run reads it
+        if folder.is_file() or folder not in (run, *run.parents):
+            continue
+        where = "is" if folder == run else "is inside"
+        raise ValueError(
+            f"the run folder {str(out)!r} {where} the image folder of {key} ({source!r}), "
+            "which is read with its sub-folders; give a run folder outside it (e.g. runs/NAME)"
+        )
 
 
 def _sources(train: str | tuple[str, ...]) -> tuple[str, ...]:

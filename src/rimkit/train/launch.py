@@ -24,7 +24,7 @@ import torch.multiprocessing as mp
 
 from rimkit.runtime import check_device
 from rimkit.train.config import ExperimentConfig
-from rimkit.train.data import check_data
+from rimkit.train.data import check_data, refuse_run_inside_data
 from rimkit.train.loop import TrainingDiverged, train
 from rimkit.train.run_folder import LOCKED_BY_LAUNCHER, run_lock
 from rimkit.train.runlog import check_tensorboard
@@ -117,6 +117,8 @@ def launch(
         )
     check_data(cfg)
     check_tensorboard(cfg)
+    if not resume:
+        refuse_run_inside_data(cfg, out)
     if cfg.optim.init and not resume:
         load_init(cfg.optim.init)  # its error here, before any worker starts
     created = not Path(out).exists()

@@ -47,7 +47,12 @@ from rimkit.train.config import (
     ExperimentConfig,
     build_tasks,
 )
-from rimkit.train.data import check_data, load_patches, pixels_digest
+from rimkit.train.data import (
+    check_data,
+    load_patches,
+    pixels_digest,
+    refuse_run_inside_data,
+)
 from rimkit.train.distributed import Distributed, mean_over_processes, setup_process
 from rimkit.train.run_folder import (
     LOCKED_BY_LAUNCHER,
@@ -191,6 +196,8 @@ def _train(
     out = Path(out_dir)
     if not resume and not force:
         refuse_existing_run(out)
+    if not resume:
+        refuse_run_inside_data(cfg, out)
     optim_cfg = cfg.optim
     if dist.main and optim_cfg.warmup > optim_cfg.iterations:
         warnings.warn(
