@@ -82,3 +82,12 @@ def test_main_sets_the_thread_count_back_after_a_command(tmp_path):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_demo_runs_each_baseline_for_at_least_the_steps_its_weight_was_tuned_for():
+    by_name = {setting.name: setting for setting in SETTINGS}
+    lensing = dict(baselines(by_name["lensing"])[0])
+    denoise = dict(baselines(by_name["denoise sigma 25"])[0])
+    assert lensing["tv"].iterations == 1000  # TV's lensing weight is tuned for 1000 steps
+    assert denoise["tv"].iterations == 100
+    assert lensing["fista-wavelet"].iterations == 100

@@ -50,6 +50,7 @@ from rimkit.operators import (
 from rimkit.reconstruct import RIMReconstructor, initial_estimate
 from rimkit.solvers.selection import check_baselines
 from rimkit.solvers.tuned import tuned_baseline
+from rimkit.solvers.tuning import tuning_iterations
 from rimkit.tasks import MRITask
 from rimkit.writing import check_output_folder
 from rimkit.zoo import list_models, load_model
@@ -129,8 +130,8 @@ def baselines(setting: Setting) -> tuple[list[tuple[str, Any]], list[str]]:
 
 def _baseline(name: str, setting: Setting):
     options: dict[str, Any] = {}
-    if name in ("tv", "fista-wavelet"):
-        options["iterations"] = 100
+    if name in ("tv", "fista-wavelet"):  # at least the count its weight was tuned for
+        options["iterations"] = max(100, tuning_iterations(name, setting.task))
     return tuned_baseline(name, setting.task, setting.level, **options)
 
 
