@@ -32,6 +32,7 @@ import torch
 from rimkit.evaluate import Evaluation, Method, baseline_method, evaluate, load_images, rim_method
 from rimkit.evaluate.benchmarking import machine_info, provenance, replace_section
 from rimkit.evaluate.report import markdown_table
+from rimkit.precision import PRECISIONS
 
 DEFAULT_DATA = os.environ.get("RIMKIT_DATA", "../shared/data")
 BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
@@ -130,6 +131,13 @@ def parser(
         metavar="LABEL=K",
         help="run --model LABEL as a self-ensemble of K = 2, 4 or 8 flips/rotations (repeatable)",
     )
+    p.add_argument(
+        "--precision",
+        action="append",
+        default=[],
+        metavar="LABEL=P",
+        help="run --model LABEL's cell in precision P: fp32 (default) or bf16 (repeatable)",
+    )
     p.add_argument("--baselines", default=baselines, help=f"comma list (default {baselines})")
     p.add_argument("--output", default=str(BENCHMARKS_MD), help=OUTPUT_HELP)
     p.add_argument("--seed", type=int, default=0, help="base seed (image i: seed + i)")
@@ -222,11 +230,13 @@ def load_models(
     out = []
     given = bool(args.model)
     pairs = parse_models(args.model, args.default_models)
-    ensembles = parse_ensembles(getattr(args, "ensemble", []), [label for label, _ in pairs])
+    labels = [label for label, _ in pairs]
+    ensembles = parse_ensembles(getattr(args, "ensemble", []), labels)
+    precisions = parse_per_label("--precision", getattr(args, "precision", []), labels, PRECISIONS)
     allowed = (channels,) if isinstance(channels, int) else channels
     for label, source in pairs:
         try:
-            model = load_model(source).model
+            model = load_model(source, precision=precisions.get(label, "fp32")).model
         except ValueError as err:
             why = str(err)
         else:
@@ -256,14 +266,23 @@ def parse_ensembles(items: Sequence[str], labels: Sequence[str]) -> dict[str, in
     """``--ensemble LABEL=K`` items as ``{label: K}``; exits naming a bad item."""
     from rimkit.self_ensemble import SIZES
 
+    sizes = parse_per_label("--ensemble", items, labels, [str(size) for size in SIZES])
+    return {label: int(size) for label, size in sizes.items()}
+
+
+def parse_per_label(
+    flag: str, items: Sequence[str], labels: Sequence[str], choices: Sequence[str]
+) -> dict[str, str]:
+    """``FLAG LABEL=VALUE`` items as ``{label: value}``, each label one of ``labels`` (the
+    ``--model`` labels) and each value one of ``choices``; exits naming a bad item."""
     out = {}
     for item in items:
-        label, _, size = item.partition("=")
+        label, _, value = item.partition("=")
         if label not in labels:
-            fail(f"--ensemble {item}: no --model labelled {label!r} (labels: {labels})")
-        if not size.isdigit() or int(size) not in SIZES:
-            fail(f"--ensemble {item}: K must be one of {SIZES}")
-        out[label] = int(size)
+            fail(f"{flag} {item}: no --model labelled {label!r} (labels: {labels})")
+        if value not in choices:
+            fail(f"{flag} {item}: the value must be one of {', '.join(choices)}")
+        out[label] = value
     return out
 
 
@@ -461,6 +480,13 @@ def write(args: argparse.Namespace, section: str, title: str, parts: Sequence[st
         head.append(
             f"Self-ensemble rows ({runs} flips/rotations of each measurement, restored and "
             "averaged; that many times the time): `rimkit reconstruct --ensemble K`."
+        )
+    if getattr(args, "precision", None):
+        runs = ", ".join(f"`{item.replace('=', '`: ')}" for item in args.precision)
+        head.append(
+            f"Precision of the rows' cells ({runs}; the others fp32): bf16 runs the convolutions "
+            "and GRU under bfloat16 autocast, the estimate float32 "
+            "(`rimkit reconstruct --precision bf16`)."
         )
     if args.limit:
         head.append(

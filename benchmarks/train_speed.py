@@ -3,7 +3,9 @@
 Throughput: patches per second of one training step (forward through T steps, backward,
 Adam) for the ``cpu`` and ``paper`` denoising cells, the FLOPs of that step counted by
 ``torch.utils.flop_counter``, and the achieved GFLOP/s as a fraction of the machine's fp32
-matrix-multiply GFLOP/s measured in the same process.
+matrix-multiply GFLOP/s measured in the same process; on a CPU with native bfloat16
+(AVX512-BF16 or AMX) both cells again with ``optim.precision: bf16`` (the cell under bfloat16
+autocast, :mod:`rimkit.precision`).
 
 Memory: for T in 5, 10, 20, 40, the bytes autograd keeps for the backward pass (counted
 exactly with saved-tensor hooks) and the peak resident memory of a fresh process running
@@ -31,15 +33,22 @@ from _common import machine_line, plain_parser, write_section
 from rimkit.likelihood import GaussianLikelihood
 from rimkit.models import RIMConfig, count_parameters, trajectory_loss
 from rimkit.operators import Identity
+from rimkit.precision import apply_precision, native_bf16
 
 CPU_CELL = RIMConfig(features=32, hidden=64, train_steps=8)
 IRIM = RIMConfig(variant="invertible", features=32, hidden=16, train_steps=8)
+PAPER_CELL = RIMConfig(features=64, hidden=256, train_steps=20)
 CELLS = {
-    "cpu (32/64, T=8)": CPU_CELL,
-    "i-RIM (state 16, width 32, T=8)": IRIM,
-    "i-RIM, invert-to-learn": dataclasses.replace(IRIM, checkpoint=True),
-    "paper (64/256, T=20)": RIMConfig(features=64, hidden=256, train_steps=20),
+    "cpu (32/64, T=8)": (CPU_CELL, "fp32"),
+    "i-RIM (state 16, width 32, T=8)": (IRIM, "fp32"),
+    "i-RIM, invert-to-learn": (dataclasses.replace(IRIM, checkpoint=True), "fp32"),
+    "paper (64/256, T=20)": (PAPER_CELL, "fp32"),
 }
+BF16_CELLS = {
+    "cpu (32/64, T=8), bf16": (CPU_CELL, "bf16"),
+    "paper (64/256, T=20), bf16": (PAPER_CELL, "bf16"),
+}
+"""Measured where the CPU computes bfloat16 natively (:func:`rimkit.precision.native_bf16`)."""
 MEMORY = {
     "cpu cell": CPU_CELL,
     "cpu cell, checkpointing": dataclasses.replace(CPU_CELL, checkpoint=True),
@@ -67,9 +76,9 @@ def train_step(model, x, y, opt) -> torch.Tensor:
     return loss
 
 
-def throughput(cfg: RIMConfig, batch: int, repeats: int) -> dict:
+def throughput(cfg: RIMConfig, batch: int, repeats: int, precision: str = "fp32") -> dict:
     torch.manual_seed(0)
-    model = cfg.build()
+    model = apply_precision(cfg.build(), precision, "cpu")
     opt = torch.optim.Adam(model.parameters())
     x = torch.rand(batch, 1, 32, 32)
     y = x + 0.1 * torch.randn_like(x)
@@ -143,8 +152,9 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     results = {}
-    for name, cfg in CELLS.items():
-        r = throughput(cfg, args.batch, 1 if "paper" in name else args.repeats)
+    cells = {**CELLS, **(BF16_CELLS if native_bf16("cpu") else {})}
+    for name, (cfg, precision) in cells.items():
+        r = throughput(cfg, args.batch, 1 if "paper" in name else args.repeats, precision)
         results[name] = r
         rows.append(
             f"| {name} | {r['params']:,} | {r['patches_per_s']:.1f} | {r['gflop_per_step']:.1f} "
@@ -165,7 +175,9 @@ def main() -> None:
             f"Command: `python benchmarks/train_speed.py{flags}` (batch {args.batch} of 32x32 gray "
             f"patches, denoising, Adam; best of {args.repeats} steps for each model but the "
             f"paper cell, one for it). fp32 matrix-multiply peak measured in the same process "
-            f"(2048x2048, best of 10): **{peak:.0f} GFLOP/s**.",
+            f"(2048x2048, best of 10): **{peak:.0f} GFLOP/s**; the bf16 rows (the cell under "
+            "bfloat16 autocast, `optim.precision: bf16`, measured where the CPU has AVX512-BF16 "
+            "or AMX) count the same FLOPs against that fp32 peak.",
             "",
             *rows,
             "",

@@ -33,6 +33,7 @@ from rimkit.output_encoding import (
     positive_maximum,
     write_trajectory,
 )
+from rimkit.precision import PRECISION_HELP, PRECISIONS
 from rimkit.runtime import check_threads, note_printer, set_threads
 from rimkit.zoo.cards import DEFAULT_MODELS, alternative_models, default_model
 
@@ -462,6 +463,7 @@ def _add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default="cpu", choices=["cpu", "cuda"], help="where the RIM runs (cpu)"
     )
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     parser.add_argument("--threads", type=int, help=THREADS_HELP)
     _add_lens_arguments(parser)
 
@@ -851,7 +853,7 @@ def _load_method(args: argparse.Namespace, image: np.ndarray) -> tuple[str, Any]
     if args.baseline:
         return args.baseline, None
     name = args.model or _default_model(args.task, image, scanner=_is_scanner_kspace(args.input))
-    loaded = load_model(name, device=args.device)
+    loaded = load_model(name, device=args.device, precision=args.precision)
     trained = int(getattr(loaded.model, "train_steps", 0) or 0)
     if args.steps and trained and args.steps > trained:
         warnings.warn(
@@ -1064,7 +1066,7 @@ def _run_compare(args: argparse.Namespace) -> None:
         methods = [m for m in methods if m not in MASKLESS_BASELINES]  # they see no mask
     results = compare(
         image, args.task, methods, truth=truth, fit_scale=fit_scale, device=args.device,
-        progress=not args.quiet, **options,
+        precision=args.precision, progress=not args.quiet, **options,
     )  # fmt: skip
     peak = None
     if args.task == "mri" or options["units"] == "data":  # one white: the truth's or brightest

@@ -68,6 +68,7 @@ def compare(
     truth: np.ndarray | None = None,
     fit_scale: bool = True,
     device: str = "cpu",
+    precision: str = "fp32",
     progress: bool = False,
     **restore_options: Any,
 ) -> list[Compared]:
@@ -85,6 +86,7 @@ def compare(
     reference image). A truth smaller than the results (fastMRI's references are the central
     320 x 320 of an image over-sampled along the readout) scores and keeps their central crop.
     Multi-coil k-space has its coil maps estimated once for all methods, outside their times.
+    The models run on ``device`` in ``precision`` (:mod:`rimkit.precision`).
     A noise level ``"auto"`` is estimated by the first method's run and told to them all."""
     if not methods:
         raise ValueError("give at least one method to compare (a model or a baseline name)")
@@ -97,7 +99,9 @@ def compare(
         )
     results: list[Compared] = []
     given_sigma = restore_options.get("sigma")
-    loaded = {name: _load_method(name, device) for name in methods}  # all known before any run
+    loaded = {
+        name: _load_method(name, device, precision) for name in methods
+    }  # all known before any run
     for name in methods:
         model = loaded[name]  # it keeps the SR scales it was trained for (trained_scales)
         estimated = bool(results) and (given_sigma is None or isinstance(given_sigma, str))
@@ -219,7 +223,7 @@ SAME_GRID_TASKS = ("denoise", "inpaint", "blur")
 is cropped back to it): it can be scored too, and a FITS output keeps its sky coordinates."""
 
 
-def _load_method(name: str, device: str) -> Any:
+def _load_method(name: str, device: str, precision: str) -> Any:
     """A method of :func:`compare`: ``None`` for a baseline, else the model; an unknown name
     names what is known."""
     from rimkit.solvers import BASELINES
@@ -228,7 +232,7 @@ def _load_method(name: str, device: str) -> Any:
     if name in BASELINES:
         return None
     try:
-        loaded = load_model(name, device=device)
+        loaded = load_model(name, device=device, precision=precision)
     except ValueError as err:
         if not str(err).startswith("unknown model"):
             raise

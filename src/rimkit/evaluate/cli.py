@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rimkit.precision import PRECISION_HELP, PRECISIONS
+
 __all__ = ["parse_baseline_options", "register"]
 
 PROJECTION_KINDS = ("gaussian", "bernoulli", "fourier")  # rimkit.operators', without torch
@@ -231,6 +233,7 @@ def register(
         help="blind: tell every method the noise level estimated from each measurement by this "
         "method instead of the true one (image tasks)",
     )
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     parser.add_argument("--crop", type=int, default=96, help="crop size of the figure grids")
     parser.add_argument(
         "--threads", type=int, help="CPU threads for torch and BM3D alike (default: torch's)"
@@ -351,6 +354,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         tile=args.tile,
         ensemble=args.ensemble,
         sigma_estimate=args.sigma_estimate,
+        precision=args.precision,
         crop=args.crop,
         force=args.force,
         resume=args.resume,

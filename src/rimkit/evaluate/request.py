@@ -50,6 +50,7 @@ from rimkit.operators import (
     DEFAULT_KERNEL,
     PROJECTION_KINDS,
 )
+from rimkit.precision import check_precision
 from rimkit.self_ensemble import ENSEMBLE_TASKS, check_size
 from rimkit.solvers.selection import (
     check_baselines,
@@ -69,7 +70,8 @@ class EvalSpec:
     ``ensemble``: average the RIM over that many flips and rotations of each measurement.
     ``sigma_estimate``: tell every method the noise level estimated from each measurement by
     this :func:`~rimkit.noise_level.estimate_noise_level` method (``pca``, ``wavelet``) instead
-    of the true one (blind restoration; image tasks only).
+    of the true one (blind restoration; image tasks only). ``precision``: the RIMs' cells in
+    ``fp32`` or ``bf16`` (:mod:`rimkit.precision`).
     """
 
     task: str
@@ -102,6 +104,7 @@ class EvalSpec:
     tile: int | None = None
     ensemble: int = 1
     sigma_estimate: str | None = None
+    precision: str = "fp32"
     crop: int = 96
     force: bool = False
     resume: bool = False
@@ -185,6 +188,7 @@ class EvalSpec:
             ("--patches", self.patches),
             ("--ensemble", self.ensemble if self.ensemble != 1 else None),
             ("--sigma-estimate", self.sigma_estimate),
+            ("--precision", self.precision if self.precision != "fp32" else None),
         ):
             if value is not None:
                 parts += [flag, str(value)]
@@ -405,7 +409,7 @@ def load_models(spec: EvalSpec) -> list[tuple[str, Any]]:
     labels = (spec.labels if spec.models else ()) or (None,) * len(spec.models)
     found = []
     for name, label in zip(spec.models, labels, strict=True):
-        loaded = load_model(name)
+        loaded = load_model(name, precision=spec.precision)
         if not label:
             label = (loaded.card.name if loaded.card else None) or (
                 "rim" if len(spec.models) == 1 else _file_or_folder_name(name)
@@ -503,6 +507,7 @@ def run_eval(spec: EvalSpec) -> Path:
     if spec.task not in TASKS:
         raise ValueError(f"unknown task {spec.task!r}; known: {', '.join(TASKS)}")
     check_size(spec.ensemble)
+    check_precision(spec.precision, "--precision")
     if spec.ensemble > 1 and spec.task not in ENSEMBLE_TASKS:
         raise ValueError(
             "--ensemble needs an operator that commutes with flips and rotations (denoise, sr, "

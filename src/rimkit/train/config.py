@@ -33,6 +33,7 @@ import torch
 import yaml
 
 from rimkit.models import LOSSES, WEIGHT_SCHEMES, RIMConfig
+from rimkit.precision import check_precision
 from rimkit.runtime import DEVICE_FORM
 from rimkit.tasks import TASKS, Task, TaskMixture
 
@@ -90,7 +91,8 @@ class OptimConfig:
 
     ``tensorboard: true`` also writes every metric as TensorBoard scalars into the run folder
     (the optional extra ``rimkit[tensorboard]``). ``precision: bf16`` runs the RIM's cell under
-    bfloat16 autocast (for GPUs; the estimate, the likelihood gradient and the loss stay float32).
+    bfloat16 autocast (the estimate, the likelihood gradient and the loss stay float32;
+    :mod:`rimkit.precision`): for GPUs, and CPUs with AVX512-BF16 or AMX.
     ``init`` fine-tunes: the run starts from those weights (a shipped model's name, or a run folder
     or ``.safetensors`` file relative to the working directory, of the architecture the ``model``
     section describes) with a fresh optimiser and schedule, instead of a random initialisation.
@@ -194,7 +196,6 @@ class ExperimentConfig:
 
 
 SCHEDULES = ("constant", "cosine", "step")
-PRECISIONS = ("fp32", "bf16")
 DEVICE_FORMS = "cpu, cuda, cuda:N (N = 0, 1, ...) or mps"
 
 
@@ -279,8 +280,7 @@ def _check_optim(optim: OptimConfig) -> None:
         raise ValueError(f"unknown optim.schedule {optim.schedule!r}; known: {SCHEDULES}")
     if not DEVICE_FORM.fullmatch(optim.device):
         raise ValueError(f"unknown optim.device {optim.device!r}; give one of {DEVICE_FORMS}")
-    if optim.precision not in PRECISIONS:
-        raise ValueError(f"unknown optim.precision {optim.precision!r}; known: {PRECISIONS}")
+    check_precision(optim.precision, "optim.precision")
     if optim.loss not in LOSSES:
         raise ValueError(f"unknown optim.loss {optim.loss!r}; known: {', '.join(LOSSES)}")
     if optim.step_weights not in WEIGHT_SCHEMES:

@@ -36,6 +36,7 @@ from rimkit.data import PatchSampler, seeded
 from rimkit.evaluate.metrics import psnr_per_sample
 from rimkit.models import RIM, trajectory_loss
 from rimkit.operators import magnitude
+from rimkit.precision import apply_precision
 from rimkit.tasks import Measurement, Task
 from rimkit.train.checkpoint import (
     export_weights,
@@ -220,7 +221,7 @@ def _train(
             stacklevel=3,
         )
     elif optim_cfg.precision == "bf16":
-        model.cell_dtype = torch.bfloat16
+        apply_precision(model, "bf16", device, "optim.precision")
     optimizer = torch.optim.Adam(
         model.parameters(), lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay
     )

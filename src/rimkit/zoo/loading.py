@@ -27,6 +27,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from rimkit.models import RIM, RIMConfig
+from rimkit.precision import apply_precision, check_precision
 from rimkit.reconstruct import trained_start
 from rimkit.zoo import cards
 from rimkit.zoo.cards import ModelCard, list_models
@@ -80,7 +81,9 @@ def _resolve(name_or_path: str | os.PathLike) -> tuple[Path, ModelCard | None]:
     )
 
 
-def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+def load_model(
+    name_or_path: str | os.PathLike, device: str | torch.device = "cpu", precision: str = "fp32"
+) -> LoadedModel:
     """Load a shipped model by name, a run folder, or a ``.safetensors`` file.
 
     A string that names a shipped model loads it, even where a folder of that name lies here
@@ -90,7 +93,8 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     The model's ``start`` attribute says where reconstruction starts: ``"flat"`` for a model
     trained only on random projections, ``"task"`` otherwise
     (:func:`rimkit.reconstruct.trained_start`). It is float32, or float64 where every weight
-    was saved so (``cell_dtype``, a setting of the run, is not saved).
+    was saved so. ``precision="bf16"`` runs its cell under bfloat16 autocast, the estimate
+    kept float32 (:mod:`rimkit.precision`; about 1.4 times as fast on a CPU with AVX512-BF16).
 
     Example:
         >>> load_model("no-such-model")
@@ -101,6 +105,7 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     from rimkit.runtime import check_device
 
     check_device(str(device), "device")
+    check_precision(precision)
     path, card = _resolve(name_or_path)
     try:
         from safetensors import safe_open
@@ -128,7 +133,8 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     model.start = trained_start(t.get("name", "") for t in config.get("tasks", []))
     model.trained_scales = trained_scales(config, card)
     model.eval()
-    return LoadedModel(model.to(device), config, path, card)
+    model = apply_precision(model.to(device), precision, device)
+    return LoadedModel(model, config, path, card)
 
 
 def trained_scales(config: dict[str, Any], card: Any = None) -> tuple[int, ...] | None:
