@@ -31,7 +31,7 @@ PRECISIONS = ("fp32", "bf16")
 
 PRECISION_HELP = (
     "the RIM's cell in fp32 (default) or bf16: bfloat16 convolutions, the estimate kept float32; "
-    "about 1.4x as fast on a CPU with AVX512-BF16 or AMX, slower on one without"
+    "about 1.5x as fast on a CPU with AVX512-BF16 or AMX, slower on one without"
 )
 
 Model = TypeVar("Model", bound="nn.Module")
@@ -84,8 +84,8 @@ def apply_precision(
         if precision == "fp32":
             return model
         raise ValueError(
-            f"{what} bf16 runs a RIM's cell under bfloat16 autocast; a "
-            f"{type(model).__name__} has no such cell: use {what} fp32"
+            f"{what} bf16 runs a RIM's cell under bfloat16 autocast; the "
+            f"{type(model).__name__} has no separate cell: use {what} fp32"
         )
     if precision == "bf16" and not native_bf16(device):
         warnings.warn(

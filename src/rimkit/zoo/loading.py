@@ -94,7 +94,7 @@ def load_model(
     trained only on random projections, ``"task"`` otherwise
     (:func:`rimkit.reconstruct.trained_start`). It is float32, or float64 where every weight
     was saved so. ``precision="bf16"`` runs its cell under bfloat16 autocast, the estimate
-    kept float32 (:mod:`rimkit.precision`; about 1.4 times as fast on a CPU with AVX512-BF16).
+    kept float32 (:mod:`rimkit.precision`; about 1.5 times as fast on a CPU with AVX512-BF16).
 
     Example:
         >>> load_model("no-such-model")
