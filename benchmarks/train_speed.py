@@ -2,8 +2,9 @@
 
 Throughput: patches per second of one training step (forward through T steps, backward,
 Adam) for the ``cpu`` and ``paper`` denoising cells, the FLOPs of that step counted by
-``torch.utils.flop_counter``, and the achieved GFLOP/s as a fraction of the machine's fp32
-matrix-multiply GFLOP/s measured in the same process; on a CPU with native bfloat16
+``torch.utils.flop_counter``, and the achieved GFLOP/s as a fraction of the machine's peak
+measured in the same process (the larger of a matrix product's and a convolution's rate, see
+:func:`peak_gflops`); on a CPU with native bfloat16
 (AVX512-BF16 or AMX) both cells again with ``optim.precision: bf16`` (the cell under bfloat16
 autocast, :mod:`rimkit.precision`).
 

@@ -99,9 +99,8 @@ def compare(
         )
     results: list[Compared] = []
     given_sigma = restore_options.get("sigma")
-    loaded = {
-        name: _load_method(name, device, precision) for name in methods
-    }  # all known before any run
+    # every method loaded (so known) before any runs
+    loaded = {name: _load_method(name, device, precision) for name in methods}
     for name in methods:
         model = loaded[name]  # it keeps the SR scales it was trained for (trained_scales)
         estimated = bool(results) and (given_sigma is None or isinstance(given_sigma, str))

@@ -235,8 +235,8 @@ class RIMReconstructor:
         if param.dtype not in (torch.float32, torch.float64):
             raise ValueError(
                 f"the model's weights are {str(param.dtype)[6:]}; a RIM reconstructs in float32 "
-                "or float64, the operators' precision: call model.float() first (for bfloat16 "
-                "on a GPU, set model.cell_dtype = torch.bfloat16 on the float32 model)"
+                "or float64, the operators' precision: call model.float() first (for bfloat16, "
+                "rimkit.precision.apply_precision(model, 'bf16', device) on the float32 model)"
             )
         dtype = param.dtype.to_complex() if y.is_complex() else param.dtype  # MRI: k-space
         y = y.to(device=param.device, dtype=dtype)
