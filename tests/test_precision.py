@@ -115,7 +115,6 @@ def test_reconstruct_and_compare_take_precision(saved_model, noisy_png, tmp_path
 
 
 def test_eval_takes_precision_and_writes_it_in_its_command(saved_model, tmp_path, native):
-    from rimkit.evaluate.cli import register
     from rimkit.evaluate.request import EvalSpec, run_eval
 
     folder = tmp_path / "images"
@@ -131,7 +130,10 @@ def test_eval_takes_precision_and_writes_it_in_its_command(saved_model, tmp_path
     assert (tmp_path / "ev" / "results.csv").is_file()
     with pytest.raises(ValueError, match=r"unknown --precision 'fp64'"):
         run_eval(EvalSpec(task="denoise", data=folder, precision="fp64"))
-    assert callable(register)
+    argv = ["eval", "--model", str(saved_model), "--task", "denoise", "--data", str(folder)]
+    argv += ["--sigma", "25", "--baselines", "none", "--out", str(tmp_path / "cli"), "-q"]
+    assert main([*argv, "--precision", "bf16"]) == 0
+    assert "--precision bf16" in (tmp_path / "cli" / "summary.md").read_text()
 
 
 def test_benchmarks_take_a_precision_per_label(tmp_path):
