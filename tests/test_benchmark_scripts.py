@@ -182,6 +182,48 @@ def test_projections_curve_factor_sets_how_far_past_t_the_curves_go(data, tmp_pa
     assert "| t=2T | T |" in plain and "t=3T" not in plain
 
 
+def test_projection_subspaces_scores_each_method_with_each_part_of_its_error_removed(
+    data, tmp_path
+):
+    model = tiny_model(tmp_path)
+    text = run_script(
+        "projection_subspaces.py", data, tmp_path / "B.md", "--patches", "1",
+        "--ratios", "0.3", "--sigmas", "0", "15", defaults=(f"tiny={model}", ABSENT),
+    )  # fmt: skip
+    parts = ["", "range exact", "null exact"]
+    columns = [f"{m}, {p}".rstrip(", ") for m in ("tiny", "absent", "tv") for p in parts]
+    assert header(text.replace("| setting", "| method")) == f"| method | {' | '.join(columns)} |"
+    rows = [line.split("|")[2:-1] for line in text.splitlines() if "m/n=0.3" in line]
+    settings = [line.split("|")[1].strip() for line in text.splitlines() if "m/n=0.3" in line]
+    assert settings == [
+        "gaussian,m/n=0.3", "bernoulli,m/n=0.3", "gaussian,m/n=0.3,sigma=15",
+        "bernoulli,m/n=0.3,sigma=15",
+    ]  # fmt: skip
+    for cells in rows:
+        tiny, absent, tv = (cells[i : i + 3] for i in (0, 3, 6))
+        assert [c.strip() for c in absent] == ["missing"] * 3
+        plain, *oracles = map(float, tiny)
+        assert all(o > plain + 1 for o in oracles)  # an untrained RIM errs in both parts
+        plain, *oracles = map(float, tv)  # TV's noiseless estimate is nearly consistent:
+        assert all(o > plain - 0.05 for o in oracles)  # the 8-bit rounding may cost a little
+
+
+def test_projection_subspaces_splits_the_error_by_a_projector_onto_the_row_space():
+    done = subprocess.run(
+        [sys.executable, "-m", "doctest", "projection_subspaces.py"],
+        cwd=BENCH, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_projection_subspaces_refuses_a_self_ensemble(data, tmp_path):
+    args = ["--data", str(data), "--set", "images", "--output", str(tmp_path / "B.md")]
+    args += ["--model", "rim=3task", "--ensemble", "rim=2"]
+    error = one_error(run_cmd(script_cmd("projection_subspaces.py", *args)))
+    assert error == "error: --ensemble: the oracles split one estimate per case; run without it"
+    assert not (tmp_path / "B.md").exists()
+
+
 def test_a_curve_factor_below_one_is_refused_by_the_parser(tmp_path):
     cmd = [sys.executable, str(ROOT / "benchmarks" / "lensing.py"), "--curve-factor", "0.5"]
     cmd += ["--output", str(tmp_path / "B.md")]

@@ -1,0 +1,143 @@
+"""Where a RIM's error on random projections lies: in the measured subspace or its null space.
+
+Regenerates the ``projection-subspaces`` section of BENCHMARKS.md. On the patches and matrix
+projections of the ``projections`` section (Gaussian and +-1 Bernoulli, ``y = A x + n``), each
+model's estimate ``x_T`` (or a baseline's, ``--baselines``) is scored as it is and with one part
+of its error ``e = x_T - x`` taken away, ``P = A^T (A A^T)^-1 A`` being the projector onto the
+row space of ``A``: ``range exact`` is ``x_T - P e`` (only the error the measurement cannot see
+is left, the prior's share; without noise this is ``x_T`` made consistent with ``y``),
+``null exact`` is ``x_T - (I - P) e`` (only the error in what was measured is left, the
+data-consistency share). Both are oracles, for diagnosis only. PSNR of 8-bit outputs at the
+trained T.
+
+    python benchmarks/projection_subspaces.py --model rim=3task --model gdn=gdn-3task
+    python benchmarks/projection_subspaces.py --sigmas 0 15 --limit 2 --patches 2 \\
+        --output /tmp/BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import _common as C
+import torch
+
+from rimkit.evaluate import Method, ProjectionProtocol
+from rimkit.evaluate.protocols import Case
+
+KINDS = ("gaussian", "bernoulli")
+"""The matrix ensembles, whose row-space projector is ``A^T (A A^T)^-1 A`` for the stored
+``A``; the Fourier rows (complex, conjugate pairs) are left out."""
+PARTS = ("range exact", "null exact")
+
+
+def row_space_part(case: Case, error: torch.Tensor) -> torch.Tensor:
+    """``P e`` for the matrix ``A`` of ``case``: ``e`` projected onto the row space of ``A``.
+
+    Example:
+        >>> import numpy as np
+        >>> p = ProjectionProtocol("gaussian", 0.5, patch=4, patches=1)
+        >>> case = p.cases(np.random.rand(8, 8), 0, "img")[0]
+        >>> e = torch.rand(1, 1, 4, 4, dtype=torch.float64)
+        >>> pe = row_space_part(case, e)
+        >>> bool(torch.allclose(row_space_part(case, pe), pe))  # a projector: P P e = P e
+        True
+    """
+    a = case.operator.matrix.reshape(-1, error.numel()).to(error)  # (m, n)
+    ae = a @ error.reshape(-1, 1)  # (m, 1)
+    return (a.T @ torch.linalg.solve(a @ a.T, ae)).reshape(error.shape)  # (1, C, H, W)
+
+
+def split_methods(method: Method) -> list[Method]:
+    """``method`` and its two oracles (:data:`PARTS`), which reuse its estimate of each case."""
+    last: dict[str, object] = {}
+
+    def estimate(case: Case) -> torch.Tensor:
+        if last.get("case") is not case:
+            estimates = method.run(case)
+            step = method.report_step or len(estimates)
+            last.update(case=case, estimate=estimates[step - 1].to(case.truth))
+        return last["estimate"]  # (1, C, H, W)
+
+    def plain(case: Case) -> list[torch.Tensor]:
+        return [estimate(case)]
+
+    def oracle(keep_null: bool):
+        def run(case: Case) -> list[torch.Tensor]:
+            x = estimate(case)
+            seen = row_space_part(case, x - case.truth)  # (1, C, H, W)
+            return [x - seen if keep_null else case.truth + seen]
+
+        return run
+
+    return [
+        Method(method.name, plain, fingerprint=method.fingerprint),
+        *(
+            Method(
+                f"{method.name}, {part}", oracle(part == PARTS[0]), fingerprint=method.fingerprint
+            )
+            for part in PARTS
+        ),
+    ]
+
+
+def main() -> None:
+    p = C.parser(
+        __doc__,
+        models=["rim=3task", "gdn=gdn-3task"],
+        baselines="none",
+        section=(
+            "projection-subspaces",
+            "Random projections: the error in and out of the row space",
+        ),
+    )
+    p.add_argument("--set", default="eval/BSD68", help="image folder inside --data")
+    p.add_argument(
+        "--ratios", type=float, nargs="+", default=[0.1, 0.3, 0.5], help="projection ratios m/n"
+    )
+    p.add_argument(
+        "--sigmas", type=float, nargs="+", default=[0.0, 15.0],
+        help="noise stds of the measurements, 0-255 scale",
+    )  # fmt: skip
+    p.add_argument("--patches", type=int, default=8, help="32x32 patches per image")
+    args = p.parse_args()
+    C.setup(args)
+    if args.ensemble:
+        C.fail("--ensemble: the oracles split one estimate per case; run without it")
+    models = C.load_models(args, channels=1)
+    bases = C.baselines(args, "projection", keep_estimates=False)
+    measured = [(e.label, e.method) for e in models] + [(m.name, m) for m in bases]
+    methods = [split for _, m in measured if m for split in split_methods(m)]
+    protocols = [
+        ProjectionProtocol(k, r, s, args.seed, 32, args.patches)
+        for s in args.sigmas
+        for k in KINDS
+        for r in args.ratios
+    ]
+    result, n = C.run(args, args.set, protocols, methods, channels=1, curves=False)
+
+    header = ["setting"]
+    for label, _ in measured:
+        header += [label, *(f"{label}, {part}" for part in PARTS)]
+    rows = [header]
+    for proto in protocols:
+        row = [proto.setting]
+        for label, method in measured:
+            names = [label, *(f"{label}, {part}" for part in PARTS)]
+            row += [C.cell(result.mean(proto.setting, x)) if method else C.MISSING for x in names]
+        rows.append(row)
+
+    limit = "; --limit" if args.limit else ""
+    notes = (
+        f"{n} images{limit}, {args.patches} patches of 32x32 each, positions and projections "
+        "drawn from seed + image index as in the projections section (the same patches and "
+        "matrices at the same noise level). PSNR (dB) of 8-bit outputs at each model's "
+        "trained T, averaged over patches. `range exact`: the estimate with its error in the "
+        "row space of A removed (the error left is the null space's, the prior's share); "
+        "`null exact`: with its error in the null space removed (the error left is the "
+        "measured part's). Oracles for diagnosis, not methods."
+    )
+    parts = [notes, "### PSNR (dB)\n\n" + C.table(rows), C.missing_note(models)]
+    C.write(args, args.section, args.title, [p for p in parts if p])
+
+
+if __name__ == "__main__":
+    main()
