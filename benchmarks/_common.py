@@ -368,6 +368,13 @@ def run_images(
         fail(str(err))
 
 
+def add_ratios(p: argparse.ArgumentParser) -> None:
+    """``--ratios``: the projection ratios m/n measured (default 0.1, 0.3 and 0.5)."""
+    p.add_argument(
+        "--ratios", type=float, nargs="+", default=[0.1, 0.3, 0.5], help="projection ratios m/n"
+    )
+
+
 def add_curve_factor(p: argparse.ArgumentParser) -> None:
     """``--curve-factor F`` (at least 1, default 2): how far past T the curve table goes."""
 

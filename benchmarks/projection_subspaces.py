@@ -90,9 +90,7 @@ def main() -> None:
         ),
     )
     p.add_argument("--set", default="eval/BSD68", help="image folder inside --data")
-    p.add_argument(
-        "--ratios", type=float, nargs="+", default=[0.1, 0.3, 0.5], help="projection ratios m/n"
-    )
+    C.add_ratios(p)
     p.add_argument(
         "--sigmas", type=float, nargs="+", default=[0.0, 15.0],
         help="noise stds of the measurements, 0-255 scale",

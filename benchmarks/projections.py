@@ -31,9 +31,7 @@ def main() -> None:
         section=("projections", "Random projections and transfer"),
     )
     p.add_argument("--set", default="eval/BSD68", help="image folder inside --data")
-    p.add_argument(
-        "--ratios", type=float, nargs="+", default=[0.1, 0.3, 0.5], help="projection ratios m/n"
-    )
+    C.add_ratios(p)
     p.add_argument(
         "--fractions", type=float, nargs="+", default=[0.5, 0.8],
         help="missing fractions of the transfer to inpainting",
