@@ -98,8 +98,6 @@ def main() -> None:
     p.add_argument("--patches", type=int, default=8, help="32x32 patches per image")
     args = p.parse_args()
     C.setup(args)
-    if args.ensemble:
-        C.fail("--ensemble: the oracles split one estimate per case; run without it")
     models = C.load_models(args, channels=1)
     bases = C.baselines(args, "projection", keep_estimates=False)
     measured = [(e.label, e.method) for e in models] + [(m.name, m) for m in bases]
