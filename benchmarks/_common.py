@@ -21,7 +21,8 @@ import math
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -364,6 +365,16 @@ def run_images(
             examples=False,
             journal=journal,
         )
+    except ValueError as err:
+        fail(str(err))
+
+
+@contextmanager
+def option_values() -> Iterator[None]:
+    """Turn the ``ValueError`` of an option value the protocols refuse (a negative sigma, a
+    ratio of 0, ``--patches 0``) into :func:`fail`'s one line, instead of a traceback."""
+    try:
+        yield
     except ValueError as err:
         fail(str(err))
 

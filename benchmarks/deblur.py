@@ -89,14 +89,12 @@ def main() -> None:
         models = [m for entry in models for m in (entry, circular_assumed(entry))]
     bases = C.baselines(args, "blur", keep_estimates=False)
     methods = [m.method for m in models if m.method] + bases
-    try:
+    with C.option_values():
         protocols = [
             DeblurProtocol(k, s, args.seed, args.boundary)
             for k in args.kernels
             for s in args.sigmas
         ]
-    except ValueError as err:
-        C.fail(str(err))
     result, n = C.run(args, args.set, protocols, methods, channels=1, curves=False)
 
     rows = C.psnr_ssim_rows(result, protocols, models, bases)

@@ -62,7 +62,8 @@ def main() -> None:
     C.setup(args)
     compare = dict(COMPARE, **dict(item.split("=", 1) for item in args.compare))
     variants = (False,) if args.plain_only else (True,) if args.quantised_only else (False, True)
-    protocols = [DenoiseProtocol(s, q, args.seed) for q in variants for s in args.sigmas]
+    with C.option_values():
+        protocols = [DenoiseProtocol(s, q, args.seed) for q in variants for s in args.sigmas]
     models = C.load_models(args, channels=1)
     bases = C.baselines(args, "denoise", keep_estimates=False)
     methods = [m.method for m in models if m.method] + bases

@@ -43,7 +43,8 @@ def main() -> None:
     args = p.parse_args()
     C.setup(args)
     keys = [KEYS[name] for name in args.columns]
-    protocols = [DenoiseProtocol(s, q, args.seed) for s, q in keys]
+    with C.option_values():
+        protocols = [DenoiseProtocol(s, q, args.seed) for s, q in keys]
     models = C.load_models(args, channels=3)
     bases = C.baselines(args, "denoise", keep_estimates=False)
     methods = [m.method for m in models if m.method] + bases

@@ -47,9 +47,11 @@ def main() -> None:
     models = C.load_models(args, curve_factor=args.curve_factor, channels=1)
     bases = C.baselines(args, "lensing", keep_estimates=False)
     methods = [m.method for m in models if m.method] + bases
-    protocols = [
-        LensingProtocol(r, args.sigma, args.psf, args.seed, 32, args.patches) for r in args.radii
-    ]
+    with C.option_values():
+        protocols = [
+            LensingProtocol(r, args.sigma, args.psf, args.seed, 32, args.patches)
+            for r in args.radii
+        ]
     result, n = C.run(args, args.set, protocols, methods, channels=1)
 
     rows = [["setting", *(name for name, _ in C.order(models, bases))]]

@@ -86,9 +86,10 @@ def main() -> None:
     models = C.load_models(args, channels=(1, 2))
     bases = C.baselines(args, "mri", keep_estimates=False)
     methods = [m.method for m in models if m.method] + bases
-    protocols = [
-        MRIProtocol(r, args.mask, args.sigma, args.seed, args.coils) for r in args.accelerations
-    ]
+    with C.option_values():
+        protocols = [
+            MRIProtocol(r, args.mask, args.sigma, args.seed, args.coils) for r in args.accelerations
+        ]
 
     sets = {}
     for name in args.sets:  # every set before any work

@@ -122,13 +122,16 @@ def main() -> None:
     if args.missing and "wavelet" in (args.estimators or []):
         p.error("the wavelet estimator takes no mask; use --estimators pca with --missing")
     args.estimators = args.estimators or (["pca"] if args.missing else list(METHODS))
-    protocols = [DenoiseProtocol(s, seed=args.seed) for s in args.sigmas]
-    if args.missing:
-        protocols = [
-            InpaintProtocol(f, sigma=s, seed=args.seed) for f in args.missing for s in args.sigmas
-        ]
-    if args.quantised:
-        protocols += [DenoiseProtocol(s, quantize=True, seed=args.seed) for s in args.sigmas]
+    with C.option_values():
+        protocols = [DenoiseProtocol(s, seed=args.seed) for s in args.sigmas]
+        if args.missing:
+            protocols = [
+                InpaintProtocol(f, sigma=s, seed=args.seed)
+                for f in args.missing
+                for s in args.sigmas
+            ]
+        if args.quantised:
+            protocols += [DenoiseProtocol(s, quantize=True, seed=args.seed) for s in args.sigmas]
     images = C.load(args, args.set, args.channels)
     accuracy = estimator_rows(images, protocols, args.estimators)
 

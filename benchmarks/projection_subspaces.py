@@ -102,12 +102,13 @@ def main() -> None:
     bases = C.baselines(args, "projection", keep_estimates=False)
     measured = [(e.label, e.method) for e in models] + [(m.name, m) for m in bases]
     methods = [split for _, m in measured if m for split in split_methods(m)]
-    protocols = [
-        ProjectionProtocol(k, r, s, args.seed, 32, args.patches)
-        for s in args.sigmas
-        for k in KINDS
-        for r in args.ratios
-    ]
+    with C.option_values():
+        protocols = [
+            ProjectionProtocol(k, r, s, args.seed, 32, args.patches)
+            for s in args.sigmas
+            for k in KINDS
+            for r in args.ratios
+        ]
     result, n = C.run(args, args.set, protocols, methods, channels=1, curves=False)
 
     header = ["setting"]

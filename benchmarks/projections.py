@@ -48,16 +48,19 @@ def main() -> None:
     models = C.load_models(args, curve_factor=args.curve_factor, channels=1)
     bases = C.baselines(args, "projection", keep_estimates=False)
     methods = [m.method for m in models if m.method] + bases
-    projection = [
-        ProjectionProtocol(k, r, args.sigma, args.seed, 32, args.patches)
-        for k in PROJECTION_KINDS
-        for r in args.ratios
-    ]
-    inpaint = [InpaintProtocol(f, args.sigma, args.seed, 32, args.patches) for f in args.fractions]
-    denoise = [
-        DenoiseProtocol(s, seed=args.seed, patch=32, patches=args.patches)
-        for s in args.denoise_sigmas
-    ]
+    with C.option_values():
+        projection = [
+            ProjectionProtocol(k, r, args.sigma, args.seed, 32, args.patches)
+            for k in PROJECTION_KINDS
+            for r in args.ratios
+        ]
+        inpaint = [
+            InpaintProtocol(f, args.sigma, args.seed, 32, args.patches) for f in args.fractions
+        ]
+        denoise = [
+            DenoiseProtocol(s, seed=args.seed, patch=32, patches=args.patches)
+            for s in args.denoise_sigmas
+        ]
     result, n = C.run(args, args.set, projection + inpaint + denoise, methods, channels=1)
 
     header = ["setting", *(name for name, _ in C.order(models, bases))]

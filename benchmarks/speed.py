@@ -31,7 +31,8 @@ def main() -> None:
     p.add_argument("--sigma", type=float, default=25.0, help="noise std, 0-255 scale")
     args = p.parse_args()
     C.setup(args)
-    protocol = DenoiseProtocol(args.sigma, seed=args.seed)
+    with C.option_values():
+        protocol = DenoiseProtocol(args.sigma, seed=args.seed)
     models = C.load_models(args, channels=1)
     bases = C.baselines(args, "denoise", keep_estimates=False)
     methods = [m.method for m in models if m.method] + bases

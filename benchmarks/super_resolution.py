@@ -50,7 +50,8 @@ def main() -> None:
     )  # fmt: skip
     args = p.parse_args()
     C.setup(args)
-    protocols = [SuperResolutionProtocol(s, args.seed) for s in SCALES]
+    with C.option_values():
+        protocols = [SuperResolutionProtocol(s, args.seed) for s in SCALES]
     models = C.load_models(args, channels=1)
     bases = C.baselines(args, "sr", keep_estimates=False)
     methods = [m.method for m in models if m.method] + bases

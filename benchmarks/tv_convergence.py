@@ -88,7 +88,9 @@ def main() -> None:
     if args.images < 1 or args.patches < 1:
         C.fail(f"--images and --patches must be >= 1, got {args.images} and {args.patches}")
     rows = [["setting", "images", *VARIANTS, "balanced 100 - equal 100", "1000 - balanced 100"]]
-    for task, folder, protocols in groups(args.seed, args.patches):
+    with C.option_values():
+        tasks = groups(args.seed, args.patches)
+    for task, folder, protocols in tasks:
         if folder.startswith("mri:"):
             images = load_set(Path(args.data), folder[4:], args.images)
         else:

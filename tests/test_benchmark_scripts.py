@@ -553,6 +553,32 @@ def test_an_unknown_baseline_is_one_line(data, tmp_path, script):
     assert error.startswith("error: --baselines: unknown baseline 'bm4d'; known: ")
 
 
+@pytest.mark.parametrize(
+    ("script", "option", "value", "message"),
+    [
+        ("projections.py", "--ratios", "0", "ratio must lie in (0, 1], got 0.0"),
+        ("projection_subspaces.py", "--patches", "0", "patches must be an int >= 1, got 0"),
+        ("denoise_gray.py", "--sigmas", "-5", "sigma must be a finite number >= 0"),
+        ("denoise_rgb.py", "--seed", "-1", "seed must be an int >= 0, got -1"),
+        ("lensing.py", "--radii", "0", "einstein_radius must be > 0, got 0.0"),
+        ("mri.py", "--accelerations", "0.5", "acceleration must be a number >= 1, got 0.5"),
+        ("noise_level.py", "--sigmas", "-3", "sigma must be a finite number >= 0"),
+        ("speed.py", "--sigma", "-1", "sigma must be a finite number >= 0"),
+        ("super_resolution.py", "--seed", "-1", "seed must be an int >= 0, got -1"),
+        ("deblur.py", "--sigmas", "-1", "sigma must be a finite number >= 0"),
+        ("tv_convergence.py", "--seed", "-1", "seed must be an int >= 0, got -1"),
+    ],
+)
+def test_an_option_value_the_protocols_refuse_is_one_line(
+    data, tmp_path, script, option, value, message
+):
+    out = tmp_path / "B.md"
+    args = ["--data", str(data), "--output", str(out), f"{option}={value}"]
+    error = one_error(run_cmd(script_cmd(script, *args, defaults=())))
+    assert error.startswith(f"error: {message}"), error
+    assert not out.exists()
+
+
 def test_a_model_given_that_cannot_be_loaded_is_an_error_naming_it(data, tmp_path):
     args = ["--data", str(data), "--set", "images", "--baselines", "tv", "--sigmas", "25"]
     args += ["--quiet", "--output", str(tmp_path / "B.md"), "--model", "rim=denoise-gray"]
