@@ -17,6 +17,8 @@ trained T.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import _common as C
 import torch
 
@@ -47,35 +49,31 @@ def row_space_part(case: Case, error: torch.Tensor) -> torch.Tensor:
 
 
 def split_methods(method: Method) -> list[Method]:
-    """``method`` and its two oracles (:data:`PARTS`), which reuse its estimate of each case."""
+    """``method`` and its two oracles (:data:`PARTS`), which reuse its estimate of each case
+    and the row-space part ``P e`` of its error."""
     last: dict[str, object] = {}
 
-    def estimate(case: Case) -> torch.Tensor:
+    def parts(case: Case) -> tuple[torch.Tensor, torch.Tensor]:
         if last.get("case") is not case:
             estimates = method.run(case)
-            step = method.report_step or len(estimates)
-            last.update(case=case, estimate=estimates[step - 1].to(case.truth))
-        return last["estimate"]  # (1, C, H, W)
+            x = estimates[(method.report_step or len(estimates)) - 1].to(case.truth)
+            last.update(case=case, x=x, seen=row_space_part(case, x - case.truth))
+        return last["x"], last["seen"]  # (1, C, H, W) each
 
-    def plain(case: Case) -> list[torch.Tensor]:
-        return [estimate(case)]
-
-    def oracle(keep_null: bool):
+    def scored(part: str) -> Callable[[Case], list[torch.Tensor]]:
         def run(case: Case) -> list[torch.Tensor]:
-            x = estimate(case)
-            seen = row_space_part(case, x - case.truth)  # (1, C, H, W)
-            return [x - seen if keep_null else case.truth + seen]
+            x, seen = parts(case)
+            return [{"": x, PARTS[0]: x - seen, PARTS[1]: case.truth + seen}[part]]
 
         return run
 
     return [
-        Method(method.name, plain, fingerprint=method.fingerprint),
-        *(
-            Method(
-                f"{method.name}, {part}", oracle(part == PARTS[0]), fingerprint=method.fingerprint
-            )
-            for part in PARTS
-        ),
+        Method(
+            f"{method.name}, {part}".removesuffix(", "),
+            scored(part),
+            fingerprint=method.fingerprint,
+        )
+        for part in ("", *PARTS)
     ]
 
 
