@@ -11,7 +11,8 @@ from skimage.metrics import structural_similarity
 from torch.nn import functional as F
 
 from rimkit.models import Trajectory, ssim, step_weights, trajectory_loss
-from rimkit.models.losses import psnr_loss
+from rimkit.models.losses import measurement_fit_loss, psnr_loss
+from rimkit.operators import Identity, MatrixProjection, random_projection
 
 
 def _estimates(steps: int = 4, seed: int = 0) -> tuple[Trajectory, torch.Tensor]:
@@ -137,3 +138,32 @@ def test_psnr_loss_weighs_every_sample_s_decibels_alike():
     x.grad = None
     F.mse_loss(x, target).backward()
     assert x.grad[1].abs().mean().item() > 5 * x.grad[0].abs().mean().item()
+
+
+def test_measurement_fit_is_the_mse_for_the_identity_and_for_an_orthonormal_fourier_transform():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 1, 8, 8, generator=g)
+    estimates = [x + 0.1 * torch.randn(x.shape, generator=g) for _ in range(3)]
+    expected = trajectory_loss(estimates, x, "linear")
+    assert torch.allclose(measurement_fit_loss(estimates, Identity(), x, "linear"), expected)
+
+    def dft(image):  # complex, unitary: Parseval keeps the squared error
+        return torch.fft.fft2(image, norm="ortho")
+
+    assert torch.allclose(measurement_fit_loss(estimates, dft, x, "linear"), expected, atol=1e-7)
+
+
+def test_measurement_fit_of_a_projection_sums_the_measured_error_per_pixel():
+    g = torch.Generator().manual_seed(1)
+    op = random_projection("gaussian", (1, 8, 8), ratio=0.25, batch=2, generator=g)
+    x = torch.rand(2, 1, 8, 8, generator=g)
+    estimates = [x + 0.2, x - 0.1 * torch.rand(x.shape, generator=g)]
+    matrix = op.matrix  # (2, 16, 64)
+    by_hand = [
+        (matrix @ (e - x).reshape(2, 64, 1)).pow(2).sum(dim=(1, 2)).mean() / 64 for e in estimates
+    ]
+    fit = measurement_fit_loss(estimates, op, x, [0.25, 0.75])
+    assert fit.item() == pytest.approx(0.25 * by_hand[0].item() + 0.75 * by_hand[1].item())
+    unmeasured = torch.linalg.svd(matrix[0])[2][-1].reshape(1, 1, 8, 8)  # in the null space
+    first = MatrixProjection(matrix[:1], (1, 8, 8))
+    assert measurement_fit_loss([x[:1] + unmeasured], first, x[:1]) < 1e-10

@@ -807,3 +807,29 @@ def test_a_run_folder_being_trained_is_refused_to_a_second_run(image_folder, tmp
             launch(cfg, tmp_path / "run", resume=True, nproc=2, progress=False)
     train(cfg, tmp_path / "run", resume=True, progress=False)  # free again
     assert not (tmp_path / "run" / ".lock").exists()
+
+
+def test_fit_weight_adds_the_measurement_fit_of_each_batchs_operator(
+    image_folder, tmp_path, monkeypatch
+):
+    import rimkit.train.loop as loop
+
+    calls = []
+    real = loop.measurement_fit_loss
+
+    def record(traj, operator, target, weights):
+        calls.append((len(traj.estimates), type(operator).__name__, weights))
+        return real(traj, operator, target, weights)
+
+    monkeypatch.setattr(loop, "measurement_fit_loss", record)
+    train(tiny_config(image_folder), tmp_path / "plain", progress=False)
+    assert calls == []
+    meta = train(tiny_config(image_folder, fit_weight=2.0), tmp_path / "fit", progress=False)
+    assert len(calls) == 6 and {c[0] for c in calls} == {2} and {c[2] for c in calls} == {"uniform"}
+    assert {c[1] for c in calls} <= {"Identity", "BicubicDownsample"}
+    assert math.isfinite(meta["val_psnr_per_step"][-1])
+    with open(tmp_path / "fit" / "log.csv") as handle:
+        losses = [float(r["loss"]) for r in csv.DictReader(handle) if r["loss"]]
+    with open(tmp_path / "plain" / "log.csv") as handle:
+        plain = [float(r["loss"]) for r in csv.DictReader(handle) if r["loss"]]
+    assert losses[0] > plain[0]  # same seed, same first batch and weights: the fit term on top

@@ -144,6 +144,8 @@ def test_a_resume_with_another_data_setting_names_the_setting(image_folder, tmp_
         ("threads", -2, r"optim.threads must be >= 1 or null"),
         ("lr", float("inf"), r"optim.lr must be a finite number > 0"),
         ("weight_decay", -1.0, r"optim.weight_decay must be >= 0"),
+        ("fit_weight", -1.0, r"optim.fit_weight weighs the measurement-fit loss, a number >= 0"),
+        ("fit_weight", float("nan"), r"optim.fit_weight"),
     ],
 )
 def test_optimiser_values_out_of_range_are_named(image_folder, key, value, message):

@@ -20,7 +20,14 @@ from rimkit.models.convgru import ConvFeedForward, ConvGRU
 from rimkit.models.cost import inference_flops
 from rimkit.models.invertible import InvertibleRIM, build_invertible
 from rimkit.models.links import LINKS, IdentityLink, Link, SigmoidLink, SoftplusLink
-from rimkit.models.losses import LOSSES, WEIGHT_SCHEMES, ssim, step_weights, trajectory_loss
+from rimkit.models.losses import (
+    LOSSES,
+    WEIGHT_SCHEMES,
+    measurement_fit_loss,
+    ssim,
+    step_weights,
+    trajectory_loss,
+)
 from rimkit.models.rim import RIM, VARIANTS, RIMConfig, Trajectory, build_rim
 from rimkit.models.unrolled import (
     UNROLLED_VARIANTS,
@@ -60,6 +67,7 @@ __all__ = [
     "build_unrolled",
     "count_parameters",
     "inference_flops",
+    "measurement_fit_loss",
     "ssim",
     "step_weights",
     "trajectory_loss",

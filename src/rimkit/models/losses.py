@@ -224,3 +224,40 @@ def trajectory_loss(
     fn = LOSSES[loss]
     terms = [wt * fn(xt, target) for wt, xt in zip(w, estimates, strict=True) if wt != 0.0]
     return torch.stack(terms).sum() if terms else target.new_zeros(())
+
+
+def measurement_fit_loss(
+    trajectory: Trajectory | Sequence[Tensor],
+    operator: Callable[[Tensor], Tensor],
+    target: Tensor,
+    weights: str | Sequence[float] | Tensor = "uniform",
+) -> Tensor:
+    """``sum_t w_t ||A(x_t) - A(x)||^2 / (B n)``: the error in what ``A`` measures, per pixel.
+
+    The fit of each estimate to the *clean* measurement ``A(x)`` of the target (not to the noisy
+    ``y``), summed over the measurement and divided by the batch and the pixels of one image
+    (``n``), so that for ``A = I`` it is the MSE. For a projection with ``A A^T ~ (n/m) I`` it is
+    ``n/m`` times the MSE of the error's part in the row space of ``A``. Added to the image loss
+    (``optim.fit_weight``) it weighs the measured part of the error more: a model trained on
+    underdetermined problems, where most of the error lies in the null space, then learns to
+    follow the measurements where they are informative, as denoising by transfer needs.
+    Complex measurements (MRI) count ``|.|^2``. Steps are weighed as :func:`trajectory_loss`
+    weighs them.
+
+    Example:
+        >>> import torch
+        >>> x = torch.zeros(1, 1, 2, 2)
+        >>> double = lambda image: 2 * image.flatten(1)   # A = 2 I: four times the MSE
+        >>> measurement_fit_loss([x + 0.5], double, x).item()
+        1.0
+    """
+    estimates = trajectory.estimates if isinstance(trajectory, Trajectory) else list(trajectory)
+    clean = _real_view(operator(target))
+    per_pixel = clean[0].numel() / target[0].numel()  # mse's mean -> sum over A(x) / n
+    measured = [_real_view(operator(x)) for x in estimates]
+    return per_pixel * trajectory_loss(measured, clean, weights, "mse")
+
+
+def _real_view(values: Tensor) -> Tensor:
+    """Real values as they are; complex ones as (..., 2) real and imaginary parts."""
+    return torch.view_as_real(values) if values.is_complex() else values

@@ -105,6 +105,9 @@ class OptimConfig:
     ``step_weights`` weighs the loss of each step (:mod:`rimkit.models.losses`): ``uniform``
     (the default) is the mean over steps, ``sum`` the paper's sum, ``T`` times larger, which
     ``clip_grad`` (the norm the gradient is clipped to) then meets ``T`` times sooner.
+    ``fit_weight`` (``0``: off) adds ``fit_weight * sum_t w_t ||A(x_t) - A(x)||^2 / n`` to the
+    loss, the error in what each batch's operator measures
+    (:func:`rimkit.models.losses.measurement_fit_loss`).
     """
 
     iterations: int = 10000
@@ -129,6 +132,7 @@ class OptimConfig:
     init: str | None = None
     ema: float = 0.0
     max_train_steps: int | None = None
+    fit_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -266,6 +270,11 @@ def _check_optim(optim: OptimConfig) -> None:
         raise ValueError(f"optim.min_lr_ratio must be in [0, 1], got {optim.min_lr_ratio}")
     if not (optim.weight_decay >= 0 and math.isfinite(optim.weight_decay)):
         raise ValueError(f"optim.weight_decay must be >= 0, got {optim.weight_decay}")
+    if not (optim.fit_weight >= 0 and math.isfinite(optim.fit_weight)):
+        raise ValueError(
+            f"optim.fit_weight weighs the measurement-fit loss, a number >= 0 (0 turns it off), "
+            f"got {optim.fit_weight}"
+        )
     for name in ("warmup", "seed"):
         if getattr(optim, name) < 0:
             raise ValueError(f"optim.{name} must be >= 0, got {getattr(optim, name)}")

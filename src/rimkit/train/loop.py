@@ -34,7 +34,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from rimkit.data import PatchSampler, seeded
 from rimkit.evaluate.metrics import psnr_per_sample
-from rimkit.models import RIM, trajectory_loss
+from rimkit.models import RIM, measurement_fit_loss, trajectory_loss
 from rimkit.operators import magnitude
 from rimkit.precision import apply_precision
 from rimkit.tasks import Measurement, Task
@@ -461,6 +461,9 @@ def _backward(
     optim = cfg.optim
     traj = net(m.likelihood(), x0=m.x0, steps=steps)
     loss = trajectory_loss(traj, m.target, optim.step_weights, optim.loss)
+    if optim.fit_weight:
+        fit = measurement_fit_loss(traj, m.operator, m.target, optim.step_weights)
+        loss = loss + optim.fit_weight * fit
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = nn.utils.clip_grad_norm_(model.parameters(), optim.clip_grad)
