@@ -243,6 +243,9 @@ def _architecture(arch: dict) -> str:
         "opponent-guided": ", one-channel cell in opponent colour coordinates that also reads "
         "the luminance estimate",
     }.get(arch.get("color"), "")
+    norm = arch.get("norm", "none")
+    if norm != "none":
+        widths += f", {norm} normalisation before each tanh"
     return f"{arch['variant']} with the {arch['cell']} cell{colour}, {widths}, {size}"
 
 

@@ -196,6 +196,10 @@ def test_the_architecture_line_names_an_opponent_colour_model():
     arch = {"variant": "rim", "cell": "restoration", "features": 32, "hidden": 64}
     arch |= {"link": "sigmoid", "parameters": 1000}
     assert "opponent" not in ship._architecture(arch | {"color": "native"})
+    assert "normalisation" not in ship._architecture(arch | {"norm": "none"})
+    assert ", layer normalisation before each tanh, 1,000 parameters" in ship._architecture(
+        arch | {"norm": "layer"}
+    )
     line = ship._architecture(arch | {"color": "opponent"})
     assert "one-channel cell in opponent colour coordinates" in line and "1,000 parameters" in line
     guided = ship._architecture(arch | {"color": "opponent-guided"})

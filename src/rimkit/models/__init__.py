@@ -15,7 +15,7 @@ Example:
 """
 
 from rimkit.models.ablations import build_ffn, build_gdn
-from rimkit.models.cells import CELLS, Cell, MRICell, RestorationCell, SuperResolutionCell
+from rimkit.models.cells import CELLS, NORMS, Cell, MRICell, RestorationCell, SuperResolutionCell
 from rimkit.models.convgru import ConvFeedForward, ConvGRU
 from rimkit.models.cost import inference_flops
 from rimkit.models.invertible import InvertibleRIM, build_invertible
@@ -41,6 +41,7 @@ __all__ = [
     "CELLS",
     "LINKS",
     "LOSSES",
+    "NORMS",
     "RIM",
     "UNROLLED_VARIANTS",
     "VARIANTS",

@@ -70,6 +70,25 @@ def _zero_(conv: nn.Conv2d) -> nn.Conv2d:
     return conv
 
 
+NORMS = ("none", "batch", "layer")
+
+
+def normalisation(norm: str, channels: int) -> nn.Module:
+    """The layer ``norm`` names (one of :data:`NORMS`) for ``channels`` feature maps.
+
+    Example:
+        >>> type(normalisation("layer", 8)).__name__, type(normalisation("none", 8)).__name__
+        ('GroupNorm', 'Identity')
+    """
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "layer":
+        return nn.GroupNorm(1, channels)
+    if norm == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+
+
 class _CellBase(nn.Module):
     in_channels: int
     out_channels: int
@@ -86,6 +105,12 @@ class RestorationCell(_CellBase):
 
     ``conv 3x3 stride 2 (features) + tanh -> ConvGRU 3x3 (hidden) at half resolution ->
     transposed conv 3x3 stride 2 (features) + tanh -> conv 3x3 (out_channels)``.
+
+    ``norm`` puts a normalisation before each of the two tanh layers: ``"batch"``, batch
+    normalisation as in the paper's section 4.1 (batch statistics in training, running ones in
+    ``eval()``, one set shared by all steps); ``"layer"``, each sample's features normalised over
+    channels and pixels (``GroupNorm`` with one group), the same in training and use, so the
+    cell sees its inputs at one scale whatever the likelihood gradient's; ``"none"`` (default).
 
     Odd sizes are padded to even (``pad_mode``: replicate or reflect) and cropped back; the
     state has size ``ceil(H/2) x ceil(W/2)``.
@@ -106,6 +131,7 @@ class RestorationCell(_CellBase):
         hidden: int = 256,
         recurrent: bool = True,
         pad_mode: str = "replicate",
+        norm: str = "none",
     ) -> None:
         super().__init__()
         _check_channels(in_channels, out_channels, features=features, hidden=hidden)
@@ -114,8 +140,10 @@ class RestorationCell(_CellBase):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.pad_mode = pad_mode
         self.down = nn.Conv2d(in_channels, features, 3, stride=2, padding=1)
+        self.down_norm = normalisation(norm, features)
         self.memory = memory_unit(features, hidden, 3, recurrent=recurrent)
         self.up = nn.ConvTranspose2d(hidden, features, 3, stride=2, padding=1, output_padding=1)
+        self.up_norm = normalisation(norm, features)
         self.out = _zero_(nn.Conv2d(features, out_channels, 3, padding=1))
 
     def initial_state(self, inputs: Tensor) -> State:
@@ -131,9 +159,9 @@ class RestorationCell(_CellBase):
         h, w = inputs.shape[-2:]
         x = pad_to_multiple(inputs, 2, self.pad_mode)  # (B, C_in, H', W'), H', W' even
         x = to_cell_layout(x)
-        x = tanh(self.down(x))  # (B, features, H'/2, W'/2)
+        x = tanh(self.down_norm(self.down(x)))  # (B, features, H'/2, W'/2)
         s = self.memory(x, state[0])  # (B, hidden, H'/2, W'/2)
-        x = tanh(self.up(s))  # (B, features, H', W')
+        x = tanh(self.up_norm(self.up(s)))  # (B, features, H', W')
         update = self.out(x)[..., :h, :w].contiguous()  # (B, C_out, H, W)
         return update, (s if self.memory.stateful else None,)
 

@@ -451,6 +451,8 @@ class RIMConfig:
     :class:`~rimkit.models.invertible.InvertibleRIM` (memory constant in ``train_steps`` with
     ``checkpoint: true``), ``features`` the width of its coupling networks (default 32) and
     ``hidden`` its state channels (default 16); ``cell`` is then checked but unused.
+    ``norm`` (``none``, ``batch`` or ``layer``) normalises the restoration cell's features
+    before its tanh layers (:class:`~rimkit.models.cells.RestorationCell`).
     ``color: opponent`` (with ``channels: 3``) restores RGB images with a one-channel cell in
     opponent colour coordinates (:class:`~rimkit.models.opponent.OpponentColorRIM`);
     ``opponent-guided`` also gives that cell the luminance estimate as a third input
@@ -479,6 +481,7 @@ class RIMConfig:
     check_finite: bool = True
     color: str = "native"
     step_size: float | None = None
+    norm: str = "none"
 
     def __post_init__(self) -> None:
         if self.link is None:
@@ -552,6 +555,7 @@ def build_rim(
     check_finite: bool = True,
     color: str = "native",
     step_size: float | None = None,
+    norm: str = "none",
 ) -> RIM | UnrolledProximalGradient | InvertibleRIM:
     """Build a RIM (or a GDN / FFN ablation) by names from :data:`CELLS`, :data:`LINKS` and
     :data:`VARIANTS`; a variant in :data:`~rimkit.models.unrolled.UNROLLED_VARIANTS` builds the
@@ -592,6 +596,7 @@ def _build_model(
     check_finite: bool,
     color: str,
     step_size: float | None,
+    norm: str,
 ) -> RIM | UnrolledProximalGradient | InvertibleRIM:
     from rimkit.models import invertible, opponent, unrolled  # they build on this module
 
@@ -603,6 +608,11 @@ def _build_model(
         raise ValueError(
             f"color {color!r} is for RIMs of RGB images: channels 3 and a variant among "
             f"{', '.join(VARIANTS)}; got channels {channels!r}, variant {variant!r}"
+        )
+    if norm != "none" and (cell != "restoration" or variant not in VARIANTS):
+        raise ValueError(
+            f"norm {norm!r} is an option of the restoration cell's RIMs (and their GDN / FFN "
+            f"ablations); got cell {cell!r}, variant {variant!r}: leave norm out"
         )
     shared = {
         "features": features,
@@ -634,6 +644,8 @@ def _build_model(
         "opponent-split": opponent.SplitOpponentColorRIM,
     }.get(color, RIM)
     in_channels = restored * (2 if uses_estimate else 1) + model_cls.guide_channels
+    if norm != "none":
+        widths["norm"] = norm  # type: ignore[assignment]
     network = cell_cls(in_channels, restored, recurrent=recurrent, **widths)  # type: ignore[operator]
     return model_cls(
         network,
