@@ -109,8 +109,9 @@ class RestorationCell(_CellBase):
     ``norm`` puts a normalisation before each of the two tanh layers: ``"batch"``, batch
     normalisation as in the paper's section 4.1 (batch statistics in training, running ones in
     ``eval()``, one set shared by all steps); ``"layer"``, each sample's features normalised over
-    channels and pixels (``GroupNorm`` with one group), the same in training and use, so the
-    cell sees its inputs at one scale whatever the likelihood gradient's; ``"none"`` (default).
+    channels and pixels (``GroupNorm`` with one group; per tile where an image is restored in
+    tiles), the same in training and use, so the cell sees its inputs at one scale whatever the
+    likelihood gradient's; ``"none"`` (default).
 
     Odd sizes are padded to even (``pad_mode``: replicate or reflect) and cropped back; the
     state has size ``ceil(H/2) x ceil(W/2)``.
