@@ -644,9 +644,8 @@ def _build_model(
         "opponent-split": opponent.SplitOpponentColorRIM,
     }.get(color, RIM)
     in_channels = restored * (2 if uses_estimate else 1) + model_cls.guide_channels
-    if norm != "none":
-        widths["norm"] = norm  # type: ignore[assignment]
-    network = cell_cls(in_channels, restored, recurrent=recurrent, **widths)  # type: ignore[operator]
+    normalised = {"norm": norm} if norm != "none" else {}  # the restoration cell's option
+    network = cell_cls(in_channels, restored, recurrent=recurrent, **widths, **normalised)  # type: ignore[operator]
     return model_cls(
         network,
         link_cls(),  # type: ignore[operator]
